@@ -1,0 +1,9 @@
+# Kernel stage: the freestanding image. Only reached through cmake/NestorKernelBuild.cmake or a
+# direct configure with -DNESTOR_STAGE=kernel -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-kernel.cmake.
+add_compile_definitions($<$<CONFIG:Debug>:NESTOR_DEBUG=1>)
+
+add_subdirectory(kernel)
+add_subdirectory(platform/x86)
+add_subdirectory(components/nested)
+add_subdirectory(sdk)
+include(NestorImage)
