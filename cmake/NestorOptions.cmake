@@ -18,3 +18,7 @@ foreach(opt AMD_SVM INTEL_VMX NESTED_VIRT)
     set(NESTOR_${opt}_VALUE 0)
   endif()
 endforeach()
+
+# Which appliance (boot manifest and guests) the image carries; appliances arrive with the
+# manifest support.
+set(NESTOR_APPLIANCE "none" CACHE STRING "Appliance packed into the image")

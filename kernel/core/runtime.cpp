@@ -1,0 +1,60 @@
+// The few symbols a freestanding C++ program still needs: the compiler may emit calls to the
+// mem* functions for copies and fills, and a pure virtual call must stop the kernel loudly.
+#include "nestor/lib/assert.hpp"
+#include "nestor/lib/types.hpp"
+
+using nestor::u8;
+using nestor::usize;
+
+extern "C" {
+
+void* memcpy(void* dst, const void* src, usize n) {
+    auto* d = static_cast<u8*>(dst);
+    auto* s = static_cast<const u8*>(src);
+    for (usize i = 0; i < n; ++i) d[i] = s[i];
+    return dst;
+}
+
+void* memmove(void* dst, const void* src, usize n) {
+    auto* d = static_cast<u8*>(dst);
+    auto* s = static_cast<const u8*>(src);
+    if (d < s) {
+        for (usize i = 0; i < n; ++i) d[i] = s[i];
+    } else {
+        for (usize i = n; i > 0; --i) d[i - 1] = s[i - 1];
+    }
+    return dst;
+}
+
+void* memset(void* dst, int value, usize n) {
+    auto* d = static_cast<u8*>(dst);
+    for (usize i = 0; i < n; ++i) d[i] = static_cast<u8>(value);
+    return dst;
+}
+
+int memcmp(const void* a, const void* b, usize n) {
+    auto* x = static_cast<const u8*>(a);
+    auto* y = static_cast<const u8*>(b);
+    for (usize i = 0; i < n; ++i) {
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    }
+    return 0;
+}
+
+usize strlen(const char* s) {
+    usize n = 0;
+    while (s[n]) ++n;
+    return n;
+}
+
+int strcmp(const char* a, const char* b) {
+    while (*a && *a == *b) {
+        ++a;
+        ++b;
+    }
+    return static_cast<u8>(*a) - static_cast<u8>(*b);
+}
+
+void __cxa_pure_virtual() { PANIC("pure virtual function called"); }
+
+}  // extern "C"

@@ -1,0 +1,39 @@
+// What the vendor-neutral kernel needs from the machine. platform/x86 implements these; the
+// kernel never touches hardware itself.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+
+namespace nestor {
+
+// Status with which a run ends. Under QEMU's isa-debug-exit the process exits with 2*status+1.
+enum class ExitStatus : u8 { success = 0, failure = 1, panic = 2, cpu_exception = 3 };
+
+enum class CpuVendor : u8 { unknown, amd, intel };
+
+struct CpuFeatures {
+    CpuVendor vendor;
+    char vendor_string[13];
+    char brand[49];
+    // AMD SVM
+    bool svm;
+    bool npt;
+    bool nrips;
+    u32 svm_asids;
+    // Intel VMX
+    bool vmx;
+    bool ept;
+    bool vpid;
+    bool unrestricted_guest;
+};
+
+namespace platform {
+
+void console_write(const char* text, usize length);
+const CpuFeatures& cpu_features();
+u64 timestamp();  // cycles; instructions under QEMU -icount
+[[noreturn]] void shutdown(ExitStatus status);
+[[noreturn]] void halt_forever();
+
+}  // namespace platform
+}  // namespace nestor

@@ -1,0 +1,70 @@
+// Thin wrappers over x86 instructions that touch machine state.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+
+namespace nestor::x86 {
+
+struct CpuidResult {
+    u32 eax, ebx, ecx, edx;
+};
+
+inline CpuidResult cpuid(u32 leaf, u32 subleaf = 0) {
+    CpuidResult r;
+    asm volatile("cpuid" : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx) : "a"(leaf), "c"(subleaf));
+    return r;
+}
+
+inline void outb(u16 port, u8 value) { asm volatile("outb %0, %1" ::"a"(value), "Nd"(port)); }
+inline void outw(u16 port, u16 value) { asm volatile("outw %0, %1" ::"a"(value), "Nd"(port)); }
+inline u8 inb(u16 port) {
+    u8 value;
+    asm volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+
+inline u64 rdmsr(u32 msr) {
+    u32 lo, hi;
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (static_cast<u64>(hi) << 32) | lo;
+}
+inline void wrmsr(u32 msr, u64 value) {
+    asm volatile("wrmsr" ::"c"(msr), "a"(static_cast<u32>(value)), "d"(static_cast<u32>(value >> 32)));
+}
+
+inline u64 rdtsc() {
+    u32 lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (static_cast<u64>(hi) << 32) | lo;
+}
+
+#define NESTOR_CR_ACCESSORS(n)                                                   \
+    inline u64 read_cr##n() {                                                    \
+        u64 v;                                                                   \
+        asm volatile("mov %%cr" #n ", %0" : "=r"(v));                            \
+        return v;                                                                \
+    }                                                                            \
+    inline void write_cr##n(u64 v) { asm volatile("mov %0, %%cr" #n ::"r"(v) : "memory"); }
+NESTOR_CR_ACCESSORS(0)
+NESTOR_CR_ACCESSORS(2)
+NESTOR_CR_ACCESSORS(3)
+NESTOR_CR_ACCESSORS(4)
+#undef NESTOR_CR_ACCESSORS
+
+[[noreturn]] inline void halt_forever() {
+    for (;;) asm volatile("cli; hlt");
+}
+
+namespace msr {
+inline constexpr u32 efer = 0xC0000080;
+inline constexpr u32 feature_control = 0x3A;
+inline constexpr u32 vmx_basic = 0x480;
+inline constexpr u32 vmx_procbased_ctls = 0x482;
+inline constexpr u32 vmx_procbased_ctls2 = 0x48B;
+inline constexpr u32 vmx_true_procbased_ctls = 0x48E;
+}  // namespace msr
+
+// Fills the neutral feature description from CPUID (and the VMX capability MSRs on Intel).
+void detect_cpu_features();
+
+}  // namespace nestor::x86

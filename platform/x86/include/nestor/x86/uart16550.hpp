@@ -1,0 +1,13 @@
+// The 16550 UART on COM1: the kernel's console.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+
+namespace nestor::x86::uart {
+
+inline constexpr u16 kCom1 = 0x3F8;
+
+void init(u16 base);
+void write(u16 base, const char* text, usize length);
+
+}  // namespace nestor::x86::uart
