@@ -5,8 +5,9 @@ set(NESTOR_LINKER_SCRIPT ${PROJECT_SOURCE_DIR}/platform/x86/boot/kernel.ld)
 # The entry stub and the multiboot headers are linked directly: nothing references the headers,
 # so from an archive the linker would drop them.
 add_executable(nestor_image platform/x86/boot/multiboot_header.S platform/x86/boot/boot.S)
-set_target_properties(nestor_image PROPERTIES OUTPUT_NAME nestor.elf LINK_DEPENDS ${NESTOR_LINKER_SCRIPT})
-target_link_options(nestor_image PRIVATE -T ${NESTOR_LINKER_SCRIPT} -Wl,-Map=${CMAKE_BINARY_DIR}/nestor.map)
+set_target_properties(nestor_image PROPERTIES OUTPUT_NAME nestor.elf LINKER_LANGUAGE CXX
+                      LINK_DEPENDS ${NESTOR_LINKER_SCRIPT})
+target_link_options(nestor_image PRIVATE -T ${NESTOR_LINKER_SCRIPT} -Map=${CMAKE_BINARY_DIR}/nestor.map)
 target_include_directories(nestor_image PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(nestor_image PRIVATE nestor_x86 nestor_core)
 add_custom_command(TARGET nestor_image POST_BUILD

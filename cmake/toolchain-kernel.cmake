@@ -25,4 +25,7 @@ set(NESTOR_FREESTANDING_FLAGS
 set(CMAKE_C_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_CXX_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_ASM_FLAGS_INIT "-mno-red-zone")
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-fuse-ld=lld -nostdlib -static -Wl,--no-pie -Wl,-z,max-page-size=4096")
+# Link with lld directly: for an x86_64 "none" target the clang driver would go through gcc.
+find_program(CMAKE_LINKER NAMES ld.lld-19 REQUIRED)
+set(CMAKE_CXX_LINK_EXECUTABLE "<CMAKE_LINKER> <LINK_FLAGS> <OBJECTS> -o <TARGET> <LINK_LIBRARIES>")
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-nostdlib -static --no-pie -z max-page-size=4096")

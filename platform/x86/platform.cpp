@@ -16,6 +16,7 @@ void console_write(const char* text, usize length) { x86::uart::write(x86::uart:
 [[noreturn]] void shutdown(ExitStatus status) {
     // The marker line lets harnesses judge emulators that cannot report a status (Bochs).
     log::info("NESTOR-EXIT: {}", static_cast<u8>(status));
+    x86::uart::flush(x86::uart::kCom1);
     x86::outb(kQemuDebugExitPort, static_cast<u8>(status));
     for (const char* c = "Shutdown"; *c; ++c) x86::outb(kBochsShutdownPort, static_cast<u8>(*c));
     x86::halt_forever();

@@ -114,14 +114,15 @@ boot_stack_top:
 higher_half_entry:
     movabs $kernel_stack_top, %rsp
     xor %ebp, %ebp
-    // Zero .bss ourselves: not every loader clears it.
-    push %rdi
+    // Zero .bss ourselves: not every loader clears it. The stack lives in .bss too, so the
+    // boot arguments wait in a register rather than on it.
+    mov %rdi, %r12
     movabs $__bss_start, %rdi
     movabs $__bss_end, %rcx
     sub %rdi, %rcx
     xor %eax, %eax
     rep stosb
-    pop %rdi
+    mov %r12, %rdi
     // rdi = magic, rsi = physical address of the boot information
     call x86_boot_main
 1:  cli

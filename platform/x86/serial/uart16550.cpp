@@ -7,6 +7,7 @@ namespace {
 
 enum Register : u16 { data = 0, interrupt_enable = 1, fifo_control = 2, line_control = 3, modem_control = 4, line_status = 5 };
 constexpr u8 kTransmitterEmpty = 1 << 5;
+constexpr u8 kTransmitterIdle = 1 << 6;  // holding register and shift register both empty
 
 void put(u16 base, char c) {
     // Bounded wait: a missing UART must not hang the kernel.
@@ -31,6 +32,11 @@ void write(u16 base, const char* text, usize length) {
     for (usize i = 0; i < length; ++i) {
         if (text[i] == '\n') put(base, '\r');
         put(base, text[i]);
+    }
+}
+
+void flush(u16 base) {
+    for (u32 spins = 0; spins < 100000 && !(inb(base + line_status) & kTransmitterIdle); ++spins) {
     }
 }
 

@@ -9,5 +9,7 @@ inline constexpr u16 kCom1 = 0x3F8;
 
 void init(u16 base);
 void write(u16 base, const char* text, usize length);
+// Waits until everything written has left the UART (bounded), e.g. before powering off.
+void flush(u16 base);
 
 }  // namespace nestor::x86::uart
