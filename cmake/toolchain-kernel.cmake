@@ -21,7 +21,7 @@ find_program(CMAKE_NM NAMES llvm-nm-19 REQUIRED)
 set(NESTOR_FREESTANDING_FLAGS
     "-ffreestanding -fno-exceptions -fno-rtti -nostdlib -mno-red-zone -mgeneral-regs-only \
 -mcmodel=kernel -fno-pic -fno-stack-protector -fno-threadsafe-statics -fno-use-cxa-atexit \
--fno-asynchronous-unwind-tables -fno-unwind-tables")
+-fno-asynchronous-unwind-tables -fno-unwind-tables -Wglobal-constructors -Wexit-time-destructors")
 set(CMAKE_C_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_CXX_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_ASM_FLAGS_INIT "-mno-red-zone")

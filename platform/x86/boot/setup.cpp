@@ -7,7 +7,7 @@
 #include "nestor/platform.hpp"
 #include "nestor/x86/cpu.hpp"
 #include "nestor/x86/descriptors.hpp"
-#include "nestor/x86/frame_allocator.hpp"
+#include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/multiboot.hpp"
 #include "nestor/x86/page_table_builder.hpp"
 #include "nestor/x86/selftest.hpp"
@@ -21,11 +21,6 @@ extern "C" char __text_start[], __text_end[], __rodata_start[], __rodata_end[], 
 
 namespace {
 
-constexpr u64 kBootIdentityLimit = u64{1} << 30;  // the boot stub maps the first GiB
-
-// Physical memory as the kernel reaches it: the boot identity map first, the direct map later.
-x86::WindowedPhysicalMemory physical_memory(0, kBootIdentityLimit);
-x86::FrameAllocator frames;
 BootInfo boot_info{};
 
 [[noreturn]] void fail_boot(const char* what, const char* why) {
@@ -44,7 +39,7 @@ void apply_cmdline(const char* cmdline) {
 }
 
 void parse_boot_information(u32 magic, u32 info_address) {
-    auto parsed = x86::parse_multiboot(magic, info_address, physical_memory, boot_info);
+    auto parsed = x86::parse_multiboot(magic, info_address, x86::kernel_physical_memory(), boot_info);
     if (!parsed) {
         log::error("boot: magic {:#x}, information at {:#x}", magic, info_address);
         fail_boot("bad multiboot information", x86::multiboot_error_name(parsed.error()));
@@ -76,7 +71,7 @@ void map_or_fail(x86::PageTableBuilder& tables, u64 virt, paddr phys, u64 size, 
 // The kernel's own tables: text read-execute, rodata read-only, data read-write, all of RAM
 // read-write but never executable in the direct map. Nothing is both writable and executable.
 paddr build_kernel_page_tables(paddr ram_top) {
-    static x86::AllocatorTableMemory table_memory(frames, physical_memory);
+    x86::AllocatorTableMemory table_memory(x86::kernel_frames(), x86::kernel_physical_memory());
     x86::PageTableBuilder tables(table_memory);
     auto root = tables.create_root();
     if (!root) fail_boot("page tables", x86::map_error_name(root.error()));
@@ -96,14 +91,15 @@ MemorySummary set_up_memory() {
     // The linker script defines these two at physical addresses.
     const x86::PhysicalRange image{reinterpret_cast<uptr>(__kernel_phys_start),
                                    reinterpret_cast<uptr>(__kernel_phys_end)};
-    auto ready = frames.init(boot_info, image, physical_memory);
+    x86::FrameAllocator& frames = x86::kernel_frames();
+    auto ready = frames.init(boot_info, image, x86::kernel_physical_memory());
     if (!ready) fail_boot("frame allocator", x86::frame_error_name(ready.error()));
     u64 free_before_tables = frames.free_frames();
 
     paddr ram_top = top_of_usable_memory();
     paddr root = build_kernel_page_tables(ram_top);
     x86::write_cr3(root);
-    physical_memory.retarget(PHYSMAP_BASE, ram_top);
+    x86::kernel_physical_memory().retarget(PHYSMAP_BASE, ram_top);
 
     MemorySummary summary{};
     for (usize i = 0; i < boot_info.memory_count; ++i)
