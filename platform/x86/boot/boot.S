@@ -12,6 +12,9 @@ _start32:
     cld
     mov %eax, %edi                      // multiboot magic (1 or 2): preserved for the kernel
     mov %ebx, %esi                      // physical address of the multiboot information
+    rdtsc                               // for the boot-time benchmark
+    mov %eax, boot_entry_tsc
+    mov %edx, boot_entry_tsc + 4
     mov $boot_stack_top, %esp
 
     // Long mode must exist, or nothing below can work: report on COM1 and halt.
@@ -84,7 +87,11 @@ long_mode_entry:
     movabs $higher_half_entry, %rax
     jmp *%rax
 
-    .section .boot.data, "a"
+    .section .boot.data, "aw"
+    .balign 8
+    .global boot_entry_tsc
+boot_entry_tsc:
+    .quad 0
     .balign 16
 boot_gdt:
     .quad 0

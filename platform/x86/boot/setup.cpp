@@ -16,6 +16,7 @@
 
 using namespace nestor;
 
+extern "C" u64 boot_entry_tsc;  // written by the boot stub; reachable until the boot map goes
 extern "C" char __kernel_phys_start[], __kernel_phys_end[];
 extern "C" char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __data_start[], __data_end[];
 
@@ -114,7 +115,9 @@ MemorySummary set_up_memory() {
 }  // namespace
 
 extern "C" [[noreturn]] void x86_boot_main(u32 magic, u32 info_address) {
+    u64 entry_tsc = boot_entry_tsc;
     x86::uart::init(x86::uart::kCom1);
+    log::info("boot: kernel entered at tsc {}", entry_tsc);
     x86::load_descriptors();
     x86::detect_cpu_features();
     parse_boot_information(magic, info_address);
