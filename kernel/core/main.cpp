@@ -1,6 +1,8 @@
 #include "nestor/kernel.hpp"
+#include "nestor/lib/cmdline.hpp"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
+#include "nestor/virt/builtin_guest.hpp"
 
 namespace nestor {
 namespace {
@@ -53,6 +55,11 @@ void print_memory(const BootInfo& boot, const MemorySummary& memory) {
 [[noreturn]] void kernel_main(const BootInfo& boot, const MemorySummary& memory) {
     print_banner();
     print_memory(boot, memory);
+    char guest[32];
+    if (cmdline_option(boot.cmdline, "nestor.builtin-guest", guest, sizeof(guest))) {
+        u32 status = virt::run_builtin_guest(guest);
+        platform::shutdown(status == 0 ? ExitStatus::success : ExitStatus::failure);
+    }
     log::info("nothing to run yet: shutting down");
     platform::shutdown(ExitStatus::success);
 }

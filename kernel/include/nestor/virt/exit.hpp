@@ -1,0 +1,70 @@
+// A guest exit, decoded by the backend into vendor-neutral terms. The kernel's exit handler
+// decides what to do from this alone; the raw vendor code is kept only for reports.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+
+namespace nestor::virt {
+
+enum class ExitKind : u8 {
+    cpuid,
+    hypercall,                   // VMMCALL (SVM) / VMCALL (VMX)
+    io,                          // IN, OUT, INS, OUTS
+    msr_read,                    // RDMSR
+    msr_write,                   // WRMSR
+    hlt,
+    nested_page_fault,           // NPT / EPT violation
+    triple_fault,                // shutdown
+    external_interrupt,          // a physical interrupt arrived while the guest ran
+    exception,                   // an intercepted guest exception
+    virtualization_instruction,  // VMRUN, VMLOAD, VMSAVE, STGI, CLGI, INVLPGA, SKINIT or a VMX instruction
+    invalid_state,               // the hardware refused to enter the guest (VMEXIT_INVALID, VM-entry failure)
+    unknown,                     // anything the backend does not decode
+};
+
+const char* exit_kind_name(ExitKind kind);
+
+enum class IoDirection : u8 { in, out };
+enum class MemoryAccess : u8 { read, write, execute };
+
+struct IoExit {
+    u16 port;
+    u8 size;  // 1, 2 or 4 bytes
+    IoDirection direction;
+    bool string;  // INS / OUTS
+    bool rep;     // with a REP prefix
+    u32 value;    // OUT: the value written (masked to size); IN: unused
+};
+
+struct MsrExit {
+    u32 index;  // ECX
+    u64 value;  // WRMSR: EDX:EAX; RDMSR: unused
+};
+
+struct NestedPageFaultExit {
+    u64 guest_physical;
+    MemoryAccess access;
+    bool present;  // the page was mapped; the access violated its permissions
+};
+
+struct ExceptionExit {
+    u8 vector;
+    bool has_error_code;
+    u32 error_code;
+};
+
+struct VmExit {
+    ExitKind kind;
+    // Length of the instruction that exited, so the kernel can step over it. 0 = unknown: the
+    // backend could not decode it (the handler must not complete the instruction then).
+    u8 instruction_length;
+    u64 vendor_code;  // the raw exit code (VMCB EXITCODE / VMCS exit reason), for reports
+    union {
+        IoExit io;
+        MsrExit msr;
+        NestedPageFaultExit npf;
+        ExceptionExit exception;
+    };
+};
+
+}  // namespace nestor::virt

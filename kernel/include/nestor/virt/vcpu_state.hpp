@@ -1,0 +1,47 @@
+// Vendor-neutral guest register state. The kernel's exit handler reads and writes this; the
+// backend (SVM or VMX) loads it into the hardware structure before entering the guest and stores
+// it back after every exit, so the kernel never sees a VMCB or VMCS.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+
+namespace nestor::virt {
+
+// General-purpose registers in x86 encoding order (the ModRM/REX register number). The world
+// switch assembly relies on this order: gpr[i] lives at offset 8 * i.
+enum class Gpr : u8 {
+    rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15, count
+};
+
+// How the guest's current code segment decodes instructions (default operand and address size).
+enum class CpuMode : u8 {
+    real16,       // CR0.PE = 0 (also virtual-8086 mode)
+    protected16,  // CS.D = 0
+    protected32,  // CS.D = 1
+    long64,       // EFER.LMA = 1 and CS.L = 1
+};
+
+struct VcpuState {
+    u64 gpr[static_cast<usize>(Gpr::count)];
+    u64 rip;
+    u64 rflags;
+    // Read-only for the kernel (the backend refreshes them after each exit): what the exit
+    // handler needs to judge the guest's mode.
+    u64 cr0;
+    u64 efer;
+    u64 cs_base;
+    CpuMode mode;
+
+    u64& reg(Gpr r) { return gpr[static_cast<usize>(r)]; }
+    u64 reg(Gpr r) const { return gpr[static_cast<usize>(r)]; }
+    u64& rax() { return reg(Gpr::rax); }
+    u64& rbx() { return reg(Gpr::rbx); }
+    u64& rcx() { return reg(Gpr::rcx); }
+    u64& rdx() { return reg(Gpr::rdx); }
+};
+
+// Bits of RFLAGS the kernel touches.
+inline constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always 1
+inline constexpr u64 kRflagsIf = u64{1} << 9;
+
+}  // namespace nestor::virt

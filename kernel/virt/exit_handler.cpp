@@ -1,0 +1,193 @@
+#include "nestor/virt/exit_handler.hpp"
+
+#include "nestor/abi/errors.h"
+#include "nestor/virt/cpuid_policy.hpp"
+
+namespace nestor::virt {
+namespace {
+
+constexpr u32 kAbnormalStatus = 1;  // the exit status of a guest stopped for cause
+
+ExitOutcome stop(StopReason reason, u32 status = kAbnormalStatus) {
+    ExitOutcome out;
+    out.stop = true;
+    out.reason = reason;
+    out.status = status;
+    return out;
+}
+
+ExitOutcome inject(u8 vector, bool has_error_code = false, u32 error_code = 0) {
+    ExitOutcome out;
+    out.inject = true;
+    out.vector = vector;
+    out.has_error_code = has_error_code;
+    out.error_code = error_code;
+    return out;
+}
+
+// Steps over the exiting instruction; false if its length is unknown.
+bool complete(const VmExit& exit, VcpuState& state) {
+    if (exit.instruction_length == 0) return false;
+    u64 next = state.rip + exit.instruction_length;
+    switch (state.mode) {
+    case CpuMode::real16:
+    case CpuMode::protected16: next &= 0xFFFF; break;
+    case CpuMode::protected32: next &= 0xFFFFFFFF; break;
+    case CpuMode::long64: break;
+    }
+    state.rip = next;
+    return true;
+}
+
+u32 low_bits(u64 value, u8 size) {
+    return size >= 4 ? static_cast<u32>(value) : static_cast<u32>(value & ((u64{1} << (8 * size)) - 1));
+}
+
+// Writes an IN result into RAX as the hardware would: AL/AX merge, EAX zero-extends.
+void write_in_result(VcpuState& state, u8 size, u32 value) {
+    u64& rax = state.rax();
+    if (size == 1)
+        rax = (rax & ~u64{0xFF}) | (value & 0xFF);
+    else if (size == 2)
+        rax = (rax & ~u64{0xFFFF}) | (value & 0xFFFF);
+    else
+        rax = value;
+}
+
+void console_put(GuestConsole& console, char c, ExitEnvironment& env) {
+    if (c == '\n') {
+        flush_console(console, env);
+        return;
+    }
+    if (c == '\r') return;
+    // Non-printable bytes are shown as '.', so a guest cannot send escape sequences to the host console.
+    console.line[console.length++] = (c >= 0x20 && c < 0x7F) ? c : '.';
+    if (console.length == GuestConsole::kLineCapacity) flush_console(console, env);
+}
+
+ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+    const IoExit& io = exit.io;
+    if (io.string) return stop(StopReason::unsupported);
+    if (io.direction == IoDirection::out) {
+        u32 value = low_bits(io.value, io.size);
+        if (io.port == kGuestExitPort) {
+            flush_console(console, env);
+            if (!complete(exit, state)) return stop(StopReason::undecodable);
+            return stop(StopReason::exit_port, value);
+        }
+        if (io.port == kGuestConsolePort) console_put(console, static_cast<char>(value & 0xFF), env);
+        // Writes to any other port go nowhere, as on a bus with nothing behind it.
+    } else {
+        u32 value = 0xFFFFFFFF;  // nothing there: the bus floats high
+        if (io.port == kGuestConsoleLsr) value = kConsoleLsrIdle;
+        else if (io.port > kGuestConsolePort && io.port < kGuestConsolePort + 8) value = 0;
+        write_in_result(state, io.size, value);
+    }
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    return {};
+}
+
+bool msr_allowed(u32 index) { return index == kMsrBiosSignId; }
+
+}  // namespace
+
+const char* stop_reason_name(StopReason reason) {
+    switch (reason) {
+    case StopReason::none: return "running";
+    case StopReason::exit_port: return "exit port";
+    case StopReason::halted: return "halted";
+    case StopReason::triple_fault: return "triple fault";
+    case StopReason::bad_memory_access: return "bad memory access";
+    case StopReason::invalid_state: return "invalid guest state";
+    case StopReason::undecodable: return "undecodable instruction";
+    case StopReason::unsupported: return "unsupported operation";
+    case StopReason::unknown_exit: return "unknown exit";
+    case StopReason::exit_limit: return "exit limit reached";
+    }
+    return "?";
+}
+
+const char* exit_kind_name(ExitKind kind) {
+    switch (kind) {
+    case ExitKind::cpuid: return "cpuid";
+    case ExitKind::hypercall: return "hypercall";
+    case ExitKind::io: return "io";
+    case ExitKind::msr_read: return "msr_read";
+    case ExitKind::msr_write: return "msr_write";
+    case ExitKind::hlt: return "hlt";
+    case ExitKind::nested_page_fault: return "nested_page_fault";
+    case ExitKind::triple_fault: return "triple_fault";
+    case ExitKind::external_interrupt: return "external_interrupt";
+    case ExitKind::exception: return "exception";
+    case ExitKind::virtualization_instruction: return "virtualization_instruction";
+    case ExitKind::invalid_state: return "invalid_state";
+    case ExitKind::unknown: return "unknown";
+    }
+    return "?";
+}
+
+void flush_console(GuestConsole& console, ExitEnvironment& env) {
+    if (console.length == 0) return;
+    console.line[console.length] = '\0';
+    env.console_line(console.line, console.length);
+    console.length = 0;
+}
+
+ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+    switch (exit.kind) {
+    case ExitKind::cpuid: {
+        u32 leaf = static_cast<u32>(state.rax());
+        u32 subleaf = static_cast<u32>(state.rcx());
+        CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
+        CpuidValues guest = cpuid_policy(leaf, subleaf, host);
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        state.rax() = guest.eax;
+        state.rbx() = guest.ebx;
+        state.rcx() = guest.ecx;
+        state.rdx() = guest.edx;
+        return {};
+    }
+    case ExitKind::hypercall:
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        state.rax() = state.rax() == kHypercallNull ? NESTOR_E_OK : NESTOR_E_INVALID_HYPERCALL;
+        return {};
+    case ExitKind::io:
+        return handle_io(exit, state, console, env);
+    case ExitKind::msr_read:
+        if (!msr_allowed(exit.msr.index)) return inject(kVectorGp, true, 0);
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        state.rax() = 0;
+        state.rdx() = 0;
+        return {};
+    case ExitKind::msr_write:
+        if (!msr_allowed(exit.msr.index)) return inject(kVectorGp, true, 0);
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        return {};
+    case ExitKind::hlt:
+        flush_console(console, env);
+        complete(exit, state);
+        return stop(StopReason::halted, 0);
+    case ExitKind::nested_page_fault:
+        flush_console(console, env);
+        return stop(StopReason::bad_memory_access);
+    case ExitKind::triple_fault:
+        flush_console(console, env);
+        return stop(StopReason::triple_fault);
+    case ExitKind::external_interrupt:
+        return {};  // the host takes the interrupt once the guest is out; just re-enter
+    case ExitKind::exception:
+        // Nothing is intercepted for the kernel's own use yet: give the guest its exception back.
+        return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
+    case ExitKind::virtualization_instruction:
+        return inject(kVectorUd);  // no nested virtualization: as on a CPU without SVM/VMX
+    case ExitKind::invalid_state:
+        flush_console(console, env);
+        return stop(StopReason::invalid_state);
+    case ExitKind::unknown:
+        break;
+    }
+    flush_console(console, env);
+    return stop(StopReason::unknown_exit);
+}
+
+}  // namespace nestor::virt

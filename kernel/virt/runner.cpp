@@ -1,0 +1,136 @@
+// Runs a built-in guest to completion: select the backend, create the vCPU, loop on exits
+// through the neutral exit handler, report how the guest ended.
+#include "nestor/log.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/builtin_guest.hpp"
+#include "nestor/virt/exit_handler.hpp"
+#include "nestor/virt/virt_ops.hpp"
+
+namespace nestor::virt {
+namespace {
+
+// A guest can never keep the kernel in its loop for ever through exits alone.
+constexpr u64 kMaxExits = 10'000'000;
+constexpr u32 kFailureStatus = 1;
+
+const VirtOps* selected_ops = nullptr;
+bool ops_selected = false;
+
+class KernelEnvironment final : public ExitEnvironment {
+public:
+    KernelEnvironment(const VirtOps& ops, const char* guest) : ops_(ops), guest_(guest) {}
+    CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return ops_.host_cpuid(leaf, subleaf); }
+    void console_line(const char* text, usize) override { log::info("[{}] {}", guest_, text); }
+
+private:
+    const VirtOps& ops_;
+    const char* guest_;
+};
+
+const char* access_name(MemoryAccess access) {
+    switch (access) {
+    case MemoryAccess::read: return "read";
+    case MemoryAccess::write: return "write";
+    case MemoryAccess::execute: return "execute";
+    }
+    return "?";
+}
+
+void report_stop(const char* name, const ExitOutcome& outcome, const VmExit& exit, const VcpuState& state,
+                 u64 exits) {
+    if (outcome.reason == StopReason::exit_port || outcome.reason == StopReason::halted) {
+        log::info("virt: guest {} exited with status {} ({}) after {} exits", name, outcome.status,
+                  stop_reason_name(outcome.reason), exits);
+        return;
+    }
+    log::error("virt: guest {} stopped: {} after {} exits (exit {} code {:#x} at rip {:#x})", name,
+               stop_reason_name(outcome.reason), exits, exit_kind_name(exit.kind), exit.vendor_code, state.rip);
+    if (exit.kind == ExitKind::nested_page_fault)
+        log::error("virt: guest {}: {} of guest-physical {:#x}, {}", name, access_name(exit.npf.access),
+                   exit.npf.guest_physical, exit.npf.present ? "not permitted" : "outside guest memory");
+}
+
+}  // namespace
+
+const char* virt_error_name(VirtError error) {
+    switch (error) {
+    case VirtError::unsupported: return "not supported on this CPU or build";
+    case VirtError::disabled_by_firmware: return "disabled by firmware";
+    case VirtError::out_of_asids: return "out of ASIDs";
+    case VirtError::bad_guest: return "bad guest description";
+    case VirtError::out_of_memory: return "out of memory";
+    }
+    return "?";
+}
+
+const VirtOps* select_virt_ops() {
+    if (ops_selected) return selected_ops;
+    ops_selected = true;
+    switch (platform::cpu_features().vendor) {
+    case CpuVendor::amd: selected_ops = svm_backend(); break;
+    case CpuVendor::intel: selected_ops = vmx_backend(); break;
+    case CpuVendor::unknown: break;
+    }
+    if (selected_ops && !selected_ops->supported()) selected_ops = nullptr;
+    return selected_ops;
+}
+
+u32 run_builtin_guest(const char* name) {
+    const BuiltinGuest* guest = find_builtin_guest(name);
+    if (!guest) {
+        log::error("virt: no built-in guest '{}' (smoke, npf, cpuid-bench)", name);
+        return kFailureStatus;
+    }
+    const VirtOps* ops = select_virt_ops();
+    if (!ops) {
+        log::error("virt: this CPU offers no usable virtualization backend");
+        return kFailureStatus;
+    }
+    if (auto enabled = ops->enable(); !enabled) {
+        log::error("virt: enabling {}: {}", ops->name, virt_error_name(enabled.error()));
+        return kFailureStatus;
+    }
+
+    VcpuState state{};
+    GuestSpec spec{guest->name, guest->memory_bytes, guest->code, guest->code_size, guest->code_gpa, guest->mode};
+    auto vcpu = ops->create_vcpu(spec, state);
+    if (!vcpu) {
+        log::error("virt: creating guest {}: {}", name, virt_error_name(vcpu.error()));
+        ops->disable();
+        return kFailureStatus;
+    }
+    state.rip = guest->entry;
+    state.reg(Gpr::rsp) = guest->stack_top;
+    log::info("virt: guest {} starts on {} ({} KiB, entry {:#x})", name, ops->name, guest->memory_bytes >> 10,
+              guest->entry);
+
+    KernelEnvironment env(*ops, name);
+    GuestConsole console{};
+    ExitOutcome outcome;
+    VmExit exit{};
+    u64 exits = 0;
+    u64 started = platform::timestamp();
+    for (;;) {
+        if (exits == kMaxExits) {
+            outcome = ExitOutcome{.stop = true, .reason = StopReason::exit_limit, .status = kFailureStatus};
+            flush_console(console, env);
+            break;
+        }
+        exit = ops->run(*vcpu, state);
+        ++exits;
+        if (log::threshold() >= log::Level::debug)
+            log::debug("virt: exit {} (code {:#x}) at rip {:#x}, length {}", exit_kind_name(exit.kind),
+                       exit.vendor_code, state.rip, exit.instruction_length);
+        outcome = handle_exit(exit, state, console, env);
+        if (outcome.stop) break;
+        if (outcome.inject) ops->inject_exception(*vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
+    }
+    u64 elapsed = platform::timestamp() - started;
+    report_stop(name, outcome, exit, state, exits);
+    log::debug("virt: guest {} ran for {} cycles", name, elapsed);
+    ops->destroy_vcpu(*vcpu);
+    ops->disable();
+    return outcome.status;
+}
+
+}  // namespace nestor::virt

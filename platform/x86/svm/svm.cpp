@@ -1,0 +1,432 @@
+// The AMD SVM backend: detection, enabling, VMCB set-up, nested paging, the run loop's entry and
+// the decoding of every exit into a vendor-neutral VmExit. It serves the kernel through one
+// constant VirtOps table (svm_backend()).
+//
+// Written for QEMU TCG's SVM as well as hardware: no NRIP save (instruction lengths are decoded
+// from guest memory), no decode assists, no VMCB clean bits (clean_bits stays 0: the CPU reloads
+// everything), no FlushByAsid (TLB_CONTROL=1 flushes everything when a flush is needed).
+#include "nestor/lib/placement_new.hpp"
+#include "nestor/log.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/virt_ops.hpp"
+#include "nestor/x86/cpu.hpp"
+#include "nestor/x86/kernel_memory.hpp"
+#include "nestor/x86/page_table_builder.hpp"
+#include "nestor/x86/svm/insn_decode.hpp"
+#include "nestor/x86/svm/vmcb.hpp"
+
+extern "C" void svm_world_switch(nestor::u64 guest_vmcb_pa, nestor::u64 host_vmcb_pa, nestor::u64* guest_gprs);
+
+namespace nestor::virt {
+
+using namespace nestor::x86;
+using namespace nestor::x86::svm;
+
+// The SVM vCPU behind the kernel's opaque handle. It lives in a frame of its own.
+struct BackendVcpu {
+    static constexpr usize kMaxGuestPages = 256;  // 1 MiB: all a real-mode guest can reach
+
+    paddr self;  // the frame holding this object
+    paddr vmcb_pa;
+    Vmcb* vmcb;
+    paddr iopm_pa;
+    paddr msrpm_pa;
+    paddr npt_root;
+    u32 asid;
+    bool flush_tlb;
+    bool event_pending;
+    u64 pending_event;
+    usize guest_pages;
+    paddr guest_frames[kMaxGuestPages];
+};
+static_assert(sizeof(BackendVcpu) <= kPageSize);
+
+namespace {
+
+constexpr u32 kMsrVmHsavePa = 0xC0010117;
+constexpr u64 kEferSvme = u64{1} << 12;
+constexpr u64 kEferLma = u64{1} << 10;
+constexpr u64 kCr0Pe = u64{1} << 0;
+constexpr u64 kCr0Et = u64{1} << 4;
+constexpr u64 kCr0Pg = u64{1} << 31;
+constexpr u64 kRflagsVm = u64{1} << 17;
+constexpr u64 kResetPat = 0x0007040600070406;
+constexpr u32 kMaxAsids = 64;
+
+// Per-CPU state (one CPU so far). Constant-initialised.
+bool svm_enabled = false;
+paddr host_save_area = 0;  // VM_HSAVE_PA: where VMRUN keeps the host state
+paddr host_vmcb = 0;       // VMSAVE/VMLOAD area for the host's FS/GS/TR/LDTR/syscall MSRs
+bool asid_used[kMaxAsids] = {};
+
+AllocatorTableMemory npt_memory() { return AllocatorTableMemory(kernel_frames(), kernel_physical_memory()); }
+
+void free_frame(paddr frame) {
+    if (!frame) return;
+    auto freed = kernel_frames().free(frame);
+    if (!freed) log::warn("svm: freeing frame {:#x}: {}", frame, frame_error_name(freed.error()));
+}
+
+paddr allocate_contiguous_zeroed(u64 count, const char* purpose) {
+    auto run = kernel_frames().allocate_contiguous(count, kPageSize);
+    if (!run) {
+        log::error("svm: no {} contiguous frames for {}", count, purpose);
+        return 0;
+    }
+    for (u64 i = 0; i < count; ++i) fill_bytes(frame_pointer<u8>(*run + i * kPageSize), 0, kPageSize);
+    return *run;
+}
+
+bool svm_supported() {
+    const CpuFeatures& cpu = platform::cpu_features();
+    return cpu.svm && cpu.npt && cpu.svm_asids > 1;
+}
+
+Status<VirtError> svm_enable() {
+    if (!svm_supported()) return fail(VirtError::unsupported);
+    if (svm_enabled) return {};
+    // VM_CR.SVMDIS is not read: Bochs' AMD models #GP on VM_CR; if firmware disabled SVM the
+    // EFER write below faults, which the kernel reports.
+    host_save_area = allocate_zeroed_frame_or_panic("SVM host save area");
+    host_vmcb = allocate_zeroed_frame_or_panic("SVM host VMCB");
+    wrmsr(msr::efer, rdmsr(msr::efer) | kEferSvme);
+    wrmsr(kMsrVmHsavePa, host_save_area);
+    svm_enabled = true;
+    log::debug("svm: enabled, host save area {:#x}, host VMCB {:#x}", host_save_area, host_vmcb);
+    return {};
+}
+
+void svm_disable() {
+    if (!svm_enabled) return;
+    wrmsr(kMsrVmHsavePa, 0);
+    wrmsr(msr::efer, rdmsr(msr::efer) & ~kEferSvme);
+    free_frame(host_save_area);
+    free_frame(host_vmcb);
+    host_save_area = host_vmcb = 0;
+    svm_enabled = false;
+}
+
+u32 allocate_asid() {
+    u32 limit = min(platform::cpu_features().svm_asids, kMaxAsids);
+    for (u32 asid = 1; asid < limit; ++asid) {  // ASID 0 is the host's
+        if (!asid_used[asid]) {
+            asid_used[asid] = true;
+            return asid;
+        }
+    }
+    return 0;
+}
+
+// Frees the nested page tables (4 KiB leaves only: guest memory is mapped page by page).
+void free_npt(paddr root) {
+    if (!root) return;
+    constexpr u64 kPresent = 1, kLarge = u64{1} << 7, kAddress = 0x000FFFFFFFFFF000;
+    u64* pml4 = frame_pointer<u64>(root);
+    for (usize a = 0; a < 512; ++a) {
+        if (!(pml4[a] & kPresent)) continue;
+        u64* pdpt = frame_pointer<u64>(pml4[a] & kAddress);
+        for (usize b = 0; b < 512; ++b) {
+            if (!(pdpt[b] & kPresent) || (pdpt[b] & kLarge)) continue;
+            u64* pd = frame_pointer<u64>(pdpt[b] & kAddress);
+            for (usize c = 0; c < 512; ++c)
+                if ((pd[c] & kPresent) && !(pd[c] & kLarge)) free_frame(pd[c] & kAddress);
+            free_frame(pdpt[b] & kAddress);
+        }
+        free_frame(pml4[a] & kAddress);
+    }
+    free_frame(root);
+}
+
+void svm_destroy_vcpu(VcpuHandle vcpu) {
+    if (!vcpu) return;
+    for (usize i = 0; i < vcpu->guest_pages; ++i) free_frame(vcpu->guest_frames[i]);
+    free_npt(vcpu->npt_root);
+    for (usize i = 0; i < kIopmBytes / kPageSize && vcpu->iopm_pa; ++i) free_frame(vcpu->iopm_pa + i * kPageSize);
+    for (usize i = 0; i < kMsrpmBytes / kPageSize && vcpu->msrpm_pa; ++i) free_frame(vcpu->msrpm_pa + i * kPageSize);
+    free_frame(vcpu->vmcb_pa);
+    if (vcpu->asid < kMaxAsids) asid_used[vcpu->asid] = false;
+    paddr self = vcpu->self;
+    vcpu->~BackendVcpu();
+    free_frame(self);
+}
+
+VmcbSegment segment(u16 selector, u64 base, u32 limit, u16 attrib) { return VmcbSegment{selector, attrib, limit, base}; }
+
+// The state of a CPU after reset, but with CS:IP at the guest's entry (CS base 0).
+void set_real_mode_state(Vmcb& vmcb) {
+    VmcbSave& s = vmcb.save;
+    s.cs = segment(0, 0, 0xFFFF, attrib::code_rx);
+    s.ds = s.es = s.ss = s.fs = s.gs = segment(0, 0, 0xFFFF, attrib::data_rw);
+    s.gdtr = segment(0, 0, 0xFFFF, 0);
+    s.idtr = segment(0, 0, 0xFFFF, 0);  // the real-mode IVT at 0
+    s.ldtr = segment(0, 0, 0xFFFF, attrib::ldt);
+    s.tr = segment(0, 0, 0xFFFF, attrib::tss_busy);
+    s.cpl = 0;
+    s.efer = kEferSvme;  // VMRUN requires EFER.SVME in the guest state; guests cannot read EFER (MSRs are intercepted)
+    s.cr0 = kCr0Et;
+    s.cr3 = 0;
+    s.cr4 = 0;
+    s.dr6 = 0xFFFF0FF0;
+    s.dr7 = 0x400;
+    s.rflags = kRflagsReserved1;
+    s.g_pat = kResetPat;
+}
+
+CpuMode mode_of(const Vmcb& vmcb) {
+    const VmcbSave& s = vmcb.save;
+    if (!(s.cr0 & kCr0Pe) || (s.rflags & kRflagsVm)) return CpuMode::real16;
+    if ((s.efer & kEferLma) && (s.cs.attrib & attrib::long_mode)) return CpuMode::long64;
+    return (s.cs.attrib & attrib::default32) ? CpuMode::protected32 : CpuMode::protected16;
+}
+
+Result<VcpuHandle, VirtError> svm_create_vcpu(const GuestSpec& spec, VcpuState& initial) {
+    if (!svm_enabled) return fail(VirtError::unsupported);
+    u64 code_end = 0;
+    if (spec.mode != CpuMode::real16 || spec.memory_bytes == 0 || !is_aligned(spec.memory_bytes, kPageSize) ||
+        spec.memory_bytes > BackendVcpu::kMaxGuestPages * kPageSize || spec.code_size == 0 ||
+        !checked_add(spec.code_gpa, spec.code_size, code_end) || code_end > spec.memory_bytes)
+        return fail(VirtError::bad_guest);
+    u32 asid = allocate_asid();
+    if (!asid) return fail(VirtError::out_of_asids);
+
+    paddr self = allocate_zeroed_frame_or_panic("SVM vCPU");
+    BackendVcpu* vcpu = new (frame_pointer<void>(self)) BackendVcpu{};
+    vcpu->self = self;
+    vcpu->asid = asid;
+    vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
+    vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
+    vcpu->iopm_pa = allocate_contiguous_zeroed(kIopmBytes / kPageSize, "the I/O permission map");
+    vcpu->msrpm_pa = allocate_contiguous_zeroed(kMsrpmBytes / kPageSize, "the MSR permission map");
+    if (!vcpu->iopm_pa || !vcpu->msrpm_pa) {
+        svm_destroy_vcpu(vcpu);
+        return fail(VirtError::out_of_memory);
+    }
+    // Intercept every port and every MSR.
+    fill_bytes(frame_pointer<u8>(vcpu->iopm_pa), 0xFF, kIopmBytes);
+    fill_bytes(frame_pointer<u8>(vcpu->msrpm_pa), 0xFF, kMsrpmBytes);
+
+    // Guest memory and its nested page tables. Nested walks are user accesses, so every level is
+    // user; code pages are read-execute, the rest read-write, nothing both.
+    AllocatorTableMemory tables_memory = npt_memory();
+    PageTableBuilder npt(tables_memory);
+    if (!npt.create_root()) {
+        svm_destroy_vcpu(vcpu);
+        return fail(VirtError::out_of_memory);
+    }
+    vcpu->npt_root = npt.root();
+    for (u64 gpa = 0; gpa < spec.memory_bytes; gpa += kPageSize) {
+        paddr frame = allocate_zeroed_frame_or_panic("guest memory");
+        vcpu->guest_frames[vcpu->guest_pages++] = frame;
+        bool code = gpa < code_end && gpa + kPageSize > spec.code_gpa;
+        if (code) {
+            u64 from = max(gpa, spec.code_gpa), to = min(gpa + kPageSize, code_end);
+            copy_bytes(frame_pointer<u8>(frame) + (from - gpa), spec.code + (from - spec.code_gpa), to - from);
+        }
+        Permissions perm{.writable = !code, .executable = code, .user = true, .global = false};
+        if (auto mapped = npt.map(gpa, frame, kPageSize, perm); !mapped) {
+            log::error("svm: mapping guest page {:#x}: {}", gpa, map_error_name(mapped.error()));
+            svm_destroy_vcpu(vcpu);
+            return fail(VirtError::out_of_memory);
+        }
+    }
+
+    Vmcb& vmcb = *vcpu->vmcb;
+    VmcbControl& c = vmcb.control;
+    c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::cpuid | intercept1::hlt |
+                        intercept1::invlpga | intercept1::ioio_prot | intercept1::msr_prot | intercept1::shutdown;
+    c.intercept_misc2 = intercept2::vmrun | intercept2::vmmcall | intercept2::vmload | intercept2::vmsave |
+                        intercept2::stgi | intercept2::clgi | intercept2::skinit;
+    c.iopm_base_pa = vcpu->iopm_pa;
+    c.msrpm_base_pa = vcpu->msrpm_pa;
+    c.guest_asid = asid;
+    c.int_ctl = kIntCtlVIntrMasking;  // the host's RFLAGS.IF gates physical interrupts
+    c.nested_control = kNestedPagingEnable;
+    c.nested_cr3 = vcpu->npt_root;
+    c.clean_bits = 0;
+    vcpu->flush_tlb = true;  // the ASID may hold stale translations of an earlier guest
+    set_real_mode_state(vmcb);
+
+    initial.cr0 = vmcb.save.cr0;
+    initial.efer = vmcb.save.efer;
+    initial.cs_base = vmcb.save.cs.base;
+    initial.mode = mode_of(vmcb);
+    initial.rflags = vmcb.save.rflags;
+    log::debug("svm: vCPU {} ASID {} VMCB {:#x} NPT {:#x}, {} KiB guest memory", spec.name, asid, vcpu->vmcb_pa,
+               vcpu->npt_root, spec.memory_bytes >> 10);
+    return vcpu;
+}
+
+// Copies up to `size` bytes of guest code at linear address `linear` (paging off: linear =
+// guest-physical), translating through the nested page tables. Returns how many were readable.
+usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
+    if (vcpu.vmcb->save.cr0 & kCr0Pg) return 0;  // guest paging: needs a guest page walk (not yet)
+    AllocatorTableMemory tables_memory = npt_memory();
+    PageTableBuilder npt(tables_memory);
+    npt.use_root(vcpu.npt_root);
+    usize copied = 0;
+    while (copied < size) {
+        u64 gpa = linear + copied;
+        auto translation = npt.translate(align_down(gpa, kPageSize));
+        if (!translation) break;
+        u64 offset = gpa & (kPageSize - 1);
+        usize chunk = min<usize>(size - copied, kPageSize - offset);
+        copy_bytes(out + copied, frame_pointer<u8>(translation->physical) + offset, chunk);
+        copied += chunk;
+    }
+    return copied;
+}
+
+// The length of the instruction at CS:RIP if it is `expected`; 0 if it cannot be decoded or is
+// something else (the guest changed its code under the exit).
+u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected) {
+    u8 bytes[kMaxInstructionLength];
+    usize available = read_guest_code(vcpu, state.cs_base + state.rip, bytes, sizeof(bytes));
+    auto insn = decode_instruction(bytes, available, state.mode);
+    if (!insn) {
+        log::debug("svm: cannot decode the instruction at rip {:#x}: {}", state.rip, insn_error_name(insn.error()));
+        return 0;
+    }
+    if (insn->op != expected) {
+        log::debug("svm: expected {} at rip {:#x}, found {}", insn_op_name(expected), state.rip, insn_op_name(insn->op));
+        return 0;
+    }
+    return insn->length;
+}
+
+VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
+    const VmcbControl& c = vcpu.vmcb->control;
+    VmExit exit{};
+    exit.vendor_code = c.exit_code;
+    auto with_length = [&](ExitKind kind, InsnOp op) {
+        exit.kind = kind;
+        exit.instruction_length = instruction_length(vcpu, state, op);
+    };
+    const u64 code = c.exit_code;
+    switch (code) {
+    case exit_code::cpuid: with_length(ExitKind::cpuid, InsnOp::cpuid); break;
+    case exit_code::vmmcall: with_length(ExitKind::hypercall, InsnOp::vmmcall); break;
+    case exit_code::hlt: with_length(ExitKind::hlt, InsnOp::hlt); break;
+    case exit_code::msr:
+        if (c.exit_info_1 == 0) {
+            with_length(ExitKind::msr_read, InsnOp::rdmsr);
+        } else {
+            with_length(ExitKind::msr_write, InsnOp::wrmsr);
+            exit.msr.value = (state.reg(Gpr::rdx) << 32) | static_cast<u32>(state.reg(Gpr::rax));
+        }
+        exit.msr.index = static_cast<u32>(state.reg(Gpr::rcx));
+        break;
+    case exit_code::ioio: {
+        const u64 info = c.exit_info_1;
+        exit.kind = ExitKind::io;
+        exit.io.port = static_cast<u16>(info >> ioio::port_shift);
+        exit.io.size = (info & ioio::size32) ? 4 : (info & ioio::size16) ? 2 : 1;
+        exit.io.direction = (info & ioio::type_in) ? IoDirection::in : IoDirection::out;
+        exit.io.string = info & ioio::string;
+        exit.io.rep = info & ioio::rep;
+        u64 mask = exit.io.size == 4 ? 0xFFFFFFFF : exit.io.size == 2 ? 0xFFFF : 0xFF;
+        exit.io.value = static_cast<u32>(state.reg(Gpr::rax) & mask);
+        // EXITINFO2 holds the next RIP for IOIO exits even without NRIP save.
+        u64 length = c.exit_info_2 - state.rip;
+        if (state.mode == CpuMode::real16 || state.mode == CpuMode::protected16) length &= 0xFFFF;
+        else if (state.mode == CpuMode::protected32) length &= 0xFFFFFFFF;
+        exit.instruction_length = (length >= 1 && length <= kMaxInstructionLength) ? static_cast<u8>(length) : 0;
+        break;
+    }
+    case exit_code::vmrun: with_length(ExitKind::virtualization_instruction, InsnOp::vmrun); break;
+    case exit_code::vmload: with_length(ExitKind::virtualization_instruction, InsnOp::vmload); break;
+    case exit_code::vmsave: with_length(ExitKind::virtualization_instruction, InsnOp::vmsave); break;
+    case exit_code::stgi: with_length(ExitKind::virtualization_instruction, InsnOp::stgi); break;
+    case exit_code::clgi: with_length(ExitKind::virtualization_instruction, InsnOp::clgi); break;
+    case exit_code::skinit: with_length(ExitKind::virtualization_instruction, InsnOp::skinit); break;
+    case exit_code::invlpga: with_length(ExitKind::virtualization_instruction, InsnOp::invlpga); break;
+    case exit_code::shutdown: exit.kind = ExitKind::triple_fault; break;
+    case exit_code::intr:
+    case exit_code::nmi:
+    case exit_code::smi:
+    case exit_code::init: exit.kind = ExitKind::external_interrupt; break;
+    case exit_code::npf: {
+        const u64 info = c.exit_info_1;
+        exit.kind = ExitKind::nested_page_fault;
+        exit.npf.guest_physical = c.exit_info_2;
+        exit.npf.access = (info & npf::fetch) ? MemoryAccess::execute
+                          : (info & npf::write) ? MemoryAccess::write
+                                                : MemoryAccess::read;
+        exit.npf.present = info & npf::present;
+        break;
+    }
+    case exit_code::invalid: exit.kind = ExitKind::invalid_state; break;
+    default:
+        if (code >= exit_code::exception_base && code <= exit_code::exception_last) {
+            exit.kind = ExitKind::exception;
+            exit.exception.vector = static_cast<u8>(code - exit_code::exception_base);
+            u8 v = exit.exception.vector;
+            exit.exception.has_error_code = v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
+            exit.exception.error_code = static_cast<u32>(c.exit_info_1);
+        } else {
+            exit.kind = ExitKind::unknown;
+        }
+        break;
+    }
+    return exit;
+}
+
+VmExit svm_run(VcpuHandle vcpu, VcpuState& state) {
+    Vmcb& vmcb = *vcpu->vmcb;
+    vmcb.save.rip = state.rip;
+    vmcb.save.rflags = state.rflags | kRflagsReserved1;
+    vmcb.save.rax = state.reg(Gpr::rax);
+    vmcb.save.rsp = state.reg(Gpr::rsp);
+    vmcb.control.event_inject = vcpu->event_pending ? vcpu->pending_event : 0;
+    vcpu->event_pending = false;
+    vmcb.control.tlb_control = vcpu->flush_tlb ? kTlbControlFlushAll : kTlbControlNothing;
+    vcpu->flush_tlb = false;
+
+    svm_world_switch(vcpu->vmcb_pa, host_vmcb, state.gpr);
+
+    state.rip = vmcb.save.rip;
+    state.rflags = vmcb.save.rflags;
+    state.reg(Gpr::rax) = vmcb.save.rax;
+    state.reg(Gpr::rsp) = vmcb.save.rsp;
+    state.cr0 = vmcb.save.cr0;
+    state.efer = vmcb.save.efer;
+    state.cs_base = vmcb.save.cs.base;
+    state.mode = mode_of(vmcb);
+    // An event whose delivery the exit interrupted is delivered again on the next entry.
+    if (vmcb.control.exit_int_info & kEventValid) {
+        vcpu->pending_event = vmcb.control.exit_int_info;
+        vcpu->event_pending = true;
+    }
+    return decode_exit(*vcpu, state);
+}
+
+void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code) {
+    u64 event = vector | kEventTypeException | kEventValid;
+    // Real mode pushes no error codes; VMRUN would refuse the injection.
+    if (has_error_code && (vcpu->vmcb->save.cr0 & kCr0Pe))
+        event |= kEventErrorCodeValid | (static_cast<u64>(error_code) << 32);
+    vcpu->pending_event = event;
+    vcpu->event_pending = true;
+}
+
+CpuidValues svm_host_cpuid(u32 leaf, u32 subleaf) {
+    CpuidResult r = cpuid(leaf, subleaf);
+    return {r.eax, r.ebx, r.ecx, r.edx};
+}
+
+constexpr VirtOps kSvmOps = {
+    .name = "svm",
+    .supported = svm_supported,
+    .enable = svm_enable,
+    .disable = svm_disable,
+    .create_vcpu = svm_create_vcpu,
+    .run = svm_run,
+    .inject_exception = svm_inject_exception,
+    .destroy_vcpu = svm_destroy_vcpu,
+    .host_cpuid = svm_host_cpuid,
+};
+
+}  // namespace
+
+const VirtOps* svm_backend() { return &kSvmOps; }
+
+}  // namespace nestor::virt

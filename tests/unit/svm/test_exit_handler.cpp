@@ -1,0 +1,245 @@
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "nestor/virt/exit_handler.hpp"
+
+using namespace nestor;
+using namespace nestor::virt;
+
+namespace {
+
+class FakeEnvironment final : public ExitEnvironment {
+public:
+    CpuidValues host_cpuid(u32 leaf, u32) override {
+        ++cpuid_calls;
+        if (leaf == 1) return {0x00800F12, 0, 0xFFFFFFFF, 0};
+        return {0x11, 0x22, 0x33, 0x44};
+    }
+    void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
+
+    int cpuid_calls = 0;
+    std::vector<std::string> lines;
+};
+
+struct Fixture {
+    FakeEnvironment env;
+    GuestConsole console{};
+    VcpuState state{};
+    Fixture() {
+        state.rip = 0x1000;
+        state.mode = CpuMode::real16;
+    }
+    ExitOutcome run(const VmExit& exit) { return handle_exit(exit, state, console, env); }
+};
+
+VmExit make(ExitKind kind, u8 length) {
+    VmExit exit{};
+    exit.kind = kind;
+    exit.instruction_length = length;
+    return exit;
+}
+
+VmExit out(u16 port, u32 value, u8 length = 1, u8 size = 1) {
+    VmExit exit = make(ExitKind::io, length);
+    exit.io = IoExit{port, size, IoDirection::out, false, false, value};
+    return exit;
+}
+
+VmExit in(u16 port, u8 size, u8 length = 1) {
+    VmExit exit = make(ExitKind::io, length);
+    exit.io = IoExit{port, size, IoDirection::in, false, false, 0};
+    return exit;
+}
+
+}  // namespace
+
+TEST_CASE("exit.cpuid_applies_policy_and_advances") {
+    Fixture f;
+    f.state.rax() = 1;
+    ExitOutcome o = f.run(make(ExitKind::cpuid, 2));
+    CHECK_FALSE(o.stop);
+    CHECK_FALSE(o.inject);
+    CHECK(f.state.rip == 0x1002);
+    CHECK(f.state.rax() == 0x00800F12);
+    CHECK((f.state.rcx() & (1u << 5)) == 0);
+    CHECK((f.state.rcx() & (1u << 31)) != 0);
+}
+
+TEST_CASE("exit.cpuid_hypervisor_leaf_needs_no_host") {
+    Fixture f;
+    f.state.rax() = 0x40000000;
+    f.run(make(ExitKind::cpuid, 2));
+    CHECK(f.env.cpuid_calls == 0);
+    CHECK(f.state.rax() == 0x40000001);
+}
+
+TEST_CASE("exit.undecodable_instruction_stops_guest") {
+    Fixture f;
+    f.state.rax() = 0;
+    ExitOutcome o = f.run(make(ExitKind::cpuid, 0));
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::undecodable);
+    CHECK(o.status != 0);
+    CHECK(f.state.rip == 0x1000);
+}
+
+TEST_CASE("exit.rip_wraps_in_16bit_code") {
+    Fixture f;
+    f.state.rip = 0xFFFF;
+    f.run(make(ExitKind::cpuid, 2));
+    CHECK(f.state.rip == 0x0001);
+    Fixture g;
+    g.state.mode = CpuMode::long64;
+    g.state.rip = 0xFFFFFFFF;
+    g.run(make(ExitKind::cpuid, 2));
+    CHECK(g.state.rip == 0x100000001);
+}
+
+TEST_CASE("exit.null_hypercall_returns_zero") {
+    Fixture f;
+    f.state.rax() = 0;
+    ExitOutcome o = f.run(make(ExitKind::hypercall, 3));
+    CHECK_FALSE(o.stop);
+    CHECK(f.state.rax() == 0);
+    CHECK(f.state.rip == 0x1003);
+}
+
+TEST_CASE("exit.unknown_hypercall_returns_error") {
+    Fixture f;
+    f.state.rax() = 0xDEADBEEF;
+    ExitOutcome o = f.run(make(ExitKind::hypercall, 3));
+    CHECK_FALSE(o.stop);
+    CHECK(f.state.rax() == 1);  // NESTOR_E_INVALID_HYPERCALL
+}
+
+TEST_CASE("exit.msr_outside_allow_list_injects_gp") {
+    Fixture f;
+    VmExit read = make(ExitKind::msr_read, 2);
+    read.msr.index = 0xC0010114;
+    ExitOutcome o = f.run(read);
+    CHECK(o.inject);
+    CHECK(o.vector == 13);
+    CHECK(o.has_error_code);
+    CHECK(o.error_code == 0);
+    CHECK(f.state.rip == 0x1000);  // a fault: RIP stays on the instruction
+    VmExit write = make(ExitKind::msr_write, 2);
+    write.msr.index = 0xC0000080;
+    CHECK(f.run(write).vector == 13);
+}
+
+TEST_CASE("exit.msr_allow_list") {
+    Fixture f;
+    f.state.rax() = 0x1234;
+    f.state.rdx() = 0x5678;
+    VmExit read = make(ExitKind::msr_read, 2);
+    read.msr.index = kMsrBiosSignId;
+    ExitOutcome o = f.run(read);
+    CHECK_FALSE(o.inject);
+    CHECK(f.state.rax() == 0);
+    CHECK(f.state.rdx() == 0);
+    CHECK(f.state.rip == 0x1002);
+}
+
+TEST_CASE("exit.exit_port_stops_with_status") {
+    Fixture f;
+    ExitOutcome o = f.run(out(kGuestExitPort, 0x1234, 2, 1));
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::exit_port);
+    CHECK(o.status == 0x34);  // masked to the access size
+    ExitOutcome wide = f.run(out(kGuestExitPort, 0x1234, 1, 2));
+    CHECK(wide.status == 0x1234);
+}
+
+TEST_CASE("exit.console_prints_whole_lines") {
+    Fixture f;
+    for (char c : std::string("hi\r\nthere\x1b"))
+        CHECK_FALSE(f.run(out(kGuestConsolePort, static_cast<u8>(c))).stop);
+    REQUIRE(f.env.lines.size() == 1);
+    CHECK(f.env.lines[0] == "hi");
+    // The partial line comes out when the guest stops, with the escape byte defused.
+    f.run(out(kGuestExitPort, 0));
+    REQUIRE(f.env.lines.size() == 2);
+    CHECK(f.env.lines[1] == "there.");
+    CHECK(f.state.rip == 0x1000 + 11);  // 10 console bytes and the exit port
+}
+
+TEST_CASE("exit.console_long_lines_are_split") {
+    Fixture f;
+    for (int i = 0; i < 250; ++i) f.run(out(kGuestConsolePort, 'x'));
+    CHECK(f.env.lines.size() == 2);
+    CHECK(f.env.lines[0].size() == GuestConsole::kLineCapacity);
+}
+
+TEST_CASE("exit.in_merges_by_size") {
+    Fixture f;
+    f.state.rax() = 0x1122334455667788;
+    f.run(in(kGuestConsoleLsr, 1));
+    CHECK(f.state.rax() == 0x1122334455667760);
+    f.run(in(0x60, 2));
+    CHECK(f.state.rax() == 0x112233445566FFFF);
+    f.run(in(0x60, 4));
+    CHECK(f.state.rax() == 0xFFFFFFFF);
+}
+
+TEST_CASE("exit.string_io_stops_guest") {
+    Fixture f;
+    VmExit exit = out(0x3F8, 0);
+    exit.io.string = true;
+    ExitOutcome o = f.run(exit);
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::unsupported);
+}
+
+TEST_CASE("exit.hlt_stops_guest") {
+    Fixture f;
+    ExitOutcome o = f.run(make(ExitKind::hlt, 1));
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::halted);
+    CHECK(o.status == 0);
+}
+
+TEST_CASE("exit.virtualization_instruction_injects_ud") {
+    Fixture f;
+    ExitOutcome o = f.run(make(ExitKind::virtualization_instruction, 3));
+    CHECK_FALSE(o.stop);
+    CHECK(o.inject);
+    CHECK(o.vector == 6);
+    CHECK_FALSE(o.has_error_code);
+    CHECK(f.state.rip == 0x1000);
+}
+
+TEST_CASE("exit.fatal_exits_stop_guest") {
+    Fixture f;
+    VmExit npf = make(ExitKind::nested_page_fault, 0);
+    npf.npf = NestedPageFaultExit{0x20000, MemoryAccess::read, false};
+    CHECK(f.run(npf).reason == StopReason::bad_memory_access);
+    CHECK(f.run(make(ExitKind::triple_fault, 0)).reason == StopReason::triple_fault);
+    CHECK(f.run(make(ExitKind::invalid_state, 0)).reason == StopReason::invalid_state);
+    CHECK(f.run(make(ExitKind::unknown, 0)).reason == StopReason::unknown_exit);
+    for (ExitKind kind : {ExitKind::nested_page_fault, ExitKind::triple_fault, ExitKind::invalid_state,
+                          ExitKind::unknown}) {
+        VmExit exit = make(kind, 0);
+        if (kind == ExitKind::nested_page_fault) exit.npf = npf.npf;
+        CHECK(f.run(exit).status != 0);
+    }
+}
+
+TEST_CASE("exit.external_interrupt_resumes") {
+    Fixture f;
+    ExitOutcome o = f.run(make(ExitKind::external_interrupt, 0));
+    CHECK_FALSE(o.stop);
+    CHECK_FALSE(o.inject);
+    CHECK(f.state.rip == 0x1000);
+}
+
+TEST_CASE("exit.intercepted_exception_is_reflected") {
+    Fixture f;
+    VmExit exit = make(ExitKind::exception, 0);
+    exit.exception = ExceptionExit{14, true, 0x6};
+    ExitOutcome o = f.run(exit);
+    CHECK(o.inject);
+    CHECK(o.vector == 14);
+    CHECK(o.has_error_code);
+    CHECK(o.error_code == 0x6);
+}
