@@ -118,6 +118,7 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::nested_page_fault: return "nested_page_fault";
     case ExitKind::triple_fault: return "triple_fault";
     case ExitKind::external_interrupt: return "external_interrupt";
+    case ExitKind::preemption: return "preemption";
     case ExitKind::exception: return "exception";
     case ExitKind::virtualization_instruction: return "virtualization_instruction";
     case ExitKind::invalid_state: return "invalid_state";
@@ -174,7 +175,8 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
         flush_console(console, env);
         return stop(StopReason::triple_fault);
     case ExitKind::external_interrupt:
-        return {};  // the host takes the interrupt once the guest is out; just re-enter
+    case ExitKind::preemption:
+        return {};  // the kernel got the CPU back; the scheduler decides who runs next
     case ExitKind::exception:
         // Nothing is intercepted for the kernel's own use yet: give the guest its exception back.
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);

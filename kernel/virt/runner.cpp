@@ -50,6 +50,51 @@ void report_stop(const char* name, const ExitOutcome& outcome, const VmExit& exi
                    exit.npf.guest_physical, exit.npf.present ? "not permitted" : "outside guest memory");
 }
 
+struct GuestMemory {
+    paddr base;
+    u64 size;
+};
+
+// The guest's RAM, contiguous from guest-physical 0, with its code copied in.
+bool load_builtin_guest(const BuiltinGuest& guest, GuestMemory& memory) {
+    u64 code_end = 0;
+    if (!is_aligned(guest.memory_bytes, kPageSize) || guest.code_size == 0 ||
+        !checked_add(guest.code_gpa, guest.code_size, code_end) || code_end > guest.memory_bytes) {
+        log::error("virt: built-in guest {} does not fit its memory", guest.name);
+        return false;
+    }
+    if (!platform::allocate_physical(guest.memory_bytes, memory.base)) {
+        log::error("virt: no memory for guest {} ({} KiB)", guest.name, guest.memory_bytes >> 10);
+        return false;
+    }
+    memory.size = guest.memory_bytes;
+    copy_bytes(static_cast<u8*>(platform::physical_to_virtual(memory.base)) + guest.code_gpa, guest.code,
+               guest.code_size);
+    return true;
+}
+
+// Code pages read-execute, the rest read-write: nothing the guest can write is executable.
+Result<VmHandle, VirtError> create_builtin_vm(const VirtOps& ops, const BuiltinGuest& guest,
+                                              const GuestMemory& memory) {
+    auto vm = ops.create_vm();
+    if (!vm) return vm;
+    u64 code_start = align_down(guest.code_gpa, kPageSize);
+    u64 code_end = align_up(guest.code_gpa + guest.code_size, kPageSize);
+    const GuestMapping pieces[] = {
+        {0, memory.base, code_start, true, false},
+        {code_start, memory.base + code_start, code_end - code_start, false, true},
+        {code_end, memory.base + code_end, memory.size - code_end, true, false},
+    };
+    for (const GuestMapping& piece : pieces) {
+        if (piece.size == 0) continue;
+        if (auto mapped = ops.map(*vm, piece); !mapped) {
+            ops.destroy_vm(*vm);
+            return fail(mapped.error());
+        }
+    }
+    return vm;
+}
+
 }  // namespace
 
 const char* virt_error_name(VirtError error) {
@@ -58,6 +103,7 @@ const char* virt_error_name(VirtError error) {
     case VirtError::disabled_by_firmware: return "disabled by firmware";
     case VirtError::out_of_asids: return "out of ASIDs";
     case VirtError::bad_guest: return "bad guest description";
+    case VirtError::overlapping_mapping: return "guest-physical memory mapped twice";
     case VirtError::out_of_memory: return "out of memory";
     }
     return "?";
@@ -91,11 +137,24 @@ u32 run_builtin_guest(const char* name) {
         return kFailureStatus;
     }
 
+    GuestMemory memory{};
+    if (!load_builtin_guest(*guest, memory)) {
+        ops->disable();
+        return kFailureStatus;
+    }
     VcpuState state{};
-    GuestSpec spec{guest->name, guest->memory_bytes, guest->code, guest->code_size, guest->code_gpa, guest->mode};
-    auto vcpu = ops->create_vcpu(spec, state);
+    auto vm = create_builtin_vm(*ops, *guest, memory);
+    if (!vm) {
+        log::error("virt: creating guest {}: {}", name, virt_error_name(vm.error()));
+        platform::free_physical(memory.base, memory.size);
+        ops->disable();
+        return kFailureStatus;
+    }
+    auto vcpu = ops->create_vcpu(*vm, InitialMode{guest->mode, 0}, state);
     if (!vcpu) {
         log::error("virt: creating guest {}: {}", name, virt_error_name(vcpu.error()));
+        ops->destroy_vm(*vm);
+        platform::free_physical(memory.base, memory.size);
         ops->disable();
         return kFailureStatus;
     }
@@ -116,7 +175,7 @@ u32 run_builtin_guest(const char* name) {
             flush_console(console, env);
             break;
         }
-        exit = ops->run(*vcpu, state);
+        exit = ops->run(*vcpu, state, 0);
         ++exits;
         if (log::threshold() >= log::Level::debug)
             log::debug("virt: exit {} (code {:#x}) at rip {:#x}, length {}", exit_kind_name(exit.kind),
@@ -129,6 +188,8 @@ u32 run_builtin_guest(const char* name) {
     report_stop(name, outcome, exit, state, exits);
     log::debug("virt: guest {} ran for {} cycles", name, elapsed);
     ops->destroy_vcpu(*vcpu);
+    ops->destroy_vm(*vm);
+    platform::free_physical(memory.base, memory.size);
     ops->disable();
     return outcome.status;
 }

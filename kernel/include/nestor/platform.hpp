@@ -33,6 +33,13 @@ void console_write(const char* text, usize length);
 const CpuFeatures& cpu_features();
 u64 timestamp();  // cycles; instructions under QEMU -icount
 [[noreturn]] void shutdown(ExitStatus status);
+
+// Physical memory for kernel use (e.g. a built-in guest's RAM): `bytes` contiguous, zeroed,
+// 4 KiB aligned. False when memory is short; never panics.
+bool allocate_physical(u64 bytes, paddr& out);
+void free_physical(paddr base, u64 bytes);
+// Where the kernel reaches physical memory (the direct map).
+void* physical_to_virtual(paddr address);
 [[noreturn]] void halt_forever();
 
 }  // namespace platform

@@ -2,6 +2,7 @@
 
 #include "nestor/lib/assert.hpp"
 #include "nestor/log.hpp"
+#include "nestor/platform.hpp"
 
 namespace nestor::x86 {
 namespace {
@@ -27,3 +28,30 @@ paddr allocate_zeroed_frame_or_panic(const char* purpose) {
 }
 
 }  // namespace nestor::x86
+
+namespace nestor::platform {
+
+bool allocate_physical(u64 bytes, paddr& out) {
+    u64 frames = align_up(bytes, kPageSize) / kPageSize;
+    if (frames == 0) return false;
+    auto run = x86::kernel_frames().allocate_contiguous(frames, kPageSize);
+    if (!run) return false;
+    fill_bytes(physical_to_virtual(*run), 0, frames * kPageSize);
+    out = *run;
+    return true;
+}
+
+void free_physical(paddr base, u64 bytes) {
+    for (u64 offset = 0; offset < align_up(bytes, kPageSize); offset += kPageSize) {
+        auto freed = x86::kernel_frames().free(base + offset);
+        if (!freed) log::warn("memory: freeing frame {:#x}: {}", base + offset, x86::frame_error_name(freed.error()));
+    }
+}
+
+void* physical_to_virtual(paddr address) {
+    u64* frame = x86::kernel_physical_memory().frame(align_down(address, kPageSize));
+    ASSERT(frame != nullptr);
+    return reinterpret_cast<u8*>(frame) + (address & (kPageSize - 1));
+}
+
+}  // namespace nestor::platform

@@ -5,6 +5,7 @@
 // Written for QEMU TCG's SVM as well as hardware: no NRIP save (instruction lengths are decoded
 // from guest memory), no decode assists, no VMCB clean bits (clean_bits stays 0: the CPU reloads
 // everything), no FlushByAsid (TLB_CONTROL=1 flushes everything when a flush is needed).
+#include "nestor/lib/assert.hpp"
 #include "nestor/lib/placement_new.hpp"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
@@ -22,22 +23,28 @@ namespace nestor::virt {
 using namespace nestor::x86;
 using namespace nestor::x86::svm;
 
-// The SVM vCPU behind the kernel's opaque handle. It lives in a frame of its own.
-struct BackendVcpu {
-    static constexpr usize kMaxGuestPages = 256;  // 1 MiB: all a real-mode guest can reach
-
-    paddr self;  // the frame holding this object
-    paddr vmcb_pa;
-    Vmcb* vmcb;
+// An SVM VM: its nested page tables and the permission maps its vCPUs share. It lives in a
+// frame of its own; guest memory belongs to the kernel, which maps it through map().
+struct BackendVm {
+    paddr self;
+    paddr npt_root;
     paddr iopm_pa;
     paddr msrpm_pa;
-    paddr npt_root;
+    u32 vcpus;
+};
+static_assert(sizeof(BackendVm) <= kPageSize);
+
+// An SVM vCPU behind the kernel's opaque handle. ASIDs are per vCPU: each has its own guest
+// translations even when the VM's nested tables are shared.
+struct BackendVcpu {
+    paddr self;  // the frame holding this object
+    BackendVm* vm;
+    paddr vmcb_pa;
+    Vmcb* vmcb;
     u32 asid;
     bool flush_tlb;
     bool event_pending;
     u64 pending_event;
-    usize guest_pages;
-    paddr guest_frames[kMaxGuestPages];
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -49,6 +56,10 @@ constexpr u64 kEferLma = u64{1} << 10;
 constexpr u64 kCr0Pe = u64{1} << 0;
 constexpr u64 kCr0Et = u64{1} << 4;
 constexpr u64 kCr0Pg = u64{1} << 31;
+constexpr u64 kCr0Wp = u64{1} << 16;
+constexpr u64 kCr4Pae = u64{1} << 5;
+constexpr u64 kEferLme = u64{1} << 8;
+constexpr u64 kEferNxe = u64{1} << 11;
 constexpr u64 kRflagsVm = u64{1} << 17;
 constexpr u64 kResetPat = 0x0007040600070406;
 constexpr u32 kMaxAsids = 64;
@@ -137,14 +148,66 @@ void free_npt(paddr root) {
     free_frame(root);
 }
 
+void free_frames(paddr first, usize bytes) {
+    for (usize i = 0; first && i < bytes / kPageSize; ++i) free_frame(first + i * kPageSize);
+}
+
+void svm_destroy_vm(VmHandle vm) {
+    if (!vm) return;
+    ASSERT(vm->vcpus == 0);
+    free_npt(vm->npt_root);
+    free_frames(vm->iopm_pa, kIopmBytes);
+    free_frames(vm->msrpm_pa, kMsrpmBytes);
+    paddr self = vm->self;
+    vm->~BackendVm();
+    free_frame(self);
+}
+
+Result<VmHandle, VirtError> svm_create_vm() {
+    if (!svm_enabled) return fail(VirtError::unsupported);
+    paddr self = allocate_zeroed_frame_or_panic("SVM VM");
+    BackendVm* vm = new (frame_pointer<void>(self)) BackendVm{};
+    vm->self = self;
+    vm->iopm_pa = allocate_contiguous_zeroed(kIopmBytes / kPageSize, "the I/O permission map");
+    vm->msrpm_pa = allocate_contiguous_zeroed(kMsrpmBytes / kPageSize, "the MSR permission map");
+    AllocatorTableMemory tables_memory = npt_memory();
+    PageTableBuilder npt(tables_memory);
+    if (!vm->iopm_pa || !vm->msrpm_pa || !npt.create_root()) {
+        svm_destroy_vm(vm);
+        return fail(VirtError::out_of_memory);
+    }
+    vm->npt_root = npt.root();
+    // Intercept every port and every MSR: the kernel decides each access.
+    fill_bytes(frame_pointer<u8>(vm->iopm_pa), 0xFF, kIopmBytes);
+    fill_bytes(frame_pointer<u8>(vm->msrpm_pa), 0xFF, kMsrpmBytes);
+    return vm;
+}
+
+// Nested walks are user accesses, so every mapping is user; the kernel guarantees a frame is
+// never writable and executable at once.
+Status<VirtError> svm_map(VmHandle vm, const GuestMapping& m) {
+    if (!is_aligned(m.guest_physical, kPageSize) || !is_aligned(m.host_physical, kPageSize) ||
+        !is_aligned(m.size, kPageSize) || m.size == 0 || (m.writable && m.executable))
+        return fail(VirtError::bad_guest);
+    AllocatorTableMemory tables_memory = npt_memory();
+    PageTableBuilder npt(tables_memory);
+    npt.use_root(vm->npt_root);
+    Permissions perm{.writable = m.writable, .executable = m.executable, .user = true, .global = false};
+    auto mapped = npt.map(m.guest_physical, m.host_physical, m.size, perm);
+    if (mapped) return {};
+    switch (mapped.error()) {
+    case MapError::already_mapped:
+    case MapError::would_split_large_page: return fail(VirtError::overlapping_mapping);
+    case MapError::out_of_memory: return fail(VirtError::out_of_memory);
+    default: return fail(VirtError::bad_guest);
+    }
+}
+
 void svm_destroy_vcpu(VcpuHandle vcpu) {
     if (!vcpu) return;
-    for (usize i = 0; i < vcpu->guest_pages; ++i) free_frame(vcpu->guest_frames[i]);
-    free_npt(vcpu->npt_root);
-    for (usize i = 0; i < kIopmBytes / kPageSize && vcpu->iopm_pa; ++i) free_frame(vcpu->iopm_pa + i * kPageSize);
-    for (usize i = 0; i < kMsrpmBytes / kPageSize && vcpu->msrpm_pa; ++i) free_frame(vcpu->msrpm_pa + i * kPageSize);
     free_frame(vcpu->vmcb_pa);
     if (vcpu->asid < kMaxAsids) asid_used[vcpu->asid] = false;
+    vcpu->vm->vcpus--;
     paddr self = vcpu->self;
     vcpu->~BackendVcpu();
     free_frame(self);
@@ -172,6 +235,27 @@ void set_real_mode_state(Vmcb& vmcb) {
     s.g_pat = kResetPat;
 }
 
+// The multiboot machine state: flat 4 GiB 32-bit segments, protected mode, paging off.
+void set_protected32_state(Vmcb& vmcb) {
+    set_real_mode_state(vmcb);
+    VmcbSave& s = vmcb.save;
+    constexpr u16 kFlat32 = attrib::default32 | attrib::granularity;
+    s.cs = segment(0x08, 0, 0xFFFFFFFF, attrib::code_rx | kFlat32);
+    s.ds = s.es = s.ss = s.fs = s.gs = segment(0x10, 0, 0xFFFFFFFF, attrib::data_rw | kFlat32);
+    s.cr0 = kCr0Et | kCr0Pe;
+}
+
+// Flat 64-bit code with the loader's identity page tables at `cr3`.
+void set_long64_state(Vmcb& vmcb, u64 cr3) {
+    set_protected32_state(vmcb);
+    VmcbSave& s = vmcb.save;
+    s.cs = segment(0x08, 0, 0xFFFFFFFF, attrib::code_rx | attrib::long_mode | attrib::granularity);
+    s.cr0 = kCr0Et | kCr0Pe | kCr0Wp | kCr0Pg;
+    s.cr3 = cr3;
+    s.cr4 = kCr4Pae;
+    s.efer = kEferSvme | kEferLme | kEferLma | kEferNxe;
+}
+
 CpuMode mode_of(const Vmcb& vmcb) {
     const VmcbSave& s = vmcb.save;
     if (!(s.cr0 & kCr0Pe) || (s.rflags & kRflagsVm)) return CpuMode::real16;
@@ -179,80 +263,60 @@ CpuMode mode_of(const Vmcb& vmcb) {
     return (s.cs.attrib & attrib::default32) ? CpuMode::protected32 : CpuMode::protected16;
 }
 
-Result<VcpuHandle, VirtError> svm_create_vcpu(const GuestSpec& spec, VcpuState& initial) {
-    if (!svm_enabled) return fail(VirtError::unsupported);
-    u64 code_end = 0;
-    if (spec.mode != CpuMode::real16 || spec.memory_bytes == 0 || !is_aligned(spec.memory_bytes, kPageSize) ||
-        spec.memory_bytes > BackendVcpu::kMaxGuestPages * kPageSize || spec.code_size == 0 ||
-        !checked_add(spec.code_gpa, spec.code_size, code_end) || code_end > spec.memory_bytes)
-        return fail(VirtError::bad_guest);
-    u32 asid = allocate_asid();
-    if (!asid) return fail(VirtError::out_of_asids);
-
-    paddr self = allocate_zeroed_frame_or_panic("SVM vCPU");
-    BackendVcpu* vcpu = new (frame_pointer<void>(self)) BackendVcpu{};
-    vcpu->self = self;
-    vcpu->asid = asid;
-    vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
-    vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
-    vcpu->iopm_pa = allocate_contiguous_zeroed(kIopmBytes / kPageSize, "the I/O permission map");
-    vcpu->msrpm_pa = allocate_contiguous_zeroed(kMsrpmBytes / kPageSize, "the MSR permission map");
-    if (!vcpu->iopm_pa || !vcpu->msrpm_pa) {
-        svm_destroy_vcpu(vcpu);
-        return fail(VirtError::out_of_memory);
+Status<VirtError> set_initial_state(Vmcb& vmcb, const InitialMode& initial) {
+    switch (initial.mode) {
+    case CpuMode::real16: set_real_mode_state(vmcb); return {};
+    case CpuMode::protected32: set_protected32_state(vmcb); return {};
+    case CpuMode::long64:
+        if (!is_aligned(initial.cr3, kPageSize)) return fail(VirtError::bad_guest);
+        set_long64_state(vmcb, initial.cr3);
+        return {};
+    case CpuMode::protected16: break;
     }
-    // Intercept every port and every MSR.
-    fill_bytes(frame_pointer<u8>(vcpu->iopm_pa), 0xFF, kIopmBytes);
-    fill_bytes(frame_pointer<u8>(vcpu->msrpm_pa), 0xFF, kMsrpmBytes);
+    return fail(VirtError::bad_guest);
+}
 
-    // Guest memory and its nested page tables. Nested walks are user accesses, so every level is
-    // user; code pages are read-execute, the rest read-write, nothing both.
-    AllocatorTableMemory tables_memory = npt_memory();
-    PageTableBuilder npt(tables_memory);
-    if (!npt.create_root()) {
-        svm_destroy_vcpu(vcpu);
-        return fail(VirtError::out_of_memory);
-    }
-    vcpu->npt_root = npt.root();
-    for (u64 gpa = 0; gpa < spec.memory_bytes; gpa += kPageSize) {
-        paddr frame = allocate_zeroed_frame_or_panic("guest memory");
-        vcpu->guest_frames[vcpu->guest_pages++] = frame;
-        bool code = gpa < code_end && gpa + kPageSize > spec.code_gpa;
-        if (code) {
-            u64 from = max(gpa, spec.code_gpa), to = min(gpa + kPageSize, code_end);
-            copy_bytes(frame_pointer<u8>(frame) + (from - gpa), spec.code + (from - spec.code_gpa), to - from);
-        }
-        Permissions perm{.writable = !code, .executable = code, .user = true, .global = false};
-        if (auto mapped = npt.map(gpa, frame, kPageSize, perm); !mapped) {
-            log::error("svm: mapping guest page {:#x}: {}", gpa, map_error_name(mapped.error()));
-            svm_destroy_vcpu(vcpu);
-            return fail(VirtError::out_of_memory);
-        }
-    }
-
-    Vmcb& vmcb = *vcpu->vmcb;
-    VmcbControl& c = vmcb.control;
+void set_controls(BackendVcpu& vcpu) {
+    VmcbControl& c = vcpu.vmcb->control;
     c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::cpuid | intercept1::hlt |
                         intercept1::invlpga | intercept1::ioio_prot | intercept1::msr_prot | intercept1::shutdown;
     c.intercept_misc2 = intercept2::vmrun | intercept2::vmmcall | intercept2::vmload | intercept2::vmsave |
                         intercept2::stgi | intercept2::clgi | intercept2::skinit;
-    c.iopm_base_pa = vcpu->iopm_pa;
-    c.msrpm_base_pa = vcpu->msrpm_pa;
-    c.guest_asid = asid;
+    c.iopm_base_pa = vcpu.vm->iopm_pa;
+    c.msrpm_base_pa = vcpu.vm->msrpm_pa;
+    c.guest_asid = vcpu.asid;
     c.int_ctl = kIntCtlVIntrMasking;  // the host's RFLAGS.IF gates physical interrupts
     c.nested_control = kNestedPagingEnable;
-    c.nested_cr3 = vcpu->npt_root;
+    c.nested_cr3 = vcpu.vm->npt_root;
     c.clean_bits = 0;
-    vcpu->flush_tlb = true;  // the ASID may hold stale translations of an earlier guest
-    set_real_mode_state(vmcb);
+}
 
-    initial.cr0 = vmcb.save.cr0;
-    initial.efer = vmcb.save.efer;
-    initial.cs_base = vmcb.save.cs.base;
-    initial.mode = mode_of(vmcb);
-    initial.rflags = vmcb.save.rflags;
-    log::debug("svm: vCPU {} ASID {} VMCB {:#x} NPT {:#x}, {} KiB guest memory", spec.name, asid, vcpu->vmcb_pa,
-               vcpu->npt_root, spec.memory_bytes >> 10);
+Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& initial, VcpuState& state) {
+    if (!svm_enabled || !vm) return fail(VirtError::unsupported);
+    u32 asid = allocate_asid();
+    if (!asid) return fail(VirtError::out_of_asids);
+    paddr self = allocate_zeroed_frame_or_panic("SVM vCPU");
+    BackendVcpu* vcpu = new (frame_pointer<void>(self)) BackendVcpu{};
+    vcpu->self = self;
+    vcpu->vm = vm;
+    vm->vcpus++;
+    vcpu->asid = asid;
+    vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
+    vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
+    if (auto set = set_initial_state(*vcpu->vmcb, initial); !set) {
+        svm_destroy_vcpu(vcpu);
+        return fail(set.error());
+    }
+    set_controls(*vcpu);
+    vcpu->flush_tlb = true;  // the ASID may hold stale translations of an earlier guest
+
+    const Vmcb& vmcb = *vcpu->vmcb;
+    state.cr0 = vmcb.save.cr0;
+    state.efer = vmcb.save.efer;
+    state.cs_base = vmcb.save.cs.base;
+    state.mode = mode_of(vmcb);
+    state.rflags = vmcb.save.rflags;
+    log::debug("svm: vCPU ASID {} VMCB {:#x} NPT {:#x}", asid, vcpu->vmcb_pa, vm->npt_root);
     return vcpu;
 }
 
@@ -262,7 +326,7 @@ usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
     if (vcpu.vmcb->save.cr0 & kCr0Pg) return 0;  // guest paging: needs a guest page walk (not yet)
     AllocatorTableMemory tables_memory = npt_memory();
     PageTableBuilder npt(tables_memory);
-    npt.use_root(vcpu.npt_root);
+    npt.use_root(vcpu.vm->npt_root);
     usize copied = 0;
     while (copied < size) {
         u64 gpa = linear + copied;
@@ -370,7 +434,8 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
     return exit;
 }
 
-VmExit svm_run(VcpuHandle vcpu, VcpuState& state) {
+// time_slice is not honoured yet: SVM preemption needs the local APIC timer (see the issue).
+VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 /*time_slice*/) {
     Vmcb& vmcb = *vcpu->vmcb;
     vmcb.save.rip = state.rip;
     vmcb.save.rflags = state.rflags | kRflagsReserved1;
@@ -418,6 +483,9 @@ constexpr VirtOps kSvmOps = {
     .supported = svm_supported,
     .enable = svm_enable,
     .disable = svm_disable,
+    .create_vm = svm_create_vm,
+    .map = svm_map,
+    .destroy_vm = svm_destroy_vm,
     .create_vcpu = svm_create_vcpu,
     .run = svm_run,
     .inject_exception = svm_inject_exception,

@@ -16,6 +16,7 @@ enum class ExitKind : u8 {
     nested_page_fault,           // NPT / EPT violation
     triple_fault,                // shutdown
     external_interrupt,          // a physical interrupt arrived while the guest ran
+    preemption,                  // the time slice given to run() ended (e.g. the VMX preemption timer)
     exception,                   // an intercepted guest exception
     virtualization_instruction,  // VMRUN, VMLOAD, VMSAVE, STGI, CLGI, INVLPGA, SKINIT or a VMX instruction
     invalid_state,               // the hardware refused to enter the guest (VMEXIT_INVALID, VM-entry failure)

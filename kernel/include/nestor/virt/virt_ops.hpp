@@ -14,26 +14,39 @@ enum class VirtError : u8 {
     unsupported,        // the CPU or the build lacks this backend, or a needed feature (NPT/EPT)
     disabled_by_firmware,  // SVM locked off (VM_CR.SVMDIS) / VMX locked off (FEATURE_CONTROL)
     out_of_asids,
-    bad_guest,          // the guest description is inconsistent (code outside memory, ...)
+    bad_guest,          // the guest description is inconsistent (bad mode, unaligned mapping, ...)
+    overlapping_mapping,  // a guest-physical page is already mapped
     out_of_memory,
 };
 
 const char* virt_error_name(VirtError error);
 
-// A guest to create: `memory_bytes` of RAM from guest-physical 0, with `code` copied to
-// `code_gpa` (those pages executable and read-only, the rest read-write and not executable).
-// The vCPU starts at `state` (RIP, RSP, RFLAGS, GPRs) in `mode`, with flat segments of base 0.
-struct GuestSpec {
-    const char* name;
-    u64 memory_bytes;
-    const u8* code;
-    usize code_size;
-    u64 code_gpa;
-    CpuMode mode;  // only real16 so far
+// One piece of a VM's guest-physical memory: what its nested page tables (NPT / EPT) map. The
+// kernel builds the list from the memory capabilities a domain holds; nothing else is mapped.
+// Read access is implied; a host frame is never mapped writable and executable at once.
+struct GuestMapping {
+    u64 guest_physical;   // 4 KiB aligned
+    paddr host_physical;  // 4 KiB aligned
+    u64 size;             // a multiple of 4 KiB
+    bool writable;
+    bool executable;
 };
 
-// The backend's vCPU, opaque to the kernel.
+// How a vCPU starts. The backend derives every segment and control register from this:
+//  - real16: CS:IP = 0:rip, as after a reset with flat 64 KiB segments;
+//  - protected32: the multiboot machine state: CR0.PE = 1, paging off, flat 4 GiB 32-bit
+//    code and data segments, interrupts off;
+//  - long64: flat 64-bit code, paging on with `cr3` (identity tables the loader built),
+//    CR4.PAE, EFER.LME/LMA, interrupts off.
+struct InitialMode {
+    CpuMode mode;  // real16, protected32 or long64
+    u64 cr3;       // long64 only
+};
+
+// The backend's VM and vCPU, opaque to the kernel.
+struct BackendVm;
 struct BackendVcpu;
+using VmHandle = BackendVm*;
 using VcpuHandle = BackendVcpu*;
 
 struct CpuidValues {
@@ -47,18 +60,28 @@ struct VirtOps {
     // Turns virtualization on for the calling CPU (EFER.SVME + host save area / VMXON).
     Status<VirtError> (*enable)();
     void (*disable)();
-    // Builds a vCPU with its memory and nested page tables; `initial` gets the architectural
-    // state the backend chose for `spec.mode` (control registers, mode).
-    Result<VcpuHandle, VirtError> (*create_vcpu)(const GuestSpec& spec, VcpuState& initial);
+
+    // A VM: an address space (nested page tables, ASID / VPID) with no memory yet.
+    Result<VmHandle, VirtError> (*create_vm)();
+    // Adds `mapping` to the VM's nested page tables; overlapping an existing mapping is refused.
+    Status<VirtError> (*map)(VmHandle vm, const GuestMapping& mapping);
+    // Frees the nested page tables. Every vCPU of the VM must be destroyed first.
+    void (*destroy_vm)(VmHandle vm);
+
+    // A vCPU of `vm` in `initial` mode; `state` gets the architectural values the backend chose
+    // (RFLAGS, CR0, EFER, mode); the kernel then sets RIP, RSP and the GPRs it wants.
+    Result<VcpuHandle, VirtError> (*create_vcpu)(VmHandle vm, const InitialMode& initial, VcpuState& state);
     // Enters the guest with `state` and returns at the next exit, `state` then holding the
     // guest's registers. RIP changes the kernel made in `state` (to step over an instruction) take
-    // effect on the next run.
-    VmExit (*run)(VcpuHandle vcpu, VcpuState& state);
+    // effect on the next run. A run also ends, with ExitKind::preemption, when `time_slice`
+    // timestamp ticks have passed (0 = no limit), so a guest that never exits cannot keep the CPU.
+    VmExit (*run)(VcpuHandle vcpu, VcpuState& state, u64 time_slice);
     // Queues an exception for delivery at the next entry. The error code is dropped where the
     // architecture pushes none (real mode).
     void (*inject_exception)(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code);
     // Frees everything create_vcpu allocated.
     void (*destroy_vcpu)(VcpuHandle vcpu);
+
     // The real CPU's CPUID, the input of the guest's CPUID policy.
     CpuidValues (*host_cpuid)(u32 leaf, u32 subleaf);
 };

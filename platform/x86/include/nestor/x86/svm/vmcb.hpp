@@ -250,6 +250,7 @@ inline constexpr u16 tss16_busy = 0x83;  // present, busy 16-bit TSS
 inline constexpr u16 tss_busy = 0x8B;    // present, busy 32/64-bit TSS
 inline constexpr u16 long_mode = 1u << 9;  // L
 inline constexpr u16 default32 = 1u << 10; // D/B
+inline constexpr u16 granularity = 1u << 11; // G: limit in 4 KiB units
 }  // namespace attrib
 
 inline constexpr usize kIopmBytes = 3 * 4096;   // one bit per port, plus the 3rd page for wide accesses
