@@ -50,6 +50,21 @@ void print_memory(const BootInfo& boot, const MemorySummary& memory) {
     log::info("cmdline: \"{}\"", boot.cmdline);
 }
 
+// nestor.time-slice=TICKS: how long a guest runs before the kernel takes the CPU back.
+u64 time_slice(const char* cmdline) {
+    char text[24];
+    if (!cmdline_option(cmdline, "nestor.time-slice", text, sizeof(text))) return virt::kDefaultTimeSlice;
+    u64 value = 0;
+    for (const char* p = text; *p; ++p) {
+        if (*p < '0' || *p > '9' || value > 1'000'000'000'000) {
+            log::warn("boot: nestor.time-slice={} is not a number of ticks; using {}", text, virt::kDefaultTimeSlice);
+            return virt::kDefaultTimeSlice;
+        }
+        value = value * 10 + static_cast<u64>(*p - '0');
+    }
+    return value;
+}
+
 }  // namespace
 
 [[noreturn]] void kernel_main(const BootInfo& boot, const MemorySummary& memory) {
@@ -57,7 +72,7 @@ void print_memory(const BootInfo& boot, const MemorySummary& memory) {
     print_memory(boot, memory);
     char guest[32];
     if (cmdline_option(boot.cmdline, "nestor.builtin-guest", guest, sizeof(guest))) {
-        u32 status = virt::run_builtin_guest(guest);
+        u32 status = virt::run_builtin_guest(guest, time_slice(boot.cmdline));
         platform::shutdown(status == 0 ? ExitStatus::success : ExitStatus::failure);
     }
     log::info("nothing to run yet: shutting down");

@@ -121,7 +121,7 @@ const VirtOps* select_virt_ops() {
     return selected_ops;
 }
 
-u32 run_builtin_guest(const char* name) {
+u32 run_builtin_guest(const char* name, u64 time_slice) {
     const BuiltinGuest* guest = find_builtin_guest(name);
     if (!guest) {
         log::error("virt: no built-in guest '{}' (smoke, npf, cpuid-bench)", name);
@@ -168,6 +168,8 @@ u32 run_builtin_guest(const char* name) {
     ExitOutcome outcome;
     VmExit exit{};
     u64 exits = 0;
+    u64 preemptions = 0;
+    u64 preempted_in_a_row = 0;
     u64 started = platform::timestamp();
     for (;;) {
         if (exits == kMaxExits) {
@@ -175,8 +177,19 @@ u32 run_builtin_guest(const char* name) {
             flush_console(console, env);
             break;
         }
-        exit = ops->run(*vcpu, state, 0);
+        exit = ops->run(*vcpu, state, time_slice);
         ++exits;
+        if (exit.kind == ExitKind::preemption) {
+            ++preemptions;
+            if (++preempted_in_a_row == kMaxPreemptions) {
+                flush_console(console, env);
+                outcome = ExitOutcome{.stop = true, .reason = StopReason::exit_limit, .status = kFailureStatus};
+                log::error("virt: guest {} ran {} time slices without an exit of its own", name, kMaxPreemptions);
+                break;
+            }
+        } else {
+            preempted_in_a_row = 0;
+        }
         if (log::threshold() >= log::Level::debug)
             log::debug("virt: exit {} (code {:#x}) at rip {:#x}, length {}", exit_kind_name(exit.kind),
                        exit.vendor_code, state.rip, exit.instruction_length);
@@ -187,6 +200,7 @@ u32 run_builtin_guest(const char* name) {
     u64 elapsed = platform::timestamp() - started;
     report_stop(name, outcome, exit, state, exits);
     log::debug("virt: guest {} ran for {} cycles", name, elapsed);
+    if (preemptions) log::info("virt: guest {} was preempted {} times", name, preemptions);
     ops->destroy_vcpu(*vcpu);
     ops->destroy_vm(*vm);
     platform::free_physical(memory.base, memory.size);

@@ -36,3 +36,10 @@ nestor_boot_test(svm.unknown_builtin_guest svm ARGS --kernel ${elf32} --append "
 nestor_boot_test(svm.cpuid_round_trip_icount svm ARGS --kernel ${elf32} --append "nestor.builtin-guest=cpuid-bench"
   --icount --expect-status 0
   --expect "^\\[cpuid-bench\\] cpuid round trip \\(ticks per iteration\\): 0x[0-9a-f]{8}$")
+
+# The local APIC timer ends a guest's time slice even though the guest never asks to stop:
+# under icount the count of preemptions is exact.
+nestor_boot_test(svm.time_slices_preempt_the_guest svm ARGS --kernel ${elf32}
+  --append "nestor.builtin-guest=cpuid-bench nestor.time-slice=20000" --icount --expect-status 0
+  --expect "^virt: guest cpuid-bench was preempted [1-9][0-9]* times$"
+  --expect "^virt: guest cpuid-bench exited with status 0")

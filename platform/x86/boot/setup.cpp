@@ -8,6 +8,7 @@
 #include "nestor/x86/cpu.hpp"
 #include "nestor/x86/descriptors.hpp"
 #include "nestor/x86/kernel_memory.hpp"
+#include "nestor/x86/local_apic.hpp"
 #include "nestor/x86/multiboot.hpp"
 #include "nestor/x86/page_table_builder.hpp"
 #include "nestor/x86/selftest.hpp"
@@ -85,6 +86,9 @@ paddr build_kernel_page_tables(paddr ram_top) {
     section(__data_start, __data_end, {.writable = true, .executable = false, .global = true}, "kernel data");
     map_or_fail(tables, PHYSMAP_BASE, 0, ram_top, {.writable = true, .executable = false, .global = true},
                 "direct map");
+    paddr apic = x86::lapic::mmio_physical();
+    map_or_fail(tables, x86::lapic::kMmioWindow + apic, apic, kPageSize,
+                {.writable = true, .executable = false, .global = true, .uncached = true}, "local APIC");
     return tables.root();
 }
 
@@ -101,6 +105,7 @@ MemorySummary set_up_memory() {
     paddr root = build_kernel_page_tables(ram_top);
     x86::write_cr3(root);
     x86::kernel_physical_memory().retarget(PHYSMAP_BASE, ram_top);
+    if (!x86::lapic::init()) log::warn("apic: the local APIC timer does not count: guests cannot be preempted");
 
     MemorySummary summary{};
     for (usize i = 0; i < boot_info.memory_count; ++i)

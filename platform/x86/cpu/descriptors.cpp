@@ -1,5 +1,7 @@
 #include "nestor/x86/descriptors.hpp"
 
+#include "nestor/x86/local_apic.hpp"
+
 namespace nestor::x86 {
 namespace {
 
@@ -61,6 +63,7 @@ void set_gate(u8 vector, uptr handler, u8 ist) {
 }  // namespace
 
 extern "C" const uptr x86_exception_stubs[32];
+extern "C" char x86_timer_interrupt_stub[], x86_spurious_interrupt_stub[];
 
 void load_descriptors() {
     gdt[0] = 0;
@@ -90,6 +93,8 @@ void load_descriptors() {
         bool emergency = vector == 2 || vector == 8;  // NMI, double fault
         set_gate(vector, x86_exception_stubs[vector], emergency ? kEmergencyStackIst : 0);
     }
+    set_gate(lapic::kTimerVector, reinterpret_cast<uptr>(x86_timer_interrupt_stub), 0);
+    set_gate(lapic::kSpuriousVector, reinterpret_cast<uptr>(x86_spurious_interrupt_stub), 0);
     DescriptorPointer idtr{sizeof(idt) - 1, reinterpret_cast<uptr>(idt)};
     asm volatile("lidt %0" ::"m"(idtr));
 }

@@ -9,6 +9,8 @@ namespace {
 constexpr u64 kPresent = u64{1} << 0;
 constexpr u64 kWritable = u64{1} << 1;
 constexpr u64 kUser = u64{1} << 2;
+constexpr u64 kWriteThrough = u64{1} << 3;  // PWT and PCD together select UC with the reset PAT
+constexpr u64 kCacheDisable = u64{1} << 4;
 constexpr u64 kLargePage = u64{1} << 7;   // PS: a leaf at PDPT (1 GiB) or PD (2 MiB) level
 constexpr u64 kGlobal = u64{1} << 8;      // survives CR3 reloads: only meaningful in leaves
 constexpr u64 kNoExecute = u64{1} << 63;  // needs EFER.NXE, otherwise a reserved bit
@@ -50,6 +52,7 @@ u64 leaf_bits(Permissions permissions) {
     if (permissions.writable) bits |= kWritable;
     if (permissions.user) bits |= kUser;
     if (permissions.global) bits |= kGlobal;
+    if (permissions.uncached) bits |= kWriteThrough | kCacheDisable;
     if (!permissions.executable) bits |= kNoExecute;
     return bits;
 }
@@ -191,7 +194,7 @@ Status<MapError> PageTableBuilder::map(u64 virtual_address, paddr physical_addre
 Result<Translation, MapError> PageTableBuilder::translate(u64 virtual_address) const {
     if (root_ == 0) return fail(MapError::no_root);
     if (!is_canonical(virtual_address)) return fail(MapError::non_canonical);
-    Permissions effective{true, true, true, false};
+    Permissions effective{true, true, true, false, false};
     paddr table = root_;
     for (int level = kPml4Level;; --level) {
         const u64 entry = memory_.table(table)[index_at(virtual_address, level)];
@@ -201,6 +204,7 @@ Result<Translation, MapError> PageTableBuilder::translate(u64 virtual_address) c
         effective.executable = effective.executable && (entry & kNoExecute) == 0;
         if (is_large_leaf(entry, level) || level == kPtLevel) {
             effective.global = (entry & kGlobal) != 0;
+            effective.uncached = (entry & (kWriteThrough | kCacheDisable)) == (kWriteThrough | kCacheDisable);
             if (level == kPdptLevel)
                 return Translation{
                     (entry & kLarge1gAddressMask) | (virtual_address & (kSize1g - 1)), effective,

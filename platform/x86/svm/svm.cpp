@@ -12,6 +12,7 @@
 #include "nestor/virt/virt_ops.hpp"
 #include "nestor/x86/cpu.hpp"
 #include "nestor/x86/kernel_memory.hpp"
+#include "nestor/x86/local_apic.hpp"
 #include "nestor/x86/page_table_builder.hpp"
 #include "nestor/x86/svm/insn_decode.hpp"
 #include "nestor/x86/svm/vmcb.hpp"
@@ -69,6 +70,7 @@ bool svm_enabled = false;
 paddr host_save_area = 0;  // VM_HSAVE_PA: where VMRUN keeps the host state
 paddr host_vmcb = 0;       // VMSAVE/VMLOAD area for the host's FS/GS/TR/LDTR/syscall MSRs
 bool asid_used[kMaxAsids] = {};
+const BackendVcpu* slice_owner = nullptr;  // whose time slice the APIC timer is counting
 
 AllocatorTableMemory npt_memory() { return AllocatorTableMemory(kernel_frames(), kernel_physical_memory()); }
 
@@ -205,6 +207,10 @@ Status<VirtError> svm_map(VmHandle vm, const GuestMapping& m) {
 
 void svm_destroy_vcpu(VcpuHandle vcpu) {
     if (!vcpu) return;
+    if (slice_owner == vcpu) {
+        lapic::disarm();
+        slice_owner = nullptr;
+    }
     free_frame(vcpu->vmcb_pa);
     if (vcpu->asid < kMaxAsids) asid_used[vcpu->asid] = false;
     vcpu->vm->vcpus--;
@@ -434,8 +440,11 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
     return exit;
 }
 
-// time_slice is not honoured yet: SVM preemption needs the local APIC timer (see the issue).
-VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 /*time_slice*/) {
+// After an INTR exit the interrupt is still pending: a moment with interrupts open lets the host
+// take it (the timer's handler acknowledges it).
+void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
+
+VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     Vmcb& vmcb = *vcpu->vmcb;
     vmcb.save.rip = state.rip;
     vmcb.save.rflags = state.rflags | kRflagsReserved1;
@@ -446,7 +455,25 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 /*time_slice*/) {
     vmcb.control.tlb_control = vcpu->flush_tlb ? kTlbControlFlushAll : kTlbControlNothing;
     vcpu->flush_tlb = false;
 
+    // A slice spans every run of this vCPU until it expires: arming the APIC on each entry would
+    // put two MMIO writes on every exit's path.
+    if (time_slice && slice_owner != vcpu) {
+        lapic::arm_oneshot(time_slice);
+        slice_owner = vcpu;
+    } else if (!time_slice && slice_owner) {
+        lapic::disarm();
+        slice_owner = nullptr;
+    }
     svm_world_switch(vcpu->vmcb_pa, host_vmcb, state.gpr);
+    bool preempted = false;
+    if (vmcb.control.exit_code == exit_code::intr) {
+        preempted = slice_owner == vcpu && lapic::timer_expired();
+        if (preempted) {
+            lapic::disarm();
+            slice_owner = nullptr;
+        }
+        take_pending_interrupt();
+    }
 
     state.rip = vmcb.save.rip;
     state.rflags = vmcb.save.rflags;
@@ -461,7 +488,9 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 /*time_slice*/) {
         vcpu->pending_event = vmcb.control.exit_int_info;
         vcpu->event_pending = true;
     }
-    return decode_exit(*vcpu, state);
+    VmExit exit = decode_exit(*vcpu, state);
+    if (exit.kind == ExitKind::external_interrupt && preempted) exit.kind = ExitKind::preemption;
+    return exit;
 }
 
 void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code) {

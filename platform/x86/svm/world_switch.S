@@ -8,7 +8,9 @@
  * CR0/3/4, EFER, GDTR, IDTR and CS/SS/DS/ES itself; the host's FS, GS, TR, LDTR and syscall MSRs
  * are kept with VMSAVE/VMLOAD in host_vmcb_pa. The callee-saved registers are saved on the stack.
  * GIF stays clear from before the host VMSAVE until the host state is back, so nothing can
- * interrupt the switch half-way.
+ * interrupt the switch half-way. The host's IF is set only around VMRUN: with V_INTR_MASKING it
+ * is what lets a physical interrupt (the preemption timer) end the guest's run with an INTR exit;
+ * with GIF clear the host itself takes no interrupt here.
  */
     .text
     .globl svm_world_switch
@@ -46,7 +48,9 @@ svm_world_switch:
 
     movq 8(%rsp), %rax      /* guest VMCB */
     vmload %rax
+    sti
     vmrun %rax
+    cli
     vmsave %rax             /* RAX is the host's again: the guest VMCB address */
 
     movq 16(%rsp), %rax

@@ -367,3 +367,18 @@ TEST_CASE("paging.error_names_distinct") {
     for (int i = 0; i < count; ++i) names.insert(map_error_name(static_cast<MapError>(i)));
     CHECK(names.size() == static_cast<size_t>(count));
 }
+
+TEST_CASE("paging.uncached_mapping_sets_pcd_and_pwt") {
+    FakeTables memory;
+    PageTableBuilder builder(memory);
+    REQUIRE(builder.create_root());
+    REQUIRE(builder.map(0xFFFFC00000000000, 0xFEE00000, kPageSize,
+                        Permissions{.writable = true, .executable = false, .uncached = true}));
+    auto t = builder.translate(0xFFFFC00000000000);
+    REQUIRE(t);
+    CHECK(t->permissions.uncached);
+    CHECK(t->physical == 0xFEE00000);
+    CHECK((raw_entry(memory, builder.root(), 0xFFFFC00000000000, 1) & 0x18) == 0x18);
+    REQUIRE(builder.map(0xFFFFC00000001000, 0x1000, kPageSize, Permissions{.writable = true}));
+    CHECK_FALSE(builder.translate(0xFFFFC00000001000)->permissions.uncached);
+}

@@ -22,7 +22,11 @@ const BuiltinGuest* find_builtin_guest(const char* name);
 
 // Runs the built-in guest `name` to completion on this CPU with the backend for this CPU and
 // returns its exit status: what it wrote to its exit port, 0 if it halted, non-zero if it was
-// stopped for cause or could not be started.
-u32 run_builtin_guest(const char* name);
+// stopped for cause or could not be started. Each entry lasts at most `time_slice` timestamp
+// ticks (0 = until the guest exits); a guest preempted kMaxPreemptions times in a row without
+// any exit of its own is stopped, so a guest spinning with interrupts off cannot keep the CPU.
+inline constexpr u64 kDefaultTimeSlice = 5'000'000;
+inline constexpr u64 kMaxPreemptions = 200;
+u32 run_builtin_guest(const char* name, u64 time_slice);
 
 }  // namespace nestor::virt

@@ -45,6 +45,7 @@ struct Permissions {
     bool executable = false;
     bool user = false;
     bool global = false;
+    bool uncached = false;  // device memory (MMIO): strong uncacheable
 };
 
 enum class PageSize : u8 { size_4k, size_2m, size_1g };
