@@ -2,6 +2,7 @@
 #include "nestor/cap/domain.hpp"
 
 #include "nestor/cap/memory_region.hpp"
+#include "nestor/cap/system.hpp"
 #include "nestor/lib/assert.hpp"
 
 namespace nestor::cap {
@@ -40,6 +41,7 @@ void Domain::map(Slot& backing, u64 gpa, u32 rights) {
         region.mapped();
         backing.cap.mapped_in = this;
         backing.cap.mapping_index = i;
+        if (DomainObserver* observer = system_->observer()) observer->mapped(*this, mappings_[i]);
         return;
     }
     ASSERT_UNREACHABLE();
@@ -48,6 +50,7 @@ void Domain::map(Slot& backing, u64 gpa, u32 rights) {
 void Domain::unmap(u32 index) {
     Mapping& m = mappings_[index];
     ASSERT(m.used && m.backing->cap.mapped_in == this);
+    if (DomainObserver* observer = system_->observer()) observer->unmapped(*this, m);
     static_cast<MemoryRegion&>(*m.backing->cap.object).unmapped();
     m.backing->cap.mapped_in = nullptr;
     m.backing->cap.mapping_index = 0;
@@ -56,6 +59,7 @@ void Domain::unmap(u32 index) {
 }
 
 void Domain::tear_down(Reaper& reaper) {
+    if (DomainObserver* observer = system_->observer()) observer->destroyed(*this);
     for (u32 i = 0; i < kMaxMappings; ++i) {
         if (mappings_[i].used) unmap(i);
     }

@@ -237,3 +237,35 @@ const char* map_error_name(MapError error) {
 }
 
 }  // namespace nestor::x86
+
+namespace nestor::x86 {
+
+// Checks that no large page straddles the range before anything is cleared, so a refused
+// unmap changes nothing.
+Status<MapError> PageTableBuilder::unmap(u64 virtual_address, u64 size) {
+    if (root_ == 0) return fail(MapError::no_root);
+    if (size == 0) return fail(MapError::empty_range);
+    if (!is_aligned(virtual_address, kPageSize) || !is_aligned(size, kPageSize)) return fail(MapError::unaligned);
+    u64 last = 0;
+    if (!checked_add(virtual_address, size - 1, last) || !is_canonical(virtual_address) || !is_canonical(last))
+        return fail(MapError::non_canonical);
+    for (int pass = 0; pass < 2; ++pass) {
+        for (u64 offset = 0; offset < size;) {
+            u64 va = virtual_address + offset;
+            u64* entry = nullptr;
+            int level = walk(va, kPtLevel, entry);
+            u64 step = level == kPdptLevel ? kSize1g : level == kPdLevel ? kLargePageSize : kPageSize;
+            if (!is_present(*entry) && level != kPtLevel) {
+                offset += step - (va & (step - 1));  // nothing mapped below this entry
+                continue;
+            }
+            if (is_large_leaf(*entry, level) && (!is_aligned(va, step) || size - offset < step))
+                return fail(MapError::would_split_large_page);
+            if (pass == 1) *entry = 0;
+            offset += step;
+        }
+    }
+    return {};
+}
+
+}  // namespace nestor::x86

@@ -32,6 +32,7 @@ struct BackendVm {
     paddr iopm_pa;
     paddr msrpm_pa;
     u32 vcpus;
+    u64 tlb_generation;  // bumped by every unmap: vCPUs that saw an older one flush first
 };
 static_assert(sizeof(BackendVm) <= kPageSize);
 
@@ -44,6 +45,7 @@ struct BackendVcpu {
     Vmcb* vmcb;
     u32 asid;
     bool flush_tlb;
+    u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     bool event_pending;
     u64 pending_event;
 };
@@ -205,6 +207,17 @@ Status<VirtError> svm_map(VmHandle vm, const GuestMapping& m) {
     }
 }
 
+Status<VirtError> svm_unmap(VmHandle vm, u64 guest_physical, u64 size) {
+    AllocatorTableMemory tables_memory = npt_memory();
+    PageTableBuilder npt(tables_memory);
+    npt.use_root(vm->npt_root);
+    auto unmapped = npt.unmap(guest_physical, size);
+    vm->tlb_generation++;  // even a refused unmap may follow an earlier partial change: flush
+    if (unmapped) return {};
+    return fail(unmapped.error() == MapError::would_split_large_page ? VirtError::overlapping_mapping
+                                                                      : VirtError::bad_guest);
+}
+
 void svm_destroy_vcpu(VcpuHandle vcpu) {
     if (!vcpu) return;
     if (slice_owner == vcpu) {
@@ -315,6 +328,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     }
     set_controls(*vcpu);
     vcpu->flush_tlb = true;  // the ASID may hold stale translations of an earlier guest
+    vcpu->tlb_generation = vm->tlb_generation;
 
     const Vmcb& vmcb = *vcpu->vmcb;
     state.cr0 = vmcb.save.cr0;
@@ -452,6 +466,10 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     vmcb.save.rsp = state.reg(Gpr::rsp);
     vmcb.control.event_inject = vcpu->event_pending ? vcpu->pending_event : 0;
     vcpu->event_pending = false;
+    if (vcpu->tlb_generation != vcpu->vm->tlb_generation) {
+        vcpu->tlb_generation = vcpu->vm->tlb_generation;
+        vcpu->flush_tlb = true;
+    }
     vmcb.control.tlb_control = vcpu->flush_tlb ? kTlbControlFlushAll : kTlbControlNothing;
     vcpu->flush_tlb = false;
 
@@ -514,6 +532,7 @@ constexpr VirtOps kSvmOps = {
     .disable = svm_disable,
     .create_vm = svm_create_vm,
     .map = svm_map,
+    .unmap = svm_unmap,
     .destroy_vm = svm_destroy_vm,
     .create_vcpu = svm_create_vcpu,
     .run = svm_run,

@@ -1,5 +1,7 @@
 // Domains: configuration sanitising, all-or-nothing creation, mappings, teardown.
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 #include "host_memory.hpp"
 #include "nestor/abi/abi.h"
@@ -282,4 +284,33 @@ TEST_CASE("domain.revoking_the_callers_own_untyped_destroys_the_caller") {
     REQUIRE(b.call(NESTOR_HC_CAP_REVOKE, R, U) == NESTOR_E_OK);
     CHECK(b.disposition == Disposition::caller_destroyed);
     CHECK(b.system.live_objects() == 0);  // even the boot untyped: its cap lived in the root CNode
+}
+
+namespace {
+// Records what the runtime tells the kernel about a domain's guest-physical space.
+struct RecordingObserver final : DomainObserver {
+    std::vector<std::string> events;
+    void mapped(Domain&, const Mapping& m) override { events.push_back("map " + std::to_string(m.gpa)); }
+    void unmapped(Domain&, const Mapping& m) override { events.push_back("unmap " + std::to_string(m.gpa)); }
+    void destroyed(Domain&) override { events.push_back("destroyed"); }
+};
+}  // namespace
+
+TEST_CASE("domain.observer_hears_every_mapping_change_and_the_destruction") {
+    Booted b;
+    RecordingObserver observer;
+    b.system.set_observer(&observer);
+    REQUIRE(create(b, good(), kFree) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_UNTYPED_RETYPE, U, NESTOR_CAP_MEMORY, 16, R, kFree + 1) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree + 1, R, kFree + 2, NESTOR_RIGHT_MEMORY_READ, 0) == NESTOR_E_OK);
+    CHECK(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 2, 0x100000, NESTOR_RIGHT_MEMORY_WRITE) ==
+          NESTOR_E_INSUFFICIENT_RIGHTS);
+    CHECK(observer.events.empty());  // a refused map is never seen
+    REQUIRE(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 2, 0x100000, NESTOR_RIGHT_MEMORY_READ) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_CAP_REVOKE, R, kFree + 1) == NESTOR_E_OK);  // takes the read-only child
+    REQUIRE(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 1, 0x200000, NESTOR_RIGHT_MEMORY_READ) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_CAP_DELETE, R, kFree) == NESTOR_E_OK);  // the domain's last capability
+    CHECK(observer.events ==
+          std::vector<std::string>{"map 1048576", "unmap 1048576", "map 2097152", "destroyed", "unmap 2097152"});
+    b.system.set_observer(nullptr);
 }

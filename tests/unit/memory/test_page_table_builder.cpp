@@ -382,3 +382,36 @@ TEST_CASE("paging.uncached_mapping_sets_pcd_and_pwt") {
     REQUIRE(builder.map(0xFFFFC00000001000, 0x1000, kPageSize, Permissions{.writable = true}));
     CHECK_FALSE(builder.translate(0xFFFFC00000001000)->permissions.uncached);
 }
+
+TEST_CASE("paging.unmap_removes_4k_and_2m_pages") {
+    FakeTables memory;
+    PageTableBuilder builder(memory);
+    REQUIRE(builder.create_root());
+    REQUIRE(builder.map(0x200000, 0x40000000, 0x400000, kData));  // two 2 MiB pages
+    REQUIRE(builder.map(0x1000, 0x5000, 0x3000, kData));          // three 4 KiB pages
+    REQUIRE(builder.unmap(0x2000, 0x1000));
+    CHECK(builder.translate(0x1000));
+    CHECK_FALSE(builder.translate(0x2000));
+    CHECK(builder.translate(0x3000));
+    REQUIRE(builder.unmap(0x200000, 0x200000));
+    CHECK_FALSE(builder.translate(0x200000));
+    CHECK(builder.translate(0x400000)->physical == 0x40200000);
+    // Unmapping nothing is not an error: the range is simply empty afterwards.
+    CHECK(builder.unmap(0x7000000, 0x10000));
+}
+
+TEST_CASE("paging.unmap_refuses_part_of_a_large_page_and_changes_nothing") {
+    FakeTables memory;
+    PageTableBuilder builder(memory);
+    REQUIRE(builder.create_root());
+    REQUIRE(builder.map(0x0, 0x10000, 0x1000, kData));
+    REQUIRE(builder.map(0x200000, 0x40000000, 0x200000, kData));
+    auto refused = builder.unmap(0x0, 0x201000);  // the 4 KiB page, then half-way into the 2 MiB page
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == MapError::would_split_large_page);
+    CHECK(builder.translate(0x0));  // the first pass refused before clearing anything
+    CHECK(builder.translate(0x200000));
+    CHECK(builder.unmap(0x1000, 0x1000));
+    CHECK(builder.unmap(0x123, 0x1000).error() == MapError::unaligned);
+    CHECK(builder.unmap(0x0, 0).error() == MapError::empty_range);
+}

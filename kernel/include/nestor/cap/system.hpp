@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nestor/cap/domain_config.hpp"
+#include "nestor/cap/domain_observer.hpp"
 #include "nestor/cap/kernel_memory.hpp"
 
 namespace nestor::cap {
@@ -19,6 +20,9 @@ public:
     u64 live_objects() const { return live_objects_; }
     void object_created() { ++live_objects_; }
     void object_destroyed() { --live_objects_; }
+    // Null until the kernel attaches one (host tests may run without).
+    DomainObserver* observer() const { return observer_; }
+    void set_observer(DomainObserver* observer) { observer_ = observer; }
     // A fresh mark for one graph search.
     u64 next_epoch() { return ++epoch_; }
 
@@ -27,6 +31,7 @@ private:
     PlatformCaps platform_;
     u64 live_objects_ = 0;
     u64 epoch_ = 0;
+    DomainObserver* observer_ = nullptr;
 };
 
 }  // namespace nestor::cap

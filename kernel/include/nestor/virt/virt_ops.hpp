@@ -65,6 +65,9 @@ struct VirtOps {
     Result<VmHandle, VirtError> (*create_vm)();
     // Adds `mapping` to the VM's nested page tables; overlapping an existing mapping is refused.
     Status<VirtError> (*map)(VmHandle vm, const GuestMapping& mapping);
+    // Removes guest-physical [gpa, gpa + size) from the nested page tables and makes every vCPU
+    // of the VM forget stale translations before it runs again. Pages not mapped are skipped.
+    Status<VirtError> (*unmap)(VmHandle vm, u64 guest_physical, u64 size);
     // Frees the nested page tables. Every vCPU of the VM must be destroyed first.
     void (*destroy_vm)(VmHandle vm);
 

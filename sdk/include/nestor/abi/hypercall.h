@@ -1,8 +1,9 @@
 /* Hypercall numbers and their arguments.
  *
  * A hypercall carries a number and six 64-bit arguments and returns a status (nestor_status_t)
- * and up to three 64-bit values. Which guest registers carry them is fixed by the VMMCALL/VMCALL
- * exit path (see docs/capabilities.md); the numbering and meaning below do not depend on it.
+ * and up to three 64-bit values. The guest executes VMMCALL (AMD) or VMCALL (Intel) with:
+ *   RAX = number; RDI, RSI, RDX, R10, R8, R9 = arguments 0..5;
+ * and finds on return: RAX = status; RDI, RSI, RDX = values 0..2. Other registers are kept.
  * Unused arguments must be zero. Slot operands are (CNode cptr, index) pairs, where the CNode
  * cptr may be NESTOR_CSPACE_ROOT; object operands are cptrs resolved in the caller's CSpace. */
 #ifndef NESTOR_ABI_HYPERCALL_H

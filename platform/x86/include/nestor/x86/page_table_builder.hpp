@@ -84,6 +84,10 @@ public:
     Status<MapError> map(u64 virtual_address, paddr physical_address, u64 size,
                          Permissions permissions);
     Result<Translation, MapError> translate(u64 virtual_address) const;
+    // Removes every mapping in the range; pages not mapped are skipped. Refuses (changing
+    // nothing) when the range covers only part of a large page. Tables are kept; the caller
+    // flushes the TLB.
+    Status<MapError> unmap(u64 virtual_address, u64 size);
 
 private:
     int walk(u64 virtual_address, int level, u64*& entry) const;

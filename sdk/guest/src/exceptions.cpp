@@ -1,0 +1,161 @@
+// The IDT for the 32 exception vectors, probe(), and the report of an unexpected exception.
+#include "runtime.hpp"
+
+using nestor::guest::detail::ExceptionFrame;
+using nestor::guest::detail::ProbeContext;
+
+extern "C" const nestor::guest::u64 nestor_guest_exception_stubs[32];
+// returns_twice: the compiler must assume the call returns again after an exception (like setjmp).
+extern "C" __attribute__((returns_twice)) nestor::guest::u64 nestor_guest_probe_arm(ProbeContext* context);
+
+namespace nestor::guest {
+namespace {
+
+constexpr u16 kCodeSelector = 0x08;  // entry.S's GDT
+constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
+constexpr u32 kExceptionVectors = 32;
+
+struct IdtEntry {
+    u16 offset_low;
+    u16 selector;
+    u8 ist;
+    u8 type;
+    u16 offset_mid;
+    u32 offset_high;
+    u32 reserved;
+};
+static_assert(sizeof(IdtEntry) == 16);
+
+struct [[gnu::packed]] IdtPointer {
+    u16 limit;
+    u64 base;
+};
+
+alignas(16) IdtEntry idt[kExceptionVectors] = {};
+// The innermost armed probe; the handler resumes there.
+ProbeContext* active_probe = nullptr;
+
+IdtEntry gate(u64 handler) {
+    return {static_cast<u16>(handler),
+            kCodeSelector,
+            0,
+            kInterruptGate,
+            static_cast<u16>(handler >> 16),
+            static_cast<u32>(handler >> 32),
+            0};
+}
+
+void compiler_barrier() { asm volatile("" ::: "memory"); }
+
+ExceptionRecord record_of(const ExceptionFrame& frame) {
+    ExceptionRecord record;
+    record.raised = true;
+    record.vector = static_cast<u8>(frame.vector);
+    record.error_code = frame.error_code;
+    record.rip = frame.rip;
+    record.cr2 = frame.vector == kVectorPF ? read_cr2() : 0;
+    return record;
+}
+
+// Makes the exception return look like a second return from nestor_guest_probe_arm.
+void resume_at_probe(ExceptionFrame& frame, ProbeContext& probe) {
+    probe.record = record_of(frame);
+    active_probe = probe.previous;
+    frame.rbx = probe.rbx;
+    frame.rbp = probe.rbp;
+    frame.r12 = probe.r12;
+    frame.r13 = probe.r13;
+    frame.r14 = probe.r14;
+    frame.r15 = probe.r15;
+    frame.rsp = probe.rsp;
+    frame.rip = probe.rip;
+    frame.rax = 1;
+}
+
+[[noreturn]] void report_unexpected(const ExceptionFrame& f) {
+    println("guest: unexpected exception ", f.vector, " (", exception_name(static_cast<u8>(f.vector)), ") error code ",
+            hex(f.error_code), " at rip ", hex(f.rip, 16));
+    if (f.vector == kVectorPF) println("guest:   cr2 ", hex(read_cr2(), 16));
+    println("guest:   rax ", hex(f.rax, 16), " rbx ", hex(f.rbx, 16), " rcx ", hex(f.rcx, 16), " rdx ", hex(f.rdx, 16));
+    println("guest:   rsi ", hex(f.rsi, 16), " rdi ", hex(f.rdi, 16), " rbp ", hex(f.rbp, 16), " rsp ", hex(f.rsp, 16));
+    println("guest:   r8  ", hex(f.r8, 16), " r9  ", hex(f.r9, 16), " r10 ", hex(f.r10, 16), " r11 ", hex(f.r11, 16));
+    println("guest:   r12 ", hex(f.r12, 16), " r13 ", hex(f.r13, 16), " r14 ", hex(f.r14, 16), " r15 ", hex(f.r15, 16));
+    println("guest:   rflags ", hex(f.rflags, 8), " cs ", hex(f.cs, 4), " ss ", hex(f.ss, 4), " cr0 ",
+            hex(read_cr0(), 8), " cr3 ", hex(read_cr3(), 8), " cr4 ", hex(read_cr4(), 8));
+    exit(kUnexpectedExceptionStatus);
+}
+
+}  // namespace
+
+namespace detail {
+
+void exceptions_init() {
+    for (u32 v = 0; v < kExceptionVectors; ++v) idt[v] = gate(nestor_guest_exception_stubs[v]);
+    IdtPointer pointer{sizeof(idt) - 1, reinterpret_cast<u64>(&idt)};
+    asm volatile("lidt %0" ::"m"(pointer));
+}
+
+}  // namespace detail
+
+ExceptionRecord probe(void (*fn)(void*), void* context) {
+    ProbeContext armed{};
+    armed.previous = active_probe;
+    if (nestor_guest_probe_arm(&armed) != 0) return armed.record;  // the handler came back here
+    active_probe = &armed;
+    compiler_barrier();
+    fn(context);
+    compiler_barrier();
+    active_probe = armed.previous;
+    return {};
+}
+
+ExceptionRecord probe(void (*fn)()) {
+    return probe([](void* f) { reinterpret_cast<void (*)()>(f)(); }, reinterpret_cast<void*>(fn));
+}
+
+const char* exception_name(u8 vector) {
+    static constexpr const char* kNames[kExceptionVectors] = {"#DE divide error",
+                                                              "#DB debug",
+                                                              "NMI",
+                                                              "#BP breakpoint",
+                                                              "#OF overflow",
+                                                              "#BR bound range",
+                                                              "#UD invalid opcode",
+                                                              "#NM device not available",
+                                                              "#DF double fault",
+                                                              "coprocessor overrun",
+                                                              "#TS invalid TSS",
+                                                              "#NP segment not present",
+                                                              "#SS stack fault",
+                                                              "#GP general protection",
+                                                              "#PF page fault",
+                                                              "reserved 15",
+                                                              "#MF x87 error",
+                                                              "#AC alignment check",
+                                                              "#MC machine check",
+                                                              "#XM SIMD error",
+                                                              "#VE virtualization",
+                                                              "#CP control protection",
+                                                              "reserved 22",
+                                                              "reserved 23",
+                                                              "reserved 24",
+                                                              "reserved 25",
+                                                              "reserved 26",
+                                                              "reserved 27",
+                                                              "#HV hypervisor injection",
+                                                              "#VC VMM communication",
+                                                              "#SX security",
+                                                              "reserved 31"};
+    return vector < kExceptionVectors ? kNames[vector] : "not an exception";
+}
+
+}  // namespace nestor::guest
+
+extern "C" void nestor_guest_exception(ExceptionFrame* frame) {
+    using namespace nestor::guest;
+    if (active_probe) {
+        resume_at_probe(*frame, *active_probe);
+        return;
+    }
+    report_unexpected(*frame);
+}
