@@ -58,8 +58,8 @@ u64 leaf_bits(Permissions permissions) {
 }
 
 Status<MapError> check_request(u64 virtual_address, paddr physical_address, u64 size,
-                               Permissions permissions) {
-    if (permissions.writable && permissions.executable)
+                               Permissions permissions, WxPolicy wx) {
+    if (wx == WxPolicy::enforce && permissions.writable && permissions.executable)
         return fail(MapError::writable_and_executable);
     if (size == 0) return fail(MapError::empty_range);
     if (!is_aligned(virtual_address, kPageSize) || !is_aligned(physical_address, kPageSize) ||
@@ -165,7 +165,7 @@ Status<MapError> PageTableBuilder::map_page(u64 virtual_address, paddr physical_
 Status<MapError> PageTableBuilder::map(u64 virtual_address, paddr physical_address, u64 size,
                                        Permissions permissions) {
     if (root_ == 0) return fail(MapError::no_root);
-    if (auto status = check_request(virtual_address, physical_address, size, permissions); !status)
+    if (auto status = check_request(virtual_address, physical_address, size, permissions, wx_); !status)
         return status;
     // First pass: refuse the whole range before writing anything. The second pass makes the same
     // page-size choices: the tables it creates lie in 2 MiB slots this range has already passed.

@@ -187,14 +187,13 @@ Result<VmHandle, VirtError> svm_create_vm() {
     return vm;
 }
 
-// Nested walks are user accesses, so every mapping is user; the kernel guarantees a frame is
-// never writable and executable at once.
+// Nested walks are user accesses, so every mapping is user.
 Status<VirtError> svm_map(VmHandle vm, const GuestMapping& m) {
     if (!is_aligned(m.guest_physical, kPageSize) || !is_aligned(m.host_physical, kPageSize) ||
-        !is_aligned(m.size, kPageSize) || m.size == 0 || (m.writable && m.executable))
+        !is_aligned(m.size, kPageSize) || m.size == 0)
         return fail(VirtError::bad_guest);
     AllocatorTableMemory tables_memory = npt_memory();
-    PageTableBuilder npt(tables_memory);
+    PageTableBuilder npt(tables_memory, WxPolicy::allow);
     npt.use_root(vm->npt_root);
     Permissions perm{.writable = m.writable, .executable = m.executable, .user = true, .global = false};
     auto mapped = npt.map(m.guest_physical, m.host_physical, m.size, perm);

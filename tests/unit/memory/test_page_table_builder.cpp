@@ -415,3 +415,18 @@ TEST_CASE("paging.unmap_refuses_part_of_a_large_page_and_changes_nothing") {
     CHECK(builder.unmap(0x123, 0x1000).error() == MapError::unaligned);
     CHECK(builder.unmap(0x0, 0).error() == MapError::empty_range);
 }
+
+TEST_CASE("paging.guest_policy_allows_writable_executable") {
+    FakeTables memory;
+    PageTableBuilder kernel_tables(memory);
+    REQUIRE(kernel_tables.create_root());
+    CHECK(kernel_tables.map(0x1000, 0x1000, 0x1000, Permissions{true, true, true, false}).error() ==
+          MapError::writable_and_executable);
+    PageTableBuilder nested_tables(memory, WxPolicy::allow);
+    REQUIRE(nested_tables.create_root());
+    REQUIRE(nested_tables.map(0x1000, 0x1000, 0x1000, Permissions{true, true, true, false}));
+    auto t = nested_tables.translate(0x1000);
+    REQUIRE(t);
+    CHECK(t->permissions.writable);
+    CHECK(t->permissions.executable);
+}

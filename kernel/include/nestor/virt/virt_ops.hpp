@@ -23,7 +23,8 @@ const char* virt_error_name(VirtError error);
 
 // One piece of a VM's guest-physical memory: what its nested page tables (NPT / EPT) map. The
 // kernel builds the list from the memory capabilities a domain holds; nothing else is mapped.
-// Read access is implied; a host frame is never mapped writable and executable at once.
+// Read access is implied. Guest RAM is normally writable and executable: what is code inside
+// it is the guest's business.
 struct GuestMapping {
     u64 guest_physical;   // 4 KiB aligned
     paddr host_physical;  // 4 KiB aligned

@@ -71,9 +71,13 @@ enum class MapError : u8 {
 
 const char* map_error_name(MapError error);
 
+// The kernel's own tables never hold a page both writable and executable. A guest's RAM seen
+// through nested tables must be both: the guest decides, within it, what its code is.
+enum class WxPolicy : u8 { enforce, allow };
+
 class PageTableBuilder {
 public:
-    explicit PageTableBuilder(PageTableMemory& memory) : memory_(memory) {}
+    explicit PageTableBuilder(PageTableMemory& memory, WxPolicy wx = WxPolicy::enforce) : memory_(memory), wx_(wx) {}
 
     // A fresh, empty PML4.
     Status<MapError> create_root();
@@ -96,6 +100,7 @@ private:
     Status<MapError> map_page(u64 virtual_address, paddr physical_address, u64 page, u64 leaf);
 
     PageTableMemory& memory_;
+    WxPolicy wx_;
     paddr root_ = 0;
 };
 

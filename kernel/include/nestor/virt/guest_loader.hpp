@@ -1,0 +1,62 @@
+// Loads a multiboot v1 guest kernel (an ELF64 or ELF32 image with a multiboot header) into a
+// domain's RAM and writes the multiboot information block it will find in EBX: memory map,
+// command line and modules. The image comes from a boot module and is checked before use:
+// every segment must lie inside the file and inside guest RAM above the loader's own area.
+#pragma once
+
+#include "nestor/lib/result.hpp"
+#include "nestor/lib/types.hpp"
+
+namespace nestor::virt {
+
+// A domain's RAM from guest-physical 0 as the loader sees it.
+class GuestRam {
+public:
+    virtual u64 size() const = 0;
+    // False if [gpa, gpa + length) is not entirely inside the RAM.
+    virtual bool write(u64 gpa, const void* data, usize length) = 0;
+    virtual bool fill(u64 gpa, u8 value, usize length) = 0;
+
+protected:
+    ~GuestRam() = default;
+};
+
+enum class LoadError : u8 {
+    not_elf,                    // no ELF magic, or the headers run past the file
+    unsupported_elf,            // not x86 (EM_X86_64 / EM_386), not little-endian, not executable
+    no_multiboot_header,        // no multiboot v1 header in the first 8 KiB
+    bad_multiboot_checksum,     // magic + flags + checksum is not 0
+    unsupported_multiboot_flags,  // needs something the loader does not offer (a.out kludge, video)
+    segment_outside_file,       // a segment's bytes run past the file
+    segment_outside_ram,        // a segment does not fit in guest RAM above the loader's area
+    no_loadable_segment,        // nothing to load
+    entry_outside_image,        // the entry point is not inside a loaded segment
+    modules_do_not_fit,         // the modules do not fit in guest RAM after the image
+    too_many_modules,           // more than kMaxGuestModules
+};
+
+const char* load_error_name(LoadError error);
+
+inline constexpr usize kMaxGuestModules = 8;
+// The loader's area: guest RAM below this holds the information block, the memory map, the
+// command line and the module list; segments must load at or above it.
+inline constexpr u64 kLoaderAreaEnd = 0x100000;
+inline constexpr u64 kMultibootInfoGpa = 0x8000;
+inline constexpr u32 kMultibootBootMagic = 0x2BADB002;
+
+struct GuestModule {
+    const u8* data;
+    usize size;
+    const char* cmdline;
+};
+
+struct LoadedGuest {
+    u64 entry;      // EIP at start (protected mode, paging off)
+    u64 info_gpa;   // EBX at start; EAX = kMultibootBootMagic
+    u64 image_end;  // first byte after the loaded segments and modules
+};
+
+Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image_size, const char* cmdline,
+                                                    const GuestModule* modules, usize module_count, GuestRam& ram);
+
+}  // namespace nestor::virt

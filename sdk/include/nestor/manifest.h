@@ -1,0 +1,91 @@
+/* The binary boot manifest: what `nestor-manifest pack` writes and the kernel reads from a
+ * multiboot module. Plain C, little-endian, every field at its natural alignment with no implicit
+ * padding, so the same structs describe the image on the host and in the kernel.
+ *
+ * Layout: one header, then domain_count fixed-size domain records at domain_offset. Strings are
+ * inline, fixed-size and NUL-padded: every byte after the terminating NUL is zero, as is every
+ * reserved field and every unused array entry, so one manifest has exactly one image. The
+ * checksum is CRC-32 (IEEE, reflected, as in zlib) over the whole image with the checksum field
+ * taken as zero. The kernel validates all of this (nestor/manifest_reader.hpp) before using it.
+ * The text format and the tool are documented in docs/manifest.md. */
+#ifndef NESTOR_MANIFEST_H
+#define NESTOR_MANIFEST_H
+
+#include <stdint.h>
+
+#include "nestor/abi/domain.h" /* NESTOR_DOMAIN_FLAG_*, NESTOR_CPUID_POLICY_*, vCPU limit */
+
+#define NESTOR_MANIFEST_MAGIC 0x464e4d4eu /* "NMNF" as little-endian bytes */
+#define NESTOR_MANIFEST_FORMAT_VERSION 1u /* the binary layout below */
+#define NESTOR_MANIFEST_TEXT_VERSION 1u   /* `version = 1` in the text format */
+
+/* Limits shared by the text tool and the kernel reader. */
+#define NESTOR_MANIFEST_MAX_DOMAINS 16u
+#define NESTOR_MANIFEST_NAME_SIZE 32u           /* domain and image names: 1..31 chars + NUL */
+#define NESTOR_MANIFEST_CMDLINE_SIZE 256u       /* guest command line: 0..255 chars + NUL */
+#define NESTOR_MANIFEST_MODULE_CMDLINE_SIZE 128u /* extra module command line: 0..127 chars + NUL */
+#define NESTOR_MANIFEST_MAX_IOPORT_RANGES 8u
+#define NESTOR_MANIFEST_MAX_SIGNALS 8u
+#define NESTOR_MANIFEST_MAX_MODULES 4u
+#define NESTOR_MANIFEST_MAX_VCPUS NESTOR_DOMAIN_MAX_VCPUS   /* the sanitiser's limit */
+#define NESTOR_MANIFEST_MEMORY_ALIGN 4096u                 /* a page, as the sanitiser wants */
+#define NESTOR_MANIFEST_MIN_MEMORY (1ull << 20)            /* 1 MiB: room for a real-mode guest */
+#define NESTOR_MANIFEST_MAX_MEMORY (4ull << 30)            /* 4 GiB per domain */
+
+/* 32 bytes at offset 0. */
+struct nestor_manifest_header {
+    uint32_t magic;              /* NESTOR_MANIFEST_MAGIC */
+    uint16_t format_version;     /* NESTOR_MANIFEST_FORMAT_VERSION */
+    uint16_t header_size;        /* sizeof(struct nestor_manifest_header) */
+    uint32_t total_size;         /* bytes in the whole image, header included */
+    uint32_t checksum;           /* CRC-32 of total_size bytes, this field taken as zero */
+    uint32_t domain_count;       /* 1..NESTOR_MANIFEST_MAX_DOMAINS */
+    uint32_t domain_offset;      /* of the first record, from the image start; >= header_size */
+    uint32_t domain_record_size; /* sizeof(struct nestor_manifest_domain) */
+    uint32_t reserved;           /* zero */
+};
+
+/* Raw I/O ports first..last (inclusive) granted to the domain as an IoPortRange capability. */
+struct nestor_manifest_ioport_range {
+    uint16_t first;
+    uint16_t last;
+};
+
+/* An extra multiboot module handed to the guest: the image module's name and its command line. */
+struct nestor_manifest_module {
+    char image[NESTOR_MANIFEST_NAME_SIZE];
+    char cmdline[NESTOR_MANIFEST_MODULE_CMDLINE_SIZE];
+};
+
+/* 1032 bytes per domain. */
+struct nestor_manifest_domain {
+    char name[NESTOR_MANIFEST_NAME_SIZE];  /* [a-z0-9_-], unique in the manifest */
+    char image[NESTOR_MANIFEST_NAME_SIZE]; /* the guest image: a multiboot module of this name */
+    uint64_t memory_bytes;                 /* page multiple, MIN_MEMORY..MAX_MEMORY */
+    uint32_t vcpus;                        /* 1..NESTOR_MANIFEST_MAX_VCPUS */
+    uint32_t flags;                        /* NESTOR_DOMAIN_FLAG_* */
+    uint32_t cpuid_policy;                 /* NESTOR_CPUID_POLICY_* */
+    uint16_t ioport_range_count;           /* 0..NESTOR_MANIFEST_MAX_IOPORT_RANGES */
+    uint16_t signal_count;                 /* 0..NESTOR_MANIFEST_MAX_SIGNALS */
+    uint16_t module_count;                 /* 0..NESTOR_MANIFEST_MAX_MODULES */
+    uint16_t reserved0;                    /* zero */
+    uint32_t reserved1;                    /* zero */
+    char cmdline[NESTOR_MANIFEST_CMDLINE_SIZE]; /* printable ASCII */
+    struct nestor_manifest_ioport_range ioport_ranges[NESTOR_MANIFEST_MAX_IOPORT_RANGES];
+    /* Domains this one may signal (a notification capability each), by record index: in range,
+     * not itself, no repeats. */
+    uint8_t signals[NESTOR_MANIFEST_MAX_SIGNALS];
+    struct nestor_manifest_module modules[NESTOR_MANIFEST_MAX_MODULES];
+};
+
+#ifdef __cplusplus
+#define NESTOR_MANIFEST_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define NESTOR_MANIFEST_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_header) == 32, "manifest header layout");
+NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_module) == 160, "manifest module layout");
+NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_domain) == 1032, "manifest domain layout");
+#undef NESTOR_MANIFEST_STATIC_ASSERT
+
+#endif
