@@ -134,6 +134,10 @@ void flush_console(GuestConsole& console, ExitEnvironment& env) {
     console.length = 0;
 }
 
+void console_put(GuestConsole& console, ExitEnvironment& env, u8 byte) {
+    console_put(console, static_cast<char>(byte), env);
+}
+
 ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
     switch (exit.kind) {
     case ExitKind::cpuid: {
@@ -150,8 +154,7 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
     }
     case ExitKind::hypercall:
         if (!complete(exit, state)) return stop(StopReason::undecodable);
-        state.rax() = state.rax() == kHypercallNull ? NESTOR_E_OK : NESTOR_E_INVALID_HYPERCALL;
-        return {};
+        return env.hypercall(state, console);
     case ExitKind::io:
         return handle_io(exit, state, console, env);
     case ExitKind::msr_read:

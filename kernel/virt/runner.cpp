@@ -1,5 +1,6 @@
 // Runs a built-in guest to completion: select the backend, create the vCPU, loop on exits
 // through the neutral exit handler, report how the guest ended.
+#include "nestor/abi/errors.h"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/builtin_guest.hpp"
@@ -21,6 +22,11 @@ public:
     KernelEnvironment(const VirtOps& ops, const char* guest) : ops_(ops), guest_(guest) {}
     CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return ops_.host_cpuid(leaf, subleaf); }
     void console_line(const char* text, usize) override { log::info("[{}] {}", guest_, text); }
+    // Built-in guests have no domain and no capabilities: only the null hypercall (0) exists.
+    ExitOutcome hypercall(VcpuState& state, GuestConsole&) override {
+        state.rax() = state.rax() == 0 ? NESTOR_E_OK : NESTOR_E_INVALID_HYPERCALL;
+        return {};
+    }
 
 private:
     const VirtOps& ops_;
@@ -124,7 +130,7 @@ const VirtOps* select_virt_ops() {
 u32 run_builtin_guest(const char* name, u64 time_slice) {
     const BuiltinGuest* guest = find_builtin_guest(name);
     if (!guest) {
-        log::error("virt: no built-in guest '{}' (smoke, npf, cpuid-bench)", name);
+        log::error("virt: no built-in guest '{}' (smoke, npf, spin, cpuid-bench)", name);
         return kFailureStatus;
     }
     const VirtOps* ops = select_virt_ops();

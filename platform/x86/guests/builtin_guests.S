@@ -6,22 +6,32 @@
  *   bit 0 hypervisor signature wrong     bit 4 null hypercall did not return 0
  *   bit 1 CPUID.1 hypervisor bit clear   bit 5 unknown hypercall returned 0
  *   bit 2 CPUID.1 VMX visible            bit 6 RDMSR of a denied MSR gave no #GP
- *   bit 3 CPUID.80000001 SVM visible     bit 7 VMRUN or CLGI gave no #UD
- * In real mode the CPU itself raises #UD for SVM instructions; the guest then switches to 16-bit
- * protected mode, where VMRUN and CLGI exit to the kernel, which injects the #UD.
+ *   bit 3 CPUID.80000001 SVM visible     bit 7 a virtualization instruction gave no #UD
+ * It picks its tests by the CPUID vendor. On AMD the hypercall is VMMCALL and the virtualization
+ * instructions tested are VMRUN and CLGI; on Intel the hypercall is VMCALL and they are VMXON,
+ * VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, VMLAUNCH, VMRESUME, VMXOFF, INVEPT and INVVPID (an
+ * Intel CPU raises #UD for SVM instructions itself, an AMD one for VMX instructions). In real mode
+ * the CPU itself raises #UD for them; the guest then switches to 16-bit protected mode, where they
+ * exit to the kernel, which injects the #UD.
  * "npf" reads guest-physical 0x20000, outside its 64 KiB, and must be stopped by the kernel.
+ * "spin" computes for a while (3 million loop iterations) without a single exit, then exits with
+ * status 0: only the kernel's time slice (preemption) takes the CPU back in between.
  */
 #define GUEST_BASE 0x1000
 #define ABS(label) (GUEST_BASE + (label) - guest_code_start)
 #define FAILS 0x500      /* failure bitmask */
 #define GOT_UD 0x501     /* set by the #UD handler */
 #define GOT_GP 0x502     /* set by the #GP handler */
+#define IS_INTEL 0x503   /* 1: CPUID vendor GenuineIntel */
+#define UD_SKIP 0x504    /* bytes the #UD handler skips */
+#define SCRATCH 0x600    /* memory operand of the VMX instructions (16 bytes) */
 #define COM1 0x3f8
 #define EXIT_PORT 0xf4
 
     .section .rodata.nestor_builtin_guests, "a"
     .globl nestor_builtin_guest_code, nestor_builtin_guest_code_end
     .globl nestor_smoke_guest_entry, nestor_npf_guest_entry, nestor_bench_guest_entry
+    .globl nestor_spin_guest_entry
     .code16
 nestor_builtin_guest_code:
 guest_code_start:
@@ -37,6 +47,8 @@ smoke_entry:
     movb $0, FAILS
     movb $0, GOT_UD
     movb $0, GOT_GP
+    movb $0, IS_INTEL
+    movb $3, UD_SKIP
     movw $ABS(ud_handler), 6*4
     movw $0, 6*4+2
     movw $ABS(gp_handler), 13*4
@@ -58,6 +70,8 @@ smoke_entry:
     movl %ecx, %eax
     call put4
     call newline
+    cmpl $0x756e6547, %ebx          /* "Genu" */
+    sete IS_INTEL
 
     /* CPUID 0x40000000: the hypervisor leaf. */
     movl $0x40000000, %eax
@@ -119,10 +133,11 @@ smoke_entry:
     orb $0x08, FAILS
 1:
 
-    /* VMMCALL 0: the null hypercall returns 0. */
+    /* VMMCALL (AMD) / VMCALL (Intel) 0: the null hypercall returns 0. */
     movl $0xffffffff, %ebx
     xorl %eax, %eax
-    .byte 0x0f, 0x01, 0xd9          /* vmmcall */
+    call hypercall
+    call put_hypercall_name
     movw $ABS(msg_hc0), %si
     call puts
     call puthex32
@@ -131,9 +146,10 @@ smoke_entry:
     jz 1f
     orb $0x10, FAILS
 1:
-    /* VMMCALL 0x1234: an unknown hypercall returns an error. */
+    /* Hypercall 0x1234: an unknown hypercall returns an error. */
     movl $0x1234, %eax
-    .byte 0x0f, 0x01, 0xd9          /* vmmcall */
+    call hypercall
+    call put_hypercall_name
     movw $ABS(msg_hc1), %si
     call puts
     call puthex32
@@ -164,7 +180,12 @@ smoke_entry:
     call puts
     call newline
 
+    cmpb $0, IS_INTEL
+    je svm_instructions
+    jmp vmx_instructions
+
     /* VMRUN and CLGI: #UD, as on a CPU without SVM. */
+svm_instructions:
     .byte 0x0f, 0x01, 0xd8          /* vmrun: 3 bytes, the #UD handler skips them */
     movw $ABS(msg_vmrun), %si
     call puts
@@ -232,6 +253,7 @@ smoke_entry:
     call newline
 
     /* Report and exit with the failure mask. */
+report:
     movw $ABS(msg_done), %si
     call puts
     xorl %eax, %eax
@@ -241,6 +263,118 @@ smoke_entry:
     outb %al, $EXIT_PORT
     hlt                             /* not reached: the kernel stops the guest at the exit port */
 3:  jmp 3b
+
+/* Intel: VMX instructions get #UD, as on a CPU without VMX. */
+vmx_instructions:
+    /* In real mode the CPU raises #UD itself. */
+    movb $6, UD_SKIP
+    vmxon SCRATCH                   /* f3 0f c7 36 disp16: 6 bytes */
+    movw $ABS(msg_vmxon_rm), %si
+    call report_ud
+    movb $5, UD_SKIP
+    vmptrld SCRATCH                 /* 0f c7 36 disp16: 5 bytes */
+    movw $ABS(msg_vmptrld_rm), %si
+    call report_ud
+
+    /* In 16-bit protected mode they exit to the kernel, which injects #UD; each line is printed
+     * from protected mode (DS base 0, so the strings are where they were). */
+    lgdt ABS(gdt_descriptor)
+    lidt ABS(pm_idt_descriptor)
+    movl %cr0, %eax
+    orb $1, %al
+    movl %eax, %cr0
+    ljmp $0x08, $ABS(1f)
+1:  movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movb $6, UD_SKIP
+    vmxon SCRATCH
+    movw $ABS(msg_vmxon), %si
+    call report_ud
+    .byte 0x66, 0x0f, 0xc7, 0x36    /* vmclear SCRATCH: 6 bytes */
+    .word SCRATCH
+    movw $ABS(msg_vmclear), %si
+    call report_ud
+    movb $5, UD_SKIP
+    vmptrld SCRATCH
+    movw $ABS(msg_vmptrld), %si
+    call report_ud
+    .byte 0x0f, 0xc7, 0x3e          /* vmptrst SCRATCH: 5 bytes */
+    .word SCRATCH
+    movw $ABS(msg_vmptrst), %si
+    call report_ud
+    xorl %eax, %eax                 /* field 0 (VPID) */
+    .byte 0x0f, 0x78, 0x06          /* vmread SCRATCH, eax: 5 bytes */
+    .word SCRATCH
+    movw $ABS(msg_vmread), %si
+    call report_ud
+    .byte 0x0f, 0x79, 0x06          /* vmwrite eax, SCRATCH: 5 bytes */
+    .word SCRATCH
+    movw $ABS(msg_vmwrite), %si
+    call report_ud
+    movb $3, UD_SKIP
+    .byte 0x0f, 0x01, 0xc2          /* vmlaunch */
+    movw $ABS(msg_vmlaunch), %si
+    call report_ud
+    .byte 0x0f, 0x01, 0xc3          /* vmresume */
+    movw $ABS(msg_vmresume), %si
+    call report_ud
+    .byte 0x0f, 0x01, 0xc4          /* vmxoff */
+    movw $ABS(msg_vmxoff), %si
+    call report_ud
+    movb $7, UD_SKIP
+    movl $1, %eax                   /* single-context */
+    .byte 0x66, 0x0f, 0x38, 0x80, 0x06  /* invept eax, SCRATCH: 7 bytes */
+    .word SCRATCH
+    movw $ABS(msg_invept), %si
+    call report_ud
+    .byte 0x66, 0x0f, 0x38, 0x81, 0x06  /* invvpid eax, SCRATCH: 7 bytes */
+    .word SCRATCH
+    movw $ABS(msg_invvpid), %si
+    call report_ud
+    movl %cr0, %eax
+    andb $0xfe, %al
+    movl %eax, %cr0
+    ljmp $0, $ABS(2f)
+2:  xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    lidt ABS(rm_idt_descriptor)
+    jmp report
+
+/* Prints the string at SI and "#UD" (or "no #UD", failing bit 7) by GOT_UD, then clears GOT_UD. */
+report_ud:
+    call puts
+    cmpb $0, GOT_UD
+    jne 1f
+    orb $0x80, FAILS
+    movw $ABS(msg_no), %si
+    call puts
+1:  movw $ABS(msg_ud), %si
+    call puts
+    call newline
+    movb $0, GOT_UD
+    ret
+
+/* The hypercall instruction of this CPU's vendor: VMMCALL on AMD, VMCALL on Intel. */
+hypercall:
+    cmpb $0, IS_INTEL
+    jne 1f
+    .byte 0x0f, 0x01, 0xd9          /* vmmcall */
+    ret
+1:  .byte 0x0f, 0x01, 0xc1          /* vmcall */
+    ret
+put_hypercall_name:
+    pushw %si
+    movw $ABS(msg_vmmcall), %si
+    cmpb $0, IS_INTEL
+    je 1f
+    movw $ABS(msg_vmcall), %si
+1:  call puts
+    popw %si
+    ret
 
 npf_entry:
     cli
@@ -291,12 +425,31 @@ bench_entry:
     outb %al, $EXIT_PORT
 5:  jmp 5b
 
+spin_entry:
+    cli
+    cld
+    xorw %ax, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+    movw $0x1000, %sp
+    movl $3000000, %ecx
+1:  decl %ecx
+    jnz 1b
+    movw $ABS(msg_spin), %si
+    call puts
+    xorb %al, %al
+    outb %al, $EXIT_PORT
+6:  jmp 6b
+
 /* Exception handlers: note the exception, step over the faulting instruction, return. */
 ud_handler:
     movb $1, GOT_UD
     pushw %bp
     movw %sp, %bp
-    addw $3, 2(%bp)                 /* VMRUN and CLGI are 3 bytes */
+    pushw %ax
+    movzbw UD_SKIP, %ax             /* the length of the instruction under test */
+    addw %ax, 2(%bp)
+    popw %ax
     popw %bp
     iret
 gp_handler:
@@ -402,8 +555,23 @@ msg_signature: .asciz " signature "
 msg_cpuid1:    .asciz "cpuid 1: hypervisor="
 msg_vmx:       .asciz " vmx="
 msg_cpuid8:    .asciz "cpuid 80000001: svm="
-msg_hc0:       .asciz "vmmcall 0: rax="
-msg_hc1:       .asciz "vmmcall 0x1234: rax="
+msg_vmmcall:   .asciz "vmmcall"
+msg_vmcall:    .asciz "vmcall"
+msg_hc0:       .asciz " 0: rax="
+msg_hc1:       .asciz " 0x1234: rax="
+msg_vmxon_rm:  .asciz "vmxon (real mode): "
+msg_vmptrld_rm: .asciz "vmptrld (real mode): "
+msg_vmxon:     .asciz "vmxon (protected mode): "
+msg_vmclear:   .asciz "vmclear (protected mode): "
+msg_vmptrld:   .asciz "vmptrld (protected mode): "
+msg_vmptrst:   .asciz "vmptrst (protected mode): "
+msg_vmread:    .asciz "vmread (protected mode): "
+msg_vmwrite:   .asciz "vmwrite (protected mode): "
+msg_vmlaunch:  .asciz "vmlaunch (protected mode): "
+msg_vmresume:  .asciz "vmresume (protected mode): "
+msg_vmxoff:    .asciz "vmxoff (protected mode): "
+msg_invept:    .asciz "invept (protected mode): "
+msg_invvpid:   .asciz "invvpid (protected mode): "
 msg_msr8b:     .asciz "rdmsr 8b: eax="
 msg_msrvmcr:   .asciz "rdmsr c0010114: "
 msg_vmrun:     .asciz "vmrun (real mode): "
@@ -412,6 +580,7 @@ msg_no:        .asciz "no "
 msg_gp:        .asciz "#GP"
 msg_ud:        .asciz "#UD"
 msg_done:      .asciz "smoke: done, failures "
+msg_spin:      .asciz "spin: done\n"
 msg_npf:       .asciz "npf: reading guest-physical 0x20000\n"
 msg_npf_survived: .asciz "npf: read outside guest memory did not stop the guest\n"
 
@@ -423,5 +592,6 @@ nestor_builtin_guest_code_end:
 nestor_smoke_guest_entry: .quad ABS(smoke_entry)
 nestor_npf_guest_entry:   .quad ABS(npf_entry)
 nestor_bench_guest_entry: .quad ABS(bench_entry)
+nestor_spin_guest_entry:  .quad ABS(spin_entry)
 
     .section .note.GNU-stack, "", @progbits

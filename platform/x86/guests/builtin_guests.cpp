@@ -2,7 +2,8 @@
 #include "nestor/virt/builtin_guest.hpp"
 
 extern "C" const nestor::u8 nestor_builtin_guest_code[], nestor_builtin_guest_code_end[];
-extern "C" const nestor::u64 nestor_smoke_guest_entry, nestor_npf_guest_entry, nestor_bench_guest_entry;
+extern "C" const nestor::u64 nestor_smoke_guest_entry, nestor_npf_guest_entry, nestor_bench_guest_entry,
+    nestor_spin_guest_entry;
 
 namespace nestor::virt {
 namespace {
@@ -36,6 +37,8 @@ const BuiltinGuest* find_builtin_guest(const char* name) {
         guest = make("npf", nestor_npf_guest_entry);
     else if (same(name, "cpuid-bench"))
         guest = make("cpuid-bench", nestor_bench_guest_entry);
+    else if (same(name, "spin"))
+        guest = make("spin", nestor_spin_guest_entry);
     else
         return nullptr;
     return &guest;

@@ -17,8 +17,15 @@ public:
         return {0x11, 0x22, 0x33, 0x44};
     }
     void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
+    ExitOutcome hypercall(VcpuState& state, GuestConsole&) override {
+        hypercall_rips.push_back(state.rip);
+        state.rax() = 0x77;
+        return hypercall_outcome;
+    }
 
     int cpuid_calls = 0;
+    std::vector<u64> hypercall_rips;
+    ExitOutcome hypercall_outcome{};
     std::vector<std::string> lines;
 };
 
@@ -96,21 +103,29 @@ TEST_CASE("exit.rip_wraps_in_16bit_code") {
     CHECK(g.state.rip == 0x100000001);
 }
 
-TEST_CASE("exit.null_hypercall_returns_zero") {
+TEST_CASE("exit.hypercall_completes_the_instruction_then_asks_the_environment") {
     Fixture f;
-    f.state.rax() = 0;
     ExitOutcome o = f.run(make(ExitKind::hypercall, 3));
     CHECK_FALSE(o.stop);
-    CHECK(f.state.rax() == 0);
-    CHECK(f.state.rip == 0x1003);
+    REQUIRE(f.env.hypercall_rips.size() == 1);
+    CHECK(f.env.hypercall_rips[0] == 0x1003);  // RIP already past VMMCALL when the call is served
+    CHECK(f.state.rax() == 0x77);
 }
 
-TEST_CASE("exit.unknown_hypercall_returns_error") {
+TEST_CASE("exit.hypercall_outcome_is_the_environments") {
     Fixture f;
-    f.state.rax() = 0xDEADBEEF;
+    f.env.hypercall_outcome = ExitOutcome{.stop = true, .reason = StopReason::exit_port, .status = 9};
     ExitOutcome o = f.run(make(ExitKind::hypercall, 3));
-    CHECK_FALSE(o.stop);
-    CHECK(f.state.rax() == 1);  // NESTOR_E_INVALID_HYPERCALL
+    CHECK(o.stop);
+    CHECK(o.status == 9);
+}
+
+TEST_CASE("exit.undecodable_hypercall_is_not_served") {
+    Fixture f;
+    ExitOutcome o = f.run(make(ExitKind::hypercall, 0));
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::undecodable);
+    CHECK(f.env.hypercall_rips.empty());
 }
 
 TEST_CASE("exit.msr_outside_allow_list_injects_gp") {

@@ -16,9 +16,6 @@ inline constexpr u16 kGuestConsolePort = 0x3F8;
 inline constexpr u16 kGuestConsoleLsr = 0x3FD;
 inline constexpr u8 kConsoleLsrIdle = 0x60;  // THR empty and transmitter idle
 
-// Hypercall numbers answered so far (RAX), with the result in RAX.
-inline constexpr u64 kHypercallNull = 0;
-
 // MSRs a guest may touch without a #GP: reads return 0, writes are ignored.
 inline constexpr u32 kMsrBiosSignId = 0x8B;  // microcode revision, read by every OS
 
@@ -44,17 +41,6 @@ struct GuestConsole {
     usize length;
 };
 
-// What the handler needs from the world outside the guest (the kernel or a test double).
-class ExitEnvironment {
-public:
-    virtual CpuidValues host_cpuid(u32 leaf, u32 subleaf) = 0;
-    // One complete guest console line, without the newline.
-    virtual void console_line(const char* text, usize length) = 0;
-
-protected:
-    ~ExitEnvironment() = default;
-};
-
 struct ExitOutcome {
     bool stop = false;
     StopReason reason = StopReason::none;
@@ -63,6 +49,21 @@ struct ExitOutcome {
     u8 vector = 0;
     bool has_error_code = false;
     u32 error_code = 0;
+    bool yield = false;  // the guest gave up the rest of its time slice
+};
+
+// What the handler needs from the world outside the guest (the kernel or a test double).
+class ExitEnvironment {
+public:
+    virtual CpuidValues host_cpuid(u32 leaf, u32 subleaf) = 0;
+    // One complete guest console line, without the newline.
+    virtual void console_line(const char* text, usize length) = 0;
+    // A hypercall whose instruction is already completed: the registers carry the call (see
+    // sdk/include/nestor/abi/hypercall.h) and receive its result.
+    virtual ExitOutcome hypercall(VcpuState& state, GuestConsole& console) = 0;
+
+protected:
+    ~ExitEnvironment() = default;
 };
 
 inline constexpr u8 kVectorUd = 6;
@@ -74,5 +75,7 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
 
 // Flushes a partial console line (when the guest stops).
 void flush_console(GuestConsole& console, ExitEnvironment& env);
+// Adds one byte to the console line, flushing it at a newline or when full.
+void console_put(GuestConsole& console, ExitEnvironment& env, u8 byte);
 
 }  // namespace nestor::virt

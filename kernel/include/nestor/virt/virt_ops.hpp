@@ -79,6 +79,8 @@ struct VirtOps {
     // guest's registers. RIP changes the kernel made in `state` (to step over an instruction) take
     // effect on the next run. A run also ends, with ExitKind::preemption, when `time_slice`
     // timestamp ticks have passed (0 = no limit), so a guest that never exits cannot keep the CPU.
+    // SVM counts the slice across a vCPU's runs (the APIC timer keeps going); VMX counts it per
+    // run (the preemption timer is reloaded at each entry).
     VmExit (*run)(VcpuHandle vcpu, VcpuState& state, u64 time_slice);
     // Queues an exception for delivery at the next entry. The error code is dropped where the
     // architecture pushes none (real mode).

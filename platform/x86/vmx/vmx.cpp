@@ -1,0 +1,727 @@
+// The Intel VMX backend: detection against the capability MSRs, VMXON, one VMCS per vCPU, EPT
+// with a VPID per VM, unrestricted guest (real-mode guests), I/O and MSR bitmaps that send every
+// port and MSR to the kernel, the VMX preemption timer for run()'s time slice, and the decoding of
+// every exit into a vendor-neutral VmExit (vmx_logic.cpp). It serves the kernel through one
+// constant VirtOps table (vmx_backend()). VMCS details stay in this directory.
+//
+// Written for Bochs' VMX (corei7_* models) as well as hardware: CR0.NE is set before VMXON, the
+// controls are computed from the TRUE_ capability MSRs where they exist, and every control is
+// checked against its allowed-0/allowed-1 settings.
+#include "nestor/lib/placement_new.hpp"
+#include "nestor/log.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/virt_ops.hpp"
+#include "nestor/x86/cpu.hpp"
+#include "nestor/x86/kernel_memory.hpp"
+#include "nestor/x86/vmx/ept.hpp"
+#include "nestor/x86/vmx/vmcs.hpp"
+#include "nestor/x86/vmx/vmx_logic.hpp"
+
+// world_switch.S: enters the guest with the current VMCS (VMLAUNCH if !launched, else VMRESUME)
+// and returns at its next exit: 0 after an exit, 1 for VMfailInvalid, 2 for VMfailValid.
+extern "C" nestor::u64 vmx_world_switch(nestor::u64* guest_gprs, nestor::u64 launched);
+extern "C" char vmx_exit_entry[];  // the host RIP of every VM exit
+
+namespace nestor::virt {
+
+using namespace nestor::x86;
+using namespace nestor::x86::vmx;
+
+// The VMX VM behind the kernel's opaque handle: EPT, VPID and the permission bitmaps. It lives in
+// a frame of its own.
+struct BackendVm {
+    paddr self;
+    paddr ept_root;
+    u64 eptp;
+    u16 vpid;  // 0 when VPIDs are not used
+    u32 vcpus;
+    paddr io_bitmap_a;  // ports 0x0000-0x7FFF
+    paddr io_bitmap_b;  // ports 0x8000-0xFFFF
+    paddr msr_bitmap;
+};
+static_assert(sizeof(BackendVm) <= kPageSize);
+
+struct BackendVcpu {
+    paddr self;
+    BackendVm* vm;
+    paddr vmcs_pa;
+    bool launched;
+    bool flush_pending;  // INVEPT/INVVPID before the first entry
+    u32 pin_controls;    // as last written
+    bool event_pending;
+    u32 pending_info;
+    u32 pending_error_code;
+    u32 pending_instruction_length;
+    u64 cr0_mask;
+    u64 cr0_shadow;
+    bool save_efer;
+    bool ia32e_mode;
+};
+static_assert(sizeof(BackendVcpu) <= kPageSize);
+
+namespace {
+
+constexpr u32 kMaxVpids = 64;
+constexpr u64 kInvalidLinkPointer = ~u64{0};
+constexpr u64 kDr7Reset = 0x400;
+
+struct [[gnu::packed]] DescriptorPointer {
+    u16 limit;
+    u64 base;
+};
+
+// What this CPU offers, from the capability MSRs (read once by enable()).
+struct Capabilities {
+    u64 basic;
+    u32 revision;
+    u32 pin_with_timer;
+    u32 pin_without_timer;
+    u32 primary;
+    u32 secondary;
+    u32 exit;
+    u32 entry;
+    u64 entry_msr;  // to check IA-32e mode guest per vCPU
+    CrFixed cr0;
+    CrFixed cr4;
+    u64 ept_vpid;
+    u32 preemption_rate;  // the timer counts every 2^rate TSC ticks
+    bool large_pages;
+    bool vpid;
+    bool load_efer;
+    bool save_efer;
+};
+
+// Per-CPU state (one CPU so far). Constant-initialised.
+Capabilities caps = {};
+bool vmx_enabled = false;
+paddr vmxon_region = 0;
+u64 cr4_before_enable = 0;
+paddr current_vmcs = 0;
+DescriptorPointer host_gdtr = {};
+DescriptorPointer host_idtr = {};
+bool vpid_used[kMaxVpids] = {};
+
+// --- VMX instructions. Each reports failure (VMfailInvalid: CF, VMfailValid: ZF) as false.
+bool vmxon(paddr region) {
+    bool failed;
+    asm volatile("vmxon %1; setna %0" : "=q"(failed) : "m"(region) : "cc", "memory");
+    return !failed;
+}
+void vmxoff() { asm volatile("vmxoff" ::: "cc", "memory"); }
+bool vmclear(paddr vmcs) {
+    bool failed;
+    asm volatile("vmclear %1; setna %0" : "=q"(failed) : "m"(vmcs) : "cc", "memory");
+    return !failed;
+}
+bool vmptrld(paddr vmcs) {
+    bool failed;
+    asm volatile("vmptrld %1; setna %0" : "=q"(failed) : "m"(vmcs) : "cc", "memory");
+    return !failed;
+}
+bool vmwrite(u64 field, u64 value) {
+    bool failed;
+    asm volatile("vmwrite %2, %1; setna %0" : "=q"(failed) : "r"(field), "rm"(value) : "cc");
+    return !failed;
+}
+u64 vmread(u64 field) {
+    u64 value = 0;
+    asm volatile("vmread %1, %0" : "=rm"(value) : "r"(field) : "cc");
+    return value;
+}
+struct alignas(16) InvDescriptor {
+    u64 first;
+    u64 second;
+};
+void invept(u64 type, u64 eptp) {
+    InvDescriptor d{eptp, 0};
+    asm volatile("invept %0, %1" ::"m"(d), "r"(type) : "cc", "memory");
+}
+void invvpid(u64 type, u16 vpid) {
+    InvDescriptor d{vpid, 0};
+    asm volatile("invvpid %0, %1" ::"m"(d), "r"(type) : "cc", "memory");
+}
+
+// Writes a batch of VMCS fields, remembering the first that failed.
+class VmcsWriter {
+public:
+    void operator()(u32 field, u64 value) {
+        if (!vmwrite(field, value) && failed_field_ == kNone) failed_field_ = field;
+    }
+    bool ok() const { return failed_field_ == kNone; }
+    u32 failed_field() const { return failed_field_; }
+
+private:
+    static constexpr u32 kNone = ~u32{0};
+    u32 failed_field_ = kNone;
+};
+
+void free_frame(paddr frame) {
+    if (!frame) return;
+    auto freed = kernel_frames().free(frame);
+    if (!freed) log::warn("vmx: freeing frame {:#x}: {}", frame, frame_error_name(freed.error()));
+}
+
+paddr allocate_frame(u8 fill) {
+    auto frame = kernel_frames().allocate();
+    if (!frame) return 0;
+    fill_bytes(frame_pointer<u8>(*frame), fill, kPageSize);
+    return *frame;
+}
+
+AllocatorTableMemory ept_memory() { return AllocatorTableMemory(kernel_frames(), kernel_physical_memory()); }
+
+void flush_ept(u64 eptp) {
+    if (!(caps.ept_vpid & ept_vpid_cap::invept)) return;
+    if (caps.ept_vpid & ept_vpid_cap::invept_single_context) invept(kInveptSingleContext, eptp);
+    else if (caps.ept_vpid & ept_vpid_cap::invept_all_context) invept(kInveptAllContext, 0);
+}
+
+void flush_vpid(u16 vpid) {
+    if (!vpid) return;
+    if (caps.ept_vpid & ept_vpid_cap::invvpid_single_context) invvpid(kInvvpidSingleContext, vpid);
+    else invvpid(kInvvpidAllContext, 0);
+}
+
+const char* control_error_name(ControlError error) {
+    return error == ControlError::not_allowed ? "a needed control is not allowed" : "inconsistent capability MSR";
+}
+
+bool vmx_supported() {
+    const CpuFeatures& cpu = platform::cpu_features();
+    return cpu.vmx && cpu.ept && cpu.unrestricted_guest;
+}
+
+// Reads the capability MSRs into `caps`; false (with a log line) if something needed is missing.
+bool read_capabilities() {
+    Capabilities c{};
+    c.basic = rdmsr(vmx_msr::vmx_basic);
+    c.revision = static_cast<u32>(c.basic & basic::revision_mask);
+    u64 region_size = (c.basic >> basic::region_size_shift) & basic::region_size_mask;
+    if (region_size == 0 || region_size > kPageSize) {
+        log::error("vmx: VMCS region size {} does not fit a page", region_size);
+        return false;
+    }
+    u64 pin_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_pinbased_ctls, vmx_msr::vmx_true_pinbased_ctls));
+    u64 primary_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_procbased_ctls, vmx_msr::vmx_true_procbased_ctls));
+    u64 exit_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_exit_ctls, vmx_msr::vmx_true_exit_ctls));
+    c.entry_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_entry_ctls, vmx_msr::vmx_true_entry_ctls));
+    u64 secondary_msr = controls_allowed(primary_msr, primary::activate_secondary) ? rdmsr(vmx_msr::vmx_procbased_ctls2) : 0;
+    c.ept_vpid = rdmsr(vmx_msr::vmx_ept_vpid_cap);
+
+    struct Want {
+        const char* name;
+        u32 bits;
+        u64 msr;
+        u32* out;
+    };
+    u32 secondary_wanted = secondary::enable_ept | secondary::unrestricted_guest;
+    c.vpid = controls_allowed(secondary_msr, secondary::enable_vpid) && (c.ept_vpid & ept_vpid_cap::invvpid) &&
+             (c.ept_vpid & (ept_vpid_cap::invvpid_single_context | ept_vpid_cap::invvpid_all_context));
+    if (c.vpid) secondary_wanted |= secondary::enable_vpid;
+    // Instructions the guest may use as on the host: without these controls they would #UD.
+    const u32 optional[] = {secondary::enable_rdtscp, secondary::enable_invpcid};
+    for (u32 bit : optional)
+        if (controls_allowed(secondary_msr, bit)) secondary_wanted |= bit;
+    c.load_efer = controls_allowed(exit_msr, exit_ctl::load_efer) && controls_allowed(c.entry_msr, entry_ctl::load_efer);
+    c.save_efer = c.load_efer && controls_allowed(exit_msr, exit_ctl::save_efer);
+    const u32 pin_base = pin::external_interrupt_exiting | pin::nmi_exiting;
+    const Want wants[] = {
+        {"pin-based (with the preemption timer)", pin_base | pin::preemption_timer, pin_msr, &c.pin_with_timer},
+        {"pin-based", pin_base, pin_msr, &c.pin_without_timer},
+        {"primary processor-based",
+         primary::hlt_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps | primary::activate_secondary,
+         primary_msr, &c.primary},
+        {"secondary processor-based (EPT, unrestricted guest)", secondary_wanted, secondary_msr, &c.secondary},
+        {"VM-exit", exit_ctl::host_address_space_size |
+                        (c.load_efer ? exit_ctl::load_efer : 0) | (c.save_efer ? exit_ctl::save_efer : 0),
+         exit_msr, &c.exit},
+        {"VM-entry", c.load_efer ? entry_ctl::load_efer : 0, c.entry_msr, &c.entry},
+    };
+    for (const Want& want : wants) {
+        auto adjusted = adjust_controls(want.bits, want.msr);
+        if (!adjusted) {
+            log::error("vmx: {} controls {:#x} against MSR {:#x}: {}", want.name, want.bits, want.msr,
+                       control_error_name(adjusted.error()));
+            return false;
+        }
+        *want.out = *adjusted;
+    }
+    if (!(c.ept_vpid & ept_vpid_cap::walk_length_4) || !(c.ept_vpid & ept_vpid_cap::memory_type_wb)) {
+        log::error("vmx: EPT lacks 4-level walks or write-back paging structures (cap {:#x})", c.ept_vpid);
+        return false;
+    }
+    c.large_pages = c.ept_vpid & ept_vpid_cap::pages_2m;
+    c.cr0 = CrFixed{rdmsr(vmx_msr::vmx_cr0_fixed0), rdmsr(vmx_msr::vmx_cr0_fixed1)};
+    c.cr4 = CrFixed{rdmsr(vmx_msr::vmx_cr4_fixed0), rdmsr(vmx_msr::vmx_cr4_fixed1)};
+    c.preemption_rate = static_cast<u32>(rdmsr(vmx_msr::vmx_misc) & misc::preemption_timer_rate_mask);
+    caps = c;
+    log::debug("vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x} "
+               "timer rate {}",
+               c.basic, c.pin_with_timer, c.primary, c.secondary, c.exit, c.entry, c.ept_vpid, c.preemption_rate);
+    return true;
+}
+
+Status<VirtError> vmx_enable() {
+    if (!vmx_supported()) return fail(VirtError::unsupported);
+    if (vmx_enabled) return {};
+
+    u64 control = rdmsr(vmx_msr::feature_control);
+    if (control & feature_control::lock) {
+        if (!(control & feature_control::vmx_outside_smx)) {
+            log::error("vmx: IA32_FEATURE_CONTROL {:#x} is locked with VMX off", control);
+            return fail(VirtError::disabled_by_firmware);
+        }
+    } else {
+        wrmsr(vmx_msr::feature_control, control | feature_control::lock | feature_control::vmx_outside_smx);
+    }
+    if (!read_capabilities()) return fail(VirtError::unsupported);
+
+    // CR0.NE and CR4.VMXE (and whatever else FIXED0 demands) before VMXON.
+    u64 cr0 = 0, cr4 = 0;
+    cr4_before_enable = read_cr4();
+    if (!host_control_register(read_cr0(), caps.cr0, cr0) ||
+        !host_control_register(cr4_before_enable | kCr4Vmxe, caps.cr4, cr4)) {
+        log::error("vmx: the host's CR0 {:#x} / CR4 {:#x} cannot satisfy the VMX fixed bits", read_cr0(),
+                   cr4_before_enable);
+        return fail(VirtError::unsupported);
+    }
+    write_cr0(cr0);
+    write_cr4(cr4);
+
+    vmxon_region = allocate_frame(0);
+    if (!vmxon_region) {
+        write_cr4(cr4_before_enable);
+        return fail(VirtError::out_of_memory);
+    }
+    *frame_pointer<u32>(vmxon_region) = caps.revision;
+    if (!vmxon(vmxon_region)) {
+        log::error("vmx: VMXON failed");
+        write_cr4(cr4_before_enable);
+        free_frame(vmxon_region);
+        vmxon_region = 0;
+        return fail(VirtError::unsupported);
+    }
+    vmx_enabled = true;
+    current_vmcs = 0;
+    asm volatile("sgdt %0" : "=m"(host_gdtr));
+    asm volatile("sidt %0" : "=m"(host_idtr));
+    // Forget translations an earlier user of VMX may have left.
+    if ((caps.ept_vpid & ept_vpid_cap::invept) && (caps.ept_vpid & ept_vpid_cap::invept_all_context))
+        invept(kInveptAllContext, 0);
+    if (caps.vpid && (caps.ept_vpid & ept_vpid_cap::invvpid_all_context)) invvpid(kInvvpidAllContext, 0);
+    log::debug("vmx: enabled, VMXON region {:#x}, VMCS revision {:#x}", vmxon_region, caps.revision);
+    return {};
+}
+
+void vmx_disable() {
+    if (!vmx_enabled) return;
+    vmxoff();
+    write_cr4(read_cr4() & ~kCr4Vmxe);
+    free_frame(vmxon_region);
+    vmxon_region = 0;
+    current_vmcs = 0;
+    vmx_enabled = false;
+}
+
+u16 allocate_vpid() {
+    for (u16 vpid = 1; vpid < kMaxVpids; ++vpid) {  // VPID 0 is the host's
+        if (!vpid_used[vpid]) {
+            vpid_used[vpid] = true;
+            return vpid;
+        }
+    }
+    return 0;
+}
+
+void free_table(paddr table, void*) { free_frame(table); }
+
+void vmx_destroy_vm(VmHandle vm) {
+    if (!vm) return;
+    if (vm->vcpus) log::warn("vmx: destroying a VM with {} vCPUs", vm->vcpus);
+    if (vm->ept_root) {
+        AllocatorTableMemory memory = ept_memory();
+        EptBuilder ept(memory);
+        ept.use_root(vm->ept_root);
+        if (vmx_enabled) flush_ept(vm->eptp);  // the frames may hold new tables soon
+        ept.for_each_table(free_table, nullptr);
+    }
+    free_frame(vm->io_bitmap_a);
+    free_frame(vm->io_bitmap_b);
+    free_frame(vm->msr_bitmap);
+    if (vm->vpid && vm->vpid < kMaxVpids) vpid_used[vm->vpid] = false;
+    paddr self = vm->self;
+    vm->~BackendVm();
+    free_frame(self);
+}
+
+Result<VmHandle, VirtError> vmx_create_vm() {
+    if (!vmx_enabled) return fail(VirtError::unsupported);
+    u16 vpid = 0;
+    if (caps.vpid) {
+        vpid = allocate_vpid();
+        if (!vpid) return fail(VirtError::out_of_asids);
+    }
+    paddr self = allocate_frame(0);
+    if (!self) {
+        if (vpid) vpid_used[vpid] = false;
+        return fail(VirtError::out_of_memory);
+    }
+    BackendVm* vm = new (frame_pointer<void>(self)) BackendVm{};
+    vm->self = self;
+    vm->vpid = vpid;
+    // Every port and every MSR exits to the kernel.
+    vm->io_bitmap_a = allocate_frame(0xFF);
+    vm->io_bitmap_b = allocate_frame(0xFF);
+    vm->msr_bitmap = allocate_frame(0xFF);
+    AllocatorTableMemory memory = ept_memory();
+    EptBuilder ept(memory, caps.large_pages);
+    if (!vm->io_bitmap_a || !vm->io_bitmap_b || !vm->msr_bitmap || !ept.create_root()) {
+        vmx_destroy_vm(vm);
+        return fail(VirtError::out_of_memory);
+    }
+    vm->ept_root = ept.root();
+    vm->eptp = make_eptp(vm->ept_root);
+    log::debug("vmx: VM with VPID {}, EPT root {:#x}", vpid, vm->ept_root);
+    return vm;
+}
+
+Status<VirtError> vmx_map(VmHandle vm, const GuestMapping& mapping) {
+    AllocatorTableMemory memory = ept_memory();
+    EptBuilder ept(memory, caps.large_pages);
+    ept.use_root(vm->ept_root);
+    auto mapped = ept.map(mapping.guest_physical, mapping.host_physical, mapping.size,
+                          EptPermissions{.write = mapping.writable, .execute = mapping.executable});
+    if (mapped) return {};
+    log::debug("vmx: mapping guest-physical {:#x} ({} bytes): {}", mapping.guest_physical, mapping.size,
+               ept_error_name(mapped.error()));
+    switch (mapped.error()) {
+    case EptError::overlapping: return fail(VirtError::overlapping_mapping);
+    case EptError::out_of_memory: return fail(VirtError::out_of_memory);
+    default: return fail(VirtError::bad_guest);
+    }
+}
+
+Status<VirtError> vmx_unmap(VmHandle vm, u64 guest_physical, u64 size) {
+    AllocatorTableMemory memory = ept_memory();
+    EptBuilder ept(memory, caps.large_pages);
+    ept.use_root(vm->ept_root);
+    auto unmapped = ept.unmap(guest_physical, size);
+    // One CPU so far: invalidating here covers every vCPU of the VM (INVEPT single-context also
+    // drops the VPID-tagged combined translations of this EPTP). Even a refused unmap is flushed.
+    if (vmx_enabled) flush_ept(vm->eptp);
+    if (unmapped) return {};
+    return fail(unmapped.error() == EptError::would_split_large_page ? VirtError::overlapping_mapping
+                                                                       : VirtError::bad_guest);
+}
+
+bool make_current(BackendVcpu& vcpu) {
+    if (current_vmcs == vcpu.vmcs_pa) return true;
+    if (!vmptrld(vcpu.vmcs_pa)) return false;
+    current_vmcs = vcpu.vmcs_pa;
+    return true;
+}
+
+u64 descriptor_base(u64 gdt_base, u16 selector) {
+    const u64* entry = reinterpret_cast<const u64*>(gdt_base + (selector & ~7u));
+    u64 low = entry[0];
+    u64 base = ((low >> 16) & 0xFFFFFF) | (((low >> 56) & 0xFF) << 24);
+    if (!(low & (u64{1} << 44))) base |= entry[1] << 32;  // a system descriptor: 16 bytes in long mode
+    return base;
+}
+
+template <typename Write> void write_host_state(Write& w) {
+    u16 cs, ss, ds, es, fs, gs, tr;
+    asm volatile("mov %%cs, %0" : "=r"(cs));
+    asm volatile("mov %%ss, %0" : "=r"(ss));
+    asm volatile("mov %%ds, %0" : "=r"(ds));
+    asm volatile("mov %%es, %0" : "=r"(es));
+    asm volatile("mov %%fs, %0" : "=r"(fs));
+    asm volatile("mov %%gs, %0" : "=r"(gs));
+    asm volatile("str %0" : "=r"(tr));
+    constexpr u16 kRplTi = 7;  // host selectors must have RPL 0 and TI 0
+    w(field::host_cr0, read_cr0());
+    w(field::host_cr3, read_cr3());
+    w(field::host_cr4, read_cr4());
+    w(field::host_cs_selector, cs & ~kRplTi);
+    w(field::host_ss_selector, ss & ~kRplTi);
+    w(field::host_ds_selector, ds & ~kRplTi);
+    w(field::host_es_selector, es & ~kRplTi);
+    w(field::host_fs_selector, fs & ~kRplTi);
+    w(field::host_gs_selector, gs & ~kRplTi);
+    w(field::host_tr_selector, tr & ~kRplTi);
+    w(field::host_fs_base, rdmsr(vmx_msr::fs_base));
+    w(field::host_gs_base, rdmsr(vmx_msr::gs_base));
+    w(field::host_tr_base, descriptor_base(host_gdtr.base, tr));
+    w(field::host_gdtr_base, host_gdtr.base);
+    w(field::host_idtr_base, host_idtr.base);
+    w(field::host_sysenter_cs, rdmsr(vmx_msr::sysenter_cs));
+    w(field::host_sysenter_esp, rdmsr(vmx_msr::sysenter_esp));
+    w(field::host_sysenter_eip, rdmsr(vmx_msr::sysenter_eip));
+    if (caps.load_efer) w(field::host_efer, rdmsr(vmx_msr::efer));
+    w(field::host_rip, reinterpret_cast<u64>(vmx_exit_entry));
+}
+
+template <typename Write> void write_segment(Write& w, u32 selector_field, const SegmentState& s) {
+    // The selector, limit, access-rights and base fields of one segment are 2 apart per segment
+    // in each group (ES, CS, SS, DS, FS, GS, LDTR, TR), so one index finds all four.
+    u32 index = (selector_field - field::guest_es_selector) / 2;
+    w(selector_field, s.selector);
+    w(field::guest_es_limit + 2 * index, s.limit);
+    w(field::guest_es_access_rights + 2 * index, s.access_rights);
+    w(field::guest_es_base + 2 * index, s.base);
+}
+
+void vmx_destroy_vcpu(VcpuHandle vcpu) {
+    if (!vcpu) return;
+    if (vcpu->vmcs_pa) {
+        if (!vmclear(vcpu->vmcs_pa)) log::warn("vmx: VMCLEAR of {:#x} failed", vcpu->vmcs_pa);
+        if (current_vmcs == vcpu->vmcs_pa) current_vmcs = 0;
+        free_frame(vcpu->vmcs_pa);
+    }
+    if (vcpu->vm) --vcpu->vm->vcpus;
+    paddr self = vcpu->self;
+    vcpu->~BackendVcpu();
+    free_frame(self);
+}
+
+Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& initial, VcpuState& state) {
+    if (!vmx_enabled || !vm) return fail(VirtError::unsupported);
+    InitialGuestState s{};
+    if (!initial_guest_state(initial.mode, initial.cr3, s)) return fail(VirtError::bad_guest);
+    if (s.ia32e_mode && (!controls_allowed(caps.entry_msr, entry_ctl::ia32e_mode_guest) ||
+                         !is_aligned(initial.cr3, kPageSize)))
+        return fail(s.ia32e_mode && !is_aligned(initial.cr3, kPageSize) ? VirtError::bad_guest : VirtError::unsupported);
+    GuestCr cr0{}, cr4{};
+    // Unrestricted guest frees CR0.PE and PG from the fixed bits: real mode and paging off.
+    if (!guest_control_register(s.cr0, caps.cr0, kCr0Pe | kCr0Pg, cr0) ||
+        !guest_control_register(s.cr4, caps.cr4, 0, cr4))
+        return fail(VirtError::bad_guest);
+
+    paddr self = allocate_frame(0);
+    if (!self) return fail(VirtError::out_of_memory);
+    BackendVcpu* vcpu = new (frame_pointer<void>(self)) BackendVcpu{};
+    vcpu->self = self;
+    vcpu->vm = vm;
+    ++vm->vcpus;
+    vcpu->vmcs_pa = allocate_frame(0);
+    if (!vcpu->vmcs_pa) {
+        vmx_destroy_vcpu(vcpu);
+        return fail(VirtError::out_of_memory);
+    }
+    *frame_pointer<u32>(vcpu->vmcs_pa) = caps.revision;
+    if (!vmclear(vcpu->vmcs_pa) || !make_current(*vcpu)) {
+        log::error("vmx: VMCLEAR/VMPTRLD of the new VMCS {:#x} failed", vcpu->vmcs_pa);
+        vmx_destroy_vcpu(vcpu);
+        return fail(VirtError::unsupported);
+    }
+    vcpu->flush_pending = true;
+    vcpu->pin_controls = caps.pin_without_timer;
+    vcpu->cr0_mask = cr0.mask;
+    vcpu->cr0_shadow = cr0.shadow;
+    vcpu->save_efer = caps.save_efer;
+    vcpu->ia32e_mode = s.ia32e_mode;
+
+    VmcsWriter w;
+    // Controls.
+    w(field::pin_based_controls, vcpu->pin_controls);
+    w(field::primary_controls, caps.primary);
+    w(field::secondary_controls, caps.secondary);
+    w(field::exit_controls, caps.exit);
+    w(field::entry_controls, caps.entry | (s.ia32e_mode ? entry_ctl::ia32e_mode_guest : 0));
+    w(field::exception_bitmap, 0);  // the guest handles its own exceptions
+    w(field::page_fault_error_mask, 0);
+    w(field::page_fault_error_match, 0);
+    w(field::cr3_target_count, 0);
+    w(field::exit_msr_store_count, 0);
+    w(field::exit_msr_load_count, 0);
+    w(field::entry_msr_load_count, 0);
+    w(field::entry_interruption_info, 0);
+    w(field::io_bitmap_a, vm->io_bitmap_a);
+    w(field::io_bitmap_b, vm->io_bitmap_b);
+    w(field::msr_bitmap, vm->msr_bitmap);
+    w(field::ept_pointer, vm->eptp);
+    if (vm->vpid) w(field::vpid, vm->vpid);
+    w(field::tsc_offset, 0);
+    w(field::cr0_guest_host_mask, cr0.mask);
+    w(field::cr0_read_shadow, cr0.shadow);
+    w(field::cr4_guest_host_mask, cr4.mask);
+    w(field::cr4_read_shadow, cr4.shadow);
+    w(field::vmcs_link_pointer, kInvalidLinkPointer);
+    // Host state.
+    write_host_state(w);
+    // Guest state.
+    write_segment(w, field::guest_es_selector, s.es);
+    write_segment(w, field::guest_cs_selector, s.cs);
+    write_segment(w, field::guest_ss_selector, s.ss);
+    write_segment(w, field::guest_ds_selector, s.ds);
+    write_segment(w, field::guest_fs_selector, s.fs);
+    write_segment(w, field::guest_gs_selector, s.gs);
+    write_segment(w, field::guest_ldtr_selector, s.ldtr);
+    write_segment(w, field::guest_tr_selector, s.tr);
+    w(field::guest_gdtr_base, s.gdtr_base);
+    w(field::guest_gdtr_limit, s.gdtr_limit);
+    w(field::guest_idtr_base, s.idtr_base);
+    w(field::guest_idtr_limit, s.idtr_limit);
+    w(field::guest_cr0, cr0.value);
+    w(field::guest_cr3, s.cr3);
+    w(field::guest_cr4, cr4.value);
+    w(field::guest_dr7, kDr7Reset);
+    w(field::guest_debugctl, 0);
+    if (caps.load_efer) w(field::guest_efer, s.efer);
+    w(field::guest_rflags, s.rflags);
+    w(field::guest_rsp, 0);
+    w(field::guest_rip, 0);
+    w(field::guest_sysenter_cs, 0);
+    w(field::guest_sysenter_esp, 0);
+    w(field::guest_sysenter_eip, 0);
+    w(field::guest_interruptibility, 0);
+    w(field::guest_activity_state, 0);
+    w(field::guest_pending_debug_exceptions, 0);
+    w(field::preemption_timer_value, 0);
+    if (!w.ok()) {
+        log::error("vmx: VMWRITE of field {:#x} failed (VM-instruction error {})", w.failed_field(),
+                   vmread(field::instruction_error));
+        vmx_destroy_vcpu(vcpu);
+        return fail(VirtError::unsupported);
+    }
+
+    state.cr0 = s.cr0;
+    state.efer = s.efer;
+    state.cs_base = s.cs.base;
+    state.rflags = s.rflags;
+    state.mode = guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights);
+    log::debug("vmx: vCPU VMCS {:#x} VPID {} EPT {:#x}, {}", vcpu->vmcs_pa, vm->vpid, vm->ept_root,
+               initial.mode == CpuMode::real16 ? "real mode" : initial.mode == CpuMode::long64 ? "long mode"
+                                                                                              : "protected mode");
+    return vcpu;
+}
+
+void refresh_state(BackendVcpu& vcpu, VcpuState& state) {
+    state.rip = vmread(field::guest_rip);
+    state.reg(Gpr::rsp) = vmread(field::guest_rsp);
+    state.rflags = vmread(field::guest_rflags);
+    state.cr0 = (vmread(field::guest_cr0) & ~vcpu.cr0_mask) | (vcpu.cr0_shadow & vcpu.cr0_mask);
+    if (vcpu.save_efer) state.efer = vmread(field::guest_efer);
+    else state.efer = vcpu.ia32e_mode ? kEferLme | kEferLma : 0;
+    state.cs_base = vmread(field::guest_cs_base);
+    state.mode = guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
+}
+
+VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    if (!make_current(*vcpu)) {
+        log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
+        return entry_instruction_failure(instruction_error::vmptrld_invalid);
+    }
+    if (vcpu->flush_pending) {
+        // The EPT root and the VPID may have served an earlier VM.
+        flush_ept(vcpu->vm->eptp);
+        flush_vpid(vcpu->vm->vpid);
+        vcpu->flush_pending = false;
+    }
+    VmcsWriter w;
+    w(field::guest_rip, state.rip);
+    w(field::guest_rsp, state.reg(Gpr::rsp));
+    w(field::guest_rflags, state.rflags | kRflagsReserved1);
+    u32 pin = time_slice ? caps.pin_with_timer : caps.pin_without_timer;
+    if (pin != vcpu->pin_controls) {
+        w(field::pin_based_controls, pin);
+        vcpu->pin_controls = pin;
+    }
+    if (time_slice) {
+        u64 ticks = time_slice >> caps.preemption_rate;
+        w(field::preemption_timer_value, ticks == 0 ? 1 : ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
+    }
+    if (vcpu->event_pending) {
+        w(field::entry_interruption_info, vcpu->pending_info);
+        w(field::entry_exception_error_code, vcpu->pending_error_code);
+        w(field::entry_instruction_length, vcpu->pending_instruction_length);
+        vcpu->event_pending = false;
+    }
+    if (!w.ok()) {
+        log::error("vmx: VMWRITE of field {:#x} failed before entry", w.failed_field());
+        return entry_instruction_failure(static_cast<u32>(vmread(field::instruction_error)));
+    }
+
+    u64 failure = vmx_world_switch(state.gpr, vcpu->launched);
+    // VM exits set the host's GDTR and IDTR limits to 0xFFFF: put the real ones back.
+    asm volatile("lgdt %0" ::"m"(host_gdtr));
+    asm volatile("lidt %0" ::"m"(host_idtr));
+    if (failure) {
+        u32 error = failure == 2 ? static_cast<u32>(vmread(field::instruction_error)) : 0;
+        log::error("vmx: {} failed: VM-instruction error {} ({})", vcpu->launched ? "VMRESUME" : "VMLAUNCH", error,
+                   instruction_error_name(error));
+        return entry_instruction_failure(error);
+    }
+
+    RawExit raw{};
+    raw.reason = static_cast<u32>(vmread(field::exit_reason));
+    if (!(raw.reason & exit_reason::entry_failure)) vcpu->launched = true;
+    raw.qualification = vmread(field::exit_qualification);
+    raw.instruction_length = static_cast<u32>(vmread(field::exit_instruction_length));
+    raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
+    raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
+    u32 basic_reason = raw.reason & exit_reason::basic_mask;
+    // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
+    // host's handler takes it, or the next entry would exit again at once.
+    if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
+    if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration)
+        raw.guest_physical = vmread(field::guest_physical_address);
+    refresh_state(*vcpu, state);
+
+    // An event whose delivery the exit interrupted is delivered again on the next entry.
+    u32 vectoring = static_cast<u32>(vmread(field::idt_vectoring_info));
+    if (vectoring & intr_info::valid) {
+        vcpu->pending_info = vectoring & (intr_info::valid | intr_info::error_code_valid | intr_info::type_mask |
+                                          intr_info::vector_mask);
+        vcpu->pending_error_code = static_cast<u32>(vmread(field::idt_vectoring_error_code));
+        vcpu->pending_instruction_length = raw.instruction_length;
+        vcpu->event_pending = true;
+    }
+
+    if (raw.reason & exit_reason::entry_failure)
+        log::error("vmx: VM entry failed: exit reason {} ({}), qualification {:#x}", basic_reason,
+                   basic_reason == exit_reason::invalid_guest_state ? "invalid guest state"
+                   : basic_reason == exit_reason::msr_loading       ? "MSR loading"
+                                                                    : "machine check",
+                   raw.qualification);
+    else if (basic_reason == exit_reason::ept_misconfiguration)
+        log::error("vmx: EPT misconfiguration at guest-physical {:#x}", raw.guest_physical);
+    return decode_exit(raw, state);
+}
+
+void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code) {
+    // Whether an error code goes with it follows the architecture (VM entry insists): only in
+    // protected mode, only for the vectors that push one.
+    bool protected_mode = make_current(*vcpu) && (vmread(field::guest_cr0) & kCr0Pe);
+    vcpu->pending_info = exception_injection(vector, protected_mode);
+    vcpu->pending_error_code = error_code;
+    vcpu->pending_instruction_length = 0;
+    vcpu->event_pending = true;
+}
+
+CpuidValues vmx_host_cpuid(u32 leaf, u32 subleaf) {
+    CpuidResult r = cpuid(leaf, subleaf);
+    return {r.eax, r.ebx, r.ecx, r.edx};
+}
+
+constexpr VirtOps kVmxOps = {
+    .name = "vmx",
+    .supported = vmx_supported,
+    .enable = vmx_enable,
+    .disable = vmx_disable,
+    .create_vm = vmx_create_vm,
+    .map = vmx_map,
+    .unmap = vmx_unmap,
+    .destroy_vm = vmx_destroy_vm,
+    .create_vcpu = vmx_create_vcpu,
+    .run = vmx_run,
+    .inject_exception = vmx_inject_exception,
+    .destroy_vcpu = vmx_destroy_vcpu,
+    .host_cpuid = vmx_host_cpuid,
+};
+
+}  // namespace
+
+const VirtOps* vmx_backend() { return &kVmxOps; }
+
+}  // namespace nestor::virt

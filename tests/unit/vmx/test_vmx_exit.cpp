@@ -1,0 +1,206 @@
+#include <catch2/catch.hpp>
+
+#include "nestor/x86/vmx/vmx_logic.hpp"
+
+using namespace nestor;
+using namespace nestor::x86::vmx;
+using nestor::virt::CpuMode;
+using nestor::virt::ExitKind;
+using nestor::virt::Gpr;
+using nestor::virt::IoDirection;
+using nestor::virt::MemoryAccess;
+using nestor::virt::VcpuState;
+
+namespace {
+
+RawExit raw(u32 reason, u64 qualification = 0, u32 length = 0) {
+    RawExit r{};
+    r.reason = reason;
+    r.qualification = qualification;
+    r.instruction_length = length;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("vmx_exit.io_qualification_out_dx_byte") {
+    // OUT DX, AL to 0x3F8: size 0 (1 byte), direction 0 (out), DX operand.
+    auto io = decode_io(u64{0x3F8} << 16, 0x12345678);
+    CHECK(io.port == 0x3F8);
+    CHECK(io.size == 1);
+    CHECK(io.direction == IoDirection::out);
+    CHECK_FALSE(io.string);
+    CHECK_FALSE(io.rep);
+    CHECK(io.value == 0x78);
+}
+
+TEST_CASE("vmx_exit.io_qualification_sizes_and_flags") {
+    auto word_in = decode_io((u64{0x1F0} << 16) | 1 | io_qual::direction_in, 0xFFFF'FFFF);
+    CHECK(word_in.size == 2);
+    CHECK(word_in.direction == IoDirection::in);
+    CHECK(word_in.port == 0x1F0);
+    auto dword_out = decode_io((u64{0xCFC} << 16) | 3, 0xAABBCCDD'11223344);
+    CHECK(dword_out.size == 4);
+    CHECK(dword_out.value == 0x11223344);
+    auto rep_outs = decode_io((u64{0xF4} << 16) | io_qual::string | io_qual::rep | io_qual::immediate, 0);
+    CHECK(rep_outs.string);
+    CHECK(rep_outs.rep);
+    CHECK(rep_outs.port == 0xF4);
+    auto high_port = decode_io(u64{0xFFFF} << 16 | io_qual::direction_in, 0);
+    CHECK(high_port.port == 0xFFFF);
+}
+
+TEST_CASE("vmx_exit.io_exit_uses_instruction_length_field") {
+    VcpuState s{};
+    s.reg(Gpr::rax) = 0x41;
+    auto e = decode_exit(raw(exit_reason::io_instruction, (u64{0xF4} << 16) | io_qual::immediate, 2), s);
+    CHECK(e.kind == ExitKind::io);
+    CHECK(e.instruction_length == 2);
+    CHECK(e.io.port == 0xF4);
+    CHECK(e.io.value == 0x41);
+    CHECK(e.vendor_code == exit_reason::io_instruction);
+}
+
+TEST_CASE("vmx_exit.instruction_exits") {
+    VcpuState s{};
+    s.reg(Gpr::rcx) = 0xC0010114;
+    s.reg(Gpr::rdx) = 0x1;
+    s.reg(Gpr::rax) = 0x2;
+    CHECK(decode_exit(raw(exit_reason::cpuid, 0, 2), s).kind == ExitKind::cpuid);
+    CHECK(decode_exit(raw(exit_reason::cpuid, 0, 2), s).instruction_length == 2);
+    auto vmcall = decode_exit(raw(exit_reason::vmcall, 0, 3), s);
+    CHECK(vmcall.kind == ExitKind::hypercall);
+    CHECK(vmcall.instruction_length == 3);
+    CHECK(decode_exit(raw(exit_reason::hlt, 0, 1), s).kind == ExitKind::hlt);
+    auto rd = decode_exit(raw(exit_reason::rdmsr, 0, 2), s);
+    CHECK(rd.kind == ExitKind::msr_read);
+    CHECK(rd.msr.index == 0xC0010114);
+    auto wr = decode_exit(raw(exit_reason::wrmsr, 0, 2), s);
+    CHECK(wr.kind == ExitKind::msr_write);
+    CHECK(wr.msr.value == 0x100000002);
+    // A nonsense length is reported as unknown (0), never passed on.
+    CHECK(decode_exit(raw(exit_reason::cpuid, 0, 16), s).instruction_length == 0);
+}
+
+TEST_CASE("vmx_exit.every_vmx_instruction_is_a_virtualization_instruction") {
+    VcpuState s{};
+    const u32 reasons[] = {exit_reason::vmclear, exit_reason::vmlaunch, exit_reason::vmptrld, exit_reason::vmptrst,
+                           exit_reason::vmread,  exit_reason::vmresume, exit_reason::vmwrite, exit_reason::vmxoff,
+                           exit_reason::vmxon,   exit_reason::invept,   exit_reason::invvpid, exit_reason::vmfunc};
+    for (u32 reason : reasons) {
+        auto e = decode_exit(raw(reason, 0, 4), s);
+        INFO("exit reason " << reason);
+        CHECK(e.kind == ExitKind::virtualization_instruction);
+        CHECK(e.instruction_length == 4);
+    }
+}
+
+TEST_CASE("vmx_exit.ept_violation") {
+    VcpuState s{};
+    RawExit r = raw(exit_reason::ept_violation, ept_qual::read);
+    r.guest_physical = 0x20000;
+    auto e = decode_exit(r, s);
+    CHECK(e.kind == ExitKind::nested_page_fault);
+    CHECK(e.npf.guest_physical == 0x20000);
+    CHECK(e.npf.access == MemoryAccess::read);
+    CHECK_FALSE(e.npf.present);
+    r.qualification = ept_qual::write | ept_qual::readable | ept_qual::executable;
+    e = decode_exit(r, s);
+    CHECK(e.npf.access == MemoryAccess::write);
+    CHECK(e.npf.present);
+    r.qualification = ept_qual::fetch | ept_qual::read | ept_qual::readable;
+    CHECK(decode_exit(r, s).npf.access == MemoryAccess::execute);
+    r.reason = exit_reason::ept_misconfiguration;
+    e = decode_exit(r, s);
+    CHECK(e.kind == ExitKind::nested_page_fault);
+    CHECK(e.npf.present);
+}
+
+TEST_CASE("vmx_exit.events_and_failures") {
+    VcpuState s{};
+    CHECK(decode_exit(raw(exit_reason::triple_fault), s).kind == ExitKind::triple_fault);
+    CHECK(decode_exit(raw(exit_reason::external_interrupt), s).kind == ExitKind::external_interrupt);
+    CHECK(decode_exit(raw(exit_reason::preemption_timer), s).kind == ExitKind::preemption);
+    auto entry = decode_exit(raw(exit_reason::entry_failure | exit_reason::invalid_guest_state), s);
+    CHECK(entry.kind == ExitKind::invalid_state);
+    CHECK(entry.vendor_code == (0x80000000u | 33));
+    CHECK(decode_exit(raw(exit_reason::cr_access), s).kind == ExitKind::unknown);
+
+    RawExit gp = raw(exit_reason::exception_or_nmi);
+    gp.interruption_info = 13 | intr_info::type_hardware_exception | intr_info::error_code_valid | intr_info::valid;
+    gp.interruption_error_code = 0x18;
+    auto e = decode_exit(gp, s);
+    CHECK(e.kind == ExitKind::exception);
+    CHECK(e.exception.vector == 13);
+    CHECK(e.exception.has_error_code);
+    CHECK(e.exception.error_code == 0x18);
+    RawExit nmi = raw(exit_reason::exception_or_nmi);
+    nmi.interruption_info = 2 | intr_info::type_nmi | intr_info::valid;
+    CHECK(decode_exit(nmi, s).kind == ExitKind::external_interrupt);
+
+    auto failed = entry_instruction_failure(7);
+    CHECK(failed.kind == ExitKind::invalid_state);
+    CHECK(failed.vendor_code == 7);
+}
+
+TEST_CASE("vmx_exit.exception_injection") {
+    CHECK(exception_injection(6, true) == (6u | (3u << 8) | (1u << 31)));
+    CHECK(exception_injection(13, true) == (13u | (3u << 8) | (1u << 11) | (1u << 31)));
+    CHECK(exception_injection(13, false) == (13u | (3u << 8) | (1u << 31)));  // real mode: no error code
+    CHECK(exception_injection(14, true) & intr_info::error_code_valid);
+    CHECK_FALSE(exception_injection(3, true) & intr_info::error_code_valid);
+}
+
+TEST_CASE("vmx_exit.segment_access_rights_real16") {
+    InitialGuestState s{};
+    REQUIRE(initial_guest_state(CpuMode::real16, 0, s));
+    CHECK(s.cs.access_rights == 0x9B);
+    CHECK(s.cs.limit == 0xFFFF);
+    CHECK(s.cs.base == 0);
+    for (const SegmentState* d : {&s.ds, &s.es, &s.ss, &s.fs, &s.gs}) {
+        CHECK(d->access_rights == 0x93);
+        CHECK(d->limit == 0xFFFF);
+    }
+    CHECK(s.tr.access_rights == 0x8B);
+    CHECK(s.ldtr.access_rights == access_rights::unusable);
+    CHECK(s.cr0 == kCr0Et);
+    CHECK(s.efer == 0);
+    CHECK_FALSE(s.ia32e_mode);
+    CHECK(guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights) == CpuMode::real16);
+}
+
+TEST_CASE("vmx_exit.segment_access_rights_protected32") {
+    InitialGuestState s{};
+    REQUIRE(initial_guest_state(CpuMode::protected32, 0, s));
+    CHECK(s.cs.access_rights == 0xC09B);
+    CHECK(s.cs.limit == 0xFFFFFFFF);
+    CHECK(s.ds.access_rights == 0xC093);
+    CHECK(s.ss.access_rights == 0xC093);
+    CHECK(s.tr.access_rights == 0x8B);
+    CHECK(s.ldtr.access_rights == access_rights::unusable);
+    CHECK((s.cr0 & kCr0Pe) != 0);
+    CHECK((s.cr0 & kCr0Pg) == 0);
+    CHECK((s.rflags & virt::kRflagsIf) == 0);
+    CHECK(guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights) == CpuMode::protected32);
+}
+
+TEST_CASE("vmx_exit.segment_access_rights_long64") {
+    InitialGuestState s{};
+    REQUIRE(initial_guest_state(CpuMode::long64, 0x9000, s));
+    CHECK(s.cs.access_rights == 0xA09B);  // L set, D clear
+    CHECK(s.ds.access_rights == 0xC093);
+    CHECK(s.tr.access_rights == 0x8B);    // 64-bit busy TSS
+    CHECK(s.cr3 == 0x9000);
+    CHECK((s.cr0 & (kCr0Pe | kCr0Pg)) == (kCr0Pe | kCr0Pg));
+    CHECK((s.cr4 & kCr4Pae) != 0);
+    CHECK((s.efer & (kEferLme | kEferLma)) == (kEferLme | kEferLma));
+    CHECK(s.ia32e_mode);
+    CHECK(guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights) == CpuMode::long64);
+}
+
+TEST_CASE("vmx_exit.guest_mode_and_bad_initial_mode") {
+    InitialGuestState s{};
+    CHECK_FALSE(initial_guest_state(CpuMode::protected16, 0, s));
+    CHECK(guest_mode(kCr0Pe, 0, 2, 0x9B) == CpuMode::protected16);
+    CHECK(guest_mode(kCr0Pe, 0, 2 | kRflagsVm, 0xC09B) == CpuMode::real16);
+}
