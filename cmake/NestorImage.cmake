@@ -9,7 +9,9 @@ set_target_properties(nestor_image PROPERTIES OUTPUT_NAME nestor.elf LINKER_LANG
                       LINK_DEPENDS ${NESTOR_LINKER_SCRIPT})
 target_link_options(nestor_image PRIVATE -T ${NESTOR_LINKER_SCRIPT} -Map=${CMAKE_BINARY_DIR}/nestor.map)
 target_include_directories(nestor_image PRIVATE ${PROJECT_SOURCE_DIR})
-target_link_libraries(nestor_image PRIVATE nestor_x86 nestor_core nestor_virt nestor_svm nestor_vmx)
+# nestor_nested is the real nested component or the null one (components/nested/CMakeLists.txt):
+# the NESTED_VIRT choice is this link, never an #ifdef.
+target_link_libraries(nestor_image PRIVATE nestor_x86 nestor_core nestor_virt nestor_svm nestor_vmx nestor_nested)
 add_custom_command(TARGET nestor_image POST_BUILD
   COMMAND ${CMAKE_OBJCOPY} -O elf32-i386 $<TARGET_FILE:nestor_image> ${CMAKE_BINARY_DIR}/nestor.elf32
   COMMENT "Converting the kernel to ELF32 for multiboot v1 loaders")

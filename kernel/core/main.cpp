@@ -2,7 +2,9 @@
 #include "nestor/lib/cmdline.hpp"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
+#include "nestor/virt/appliance.hpp"
 #include "nestor/virt/builtin_guest.hpp"
+#include "nestor/virt/platform_caps.hpp"
 
 namespace nestor {
 namespace {
@@ -25,6 +27,15 @@ const char* vendor_name(CpuVendor vendor) {
     return "unknown";
 }
 
+// The nested-virtualization predicate for this build on this CPU, with its reason when it says no.
+void print_nested_availability() {
+    nested::Availability nested = virt::nested_virt_availability();
+    if (nested.available)
+        log::info("nested: available");
+    else
+        log::info("nested: unavailable ({})", nested.reason);
+}
+
 void print_banner() {
     log::info("Nestor {} ({}) - modular x86-64 microhypervisor", NESTOR_VERSION_STRING, kBuildType);
     log::info("build: NESTED_VIRT={} AMD_SVM={} INTEL_VMX={}", on_off(NESTOR_OPT_NESTED_VIRT),
@@ -37,6 +48,7 @@ void print_banner() {
     else
         log::info("virt: SVM={} NPT={} NRIPS={} ASIDs={}", yes_no(cpu.svm), yes_no(cpu.npt), yes_no(cpu.nrips),
                   cpu.svm_asids);
+    print_nested_availability();
     log::info("boot: banner at tsc {}", platform::timestamp());
 }
 
@@ -50,20 +62,23 @@ void print_memory(const BootInfo& boot, const MemorySummary& memory) {
     log::info("cmdline: \"{}\"", boot.cmdline);
 }
 
-// nestor.time-slice=TICKS: how long a guest runs before the kernel takes the CPU back.
-u64 time_slice(const char* cmdline) {
+// A number option from the command line, or `fallback` when absent or malformed (reported).
+u64 number_option(const char* cmdline, const char* key, u64 fallback) {
     char text[24];
-    if (!cmdline_option(cmdline, "nestor.time-slice", text, sizeof(text))) return virt::kDefaultTimeSlice;
+    if (!cmdline_option(cmdline, key, text, sizeof(text))) return fallback;
     u64 value = 0;
     for (const char* p = text; *p; ++p) {
         if (*p < '0' || *p > '9' || value > 1'000'000'000'000) {
-            log::warn("boot: nestor.time-slice={} is not a number of ticks; using {}", text, virt::kDefaultTimeSlice);
-            return virt::kDefaultTimeSlice;
+            log::warn("boot: {}={} is not a number; using {}", key, text, fallback);
+            return fallback;
         }
         value = value * 10 + static_cast<u64>(*p - '0');
     }
     return value;
 }
+
+// nestor.time-slice=TICKS: how long a guest runs before the kernel takes the CPU back.
+u64 time_slice(const char* cmdline) { return number_option(cmdline, "nestor.time-slice", virt::kDefaultTimeSlice); }
 
 }  // namespace
 
@@ -75,7 +90,13 @@ u64 time_slice(const char* cmdline) {
         u32 status = virt::run_builtin_guest(guest, time_slice(boot.cmdline));
         platform::shutdown(status == 0 ? ExitStatus::success : ExitStatus::failure);
     }
-    log::info("nothing to run yet: shutting down");
+    if (virt::has_appliance(boot)) {
+        virt::ApplianceOptions options{time_slice(boot.cmdline),
+                                       number_option(boot.cmdline, "nestor.watchdog", virt::kMaxPreemptions)};
+        u32 status = virt::run_appliance(boot, options);
+        platform::shutdown(status == 0 ? ExitStatus::success : ExitStatus::failure);
+    }
+    log::info("nothing to run: no manifest module and no built-in guest asked for; shutting down");
     platform::shutdown(ExitStatus::success);
 }
 

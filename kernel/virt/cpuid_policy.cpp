@@ -35,4 +35,10 @@ CpuidValues cpuid_policy(u32 leaf, u32 subleaf, const CpuidValues& host) {
     return out;
 }
 
+CpuidValues guest_cpuid(u32 leaf, u32 subleaf, const CpuidValues& host, const nested::NestedVcpu* nested) {
+    CpuidValues guest = cpuid_policy(leaf, subleaf, host);
+    if (nested && !cpuid_leaf_is_synthetic(leaf)) nested->ops->cpuid(*nested, leaf, subleaf, guest);
+    return guest;
+}
+
 }  // namespace nestor::virt

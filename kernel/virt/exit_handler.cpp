@@ -75,11 +75,15 @@ ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& consol
             if (!complete(exit, state)) return stop(StopReason::undecodable);
             return stop(StopReason::exit_port, value);
         }
-        if (io.port == kGuestConsolePort) console_put(console, static_cast<char>(value & 0xFF), env);
+        if (io.port == kGuestConsoleLcr) console.line_control = static_cast<u8>(value);
+        // With the divisor latch open (LCR bit 7) the data port sets the baud rate: not text.
+        bool divisor_latch = console.line_control & kConsoleLcrDivisorLatch;
+        if (io.port == kGuestConsolePort && !divisor_latch) console_put(console, static_cast<char>(value & 0xFF), env);
         // Writes to any other port go nowhere, as on a bus with nothing behind it.
     } else {
         u32 value = 0xFFFFFFFF;  // nothing there: the bus floats high
         if (io.port == kGuestConsoleLsr) value = kConsoleLsrIdle;
+        else if (io.port == kGuestConsoleLcr) value = console.line_control;
         else if (io.port > kGuestConsolePort && io.port < kGuestConsolePort + 8) value = 0;
         write_in_result(state, io.size, value);
     }
@@ -89,7 +93,101 @@ ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& consol
 
 bool msr_allowed(u32 index) { return index == kMsrBiosSignId; }
 
+// EFER is the guest's own (VcpuState::efer): a long-mode guest must set LME and may set SCE and
+// NXE. LMA follows paging and is the CPU's to set; SVME and the rest are not offered.
+ExitOutcome handle_efer(const VmExit& exit, VcpuState& state) {
+    if (exit.kind == ExitKind::msr_write) {
+        if (exit.msr.value & ~(kEferGuestWritable | kEferLma)) return inject(kVectorGp, true, 0);
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        state.efer = (exit.msr.value & kEferGuestWritable) | (state.efer & kEferLma);
+        return {};
+    }
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    state.rax() = state.efer & 0xFFFFFFFF;
+    state.rdx() = state.efer >> 32;
+    return {};
+}
+
+void set_edx_eax(VcpuState& state, u64 value) {
+    state.rax() = value & 0xFFFFFFFF;
+    state.rdx() = value >> 32;
+}
+
+// The rule for every guest without nested virtualization (and for MSRs the component leaves to
+// the kernel): EFER is the guest's own, the virtualization interface is absent, the allow-list
+// reads 0 and ignores writes.
+ExitOutcome plain_msr(const VmExit& exit, VcpuState& state) {
+    u32 index = exit.msr.index;
+    if (index == kMsrEfer) return handle_efer(exit, state);
+    bool read = exit.kind == ExitKind::msr_read;
+    u64 value = 0;
+    if (read && index == kMsrFeatureControl) value = kFeatureControlLockedNoVmx;
+    else if (is_virtualization_msr(index) || !msr_allowed(index)) return inject(kVectorGp, true, 0);
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    if (read) set_edx_eax(state, value);
+    return {};
+}
+
+// Applies what the nested component decided about an exit.
+ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuState& state, GuestConsole& console,
+                  ExitEnvironment& env) {
+    switch (decision.action) {
+    case nested::Action::complete:
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        if (exit.kind == ExitKind::msr_read) set_edx_eax(state, decision.value);
+        return {};
+    case nested::Action::inject_ud: return inject(kVectorUd);
+    case nested::Action::inject_gp: return inject(kVectorGp, true, 0);
+    case nested::Action::stop: {
+        flush_console(console, env);
+        ExitOutcome out = stop(StopReason::unsupported);
+        out.detail = decision.report;
+        return out;
+    }
+    case nested::Action::not_nested:
+    case nested::Action::forward: break;
+    }
+    flush_console(console, env);
+    return stop(StopReason::unknown_exit);  // a decision that does not fit the exit: stop, never guess
+}
+
+ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                       nested::NestedVcpu* nested) {
+    if (!nested) return plain_msr(exit, state);
+    bool read = exit.kind == ExitKind::msr_read;
+    nested::Decision d = read ? nested->ops->msr_read(*nested, exit.msr.index, state)
+                              : nested->ops->msr_write(*nested, exit.msr.index, exit.msr.value, state);
+    if (d.action == nested::Action::not_nested) return plain_msr(exit, state);
+    if (d.action == nested::Action::forward && !read) {
+        VmExit rest = exit;
+        rest.msr.value = d.value;
+        return plain_msr(rest, state);
+    }
+    return apply(d, exit, state, console, env);
+}
+
+ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, GuestConsole& console,
+                                     ExitEnvironment& env, nested::NestedVcpu* nested) {
+    if (nested) {
+        nested::Decision d = nested->ops->nested_page_fault(*nested, exit.npf);
+        if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
+    }
+    flush_console(console, env);
+    return stop(StopReason::bad_memory_access);
+}
+
+ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& state, GuestConsole& console,
+                                              ExitEnvironment& env, nested::NestedVcpu* nested) {
+    if (!nested) return inject(kVectorUd);  // no nested virtualization: as on a CPU without SVM/VMX
+    return apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, console, env);
+}
+
 }  // namespace
+
+bool is_virtualization_msr(u32 index) {
+    return index == kMsrFeatureControl || (index >= kMsrVmxBasic && index <= kMsrVmxVmfunc) || index == kMsrVmCr ||
+           index == kMsrVmHsavePa;
+}
 
 const char* stop_reason_name(StopReason reason) {
     switch (reason) {
@@ -103,6 +201,8 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::unsupported: return "unsupported operation";
     case StopReason::unknown_exit: return "unknown exit";
     case StopReason::exit_limit: return "exit limit reached";
+    case StopReason::shutdown: return "shutdown";
+    case StopReason::watchdog: return "watchdog";
     }
     return "?";
 }
@@ -139,12 +239,16 @@ void console_put(GuestConsole& console, ExitEnvironment& env, u8 byte) {
 }
 
 ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+    nested::NestedVcpu* nested = env.nested_vcpu();
+    // An exit of L1's guest (L2) is the nested component's to reflect, or not, into L1.
+    if (nested && nested->ops->in_guest_mode(*nested))
+        return apply(nested->ops->reflect_exit(*nested, exit, state), exit, state, console, env);
     switch (exit.kind) {
     case ExitKind::cpuid: {
         u32 leaf = static_cast<u32>(state.rax());
         u32 subleaf = static_cast<u32>(state.rcx());
         CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
-        CpuidValues guest = cpuid_policy(leaf, subleaf, host);
+        CpuidValues guest = guest_cpuid(leaf, subleaf, host, nested);
         if (!complete(exit, state)) return stop(StopReason::undecodable);
         state.rax() = guest.eax;
         state.rbx() = guest.ebx;
@@ -158,22 +262,14 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
     case ExitKind::io:
         return handle_io(exit, state, console, env);
     case ExitKind::msr_read:
-        if (!msr_allowed(exit.msr.index)) return inject(kVectorGp, true, 0);
-        if (!complete(exit, state)) return stop(StopReason::undecodable);
-        state.rax() = 0;
-        state.rdx() = 0;
-        return {};
     case ExitKind::msr_write:
-        if (!msr_allowed(exit.msr.index)) return inject(kVectorGp, true, 0);
-        if (!complete(exit, state)) return stop(StopReason::undecodable);
-        return {};
+        return handle_msr(exit, state, console, env, nested);
     case ExitKind::hlt:
         flush_console(console, env);
         complete(exit, state);
         return stop(StopReason::halted, 0);
     case ExitKind::nested_page_fault:
-        flush_console(console, env);
-        return stop(StopReason::bad_memory_access);
+        return handle_nested_page_fault(exit, state, console, env, nested);
     case ExitKind::triple_fault:
         flush_console(console, env);
         return stop(StopReason::triple_fault);
@@ -184,7 +280,7 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
         // Nothing is intercepted for the kernel's own use yet: give the guest its exception back.
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
     case ExitKind::virtualization_instruction:
-        return inject(kVectorUd);  // no nested virtualization: as on a CPU without SVM/VMX
+        return handle_virtualization_instruction(exit, state, console, env, nested);
     case ExitKind::invalid_state:
         flush_console(console, env);
         return stop(StopReason::invalid_state);

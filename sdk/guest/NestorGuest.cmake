@@ -3,12 +3,13 @@
 # Builds <name>.elf (ELF64, linked at guest-physical 1 MiB with the guest runtime) and <name>.elf32
 # (the same image as ELF32, which multiboot v1 loaders such as QEMU's -kernel need), both in
 # ${CMAKE_BINARY_DIR}/guests/. Kernel stage only: it uses the kernel toolchain's compiler and ld.lld.
-set(NESTOR_GUEST_LINKER_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/guest.ld)
-set(NESTOR_GUEST_OUTPUT_DIR ${CMAKE_BINARY_DIR}/guests)
+# Cache variables, so nestor_add_guest() works from any directory of the kernel stage.
+set(NESTOR_GUEST_LINKER_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/guest.ld CACHE INTERNAL "guest linker script")
+set(NESTOR_GUEST_OUTPUT_DIR ${CMAKE_BINARY_DIR}/guests CACHE INTERNAL "where guest images go")
 
 # Guests run at 1 MiB, not in the kernel's top 2 GiB: the small code model, not the toolchain's
 # -mcmodel=kernel (clang takes the last -mcmodel it is given).
-set(NESTOR_GUEST_COMPILE_OPTIONS -mcmodel=small)
+set(NESTOR_GUEST_COMPILE_OPTIONS -mcmodel=small CACHE INTERNAL "guest compile options")
 
 function(nestor_add_guest)
   cmake_parse_arguments(ARG "" "NAME" "SOURCES;LIBRARIES" ${ARGN})

@@ -11,6 +11,7 @@
 #include "nestor/platform.hpp"
 #include "nestor/virt/virt_ops.hpp"
 #include "nestor/x86/cpu.hpp"
+#include "nestor/x86/guest_walk.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/local_apic.hpp"
 #include "nestor/x86/page_table_builder.hpp"
@@ -38,6 +39,14 @@ static_assert(sizeof(BackendVm) <= kPageSize);
 
 // An SVM vCPU behind the kernel's opaque handle. ASIDs are per vCPU: each has its own guest
 // translations even when the VM's nested tables are shared.
+// The host bytes of the guest code page the last decoded instruction came from.
+struct CodePageCache {
+    u64 linear_page;
+    u64 cr0, cr3, cr4;
+    u64 generation;  // the VM's TLB generation: an unmap forgets the page
+    const u8* host;  // null: nothing cached
+};
+
 struct BackendVcpu {
     paddr self;  // the frame holding this object
     BackendVm* vm;
@@ -48,6 +57,7 @@ struct BackendVcpu {
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     bool event_pending;
     u64 pending_event;
+    CodePageCache code;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -243,7 +253,7 @@ void set_real_mode_state(Vmcb& vmcb) {
     s.ldtr = segment(0, 0, 0xFFFF, attrib::ldt);
     s.tr = segment(0, 0, 0xFFFF, attrib::tss_busy);
     s.cpl = 0;
-    s.efer = kEferSvme;  // VMRUN requires EFER.SVME in the guest state; guests cannot read EFER (MSRs are intercepted)
+    s.efer = kEferSvme;  // VMRUN requires EFER.SVME in the guest state; the guest's view omits it
     s.cr0 = kCr0Et;
     s.cr3 = 0;
     s.cr4 = 0;
@@ -331,7 +341,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
 
     const Vmcb& vmcb = *vcpu->vmcb;
     state.cr0 = vmcb.save.cr0;
-    state.efer = vmcb.save.efer;
+    state.efer = vmcb.save.efer & ~kEferSvme;
     state.cs_base = vmcb.save.cs.base;
     state.mode = mode_of(vmcb);
     state.rflags = vmcb.save.rflags;
@@ -339,32 +349,96 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     return vcpu;
 }
 
-// Copies up to `size` bytes of guest code at linear address `linear` (paging off: linear =
-// guest-physical), translating through the nested page tables. Returns how many were readable.
-usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
-    if (vcpu.vmcb->save.cr0 & kCr0Pg) return 0;  // guest paging: needs a guest page walk (not yet)
-    AllocatorTableMemory tables_memory = npt_memory();
-    PageTableBuilder npt(tables_memory);
-    npt.use_root(vcpu.vm->npt_root);
-    usize copied = 0;
-    while (copied < size) {
-        u64 gpa = linear + copied;
-        auto translation = npt.translate(align_down(gpa, kPageSize));
-        if (!translation) break;
-        u64 offset = gpa & (kPageSize - 1);
-        usize chunk = min<usize>(size - copied, kPageSize - offset);
-        copy_bytes(out + copied, frame_pointer<u8>(translation->physical) + offset, chunk);
-        copied += chunk;
+// Guest-physical memory through the VM's nested tables.
+class NestedMemory final : public GuestPhysicalReader {
+public:
+    explicit NestedMemory(const BackendVm& vm) : tables_memory_(npt_memory()), npt_(tables_memory_) {
+        npt_.use_root(vm.npt_root);
     }
-    return copied;
+    // The host frame holding guest-physical page `gpa`, or false if the VM does not map it.
+    bool host_frame(u64 gpa, paddr& frame) {
+        auto translation = npt_.translate(align_down(gpa, kPageSize));
+        if (!translation) return false;
+        frame = align_down(translation->physical, kPageSize);
+        return true;
+    }
+    bool read(u64 gpa, void* out, usize size) override {
+        for (usize done = 0; done < size;) {
+            auto translation = npt_.translate(align_down(gpa + done, kPageSize));
+            if (!translation) return false;
+            u64 offset = (gpa + done) & (kPageSize - 1);
+            usize chunk = min<usize>(size - done, kPageSize - offset);
+            copy_bytes(static_cast<u8*>(out) + done, frame_pointer<u8>(translation->physical) + offset, chunk);
+            done += chunk;
+        }
+        return true;
+    }
+
+private:
+    AllocatorTableMemory tables_memory_;
+    PageTableBuilder npt_;
+};
+
+// Copies up to `size` bytes of guest code at guest-linear `linear`, through the guest's paging
+// and the nested tables. Returns how many were readable.
+usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
+    const VmcbSave& s = vcpu.vmcb->save;
+    NestedMemory memory(*vcpu.vm);
+    return read_guest_linear(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear, memory, out, size);
 }
 
 // The length of the instruction at CS:RIP if it is `expected`; 0 if it cannot be decoded or is
 // something else (the guest changed its code under the exit).
+// The host bytes of the guest code page at `linear_page`, remembered per vCPU: most exits come
+// from a few instructions run again and again, and two page walks per exit would dominate its
+// cost. The page is forgotten when the guest changes its paging registers or the VM's mappings
+// change (an unmap): the frame could then belong to someone else. A guest that rewrites its own
+// page tables under the same CR3 may have one exit decoded from its old code page; that only
+// concerns the guest itself.
+const u8* code_page(BackendVcpu& vcpu, u64 linear_page) {
+    const VmcbSave& s = vcpu.vmcb->save;
+    CodePageCache& c = vcpu.code;
+    if (c.host && c.linear_page == linear_page && c.cr3 == s.cr3 && c.cr0 == s.cr0 && c.cr4 == s.cr4 &&
+        c.generation == vcpu.vm->tlb_generation)
+        return c.host;
+    NestedMemory memory(*vcpu.vm);
+    u64 gpa = 0;
+    paddr frame = 0;
+    if (!guest_translate(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear_page, memory, gpa) ||
+        !memory.host_frame(gpa, frame))
+        return nullptr;
+    c = CodePageCache{linear_page, s.cr0, s.cr3, s.cr4, vcpu.vm->tlb_generation, frame_pointer<u8>(frame)};
+    return c.host;
+}
+
+// The common case, an intercepted instruction without prefixes: its plain encoding.
+u8 plain_length(const u8* code, InsnOp expected) {
+    switch (expected) {
+    case InsnOp::cpuid: return code[0] == 0x0F && code[1] == 0xA2 ? 2 : 0;
+    case InsnOp::vmmcall: return code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xD9 ? 3 : 0;
+    case InsnOp::hlt: return code[0] == 0xF4 ? 1 : 0;
+    case InsnOp::rdmsr: return code[0] == 0x0F && code[1] == 0x32 ? 2 : 0;
+    case InsnOp::wrmsr: return code[0] == 0x0F && code[1] == 0x30 ? 2 : 0;
+    default: return 0;
+    }
+}
+
 u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected) {
     u8 bytes[kMaxInstructionLength];
-    usize available = read_guest_code(vcpu, state.cs_base + state.rip, bytes, sizeof(bytes));
-    auto insn = decode_instruction(bytes, available, state.mode);
+    u64 linear = state.cs_base + state.rip;
+    u64 offset = linear & (kPageSize - 1);
+    const u8* code = nullptr;
+    usize available = kMaxInstructionLength;
+    if (offset + kMaxInstructionLength <= kPageSize) code = code_page(vcpu, linear - offset);
+    if (code) {
+        code += offset;
+    } else {  // the instruction may cross into the next page
+        available = read_guest_code(vcpu, linear, bytes, sizeof(bytes));
+        code = bytes;
+    }
+    if (available >= 3)
+        if (u8 length = plain_length(code, expected)) return length;
+    auto insn = decode_instruction(code, available, state.mode);
     if (!insn) {
         log::debug("svm: cannot decode the instruction at rip {:#x}: {}", state.rip, insn_error_name(insn.error()));
         return 0;
@@ -463,6 +537,7 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     vmcb.save.rflags = state.rflags | kRflagsReserved1;
     vmcb.save.rax = state.reg(Gpr::rax);
     vmcb.save.rsp = state.reg(Gpr::rsp);
+    vmcb.save.efer = state.efer | kEferSvme;  // VMRUN refuses a guest state without SVME
     vmcb.control.event_inject = vcpu->event_pending ? vcpu->pending_event : 0;
     vcpu->event_pending = false;
     if (vcpu->tlb_generation != vcpu->vm->tlb_generation) {
@@ -497,7 +572,7 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     state.reg(Gpr::rax) = vmcb.save.rax;
     state.reg(Gpr::rsp) = vmcb.save.rsp;
     state.cr0 = vmcb.save.cr0;
-    state.efer = vmcb.save.efer;
+    state.efer = vmcb.save.efer & ~kEferSvme;
     state.cs_base = vmcb.save.cs.base;
     state.mode = mode_of(vmcb);
     // An event whose delivery the exit interrupted is delivered again on the next entry.

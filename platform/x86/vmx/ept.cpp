@@ -20,7 +20,6 @@ const char* ept_error_name(EptError error) {
     case EptError::unaligned: return "unaligned";
     case EptError::empty_range: return "empty range";
     case EptError::out_of_range: return "address out of range";
-    case EptError::writable_and_executable: return "writable and executable";
     case EptError::overlapping: return "already mapped";
     case EptError::would_split_large_page: return "would split a large page";
     case EptError::out_of_memory: return "out of memory";
@@ -81,7 +80,6 @@ Status<EptError> EptBuilder::map(u64 guest_physical, paddr host_physical, u64 si
     if (!checked_add(guest_physical, size, guest_end) || guest_end > kGuestPhysicalLimit ||
         !checked_add(host_physical, size, host_end) || host_end > kHostPhysicalLimit)
         return fail(EptError::out_of_range);
-    if (permissions.write && permissions.execute) return fail(EptError::writable_and_executable);
 
     // Check the whole range first: nothing is written if any page is taken. The loop advances by
     // at least 4 KiB per step, so it runs at most size / 4 KiB times.

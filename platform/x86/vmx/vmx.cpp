@@ -607,7 +607,7 @@ void refresh_state(BackendVcpu& vcpu, VcpuState& state) {
     state.mode = guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
 }
 
-VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     if (!make_current(*vcpu)) {
         log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
         return entry_instruction_failure(instruction_error::vmptrld_invalid);
@@ -622,6 +622,7 @@ VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     w(field::guest_rip, state.rip);
     w(field::guest_rsp, state.reg(Gpr::rsp));
     w(field::guest_rflags, state.rflags | kRflagsReserved1);
+    if (caps.load_efer) w(field::guest_efer, state.efer);  // the kernel emulates the guest's WRMSR
     u32 pin = time_slice ? caps.pin_with_timer : caps.pin_without_timer;
     if (pin != vcpu->pin_controls) {
         w(field::pin_based_controls, pin);
@@ -687,6 +688,60 @@ VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     else if (basic_reason == exit_reason::ept_misconfiguration)
         log::error("vmx: EPT misconfiguration at guest-physical {:#x}", raw.guest_physical);
     return decode_exit(raw, state);
+}
+
+// The guest wrote CR0 or CR4 with a bit the host owns (NE, VMXE: forced by VMX) different from
+// its read shadow. The write is the guest's: keep its view in the shadow, the forced bits in the
+// real register, and follow paging into and out of long mode as the CPU would.
+bool write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
+    GuestCr cr0{};
+    if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return false;
+    u64 old = vmread(field::guest_cr0);
+    VmcsWriter w;
+    w(field::guest_cr0, cr0.value);
+    w(field::cr0_read_shadow, cr0.shadow);
+    bool paging_on = (value & kCr0Pg) && !(old & kCr0Pg), paging_off = !(value & kCr0Pg) && (old & kCr0Pg);
+    if ((paging_on || paging_off) && (state.efer & kEferLme)) {
+        vcpu.ia32e_mode = paging_on;
+        state.efer = paging_on ? state.efer | kEferLma : state.efer & ~kEferLma;
+        if (caps.load_efer) w(field::guest_efer, state.efer);
+        w(field::entry_controls, caps.entry | (paging_on ? entry_ctl::ia32e_mode_guest : 0));
+    }
+    vcpu.cr0_shadow = cr0.shadow;
+    return w.ok();
+}
+
+bool write_guest_cr4(u64 value) {
+    GuestCr cr4{};
+    if (!guest_control_register(value, caps.cr4, 0, cr4)) return false;
+    VmcsWriter w;
+    w(field::guest_cr4, cr4.value);
+    w(field::cr4_read_shadow, cr4.shadow);
+    return w.ok();
+}
+
+// MOV to CR0/CR3/CR4 that exited; false (the exit goes to the kernel as unknown) for anything else.
+bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
+    u64 q = vmread(field::exit_qualification);
+    u32 cr = q & 15, access = (q >> 4) & 3, reg = (q >> 8) & 15;
+    if (access != 0) return false;  // MOV from CR, CLTS, LMSW: not intercepted by our masks
+    u64 value = state.gpr[reg];
+    bool done = cr == 0   ? write_guest_cr0(vcpu, state, value)
+                : cr == 4 ? write_guest_cr4(value)
+                : cr == 3 ? vmwrite(field::guest_cr3, value)
+                          : false;
+    if (!done) return false;
+    state.rip += vmread(field::exit_instruction_length);
+    refresh_state(vcpu, state);
+    return true;
+}
+
+// Control-register writes are the backend's business: they never reach the kernel.
+VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    for (;;) {
+        VmExit exit = run_once(vcpu, state, time_slice);
+        if (exit.vendor_code != exit_reason::cr_access || !emulate_cr_access(*vcpu, state)) return exit;
+    }
 }
 
 void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code) {

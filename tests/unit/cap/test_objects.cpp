@@ -111,3 +111,14 @@ TEST_CASE("cspace.guarded_lookup_through_two_levels") {
     clear(deep, reaper);
     reaper.reap();
 }
+
+TEST_CASE("cap.every_status_code_has_a_name") {
+    const u64 codes[] = {NESTOR_E_OK, NESTOR_E_INVALID_HYPERCALL, NESTOR_E_INSUFFICIENT_RIGHTS, NESTOR_E_CNODE_CYCLE,
+                         NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE, NESTOR_E_CFG_CSPACE_SIZE};
+    for (u64 code : codes) CHECK(std::string(status_name(code)) != "unknown status");
+    CHECK(std::string(status_name(NESTOR_E_OK)) == "success");
+    CHECK(std::string(status_name(NESTOR_E_INSUFFICIENT_RIGHTS)) == "the capability lacks a right the call needs");
+    CHECK(std::string(status_name(NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE)) ==
+          "NESTED_VIRT asked, platform cannot nest");
+    CHECK(std::string(status_name(9999)) == "unknown status");
+}

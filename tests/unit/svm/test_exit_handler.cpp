@@ -139,7 +139,37 @@ TEST_CASE("exit.msr_outside_allow_list_injects_gp") {
     CHECK(o.error_code == 0);
     CHECK(f.state.rip == 0x1000);  // a fault: RIP stays on the instruction
     VmExit write = make(ExitKind::msr_write, 2);
-    write.msr.index = 0xC0000080;
+    write.msr.index = 0xC0010117;  // VM_HSAVE_PA
+    CHECK(f.run(write).vector == 13);
+}
+
+TEST_CASE("exit.efer_is_the_guests_own") {
+    Fixture f;
+    VmExit write = make(ExitKind::msr_write, 2);
+    write.msr.index = kMsrEfer;
+    write.msr.value = (1u << 8) | (1u << 11) | 1u;  // LME, NXE, SCE
+    ExitOutcome o = f.run(write);
+    CHECK_FALSE(o.inject);
+    CHECK(f.state.efer == ((1u << 8) | (1u << 11) | 1u));
+    CHECK(f.state.rip == 0x1002);
+    VmExit read = make(ExitKind::msr_read, 2);
+    read.msr.index = kMsrEfer;
+    f.state.efer |= kEferLma;  // the CPU set LMA when the guest turned paging on
+    f.run(read);
+    CHECK(f.state.rax() == ((1u << 10) | (1u << 8) | (1u << 11) | 1u));
+    CHECK(f.state.rdx() == 0);
+}
+
+TEST_CASE("exit.efer_bits_not_offered_raise_gp") {
+    Fixture f;
+    VmExit write = make(ExitKind::msr_write, 2);
+    write.msr.index = kMsrEfer;
+    write.msr.value = u64{1} << 12;  // SVME: no nested virtualization for this guest
+    ExitOutcome o = f.run(write);
+    CHECK(o.inject);
+    CHECK(o.vector == 13);
+    CHECK(f.state.efer == 0);
+    write.msr.value = u64{1} << 63;
     CHECK(f.run(write).vector == 13);
 }
 
@@ -257,4 +287,20 @@ TEST_CASE("exit.intercepted_exception_is_reflected") {
     CHECK(o.vector == 14);
     CHECK(o.has_error_code);
     CHECK(o.error_code == 0x6);
+}
+
+TEST_CASE("exit.console_divisor_latch_bytes_are_not_text") {
+    Fixture f;
+    f.run(out(kGuestConsoleLcr, 0x80));      // open the divisor latch
+    f.run(out(kGuestConsolePort, 0x01));     // divisor low byte: 115200 baud
+    f.run(out(kGuestConsoleLcr, 0x03));      // 8N1, latch closed
+    VmExit read = make(ExitKind::io, 1);
+    read.io = IoExit{kGuestConsoleLcr, 1, IoDirection::in, false, false, 0};
+    f.run(read);
+    CHECK((f.state.rax() & 0xFF) == 0x03);
+    f.run(out(kGuestConsolePort, 'o'));
+    f.run(out(kGuestConsolePort, 'k'));
+    f.run(out(kGuestConsolePort, '\n'));
+    REQUIRE(f.env.lines.size() == 1);
+    CHECK(f.env.lines[0] == "ok");
 }

@@ -52,6 +52,9 @@ enum class Error : u32 {
     cfg_cspace_size = NESTOR_E_CFG_CSPACE_SIZE,
 };
 
+// What a status code means, for logs (e.g. "mint asked for rights the source does not have").
+const char* status_name(u64 status);
+
 template <typename T> using CapResult = Result<T, Error>;
 using CapStatus = Status<Error>;
 

@@ -1,7 +1,9 @@
 // What a guest sees for CPUID: the host's values, minus what a guest must not believe it has
 // (SVM, VMX: Nestor offers no nested virtualization to plain guests), plus the hypervisor leaves.
+// A vCPU of a domain with nested virtualization also sees what the nested component emulates.
 #pragma once
 
+#include "nestor/nested/nested_ops.hpp"
 #include "nestor/virt/virt_ops.hpp"
 
 namespace nestor::virt {
@@ -24,5 +26,10 @@ bool cpuid_leaf_is_synthetic(u32 leaf);
 // The guest's CPUID(leaf, subleaf), given the host's answer for the same query (ignored for
 // synthetic leaves).
 CpuidValues cpuid_policy(u32 leaf, u32 subleaf, const CpuidValues& host);
+
+// What the guest's CPUID(leaf, subleaf) returns: cpuid_policy(), then, only when `nested` is
+// not null (the vCPU's domain was accepted with nested virtualization), the component's
+// additions (SVM or VMX shown to the L1 hypervisor).
+CpuidValues guest_cpuid(u32 leaf, u32 subleaf, const CpuidValues& host, const nested::NestedVcpu* nested);
 
 }  // namespace nestor::virt

@@ -1,8 +1,15 @@
 // The vendor-neutral exit handler: from a decoded VmExit and the guest's registers, decide
 // what happens (complete the instruction, inject an exception, stop the guest). It has no
 // hardware access and is tested on the host; the kernel's run loop applies the outcome.
+//
+// Nested virtualization: for a vCPU whose domain was accepted with nested virtualization
+// (ExitEnvironment::nested_vcpu() not null) the handler asks the nested component's table about
+// virtualization instructions, virtualization MSRs, CPUID and nested page faults. For every other
+// vCPU it calls no nested code at all: SVM/VMX instructions #UD and virtualization MSRs #GP, as
+// on a CPU without SVM/VMX.
 #pragma once
 
+#include "nestor/nested/nested_ops.hpp"
 #include "nestor/virt/exit.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 #include "nestor/virt/virt_ops.hpp"
@@ -13,11 +20,26 @@ namespace nestor::virt {
 inline constexpr u16 kGuestExitPort = 0xF4;
 // The guest console: a 16550 at COM1; THR writes are printed line by line.
 inline constexpr u16 kGuestConsolePort = 0x3F8;
+inline constexpr u16 kGuestConsoleLcr = 0x3FB;
+inline constexpr u8 kConsoleLcrDivisorLatch = 0x80;
 inline constexpr u16 kGuestConsoleLsr = 0x3FD;
 inline constexpr u8 kConsoleLsrIdle = 0x60;  // THR empty and transmitter idle
 
 // MSRs a guest may touch without a #GP: reads return 0, writes are ignored.
 inline constexpr u32 kMsrBiosSignId = 0x8B;  // microcode revision, read by every OS
+
+// The MSRs of the virtualization interface. Without nested virtualization they #GP, except
+// that IA32_FEATURE_CONTROL reads as locked with VMX off (kFeatureControlLockedNoVmx), as
+// firmware leaves it on a machine with VMX disabled: guests (Windows among them) read it without
+// a #GP handler, and Xen answers the same. Writing it #GPs, as writing a locked one does.
+inline constexpr u32 kMsrFeatureControl = 0x3A;  // IA32_FEATURE_CONTROL
+inline constexpr u64 kFeatureControlLockedNoVmx = 1;  // bit 0 LOCK; bits 1-2 (VMXON allowed) clear
+inline constexpr u32 kMsrVmxBasic = 0x480;      // first VMX capability MSR (IA32_VMX_BASIC)
+inline constexpr u32 kMsrVmxVmfunc = 0x491;     // last VMX capability MSR (IA32_VMX_VMFUNC)
+inline constexpr u32 kMsrVmCr = 0xC0010114;     // AMD VM_CR
+inline constexpr u32 kMsrVmHsavePa = 0xC0010117;  // AMD VM_HSAVE_PA
+
+bool is_virtualization_msr(u32 index);
 
 enum class StopReason : u8 {
     none,
@@ -30,6 +52,8 @@ enum class StopReason : u8 {
     unsupported,          // an exit the kernel cannot emulate yet (string I/O, ...)
     unknown_exit,
     exit_limit,           // too many exits (set by the run loop)
+    shutdown,             // the shutdown hypercall, or the domain was destroyed
+    watchdog,             // ran too many time slices without an exit (set by the run loop)
 };
 
 const char* stop_reason_name(StopReason reason);
@@ -39,6 +63,7 @@ struct GuestConsole {
     static constexpr usize kLineCapacity = 120;
     char line[kLineCapacity + 1];
     usize length;
+    u8 line_control;  // the UART's LCR, for its divisor-latch bit
 };
 
 struct ExitOutcome {
@@ -50,6 +75,7 @@ struct ExitOutcome {
     bool has_error_code = false;
     u32 error_code = 0;
     bool yield = false;  // the guest gave up the rest of its time slice
+    const char* detail = nullptr;  // stop: a sentence saying why, for the log (e.g. from the nested component)
 };
 
 // What the handler needs from the world outside the guest (the kernel or a test double).
@@ -61,6 +87,10 @@ public:
     // A hypercall whose instruction is already completed: the registers carry the call (see
     // sdk/include/nestor/abi/hypercall.h) and receive its result.
     virtual ExitOutcome hypercall(VcpuState& state, GuestConsole& console) = 0;
+    // The vCPU's nested state if its domain was accepted with NESTOR_DOMAIN_FLAG_NESTED_VIRT
+    // (set up with nested_vcpu_initialise(), nestor/virt/platform_caps.hpp); nullptr otherwise,
+    // and then the handler calls no nested code at all.
+    virtual nested::NestedVcpu* nested_vcpu() { return nullptr; }
 
 protected:
     ~ExitEnvironment() = default;

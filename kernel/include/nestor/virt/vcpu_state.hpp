@@ -25,10 +25,12 @@ struct VcpuState {
     u64 gpr[static_cast<usize>(Gpr::count)];
     u64 rip;
     u64 rflags;
+    // The guest's EFER as the guest sees it (never SVME): the kernel emulates writes to it and
+    // the backend loads it at every entry; the CPU updates LMA.
+    u64 efer;
     // Read-only for the kernel (the backend refreshes them after each exit): what the exit
     // handler needs to judge the guest's mode.
     u64 cr0;
-    u64 efer;
     u64 cs_base;
     CpuMode mode;
 
@@ -43,5 +45,10 @@ struct VcpuState {
 // Bits of RFLAGS the kernel touches.
 inline constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always 1
 inline constexpr u64 kRflagsIf = u64{1} << 9;
+
+inline constexpr u32 kMsrEfer = 0xC0000080;
+inline constexpr u64 kEferLma = u64{1} << 10;
+// SCE, LME and NXE: what a guest may set in EFER.
+inline constexpr u64 kEferGuestWritable = (u64{1} << 0) | (u64{1} << 8) | (u64{1} << 11);
 
 }  // namespace nestor::virt

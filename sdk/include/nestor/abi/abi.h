@@ -8,5 +8,6 @@
 #include "nestor/abi/domain.h"
 #include "nestor/abi/physcaps.h"
 #include "nestor/abi/hypercall.h"
+#include "nestor/abi/guest_slots.h"
 
 #endif

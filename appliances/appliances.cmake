@@ -1,0 +1,9 @@
+# The appliances a preset can compose (NESTOR_APPLIANCE): a manifest and the guest images it
+# names. The guests are built in the kernel stage (appliances/guests, sdk/guest/examples).
+set(NESTOR_APPLIANCE_demo_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/demo.manifest)
+set(NESTOR_APPLIANCE_demo_GUESTS demo_hello demo_ping)
+set(NESTOR_APPLIANCE_minimal_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/minimal.manifest)
+set(NESTOR_APPLIANCE_minimal_GUESTS hello)
+
+# Every guest image the kernel stage builds that host-stage images or tests use.
+set(NESTOR_GUEST_IMAGES demo_hello demo_ping hello sdk_selftest nested_probe)

@@ -1,0 +1,74 @@
+// Inside the real nested component: the vendor parts and the state the component keeps in the
+// kernel's opaque NestedDomain / NestedVcpu storage. Nothing outside components/nested/ includes
+// this header: the kernel sees only the table (nestor/nested/nested_ops.hpp).
+#pragma once
+
+#include "nestor/nested/nested_ops.hpp"
+
+namespace nestor::nested {
+
+// One vendor's half of the component (nested SVM on AMD, nested VMX + nested EPT on Intel).
+// The exported table owns the life cycle and dispatches the rest to the part serving the vCPU.
+struct VendorPart {
+    const char* name;  // "svm", "vmx"
+    Availability (*availability)(const CpuFeatures& cpu);
+    void (*vcpu_reset)(NestedVcpu& vcpu);
+    Decision (*virtualization_instruction)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    Decision (*msr_read)(NestedVcpu& vcpu, u32 index, const virt::VcpuState& state);
+    Decision (*msr_write)(NestedVcpu& vcpu, u32 index, u64 value, const virt::VcpuState& state);
+    void (*cpuid)(const NestedVcpu& vcpu, u32 leaf, u32 subleaf, virt::CpuidValues& guest);
+    Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    bool (*interrupts_blocked)(const NestedVcpu& vcpu);
+    Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
+};
+
+// The parts this build has: each comes from its vendor directory when the vendor's backend is
+// built (AMD_SVM, INTEL_VMX) and from absent/ (nullptr) otherwise, chosen at link time.
+const VendorPart* svm_part();
+const VendorPart* vmx_part();
+
+// What an L1 hypervisor on SVM has set up (its virtual SVM MSRs).
+struct SvmVcpu {
+    bool svme;     // the L1's EFER.SVME: the real EFER.SVME is always set while a guest runs
+    bool gif;      // the global interrupt flag (CLGI/STGI)
+    u64 vm_cr;     // VM_CR as the L1 sees it
+    u64 hsave_pa;  // VM_HSAVE_PA as the L1 wrote it
+};
+
+// What an L1 hypervisor on VMX has set up.
+struct VmxVcpu {
+    bool vmxon;  // after VMXON (not yet: VMX instructions stop the domain)
+};
+
+struct DomainCore {
+    const VendorPart* part;
+    u64 memory_bytes;  // guest-physical size: L1 structures (host save area, VMCS) must lie below
+};
+
+struct VcpuCore {
+    const VendorPart* part;
+    u64 memory_bytes;
+    bool guest_mode;  // running L2 (never yet: VMRUN / VMLAUNCH stop the domain until issue 7)
+    union {
+        SvmVcpu svm;
+        VmxVcpu vmx;
+    };
+};
+static_assert(sizeof(DomainCore) <= kDomainStateBytes, "NestedDomain storage too small");
+static_assert(sizeof(VcpuCore) <= kVcpuStateBytes, "NestedVcpu storage too small");
+static_assert(alignof(VcpuCore) <= alignof(u64) && alignof(DomainCore) <= alignof(u64));
+
+// The component's state inside the kernel's storage (created by domain/vcpu_initialise).
+inline DomainCore& core(NestedDomain& domain) { return *__builtin_launder(reinterpret_cast<DomainCore*>(domain.state)); }
+inline VcpuCore& core(NestedVcpu& vcpu) { return *__builtin_launder(reinterpret_cast<VcpuCore*>(vcpu.state)); }
+inline const VcpuCore& core(const NestedVcpu& vcpu) {
+    return *__builtin_launder(reinterpret_cast<const VcpuCore*>(vcpu.state));
+}
+
+inline Decision complete(u64 value = 0) { return Decision{Action::complete, value, nullptr}; }
+inline Decision inject_ud() { return Decision{Action::inject_ud, 0, nullptr}; }
+inline Decision inject_gp() { return Decision{Action::inject_gp, 0, nullptr}; }
+inline Decision not_nested() { return Decision{}; }
+inline Decision stop(const char* report) { return Decision{Action::stop, 0, report}; }
+
+}  // namespace nestor::nested

@@ -1,0 +1,113 @@
+// Nested virtualization as one constant table of operations: the nhvm_* hooks of Xen's
+// hvm_function_table, adapted to the vendor-neutral vCPU. Exactly one component defines
+// `nested_ops`, and the build chooses which at link time: the real one (components/nested/,
+// NESTED_VIRT=ON) or the null one (components/nested/null/, NESTED_VIRT=OFF). The kernel reaches
+// nested code only through this table, and only for domains created with
+// NESTOR_DOMAIN_FLAG_NESTED_VIRT, which the sanitiser accepts only when `availability` says yes.
+// So in a NESTED_VIRT=OFF image every hook but `availability` is unreachable.
+//
+// VMCB/VMCS knowledge stays in the component: the kernel passes neutral exits (VmExit,
+// VcpuState) and gets back a Decision it knows how to apply.
+#pragma once
+
+#include "nestor/lib/result.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/exit.hpp"
+#include "nestor/virt/vcpu_state.hpp"
+#include "nestor/virt/virt_ops.hpp"
+
+namespace nestor::nested {
+
+// Whether this build on this CPU can offer nested virtualization; `reason` says why not (for
+// the banner and the log of a refused domain) and is "" when available.
+struct Availability {
+    bool available;
+    const char* reason;
+};
+
+enum class Error : u8 {
+    unavailable,  // the predicate says no (the sanitiser should have refused the domain)
+};
+
+// What the exit handler does with an exit the component has judged.
+enum class Action : u8 {
+    not_nested,  // not the component's business: the kernel applies its rule for every guest
+    complete,    // emulated: step over the instruction (MSR reads: EDX:EAX = Decision::value)
+    inject_ud,
+    inject_gp,
+    stop,  // stop the domain; Decision::report says why
+    // MSR writes: the component took its part (EFER.SVME); the kernel applies its own rule to
+    // the write of Decision::value (the rest), as for every guest.
+    forward,
+};
+
+struct Decision {
+    Action action = Action::not_nested;
+    u64 value = 0;                 // an MSR read's result (complete) or what is left to write (forward)
+    const char* report = nullptr;  // Action::stop: one sentence for the log
+};
+
+struct NestedOps;
+
+// Opaque per-domain and per-vCPU state of a domain with nested virtualization. The kernel keeps
+// them with the domain and the vCPU but never looks inside `state`: it belongs to the component.
+// `ops` is the linked table, set by the kernel when it initialises them (kernel/virt); null
+// means "no nested virtualization", and the exit handler then calls no nested code at all.
+inline constexpr usize kDomainStateBytes = 32;
+inline constexpr usize kVcpuStateBytes = 64;
+
+struct NestedDomain {
+    const NestedOps* ops = nullptr;
+    alignas(u64) u8 state[kDomainStateBytes] = {};
+};
+
+struct NestedVcpu {
+    const NestedOps* ops = nullptr;
+    alignas(u64) u8 state[kVcpuStateBytes] = {};
+};
+
+struct NestedOps {
+    const char* name;  // "null" or the vendor parts built in ("svm+vmx", "svm", "vmx")
+
+    // The predicate (like Xen's hvm_nested_virt_supported()): can this build offer nested
+    // virtualization on `cpu`? The kernel combines it with the backend (kernel/virt).
+    Availability (*availability)(const CpuFeatures& cpu);
+
+    // A domain: `memory_bytes` is its guest-physical size (where L1 structures may live).
+    Status<Error> (*domain_initialise)(NestedDomain& domain, const CpuFeatures& cpu, u64 memory_bytes);
+    // nhvm_domain_relinquish_resources: frees what the domain holds. Its vCPUs are destroyed first.
+    void (*domain_teardown)(NestedDomain& domain);
+
+    // nhvm_vcpu_initialise / destroy / reset. A vCPU starts (and resets to) the power-on state:
+    // EFER.SVME clear, no VMXON, not in guest mode.
+    Status<Error> (*vcpu_initialise)(NestedVcpu& vcpu, NestedDomain& domain);
+    void (*vcpu_destroy)(NestedVcpu& vcpu);
+    void (*vcpu_reset)(NestedVcpu& vcpu);
+
+    // The guest executed VMRUN, VMLOAD, VMSAVE, STGI, CLGI, INVLPGA, SKINIT or a VMX instruction
+    // (exit.vendor_code tells which). Never Action::not_nested.
+    Decision (*virtualization_instruction)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    // RDMSR / WRMSR of the virtualization interface (EFER.SVME, VM_CR, VM_HSAVE_PA, FEATURE_CONTROL,
+    // the VMX capability MSRs); Action::not_nested for every other MSR.
+    Decision (*msr_read)(NestedVcpu& vcpu, u32 index, const virt::VcpuState& state);
+    Decision (*msr_write)(NestedVcpu& vcpu, u32 index, u64 value, const virt::VcpuState& state);
+    // Adjusts the CPUID policy's answer `guest` (host-derived, SVM/VMX hidden) for an L1
+    // hypervisor: shows the virtualization extension the component emulates.
+    void (*cpuid)(const NestedVcpu& vcpu, u32 leaf, u32 subleaf, virt::CpuidValues& guest);
+
+    // nhvm_vcpu_in_guestmode: the vCPU runs L1's guest (L2).
+    bool (*in_guest_mode)(const NestedVcpu& vcpu);
+    // nhvm_vcpu_vmexit_event: an exit taken while in guest mode; the component decides whether L1
+    // intercepts it (and emulates the #VMEXIT / VM exit into L1).
+    Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    // nhvm_intr_blocked: L1's state (GIF, L2 intercepts) holds back a virtual interrupt.
+    bool (*interrupts_blocked)(const NestedVcpu& vcpu);
+    // nestedhvm_hap_nested_page_fault: an NPT/EPT fault; Action::not_nested when it is L1's own
+    // access (the kernel's rule for every guest applies).
+    Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
+};
+
+// Defined by the component the build links (real or null); constant-initialised.
+extern const NestedOps nested_ops;
+
+}  // namespace nestor::nested

@@ -1,0 +1,84 @@
+#include "nestor/x86/guest_walk.hpp"
+
+#include "nestor/lib/util.hpp"
+
+namespace nestor::x86 {
+namespace {
+
+constexpr u64 kCr0Pg = u64{1} << 31;
+constexpr u64 kCr4Pse = u64{1} << 4;
+constexpr u64 kCr4Pae = u64{1} << 5;
+constexpr u64 kEferLma = u64{1} << 10;
+constexpr u64 kPresent = 1;
+constexpr u64 kLarge = u64{1} << 7;
+constexpr u64 kAddress52 = 0x000FFFFFFFFFF000;
+
+bool read_entry(GuestPhysicalReader& memory, u64 gpa, usize width, u64& entry) {
+    entry = 0;
+    return memory.read(gpa, &entry, width);
+}
+
+// 4-level (long mode) and 3-level (PAE) walks share everything but the top.
+bool walk_64bit_entries(u64 table, int top_level, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
+    for (int level = top_level; level >= 1; --level) {
+        u64 shift = 12 + 9 * static_cast<u64>(level - 1);
+        u64 entry = 0;
+        if (!read_entry(memory, table + ((linear >> shift) & 511) * 8, 8, entry) || !(entry & kPresent)) return false;
+        bool leaf = level == 1 || ((level == 2 || level == 3) && (entry & kLarge));
+        if (leaf) {
+            u64 page_mask = (u64{1} << shift) - 1;
+            gpa = (entry & kAddress52 & ~page_mask) | (linear & page_mask);
+            return true;
+        }
+        table = entry & kAddress52;
+    }
+    return false;
+}
+
+bool walk_pae(u64 cr3, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
+    u64 pdpte = 0;
+    u32 index = static_cast<u32>((linear >> 30) & 3);
+    if (!read_entry(memory, (cr3 & 0xFFFFFFE0) + index * 8, 8, pdpte) || !(pdpte & kPresent)) return false;
+    return walk_64bit_entries(pdpte & kAddress52, 2, linear & 0x3FFFFFFF, memory, gpa);
+}
+
+bool walk_32bit(const GuestPaging& p, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
+    u64 pde = 0;
+    if (!read_entry(memory, (p.cr3 & 0xFFFFF000) + ((linear >> 22) & 1023) * 4, 4, pde) || !(pde & kPresent))
+        return false;
+    if ((pde & kLarge) && (p.cr4 & kCr4Pse)) {
+        gpa = (pde & 0xFFC00000) | (linear & 0x3FFFFF);
+        return true;
+    }
+    u64 pte = 0;
+    if (!read_entry(memory, (pde & 0xFFFFF000) + ((linear >> 12) & 1023) * 4, 4, pte) || !(pte & kPresent))
+        return false;
+    gpa = (pte & 0xFFFFF000) | (linear & 0xFFF);
+    return true;
+}
+
+}  // namespace
+
+bool guest_translate(const GuestPaging& p, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
+    if (!(p.cr0 & kCr0Pg)) {
+        gpa = (p.efer & kEferLma) ? linear : linear & 0xFFFFFFFF;
+        return true;
+    }
+    if (p.efer & kEferLma) return walk_64bit_entries(p.cr3 & kAddress52, 4, linear, memory, gpa);
+    if (p.cr4 & kCr4Pae) return walk_pae(p.cr3, linear & 0xFFFFFFFF, memory, gpa);
+    return walk_32bit(p, linear & 0xFFFFFFFF, memory, gpa);
+}
+
+usize read_guest_linear(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u8* out, usize size) {
+    usize copied = 0;
+    while (copied < size) {
+        u64 gpa = 0;
+        if (!guest_translate(paging, linear + copied, memory, gpa)) break;
+        usize chunk = min<usize>(size - copied, kPageSize - ((linear + copied) & (kPageSize - 1)));
+        if (!memory.read(gpa, out + copied, chunk)) break;
+        copied += chunk;
+    }
+    return copied;
+}
+
+}  // namespace nestor::x86

@@ -1,0 +1,60 @@
+# Appliances: manifests packed by nestor-manifest, guests from the guest SDK, booted as
+# multiboot modules (QEMU -kernel with -initrd, or a GRUB ISO).
+set(appliance_guests ${NESTOR_KERNEL_main_GUESTS})
+
+# nestor_appliance_test(CASE MANIFEST file GUESTS g... [ARGS ...]): boots the packed manifest and
+# the guests (modules named after their targets) twice, from one test list: as svm.CASE under
+# QEMU (AMD SVM) and as vmx.CASE under Bochs (Intel VMX).
+function(nestor_appliance_test case)
+  cmake_parse_arguments(ARG "" "MANIFEST" "GUESTS;ARGS" ${ARGN})
+  set(bin ${CMAKE_CURRENT_BINARY_DIR}/${case}.bin)
+  nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${ARG_MANIFEST})
+  add_custom_target(pack_${case} ALL DEPENDS ${bin})
+  set(initrd "${bin} manifest")
+  foreach(guest IN LISTS ARG_GUESTS)
+    string(APPEND initrd ",${appliance_guests}/${guest}.elf ${guest}")
+  endforeach()
+  nestor_boot_test(svm.${case} svm ARGS --kernel ${elf32} --initrd "${initrd}" ${ARG_ARGS})
+  nestor_boot_test(vmx.${case} vmx TIMEOUT 180 ARGS --emulator bochs --kernel-elf64 ${NESTOR_KERNEL_main_ELF}
+    --initrd "${initrd}" ${ARG_ARGS})
+endfunction()
+
+set(demo_checks
+  --expect "^appliance: domain hello: 16 MiB, entry 0x[0-9a-f]+, no nested virtualization on (svm|vmx)$"
+  --expect "^\\[hello\\] hello from a Nestor domain. waiting for a signal$"
+  --expect "^\\[ping\\] ping: signal sent$"
+  --expect "^\\[hello\\] signal received, badge 0x0002$"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:")
+
+nestor_appliance_test(appliance_demo MANIFEST ${PROJECT_SOURCE_DIR}/appliances/demo.manifest
+  GUESTS demo_hello demo_ping ARGS --expect-status 0 ${demo_checks})
+
+nestor_appliance_test(appliance_sdk_guests_as_domains
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/two_sdk_guests.manifest GUESTS hello sdk_selftest
+  ARGS --expect-status 0
+  --expect "^\\[hello\\] hello from a Nestor guest$"
+  --expect "^\\[hello\\] cmdline: \"one two\"$"
+  --expect "^\\[selftest\\] ok: ABI_VERSION hypercall$"
+  --expect "^\\[selftest\\] checks: [1-9][0-9]* passed, 0 failed$"
+  --reject "^\\[[a-z]+\\] \\.")  # no stray bytes from the UART's set-up
+
+nestor_appliance_test(appliance_missing_image_is_reported
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/missing_image.manifest GUESTS hello
+  ARGS --expect-status 1
+  --expect "^error: appliance: domain ghost: no boot module named \"nonexistent\"$"
+  --expect "^appliance: domain hello exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 1 of 2 domains built, 1 failed or refused$")
+
+# A module called "manifest" that is no manifest: refused before anything is built.
+nestor_boot_test(svm.appliance_corrupt_manifest_is_refused svm ARGS --kernel ${elf32}
+  --initrd "${appliance_guests}/hello.elf manifest" --expect-status 1
+  --expect "^error: appliance: the manifest is refused: bad_magic$")
+
+# The demo as `./nestor run` boots it: from a GRUB ISO (multiboot2 module names).
+set(demo_iso ${CMAKE_CURRENT_BINARY_DIR}/demo.iso)
+nestor_appliance_iso(OUTPUT ${demo_iso} KERNEL main APPLIANCE demo)
+add_custom_target(demo_iso ALL DEPENDS ${demo_iso})
+nestor_boot_test(svm.appliance_demo_from_grub_iso svm ARGS --iso ${demo_iso} --expect-status 0 ${demo_checks})
+nestor_boot_test(vmx.appliance_demo_from_grub_iso vmx TIMEOUT 180 ARGS --emulator bochs --iso ${demo_iso} --expect-status 0
+  ${demo_checks})

@@ -1,0 +1,53 @@
+// What a domain sees of nested virtualization: the physcaps bit, SVM in CPUID, the SVM MSRs and
+// what VMRUN does. With "mode=nested" it then turns EFER.SVME on and runs VMRUN, which the
+// kernel must answer (until nested SVM exists: by stopping the domain with a report).
+#include "nestor/guest.hpp"
+
+using namespace nestor::guest;
+
+namespace {
+
+constexpr u32 kMsrEfer = 0xC0000080;
+constexpr u32 kMsrVmCr = 0xC0010114;
+constexpr u32 kMsrHsavePa = 0xC0010117;
+constexpr u64 kEferSvme = u64{1} << 12;
+
+void report_msr_read(const char* name, u32 index) {
+    u64 value = 0;
+    ExceptionRecord e = try_run([&] { value = rdmsr(index); });
+    if (e.raised) println(name, ": ", exception_name(e.vector));
+    else println(name, ": ", hex(value, 1));
+}
+
+void report_msr_write(const char* name, u32 index, u64 value) {
+    ExceptionRecord e = try_run([&] { wrmsr(index, value); });
+    println(name, " <- ", hex(value, 1), ": ", e.raised ? exception_name(e.vector) : "ok");
+}
+
+void report_vmrun(const char* when) {
+    alignas(4096) static u8 vmcb[4096];
+    ExceptionRecord e = try_run([&] {
+        u64 address = reinterpret_cast<u64>(vmcb);
+        asm volatile("vmrun" ::"a"(address) : "memory");
+    });
+    println("vmrun ", when, ": ", e.raised ? exception_name(e.vector) : "returned");
+}
+
+}  // namespace
+
+extern "C" int guest_main(const nestor_guest_boot* boot) {
+    char mode[16];
+    bool nested = boot->cmdline_value("mode", mode, sizeof(mode)) && string_equal(mode, "nested");
+    println("physcaps nested_virt=", (physcaps().value[0] & NESTOR_PHYSCAP_NESTED_VIRT) ? 1 : 0);
+    println("cpuid svm=", (cpuid(0x80000001).ecx >> 2) & 1, " vmx=", (cpuid(1).ecx >> 5) & 1);
+    CpuidResult svm = cpuid(0x8000000A);
+    println("cpuid 8000000a: eax=", hex(svm.eax, 1), " np=", svm.edx & 1, " nrips=", (svm.edx >> 3) & 1);
+    report_msr_read("vm_cr", kMsrVmCr);
+    report_msr_write("hsave_pa", kMsrHsavePa, 0x200000);
+    report_msr_write("hsave_pa", kMsrHsavePa, 0x200010);
+    report_vmrun("before svme");
+    if (!nested) return 0;
+    report_msr_write("efer", kMsrEfer, rdmsr(kMsrEfer) | kEferSvme);
+    report_vmrun("with svme");
+    return 0;
+}

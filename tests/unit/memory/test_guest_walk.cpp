@@ -1,0 +1,95 @@
+// The guest page walker against hand-built guest page tables in a fake guest memory.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "nestor/x86/guest_walk.hpp"
+
+using namespace nestor;
+using namespace nestor::x86;
+
+namespace {
+
+class FakeGuest final : public GuestPhysicalReader {
+public:
+    explicit FakeGuest(usize size) : bytes(size, 0) {}
+    bool read(u64 gpa, void* out, usize size) override {
+        if (gpa > bytes.size() || size > bytes.size() - gpa) return false;
+        std::memcpy(out, bytes.data() + gpa, size);
+        return true;
+    }
+    void put64(u64 gpa, u64 v) { std::memcpy(bytes.data() + gpa, &v, 8); }
+    void put32(u64 gpa, u32 v) { std::memcpy(bytes.data() + gpa, &v, 4); }
+    std::vector<u8> bytes;
+};
+
+constexpr u64 kPg = u64{1} << 31, kPe = 1, kPae = 1 << 5, kPse = 1 << 4, kLma = 1 << 10, kLme = 1 << 8;
+
+u64 walk(const GuestPaging& p, u64 linear, FakeGuest& g) {
+    u64 gpa = ~u64{0};
+    return guest_translate(p, linear, g, gpa) ? gpa : ~u64{0};
+}
+
+}  // namespace
+
+TEST_CASE("guest_walk.paging_off_is_identity") {
+    FakeGuest g(4096);
+    CHECK(walk(GuestPaging{kPe, 0, 0, 0}, 0x12345678, g) == 0x12345678);
+    CHECK(walk(GuestPaging{kPe, 0, 0, 0}, 0x1'0000'1000, g) == 0x1000);  // 32-bit wraps
+}
+
+TEST_CASE("guest_walk.long_mode_4k_2m_and_1g_pages") {
+    FakeGuest g(0x10000);
+    g.put64(0x1000, 0x2000 | 3);              // PML4[0]
+    g.put64(0x2000, 0x3000 | 3);              // PDPT[0] -> PD
+    g.put64(0x2008, 0x40000000 | 0x83);       // PDPT[1]: 1 GiB page at 1 GiB
+    g.put64(0x3000, 0x4000 | 3);              // PD[0] -> PT
+    g.put64(0x3008, 0x600000 | 0x83);         // PD[1]: 2 MiB page at 6 MiB
+    g.put64(0x4000 + 5 * 8, 0x9000 | 3);      // PT[5]: 0x5000 -> 0x9000
+    GuestPaging p{kPg | kPe, 0x1000, kPae, kLme | kLma};
+    CHECK(walk(p, 0x5123, g) == 0x9123);
+    CHECK(walk(p, 0x200000 + 0x1234, g) == 0x601234);
+    CHECK(walk(p, 0x40000000 + 0x12345, g) == 0x40012345);
+    CHECK(walk(p, 0x6000, g) == ~u64{0});       // PT[6] not present
+    CHECK(walk(p, 0x80000000, g) == ~u64{0});   // PDPT[2] not present
+}
+
+TEST_CASE("guest_walk.pae_and_32bit_paging") {
+    FakeGuest g(0x10000);
+    g.put64(0x1000 + 8, 0x2000 | 1);     // PDPTE[1] (linear 1-2 GiB)
+    g.put64(0x2000, 0x3000 | 3);         // PD[0]
+    g.put64(0x3000 + 8, 0x7000 | 3);     // PT[1]
+    CHECK(walk(GuestPaging{kPg | kPe, 0x1000, kPae, 0}, 0x40001010, g) == 0x7010);
+    g.put32(0x5000 + 4, 0x00800000 | 0x83);  // PDE[1]: 4 MiB page at 8 MiB
+    g.put32(0x5000, 0x6000 | 3);             // PDE[0] -> PT
+    g.put32(0x6000 + 2 * 4, 0xA000 | 3);     // PTE[2]
+    CHECK(walk(GuestPaging{kPg | kPe, 0x5000, kPse, 0}, 0x400123, g) == 0x800123);
+    CHECK(walk(GuestPaging{kPg | kPe, 0x5000, kPse, 0}, 0x2456, g) == 0xA456);
+}
+
+TEST_CASE("guest_walk.tables_outside_guest_memory_fail") {
+    FakeGuest g(0x2000);
+    GuestPaging p{kPg | kPe, 0x1000, kPae, kLme | kLma};
+    g.put64(0x1000, 0x7FFF0000 | 3);  // PML4[0] points past guest memory
+    CHECK(walk(p, 0x1000, g) == ~u64{0});
+    GuestPaging bad_root{kPg | kPe, 0xFFFFF000, kPae, kLme | kLma};
+    CHECK(walk(bad_root, 0x1000, g) == ~u64{0});
+}
+
+TEST_CASE("guest_walk.reads_across_a_page_boundary") {
+    FakeGuest g(0x10000);
+    g.put64(0x1000, 0x2000 | 3);
+    g.put64(0x2000, 0x3000 | 3);
+    g.put64(0x3000, 0x4000 | 3);
+    g.put64(0x4000 + 0 * 8, 0x8000 | 3);  // 0x0000 -> 0x8000
+    g.put64(0x4000 + 1 * 8, 0x6000 | 3);  // 0x1000 -> 0x6000
+    g.bytes[0x8FFE] = 0x0F;
+    g.bytes[0x8FFF] = 0x01;
+    g.bytes[0x6000] = 0xD9;
+    GuestPaging p{kPg | kPe, 0x1000, kPae, kLme | kLma};
+    u8 out[4] = {};
+    CHECK(read_guest_linear(p, 0xFFE, g, out, 3) == 3);
+    CHECK(out[0] == 0x0F);
+    CHECK(out[2] == 0xD9);
+    CHECK(read_guest_linear(p, 0x1FFE, g, out, 4) == 2);  // the next page is not mapped
+}
