@@ -21,7 +21,7 @@ enum Register : u32 {
 constexpr u32 kSpuriousEnable = 1u << 8;
 constexpr u32 kLvtMasked = 1u << 16;
 constexpr u32 kDivideBy1 = 0xB;
-constexpr u64 kCalibrationTsc = 1'000'000;
+constexpr u64 kCalibrationTsc = 100000;
 
 // Timer ticks per TSC tick, 32.32 fixed point; 0 until calibrated (or if the timer is dead).
 u64 ticks_per_tsc = 0;
