@@ -255,9 +255,10 @@ CapResult<Invocation> decode(Domain& caller, const HypercallArgs& in) {
     inv.number = in.number;
     inv.caller = &caller;
     switch (in.number) {
-    case NESTOR_HC_CONSOLE_WRITE:
-    case NESTOR_HC_YIELD:
-    case NESTOR_HC_SHUTDOWN: return inv;  // the platform validates its own arguments
+    // The platform serves these and checks their used arguments; the unused must still be zero.
+    case NESTOR_HC_CONSOLE_WRITE: NESTOR_CHECK(unused_from(in, 2)); return inv;
+    case NESTOR_HC_YIELD: NESTOR_CHECK(unused_from(in, 0)); return inv;
+    case NESTOR_HC_SHUTDOWN: NESTOR_CHECK(unused_from(in, 1)); return inv;
     case NESTOR_HC_PHYSCAPS:
     case NESTOR_HC_ABI_VERSION: NESTOR_CHECK(unused_from(in, 0)); return inv;
     case NESTOR_HC_CAP_COPY: return decode_copy(root, in, inv);

@@ -190,15 +190,48 @@ bool give_own_notification(RunningDomain& d) {
                    d, "granting its notification");
 }
 
+// Ports the kernel itself drives are never handed out: the legacy PIC it keeps masked, and
+// the debug-exit and Bochs shutdown ports that end the whole machine.
+bool kernel_owned(const manifest::IoPortRange& r) {
+    constexpr manifest::IoPortRange kOwned[] = {{0x20, 0x21}, {0xA0, 0xA1}, {0xF4, 0xF7}, {0x8900, 0x8900}};
+    for (const auto& owned : kOwned)
+        if (r.first <= owned.last && owned.first <= r.last) return true;
+    return false;
+}
+
+// Each range is issued from the toolstack's capability to every port, then minted into the
+// guest with USE only: a guest may use its ports but not issue them further.
 bool give_ioports(RunningDomain& d, const manifest::ManifestDomain& m) {
     for (u32 i = 0; i < m.ioport_range_count(); ++i) {
         manifest::IoPortRange r = m.ioport_range(i);
+        if (kernel_owned(r)) {
+            log::error("appliance: domain {}: ports {:#x}-{:#x} belong to the kernel", d.name, r.first, r.last);
+            return false;
+        }
+        u64 issued = take_slot();
         if (!call_ok(toolstack_call(NESTOR_HC_IOPORT_ISSUE, cap::kBootSlotIoPorts, r.first, u64{r.last} - r.first + 1u,
-                                    d.cspace_slot, NESTOR_GUEST_SLOT_IOPORT_BASE + i),
+                                    NESTOR_CSPACE_ROOT, issued),
+                     d, "issuing I/O ports") ||
+            !call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, issued, d.cspace_slot,
+                                    NESTOR_GUEST_SLOT_IOPORT_BASE + i, NESTOR_RIGHT_IOPORT_USE, 0),
                      d, "granting I/O ports"))
             return false;
     }
     return true;
+}
+
+// Whether the domain holds a USE capability covering [port, port + size) in its CSpace root.
+bool holds_ports(const cap::Domain& domain, u16 port, u8 size) {
+    const cap::Capability& root = const_cast<cap::Domain&>(domain).cspace_root().cap;
+    if (root.type != cap::ObjectType::cnode) return false;
+    auto& cnode = static_cast<cap::CNode&>(*root.object);
+    for (u64 i = 0; i < cnode.slot_count(); ++i) {
+        const cap::Capability& c = cnode.slot(i).cap;
+        if (c.type == cap::ObjectType::ioport_range && (c.rights & NESTOR_RIGHT_IOPORT_USE) && port >= c.first_port &&
+            u32{port} + size <= c.first_port + c.port_count)
+            return true;
+    }
+    return false;
 }
 
 // After every domain exists: a SIGNAL capability to each domain this one may signal.
@@ -332,6 +365,9 @@ public:
     void console_line(const char* text, usize) override { log::info("[{}] {}", d_.name, text); }
     ExitOutcome hypercall(VcpuState& state, GuestConsole& console) override;
     nested::NestedVcpu* nested_vcpu() override { return d_.nested_vcpu.ops ? &d_.nested_vcpu : nullptr; }
+    bool port_held(u16 port, u8 size) override { return d_.domain && holds_ports(*d_.domain, port, size); }
+    u32 port_read(u16 port, u8 size) override { return platform::port_read(port, size); }
+    void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
 
 private:
     ExitOutcome platform_call(const cap::HypercallArgs& in, cap::HypercallResult& out, GuestConsole& console);

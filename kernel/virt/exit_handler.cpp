@@ -68,6 +68,16 @@ void console_put(GuestConsole& console, char c, ExitEnvironment& env) {
 ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
     const IoExit& io = exit.io;
     if (io.string) return stop(StopReason::unsupported);
+    bool emulated = io.port == kGuestExitPort ||
+                    (io.port >= kGuestConsolePort && io.port < kGuestConsolePort + kGuestConsolePorts);
+    if (!emulated && env.port_held(io.port, io.size)) {
+        if (io.direction == IoDirection::out)
+            env.port_write(io.port, io.size, low_bits(io.value, io.size));
+        else
+            write_in_result(state, io.size, env.port_read(io.port, io.size));
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        return {};
+    }
     if (io.direction == IoDirection::out) {
         u32 value = low_bits(io.value, io.size);
         if (io.port == kGuestExitPort) {
@@ -215,6 +225,7 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::msr_read: return "msr_read";
     case ExitKind::msr_write: return "msr_write";
     case ExitKind::hlt: return "hlt";
+    case ExitKind::cache_invalidate: return "cache_invalidate";
     case ExitKind::nested_page_fault: return "nested_page_fault";
     case ExitKind::triple_fault: return "triple_fault";
     case ExitKind::external_interrupt: return "external_interrupt";
@@ -264,6 +275,11 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
     case ExitKind::msr_read:
     case ExitKind::msr_write:
         return handle_msr(exit, state, console, env, nested);
+    case ExitKind::cache_invalidate:
+        // Never drop the host's cache lines for a guest (INVD would lose other domains' writes):
+        // guest memory is coherent, so doing nothing is what WBINVD would have achieved.
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        return {};
     case ExitKind::hlt:
         flush_console(console, env);
         complete(exit, state);

@@ -125,6 +125,8 @@ hostile_console(checks virt
   "virt: wrmsr IA32_FEATURE_CONTROL=0x5: #GP(0x0)"
   "virt: wrmsr VM_HSAVE_PA=0x200000: #GP(0x0)"
   "virt: wrmsr EFER|SVME: #GP(0x0), EFER.SVME now 0"
+  "virt: mov cr4|VMXE: #GP(0x0), CR4.VMXE now 0"
+  "virt: invd: no exception, wbinvd: no exception"
   "virt: cpuid.1:ecx.vmx 0, cpuid.80000001:ecx.svm 0, cpuid.1:ecx.hypervisor 1"
   "virt: cpuid 0x4fffffff and 0xffffffff answered"
   "virt: still alive")
@@ -181,8 +183,9 @@ nestor_appliance_test(hostile_hypercalls MANIFEST ${hostile_manifests}/hostile_h
 
 # 6. I/O to ports it does not hold: writes that would reprogram the PIC and PIT, reset the machine
 #    (0x64=0xfe, 0xcf9, 0x92) or power it off (ACPI) go nowhere, reads float high; the run ends with
-#    the appliance's summary, not a reset. The port it holds (0x80, slot 10) is not passed through
-#    today either: it reads all ones too. String I/O stops the domain ("unsupported operation").
+#    the appliance's summary, not a reset. The port it holds (0x81, a DMA page register, slot 10)
+#    does reach the machine: it reads back what was written. String I/O stops the domain
+#    ("unsupported operation").
 set(checks ${hostile_common})
 foreach(name ports strings)
   hostile_console(checks ${name}
@@ -195,7 +198,7 @@ foreach(name ports strings)
     "ports: slot 11: status 0, type 0, rights 0x0")
 endforeach()
 hostile_console(checks ports
-  "ports: in held port 0x80: b 0xff w 0xffff l 0xffffffff"
+  "ports: held port 0x81 reads back 0x5a after writing 0x5a"
   "ports: still alive")
 hostile_console(checks strings
   "ports: slot 10: status 0, type 0, rights 0x0"

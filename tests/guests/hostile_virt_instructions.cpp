@@ -96,15 +96,21 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     hostile::print_outcome(try_run([efer] { wrmsr(kMsrEfer, efer | kEferSvme); }));
     println(", EFER.SVME now ", (rdmsr(kMsrEfer) & kEferSvme) ? 1 : 0);
 
-    // Cmdline "cr4-vmxe": not in the boot tests yet. Today VMX lets the guest set CR4.VMXE
-    // (no #GP though CPUID hides VMX) and under QEMU's SVM the write is taken and the next VMRUN
-    // fails (VMEXIT_INVALID, reported as an unknown exit); both should give #GP.
+    // Cmdline "cr4-vmxe": CR4.VMXE is a feature CPUID hides, so setting it must #GP on both
+    // backends (QEMU's SVM would take it and fail the next VMRUN; VMX would let it through).
     if (boot->cmdline_has("cr4-vmxe")) {
         u64 cr4 = read_cr4();
         print("virt: mov cr4|VMXE: ");
         hostile::print_outcome(try_run([cr4] { asm volatile("mov %0, %%cr4" ::"r"(cr4 | kCr4Vmxe) : "memory"); }));
         println(", CR4.VMXE now ", (read_cr4() & kCr4Vmxe) ? 1 : 0);
     }
+
+    // INVD would drop the host's dirty cache lines; the kernel completes it without doing so.
+    print("virt: invd: ");
+    hostile::print_outcome(try_run([] { asm volatile("invd" ::: "memory"); }));
+    print(", wbinvd: ");
+    hostile::print_outcome(try_run([] { asm volatile("wbinvd" ::: "memory"); }));
+    println("");
 
     println("virt: cpuid.1:ecx.vmx ", (cpuid(1).ecx >> 5) & 1, ", cpuid.80000001:ecx.svm ",
             (cpuid(0x80000001).ecx >> 2) & 1, ", cpuid.1:ecx.hypervisor ", (cpuid(1).ecx >> 31) & 1);

@@ -40,6 +40,10 @@ bool allocate_physical(u64 bytes, paddr& out);
 void free_physical(paddr base, u64 bytes);
 // Where the kernel reaches physical memory (the direct map).
 void* physical_to_virtual(paddr address);
+
+// Port I/O on behalf of a guest that holds the port (size 1, 2 or 4 bytes).
+u32 port_read(u16 port, u8 size);
+void port_write(u16 port, u8 size, u32 value);
 [[noreturn]] void halt_forever();
 
 }  // namespace platform

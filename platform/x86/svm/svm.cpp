@@ -306,10 +306,11 @@ Status<VirtError> set_initial_state(Vmcb& vmcb, const InitialMode& initial) {
 
 void set_controls(BackendVcpu& vcpu) {
     VmcbControl& c = vcpu.vmcb->control;
-    c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::cpuid | intercept1::hlt |
+    c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::cpuid | intercept1::invd | intercept1::hlt |
                         intercept1::invlpga | intercept1::ioio_prot | intercept1::msr_prot | intercept1::shutdown;
     c.intercept_misc2 = intercept2::vmrun | intercept2::vmmcall | intercept2::vmload | intercept2::vmsave |
                         intercept2::stgi | intercept2::clgi | intercept2::skinit;
+    c.intercept_cr = kInterceptCr4Write;
     c.iopm_base_pa = vcpu.vm->iopm_pa;
     c.msrpm_base_pa = vcpu.vm->msrpm_pa;
     c.guest_asid = vcpu.asid;
@@ -511,7 +512,9 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
         exit.npf.present = info & npf::present;
         break;
     }
-    case exit_code::invalid: exit.kind = ExitKind::invalid_state; break;
+    case exit_code::invalid:
+    case exit_code::invalid32: exit.kind = ExitKind::invalid_state; break;
+    case exit_code::invd: with_length(ExitKind::cache_invalidate, InsnOp::invd); break;
     default:
         if (code >= exit_code::exception_base && code <= exit_code::exception_last) {
             exit.kind = ExitKind::exception;
@@ -531,7 +534,7 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
 // take it (the timer's handler acknowledges it).
 void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
 
-VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     Vmcb& vmcb = *vcpu->vmcb;
     vmcb.save.rip = state.rip;
     vmcb.save.rflags = state.rflags | kRflagsReserved1;
@@ -583,6 +586,43 @@ VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     VmExit exit = decode_exit(*vcpu, state);
     if (exit.kind == ExitKind::external_interrupt && preempted) exit.kind = ExitKind::preemption;
     return exit;
+}
+
+void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code);
+
+// CR4.VMXE and SMXE belong to features the guest's CPUID does not offer, and QEMU lets a guest set
+// them (a real AMD CPU faults): #GP, as on a CPU without them. Without decode assists the MOV is
+// decoded here: [REX] 0F 22 /r with the CR number in ModRM.reg and the source GPR in ModRM.rm.
+constexpr u64 kCr4NotOffered = (u64{1} << 13) | (u64{1} << 14);
+
+bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
+    u64 linear = state.cs_base + state.rip;
+    u64 offset = linear & (kPageSize - 1);
+    if (offset + 4 > kPageSize) return false;
+    const u8* code = code_page(vcpu, linear - offset);
+    if (!code) return false;
+    code += offset;
+    u8 rex = (state.mode == CpuMode::long64 && (code[0] & 0xF0) == 0x40) ? code[0] : 0;
+    const u8* op = code + (rex ? 1 : 0);
+    if (op[0] != 0x0F || op[1] != 0x22 || ((op[2] >> 3) & 7) != 4) return false;
+    u64 value = state.gpr[(op[2] & 7) | ((rex & 1) << 3)];
+    if (state.mode != CpuMode::long64) value &= 0xFFFFFFFF;
+    if (value & kCr4NotOffered) {
+        svm_inject_exception(&vcpu, 13, true, 0);
+        return true;
+    }
+    vcpu.vmcb->save.cr4 = value;
+    vcpu.flush_tlb = true;  // paging controls changed
+    state.rip += static_cast<u64>(op + 3 - code);
+    return true;
+}
+
+// CR4 writes are the backend's business: they never reach the kernel.
+VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    for (;;) {
+        VmExit exit = run_once(vcpu, state, time_slice);
+        if (exit.vendor_code != exit_code::cr4_write || !emulate_cr4_write(*vcpu, state)) return exit;
+    }
 }
 
 void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code) {

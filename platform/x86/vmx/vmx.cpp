@@ -693,9 +693,11 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
 // The guest wrote CR0 or CR4 with a bit the host owns (NE, VMXE: forced by VMX) different from
 // its read shadow. The write is the guest's: keep its view in the shadow, the forced bits in the
 // real register, and follow paging into and out of long mode as the CPU would.
-bool write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
+enum class CrWrite : u8 { done, fault, failed };
+
+CrWrite write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
     GuestCr cr0{};
-    if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return false;
+    if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return CrWrite::fault;
     u64 old = vmread(field::guest_cr0);
     VmcsWriter w;
     w(field::guest_cr0, cr0.value);
@@ -708,17 +710,23 @@ bool write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
         w(field::entry_controls, caps.entry | (paging_on ? entry_ctl::ia32e_mode_guest : 0));
     }
     vcpu.cr0_shadow = cr0.shadow;
-    return w.ok();
+    return w.ok() ? CrWrite::done : CrWrite::failed;
 }
 
-bool write_guest_cr4(u64 value) {
+// CR4.VMXE and SMXE belong to features the guest's CPUID does not offer: #GP, as on a CPU without
+// them (a nested-VMX guest will get VMXE from the nested component).
+constexpr u64 kCr4NotOffered = (u64{1} << 13) | (u64{1} << 14);
+
+CrWrite write_guest_cr4(u64 value) {
     GuestCr cr4{};
-    if (!guest_control_register(value, caps.cr4, 0, cr4)) return false;
+    if ((value & kCr4NotOffered) || !guest_control_register(value, caps.cr4, 0, cr4)) return CrWrite::fault;
     VmcsWriter w;
     w(field::guest_cr4, cr4.value);
     w(field::cr4_read_shadow, cr4.shadow);
-    return w.ok();
+    return w.ok() ? CrWrite::done : CrWrite::failed;
 }
+
+void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code);
 
 // MOV to CR0/CR3/CR4 that exited; false (the exit goes to the kernel as unknown) for anything else.
 bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
@@ -726,11 +734,15 @@ bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
     u32 cr = q & 15, access = (q >> 4) & 3, reg = (q >> 8) & 15;
     if (access != 0) return false;  // MOV from CR, CLTS, LMSW: not intercepted by our masks
     u64 value = state.gpr[reg];
-    bool done = cr == 0   ? write_guest_cr0(vcpu, state, value)
-                : cr == 4 ? write_guest_cr4(value)
-                : cr == 3 ? vmwrite(field::guest_cr3, value)
-                          : false;
-    if (!done) return false;
+    CrWrite result = cr == 0   ? write_guest_cr0(vcpu, state, value)
+                     : cr == 4 ? write_guest_cr4(value)
+                     : cr == 3 ? (vmwrite(field::guest_cr3, value) ? CrWrite::done : CrWrite::failed)
+                               : CrWrite::failed;
+    if (result == CrWrite::failed) return false;
+    if (result == CrWrite::fault) {  // RIP stays on the MOV, which faults
+        vmx_inject_exception(&vcpu, 13, true, 0);
+        return true;
+    }
     state.rip += vmread(field::exit_instruction_length);
     refresh_state(vcpu, state);
     return true;

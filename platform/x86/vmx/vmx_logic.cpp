@@ -130,6 +130,8 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
     case exit_reason::cpuid: instruction(ExitKind::cpuid); break;
     case exit_reason::vmcall: instruction(ExitKind::hypercall); break;
     case exit_reason::hlt: instruction(ExitKind::hlt); break;
+    case exit_reason::invd:
+    case exit_reason::wbinvd: instruction(ExitKind::cache_invalidate); break;
     case exit_reason::rdmsr:
         instruction(ExitKind::msr_read);
         exit.msr.index = static_cast<u32>(state.reg(virt::Gpr::rcx));

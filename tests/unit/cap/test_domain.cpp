@@ -102,12 +102,22 @@ TEST_CASE("domain.physcaps_reports_the_platform") {
 
 TEST_CASE("domain.platform_calls_are_passed_to_the_platform") {
     Booted b;
-    for (u64 n : {NESTOR_HC_CONSOLE_WRITE, NESTOR_HC_YIELD, NESTOR_HC_SHUTDOWN}) {
-        b.call(n, 1, 2);
-        CHECK(b.disposition == Disposition::platform);
-    }
+    b.call(NESTOR_HC_CONSOLE_WRITE, 0x1000, 2);
+    CHECK(b.disposition == Disposition::platform);
+    b.call(NESTOR_HC_YIELD);
+    CHECK(b.disposition == Disposition::platform);
+    b.call(NESTOR_HC_SHUTDOWN, 3);
+    CHECK(b.disposition == Disposition::platform);
     CHECK(b.call(999) == NESTOR_E_INVALID_HYPERCALL);
     CHECK(b.disposition == Disposition::done);
+}
+
+TEST_CASE("domain.platform_calls_refuse_unused_arguments") {
+    Booted b;
+    CHECK(b.call(NESTOR_HC_CONSOLE_WRITE, 0x1000, 2, 1) == NESTOR_E_INVALID_ARGUMENT);
+    CHECK(b.call(NESTOR_HC_YIELD, 1) == NESTOR_E_INVALID_ARGUMENT);
+    CHECK(b.call(NESTOR_HC_SHUTDOWN, 0, 0, 0, 0, 0, 7) == NESTOR_E_INVALID_ARGUMENT);
+    CHECK(b.disposition == Disposition::done);  // refused before the platform sees it
 }
 
 TEST_CASE("domain.create_builds_everything_from_the_untyped") {

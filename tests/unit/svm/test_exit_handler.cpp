@@ -304,3 +304,74 @@ TEST_CASE("exit.console_divisor_latch_bytes_are_not_text") {
     REQUIRE(f.env.lines.size() == 1);
     CHECK(f.env.lines[0] == "ok");
 }
+
+namespace {
+// Holds ports 0x80-0x83; records what reaches the hardware.
+class PortEnvironment final : public ExitEnvironment {
+public:
+    CpuidValues host_cpuid(u32, u32) override { return {}; }
+    void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
+    ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+    bool port_held(u16 port, u8 size) override { return port >= 0x80 && port + size <= 0x84; }
+    u32 port_read(u16 port, u8 size) override {
+        reads.push_back(port);
+        return size == 1 ? 0x5A : 0x12345678;
+    }
+    void port_write(u16 port, u8, u32 value) override { writes.emplace_back(port, value); }
+    std::vector<std::string> lines;
+    std::vector<u16> reads;
+    std::vector<std::pair<u16, u32>> writes;
+};
+}  // namespace
+
+TEST_CASE("exit.held_ports_reach_the_hardware_others_do_not") {
+    PortEnvironment env;
+    GuestConsole console{};
+    VcpuState state{};
+    state.mode = CpuMode::long64;
+    VmExit in = make(ExitKind::io, 1);
+    in.io = IoExit{0x80, 1, IoDirection::in, false, false, 0};
+    handle_exit(in, state, console, env);
+    CHECK((state.rax() & 0xFF) == 0x5A);
+    VmExit wide = make(ExitKind::io, 1);
+    wide.io = IoExit{0x82, 4, IoDirection::in, false, false, 0};  // 0x82-0x85: not all held
+    handle_exit(wide, state, console, env);
+    CHECK((state.rax() & 0xFFFFFFFF) == 0xFFFFFFFF);
+    handle_exit(out(0x81, 0x1234, 1, 2), state, console, env);
+    REQUIRE(env.writes.size() == 1);
+    CHECK(env.writes[0] == std::pair<u16, u32>{0x81, 0x1234});
+    handle_exit(out(0x90, 7), state, console, env);  // not held: goes nowhere
+    CHECK(env.writes.size() == 1);
+    CHECK(env.reads == std::vector<u16>{0x80});
+}
+
+TEST_CASE("exit.emulated_ports_are_never_passed_through") {
+    class HoldsEverything final : public ExitEnvironment {
+    public:
+        CpuidValues host_cpuid(u32, u32) override { return {}; }
+        void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
+        ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+        bool port_held(u16, u8) override { return true; }
+        void port_write(u16, u8, u32) override { ++hardware_writes; }
+        std::vector<std::string> lines;
+        int hardware_writes = 0;
+    } env;
+    GuestConsole console{};
+    VcpuState state{};
+    handle_exit(out(kGuestConsolePort, 'x'), state, console, env);
+    handle_exit(out(kGuestConsolePort, '\n'), state, console, env);
+    ExitOutcome o = handle_exit(out(kGuestExitPort, 5), state, console, env);
+    CHECK(env.hardware_writes == 0);
+    CHECK(env.lines == std::vector<std::string>{"x"});
+    CHECK(o.stop);
+    CHECK(o.status == 5);
+}
+
+TEST_CASE("exit.cache_invalidate_completes_without_touching_the_host") {
+    Fixture f;
+    ExitOutcome o = f.run(make(ExitKind::cache_invalidate, 2));
+    CHECK_FALSE(o.stop);
+    CHECK_FALSE(o.inject);
+    CHECK(f.state.rip == 0x1002);
+    CHECK(f.run(make(ExitKind::cache_invalidate, 0)).reason == StopReason::undecodable);
+}

@@ -13,6 +13,7 @@ enum class ExitKind : u8 {
     msr_read,                    // RDMSR
     msr_write,                   // WRMSR
     hlt,
+    cache_invalidate,            // INVD / WBINVD: the guest asks to drop or flush caches
     nested_page_fault,           // NPT / EPT violation
     triple_fault,                // shutdown
     external_interrupt,          // a physical interrupt arrived while the guest ran

@@ -21,6 +21,7 @@ inline constexpr u16 kGuestExitPort = 0xF4;
 // The guest console: a 16550 at COM1; THR writes are printed line by line.
 inline constexpr u16 kGuestConsolePort = 0x3F8;
 inline constexpr u16 kGuestConsoleLcr = 0x3FB;
+inline constexpr u16 kGuestConsolePorts = 8;  // 0x3F8-0x3FF: the emulated 16550
 inline constexpr u8 kConsoleLcrDivisorLatch = 0x80;
 inline constexpr u16 kGuestConsoleLsr = 0x3FD;
 inline constexpr u8 kConsoleLsrIdle = 0x60;  // THR empty and transmitter idle
@@ -91,6 +92,11 @@ public:
     // (set up with nested_vcpu_initialise(), nestor/virt/platform_caps.hpp); nullptr otherwise,
     // and then the handler calls no nested code at all.
     virtual nested::NestedVcpu* nested_vcpu() { return nullptr; }
+    // Ports the guest holds a capability for (never the emulated console or exit port) reach
+    // the real hardware through these; every other port reads all-ones and ignores writes.
+    virtual bool port_held(u16 /*port*/, u8 /*size*/) { return false; }
+    virtual u32 port_read(u16 /*port*/, u8 /*size*/) { return 0xFFFFFFFF; }
+    virtual void port_write(u16 /*port*/, u8 /*size*/, u32 /*value*/) {}
 
 protected:
     ~ExitEnvironment() = default;

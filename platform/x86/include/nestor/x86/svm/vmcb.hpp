@@ -163,6 +163,9 @@ NESTOR_VMCB_AT(save.dbgctl, 0x670);
 NESTOR_VMCB_AT(save.last_excp_to, 0x690);
 #undef NESTOR_VMCB_AT
 
+// control.intercept_cr: CR4 writes, to refuse bits the guest's CPUID does not offer.
+inline constexpr u32 kInterceptCr4Write = 1u << (16 + 4);
+
 // Intercept vector 3 (control.intercept_misc1).
 namespace intercept1 {
 inline constexpr u32 intr = 1u << 0;
@@ -170,6 +173,7 @@ inline constexpr u32 nmi = 1u << 1;
 inline constexpr u32 smi = 1u << 2;
 inline constexpr u32 init = 1u << 3;
 inline constexpr u32 cpuid = 1u << 18;
+inline constexpr u32 invd = 1u << 22;
 inline constexpr u32 hlt = 1u << 24;
 inline constexpr u32 invlpga = 1u << 26;
 inline constexpr u32 ioio_prot = 1u << 27;
@@ -206,7 +210,9 @@ inline constexpr u64 intr = 0x60;
 inline constexpr u64 nmi = 0x61;
 inline constexpr u64 smi = 0x62;
 inline constexpr u64 init = 0x63;
+inline constexpr u64 cr4_write = 0x14;
 inline constexpr u64 cpuid = 0x72;
+inline constexpr u64 invd = 0x76;
 inline constexpr u64 hlt = 0x78;
 inline constexpr u64 invlpga = 0x7A;
 inline constexpr u64 ioio = 0x7B;
@@ -221,6 +227,8 @@ inline constexpr u64 clgi = 0x85;
 inline constexpr u64 skinit = 0x86;
 inline constexpr u64 npf = 0x400;
 inline constexpr u64 invalid = ~u64{0};  // VMEXIT_INVALID: the guest state failed VMRUN's checks
+// QEMU stores VMEXIT_INVALID as 32 bits: the same code, truncated.
+inline constexpr u64 invalid32 = 0xFFFFFFFF;
 }  // namespace exit_code
 
 // IOIO EXITINFO1.
