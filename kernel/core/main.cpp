@@ -62,6 +62,22 @@ void print_memory(const BootInfo& boot, const MemorySummary& memory) {
     log::info("cmdline: \"{}\"", boot.cmdline);
 }
 
+// A hypervisor without a backend for its CPU can do nothing: say exactly why and stop.
+void require_backend() {
+    if (virt::select_virt_ops()) return;
+    const CpuFeatures& cpu = platform::cpu_features();
+    if (cpu.vendor == CpuVendor::amd && !NESTOR_OPT_AMD_SVM)
+        log::error("this image was built without the AMD SVM backend (AMD_SVM=OFF): it cannot run guests on this "
+                   "AMD CPU");
+    else if (cpu.vendor == CpuVendor::intel && !NESTOR_OPT_INTEL_VMX)
+        log::error("this image was built without the Intel VMX backend (INTEL_VMX=OFF): it cannot run guests on "
+                   "this Intel CPU");
+    else
+        log::error("this CPU offers no usable virtualization: Nestor needs SVM with nested paging (AMD) or VMX "
+                   "with EPT and unrestricted guest (Intel)");
+    platform::shutdown(ExitStatus::failure);
+}
+
 // A number option from the command line, or `fallback` when absent or malformed (reported).
 u64 number_option(const char* cmdline, const char* key, u64 fallback) {
     char text[24];
@@ -85,6 +101,7 @@ u64 time_slice(const char* cmdline) { return number_option(cmdline, "nestor.time
 [[noreturn]] void kernel_main(const BootInfo& boot, const MemorySummary& memory) {
     print_banner();
     print_memory(boot, memory);
+    require_backend();
     char guest[32];
     if (cmdline_option(boot.cmdline, "nestor.builtin-guest", guest, sizeof(guest))) {
         u32 status = virt::run_builtin_guest(guest, time_slice(boot.cmdline));

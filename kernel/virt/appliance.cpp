@@ -289,15 +289,20 @@ bool load_image(RunningDomain& d, const manifest::ManifestDomain& m, const BootI
 }
 
 bool start_vcpu(RunningDomain& d, const LoadedGuest& loaded) {
-    auto vcpu = appliance.ops->create_vcpu(d.vm, InitialMode{CpuMode::protected32, 0}, d.state);
+    auto vcpu = appliance.ops->create_vcpu(d.vm, InitialMode{loaded.mode, loaded.cr3}, d.state);
     if (!vcpu) {
         log::error("appliance: domain {}: creating its vCPU: {}", d.name, virt_error_name(vcpu.error()));
         return false;
     }
     d.vcpu = *vcpu;
     d.state.rip = loaded.entry;
-    d.state.rax() = kMultibootBootMagic;
-    d.state.rbx() = loaded.info_gpa;
+    if (loaded.mode == CpuMode::long64) {
+        d.state.reg(Gpr::rsp) = loaded.stack_top;
+        d.state.reg(Gpr::rdi) = loaded.info_gpa;
+    } else {
+        d.state.rax() = kMultibootBootMagic;
+        d.state.rbx() = loaded.info_gpa;
+    }
     return true;
 }
 
@@ -340,7 +345,8 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
     if (!give_memory(d, m.memory_bytes()) || !give_own_notification(d) || !give_ioports(d, m) ||
         !load_image(d, m, boot, loaded) || !start_vcpu(d, loaded) || !set_up_nested(d, m))
         return false;
-    log::info("appliance: domain {}: {} MiB, entry {:#x}, {} on {}", d.name, m.memory_bytes() >> 20, loaded.entry,
+    log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", d.name, m.memory_bytes() >> 20,
+              loaded.mode == CpuMode::long64 ? "64-bit ELF" : "multiboot", loaded.entry,
               (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) ? "nested virtualization" : "no nested virtualization",
               appliance.ops->name);
     d.running = true;

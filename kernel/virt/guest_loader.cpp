@@ -43,6 +43,32 @@ struct FileView {
     }
 };
 
+// Whether the file carries a multiboot v1 header (checked in full by check_multiboot_header).
+bool has_multiboot_magic(const FileView& file) {
+    usize limit = min<usize>(file.size, kMultibootSearchBytes);
+    for (usize offset = 0; offset + 12 <= limit; offset += 4)
+        if (file.read(offset, 4) == kMultibootHeaderMagic) return true;
+    return false;
+}
+
+// Identity page tables for the first 4 GiB with 2 MiB pages: a PML4, a PDPT and four PDs.
+bool write_identity_tables(GuestRam& ram) {
+    constexpr u64 kPresentWritable = 0x3, kLarge = 0x80;
+    const u64 pml4 = kLongModeTablesGpa, pdpt = pml4 + kPageSize, pd = pdpt + kPageSize;
+    if (!ram.fill(pml4, 0, 6 * kPageSize)) return false;
+    u64 entry = pdpt | kPresentWritable;
+    if (!ram.write(pml4, &entry, 8)) return false;
+    for (u64 i = 0; i < 4; ++i) {
+        entry = (pd + i * kPageSize) | kPresentWritable;
+        if (!ram.write(pdpt + i * 8, &entry, 8)) return false;
+    }
+    for (u64 i = 0; i < 4 * 512; ++i) {
+        entry = (i * kLargePageSize) | kPresentWritable | kLarge;
+        if (!ram.write(pd + i * 8, &entry, 8)) return false;
+    }
+    return true;
+}
+
 Status<LoadError> check_multiboot_header(const FileView& file) {
     usize limit = min<usize>(file.size, kMultibootSearchBytes);
     for (usize offset = 0; offset + 12 <= limit; offset += 4) {
@@ -182,7 +208,9 @@ Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image
     const FileView file{image, image_size};
     auto elf = read_elf_header(file);
     if (!elf) return fail(elf.error());
-    if (auto header = check_multiboot_header(file); !header) return fail(header.error());
+    const bool multiboot = !elf->is64 || has_multiboot_magic(file);
+    if (multiboot)
+        if (auto header = check_multiboot_header(file); !header) return fail(header.error());
 
     u64 image_end = kLoaderAreaEnd;
     bool loaded = false, entry_found = false;
@@ -194,13 +222,16 @@ Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image
         entry_found = entry_found || entry_in_segment(elf->entry, seg);
     }
     if (!loaded) return fail(LoadError::no_loadable_segment);
-    if (!entry_found || elf->entry > 0xFFFFFFFF) return fail(LoadError::entry_outside_image);
+    if (!entry_found || (multiboot && elf->entry > 0xFFFFFFFF)) return fail(LoadError::entry_outside_image);
 
     if (auto status = load_modules(modules, module_count, ram, image_end); !status) return fail(status.error());
     u32 map_length = 0;
     if (!write_memory_map(ram, map_length) || !write_info(ram, cmdline, module_count, map_length))
         return fail(LoadError::segment_outside_ram);
-    return LoadedGuest{elf->entry, kMultibootInfoGpa, image_end};
+    if (multiboot) return LoadedGuest{CpuMode::protected32, elf->entry, kMultibootInfoGpa, 0, 0, image_end};
+    if (!write_identity_tables(ram)) return fail(LoadError::segment_outside_ram);
+    return LoadedGuest{CpuMode::long64, elf->entry, kMultibootInfoGpa, kLongModeTablesGpa, kLongModeStackTop,
+                       image_end};
 }
 
 const char* load_error_name(LoadError error) {

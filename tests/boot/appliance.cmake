@@ -20,7 +20,7 @@ function(nestor_appliance_test case)
 endfunction()
 
 set(demo_checks
-  --expect "^appliance: domain hello: 16 MiB, entry 0x[0-9a-f]+, no nested virtualization on (svm|vmx)$"
+  --expect "^appliance: domain hello: 16 MiB, multiboot entry 0x[0-9a-f]+, no nested virtualization on (svm|vmx)$"
   --expect "^\\[hello\\] hello from a Nestor domain. waiting for a signal$"
   --expect "^\\[ping\\] ping: signal sent$"
   --expect "^\\[hello\\] signal received, badge 0x0002$"
@@ -58,3 +58,14 @@ add_custom_target(demo_iso ALL DEPENDS ${demo_iso})
 nestor_boot_test(svm.appliance_demo_from_grub_iso svm ARGS --iso ${demo_iso} --expect-status 0 ${demo_checks})
 nestor_boot_test(vmx.appliance_demo_from_grub_iso vmx TIMEOUT 180 ARGS --emulator bochs --iso ${demo_iso} --expect-status 0
   ${demo_checks})
+
+# Guest images of both kinds: a plain ELF64 kernel starts in long mode, beside a multiboot one.
+nestor_appliance_test(appliance_plain_elf64_guest
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/elf64_plain.manifest GUESTS elf64_plain healthy
+  ARGS --expect-status 0
+  --expect "^appliance: domain plain: 4 MiB, 64-bit ELF entry 0x[0-9a-f]+, no nested virtualization on (svm|vmx)$"
+  --expect "^appliance: domain healthy: 4 MiB, multiboot entry 0x[0-9a-f]+, no nested virtualization on (svm|vmx)$"
+  --expect "^\\[plain\\] plain ELF64: started in long mode$"
+  --expect "^\\[plain\\] plain ELF64: checked EFER.LMA, CR0.PG, RSP and RDI$"
+  --expect "^appliance: domain plain exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)")

@@ -58,7 +58,7 @@ set(plain_domain_checks
 # itself is refused loudly until nested SVM exists.
 nestor_boot_test(nested.manifest_domain_on nested ARGS --kernel ${nested_on_elf32} --initrd "${l1_modules}"
   --expect-status 1
-  --expect "^appliance: domain l1: 16 MiB, entry 0x[0-9a-f]+, nested virtualization on svm$"
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on svm$"
   --expect "^\\[l1\\] physcaps nested_virt=1$"
   --expect "^\\[plain\\] physcaps nested_virt=1$"
   --expect "^\\[l1\\] cpuid svm=1 vmx=0$"

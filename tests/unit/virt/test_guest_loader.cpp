@@ -69,6 +69,27 @@ std::vector<u8> elf64(u64 load, u64 entry, std::vector<u8> code, u64 memsz, u32 
     return f;
 }
 
+// An ELF32 x86 executable with one segment and no multiboot header: only multiboot can start
+// a 32-bit kernel, so it is refused.
+std::vector<u8> elf32_without_multiboot() {
+    std::vector<u8> f(0x1000 + 16, 0);
+    const u8 ident[] = {0x7F, 'E', 'L', 'F', 1, 1, 1};
+    std::memcpy(f.data(), ident, sizeof(ident));
+    put<u16>(f, 16, 2);  // ET_EXEC
+    put<u16>(f, 18, 3);  // EM_386
+    put<u32>(f, 24, 0x100000);
+    put<u32>(f, 28, 52);  // phoff
+    put<u16>(f, 42, 32);
+    put<u16>(f, 44, 1);
+    put<u32>(f, 52, 1);  // PT_LOAD
+    put<u32>(f, 52 + 4, 0x1000);
+    put<u32>(f, 52 + 8, 0x100000);
+    put<u32>(f, 52 + 12, 0x100000);
+    put<u32>(f, 52 + 16, 16);
+    put<u32>(f, 52 + 20, 16);
+    return f;
+}
+
 Result<LoadedGuest, LoadError> load(const std::vector<u8>& image, FakeRam& ram, const char* cmdline = "",
                                     const GuestModule* mods = nullptr, usize count = 0) {
     return load_multiboot_guest(image.data(), image.size(), cmdline, mods, count, ram);
@@ -150,9 +171,7 @@ TEST_CASE("loader.refuses_malformed_images") {
     auto not_x86 = elf64(0x100000, 0x100000, {0xF4}, 1);
     put<u16>(not_x86, 18, 183);  // EM_AARCH64
     CHECK(refusal(not_x86) == LoadError::unsupported_elf);
-    auto no_header = elf64(0x100000, 0x100000, {0xF4}, 1);
-    put<u32>(no_header, 0x80, 0);
-    CHECK(refusal(no_header) == LoadError::no_multiboot_header);
+    CHECK(refusal(elf32_without_multiboot()) == LoadError::no_multiboot_header);
     auto bad_sum = elf64(0x100000, 0x100000, {0xF4}, 1);
     put<u32>(bad_sum, 0x88, 0);
     CHECK(refusal(bad_sum) == LoadError::bad_multiboot_checksum);
@@ -191,4 +210,32 @@ TEST_CASE("loader.modules_that_do_not_fit_are_refused") {
     auto r2 = load(elf64(0x100000, 0x100000, {0xF4}, 1), ram, "", many, kMaxGuestModules + 1);
     REQUIRE_FALSE(r2);
     CHECK(r2.error() == LoadError::too_many_modules);
+}
+
+TEST_CASE("loader.plain_elf64_starts_in_long_mode_on_identity_tables") {
+    FakeRam ram(8u << 20);
+    auto image = elf64(0x200000, 0x200004, {0x90, 0x90, 0x90, 0x90, 0xF4}, 0x1000);
+    put<u32>(image, 0x80, 0);  // no multiboot header: a plain ELF64 kernel
+    auto r = load(image, ram, "plain");
+    REQUIRE(r);
+    CHECK(r->mode == CpuMode::long64);
+    CHECK(r->entry == 0x200004);
+    CHECK(r->cr3 == kLongModeTablesGpa);
+    CHECK(r->stack_top == kLongModeStackTop);
+    CHECK(r->info_gpa == kMultibootInfoGpa);  // RDI: the same information block
+    CHECK(ram.string_at(ram.u32_at(kMultibootInfoGpa + 16)) == "plain");
+    // PML4[0] -> PDPT; PDPT[0..3] -> four PDs; PD entries are 2 MiB identity pages.
+    u64 pdpt = ram.u64_at(kLongModeTablesGpa) & ~u64{0xFFF};
+    CHECK((ram.u64_at(kLongModeTablesGpa) & 3) == 3);
+    u64 pd3 = ram.u64_at(pdpt + 3 * 8) & ~u64{0xFFF};
+    CHECK(ram.u64_at(pd3 + 511 * 8) == (((u64{4} << 30) - (2u << 20)) | 0x83));
+    u64 pd0 = ram.u64_at(pdpt) & ~u64{0xFFF};
+    CHECK(ram.u64_at(pd0 + 1 * 8) == ((2u << 20) | 0x83));
+    CHECK(ram.bytes[0x200004] == 0xF4);
+}
+
+TEST_CASE("loader.plain_elf64_entry_may_be_above_4_gib_but_must_be_loaded") {
+    auto image = elf64(0x100000, 0x300000, {0xF4}, 1);
+    put<u32>(image, 0x80, 0);
+    CHECK(refusal(image) == LoadError::entry_outside_image);
 }

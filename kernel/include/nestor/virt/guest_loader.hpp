@@ -1,11 +1,17 @@
-// Loads a multiboot v1 guest kernel (an ELF64 or ELF32 image with a multiboot header) into a
-// domain's RAM and writes the multiboot information block it will find in EBX: memory map,
-// command line and modules. The image comes from a boot module and is checked before use:
-// every segment must lie inside the file and inside guest RAM above the loader's own area.
+// Loads a guest kernel into a domain's RAM. Two kinds of image:
+//  - a multiboot v1 kernel (ELF64 or ELF32 with a multiboot header): it starts in the machine
+//    state the multiboot specification defines (32-bit protected mode, paging off), EAX holding
+//    the boot magic and EBX the information block (memory map, command line, modules);
+//  - a plain ELF64 kernel (no multiboot header): it starts at its entry in 64-bit long mode,
+//    on identity page tables the loader builds for the first 4 GiB, with RSP below 636 KiB and
+//    RDI pointing at the same multiboot information block.
+// The image comes from a boot module and is checked before use: every segment must lie inside
+// the file and inside guest RAM above the loader's own area.
 #pragma once
 
 #include "nestor/lib/result.hpp"
 #include "nestor/lib/types.hpp"
+#include "nestor/virt/vcpu_state.hpp"
 
 namespace nestor::virt {
 
@@ -24,7 +30,7 @@ protected:
 enum class LoadError : u8 {
     not_elf,                    // no ELF magic, or the headers run past the file
     unsupported_elf,            // not x86 (EM_X86_64 / EM_386), not little-endian, not executable
-    no_multiboot_header,        // no multiboot v1 header in the first 8 KiB
+    no_multiboot_header,        // an ELF32 image without a multiboot v1 header in the first 8 KiB
     bad_multiboot_checksum,     // magic + flags + checksum is not 0
     unsupported_multiboot_flags,  // needs something the loader does not offer (a.out kludge, video)
     segment_outside_file,       // a segment's bytes run past the file
@@ -42,6 +48,9 @@ inline constexpr usize kMaxGuestModules = 8;
 // command line and the module list; segments must load at or above it.
 inline constexpr u64 kLoaderAreaEnd = 0x100000;
 inline constexpr u64 kMultibootInfoGpa = 0x8000;
+// Where a plain ELF64 kernel's identity page tables and stack go, inside the loader's area.
+inline constexpr u64 kLongModeTablesGpa = 0x10000;
+inline constexpr u64 kLongModeStackTop = 0x9F000;
 inline constexpr u32 kMultibootBootMagic = 0x2BADB002;
 
 struct GuestModule {
@@ -51,8 +60,11 @@ struct GuestModule {
 };
 
 struct LoadedGuest {
-    u64 entry;      // EIP at start (protected mode, paging off)
-    u64 info_gpa;   // EBX at start; EAX = kMultibootBootMagic
+    CpuMode mode;   // protected32 (multiboot) or long64 (plain ELF64)
+    u64 entry;      // the first RIP
+    u64 info_gpa;   // multiboot: EBX (and EAX = kMultibootBootMagic); plain ELF64: RDI
+    u64 cr3;        // long64: the identity page tables
+    u64 stack_top;  // long64: RSP
     u64 image_end;  // first byte after the loaded segments and modules
 };
 
