@@ -288,8 +288,8 @@ bool load_image(RunningDomain& d, const manifest::ManifestDomain& m, const BootI
     return true;
 }
 
-bool start_vcpu(RunningDomain& d, const LoadedGuest& loaded) {
-    auto vcpu = appliance.ops->create_vcpu(d.vm, InitialMode{loaded.mode, loaded.cr3}, d.state);
+bool start_vcpu(RunningDomain& d, const LoadedGuest& loaded, bool nested) {
+    auto vcpu = appliance.ops->create_vcpu(d.vm, InitialMode{loaded.mode, loaded.cr3, nested}, d.state);
     if (!vcpu) {
         log::error("appliance: domain {}: creating its vCPU: {}", d.name, virt_error_name(vcpu.error()));
         return false;
@@ -343,7 +343,8 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
     d.domain = static_cast<cap::Domain*>(toolstack_slot(d.domain_slot).cap.object);
     LoadedGuest loaded{};
     if (!give_memory(d, m.memory_bytes()) || !give_own_notification(d) || !give_ioports(d, m) ||
-        !load_image(d, m, boot, loaded) || !start_vcpu(d, loaded) || !set_up_nested(d, m))
+        !load_image(d, m, boot, loaded) ||
+        !start_vcpu(d, loaded, (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0) || !set_up_nested(d, m))
         return false;
     log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", d.name, m.memory_bytes() >> 20,
               loaded.mode == CpuMode::long64 ? "64-bit ELF" : "multiboot", loaded.entry,

@@ -56,6 +56,7 @@ struct BackendVcpu {
     u64 cr0_shadow;
     bool save_efer;
     bool ia32e_mode;
+    bool nested;  // the domain may set CR4.VMXE
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -520,6 +521,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     vcpu->cr0_shadow = cr0.shadow;
     vcpu->save_efer = caps.save_efer;
     vcpu->ia32e_mode = s.ia32e_mode;
+    vcpu->nested = initial.nested;
 
     VmcsWriter w;
     // Controls.
@@ -715,11 +717,13 @@ CrWrite write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
 
 // CR4.VMXE and SMXE belong to features the guest's CPUID does not offer: #GP, as on a CPU without
 // them (a nested-VMX guest will get VMXE from the nested component).
-constexpr u64 kCr4NotOffered = (u64{1} << 13) | (u64{1} << 14);
+constexpr u64 kCr4Vmxe = u64{1} << 13;
+constexpr u64 kCr4NotOffered = kCr4Vmxe | (u64{1} << 14);
 
-CrWrite write_guest_cr4(u64 value) {
+CrWrite write_guest_cr4(const BackendVcpu& vcpu, u64 value) {
     GuestCr cr4{};
-    if ((value & kCr4NotOffered) || !guest_control_register(value, caps.cr4, 0, cr4)) return CrWrite::fault;
+    u64 not_offered = vcpu.nested ? kCr4NotOffered & ~kCr4Vmxe : kCr4NotOffered;
+    if ((value & not_offered) || !guest_control_register(value, caps.cr4, 0, cr4)) return CrWrite::fault;
     VmcsWriter w;
     w(field::guest_cr4, cr4.value);
     w(field::cr4_read_shadow, cr4.shadow);
@@ -735,7 +739,7 @@ bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
     if (access != 0) return false;  // MOV from CR, CLTS, LMSW: not intercepted by our masks
     u64 value = state.gpr[reg];
     CrWrite result = cr == 0   ? write_guest_cr0(vcpu, state, value)
-                     : cr == 4 ? write_guest_cr4(value)
+                     : cr == 4 ? write_guest_cr4(vcpu, value)
                      : cr == 3 ? (vmwrite(field::guest_cr3, value) ? CrWrite::done : CrWrite::failed)
                                : CrWrite::failed;
     if (result == CrWrite::failed) return false;

@@ -1,6 +1,7 @@
-// What a domain sees of nested virtualization: the physcaps bit, SVM in CPUID, the SVM MSRs and
-// what VMRUN does. With "mode=nested" it then turns EFER.SVME on and runs VMRUN, which the
-// kernel must answer (until nested SVM exists: by stopping the domain with a report).
+// What a domain sees of nested virtualization: the physcaps bit, SVM/VMX in CPUID, the SVM MSRs
+// and VMRUN; on Intel also IA32_FEATURE_CONTROL, CR4.VMXE and VMXON. With "mode=nested" it then
+// turns EFER.SVME on and runs VMRUN (AMD) or sets CR4.VMXE and runs VMXON (Intel), which the kernel
+// must answer (until nested virtualization runs an L2: by stopping the domain with a report).
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
@@ -11,6 +12,8 @@ constexpr u32 kMsrEfer = 0xC0000080;
 constexpr u32 kMsrVmCr = 0xC0010114;
 constexpr u32 kMsrHsavePa = 0xC0010117;
 constexpr u64 kEferSvme = u64{1} << 12;
+constexpr u32 kMsrFeatureControl = 0x3A;
+constexpr u64 kCr4Vmxe = u64{1} << 13;
 
 void report_msr_read(const char* name, u32 index) {
     u64 value = 0;
@@ -33,6 +36,19 @@ void report_vmrun(const char* when) {
     println("vmrun ", when, ": ", e.raised ? exception_name(e.vector) : "returned");
 }
 
+// Intel: the VMX side of the same questions.
+void probe_vmx(bool nested) {
+    report_msr_read("feature_control", kMsrFeatureControl);
+    u64 cr4 = read_cr4();
+    ExceptionRecord set = try_run([cr4] { asm volatile("mov %0, %%cr4" ::"r"(cr4 | kCr4Vmxe) : "memory"); });
+    println("cr4.vmxe: ", set.raised ? exception_name(set.vector) : "ok");
+    if (!nested) return;
+    alignas(4096) static u8 vmxon_region[4096];
+    u64 address = reinterpret_cast<u64>(vmxon_region);
+    ExceptionRecord e = try_run([&] { asm volatile("vmxon %0" ::"m"(address) : "memory", "cc"); });
+    println("vmxon: ", e.raised ? exception_name(e.vector) : "returned");
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot* boot) {
@@ -46,6 +62,10 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     report_msr_write("hsave_pa", kMsrHsavePa, 0x200000);
     report_msr_write("hsave_pa", kMsrHsavePa, 0x200010);
     report_vmrun("before svme");
+    if (cpuid(0).ebx == 0x756E6547) {  // "Genu": Intel
+        probe_vmx(nested);
+        return 0;
+    }
     if (!nested) return 0;
     report_msr_write("efer", kMsrEfer, rdmsr(kMsrEfer) | kEferSvme);
     report_vmrun("with svme");

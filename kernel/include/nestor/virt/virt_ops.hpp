@@ -42,6 +42,9 @@ struct GuestMapping {
 struct InitialMode {
     CpuMode mode;  // real16, protected32 or long64
     u64 cr3;       // long64 only
+    // The domain may use the CPU's virtualization extensions (nested virtualization): the backend
+    // then lets it set CR4.VMXE, which every other guest gets #GP for.
+    bool nested = false;
 };
 
 // The backend's VM and vCPU, opaque to the kernel.
