@@ -1,0 +1,210 @@
+// Exit routing and the #VMEXIT into L1 (see exit_reflect.hpp).
+#include "exit_reflect.hpp"
+
+#include "vmcb02.hpp"
+
+namespace nestor::nested::svm {
+
+using namespace arch;
+namespace code = x86::svm::exit_code;
+namespace intercept1 = x86::svm::intercept1;
+
+namespace {
+
+constexpr u64 kRflagsIf = bit(9);
+constexpr u64 kRflagsVm = bit(17);
+
+bool bit_set(u32 vector, u64 n) { return n < 32 && (vector & (1u << n)) != 0; }
+
+bool is_invalid(u64 reason) { return reason == code::invalid || reason == code::invalid32; }
+
+// The IOPM has one bit per port; an access of `size` bytes is intercepted if any of its ports is.
+// The two bytes holding them are read once (the third page exists for accesses crossing 0xFFFF).
+bool l1_iopm_intercepts(const Vmcb& snapshot, u64 info_1, L1Memory& memory) {
+    u64 port = (info_1 >> x86::svm::ioio::port_shift) & 0xFFFF;
+    unsigned size = (info_1 & x86::svm::ioio::size32) ? 4 : (info_1 & x86::svm::ioio::size16) ? 2 : 1;
+    u8 bytes[2] = {};
+    // Unreadable (L0 took the page away since VMRUN): L1 gets the exit rather than L2 a bypass.
+    if (!memory.read(snapshot.control.iopm_base_pa + port / 8, bytes, sizeof(bytes))) return true;
+    u32 bits = bytes[0] | (u32{bytes[1]} << 8);
+    u32 mask = ((1u << size) - 1) << (port % 8);
+    return (bits & mask) != 0;
+}
+
+// The MSRPM: two bits per MSR (read, then write) in three ranges; any other MSR always exits.
+bool l1_msrpm_intercepts(const Vmcb& snapshot, u32 msr, bool write, L1Memory& memory) {
+    for (const msrpm::Range& range : msrpm::ranges) {
+        if (msr < range.first_msr || msr - range.first_msr >= msrpm::msrs_per_range) continue;
+        u32 offset = msr - range.first_msr;
+        u8 byte = 0;
+        if (!memory.read(snapshot.control.msrpm_base_pa + range.byte_offset + offset / 4, &byte, 1)) return true;
+        return (byte >> ((offset % 4) * 2 + (write ? 1 : 0))) & 1;
+    }
+    return true;
+}
+
+Route route_exception(const Vmcb& snapshot, u64 reason) {
+    if (l1_intercepts(snapshot, reason)) return Route::reflect;
+    u64 vector = reason - code::exception_base;
+    return bit_set(mandatory::exceptions, vector) ? Route::reinject_exception : Route::l0;
+}
+
+Route reflect_or(const Vmcb& snapshot, u64 reason, Route otherwise) {
+    return l1_intercepts(snapshot, reason) ? Route::reflect : otherwise;
+}
+
+Route route_io(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
+    if (!(snapshot.control.intercept_misc1 & intercept1::ioio_prot)) return Route::l0;
+    return l1_iopm_intercepts(snapshot, exit.info_1, memory) ? Route::reflect : Route::l0;
+}
+
+Route route_msr(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
+    if (!(snapshot.control.intercept_misc1 & intercept1::msr_prot)) return Route::l0;
+    return l1_msrpm_intercepts(snapshot, exit.msr_index, exit.info_1 & 1, memory) ? Route::reflect : Route::l0;
+}
+
+}  // namespace
+
+const char* route_name(Route route) {
+    switch (route) {
+    case Route::reflect: return "reflect";
+    case Route::l0: return "l0";
+    case Route::inject_ud: return "inject_ud";
+    case Route::reinject_exception: return "reinject_exception";
+    case Route::emulate_for_l2: return "emulate_for_l2";
+    case Route::shadow_npt: return "shadow_npt";
+    case Route::vmexit_invalid: return "vmexit_invalid";
+    }
+    return "unknown";
+}
+
+bool l1_intercepts(const Vmcb& snapshot, u64 reason) {
+    const VmcbControl& c = snapshot.control;
+    if (reason < arch::exit_code::dr_read_base) return bit_set(c.intercept_cr, reason);
+    if (reason < arch::exit_code::exception_base) return bit_set(c.intercept_dr, reason - arch::exit_code::dr_read_base);
+    if (reason < arch::exit_code::misc1_base) return bit_set(c.intercept_exceptions, reason - arch::exit_code::exception_base);
+    if (reason < arch::exit_code::misc2_base) return bit_set(c.intercept_misc1, reason - arch::exit_code::misc1_base);
+    if (reason < arch::exit_code::misc3_base) return bit_set(c.intercept_misc2, reason - arch::exit_code::misc2_base);
+    if (reason <= arch::exit_code::misc3_last) return bit_set(c.intercept_misc3, reason - arch::exit_code::misc3_base);
+    if (reason == code::npf) return uses_nested_paging(snapshot);
+    return false;
+}
+
+Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
+    u64 c = exit.code;
+    if (is_invalid(c)) return Route::vmexit_invalid;
+    if (c >= code::exception_base && c <= code::exception_last) return route_exception(snapshot, c);
+    switch (c) {
+    // Physical events are L0's even when L1 intercepts their kind: L1's own interrupts reach
+    // it through route_l1_interrupt, never as the host's.
+    case code::intr:
+    case code::nmi:
+    case code::smi:
+    case code::init: return Route::l0;
+    case code::ioio: return route_io(snapshot, exit, memory);
+    case code::msr: return route_msr(snapshot, exit, memory);
+    case code::npf: return uses_nested_paging(snapshot) ? Route::shadow_npt : Route::l0;
+    case code::vmmcall:
+    case code::skinit: return reflect_or(snapshot, c, Route::inject_ud);
+    case code::vmload:
+    case code::vmsave:
+    case code::stgi:
+    case code::clgi:
+    case code::invlpga: return reflect_or(snapshot, c, Route::emulate_for_l2);
+    default: return reflect_or(snapshot, c, Route::l0);
+    }
+}
+
+L1HostState save_host_state(const VmcbSave& l1, u64 next_rip) {
+    return L1HostState{l1.es,  l1.cs,  l1.ss,  l1.ds,     l1.gdtr,   l1.idtr, l1.efer,
+                       l1.cr0, l1.cr3, l1.cr4, l1.rflags, next_rip, l1.rsp,  l1.rax};
+}
+
+void load_host_state(const L1HostState& host, VmcbSave& l1) {
+    l1.es = host.es;
+    l1.cs = host.cs;
+    l1.ss = host.ss;
+    l1.ds = host.ds;
+    l1.gdtr = host.gdtr;
+    l1.idtr = host.idtr;
+    l1.efer = host.efer;
+    l1.cr0 = host.cr0 | kCr0Pe;
+    l1.cr3 = host.cr3;
+    l1.cr4 = host.cr4;
+    l1.rflags = (host.rflags & ~kRflagsVm) | kRflagsFixed1;
+    l1.rip = host.rip;
+    l1.rsp = host.rsp;
+    l1.rax = host.rax;
+    l1.dr7 = kDr7Reset;
+    l1.cpl = 0;
+}
+
+void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
+    to.fs = from.fs;
+    to.gs = from.gs;
+    to.tr = from.tr;
+    to.ldtr = from.ldtr;
+    to.kernel_gs_base = from.kernel_gs_base;
+    to.star = from.star;
+    to.lstar = from.lstar;
+    to.cstar = from.cstar;
+    to.sfmask = from.sfmask;
+    to.sysenter_cs = from.sysenter_cs;
+    to.sysenter_esp = from.sysenter_esp;
+    to.sysenter_eip = from.sysenter_eip;
+}
+
+namespace {
+
+template <typename T> bool put(L1Memory& memory, u64 vmcb12_pa, usize offset, const T& value) {
+    return memory.write(vmcb12_pa + offset, &value, sizeof(value));
+}
+#define NESTOR_PUT_FIELD(field, value) put(memory, vmcb12_pa, __builtin_offsetof(Vmcb, field), (value))
+
+bool write_vmexit_save(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const VmcbSave& l2) {
+    bool ok = NESTOR_PUT_FIELD(save.es, l2.es) && NESTOR_PUT_FIELD(save.cs, l2.cs) &&
+              NESTOR_PUT_FIELD(save.ss, l2.ss) && NESTOR_PUT_FIELD(save.ds, l2.ds) &&
+              NESTOR_PUT_FIELD(save.gdtr, l2.gdtr) && NESTOR_PUT_FIELD(save.idtr, l2.idtr) &&
+              NESTOR_PUT_FIELD(save.cpl, l2.cpl) && NESTOR_PUT_FIELD(save.efer, l2.efer) &&
+              NESTOR_PUT_FIELD(save.cr4, l2.cr4) && NESTOR_PUT_FIELD(save.cr3, l2.cr3) &&
+              NESTOR_PUT_FIELD(save.cr0, l2.cr0) && NESTOR_PUT_FIELD(save.dr7, l2.dr7) &&
+              NESTOR_PUT_FIELD(save.dr6, l2.dr6) && NESTOR_PUT_FIELD(save.rflags, l2.rflags) &&
+              NESTOR_PUT_FIELD(save.rip, l2.rip) && NESTOR_PUT_FIELD(save.rsp, l2.rsp) &&
+              NESTOR_PUT_FIELD(save.rax, l2.rax) && NESTOR_PUT_FIELD(save.cr2, l2.cr2);
+    // gPAT is L2's only under L1's nested paging; otherwise it was never vmcb12's to begin with.
+    if (ok && uses_nested_paging(snapshot)) ok = NESTOR_PUT_FIELD(save.g_pat, l2.g_pat);
+    return ok;
+}
+
+bool write_vmexit_control(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const VmcbControl& l2,
+                          const VmexitInfo& exit) {
+    constexpr u32 kFromL2 = int_ctl::v_tpr | int_ctl::v_irq;
+    u32 int_ctl = (snapshot.control.int_ctl & ~kFromL2) | (l2.int_ctl & kFromL2);
+    return NESTOR_PUT_FIELD(control.int_ctl, int_ctl) &&
+           NESTOR_PUT_FIELD(control.interrupt_shadow, l2.interrupt_shadow & kInterruptShadow) &&
+           NESTOR_PUT_FIELD(control.exit_code, exit.code) && NESTOR_PUT_FIELD(control.exit_info_1, exit.info_1) &&
+           NESTOR_PUT_FIELD(control.exit_info_2, exit.info_2) &&
+           NESTOR_PUT_FIELD(control.exit_int_info, exit.exit_int_info) &&
+           NESTOR_PUT_FIELD(control.next_rip, exit.next_rip);
+}
+#undef NESTOR_PUT_FIELD
+
+}  // namespace
+
+bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit) {
+    return write_vmexit_save(memory, vmcb12_pa, snapshot, vmcb02.save) &&
+           write_vmexit_control(memory, vmcb12_pa, snapshot, vmcb02.control, exit);
+}
+
+L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, const L1HostState& host, u64 l2_rflags) {
+    if (!gif) return L1Interrupt::blocked;
+    bool masking = snapshot.control.int_ctl & int_ctl::v_intr_masking;
+    // With V_INTR_MASKING, L1's interrupts are gated by L1's own IF (saved at VMRUN); without,
+    // by L2's, as on the CPU.
+    bool enabled = masking ? (host.rflags & kRflagsIf) : (l2_rflags & kRflagsIf);
+    if (!enabled) return L1Interrupt::blocked;
+    if (snapshot.control.intercept_misc1 & intercept1::intr) return L1Interrupt::vmexit_intr;
+    return L1Interrupt::deliver_to_l2;
+}
+
+}  // namespace nestor::nested::svm

@@ -1,0 +1,83 @@
+// While L2 runs: who owns each exit of vmcb02, and the #VMEXIT into L1 when L1 does.
+//
+// An exit is L1's when L1's snapshot intercepts it; for IOIO and MSR exits, when L1's own IOPM /
+// MSRPM (read from L1's memory at the exit) says so. Everything else is L0's, handled without L1
+// seeing it: physical interrupts and NMIs (L0's scheduler tick and host events), nested page
+// faults on L1's own memory, and the accesses L0 intercepts for itself that L1 does not (CPUID,
+// HLT, ports, MSRs ...), which L0 judges exactly as it would judge L1 making them, never with L0's
+// own permissions.
+#pragma once
+
+#include "l1_memory.hpp"
+#include "svm_arch.hpp"
+
+namespace nestor::nested::svm {
+
+// One exit of vmcb02, as the CPU reported it.
+struct L2Exit {
+    u64 code;           // EXITCODE
+    u64 info_1;         // EXITINFO1
+    u64 info_2;         // EXITINFO2
+    u64 exit_int_info;  // EXITINTINFO: an event the exit interrupted
+    u32 msr_index;      // L2's ECX, for MSR exits (the CPU reports it only in the register)
+};
+
+enum class Route : u8 {
+    reflect,             // L1 intercepts it: #VMEXIT to L1 (write_vmexit + load_host_state)
+    l0,                  // L0's business (a physical event, or an access L1 lets L2 make that L0
+                         // handles in L1's terms: CPUID, HLT, a port, an MSR, an NPF on L1's memory)
+    inject_ud,           // VMMCALL / SKINIT that L1 does not intercept: #UD in L2, as on the CPU
+    reinject_exception,  // #DB / #AC that only L0 intercepts (mandatory): deliver it to L2 unchanged
+    emulate_for_l2,      // VMLOAD, VMSAVE, STGI, CLGI, INVLPGA that L1 does not intercept: L0
+                         // emulates them on L1's virtual CPU
+    shadow_npt,          // an #NPF while L1 uses nested paging: ShadowNpt::fault decides
+    vmexit_invalid,      // the CPU refused vmcb02 (our checks let something through): L1 gets
+                         // VMEXIT_INVALID, never a half-entered L2
+};
+
+const char* route_name(Route route);
+
+// Whether L1's snapshot asks for `code` (the intercept vectors only, not the permission maps).
+bool l1_intercepts(const Vmcb& snapshot, u64 code);
+
+Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory);
+
+// L1's state while L2 runs: what VMRUN saves in the host save area. Nestor keeps it in its own
+// memory, never in L1's VM_HSAVE_PA page (the APM leaves that page's format to the
+// implementation and forbids software to touch it), so L1 cannot tamper with what it gets back.
+struct L1HostState {
+    VmcbSegment es, cs, ss, ds, gdtr, idtr;
+    u64 efer, cr0, cr3, cr4, rflags, rip, rsp, rax;
+};
+
+// At VMRUN: `l1` is L1's current state (its VMCB), `next_rip` the instruction after VMRUN.
+L1HostState save_host_state(const VmcbSave& l1, u64 next_rip);
+
+// At #VMEXIT: L1's state back, as the CPU leaves it (CPL 0, CR0.PE, DR7 with every breakpoint
+// off). The caller clears GIF, as every #VMEXIT does.
+void load_host_state(const L1HostState& host, VmcbSave& l1);
+
+// The fields VMLOAD / VMSAVE move stay in the CPU across VMRUN and #VMEXIT: L2's values go back
+// into L1's VMCB (the virtual CPU) when L1 takes over again.
+void copy_vmload_state(const VmcbSave& from, VmcbSave& to);
+
+// The exit as L1 sees it (an L2 exit reflected, or one L0 synthesises such as a shadow #NPF).
+struct VmexitInfo {
+    u64 code;
+    u64 info_1;
+    u64 info_2;
+    u64 exit_int_info;
+    u64 next_rip;  // NRIPS (offered): the next instruction for instruction intercepts, else 0
+};
+
+// Writes the #VMEXIT into vmcb12: L2's state from vmcb02, the exit, NRIP, and int_ctl as L1 set
+// it with V_TPR / V_IRQ as L2 left them. Only the fields the CPU writes; false if vmcb12 is no
+// longer L1 RAM (L0 unmapped it: the domain is stopped).
+bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit);
+
+// A physical-interrupt-like event for L1 (its virtual interrupt) while `gif` and in guest mode:
+// held back, a #VMEXIT(INTR) to L1, or delivered through L2's IDT (L1 does not intercept INTR).
+enum class L1Interrupt : u8 { blocked, vmexit_intr, deliver_to_l2 };
+L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, const L1HostState& host, u64 l2_rflags);
+
+}  // namespace nestor::nested::svm

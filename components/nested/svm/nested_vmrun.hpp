@@ -1,0 +1,64 @@
+// One L1 vCPU's nested SVM, put together: VMRUN (snapshot, check, save L1, build vmcb02) and the
+// #VMEXIT back into L1. Pure logic over the interfaces of l1_memory.hpp and plain VMCBs; the
+// backend owns the VMCBs that really run (vmcb01 for L1, vmcb02 for L2) and the world switch.
+#pragma once
+
+#include "exit_reflect.hpp"
+#include "shadow_npt.hpp"
+#include "vmcb02.hpp"
+#include "vmrun_check.hpp"
+
+namespace nestor::nested::svm {
+
+// The per-vCPU state. Large (the 4 KiB snapshot): the kernel keeps it in a frame of its own,
+// reached from the vCPU's NestedVcpu storage.
+struct NestedSvmVcpu {
+    NestedSvmVcpu(TableFrames& frames, u8 l1_physical_bits, u32 max_shadow_tables)
+        : shadow(frames, l1_physical_bits, max_shadow_tables) {}
+
+    Vmcb snapshot{};  // vmcb12 as copied at the last VMRUN: the only vmcb12 anything looks at
+    L1HostState host{};
+    ShadowNpt shadow;
+    u64 vmcb12_pa = 0;
+    u32 last_l1_asid = 0;  // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
+    bool gif = true;
+    bool guest_mode = false;
+};
+
+// Everything L0 contributes to a VMRUN.
+struct VmrunEnvironment {
+    L1Memory& memory;
+    const L1Offer& offer;
+    L0Controls l0;      // shadow_npt_root and flush_tlb are filled in by emulate_vmrun
+    const u8* l0_iopm;  // L0's maps for L1 (kIopmBytes / kMsrpmBytes) ...
+    const u8* l0_msrpm;
+    u8* merged_iopm;    // ... and where the merged ones go (the frames l0.iopm_pa / msrpm_pa)
+    u8* merged_msrpm;
+};
+
+enum class VmrunResult : u8 {
+    entered,         // vmcb02 is ready: the backend runs it (guest mode)
+    vmexit_invalid,  // vmcb12 failed a check: VMEXIT_INVALID written, GIF clear, L1 resumes after VMRUN
+    inject_gp,       // RAX unaligned or not L1 RAM: #GP in L1, nothing changed
+    stop,            // L0 could not build vmcb02 (no frame, bad ASID): stop the domain
+};
+
+struct VmrunOutcome {
+    VmrunResult result;
+    CheckFailure failure;  // vmexit_invalid: which check
+};
+
+// L1 executed VMRUN with RAX = vmcb12_pa; `l1` is its VMCB's save area (vmcb01), `next_rip` the
+// instruction after VMRUN. On `entered`, vmcb02 is complete and L1's state is kept in `vcpu.host`.
+VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave& l1, u64 vmcb12_pa, u64 next_rip,
+                           Vmcb& vmcb02);
+
+// A #VMEXIT into L1 (a reflected L2 exit, or one L0 makes such as a shadow #NPF): vmcb12 gets the
+// exit and L2's state, vmcb01 (`l1`) gets L1's state back and L2's VMLOAD state, GIF clears.
+// False if vmcb12 is no longer L1 RAM (the caller stops the domain).
+bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit, VmcbSave& l1);
+
+// Leaves guest mode without a #VMEXIT (vCPU reset, domain teardown) and frees the shadow tables.
+void abandon_guest_mode(NestedSvmVcpu& vcpu);
+
+}  // namespace nestor::nested::svm

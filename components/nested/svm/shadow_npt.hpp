@@ -1,0 +1,88 @@
+// The shadow nested page table: what the CPU walks while L2 runs with L1's nested paging. It is
+// the composition of L1's tables (L2-physical -> L1-physical, read from L1's memory) with L0's
+// mapping of L1 (L1-physical -> host, L1Memory::page), built lazily, one 4 KiB entry per #NPF,
+// like a TLB. Every leaf points at a host frame L1Memory called L1 RAM, with at most the rights
+// both L1 and L0 give: nothing outside L1's memory is ever mapped for L2.
+//
+// Invalidation is "drop everything" (documented choice: simple and obviously correct): on L1's
+// TLB_CONTROL, INVLPGA, a new N_CR3 or NXE, and whenever L0 changes its mapping of L1 (an unmap
+// must never leave an L2 entry to a freed frame). After a drop, L2's ASID must be flushed.
+#pragma once
+
+#include "l1_memory.hpp"
+#include "svm_arch.hpp"
+
+namespace nestor::nested::svm {
+
+namespace pte = arch::pte;
+
+enum class ShadowOutcome : u8 {
+    mapped,            // an entry was installed: resume L2
+    reflect_npf,       // L1's tables refuse the access: #VMEXIT(NPF) with exit_info_1 / exit_info_2
+    l0_fault,          // L1's tables allow it, L0's mapping does not (MMIO, a hole, L0's rights):
+                       // the kernel's rule for an L1 access at `l1_physical` applies
+    l1_table_not_ram,  // one of L1's tables is not L1 RAM: the domain is stopped
+    out_of_memory,     // no frame for a shadow table even after dropping everything
+};
+
+struct ShadowResult {
+    ShadowOutcome outcome;
+    u64 exit_info_1;  // reflect_npf: the #PF-style error code L1 gets
+    u64 exit_info_2;  // reflect_npf: the L2-physical address
+    u64 l1_physical;  // l0_fault: where L1's tables sent the access
+};
+
+class ShadowNpt {
+public:
+    // `max_tables` bounds the frames one L1 can make L0 spend (reached: everything is dropped).
+    ShadowNpt(TableFrames& frames, u8 l1_physical_bits, u32 max_tables)
+        : frames_(frames), physical_bits_(l1_physical_bits), max_tables_(max_tables) {}
+    ShadowNpt(const ShadowNpt&) = delete;
+    ShadowNpt& operator=(const ShadowNpt&) = delete;
+    ~ShadowNpt() { drop_all(); }
+
+    // Before each VMRUN with nested paging: the shadow follows L1's root and NXE (a change drops
+    // it). Returns the root for vmcb02's N_CR3, or 0 when no frame is left.
+    paddr prepare(u64 l1_nested_cr3, bool l1_nxe);
+    // An #NPF of vmcb02: `hardware_info_1` is its EXITINFO1 (the access), `l2_physical` its EXITINFO2.
+    ShadowResult fault(L1Memory& memory, u64 l2_physical, u64 hardware_info_1);
+    // Frees every table; the next prepare() starts a new root.
+    void drop_all();
+    // True once after every drop: L2's ASID must be flushed before it runs again.
+    bool take_flush_request();
+
+    u32 tables() const { return tables_; }
+    // Every present leaf, for the invariant checks of the tests and the fuzzer.
+    template <typename Visit> void for_each_leaf(Visit visit) const { visit_table(root_, pte::levels, 0, visit); }
+
+private:
+    struct Walk;
+    ShadowResult walk_l1(L1Memory& memory, u64 l2_physical, u64 access, Walk& walk) const;
+    ShadowResult compose(L1Memory& memory, u64 l2_physical, u64 access, const Walk& walk);
+    bool install(u64 l2_physical, u64 leaf);
+    u64* entry_for(u64 l2_physical);
+    bool allocate_table(paddr& table);
+    void free_table(paddr table, unsigned level);
+
+    template <typename Visit> void visit_table(paddr table, unsigned level, u64 base, Visit& visit) const {
+        if (!table) return;
+        const u64* entries = frames_.table(table);
+        for (u64 i = 0; i < pte::entries; ++i) {
+            if (!(entries[i] & pte::present)) continue;
+            u64 address = base | (i << (12 + 9 * (level - 1)));
+            if (level == 1) visit(address, entries[i]);
+            else visit_table(entries[i] & pte::address_mask, level - 1, address, visit);
+        }
+    }
+
+    TableFrames& frames_;
+    u8 physical_bits_;
+    u32 max_tables_;
+    u32 tables_ = 0;
+    paddr root_ = 0;
+    u64 l1_root_ = 0;
+    bool l1_nxe_ = false;
+    bool flush_ = true;
+};
+
+}  // namespace nestor::nested::svm

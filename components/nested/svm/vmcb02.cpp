@@ -1,0 +1,110 @@
+// Building vmcb02 (see vmcb02.hpp for the rules and why).
+#include "vmcb02.hpp"
+
+namespace nestor::nested::svm {
+
+using namespace arch;
+
+namespace {
+
+// Intercepts: mandatory | L0's | L1's.
+void merge_intercepts(const VmcbControl& l1, const L0Controls& l0, VmcbControl& out) {
+    out.intercept_cr = l0.intercept_cr | l1.intercept_cr;
+    out.intercept_dr = l0.intercept_dr | l1.intercept_dr;
+    out.intercept_exceptions = mandatory::exceptions | l0.intercept_exceptions | l1.intercept_exceptions;
+    out.intercept_misc1 = mandatory::misc1 | l0.intercept_misc1 | l1.intercept_misc1;
+    out.intercept_misc2 = mandatory::misc2 | l0.intercept_misc2 | l1.intercept_misc2;
+    out.intercept_misc3 = l0.intercept_misc3 | l1.intercept_misc3;
+}
+
+void merge_controls(const VmcbControl& l1, const L0Controls& l0, paddr root, VmcbControl& out) {
+    merge_intercepts(l1, l0, out);
+    out.pause_filter_threshold = l1.pause_filter_threshold;
+    out.pause_filter_count = l1.pause_filter_count;
+    out.iopm_base_pa = l0.iopm_pa;
+    out.msrpm_base_pa = l0.msrpm_pa;
+    out.tsc_offset = l0.tsc_offset + l1.tsc_offset;  // wraps, as the CPU's sum does
+    out.guest_asid = l0.l2_asid;
+    out.tlb_control = (l0.flush_tlb || l1.tlb_control != x86::svm::kTlbControlNothing)
+                          ? x86::svm::kTlbControlFlushAll
+                          : x86::svm::kTlbControlNothing;
+    // Host RFLAGS.IF must keep gating physical interrupts: V_INTR_MASKING is always L0's.
+    out.int_ctl = (l1.int_ctl & kIntCtlFromL1) | int_ctl::v_intr_masking;
+    out.int_vector = l1.int_vector & 0xFF;
+    out.interrupt_shadow = l1.interrupt_shadow & kInterruptShadow;
+    out.nested_control = x86::svm::kNestedPagingEnable;
+    out.nested_cr3 = root;
+    out.event_inject = l1.event_inject & event::defined_bits;
+}
+
+// The state VMRUN loads from vmcb12 (APM 15.5.1); the rest of vmcb02 stays zero (no LBR
+// virtualization: DBGCTL and the branch records; no CET: S_CET, SSP, ISST).
+void copy_vmrun_state(const VmcbSave& l1, VmcbSave& out) {
+    out.es = l1.es;
+    out.cs = l1.cs;
+    out.ss = l1.ss;
+    out.ds = l1.ds;
+    out.gdtr = l1.gdtr;
+    out.idtr = l1.idtr;
+    out.cpl = l1.cpl;
+    out.efer = l1.efer;
+    out.cr4 = l1.cr4;
+    out.cr3 = l1.cr3;
+    out.cr0 = l1.cr0;
+    out.dr7 = l1.dr7;
+    out.dr6 = l1.dr6;
+    out.rflags = l1.rflags | kRflagsFixed1;
+    out.rip = l1.rip;
+    out.rsp = l1.rsp;
+    out.rax = l1.rax;
+    out.cr2 = l1.cr2;
+}
+
+// What VMLOAD / VMSAVE move lives in the (virtual) CPU between them: L1's current values.
+void copy_vmload_state(const VmcbSave& cpu, VmcbSave& out) {
+    out.fs = cpu.fs;
+    out.gs = cpu.gs;
+    out.tr = cpu.tr;
+    out.ldtr = cpu.ldtr;
+    out.kernel_gs_base = cpu.kernel_gs_base;
+    out.star = cpu.star;
+    out.lstar = cpu.lstar;
+    out.cstar = cpu.cstar;
+    out.sfmask = cpu.sfmask;
+    out.sysenter_cs = cpu.sysenter_cs;
+    out.sysenter_esp = cpu.sysenter_esp;
+    out.sysenter_eip = cpu.sysenter_eip;
+}
+
+}  // namespace
+
+bool uses_nested_paging(const Vmcb& snapshot) {
+    return (snapshot.control.nested_control & x86::svm::kNestedPagingEnable) != 0;
+}
+
+Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, const L0Controls& l0, Vmcb& vmcb02) {
+    if (l0.l2_asid == 0 || l0.l2_asid == l0.l1_asid) return fail(MergeError::bad_asid);
+    bool nested_paging = uses_nested_paging(snapshot);
+    paddr root = nested_paging ? l0.shadow_npt_root : l0.l1_npt_root;
+    if (root == 0) return fail(MergeError::missing_root);
+    fill_bytes(&vmcb02, 0, sizeof(vmcb02));
+    merge_controls(snapshot.control, l0, root, vmcb02.control);
+    copy_vmrun_state(snapshot.save, vmcb02.save);
+    copy_vmload_state(l1_cpu, vmcb02.save);
+    // gPAT is L2's PAT under L1's nested tables; without them L2 shares L1's memory types.
+    vmcb02.save.g_pat = nested_paging ? snapshot.save.g_pat : l1_cpu.g_pat;
+    return {};
+}
+
+bool merge_permission_map(const u8* l0_map, L1Memory& memory, u64 l1_map_pa, bool l1_uses, u8* merged,
+                          usize bytes) {
+    if (!l1_uses) {
+        copy_bytes(merged, l0_map, bytes);
+        return true;
+    }
+    if (!memory.read(l1_map_pa, merged, bytes)) return false;
+    for (usize i = 0; i < bytes; ++i) merged[i] |= l0_map[i];
+    return true;
+}
+
+}  // namespace nestor::nested::svm

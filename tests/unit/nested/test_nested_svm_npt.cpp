@@ -1,0 +1,197 @@
+// Nested SVM core, the shadow NPT: composition, refusals, L1's faults, invalidation, teardown.
+#include <catch2/catch.hpp>
+
+#include "nested_svm_fixture.hpp"
+
+using namespace nested_svm_test;
+
+namespace {
+
+constexpr u64 kRead = arch::npf_info::user | arch::npf_info::final_address;
+constexpr u64 kWrite = kRead | arch::npf_info::write;
+constexpr u64 kFetch = kRead | arch::npf_info::fetch;
+
+struct Shadow {
+    FakeL1 l1;
+    FakeFrames frames;
+    L1Tables tables{l1};
+    ShadowNpt npt{frames, 40, 64};
+    Shadow() { REQUIRE(npt.prepare(kNcr3, true) != 0); }
+
+    // The shadow leaf for `l2`, 0 if none.
+    u64 leaf(u64 l2) {
+        u64 found = 0;
+        npt.for_each_leaf([&](u64 address, u64 entry) {
+            if (address == (l2 & ~u64{0xFFF})) found = entry;
+        });
+        return found;
+    }
+    usize leaves() {
+        usize n = 0;
+        npt.for_each_leaf([&](u64, u64) { ++n; });
+        return n;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("nested_svm.shadow_npt_composes_l1_and_l0") {
+    Shadow s;
+    s.tables.map(0x7000000, 0x250000);
+    ShadowResult r = s.npt.fault(s.l1, 0x7000123, kRead);
+    REQUIRE(r.outcome == ShadowOutcome::mapped);
+    u64 leaf = s.leaf(0x7000000);
+    CHECK((leaf & arch::pte::address_mask) == FakeL1::kHostBase + 0x250000);
+    CHECK((leaf & arch::pte::present) != 0);
+    CHECK((leaf & arch::pte::writable) == 0);  // read first: L1's entry is not dirty yet
+    CHECK(s.npt.fault(s.l1, 0x7000123, kWrite).outcome == ShadowOutcome::mapped);
+    CHECK((s.leaf(0x7000000) & arch::pte::writable) != 0);
+    CHECK(s.leaves() == 1);
+}
+
+TEST_CASE("nested_svm.shadow_npt_sets_accessed_and_dirty_in_l1s_tables") {
+    Shadow s;
+    u64 entry_pa = s.tables.map(0x5000, 0x260000);
+    REQUIRE(s.npt.fault(s.l1, 0x5000, kRead).outcome == ShadowOutcome::mapped);
+    CHECK((s.l1.get<u64>(entry_pa) & 0x60) == 0x20);  // accessed
+    CHECK((s.l1.get<u64>(kNcr3) & 0x20) != 0);
+    REQUIRE(s.npt.fault(s.l1, 0x5000, kWrite).outcome == ShadowOutcome::mapped);
+    CHECK((s.l1.get<u64>(entry_pa) & 0x60) == 0x60);  // and dirty
+}
+
+TEST_CASE("nested_svm.shadow_npt_large_l1_pages_become_4k_entries") {
+    Shadow s;
+    s.tables.map(0x40000000, 0x200000, 0x7, 2);  // a 2 MiB page
+    REQUIRE(s.npt.fault(s.l1, 0x40012345, kWrite).outcome == ShadowOutcome::mapped);
+    CHECK((s.leaf(0x40012000) & arch::pte::address_mask) == FakeL1::kHostBase + 0x212000);
+    // A 2 MiB leaf with reserved low address bits: L1's fault, with RSVD.
+    s.tables.map(0x40200000, 0x202000, 0x7, 2);
+    ShadowResult r = s.npt.fault(s.l1, 0x40200000, kRead);
+    CHECK(r.outcome == ShadowOutcome::reflect_npf);
+    CHECK((r.exit_info_1 & arch::npf_info::reserved) != 0);
+}
+
+TEST_CASE("nested_svm.shadow_npt_never_maps_outside_l1") {
+    Shadow s;
+    s.tables.map(0x1000, FakeL1::kMmioBase);      // L1's MMIO: L0's business (device emulation)
+    s.tables.map(0x2000, 0x7FF000000);            // beyond L1's RAM
+    s.tables.map(0x3000, 0x270000);               // RAM, but L0 maps it read-only
+    s.l1.read_only[0x270] = true;
+    ShadowResult mmio = s.npt.fault(s.l1, 0x1000, kRead);
+    CHECK(mmio.outcome == ShadowOutcome::l0_fault);
+    CHECK(mmio.l1_physical == FakeL1::kMmioBase);
+    CHECK(s.npt.fault(s.l1, 0x2000, kRead).outcome == ShadowOutcome::l0_fault);
+    ShadowResult ro = s.npt.fault(s.l1, 0x3000, kWrite);
+    CHECK(ro.outcome == ShadowOutcome::l0_fault);
+    CHECK(ro.l1_physical == 0x270000);
+    CHECK(s.leaves() == 0);
+    // A read of the read-only page maps it, never writable.
+    REQUIRE(s.npt.fault(s.l1, 0x3000, kRead).outcome == ShadowOutcome::mapped);
+    CHECK((s.leaf(0x3000) & arch::pte::writable) == 0);
+}
+
+TEST_CASE("nested_svm.shadow_npt_l1_faults_become_npf_exits") {
+    Shadow s;
+    s.tables.map(0x1000, 0x250000, 0x5);                                // read-only for L2
+    s.tables.map(0x2000, 0x251000, 0x7 | arch::pte::no_execute);        // no execute
+    s.tables.map(0x3000, 0x252000, 0x3);                                // supervisor: refuses nested walks
+    s.tables.map(0x4000, 0x253000 | (u64{1} << 45), 0x7);               // reserved address bits
+    ShadowResult missing = s.npt.fault(s.l1, 0x9000000, kWrite);
+    CHECK(missing.outcome == ShadowOutcome::reflect_npf);
+    CHECK(missing.exit_info_1 == (arch::npf_info::user | arch::npf_info::write | arch::npf_info::final_address));
+    CHECK(missing.exit_info_2 == 0x9000000);
+    ShadowResult ro = s.npt.fault(s.l1, 0x1010, kWrite);
+    CHECK(ro.outcome == ShadowOutcome::reflect_npf);
+    CHECK(ro.exit_info_1 == (arch::npf_info::present | arch::npf_info::user | arch::npf_info::write |
+                             arch::npf_info::final_address));
+    CHECK(ro.exit_info_2 == 0x1010);
+    ShadowResult nx = s.npt.fault(s.l1, 0x2000, kFetch);
+    CHECK(nx.outcome == ShadowOutcome::reflect_npf);
+    CHECK((nx.exit_info_1 & arch::npf_info::fetch) != 0);
+    CHECK((nx.exit_info_1 & arch::npf_info::present) != 0);
+    CHECK(s.npt.fault(s.l1, 0x3000, kRead).outcome == ShadowOutcome::reflect_npf);
+    ShadowResult rsvd = s.npt.fault(s.l1, 0x4000, kRead);
+    CHECK(rsvd.outcome == ShadowOutcome::reflect_npf);
+    CHECK((rsvd.exit_info_1 & arch::npf_info::reserved) != 0);
+    // A fault during L2's own page walk keeps that bit for L1.
+    ShadowResult walk = s.npt.fault(s.l1, 0x9000000, arch::npf_info::user | arch::npf_info::table_walk);
+    CHECK((walk.exit_info_1 & arch::npf_info::table_walk) != 0);
+    CHECK((walk.exit_info_1 & arch::npf_info::final_address) == 0);
+    CHECK(s.leaves() == 0);
+}
+
+TEST_CASE("nested_svm.shadow_npt_l1_tables_outside_ram_stop") {
+    Shadow s;
+    s.l1.put<u64>(kNcr3, FakeL1::kMmioBase | 0x7);  // L1's PDPT over its MMIO
+    CHECK(s.npt.fault(s.l1, 0x1000, kRead).outcome == ShadowOutcome::l1_table_not_ram);
+}
+
+TEST_CASE("nested_svm.shadow_npt_invalidation_drops_everything") {
+    Shadow s;
+    s.tables.map(0x1000, 0x250000);
+    s.tables.map(0x200000, 0x251000);
+    CHECK(s.npt.take_flush_request());  // a fresh shadow: flush once
+    REQUIRE(s.npt.fault(s.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+    REQUIRE(s.npt.fault(s.l1, 0x200000, kRead).outcome == ShadowOutcome::mapped);
+    CHECK(s.leaves() == 2);
+    CHECK_FALSE(s.npt.take_flush_request());
+    s.npt.drop_all();  // TLB_CONTROL, INVLPGA, L0 unmapping L1 memory
+    CHECK(s.frames.live() == 0);
+    CHECK(s.npt.take_flush_request());
+    REQUIRE(s.npt.prepare(kNcr3, true) != 0);
+    CHECK(s.leaves() == 0);
+    // A new N_CR3 (or NXE) is another translation: dropped too.
+    REQUIRE(s.npt.fault(s.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+    REQUIRE(s.npt.prepare(kNcr3 + 0x1000, true) != 0);
+    CHECK(s.leaves() == 0);
+    CHECK(s.frames.live() == 1);
+}
+
+TEST_CASE("nested_svm.shadow_npt_budget_starts_over") {
+    FakeL1 l1;
+    FakeFrames frames;
+    L1Tables tables{l1};
+    ShadowNpt npt{frames, 40, 5};  // root + 3 for a first leaf, one spare
+    REQUIRE(npt.prepare(kNcr3, true) != 0);
+    for (u64 i = 0; i < 4; ++i) tables.map(i << 30, 0x250000 + (i << 12));  // each needs its own PD + PT
+    for (u64 i = 0; i < 4; ++i) {
+        INFO(i);
+        REQUIRE(npt.fault(l1, i << 30, kRead).outcome == ShadowOutcome::mapped);
+        CHECK(npt.tables() <= 5);
+    }
+    frames.fail_after = frames.allocated;  // L0 out of frames
+    tables.map(u64{5} << 30, 0x260000);
+    CHECK(npt.fault(l1, u64{5} << 30, kRead).outcome == ShadowOutcome::out_of_memory);
+}
+
+TEST_CASE("nested_svm.teardown_frees_every_frame_in_any_state") {
+    {  // in guest mode, after faults
+        Machine m;
+        L1Tables tables{m.l1};
+        tables.map(0x1000, 0x250000);
+        m.store(valid_vmcb12());
+        REQUIRE(m.vmrun().result == VmrunResult::entered);
+        REQUIRE(m.vcpu->shadow.fault(m.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+        CHECK(m.frames.live() > 1);
+        m.vcpu.reset();
+        CHECK(m.frames.live() == 0);
+    }
+    {  // abandoned (vCPU reset) while in guest mode
+        Machine m;
+        L1Tables tables{m.l1};
+        REQUIRE(m.vmrun().result == VmrunResult::entered);
+        abandon_guest_mode(*m.vcpu);
+        CHECK(m.frames.live() == 0);
+        CHECK_FALSE(m.vcpu->guest_mode);
+        CHECK(m.vcpu->gif);
+    }
+    {  // after a failed VMRUN, and never run
+        Machine m;
+        Vmcb v = valid_vmcb12();
+        v.control.guest_asid = 0;
+        m.store(v);
+        CHECK(m.vmrun().result == VmrunResult::vmexit_invalid);
+        m.vcpu.reset();
+        CHECK(m.frames.live() == 0);
+    }
+}

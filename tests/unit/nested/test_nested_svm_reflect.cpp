@@ -1,0 +1,175 @@
+// Nested SVM core, while L2 runs: which exits are L1's, the #VMEXIT written into vmcb12 and L1's
+// state restored, GIF, and L1's interrupts.
+#include <catch2/catch.hpp>
+
+#include "nested_svm_fixture.hpp"
+
+using namespace nested_svm_test;
+
+namespace {
+
+L2Exit exit_of(u64 code, u64 info_1 = 0, u64 info_2 = 0, u32 msr = 0) { return L2Exit{code, info_1, info_2, 0, msr}; }
+
+struct Running : Machine {
+    explicit Running(const Vmcb& v = valid_vmcb12()) {
+        store(v);
+        REQUIRE(vmrun().result == VmrunResult::entered);
+    }
+    Route route(const L2Exit& e) { return route_l2_exit(vcpu->snapshot, e, l1); }
+};
+
+u64 io_info(u16 port, unsigned size, bool in) {
+    u64 size_bit = size == 4 ? vmcb::ioio::size32 : size == 2 ? vmcb::ioio::size16 : vmcb::ioio::size8;
+    return (u64{port} << vmcb::ioio::port_shift) | size_bit | (in ? vmcb::ioio::type_in : 0);
+}
+
+}  // namespace
+
+TEST_CASE("nested_svm.reflect_follows_l1_intercepts") {
+    Running r;
+    CHECK(r.route(exit_of(vmcb::exit_code::cpuid)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::hlt)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + 14, 2, 0xDEAD000)) == Route::reflect);  // #PF
+    CHECK(r.route(exit_of(vmcb::exit_code::vmrun)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::shutdown)) == Route::reflect);
+    // Not intercepted by L1: L0's, judged in L1's terms.
+    CHECK(r.route(exit_of(vmcb::exit_code::invd)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::cr4_write)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + 13, 0)) == Route::l0);
+}
+
+TEST_CASE("nested_svm.l0_intercepts_l1_does_not_want_stay_with_l0") {
+    Vmcb v = valid_vmcb12();
+    v.control.intercept_misc1 = 0;
+    v.control.intercept_misc2 = vmcb::intercept2::vmrun;
+    v.control.intercept_exceptions = 0;
+    Running r(v);
+    CHECK(r.route(exit_of(vmcb::exit_code::cpuid)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::hlt)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::shutdown)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x60, 1, true))) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, 0x10)) == Route::l0);
+    // L2 must not reach L0's hypercalls, nor SKINIT: #UD, as on the CPU.
+    CHECK(r.route(exit_of(vmcb::exit_code::vmmcall)) == Route::inject_ud);
+    CHECK(r.route(exit_of(vmcb::exit_code::skinit)) == Route::inject_ud);
+    for (u64 code : {vmcb::exit_code::vmload, vmcb::exit_code::vmsave, vmcb::exit_code::stgi, vmcb::exit_code::clgi,
+                     vmcb::exit_code::invlpga})
+        CHECK(r.route(exit_of(code)) == Route::emulate_for_l2);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + arch::kVectorAc, 0)) == Route::reinject_exception);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + arch::kVectorDb)) == Route::reinject_exception);
+}
+
+TEST_CASE("nested_svm.physical_events_are_never_reflected") {
+    Vmcb v = valid_vmcb12();
+    v.control.intercept_misc1 |= vmcb::intercept1::intr | vmcb::intercept1::nmi | vmcb::intercept1::smi |
+                                 vmcb::intercept1::init;
+    Running intercepting(v);
+    v.control.intercept_misc1 &= ~(vmcb::intercept1::intr | vmcb::intercept1::nmi);
+    Running not_intercepting(v);
+    for (Running* r : {&intercepting, &not_intercepting})
+        for (u64 code : {vmcb::exit_code::intr, vmcb::exit_code::nmi, vmcb::exit_code::smi, vmcb::exit_code::init})
+            CHECK(r->route(exit_of(code)) == Route::l0);
+}
+
+TEST_CASE("nested_svm.io_exits_judged_by_l1s_iopm") {
+    Running r;
+    r.l1.ram[kIopm + 0x70 / 8] = 1u << (0x70 % 8);
+    r.l1.ram[kIopm + 0x2000] = 0x1;  // port 0x10000: reached by a wide access at 0xFFFF
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x70, 1, false))) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x71, 1, true))) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x6F, 2, true))) == Route::reflect);  // 0x6F-0x70
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x6C, 4, true))) == Route::l0);       // 0x6C-0x6F
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0xFFFF, 2, true))) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0xFFFE, 2, true))) == Route::l0);
+    // L0 intercepting a port L1 lets L2 use does not make it L1's.
+    r.l0_iopm[0x80 / 8] = 0xFF;
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x80, 1, false))) == Route::l0);
+}
+
+TEST_CASE("nested_svm.msr_exits_judged_by_l1s_msrpm") {
+    Running r;
+    constexpr u32 kEfer = 0xC0000080;
+    constexpr u32 kPat = 0x277;
+    r.l1.ram[kMsrpm + 0x800 + (kEfer - 0xC0000000) / 4] = u8(0x2 << ((kEfer % 4) * 2));  // EFER writes
+    r.l1.ram[kMsrpm + kPat / 4] = u8(0x1 << ((kPat % 4) * 2));                           // PAT reads
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 1, 0, kEfer)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, kEfer)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, kPat)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 1, 0, kPat)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, 0xC0010114)) == Route::l0);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, 0x40000000)) == Route::reflect);  // outside the ranges
+}
+
+TEST_CASE("nested_svm.maps_that_became_unreadable_reflect") {
+    Running r;
+    r.l1.ram.resize(kIopm);  // L0 took L1's memory above the maps away while L2 ran
+    CHECK(r.route(exit_of(vmcb::exit_code::ioio, io_info(0x71, 1, true))) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, 0x10)) == Route::reflect);
+}
+
+TEST_CASE("nested_svm.npf_is_the_shadows_only_with_l1_nested_paging") {
+    Running with_npt;
+    CHECK(with_npt.route(exit_of(vmcb::exit_code::npf, 4, 0x1000)) == Route::shadow_npt);
+    Vmcb v = valid_vmcb12();
+    v.control.nested_control = 0;
+    Running without(v);
+    CHECK(without.route(exit_of(vmcb::exit_code::npf, 4, 0x1000)) == Route::l0);
+}
+
+TEST_CASE("nested_svm.vmexit_writes_vmcb12_and_restores_l1") {
+    Running r;
+    // L2 ran for a while.
+    r.vmcb02.save.rip = 0x402000;
+    r.vmcb02.save.rax = 0x77;
+    r.vmcb02.save.cr2 = 0xC2;
+    r.vmcb02.save.fs.base = 0xF2;  // L2's FS: stays in the CPU for L1's VMSAVE
+    r.vmcb02.control.int_ctl |= arch::int_ctl::v_irq | 0x9;
+    Vmcb before = r.vmcb12();
+    VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save));
+    Vmcb after = r.vmcb12();
+    CHECK(after.control.exit_code == vmcb::exit_code::cpuid);
+    CHECK(after.control.next_rip == 0x402002);
+    CHECK(after.save.rip == 0x402000);
+    CHECK(after.save.rax == 0x77);
+    CHECK(after.save.cr2 == 0xC2);
+    CHECK(after.save.fs.base == before.save.fs.base);  // #VMEXIT does not save FS: VMSAVE does
+    CHECK(after.control.int_ctl == (before.control.int_ctl | arch::int_ctl::v_irq | 0x9));
+    CHECK(after.control.event_inject == before.control.event_inject);
+    CHECK(after.control.guest_asid == before.control.guest_asid);
+    // L1 is back where it left, with GIF clear.
+    CHECK(r.vmcb01.save.rip == 0x5003);
+    CHECK(r.vmcb01.save.rax == kVmcb12);
+    CHECK(r.vmcb01.save.rsp == 0x9000);
+    CHECK(r.vmcb01.save.cpl == 0);
+    CHECK(r.vmcb01.save.dr7 == arch::kDr7Reset);
+    CHECK(r.vmcb01.save.fs.base == 0xF2);
+    CHECK_FALSE(r.vcpu->gif);
+    CHECK_FALSE(r.vcpu->guest_mode);
+}
+
+TEST_CASE("nested_svm.vmexit_reports_exception_and_npf_info") {
+    Running r;
+    VmexitInfo pf{vmcb::exit_code::exception_base + 14, 0x6, 0xDEAD000, arch::event::valid | 0x20, 0};
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, pf, r.vmcb01.save));
+    Vmcb after = r.vmcb12();
+    CHECK(after.control.exit_info_1 == 0x6);
+    CHECK(after.control.exit_info_2 == 0xDEAD000);
+    CHECK(after.control.exit_int_info == (arch::event::valid | 0x20));
+}
+
+TEST_CASE("nested_svm.gif_and_l1_interrupts") {
+    Running r;
+    L1HostState host = r.vcpu->host;  // L1 ran with IF set
+    const Vmcb& s = r.vcpu->snapshot;
+    CHECK(route_l1_interrupt(false, s, host, 0x202) == L1Interrupt::blocked);
+    CHECK(route_l1_interrupt(true, s, host, 0x2) == L1Interrupt::vmexit_intr);  // V_INTR_MASKING: L1's IF
+    host.rflags = 0x2;
+    CHECK(route_l1_interrupt(true, s, host, 0x202) == L1Interrupt::blocked);
+    Vmcb v = valid_vmcb12();
+    v.control.int_ctl = 0;
+    v.control.intercept_misc1 &= ~vmcb::intercept1::intr;
+    Running no_intr(v);
+    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, host, 0x202) == L1Interrupt::deliver_to_l2);
+    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, host, 0x2) == L1Interrupt::blocked);
+}
