@@ -247,6 +247,30 @@ bool is_platform_call(u64 number) {
     return number == NESTOR_HC_CONSOLE_WRITE || number == NESTOR_HC_YIELD || number == NESTOR_HC_SHUTDOWN;
 }
 
+// The calls that name no object (every argument must be zero): answered from the ABI and the
+// caller's System alone.
+bool is_query(u64 number) { return number == NESTOR_HC_ABI_VERSION || number == NESTOR_HC_PHYSCAPS; }
+
+u64 query_answer(const Domain& caller, u64 number) {
+    // PHYSCAPS comes from the caller's System, whose platform capabilities were set at boot.
+    return number == NESTOR_HC_PHYSCAPS ? physcaps_bits(caller.system().platform())
+                                        : u64{NESTOR_ABI_VERSION};
+}
+
+// Calls whose invocation changes no reference count: they delete, move and release nothing, so
+// no object can die during them, the caller included.
+bool releases_nothing(u64 number) {
+    switch (number) {
+    case NESTOR_HC_ABI_VERSION:
+    case NESTOR_HC_PHYSCAPS:
+    case NESTOR_HC_CAP_IDENTIFY:
+    case NESTOR_HC_NOTIFICATION_SIGNAL:
+    case NESTOR_HC_NOTIFICATION_POLL:
+    case NESTOR_HC_VCPU_READ: return true;
+    default: return false;
+    }
+}
+
 }  // namespace
 
 CapResult<Invocation> decode(Domain& caller, const HypercallArgs& in) {
@@ -351,10 +375,7 @@ void invoke(const Invocation& inv, HypercallResult& out, Reaper& reaper) {
     out.status = NESTOR_E_OK;
     switch (inv.number) {
     case NESTOR_HC_PHYSCAPS:
-        // Answered from the caller's System, whose platform capabilities were set at boot.
-        out.value[0] = physcaps_bits(inv.caller->system().platform());
-        return;
-    case NESTOR_HC_ABI_VERSION: out.value[0] = NESTOR_ABI_VERSION; return;
+    case NESTOR_HC_ABI_VERSION: out.value[0] = query_answer(*inv.caller, inv.number); return;
     case NESTOR_HC_CAP_COPY: copy_cap(*inv.source, *inv.dest); return;
     case NESTOR_HC_CAP_MINT: mint_cap(*inv.source, *inv.dest, inv.rights, inv.badge); return;
     case NESTOR_HC_CAP_MOVE: move_cap(*inv.source, *inv.dest, reaper); return;
@@ -386,14 +407,25 @@ void invoke(const Invocation& inv, HypercallResult& out, Reaper& reaper) {
     }
 }
 
-Disposition dispatch(Domain& caller, const HypercallArgs& in, HypercallResult& out) {
-    out = HypercallResult{};
+namespace {
+
+// Every call that names an object: decoded into an Invocation, then invoked.
+[[gnu::noinline]] Disposition dispatch_invocation(Domain& caller, const HypercallArgs& in, HypercallResult& out) {
     auto decoded = decode(caller, in);
     if (!decoded) {
         out.status = static_cast<u64>(decoded.error());
         return Disposition::done;
     }
     if (is_platform_call(in.number)) return Disposition::platform;
+    // A caller always holds a reference to itself (a domain is reaped the moment its last one
+    // goes), so pinning it around a call that releases nothing would change nothing.
+    if (releases_nothing(in.number)) {
+        ASSERT(caller.cap_refs > 0 && !caller.doomed);
+        Reaper untouched;
+        invoke(decoded.value(), out, untouched);
+        ASSERT(untouched.empty());
+        return Disposition::done;
+    }
     // The caller is pinned while the call runs: revoking an untyped it was built from may take
     // its last capability, and it must not vanish before the call has finished.
     Reaper reaper;
@@ -403,6 +435,22 @@ Disposition dispatch(Domain& caller, const HypercallArgs& in, HypercallResult& o
     bool caller_dies = caller.doomed;
     reaper.reap();
     return caller_dies ? Disposition::caller_destroyed : Disposition::done;
+}
+
+}  // namespace
+
+Disposition dispatch(Domain& caller, const HypercallArgs& in, HypercallResult& out) {
+    out = HypercallResult{};
+    // The exit path's cheapest calls skip building an Invocation: decode would only check that
+    // every argument is zero, and invoke would only answer.
+    if (is_query(in.number)) {
+        u64 any = 0;
+        for (u64 arg : in.arg) any |= arg;
+        if (any) out.status = static_cast<u64>(Error::invalid_argument);  // what unused_from() says
+        else out.value[0] = query_answer(caller, in.number);
+        return Disposition::done;
+    }
+    return dispatch_invocation(caller, in, out);
 }
 
 }  // namespace nestor::cap

@@ -42,10 +42,11 @@ struct RunningDomain {
     VcpuState state{};
     nested::NestedDomain nested_domain{};  // ops == nullptr: the domain may not nest
     nested::NestedVcpu nested_vcpu{};
+    CpuidMemo cpuid_memo{};  // the vCPU's CPUID answers (starts empty: fills as the guest asks)
     GuestConsole console{};
     bool running = false;
     ExitOutcome outcome{};
-    VmExit last_exit{};
+    VmExit last_exit{};  // the exit that stopped the domain (set when it stops)
     u64 exits = 0;
     u64 preemptions = 0;
     u64 slices_without_exit = 0;
@@ -365,13 +366,16 @@ void release_backend(RunningDomain& d) {
 
 // --- running: one vCPU per domain, round robin ------------------------------------------------
 
+// The domain's nested state if it was accepted with nested virtualization, nullptr otherwise.
+nested::NestedVcpu* nested_of(RunningDomain& d) { return d.nested_vcpu.ops ? &d.nested_vcpu : nullptr; }
+
 class DomainEnvironment final : public ExitEnvironment {
 public:
     explicit DomainEnvironment(RunningDomain& d) : d_(d) {}
     CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return appliance.ops->host_cpuid(leaf, subleaf); }
     void console_line(const char* text, usize) override { log::info("[{}] {}", d_.name, text); }
     ExitOutcome hypercall(VcpuState& state, GuestConsole& console) override;
-    nested::NestedVcpu* nested_vcpu() override { return d_.nested_vcpu.ops ? &d_.nested_vcpu : nullptr; }
+    nested::NestedVcpu* nested_vcpu() override { return nested_of(d_); }
     bool port_held(u16 port, u8 size) override { return d_.domain && holds_ports(*d_.domain, port, size); }
     u32 port_read(u16 port, u8 size) override { return platform::port_read(port, size); }
     void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
@@ -387,13 +391,10 @@ ExitOutcome DomainEnvironment::hypercall(VcpuState& state, GuestConsole& console
                           {state.reg(Gpr::rdi), state.reg(Gpr::rsi), state.reg(Gpr::rdx), state.reg(Gpr::r10),
                            state.reg(Gpr::r8), state.reg(Gpr::r9)}};
     cap::HypercallResult out;
-    ExitOutcome outcome{};
-    switch (cap::dispatch(*d_.domain, in, out)) {
-    case cap::Disposition::done: break;
-    case cap::Disposition::platform: outcome = platform_call(in, out, console); break;
-    case cap::Disposition::caller_destroyed:
+    cap::Disposition disposition = cap::dispatch(*d_.domain, in, out);
+    if (disposition == cap::Disposition::caller_destroyed) [[unlikely]]
         return ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus};
-    }
+    ExitOutcome outcome = disposition == cap::Disposition::platform ? platform_call(in, out, console) : ExitOutcome{};
     state.rax() = out.status;
     state.reg(Gpr::rdi) = out.value[0];
     state.reg(Gpr::rsi) = out.value[1];
@@ -470,23 +471,25 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
 // Runs d until its slice ends, it yields or it stops.
 void run_slice(RunningDomain& d, const ApplianceOptions& options) {
     DomainEnvironment env(d);
+    const ExitContext context{nested_of(d), &d.cpuid_memo};
     for (;;) {
         VmExit exit = appliance.ops->run(d.vcpu, d.state, options.time_slice);
-        d.last_exit = exit;
         ++d.exits;
-        if (exit.kind == ExitKind::preemption) {
+        if (exit.kind == ExitKind::preemption) [[unlikely]] {
             ++d.preemptions;
             if (options.watchdog && ++d.slices_without_exit >= options.watchdog) {
                 flush_console(d.console, env);
                 log::error("appliance: domain {} ran {} time slices without an exit (watchdog)", d.name,
                            d.slices_without_exit);
+                d.last_exit = exit;
                 stop(d, ExitOutcome{.stop = true, .reason = StopReason::watchdog, .status = kFailureStatus});
             }
             return;
         }
         d.slices_without_exit = 0;
-        ExitOutcome outcome = handle_exit(exit, d.state, d.console, env);
-        if (outcome.stop || !d.running) {
+        ExitOutcome outcome = handle_exit(exit, d.state, d.console, env, context);
+        if (outcome.stop || !d.running) [[unlikely]] {
+            d.last_exit = exit;
             stop(d, outcome.stop ? outcome
                                  : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
             return;

@@ -37,16 +37,16 @@ struct BackendVm {
 };
 static_assert(sizeof(BackendVm) <= kPageSize);
 
-// An SVM vCPU behind the kernel's opaque handle. ASIDs are per vCPU: each has its own guest
-// translations even when the VM's nested tables are shared.
-// The host bytes of the guest code page the last decoded instruction came from.
+// The host bytes of the guest code page the last decoded instruction came from. An unmap in the
+// VM (a new TLB generation) forgets it: run_once() clears `host` when it sees one.
 struct CodePageCache {
     u64 linear_page;
     u64 cr0, cr3, cr4;
-    u64 generation;  // the VM's TLB generation: an unmap forgets the page
     const u8* host;  // null: nothing cached
 };
 
+// An SVM vCPU behind the kernel's opaque handle. ASIDs are per vCPU: each has its own guest
+// translations even when the VM's nested tables are shared.
 struct BackendVcpu {
     paddr self;  // the frame holding this object
     BackendVm* vm;
@@ -55,8 +55,7 @@ struct BackendVcpu {
     u32 asid;
     bool flush_tlb;
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
-    bool event_pending;
-    u64 pending_event;
+    u64 pending_event;   // EVENTINJ for the next entry; 0: none (a queued event has kEventValid)
     CodePageCache code;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
@@ -116,6 +115,9 @@ Status<VirtError> svm_enable() {
     host_vmcb = allocate_zeroed_frame_or_panic("SVM host VMCB");
     wrmsr(msr::efer, rdmsr(msr::efer) | kEferSvme);
     wrmsr(kMsrVmHsavePa, host_save_area);
+    // The host's FS, GS, TR, LDTR, KernelGsBase and syscall MSRs, which VMRUN does not restore:
+    // saved once, as they were set at boot and never change, and loaded after every exit.
+    asm volatile("vmsave %%rax" ::"a"(host_vmcb) : "memory");
     svm_enabled = true;
     log::debug("svm: enabled, host save area {:#x}, host VMCB {:#x}", host_save_area, host_vmcb);
     return {};
@@ -284,10 +286,11 @@ void set_long64_state(Vmcb& vmcb, u64 cr3) {
     s.efer = kEferSvme | kEferLme | kEferLma | kEferNxe;
 }
 
-CpuMode mode_of(const Vmcb& vmcb) {
-    const VmcbSave& s = vmcb.save;
-    if (!(s.cr0 & kCr0Pe) || (s.rflags & kRflagsVm)) return CpuMode::real16;
+// Long mode first, the common case: EFER.LMA implies CR0.PE and PG, and long mode has no
+// virtual-8086 mode.
+CpuMode mode_of(const VmcbSave& s) {
     if ((s.efer & kEferLma) && (s.cs.attrib & attrib::long_mode)) return CpuMode::long64;
+    if (!(s.cr0 & kCr0Pe) || (s.rflags & kRflagsVm)) return CpuMode::real16;
     return (s.cs.attrib & attrib::default32) ? CpuMode::protected32 : CpuMode::protected16;
 }
 
@@ -344,7 +347,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     state.cr0 = vmcb.save.cr0;
     state.efer = vmcb.save.efer & ~kEferSvme;
     state.cs_base = vmcb.save.cs.base;
-    state.mode = mode_of(vmcb);
+    state.mode = mode_of(vmcb.save);
     state.rflags = vmcb.save.rflags;
     log::debug("svm: vCPU ASID {} VMCB {:#x} NPT {:#x}", asid, vcpu->vmcb_pa, vm->npt_root);
     return vcpu;
@@ -388,32 +391,36 @@ usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
     return read_guest_linear(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear, memory, out, size);
 }
 
-// The length of the instruction at CS:RIP if it is `expected`; 0 if it cannot be decoded or is
-// something else (the guest changed its code under the exit).
 // The host bytes of the guest code page at `linear_page`, remembered per vCPU: most exits come
 // from a few instructions run again and again, and two page walks per exit would dominate its
 // cost. The page is forgotten when the guest changes its paging registers or the VM's mappings
-// change (an unmap): the frame could then belong to someone else. A guest that rewrites its own
-// page tables under the same CR3 may have one exit decoded from its old code page; that only
-// concerns the guest itself.
-const u8* code_page(BackendVcpu& vcpu, u64 linear_page) {
+// change (an unmap, seen by run_once()): the frame could then belong to someone else. A guest that
+// rewrites its own page tables under the same CR3 may have one exit decoded from its old code
+// page; that only concerns the guest itself.
+[[gnu::noinline]] const u8* walk_code_page(BackendVcpu& vcpu, u64 linear_page) {
     const VmcbSave& s = vcpu.vmcb->save;
     CodePageCache& c = vcpu.code;
-    if (c.host && c.linear_page == linear_page && c.cr3 == s.cr3 && c.cr0 == s.cr0 && c.cr4 == s.cr4 &&
-        c.generation == vcpu.vm->tlb_generation)
-        return c.host;
     NestedMemory memory(*vcpu.vm);
     u64 gpa = 0;
     paddr frame = 0;
     if (!guest_translate(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear_page, memory, gpa) ||
-        !memory.host_frame(gpa, frame))
+        !memory.host_frame(gpa, frame)) {
+        c.host = nullptr;
         return nullptr;
-    c = CodePageCache{linear_page, s.cr0, s.cr3, s.cr4, vcpu.vm->tlb_generation, frame_pointer<u8>(frame)};
+    }
+    c = CodePageCache{linear_page, s.cr0, s.cr3, s.cr4, frame_pointer<u8>(frame)};
     return c.host;
 }
 
+inline const u8* code_page(BackendVcpu& vcpu, u64 linear_page) {
+    const VmcbSave& s = vcpu.vmcb->save;
+    const CodePageCache& c = vcpu.code;
+    if (c.host && c.linear_page == linear_page && c.cr3 == s.cr3 && c.cr0 == s.cr0 && c.cr4 == s.cr4) return c.host;
+    return walk_code_page(vcpu, linear_page);
+}
+
 // The common case, an intercepted instruction without prefixes: its plain encoding.
-u8 plain_length(const u8* code, InsnOp expected) {
+inline u8 plain_length(const u8* code, InsnOp expected) {
     switch (expected) {
     case InsnOp::cpuid: return code[0] == 0x0F && code[1] == 0xA2 ? 2 : 0;
     case InsnOp::vmmcall: return code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xD9 ? 3 : 0;
@@ -424,7 +431,8 @@ u8 plain_length(const u8* code, InsnOp expected) {
     }
 }
 
-u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected) {
+// The full decode: prefixes, an instruction crossing into the next page, or a page not cached.
+[[gnu::noinline]] u8 decoded_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected) {
     u8 bytes[kMaxInstructionLength];
     u64 linear = state.cs_base + state.rip;
     u64 offset = linear & (kPageSize - 1);
@@ -437,8 +445,6 @@ u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected
         available = read_guest_code(vcpu, linear, bytes, sizeof(bytes));
         code = bytes;
     }
-    if (available >= 3)
-        if (u8 length = plain_length(code, expected)) return length;
     auto insn = decode_instruction(code, available, state.mode);
     if (!insn) {
         log::debug("svm: cannot decode the instruction at rip {:#x}: {}", state.rip, insn_error_name(insn.error()));
@@ -451,11 +457,25 @@ u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected
     return insn->length;
 }
 
-VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
+// The length of the instruction at CS:RIP if it is `expected`; 0 if it cannot be decoded or is
+// something else (the guest changed its code under the exit).
+inline u8 instruction_length(BackendVcpu& vcpu, const VcpuState& state, InsnOp expected) {
+    u64 linear = state.cs_base + state.rip;
+    u64 offset = linear & (kPageSize - 1);
+    if (offset + kMaxInstructionLength <= kPageSize) {
+        if (const u8* page = code_page(vcpu, linear - offset))
+            if (u8 length = plain_length(page + offset, expected)) return length;
+    }
+    return decoded_length(vcpu, state, expected);
+}
+
+// Every case sets the kind and the union member it uses in full, so nothing is zeroed first.
+inline VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
     const VmcbControl& c = vcpu.vmcb->control;
-    VmExit exit{};
+    VmExit exit;
+    exit.instruction_length = 0;
     exit.vendor_code = c.exit_code;
-    auto with_length = [&](ExitKind kind, InsnOp op) {
+    auto with_length = [&](ExitKind kind, InsnOp op) __attribute__((always_inline)) {
         exit.kind = kind;
         exit.instruction_length = instruction_length(vcpu, state, op);
     };
@@ -465,6 +485,7 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
     case exit_code::vmmcall: with_length(ExitKind::hypercall, InsnOp::vmmcall); break;
     case exit_code::hlt: with_length(ExitKind::hlt, InsnOp::hlt); break;
     case exit_code::msr:
+        exit.msr.value = 0;
         if (c.exit_info_1 == 0) {
             with_length(ExitKind::msr_read, InsnOp::rdmsr);
         } else {
@@ -534,57 +555,72 @@ VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
 // take it (the timer's handler acknowledges it).
 void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
 
-VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
-    Vmcb& vmcb = *vcpu->vmcb;
-    vmcb.save.rip = state.rip;
-    vmcb.save.rflags = state.rflags | kRflagsReserved1;
-    vmcb.save.rax = state.reg(Gpr::rax);
-    vmcb.save.rsp = state.reg(Gpr::rsp);
-    vmcb.save.efer = state.efer | kEferSvme;  // VMRUN refuses a guest state without SVME
-    vmcb.control.event_inject = vcpu->event_pending ? vcpu->pending_event : 0;
-    vcpu->event_pending = false;
-    if (vcpu->tlb_generation != vcpu->vm->tlb_generation) {
-        vcpu->tlb_generation = vcpu->vm->tlb_generation;
-        vcpu->flush_tlb = true;
-    }
-    vmcb.control.tlb_control = vcpu->flush_tlb ? kTlbControlFlushAll : kTlbControlNothing;
-    vcpu->flush_tlb = false;
-
-    // A slice spans every run of this vCPU until it expires: arming the APIC on each entry would
-    // put two MMIO writes on every exit's path.
-    if (time_slice && slice_owner != vcpu) {
+// Arms or stops the APIC timer for the slice `vcpu` is about to run. A slice spans every run of
+// this vCPU until it expires: arming the APIC on each entry would put two MMIO writes on every
+// exit's path, so this runs only when the owner or the limit changes.
+[[gnu::noinline]] void switch_slice(const BackendVcpu* vcpu, u64 time_slice) {
+    if (time_slice) {
         lapic::arm_oneshot(time_slice);
         slice_owner = vcpu;
-    } else if (!time_slice && slice_owner) {
+    } else if (slice_owner) {
         lapic::disarm();
         slice_owner = nullptr;
     }
-    svm_world_switch(vcpu->vmcb_pa, host_vmcb, state.gpr);
-    bool preempted = false;
-    if (vmcb.control.exit_code == exit_code::intr) {
-        preempted = slice_owner == vcpu && lapic::timer_expired();
-        if (preempted) {
-            lapic::disarm();
-            slice_owner = nullptr;
-        }
-        take_pending_interrupt();
-    }
+}
 
-    state.rip = vmcb.save.rip;
-    state.rflags = vmcb.save.rflags;
-    state.reg(Gpr::rax) = vmcb.save.rax;
-    state.reg(Gpr::rsp) = vmcb.save.rsp;
-    state.cr0 = vmcb.save.cr0;
-    state.efer = vmcb.save.efer & ~kEferSvme;
-    state.cs_base = vmcb.save.cs.base;
-    state.mode = mode_of(vmcb);
-    // An event whose delivery the exit interrupted is delivered again on the next entry.
-    if (vmcb.control.exit_int_info & kEventValid) {
-        vcpu->pending_event = vmcb.control.exit_int_info;
-        vcpu->event_pending = true;
+// After an INTR exit: was it the end of the running vCPU's slice? Either way the interrupt is
+// still pending: a moment with interrupts open lets the host take it (the timer's handler
+// acknowledges it).
+[[gnu::noinline]] bool interrupted(const BackendVcpu* vcpu) {
+    bool preempted = slice_owner == vcpu && lapic::timer_expired();
+    if (preempted) {
+        lapic::disarm();
+        slice_owner = nullptr;
     }
+    take_pending_interrupt();
+    return preempted;
+}
+
+VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    Vmcb& vmcb = *vcpu->vmcb;
+    VmcbSave& save = vmcb.save;
+    save.rip = state.rip;
+    save.rflags = state.rflags | kRflagsReserved1;
+    save.rax = state.reg(Gpr::rax);
+    save.rsp = state.reg(Gpr::rsp);
+    save.efer = state.efer | kEferSvme;  // VMRUN refuses a guest state without SVME
+    vmcb.control.event_inject = vcpu->pending_event;
+    vcpu->pending_event = 0;
+    if (vcpu->tlb_generation != vcpu->vm->tlb_generation) [[unlikely]] {
+        vcpu->tlb_generation = vcpu->vm->tlb_generation;
+        vcpu->flush_tlb = true;
+        vcpu->code.host = nullptr;  // the code page's frame may be someone else's now
+    }
+    if (vcpu->flush_tlb) [[unlikely]] {
+        vmcb.control.tlb_control = kTlbControlFlushAll;  // back to kTlbControlNothing after the run
+        vcpu->flush_tlb = false;
+    }
+    if (slice_owner != vcpu || !time_slice) [[unlikely]]
+        switch_slice(vcpu, time_slice);
+
+    svm_world_switch(vcpu->vmcb_pa, host_vmcb, state.gpr);
+
+    if (vmcb.control.tlb_control != kTlbControlNothing) [[unlikely]]
+        vmcb.control.tlb_control = kTlbControlNothing;
+    bool preempted = vmcb.control.exit_code == exit_code::intr && interrupted(vcpu);
+    state.rip = save.rip;
+    state.rflags = save.rflags;
+    state.reg(Gpr::rax) = save.rax;
+    state.reg(Gpr::rsp) = save.rsp;
+    state.cr0 = save.cr0;
+    state.efer = save.efer & ~kEferSvme;
+    state.cs_base = save.cs.base;
+    state.mode = mode_of(save);
+    // An event whose delivery the exit interrupted is delivered again on the next entry.
+    if (vmcb.control.exit_int_info & kEventValid) [[unlikely]]
+        vcpu->pending_event = vmcb.control.exit_int_info;
     VmExit exit = decode_exit(*vcpu, state);
-    if (exit.kind == ExitKind::external_interrupt && preempted) exit.kind = ExitKind::preemption;
+    if (preempted && exit.kind == ExitKind::external_interrupt) exit.kind = ExitKind::preemption;
     return exit;
 }
 
@@ -613,6 +649,7 @@ bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
     }
     vcpu.vmcb->save.cr4 = value;
     vcpu.flush_tlb = true;  // paging controls changed
+    vcpu.code.host = nullptr;
     state.rip += static_cast<u64>(op + 3 - code);
     return true;
 }
@@ -631,7 +668,6 @@ void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 e
     if (has_error_code && (vcpu->vmcb->save.cr0 & kCr0Pe))
         event |= kEventErrorCodeValid | (static_cast<u64>(error_code) << 32);
     vcpu->pending_event = event;
-    vcpu->event_pending = true;
 }
 
 CpuidValues svm_host_cpuid(u32 leaf, u32 subleaf) {

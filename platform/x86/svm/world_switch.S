@@ -6,8 +6,9 @@
  * r8..r15), 8 bytes each. RAX and RSP are not loaded from or stored to it: the guest's RAX, RSP,
  * RIP and RFLAGS live in the VMCB. VMRUN saves and restores the host's RSP, RIP, RFLAGS, RAX,
  * CR0/3/4, EFER, GDTR, IDTR and CS/SS/DS/ES itself; the host's FS, GS, TR, LDTR and syscall MSRs
- * are kept with VMSAVE/VMLOAD in host_vmcb_pa. The callee-saved registers are saved on the stack.
- * GIF stays clear from before the host VMSAVE until the host state is back, so nothing can
+ * are loaded with VMLOAD from host_vmcb_pa, where svm_enable() saved them once (they are set at
+ * boot and never change). The callee-saved registers are saved on the stack.
+ * GIF stays clear from before the guest's VMLOAD until the host state is back, so nothing can
  * interrupt the switch half-way. The host's IF is set only around VMRUN: with V_INTR_MASKING it
  * is what lets a physical interrupt (the preemption timer) end the guest's run with an INTR exit;
  * with GIF clear the host itself takes no interrupt here.
@@ -22,38 +23,34 @@ svm_world_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    pushq %rdx              /* 16(%rsp): guest GPR array */
-    pushq %rdi              /*  8(%rsp): guest VMCB */
-    pushq %rsi              /*  0(%rsp): host VMCB */
+    pushq %rdx              /* 8(%rsp): guest GPR array */
+    pushq %rsi              /* 0(%rsp): host VMCB */
 
     clgi
-    movq %rsi, %rax
-    vmsave %rax             /* host FS, GS, TR, LDTR, KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER */
+    movq %rdi, %rax         /* the guest VMCB, in RAX for VMLOAD, VMRUN and VMSAVE */
+    vmload %rax             /* guest FS, GS, TR, LDTR, KernelGsBase, syscall MSRs */
 
-    movq %rdx, %rax
-    movq 8(%rax), %rcx
-    movq 16(%rax), %rdx
-    movq 24(%rax), %rbx
-    movq 40(%rax), %rbp
-    movq 48(%rax), %rsi
-    movq 56(%rax), %rdi
-    movq 64(%rax), %r8
-    movq 72(%rax), %r9
-    movq 80(%rax), %r10
-    movq 88(%rax), %r11
-    movq 96(%rax), %r12
-    movq 104(%rax), %r13
-    movq 112(%rax), %r14
-    movq 120(%rax), %r15
+    movq 8(%rdx), %rcx      /* the guest's GPRs; RDX, the array's address, last */
+    movq 24(%rdx), %rbx
+    movq 40(%rdx), %rbp
+    movq 48(%rdx), %rsi
+    movq 56(%rdx), %rdi
+    movq 64(%rdx), %r8
+    movq 72(%rdx), %r9
+    movq 80(%rdx), %r10
+    movq 88(%rdx), %r11
+    movq 96(%rdx), %r12
+    movq 104(%rdx), %r13
+    movq 112(%rdx), %r14
+    movq 120(%rdx), %r15
+    movq 16(%rdx), %rdx
 
-    movq 8(%rsp), %rax      /* guest VMCB */
-    vmload %rax
     sti
     vmrun %rax
     cli
     vmsave %rax             /* RAX is the host's again: the guest VMCB address */
 
-    movq 16(%rsp), %rax
+    movq 8(%rsp), %rax
     movq %rcx, 8(%rax)
     movq %rdx, 16(%rax)
     movq %rbx, 24(%rax)
@@ -73,7 +70,7 @@ svm_world_switch:
     vmload %rax
     stgi
 
-    addq $24, %rsp
+    addq $16, %rsp
     popq %r15
     popq %r14
     popq %r13

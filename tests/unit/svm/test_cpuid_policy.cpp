@@ -4,6 +4,7 @@
 
 #include "nestor/virt/cpuid_policy.hpp"
 
+using namespace nestor;
 using namespace nestor::virt;
 
 namespace {
@@ -65,4 +66,51 @@ TEST_CASE("cpuid_policy.other_leaves_pass_through") {
     CHECK(v.edx == host.edx);
     CpuidValues seven = cpuid_policy(7, 0, kAllOnes);
     CHECK(seven.ebx == 0xFFFFFFFF);
+}
+
+TEST_CASE("cpuid_memo.remembers_exactly_the_leaf_and_subleaf") {
+    CpuidMemo memo;
+    CHECK(memo.find(0, 0) == nullptr);
+    memo.remember(7, 0, {1, 2, 3, 4});
+    const CpuidValues* v = memo.find(7, 0);
+    REQUIRE(v != nullptr);
+    CHECK(v->eax == 1);
+    CHECK(v->ebx == 2);
+    CHECK(v->ecx == 3);
+    CHECK(v->edx == 4);
+    CHECK(memo.find(7, 1) == nullptr);  // another subleaf is another question
+    CHECK(memo.find(0x80000007, 0) == nullptr);
+    memo.remember(7, 0, {5, 6, 7, 8});  // the newest answer wins
+    CHECK(memo.find(7, 0)->eax == 5);
+    memo.clear();
+    CHECK(memo.find(7, 0) == nullptr);
+}
+
+TEST_CASE("cpuid_memo.a_shared_entry_never_answers_for_the_wrong_query") {
+    // Find two queries that share an entry: the second replaces the first, which is then
+    // worked out again rather than answered with the other's values.
+    u32 leaf_a = 0, leaf_b = 1;
+    while (CpuidMemo::index(leaf_b, 0) != CpuidMemo::index(leaf_a, 0)) ++leaf_b;
+    CpuidMemo memo;
+    memo.remember(leaf_a, 0, {0xA, 0xA, 0xA, 0xA});
+    memo.remember(leaf_b, 0, {0xB, 0xB, 0xB, 0xB});
+    CHECK(memo.find(leaf_a, 0) == nullptr);
+    REQUIRE(memo.find(leaf_b, 0) != nullptr);
+    CHECK(memo.find(leaf_b, 0)->eax == 0xB);
+}
+
+TEST_CASE("cpuid_memo.spreads_the_leaves_a_guest_asks_for") {
+    // The basic, hypervisor and extended leaves a booting OS reads: few may share an entry.
+    u32 leaves[] = {0, 1, 2, 4, 6, 7, 0xB, 0xD, 0x40000000, 0x40000001, 0x80000000, 0x80000001, 0x80000007,
+                    0x80000008};
+    bool used[CpuidMemo::kEntries] = {};
+    int shared = 0;
+    for (u32 leaf : leaves) {
+        u32 i = CpuidMemo::index(leaf, 0);
+        REQUIRE(i < CpuidMemo::kEntries);
+        if (used[i]) ++shared;
+        used[i] = true;
+    }
+    CHECK(shared <= 3);
+    for (u32 sub = 0; sub < 4; ++sub) CHECK(CpuidMemo::index(4, sub) < CpuidMemo::kEntries);
 }

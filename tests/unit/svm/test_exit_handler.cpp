@@ -375,3 +375,86 @@ TEST_CASE("exit.cache_invalidate_completes_without_touching_the_host") {
     CHECK(f.state.rip == 0x1002);
     CHECK(f.run(make(ExitKind::cache_invalidate, 0)).reason == StopReason::undecodable);
 }
+
+TEST_CASE("exit.cpuid_memo_answers_repeated_questions") {
+    Fixture f;
+    CpuidMemo memo;
+    ExitContext context{nullptr, &memo};
+    auto run = [&](u32 leaf, u32 subleaf) {
+        f.state.rax() = leaf;
+        f.state.rcx() = subleaf;
+        return handle_exit(make(ExitKind::cpuid, 2), f.state, f.console, f.env, context);
+    };
+    run(1, 0);
+    CHECK(f.env.cpuid_calls == 1);
+    u64 first[] = {f.state.rax(), f.state.rbx(), f.state.rcx(), f.state.rdx()};
+    CHECK((first[2] & (1u << 31)) != 0);  // the policy applied: the hypervisor bit
+    CHECK((first[2] & (1u << 5)) == 0);   // and VMX hidden
+    f.state.rbx() = f.state.rdx() = 0x5555;
+    run(1, 0);
+    CHECK(f.env.cpuid_calls == 1);  // from the memo
+    u64 second[] = {f.state.rax(), f.state.rbx(), f.state.rcx(), f.state.rdx()};
+    for (int i = 0; i < 4; ++i) CHECK(second[i] == first[i]);
+    CHECK(f.state.rip == 0x1004);  // each completed
+    run(1, 1);  // another subleaf: asked again
+    CHECK(f.env.cpuid_calls == 2);
+    run(kCpuidHypervisorBase, 0);  // synthetic: never the host
+    CHECK(f.env.cpuid_calls == 2);
+    CHECK(f.state.rbx() == kNestorSignatureEbx);
+    run(kCpuidHypervisorBase, 0);
+    CHECK(f.state.rbx() == kNestorSignatureEbx);
+    CHECK(f.env.cpuid_calls == 2);
+}
+
+TEST_CASE("exit.cpuid_memo_agrees_with_the_handler_without_one") {
+    Fixture with, without;
+    CpuidMemo memo;
+    ExitContext context{nullptr, &memo};
+    for (int round = 0; round < 2; ++round) {
+        for (u32 leaf : {0u, 1u, 7u, 0x40000000u, 0x40000001u, 0x80000001u, 0x8000000Au}) {
+            with.state.rax() = without.state.rax() = leaf;
+            with.state.rcx() = without.state.rcx() = 0;
+            handle_exit(make(ExitKind::cpuid, 2), with.state, with.console, with.env, context);
+            without.run(make(ExitKind::cpuid, 2));
+            CHECK(with.state.rax() == without.state.rax());
+            CHECK(with.state.rbx() == without.state.rbx());
+            CHECK(with.state.rcx() == without.state.rcx());
+            CHECK(with.state.rdx() == without.state.rdx());
+        }
+    }
+    CHECK(with.env.cpuid_calls < without.env.cpuid_calls);
+}
+
+TEST_CASE("exit.cpuid_undecodable_is_not_completed_even_from_the_memo") {
+    Fixture f;
+    CpuidMemo memo;
+    ExitContext context{nullptr, &memo};
+    f.state.rax() = 0;
+    handle_exit(make(ExitKind::cpuid, 2), f.state, f.console, f.env, context);
+    f.state.rax() = 0;
+    u64 rip = f.state.rip;
+    ExitOutcome o = handle_exit(make(ExitKind::cpuid, 0), f.state, f.console, f.env, context);
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::undecodable);
+    CHECK(f.state.rip == rip);
+}
+
+TEST_CASE("exit.context_handles_every_kind_as_the_plain_handler") {
+    // The hot exits and the rest go through the same rules with a context.
+    Fixture with, without;
+    ExitContext context{nullptr, nullptr};
+    VmExit exits[] = {out(kGuestConsolePort, 'h'), out(kGuestConsolePort, '\n'), make(ExitKind::hypercall, 3),
+                      make(ExitKind::cache_invalidate, 2), make(ExitKind::external_interrupt, 0),
+                      make(ExitKind::virtualization_instruction, 3), make(ExitKind::hlt, 1)};
+    for (const VmExit& e : exits) {
+        ExitOutcome a = handle_exit(e, with.state, with.console, with.env, context);
+        ExitOutcome b = without.run(e);
+        CHECK(a.stop == b.stop);
+        CHECK(a.reason == b.reason);
+        CHECK(a.inject == b.inject);
+        CHECK(a.vector == b.vector);
+        CHECK(with.state.rip == without.state.rip);
+    }
+    CHECK(with.env.lines == without.env.lines);
+    CHECK(with.env.hypercall_rips == without.env.hypercall_rips);
+}

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "nestor/nested/nested_ops.hpp"
+#include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/exit.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 #include "nestor/virt/virt_ops.hpp"
@@ -67,17 +68,20 @@ struct GuestConsole {
     u8 line_control;  // the UART's LCR, for its divisor-latch bit
 };
 
+// The flags first and no padding between the words: "carry on" ({}) is three stores, and every
+// exit returns one.
 struct ExitOutcome {
     bool stop = false;
     StopReason reason = StopReason::none;
-    u32 status = 0;  // the guest's exit status (stop only; non-zero for every abnormal stop)
     bool inject = false;
     u8 vector = 0;
     bool has_error_code = false;
-    u32 error_code = 0;
     bool yield = false;  // the guest gave up the rest of its time slice
+    u32 status = 0;      // the guest's exit status (stop only; non-zero for every abnormal stop)
+    u32 error_code = 0;
     const char* detail = nullptr;  // stop: a sentence saying why, for the log (e.g. from the nested component)
 };
+static_assert(sizeof(ExitOutcome) == 24);
 
 // What the handler needs from the world outside the guest (the kernel or a test double).
 class ExitEnvironment {
@@ -106,8 +110,21 @@ inline constexpr u8 kVectorUd = 6;
 inline constexpr u8 kVectorGp = 13;
 
 // Handles one exit. Completing an instruction advances state.rip by its length; an injected
-// fault leaves RIP on the faulting instruction.
+// fault leaves RIP on the faulting instruction. Every CPUID is worked out through
+// env.host_cpuid() and the policy.
 ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env);
+
+// What a caller that keeps the vCPU's own state at hand (the kernel's run loop) passes along:
+// it saves the exit path a virtual call and lets CPUID answer from the memo.
+struct ExitContext {
+    nested::NestedVcpu* nested;  // must be what env.nested_vcpu() returns
+    CpuidMemo* cpuid;            // the vCPU's CPUID memo; nullptr: none
+};
+
+// The same as above with the vCPU's context (one argument, so that every handler's arguments
+// stay in registers and the dispatch only jumps).
+ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                        const ExitContext& context);
 
 // Flushes a partial console line (when the guest stops).
 void flush_console(GuestConsole& console, ExitEnvironment& env);
