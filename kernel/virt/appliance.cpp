@@ -6,6 +6,7 @@
 #include "nestor/cap/cnode.hpp"
 #include "nestor/cap/domain.hpp"
 #include "nestor/cap/hypercall.hpp"
+#include "nestor/cap/notification.hpp"
 #include "nestor/cap/operations.hpp"
 #include "nestor/cap/system.hpp"
 #include "nestor/log.hpp"
@@ -37,6 +38,8 @@ struct RunningDomain {
     u64 domain_slot = 0;        // the toolstack's capability to the domain
     u64 cspace_slot = 0;        // the toolstack's capability to the domain's CSpace root
     u64 notification_slot = 0;  // the toolstack's capability to the domain's notification
+    const cap::Notification* notification = nullptr;  // where signals for it arrive
+    bool waiting = false;       // halted with interrupts on: runs again once a signal arrives
     VmHandle vm = nullptr;
     VcpuHandle vcpu = nullptr;
     VcpuState state{};
@@ -181,7 +184,7 @@ bool give_memory(RunningDomain& d, u64 bytes) {
 bool give_own_notification(RunningDomain& d) {
     d.notification_slot = take_slot();
     d.cspace_slot = take_slot();
-    return call_ok(toolstack_call(NESTOR_HC_UNTYPED_RETYPE, cap::kBootSlotUntyped, NESTOR_CAP_NOTIFICATION, 0,
+    bool given = call_ok(toolstack_call(NESTOR_HC_UNTYPED_RETYPE, cap::kBootSlotUntyped, NESTOR_CAP_NOTIFICATION, 0,
                                   NESTOR_CSPACE_ROOT, d.notification_slot),
                    d, "creating its notification") &&
            call_ok(toolstack_call(NESTOR_HC_DOMAIN_CSPACE, d.domain_slot, NESTOR_CSPACE_ROOT, d.cspace_slot), d,
@@ -189,6 +192,8 @@ bool give_own_notification(RunningDomain& d) {
            call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, d.notification_slot, d.cspace_slot,
                                   NESTOR_GUEST_SLOT_NOTIFICATION, NESTOR_RIGHT_NOTIFICATION_WAIT, 0),
                    d, "granting its notification");
+    if (given) d.notification = static_cast<const cap::Notification*>(toolstack_slot(d.notification_slot).cap.object);
+    return given;
 }
 
 // Ports the kernel itself drives are never handed out: the legacy PIC it keeps masked, and
@@ -496,7 +501,30 @@ void run_slice(RunningDomain& d, const ApplianceOptions& options) {
         }
         if (outcome.inject)
             appliance.ops->inject_exception(d.vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
+        if (outcome.wait) {
+            d.waiting = true;
+            return;
+        }
         if (outcome.yield || exit.kind == ExitKind::external_interrupt) return;
+    }
+}
+
+// A waiting domain runs again once a signal is pending on its notification.
+bool ready(RunningDomain& d) {
+    if (!d.running) return false;
+    if (d.waiting && d.notification && d.notification->pending()) d.waiting = false;
+    return !d.waiting;
+}
+
+// Every running domain waits: no domain can send the signals they wait for, and nothing else
+// (no device, no interrupt) exists to wake them. Rather than idle for ever, stop them.
+void stop_waiting_domains() {
+    for (u32 i = 0; i < appliance.domain_count; ++i) {
+        RunningDomain& d = appliance.domains[i];
+        if (!d.running) continue;
+        DomainEnvironment env(d);
+        flush_console(d.console, env);
+        stop(d, ExitOutcome{.stop = true, .reason = StopReason::waits_forever, .status = kFailureStatus});
     }
 }
 
@@ -507,9 +535,15 @@ bool any_running() {
 }
 
 void run_domains(const ApplianceOptions& options) {
-    for (u32 next = 0; any_running(); next = (next + 1) % appliance.domain_count) {
-        RunningDomain& d = appliance.domains[next];
-        if (d.running) run_slice(d, options);
+    while (any_running()) {
+        bool ran = false;
+        for (u32 i = 0; i < appliance.domain_count; ++i) {
+            RunningDomain& d = appliance.domains[i];
+            if (!ready(d)) continue;
+            run_slice(d, options);
+            ran = true;
+        }
+        if (!ran) stop_waiting_domains();
     }
 }
 

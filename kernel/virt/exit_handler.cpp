@@ -238,6 +238,7 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::exit_limit: return "exit limit reached";
     case StopReason::shutdown: return "shutdown";
     case StopReason::watchdog: return "watchdog";
+    case StopReason::waits_forever: return "waits for a signal nothing can send";
     }
     return "?";
 }
@@ -294,8 +295,11 @@ namespace {
         if (!complete(exit, state)) return stop(StopReason::undecodable);
         return {};
     case ExitKind::hlt:
+        // With interrupts enabled the guest waits for an event; with them disabled nothing can
+        // ever wake it: it is done.
+        if (!complete(exit, state)) return stop(StopReason::undecodable);
+        if (state.rflags & kRflagsIf) return ExitOutcome{.wait = true};
         flush_console(console, env);
-        complete(exit, state);
         return stop(StopReason::halted, 0);
     case ExitKind::nested_page_fault:
         return handle_nested_page_fault(exit, state, console, env, nested);

@@ -200,6 +200,8 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
             log::debug("virt: exit {} (code {:#x}) at rip {:#x}, length {}", exit_kind_name(exit.kind),
                        exit.vendor_code, state.rip, exit.instruction_length);
         outcome = handle_exit(exit, state, console, env);
+        // A built-in guest has nothing that could wake it: waiting is the end of it.
+        if (outcome.wait) outcome = ExitOutcome{.stop = true, .reason = StopReason::halted};
         if (outcome.stop) break;
         if (outcome.inject) ops->inject_exception(*vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
     }

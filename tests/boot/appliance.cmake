@@ -69,3 +69,14 @@ nestor_appliance_test(appliance_plain_elf64_guest
   --expect "^\\[plain\\] plain ELF64: checked EFER.LMA, CR0.PG, RSP and RDI$"
   --expect "^appliance: domain plain exited with status 0 \\(exit port\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)")
+
+# Halting with interrupts enabled waits for a signal: the demo's "hello" is woken by "ping"
+# (appliance_demo). A domain whose signal can never come is stopped once every other domain
+# has finished, so the machine does not idle for ever.
+nestor_appliance_test(appliance_waiting_domain_nothing_can_wake
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/waiter_alone.manifest GUESTS waiter healthy
+  ARGS --expect-status 1
+  --expect "^\\[waiter\\] waiter: waiting for a signal$"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^error: appliance: domain waiter stopped: waits for a signal nothing can send after [0-9]+ exits"
+  --reject "woke with badge")

@@ -51,6 +51,15 @@ HypercallResult console_write(const char* text, u64 length) {
 }
 
 HypercallResult yield() { return hypercall(NESTOR_HC_YIELD); }
+
+u64 wait_for_signal() {
+    for (;;) {
+        HypercallResult poll = invoke(NESTOR_HC_NOTIFICATION_POLL, NESTOR_GUEST_SLOT_NOTIFICATION);
+        if (!poll.ok()) return 0;
+        if (poll.value[1]) return poll.value[0];
+        asm volatile("sti; hlt; cli" ::: "memory");
+    }
+}
 HypercallResult physcaps() { return hypercall(NESTOR_HC_PHYSCAPS); }
 HypercallResult abi_version() { return hypercall(NESTOR_HC_ABI_VERSION); }
 HypercallResult shutdown(u64 reason) { return hypercall(NESTOR_HC_SHUTDOWN, reason); }

@@ -458,3 +458,17 @@ TEST_CASE("exit.context_handles_every_kind_as_the_plain_handler") {
     CHECK(with.env.lines == without.env.lines);
     CHECK(with.env.hypercall_rips == without.env.hypercall_rips);
 }
+
+TEST_CASE("exit.hlt_with_interrupts_enabled_waits_without_them_stops") {
+    Fixture f;
+    f.state.rflags = kRflagsReserved1 | kRflagsIf;
+    ExitOutcome o = f.run(make(ExitKind::hlt, 1));
+    CHECK(o.wait);
+    CHECK_FALSE(o.stop);
+    CHECK(f.state.rip == 0x1001);
+    f.state.rflags = kRflagsReserved1;
+    o = f.run(make(ExitKind::hlt, 1));
+    CHECK(o.stop);
+    CHECK(o.reason == StopReason::halted);
+    CHECK(o.status == 0);
+}

@@ -1,6 +1,6 @@
 // Notification: a word of badged signals between domains. Signalling ORs the badge of the
-// capability used into the word; polling returns and clears it. Blocking waits are wired with
-// the scheduler later.
+// capability used into the word; polling returns and clears it. A domain waiting for a signal
+// (HLT with interrupts enabled) is woken by the scheduler once pending() says one arrived.
 #pragma once
 
 #include "nestor/cap/object.hpp"
@@ -25,6 +25,9 @@ public:
         pending_ = false;
         return was_pending;
     }
+
+    // Whether a signal arrived since the last poll (without taking it).
+    bool pending() const { return pending_; }
 
     Irq* bound_irq() const { return bound_irq_; }
     u32 bound_line() const { return bound_line_; }

@@ -56,6 +56,7 @@ enum class StopReason : u8 {
     exit_limit,           // too many exits (set by the run loop)
     shutdown,             // the shutdown hypercall, or the domain was destroyed
     watchdog,             // ran too many time slices without an exit (set by the run loop)
+    waits_forever,        // waits for a signal, and no running domain could send one (set by the run loop)
 };
 
 const char* stop_reason_name(StopReason reason);
@@ -77,6 +78,7 @@ struct ExitOutcome {
     u8 vector = 0;
     bool has_error_code = false;
     bool yield = false;  // the guest gave up the rest of its time slice
+    bool wait = false;   // the guest halted with interrupts enabled: it waits for an event
     u32 status = 0;      // the guest's exit status (stop only; non-zero for every abnormal stop)
     u32 error_code = 0;
     const char* detail = nullptr;  // stop: a sentence saying why, for the log (e.g. from the nested component)

@@ -162,6 +162,11 @@ HypercallResult hypercall(u64 number, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3
 
 HypercallResult console_write(const char* text, u64 length);
 HypercallResult yield();
+// Waits for a signal on the domain's own notification (NESTOR_GUEST_SLOT_NOTIFICATION): polls it
+// and, while nothing is pending, halts with interrupts enabled, which Nestor treats as "run me
+// again when a signal arrives". Returns the accumulated badges; 0 if polling failed. Under Nestor
+// only: on bare hardware nothing would wake the HLT.
+u64 wait_for_signal();
 HypercallResult physcaps();     // value[0] = NESTOR_PHYSCAP_* bits
 HypercallResult abi_version();  // value[0] = NESTOR_ABI_VERSION
 HypercallResult shutdown(u64 reason);
