@@ -13,6 +13,8 @@
  * is what lets a physical interrupt (the preemption timer) end the guest's run with an INTR exit;
  * with GIF clear the host itself takes no interrupt here.
  */
+#include "nestor/x86/guest_gprs.inc"
+
     .text
     .globl svm_world_switch
     .type svm_world_switch, @function
@@ -30,19 +32,7 @@ svm_world_switch:
     movq %rdi, %rax         /* the guest VMCB, in RAX for VMLOAD, VMRUN and VMSAVE */
     vmload %rax             /* guest FS, GS, TR, LDTR, KernelGsBase, syscall MSRs */
 
-    movq 8(%rdx), %rcx      /* the guest's GPRs; RDX, the array's address, last */
-    movq 24(%rdx), %rbx
-    movq 40(%rdx), %rbp
-    movq 48(%rdx), %rsi
-    movq 56(%rdx), %rdi
-    movq 64(%rdx), %r8
-    movq 72(%rdx), %r9
-    movq 80(%rdx), %r10
-    movq 88(%rdx), %r11
-    movq 96(%rdx), %r12
-    movq 104(%rdx), %r13
-    movq 112(%rdx), %r14
-    movq 120(%rdx), %r15
+    load_guest_gprs_but_base %rdx  /* the guest's GPRs; RDX, the array's address, last */
     movq 16(%rdx), %rdx
 
     sti
@@ -51,20 +41,7 @@ svm_world_switch:
     vmsave %rax             /* RAX is the host's again: the guest VMCB address */
 
     movq 8(%rsp), %rax
-    movq %rcx, 8(%rax)
-    movq %rdx, 16(%rax)
-    movq %rbx, 24(%rax)
-    movq %rbp, 40(%rax)
-    movq %rsi, 48(%rax)
-    movq %rdi, 56(%rax)
-    movq %r8, 64(%rax)
-    movq %r9, 72(%rax)
-    movq %r10, 80(%rax)
-    movq %r11, 88(%rax)
-    movq %r12, 96(%rax)
-    movq %r13, 104(%rax)
-    movq %r14, 112(%rax)
-    movq %r15, 120(%rax)
+    store_guest_gprs %rax
 
     movq 0(%rsp), %rax
     vmload %rax

@@ -12,6 +12,8 @@
  * Returns 0 after a VM exit (the guest's GPRs stored), 1 when the entry instruction failed with
  * VMfailInvalid (CF), 2 with VMfailValid (ZF; the VM-instruction error field says why).
  */
+#include "nestor/x86/guest_gprs.inc"
+
 #define VMCS_HOST_RSP 0x6C14
 
     .text
@@ -32,20 +34,8 @@ vmx_world_switch:
 
     testq %rsi, %rsi            /* launched? The moves below keep the flags. */
     movq %rdi, %rax
-    movq 8(%rax), %rcx
     movq 16(%rax), %rdx
-    movq 24(%rax), %rbx
-    movq 40(%rax), %rbp
-    movq 48(%rax), %rsi
-    movq 56(%rax), %rdi
-    movq 64(%rax), %r8
-    movq 72(%rax), %r9
-    movq 80(%rax), %r10
-    movq 88(%rax), %r11
-    movq 96(%rax), %r12
-    movq 104(%rax), %r13
-    movq 112(%rax), %r14
-    movq 120(%rax), %r15
+    load_guest_gprs_but_base %rax
     movq 0(%rax), %rax
     jnz 1f
     vmlaunch
@@ -71,20 +61,7 @@ vmx_world_switch:
 vmx_exit_entry:
     pushq %rax                  /* the guest's RAX; 8(%rsp) is the guest GPR array */
     movq 8(%rsp), %rax
-    movq %rcx, 8(%rax)
-    movq %rdx, 16(%rax)
-    movq %rbx, 24(%rax)
-    movq %rbp, 40(%rax)
-    movq %rsi, 48(%rax)
-    movq %rdi, 56(%rax)
-    movq %r8, 64(%rax)
-    movq %r9, 72(%rax)
-    movq %r10, 80(%rax)
-    movq %r11, 88(%rax)
-    movq %r12, 96(%rax)
-    movq %r13, 104(%rax)
-    movq %r14, 112(%rax)
-    movq %r15, 120(%rax)
+    store_guest_gprs %rax
     popq %rcx
     movq %rcx, 0(%rax)
     addq $8, %rsp
