@@ -2,11 +2,18 @@
 # multiboot modules (QEMU -kernel with -initrd, or a GRUB ISO).
 set(appliance_guests ${NESTOR_KERNEL_main_GUESTS})
 
-# nestor_appliance_test(CASE MANIFEST file GUESTS g... [ARGS ...]): boots the packed manifest and
-# the guests (modules named after their targets) twice, from one test list: as svm.CASE under
-# QEMU (AMD SVM) and as vmx.CASE under Bochs (Intel VMX).
+# nestor_appliance_test(CASE MANIFEST file GUESTS g... [KERNEL_DIR dir] [ARGS ...]): boots the
+# packed manifest and the guests (modules named after their targets) twice, from one test list:
+# as svm.CASE under QEMU (AMD SVM) and as vmx.CASE under Bochs (Intel VMX). KERNEL_DIR boots
+# another kernel variant than the preset's (e.g. the other NESTED_VIRT build).
 function(nestor_appliance_test case)
-  cmake_parse_arguments(ARG "" "MANIFEST" "GUESTS;ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "MANIFEST;KERNEL_DIR" "GUESTS;ARGS" ${ARGN})
+  set(kernel_elf32 ${elf32})
+  set(kernel_elf64 ${NESTOR_KERNEL_main_ELF})
+  if(ARG_KERNEL_DIR)
+    set(kernel_elf32 ${ARG_KERNEL_DIR}/nestor.elf32)
+    set(kernel_elf64 ${ARG_KERNEL_DIR}/nestor.elf)
+  endif()
   set(bin ${CMAKE_CURRENT_BINARY_DIR}/${case}.bin)
   nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${ARG_MANIFEST})
   add_custom_target(pack_${case} ALL DEPENDS ${bin})
@@ -14,8 +21,8 @@ function(nestor_appliance_test case)
   foreach(guest IN LISTS ARG_GUESTS)
     string(APPEND initrd ",${appliance_guests}/${guest}.elf ${guest}")
   endforeach()
-  nestor_boot_test(svm.${case} svm ARGS --kernel ${elf32} --initrd "${initrd}" ${ARG_ARGS})
-  nestor_boot_test(vmx.${case} vmx TIMEOUT 180 ARGS --emulator bochs --kernel-elf64 ${NESTOR_KERNEL_main_ELF}
+  nestor_boot_test(svm.${case} svm ARGS --kernel ${kernel_elf32} --initrd "${initrd}" ${ARG_ARGS})
+  nestor_boot_test(vmx.${case} vmx TIMEOUT 180 ARGS --emulator bochs --kernel-elf64 ${kernel_elf64}
     --initrd "${initrd}" ${ARG_ARGS})
 endfunction()
 
