@@ -196,21 +196,14 @@ bool give_own_notification(RunningDomain& d) {
     return given;
 }
 
-// Ports the kernel itself drives are never handed out: the legacy PIC it keeps masked, and
-// the debug-exit and Bochs shutdown ports that end the whole machine.
-bool kernel_owned(const manifest::IoPortRange& r) {
-    constexpr manifest::IoPortRange kOwned[] = {{0x20, 0x21}, {0xA0, 0xA1}, {0xF4, 0xF7}, {0x8900, 0x8900}};
-    for (const auto& owned : kOwned)
-        if (r.first <= owned.last && owned.first <= r.last) return true;
-    return false;
-}
 
 // Each range is issued from the toolstack's capability to every port, then minted into the
 // guest with USE only: a guest may use its ports but not issue them further.
 bool give_ioports(RunningDomain& d, const manifest::ManifestDomain& m) {
     for (u32 i = 0; i < m.ioport_range_count(); ++i) {
         manifest::IoPortRange r = m.ioport_range(i);
-        if (kernel_owned(r)) {
+        // The manifest tool refuses these too; a packed manifest is not trusted to have been checked.
+        if (nestor_manifest_ports_are_kernel_owned(r.first, r.last)) {
             log::error("appliance: domain {}: ports {:#x}-{:#x} belong to the kernel", d.name, r.first, r.last);
             return false;
         }

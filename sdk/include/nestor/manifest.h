@@ -78,6 +78,13 @@ struct nestor_manifest_domain {
     struct nestor_manifest_module modules[NESTOR_MANIFEST_MAX_MODULES];
 };
 
+/* Ports the kernel itself drives, never granted to a domain: the legacy PIC it keeps masked, and
+ * the debug-exit and Bochs shutdown ports, which would end the whole machine. */
+static inline int nestor_manifest_ports_are_kernel_owned(uint32_t first, uint32_t last) {
+    return (first <= 0x21 && 0x20 <= last) || (first <= 0xA1 && 0xA0 <= last) || (first <= 0xF7 && 0xF4 <= last) ||
+           (first <= 0x8900 && 0x8900 <= last);
+}
+
 #ifdef __cplusplus
 #define NESTOR_MANIFEST_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 #else

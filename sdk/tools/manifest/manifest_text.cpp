@@ -410,6 +410,12 @@ private:
                 return false;
             }
         }
+        if (nestor_manifest_ports_are_kernel_owned(static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(last))) {
+            report(item.line, "I/O port range " + as_written(item) +
+                                  " includes ports the kernel drives (the PIC 0x20-0x21 and 0xa0-0xa1, the exit "
+                                  "ports 0xf4-0xf7 and 0x8900)");
+            return false;
+        }
         range.first = static_cast<std::uint16_t>(first);
         range.last = static_cast<std::uint16_t>(last);
         return true;

@@ -525,3 +525,18 @@ TEST_CASE("manifest.all_meaning_errors_reported_in_line_order") {
     CHECK(errors_of(text) == Errors{"t.manifest:3: domain \"a\" signals unknown domain \"ghost\"",
                                     "t.manifest:7: vcpus must be between 1 and 64, not 0"});
 }
+
+TEST_CASE("manifest.kernel_owned_ports_are_refused") {
+    const char* text =
+        "version = 1\n"
+        "[[domain]]\n"
+        "name = \"d\"\n"
+        "image = \"d\"\n"
+        "memory = \"4M\"\n"
+        "ioports = [\"0x1f-0x20\", \"0xf4\", \"0x8900\", \"0x60\"]\n";
+    ParseOutcome outcome = parse_manifest(text, "t.manifest", BuildOptions{});
+    REQUIRE(outcome.errors.size() == 3);
+    CHECK(outcome.errors[0].str() ==
+          "t.manifest:6: I/O port range \"0x1f-0x20\" includes ports the kernel drives (the PIC 0x20-0x21 and "
+          "0xa0-0xa1, the exit ports 0xf4-0xf7 and 0x8900)");
+}
