@@ -247,15 +247,6 @@ bool is_platform_call(u64 number) {
     return number == NESTOR_HC_CONSOLE_WRITE || number == NESTOR_HC_YIELD || number == NESTOR_HC_SHUTDOWN;
 }
 
-// The calls that name no object (every argument must be zero): answered from the ABI and the
-// caller's System alone.
-bool is_query(u64 number) { return number == NESTOR_HC_ABI_VERSION || number == NESTOR_HC_PHYSCAPS; }
-
-u64 query_answer(const Domain& caller, u64 number) {
-    // PHYSCAPS comes from the caller's System, whose platform capabilities were set at boot.
-    return number == NESTOR_HC_PHYSCAPS ? physcaps_bits(caller.system().platform())
-                                        : u64{NESTOR_ABI_VERSION};
-}
 
 // Calls whose invocation changes no reference count: they delete, move and release nothing, so
 // no object can die during them, the caller included.
@@ -272,6 +263,9 @@ bool releases_nothing(u64 number) {
 }
 
 }  // namespace
+
+// PHYSCAPS comes from the caller's System, whose platform capabilities were set at boot.
+u64 physcaps_answer(const Domain& caller) { return physcaps_bits(caller.system().platform()); }
 
 CapResult<Invocation> decode(Domain& caller, const HypercallArgs& in) {
     Slot& root = caller.cspace_root();
@@ -375,7 +369,7 @@ void invoke(const Invocation& inv, HypercallResult& out, Reaper& reaper) {
     out.status = NESTOR_E_OK;
     switch (inv.number) {
     case NESTOR_HC_PHYSCAPS:
-    case NESTOR_HC_ABI_VERSION: out.value[0] = query_answer(*inv.caller, inv.number); return;
+    case NESTOR_HC_ABI_VERSION: out = query_result(inv.number, 0, physcaps_answer(*inv.caller)); return;
     case NESTOR_HC_CAP_COPY: copy_cap(*inv.source, *inv.dest); return;
     case NESTOR_HC_CAP_MINT: mint_cap(*inv.source, *inv.dest, inv.rights, inv.badge); return;
     case NESTOR_HC_CAP_MOVE: move_cap(*inv.source, *inv.dest, reaper); return;
@@ -440,16 +434,15 @@ namespace {
 }  // namespace
 
 Disposition dispatch(Domain& caller, const HypercallArgs& in, HypercallResult& out) {
-    out = HypercallResult{};
     // The exit path's cheapest calls skip building an Invocation: decode would only check that
     // every argument is zero, and invoke would only answer.
     if (is_query(in.number)) {
         u64 any = 0;
         for (u64 arg : in.arg) any |= arg;
-        if (any) out.status = static_cast<u64>(Error::invalid_argument);  // what unused_from() says
-        else out.value[0] = query_answer(caller, in.number);
+        out = query_result(in.number, any, physcaps_answer(caller));
         return Disposition::done;
     }
+    out = HypercallResult{};
     return dispatch_invocation(caller, in, out);
 }
 

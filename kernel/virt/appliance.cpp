@@ -39,6 +39,7 @@ struct RunningDomain {
     u64 cspace_slot = 0;        // the toolstack's capability to the domain's CSpace root
     u64 notification_slot = 0;  // the toolstack's capability to the domain's notification
     const cap::Notification* notification = nullptr;  // where signals for it arrive
+    u64 physcaps = 0;           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
     bool waiting = false;       // halted with interrupts on: runs again once a signal arrives
     VmHandle vm = nullptr;
     VcpuHandle vcpu = nullptr;
@@ -340,6 +341,7 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
                  d, "creating the domain"))
         return false;
     d.domain = static_cast<cap::Domain*>(toolstack_slot(d.domain_slot).cap.object);
+    d.physcaps = cap::physcaps_answer(*d.domain);
     LoadedGuest loaded{};
     if (!give_memory(d, m.memory_bytes()) || !give_own_notification(d) || !give_ioports(d, m) ||
         !load_image(d, m, boot, loaded) ||
@@ -379,12 +381,35 @@ public:
     void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
 
 private:
+    ExitOutcome dispatch_hypercall(VcpuState& state, GuestConsole& console);
     ExitOutcome platform_call(const cap::HypercallArgs& in, cap::HypercallResult& out, GuestConsole& console);
     u64 console_write(u64 gpa, u64 length, GuestConsole& console);
     RunningDomain& d_;
 };
 
+// The registers that carry a call's results (sdk/include/nestor/abi/hypercall.h).
+void write_results(VcpuState& state, const cap::HypercallResult& out) {
+    state.rax() = out.status;
+    state.reg(Gpr::rdi) = out.value[0];
+    state.reg(Gpr::rsi) = out.value[1];
+    state.reg(Gpr::rdx) = out.value[2];
+}
+
 ExitOutcome DomainEnvironment::hypercall(VcpuState& state, GuestConsole& console) {
+    // A query (no object, no argument) is answered straight from the registers: no HypercallArgs
+    // to build, no dispatch to call. The same answer as dispatch() gives (cap::query_result()).
+    if (u64 number = state.rax(); cap::is_query(number)) {
+        u64 any_argument = state.reg(Gpr::rdi) | state.reg(Gpr::rsi) | state.reg(Gpr::rdx) | state.reg(Gpr::r10) |
+                           state.reg(Gpr::r8) | state.reg(Gpr::r9);
+        write_results(state, cap::query_result(number, any_argument, d_.physcaps));
+        return {};
+    }
+    return dispatch_hypercall(state, console);
+}
+
+// Every other call, through the capability dispatch. Out of line, so that the queries' path above
+// saves no registers and builds no frame.
+[[gnu::noinline]] ExitOutcome DomainEnvironment::dispatch_hypercall(VcpuState& state, GuestConsole& console) {
     cap::HypercallArgs in{state.rax(),
                           {state.reg(Gpr::rdi), state.reg(Gpr::rsi), state.reg(Gpr::rdx), state.reg(Gpr::r10),
                            state.reg(Gpr::r8), state.reg(Gpr::r9)}};
@@ -393,10 +418,7 @@ ExitOutcome DomainEnvironment::hypercall(VcpuState& state, GuestConsole& console
     if (disposition == cap::Disposition::caller_destroyed) [[unlikely]]
         return ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus};
     ExitOutcome outcome = disposition == cap::Disposition::platform ? platform_call(in, out, console) : ExitOutcome{};
-    state.rax() = out.status;
-    state.reg(Gpr::rdi) = out.value[0];
-    state.reg(Gpr::rsi) = out.value[1];
-    state.reg(Gpr::rdx) = out.value[2];
+    write_results(state, out);
     return outcome;
 }
 

@@ -65,8 +65,7 @@ void console_put(GuestConsole& console, char c, ExitEnvironment& env) {
     if (console.length == GuestConsole::kLineCapacity) flush_console(console, env);
 }
 
-[[gnu::noinline]] ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                        ExitEnvironment& env) {
+ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
     const IoExit& io = exit.io;
     if (io.string) return stop(StopReason::unsupported);
     bool emulated = io.port == kGuestExitPort ||
@@ -195,8 +194,8 @@ ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& sta
 
 // CPUID: from the vCPU's memo when it holds the answer, otherwise through the policy (and the
 // nested component's hook), remembered for next time.
-[[gnu::noinline]] ExitOutcome handle_cpuid(const VmExit& exit, VcpuState& state, ExitEnvironment& env,
-                                           const ExitContext& context) {
+ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env,
+                              const ExitContext& context) {
     CpuidMemo* memo = context.cpuid;
     u32 leaf = static_cast<u32>(state.rax());
     u32 subleaf = static_cast<u32>(state.rcx());
@@ -279,12 +278,18 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& cons
     return handle_exit(exit, state, console, env, ExitContext{env.nested_vcpu(), nullptr});
 }
 
-namespace {
+namespace exit_detail {
 
-// Every exit but the common three. Out of line, like the handlers of those three, so that the
-// dispatch in handle_exit() only jumps: it saves no registers and builds no frame.
-[[gnu::noinline]] ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                                ExitEnvironment& env, nested::NestedVcpu* nested) {
+ExitOutcome handle_cpuid(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context) {
+    return handle_cpuid_exit(exit, state, env, context);
+}
+
+ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+    return handle_io_exit(exit, state, console, env);
+}
+
+ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                              nested::NestedVcpu* nested) {
     switch (exit.kind) {
     case ExitKind::msr_read:
     case ExitKind::msr_write:
@@ -327,40 +332,19 @@ namespace {
     return stop(StopReason::unknown_exit);
 }
 
-// A hypercall whose instruction is completed first, so the call sees (and may change) the RIP
-// after it.
-[[gnu::noinline]] ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                               ExitEnvironment& env) {
+ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     return env.hypercall(state, console);
 }
 
-[[gnu::always_inline]] inline ExitOutcome dispatch_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                                        ExitEnvironment& env, const ExitContext& context) {
-    switch (exit.kind) {
-    case ExitKind::cpuid: return handle_cpuid(exit, state, env, context);
-    case ExitKind::hypercall: return handle_hypercall(exit, state, console, env);
-    case ExitKind::io: return handle_io(exit, state, console, env);
-    default: return handle_other_exit(exit, state, console, env, context.nested);
-    }
-}
-
-// A vCPU with nested virtualization: an exit of L1's guest (L2) is the nested component's to
-// reflect, or not, into L1.
-[[gnu::noinline]] ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                                      ExitEnvironment& env, const ExitContext& context) {
+ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
+                                    ExitEnvironment& env, const ExitContext& context) {
     nested::NestedVcpu& nested = *context.nested;
     if (nested.ops->in_guest_mode(nested))
         return apply(nested.ops->reflect_exit(nested, exit, state), exit, state, console, env);
     return dispatch_exit(exit, state, console, env, context);
 }
 
-}  // namespace
-
-ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
-                        const ExitContext& context) {
-    if (context.nested) return handle_nested_vcpu_exit(exit, state, console, env, context);
-    return dispatch_exit(exit, state, console, env, context);
-}
+}  // namespace exit_detail
 
 }  // namespace nestor::virt

@@ -1,13 +1,19 @@
-/* The SVM world switch.
+/* The SVM world switch, called only from the inline assembly in svm.cpp (svm_run):
  *
- *   void svm_world_switch(u64 guest_vmcb_pa, u64 host_vmcb_pa, u64* guest_gprs)
+ *   RDI = guest VMCB physical address, RSI = host VMCB physical address,
+ *   RDX = guest GPR array (16 registers in x86 encoding order, 8 bytes each).
  *
- * guest_gprs: 16 registers in x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,
- * r8..r15), 8 bytes each. RAX and RSP are not loaded from or stored to it: the guest's RAX, RSP,
- * RIP and RFLAGS live in the VMCB. VMRUN saves and restores the host's RSP, RIP, RFLAGS, RAX,
- * CR0/3/4, EFER, GDTR, IDTR and CS/SS/DS/ES itself; the host's FS, GS, TR, LDTR and syscall MSRs
- * are loaded with VMLOAD from host_vmcb_pa, where svm_enable() saved them once (they are set at
- * boot and never change). The callee-saved registers are saved on the stack.
+ * Its own convention: it preserves only RBP and RSP. Every other general-purpose register holds
+ * whatever the guest left in it on return, and the caller's inline assembly names them all as
+ * clobbered, so the compiler saves only what the run function needs, once, in its own frame
+ * (two sets of callee-saved pushes per exit otherwise). On return RDX holds the GPR array's
+ * address again, for the caller to use.
+ *
+ * RAX and RSP are not loaded from or stored to the array: the guest's RAX, RSP, RIP and RFLAGS
+ * live in the VMCB. VMRUN saves and restores the host's RSP, RIP, RFLAGS, RAX, CR0/3/4, EFER,
+ * GDTR, IDTR and CS/SS/DS/ES itself; the host's FS, GS, TR, LDTR and syscall MSRs are loaded with
+ * VMLOAD from the host VMCB, where svm_enable() saved them once (they are set at boot and never
+ * change).
  * GIF stays clear from before the guest's VMLOAD until the host state is back, so nothing can
  * interrupt the switch half-way. The host's IF is set only around VMRUN: with V_INTR_MASKING it
  * is what lets a physical interrupt (the preemption timer) end the guest's run with an INTR exit;
@@ -19,12 +25,7 @@
     .globl svm_world_switch
     .type svm_world_switch, @function
 svm_world_switch:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    pushq %rbp              /* the caller's frame pointer: the one register kept for it */
     pushq %rdx              /* 8(%rsp): guest GPR array */
     pushq %rsi              /* 0(%rsp): host VMCB */
 
@@ -40,19 +41,13 @@ svm_world_switch:
     cli
     vmsave %rax             /* RAX is the host's again: the guest VMCB address */
 
-    movq 8(%rsp), %rax
-    store_guest_gprs %rax
-
-    movq 0(%rsp), %rax
+    popq %rax               /* the host VMCB */
     vmload %rax
+    popq %rax               /* the guest GPR array */
+    store_guest_gprs %rax
     stgi
+    movq %rax, %rdx
 
-    addq $16, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
     popq %rbp
     ret
     .size svm_world_switch, . - svm_world_switch

@@ -153,3 +153,31 @@ TEST_CASE("dispatch.deleting_calls_still_reap") {
     REQUIRE(b.call(NESTOR_HC_CAP_DELETE, R, kFree) == NESTOR_E_OK);
     CHECK(b.system.live_objects() == live);
 }
+
+TEST_CASE("dispatch.query_result_is_what_dispatch_answers") {
+    // The exit path answers queries with query_result() from the guest's registers, before any
+    // HypercallArgs exist, with the PHYSCAPS bits it kept for the domain: the same answer as
+    // dispatch() for every argument pattern, and only the two argument-free queries go that way.
+    for (bool nested : {false, true}) {
+        PlatformCaps caps = full_platform();
+        caps.nested_virt = nested;
+        Booted b(8u << 20, caps);
+        u64 physcaps = physcaps_answer(*b.root);
+        CHECK(physcaps == physcaps_bits(caps));
+        for (u64 number = 0; number < 64; ++number)
+            CHECK(is_query(number) == (number == NESTOR_HC_ABI_VERSION || number == NESTOR_HC_PHYSCAPS));
+        for (u64 number : {u64{NESTOR_HC_ABI_VERSION}, u64{NESTOR_HC_PHYSCAPS}}) {
+            for (usize set = 0; set <= NESTOR_HYPERCALL_ARGS; ++set) {  // set == ARGS: none set
+                std::vector<u64> values(NESTOR_HYPERCALL_ARGS, 0);
+                if (set < NESTOR_HYPERCALL_ARGS) values[set] = ~u64{0} << set;
+                HypercallArgs in = args(number, values);
+                u64 any = 0;
+                for (u64 v : values) any |= v;
+                HypercallResult out;
+                REQUIRE(dispatch(*b.root, in, out) == Disposition::done);
+                check_same(query_result(number, any, physcaps), out);
+                check_same(query_result(number, any, physcaps), reference(*b.root, in));
+            }
+        }
+    }
+}

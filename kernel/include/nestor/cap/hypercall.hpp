@@ -5,6 +5,7 @@
 #pragma once
 
 #include "nestor/abi/hypercall.h"
+#include "nestor/abi/version.h"
 #include "nestor/cap/capability.hpp"
 #include "nestor/cap/domain_config.hpp"
 #include "nestor/cap/error.hpp"
@@ -44,6 +45,24 @@ struct Invocation {
     u64 value[3] = {};
     DomainConfig config;
 };
+
+// The calls that name no object and take no argument (ABI_VERSION, PHYSCAPS): answered from the
+// ABI and the caller's System alone, with no Invocation decoded. dispatch() answers them through
+// query_result(); an exit path may too, before it has built HypercallArgs (no other call may be
+// answered so).
+inline bool is_query(u64 number) { return number == NESTOR_HC_ABI_VERSION || number == NESTOR_HC_PHYSCAPS; }
+// PHYSCAPS' answer: the caller's System's platform capabilities, fixed when the System was made
+// (an exit path may keep it per domain).
+u64 physcaps_answer(const Domain& caller);
+// The complete result of query `number` (is_query()) whose six arguments OR together to
+// `any_argument` (every argument must be zero, as decode() requires of every unused one), for a
+// caller whose physcaps_answer() is `physcaps`.
+inline HypercallResult query_result(u64 number, u64 any_argument, u64 physcaps) {
+    HypercallResult out;
+    if (any_argument != 0) out.status = static_cast<u64>(Error::invalid_argument);
+    else out.value[0] = number == NESTOR_HC_PHYSCAPS ? physcaps : u64{NESTOR_ABI_VERSION};
+    return out;
+}
 
 CapResult<Invocation> decode(Domain& caller, const HypercallArgs& in);
 // Acts on a decoded invocation; objects that lost their last capability are left on reaper.

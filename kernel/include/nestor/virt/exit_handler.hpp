@@ -69,8 +69,8 @@ struct GuestConsole {
     u8 line_control;  // the UART's LCR, for its divisor-latch bit
 };
 
-// The flags first and no padding between the words: "carry on" ({}) is three stores, and every
-// exit returns one.
+// The flags first and no padding anywhere (the flags fill their word): "carry on" ({}) is three
+// 8-byte stores, and every exit returns one.
 struct ExitOutcome {
     bool stop = false;
     StopReason reason = StopReason::none;
@@ -79,11 +79,12 @@ struct ExitOutcome {
     bool has_error_code = false;
     bool yield = false;  // the guest gave up the rest of its time slice
     bool wait = false;   // the guest halted with interrupts enabled: it waits for an event
+    u8 reserved = 0;     // fills the flags' word, so that it is stored whole
     u32 status = 0;      // the guest's exit status (stop only; non-zero for every abnormal stop)
     u32 error_code = 0;
     const char* detail = nullptr;  // stop: a sentence saying why, for the log (e.g. from the nested component)
 };
-static_assert(sizeof(ExitOutcome) == 24);
+static_assert(sizeof(ExitOutcome) == 24 && __builtin_offsetof(ExitOutcome, status) == 8);
 
 // What the handler needs from the world outside the guest (the kernel or a test double).
 class ExitEnvironment {
@@ -123,10 +124,38 @@ struct ExitContext {
     CpuidMemo* cpuid;            // the vCPU's CPUID memo; nullptr: none
 };
 
-// The same as above with the vCPU's context (one argument, so that every handler's arguments
-// stay in registers and the dispatch only jumps).
-ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
-                        const ExitContext& context);
+// The handlers behind the dispatch below, each out of line: the dispatch inlines into the run
+// loop, which then calls the one handler an exit needs (a call less per exit).
+namespace exit_detail {
+ExitOutcome handle_cpuid(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context);
+// A hypercall's instruction is completed first, so the call sees (and may change) the RIP after it.
+ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env);
+ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env);
+// Every exit but the common three.
+ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                              nested::NestedVcpu* nested);
+// A vCPU with nested virtualization: an exit of L1's guest (L2) is the nested component's to
+// reflect, or not, into L1.
+ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
+                                    ExitEnvironment& env, const ExitContext& context);
+
+[[gnu::always_inline]] inline ExitOutcome dispatch_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
+                                                        ExitEnvironment& env, const ExitContext& context) {
+    switch (exit.kind) {
+    case ExitKind::cpuid: return handle_cpuid(exit, state, env, context);
+    case ExitKind::hypercall: return handle_hypercall(exit, state, console, env);
+    case ExitKind::io: return handle_io(exit, state, console, env);
+    default: return handle_other_exit(exit, state, console, env, context.nested);
+    }
+}
+}  // namespace exit_detail
+
+// The same as above with the vCPU's context.
+inline ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                               const ExitContext& context) {
+    if (context.nested) return exit_detail::handle_nested_vcpu_exit(exit, state, console, env, context);
+    return exit_detail::dispatch_exit(exit, state, console, env, context);
+}
 
 // Flushes a partial console line (when the guest stops).
 void flush_console(GuestConsole& console, ExitEnvironment& env);
