@@ -52,11 +52,15 @@ Status<Error> vcpu_initialise(NestedVcpu& vcpu, NestedDomain& domain) {
     return {};
 }
 
-void vcpu_destroy(NestedVcpu& vcpu) { core(vcpu) = VcpuCore{}; }
+void vcpu_destroy(NestedVcpu& vcpu) {
+    const VendorPart* part = core(vcpu).part;
+    if (part && part->vcpu_destroy) part->vcpu_destroy(vcpu);
+    core(vcpu) = VcpuCore{};
+}
 
 void vcpu_reset(NestedVcpu& vcpu) {
-    core(vcpu).guest_mode = false;
     core(vcpu).part->vcpu_reset(vcpu);
+    core(vcpu).guest_mode = false;
 }
 
 Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {

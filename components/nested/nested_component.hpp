@@ -13,6 +13,7 @@ struct VendorPart {
     const char* name;  // "svm", "vmx"
     Availability (*availability)(const CpuFeatures& cpu);
     void (*vcpu_reset)(NestedVcpu& vcpu);
+    void (*vcpu_destroy)(NestedVcpu& vcpu);  // frees what the part allocated (nullptr: nothing)
     Decision (*virtualization_instruction)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
     Decision (*msr_read)(NestedVcpu& vcpu, u32 index, const virt::VcpuState& state);
     Decision (*msr_write)(NestedVcpu& vcpu, u32 index, u64 value, const virt::VcpuState& state);
@@ -27,12 +28,18 @@ struct VendorPart {
 const VendorPart* svm_part();
 const VendorPart* vmx_part();
 
+namespace svm {
+struct VcpuBlock;  // nested_svm.cpp: the large per-vCPU state, in L0 memory of its own
+}
+
 // What an L1 hypervisor on SVM has set up (its virtual SVM MSRs).
 struct SvmVcpu {
     bool svme;     // the L1's EFER.SVME: the real EFER.SVME is always set while a guest runs
     bool gif;      // the global interrupt flag (CLGI/STGI)
     u64 vm_cr;     // VM_CR as the L1 sees it
     u64 hsave_pa;  // VM_HSAVE_PA as the L1 wrote it
+    svm::VcpuBlock* block;  // allocated at the first VMRUN (nullptr before)
+    paddr block_pa;
 };
 
 // What an L1 hypervisor on VMX has set up.
@@ -48,7 +55,7 @@ struct DomainCore {
 struct VcpuCore {
     const VendorPart* part;
     u64 memory_bytes;
-    bool guest_mode;  // running L2 (never yet: VMRUN / VMLAUNCH stop the domain until issue 7)
+    bool guest_mode;  // running L2 (SVM: after a successful VMRUN, until the #VMEXIT into L1)
     union {
         SvmVcpu svm;
         VmxVcpu vmx;

@@ -30,6 +30,77 @@ constexpr u64 kToolstackBytes = 1024 * 1024;
 constexpr u32 kToolstackCSpaceBits = 9;
 constexpr u64 kMaxRegionBits = 30;  // the largest memory region the runtime carves
 
+// The kernel's services for the nested component (nested_ops.hpp): the domain's memory through
+// its mapping table, and L0 memory from the physical allocator.
+class DomainNestedHost final : public nested::Host {
+public:
+    constexpr DomainNestedHost() = default;
+    void attach(const cap::Domain* domain) { domain_ = domain; }
+
+    bool read(u64 gpa, void* out, usize bytes) override {
+        return each_piece(gpa, bytes, NESTOR_RIGHT_MEMORY_READ, [&](u8* host, usize done, usize n) {
+            copy_bytes(static_cast<u8*>(out) + done, host, n);
+        });
+    }
+    bool write(u64 gpa, const void* in, usize bytes) override {
+        // Checked whole first: nothing is written unless every byte may be.
+        if (!each_piece(gpa, bytes, NESTOR_RIGHT_MEMORY_WRITE, [](u8*, usize, usize) {})) return false;
+        return each_piece(gpa, bytes, NESTOR_RIGHT_MEMORY_WRITE, [&](u8* host, usize done, usize n) {
+            copy_bytes(host, static_cast<const u8*>(in) + done, n);
+        });
+    }
+    nested::GuestPage page(u64 gpa) override {
+        const cap::Mapping* m = mapping_at(gpa);
+        if (!m || !(m->rights & NESTOR_RIGHT_MEMORY_READ)) return nested::GuestPage{false, 0, false, false};
+        return nested::GuestPage{true, align_down(m->hpa + (gpa - m->gpa), kPageSize),
+                                 (m->rights & NESTOR_RIGHT_MEMORY_WRITE) != 0,
+                                 (m->rights & NESTOR_RIGHT_MEMORY_EXEC) != 0};
+    }
+    bool set_bits(u64 gpa, u64 bits) override {
+        if (!is_aligned(gpa, sizeof(u64))) return false;
+        const cap::Mapping* m = mapping_at(gpa);
+        if (!m || !(m->rights & NESTOR_RIGHT_MEMORY_WRITE)) return false;
+        auto* word = static_cast<u64*>(platform::physical_to_virtual(m->hpa + (gpa - m->gpa)));
+        __atomic_fetch_or(word, bits, __ATOMIC_SEQ_CST);
+        return true;
+    }
+    void* allocate(usize bytes, paddr& physical) override {
+        if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical)) return nullptr;
+        void* memory = platform::physical_to_virtual(physical);
+        fill_bytes(memory, 0, bytes);
+        return memory;
+    }
+    void release(paddr physical, usize bytes) override {
+        if (physical) platform::free_physical(physical, bytes);
+    }
+    void* pointer(paddr physical) override { return platform::physical_to_virtual(physical); }
+
+private:
+    const cap::Mapping* mapping_at(u64 gpa) const {
+        if (!domain_) return nullptr;
+        for (u32 i = 0; i < cap::Domain::kMaxMappings; ++i) {
+            const cap::Mapping& m = domain_->mapping(i);
+            if (m.used && gpa >= m.gpa && gpa - m.gpa < m.size) return &m;
+        }
+        return nullptr;
+    }
+    // Bounded by `bytes`: every piece is at least one byte.
+    template <typename F> bool each_piece(u64 gpa, usize bytes, u64 right, F f) const {
+        for (usize done = 0; done < bytes;) {
+            u64 at = 0;
+            if (!checked_add(gpa, u64{done}, at)) return false;
+            const cap::Mapping* m = mapping_at(at);
+            if (!m || !(m->rights & right)) return false;
+            u64 offset = at - m->gpa;
+            usize n = static_cast<usize>(min<u64>(bytes - done, m->size - offset));
+            f(static_cast<u8*>(platform::physical_to_virtual(m->hpa + offset)), done, n);
+            done += n;
+        }
+        return true;
+    }
+    const cap::Domain* domain_ = nullptr;
+};
+
 // One domain of the appliance while it runs.
 struct RunningDomain {
     const char* name = nullptr;
@@ -46,6 +117,7 @@ struct RunningDomain {
     VcpuState state{};
     nested::NestedDomain nested_domain{};  // ops == nullptr: the domain may not nest
     nested::NestedVcpu nested_vcpu{};
+    DomainNestedHost nested_host{};
     CpuidMemo cpuid_memo{};  // the vCPU's CPUID answers (starts empty: fills as the guest asks)
     GuestConsole console{};
     bool running = false;
@@ -289,7 +361,8 @@ bool load_image(RunningDomain& d, const manifest::ManifestDomain& m, const BootI
 }
 
 bool start_vcpu(RunningDomain& d, const LoadedGuest& loaded, bool nested) {
-    auto vcpu = appliance.ops->create_vcpu(d.vm, InitialMode{loaded.mode, loaded.cr3, nested}, d.state);
+    InitialMode initial{loaded.mode, loaded.cr3, nested, nested ? &d.nested_vcpu.hardware : nullptr};
+    auto vcpu = appliance.ops->create_vcpu(d.vm, initial, d.state);
     if (!vcpu) {
         log::error("appliance: domain {}: creating its vCPU: {}", d.name, virt_error_name(vcpu.error()));
         return false;
@@ -309,6 +382,8 @@ bool start_vcpu(RunningDomain& d, const LoadedGuest& loaded, bool nested) {
 // A domain the sanitiser accepted with nested_virt gets the nested component's state.
 bool set_up_nested(RunningDomain& d, const manifest::ManifestDomain& m) {
     if (!(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT)) return true;
+    d.nested_host.attach(d.domain);
+    d.nested_vcpu.host = &d.nested_host;
     if (!nested_domain_initialise(d.nested_domain, platform::cpu_features(), m.memory_bytes()) ||
         !nested_vcpu_initialise(d.nested_vcpu, d.nested_domain)) {
         log::error("appliance: domain {}: setting up nested virtualization failed", d.name);
@@ -358,10 +433,11 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
 // Frees what a domain that did not get built, or has stopped, still holds on the backend. Its
 // capabilities stay with the toolstack (and so do its frames) until the appliance ends.
 void release_backend(RunningDomain& d) {
-    if (d.vcpu) appliance.ops->destroy_vcpu(d.vcpu);
-    d.vcpu = nullptr;
+    // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
     nested_vcpu_destroy(d.nested_vcpu);
     nested_domain_teardown(d.nested_domain);
+    if (d.vcpu) appliance.ops->destroy_vcpu(d.vcpu);
+    d.vcpu = nullptr;
 }
 
 // --- running: one vCPU per domain, round robin ------------------------------------------------

@@ -154,6 +154,7 @@ ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuStat
         out.detail = decision.report;
         return out;
     }
+    case nested::Action::resume: return {};
     case nested::Action::not_nested:
     case nested::Action::forward: break;
     }
@@ -340,8 +341,11 @@ ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole&
 ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
                                     ExitEnvironment& env, const ExitContext& context) {
     nested::NestedVcpu& nested = *context.nested;
-    if (nested.ops->in_guest_mode(nested))
-        return apply(nested.ops->reflect_exit(nested, exit, state), exit, state, console, env);
+    if (nested.ops->in_guest_mode(nested)) {
+        nested::Decision d = nested.ops->reflect_exit(nested, exit, state);
+        // L0's own exit while L2 runs: the rule for every exit, applied to L2's state.
+        if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
+    }
     return dispatch_exit(exit, state, console, env, context);
 }
 

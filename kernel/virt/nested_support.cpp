@@ -65,6 +65,8 @@ void nested_vcpu_destroy(nested::NestedVcpu& vcpu) {
     if (!vcpu.ops) return;
     vcpu.ops->vcpu_destroy(vcpu);
     vcpu.ops = nullptr;
+    vcpu.host = nullptr;
+    vcpu.hardware = nullptr;
 }
 
 void nested_domain_teardown(nested::NestedDomain& domain) {

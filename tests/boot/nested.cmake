@@ -54,10 +54,10 @@ set(plain_domain_checks
   --expect "^appliance: domain plain exited with status 0 \\(exit port\\)")
 
 # NESTED_VIRT=ON on an AMD CPU with NPT: the flag is accepted, CPUID shows SVM to that domain
-# only, physcaps has the bit for everyone, the SVM MSRs behave, VMRUN needs EFER.SVME, and VMRUN
-# itself is refused loudly until nested SVM exists.
+# only, physcaps has the bit for everyone, the SVM MSRs behave, VMRUN needs EFER.SVME; with it, a
+# VMCB failing the checks returns VMEXIT_INVALID (-1) and a bad VMCB address gets #GP (APM).
 nestor_boot_test(nested.manifest_domain_on nested ARGS --kernel ${nested_on_elf32} --initrd "${l1_modules}"
-  --expect-status 1
+  --expect-status 0
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on svm$"
   --expect "^\\[l1\\] physcaps nested_virt=1$"
   --expect "^\\[plain\\] physcaps nested_virt=1$"
@@ -68,8 +68,34 @@ nestor_boot_test(nested.manifest_domain_on nested ARGS --kernel ${nested_on_elf3
   --expect "^\\[l1\\] hsave_pa <- 0x200010: #GP general protection$"
   --expect "^\\[l1\\] vmrun before svme: #UD invalid opcode$"
   --expect "^\\[l1\\] efer <- 0x[0-9a-f]*1[0-9a-f]{3}: ok$"
-  --expect "^error: appliance: domain l1: nested SVM: VMRUN is not implemented yet$"
+  --expect "^\\[l1\\] vmrun with svme: returned, exit code -1$"
+  --expect "^\\[l1\\] vmrun unaligned: #GP general protection$"
+  --expect "^\\[l1\\] vmrun beyond memory: #GP general protection$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --reject "not implemented yet"
   ${plain_domain_checks})
+
+# An L1 hypervisor written with the SDK runs an L2 (a few instructions in its memory) beside a
+# healthy domain: VMRUN of a VMCB with ASID 0 returns VMEXIT_INVALID, an unaligned VMCB address
+# #GPs, then L2's CPUID, OUT and HLT each come back to L1 as a #VMEXIT with NRIP and EXITINFO1.
+set(l1_runs_l2_manifest ${CMAKE_CURRENT_BINARY_DIR}/l1_runs_l2.bin)
+nestor_pack_manifest(OUTPUT ${l1_runs_l2_manifest} MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/l1_runs_l2.manifest
+                     NESTED on)
+add_custom_target(pack_l1_runs_l2 ALL DEPENDS ${l1_runs_l2_manifest})
+nestor_boot_test(nested.l1_runs_l2 nested ARGS --kernel ${nested_on_elf32}
+  --initrd "${l1_runs_l2_manifest} manifest,${NESTOR_KERNEL_main_GUESTS}/l1_hypervisor.elf l1_hypervisor,${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy"
+  --expect-status 0
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on svm$"
+  --expect "^\\[l1\\] vmrun with asid 0: exit code -1$"
+  --expect "^\\[l1\\] vmrun unaligned: #GP general protection$"
+  --expect "^\\[l1\\] L2 exit 0x72: cpuid, next_rip - rip = 2$"
+  --expect "^\\[l1\\] L2 exit 0x7b: io port 0x80 size 1 out al 0x2a$"
+  --expect "^\\[l1\\] L2 exit 0x78: hlt$"
+  --expect "^\\[l1\\] L2 done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:")
 
 # NESTED_VIRT=OFF: the domain asking for nested virtualization is refused by name, the other runs
 # and physcaps has no nested bit.

@@ -1,12 +1,61 @@
-// Nested SVM: what an L1 hypervisor on AMD sees of SVM. For now it can discover SVM (CPUID),
-// turn on EFER.SVME, set up VM_HSAVE_PA and read VM_CR; running an L2 (VMRUN, VMLOAD, VMSAVE,
-// STGI, CLGI, INVLPGA) is issue 7's work, and until then those instructions stop the domain with
-// a report that says so, never a silent #UD. Built only with AMD_SVM=ON.
+// Nested SVM: what an L1 hypervisor on AMD sees of SVM, and running its L2. The L1 discovers SVM
+// (CPUID), turns on EFER.SVME, sets up VM_HSAVE_PA and VM_CR, and runs L2 with VMRUN: the core
+// (nested_vmrun.hpp) checks a snapshot of vmcb12 and builds vmcb02, which the SVM backend runs
+// (nestor/x86/svm/nested_context.hpp); L2's exits are routed (exit_reflect.hpp) to L1 as a
+// #VMEXIT, to L0's own rules, or to the shadow nested page table. Built only with AMD_SVM=ON.
 #include "../nested_component.hpp"
+
+#include "nestor/lib/placement_new.hpp"
+#include "nestor/x86/svm/nested_context.hpp"
+#include "nested_vmrun.hpp"
 
 namespace nestor::nested {
 namespace svm {
+
+// The large per-vCPU state (the vmcb12 snapshot alone is 4 KiB), in L0 memory the kernel lends
+// (Host::allocate), with the adapters the core works through.
+class HostL1Memory final : public L1Memory {
+public:
+    explicit HostL1Memory(Host& host) : host_(host) {}
+    bool read(u64 l1_physical, void* out, usize bytes) override { return host_.read(l1_physical, out, bytes); }
+    bool write(u64 l1_physical, const void* in, usize bytes) override { return host_.write(l1_physical, in, bytes); }
+    L1Page page(u64 l1_physical) override {
+        GuestPage p = host_.page(l1_physical);
+        return L1Page{p.ram, p.host, p.writable, p.executable};
+    }
+    bool set_bits(u64 l1_physical, u64 bits) override { return host_.set_bits(l1_physical, bits); }
+
+private:
+    Host& host_;
+};
+
+class HostFrames final : public TableFrames {
+public:
+    explicit HostFrames(Host& host) : host_(host) {}
+    bool allocate(paddr& frame) override { return host_.allocate(kPageSize, frame) != nullptr; }
+    u64* table(paddr frame) override { return static_cast<u64*>(host_.pointer(frame)); }
+    void free(paddr frame) override { host_.release(frame, kPageSize); }
+
+private:
+    Host& host_;
+};
+
+// At most this many shadow tables per vCPU (reached: the shadow starts over).
+constexpr u32 kMaxShadowTables = 512;
+// L1's MAXPHYADDR as the checks see it; the CPU refuses anything wider it cannot address itself,
+// which reaches L1 as VMEXIT_INVALID (Route::vmexit_invalid).
+constexpr u8 kL1PhysicalBits = 48;
+
+struct VcpuBlock {
+    explicit VcpuBlock(Host& host) : memory(host), frames(host), nested(frames, kL1PhysicalBits, kMaxShadowTables) {}
+    HostL1Memory memory;
+    HostFrames frames;
+    NestedSvmVcpu nested;
+};
+
 namespace {
+
+using x86::svm::NestedContext;
 
 constexpr u32 kMsrVmCr = 0xC0010114;
 constexpr u32 kMsrVmHsavePa = 0xC0010117;
@@ -14,6 +63,7 @@ constexpr u64 kEferSvme = u64{1} << 12;
 // VM_CR bits an L1 may set: DPD, R_INIT, DIS_A20M. LOCK and SVMDIS stay clear (SVM usable).
 constexpr u64 kVmCrWritable = 0x7;
 constexpr u64 kPageMask = 0xFFF;
+constexpr u64 kBlockBytes = align_up(sizeof(VcpuBlock), kPageSize);
 
 // SVM exit codes of the intercepted instructions (the backend's VmExit::vendor_code).
 constexpr u64 kExitInvlpga = 0x7A;
@@ -24,16 +74,24 @@ constexpr u64 kExitStgi = 0x84;
 constexpr u64 kExitClgi = 0x85;
 constexpr u64 kExitSkinit = 0x86;
 
-// CPUID as an L1 sees it: SVM revision 1 with nested paging and NRIP save, which the
-// component will offer (NRIPS is emulated: the kernel knows every exit's instruction length).
+// CPUID as an L1 sees it: SVM revision 1 with nested paging and NRIP save (NRIPS is emulated: the
+// kernel knows every exit's instruction length).
 constexpr u32 kCpuidExt1EcxSvm = 1u << 2;
 constexpr u32 kSvmRevision = 1;
 constexpr u32 kL1Asids = 64;
 constexpr u32 kSvmFeatureNp = 1u << 0;
 constexpr u32 kSvmFeatureNrips = 1u << 3;
 
+// What a vmcb12 may ask for: the EFER bits L1's CPU has, the CR4 bits its CPUID can offer (no
+// VMXE, SMXE, PKE, CET or LA57).
+constexpr u64 kL1Efer = arch::kEferSce | arch::kEferLme | arch::kEferLma | arch::kEferNxe | arch::kEferSvme;
+constexpr u64 kL1Cr4 = 0x7FF | arch::bit(16) | arch::bit(17) | arch::bit(18) | arch::bit(20) | arch::bit(21);
+
 SvmVcpu& svm_of(NestedVcpu& vcpu) { return core(vcpu).svm; }
 const SvmVcpu& svm_of(const NestedVcpu& vcpu) { return core(vcpu).svm; }
+NestedContext* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedContext*>(vcpu.hardware); }
+
+Decision resume() { return Decision{Action::resume, 0, nullptr}; }
 
 Availability availability(const CpuFeatures& cpu) {
     if (!cpu.svm) return {false, "the CPU has no SVM"};
@@ -41,19 +99,167 @@ Availability availability(const CpuFeatures& cpu) {
     return {true, ""};
 }
 
-void vcpu_reset(NestedVcpu& vcpu) { svm_of(vcpu) = SvmVcpu{false, true, 0, 0}; }
+// The block, allocated on first use; nullptr if the kernel has no memory (or lent no Host).
+VcpuBlock* block_of(NestedVcpu& vcpu) {
+    SvmVcpu& s = svm_of(vcpu);
+    if (s.block || !vcpu.host) return s.block;
+    paddr physical = 0;
+    void* memory = vcpu.host->allocate(kBlockBytes, physical);
+    if (!memory) return nullptr;
+    s.block = new (memory) VcpuBlock(*vcpu.host);
+    s.block_pa = physical;
+    return s.block;
+}
 
-// Why the domain stops, per instruction (static sentences: the log prints them as they are).
-const char* not_implemented(u64 exit_code) {
-    switch (exit_code) {
-    case kExitVmrun: return "nested SVM: VMRUN is not implemented yet";
-    case kExitVmload: return "nested SVM: VMLOAD is not implemented yet";
-    case kExitVmsave: return "nested SVM: VMSAVE is not implemented yet";
-    case kExitStgi: return "nested SVM: STGI is not implemented yet";
-    case kExitClgi: return "nested SVM: CLGI is not implemented yet";
-    case kExitInvlpga: return "nested SVM: INVLPGA is not implemented yet";
-    default: return nullptr;
+// Back to L1 without a #VMEXIT (reset, teardown): the backend runs vmcb01 again.
+void leave_guest_mode(NestedVcpu& vcpu) {
+    SvmVcpu& s = svm_of(vcpu);
+    if (s.block) abandon_guest_mode(s.block->nested);
+    if (NestedContext* hw = hardware_of(vcpu); hw && hw->run_l2) {
+        hw->run_l2 = false;
+        hw->switched = true;
     }
+    core(vcpu).guest_mode = false;
+}
+
+void vcpu_reset(NestedVcpu& vcpu) {
+    leave_guest_mode(vcpu);
+    SvmVcpu& s = svm_of(vcpu);
+    VcpuBlock* block = s.block;
+    paddr block_pa = s.block_pa;
+    s = SvmVcpu{false, true, 0, 0, block, block_pa};
+}
+
+void vcpu_destroy(NestedVcpu& vcpu) {
+    leave_guest_mode(vcpu);
+    SvmVcpu& s = svm_of(vcpu);
+    if (s.block) {
+        s.block->~VcpuBlock();  // frees the shadow tables
+        if (vcpu.host) vcpu.host->release(s.block_pa, kBlockBytes);
+    }
+    s.block = nullptr;
+    s.block_pa = 0;
+}
+
+// The neutral state the vCPU runs with next, from the VMCB it switches to (as the backend does
+// after every exit).
+virt::CpuMode mode_of(const VmcbSave& s) {
+    constexpr u64 kRflagsVm = arch::bit(17);
+    if ((s.efer & arch::kEferLma) && (s.cs.attrib & x86::svm::attrib::long_mode)) return virt::CpuMode::long64;
+    if (!(s.cr0 & arch::kCr0Pe) || (s.rflags & kRflagsVm)) return virt::CpuMode::real16;
+    return (s.cs.attrib & x86::svm::attrib::default32) ? virt::CpuMode::protected32 : virt::CpuMode::protected16;
+}
+
+void load_state(const VmcbSave& s, virt::VcpuState& state) {
+    state.rip = s.rip;
+    state.rflags = s.rflags;
+    state.rax() = s.rax;
+    state.reg(virt::Gpr::rsp) = s.rsp;
+    state.efer = s.efer & ~kEferSvme;
+    state.cr0 = s.cr0;
+    state.cs_base = s.cs.base;
+    state.mode = mode_of(s);
+}
+
+// The kernel's state is the running VMCB's newest: RIP, RFLAGS, RAX, RSP (the backend writes
+// them at the next entry; the component reads the VMCB now).
+void store_state(const virt::VcpuState& state, VmcbSave& s) {
+    s.rip = state.rip;
+    s.rflags = state.rflags | arch::kRflagsFixed1;
+    s.rax = state.reg(virt::Gpr::rax);
+    s.rsp = state.reg(virt::Gpr::rsp);
+    s.efer = state.efer | kEferSvme;
+}
+
+u64 next_rip(const virt::VmExit& exit, const virt::VcpuState& state) {
+    if (exit.instruction_length == 0) return 0;
+    u64 next = state.rip + exit.instruction_length;
+    switch (state.mode) {
+    case virt::CpuMode::real16:
+    case virt::CpuMode::protected16: return next & 0xFFFF;
+    case virt::CpuMode::protected32: return next & 0xFFFFFFFF;
+    case virt::CpuMode::long64: break;
+    }
+    return next;
+}
+
+void switch_to(NestedContext& hw, bool l2, virt::VcpuState& state) {
+    hw.run_l2 = l2;
+    hw.switched = true;
+    load_state(l2 ? hw.vmcb02->save : hw.vmcb01->save, state);
+}
+
+// --- L1's SVM instructions ------------------------------------------------------------------
+
+Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
+    NestedContext* hw = hardware_of(vcpu);
+    if (!hw) return stop("nested SVM: this backend cannot run an L2");
+    if (exit.instruction_length == 0) return stop("nested SVM: the length of L1's VMRUN is unknown");
+    VcpuBlock* block = block_of(vcpu);
+    if (!block) return stop("nested SVM: no memory for L1's nested state");
+    Vmcb& vmcb01 = *hw->vmcb01;
+    store_state(state, vmcb01.save);
+    const VmcbControl& l1c = vmcb01.control;
+    L1Offer offer{true, kL1PhysicalBits, kL1Efer, kL1Cr4};
+    // L0's controls for L2 are those it has for L1, without the CR4-write intercept (which keeps
+    // CR4.VMXE / SMXE from L1 on QEMU): an L2's CR4 is L1's business.
+    L0Controls l0{};
+    l0.intercept_dr = l1c.intercept_dr;
+    l0.intercept_exceptions = l1c.intercept_exceptions;
+    l0.intercept_misc1 = l1c.intercept_misc1;
+    l0.intercept_misc2 = l1c.intercept_misc2;
+    l0.intercept_misc3 = l1c.intercept_misc3;
+    l0.tsc_offset = l1c.tsc_offset;
+    l0.l2_asid = hw->l2_asid;
+    l0.l1_asid = l1c.guest_asid;
+    l0.iopm_pa = hw->merged_iopm_pa;
+    l0.msrpm_pa = hw->merged_msrpm_pa;
+    l0.l1_npt_root = l1c.nested_cr3;
+    VmrunEnvironment env{block->memory, offer, l0, hw->l0_iopm, hw->l0_msrpm, hw->merged_iopm, hw->merged_msrpm};
+    VmrunOutcome o = emulate_vmrun(block->nested, env, vmcb01.save, state.rax(), next_rip(exit, state), *hw->vmcb02);
+    switch (o.result) {
+    case VmrunResult::entered:
+        switch_to(*hw, true, state);
+        core(vcpu).guest_mode = true;
+        svm_of(vcpu).gif = true;
+        return resume();
+    case VmrunResult::vmexit_invalid:  // L1 continues after its VMRUN, GIF clear
+        load_state(vmcb01.save, state);
+        svm_of(vcpu).gif = false;
+        return resume();
+    case VmrunResult::inject_gp: return inject_gp();
+    case VmrunResult::stop: break;
+    }
+    return stop("nested SVM: L0 could not build the VMCB for L2");
+}
+
+// VMLOAD / VMSAVE move the "VMLOAD state" between a VMCB in L1's memory (RAX) and L1's virtual
+// CPU, which is the save area of vmcb01 (the backend's world switch loads it into the CPU with its
+// own VMLOAD before every entry and saves it after every exit).
+Decision vmload_vmsave(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
+    NestedContext* hw = hardware_of(vcpu);
+    VcpuBlock* block = block_of(vcpu);
+    if (!hw || !block) return stop("nested SVM: no memory for L1's nested state");
+    u64 address = state.rax();
+    if (state.mode != virt::CpuMode::long64) address &= 0xFFFFFFFF;
+    if ((address & kPageMask) || !is_l1_ram(block->memory, address, sizeof(Vmcb))) return inject_gp();
+    VmcbSave& cpu = hw->vmcb01->save;
+    Vmcb& buffer = block->nested.snapshot;  // free outside guest mode (L1 is running)
+    if (!block->memory.read(address, &buffer, sizeof(Vmcb))) return inject_gp();
+    if (exit.vendor_code == kExitVmload) {
+        copy_vmload_state(buffer.save, cpu);
+    } else {
+        copy_vmload_state(cpu, buffer.save);
+        if (!block->memory.write(address + __builtin_offsetof(Vmcb, save), &buffer.save, sizeof(VmcbSave)))
+            return inject_gp();
+    }
+    return complete();
+}
+
+Decision invlpga(NestedVcpu& vcpu) {
+    // The shadow is dropped whole (shadow_npt.hpp); L2's ASID is flushed before it runs again.
+    if (VcpuBlock* block = svm_of(vcpu).block) block->nested.shadow.drop_all();
+    return complete();
 }
 
 Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
@@ -61,7 +267,21 @@ Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, 
     // SKINIT is not offered in CPUID, so it always #UDs.
     if (!svm_of(vcpu).svme || state.mode == virt::CpuMode::real16 || exit.vendor_code == kExitSkinit)
         return inject_ud();
-    if (const char* report = not_implemented(exit.vendor_code)) return stop(report);
+    switch (exit.vendor_code) {
+    case kExitVmrun: return vmrun(vcpu, exit, state);
+    case kExitVmload:
+    case kExitVmsave: return vmload_vmsave(vcpu, exit, state);
+    case kExitStgi:
+        svm_of(vcpu).gif = true;
+        if (VcpuBlock* block = svm_of(vcpu).block) block->nested.gif = true;
+        return complete();
+    case kExitClgi:
+        svm_of(vcpu).gif = false;
+        if (VcpuBlock* block = svm_of(vcpu).block) block->nested.gif = false;
+        return complete();
+    case kExitInvlpga: return invlpga(vcpu);
+    default: break;
+    }
     return stop("nested SVM: an unknown SVM instruction exit");
 }
 
@@ -108,21 +328,90 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
     if (leaf == 0x8000000A) guest = {kSvmRevision, kL1Asids, 0, kSvmFeatureNp | kSvmFeatureNrips};
 }
 
-// No L2 runs before VMRUN is implemented, so nothing can be reflected yet.
-Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+// --- while L2 runs ----------------------------------------------------------------------------
+
+// A #VMEXIT into L1: vmcb12 gets the exit, L1 resumes after its VMRUN with GIF clear.
+Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const VmexitInfo& info,
+                      virt::VcpuState& state) {
+    bool written = emulate_vmexit(block.nested, block.memory, *hw.vmcb02, info, hw.vmcb01->save);
+    switch_to(hw, false, state);
+    core(vcpu).guest_mode = false;
+    svm_of(vcpu).gif = false;
+    if (!written) return stop("nested SVM: vmcb12 is no longer in L1's memory");
+    return resume();
+}
+
+// L0 unmapped part of L1 while L2 ran on the shadow (the backend noticed): start it over.
+void refresh_shadow(NestedContext& hw, VcpuBlock& block) {
+    hw.shadow_stale = false;
+    block.nested.shadow.drop_all();
+    const Vmcb& snapshot = block.nested.snapshot;
+    paddr root = block.nested.shadow.prepare(snapshot.control.nested_cr3, (snapshot.save.efer & arch::kEferNxe) != 0);
+    if (root) hw.vmcb02->control.nested_cr3 = root;  // else the empty root stays: L2 faults again
+    block.nested.shadow.take_flush_request();
+    hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
+}
+
+Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const L2Exit& e, virt::VcpuState& state) {
+    ShadowResult r = block.nested.shadow.fault(block.memory, e.info_2, e.info_1);
+    switch (r.outcome) {
+    case ShadowOutcome::mapped:
+        // A dropped-and-rebuilt root (budget spent) or an upgraded entry: flush L2's translations.
+        hw.vmcb02->control.nested_cr3 = block.nested.shadow.prepare(block.nested.snapshot.control.nested_cr3,
+                                                                    (block.nested.snapshot.save.efer & arch::kEferNxe) != 0);
+        block.nested.shadow.take_flush_request();
+        hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
+        return resume();
+    case ShadowOutcome::reflect_npf:
+        return vmexit_to_l1(vcpu, hw, block, VmexitInfo{x86::svm::exit_code::npf, r.exit_info_1, r.exit_info_2,
+                                                        e.exit_int_info, 0}, state);
+    case ShadowOutcome::l0_fault: return stop("nested SVM: L1's nested page table sends L2 outside L1's memory");
+    case ShadowOutcome::l1_table_not_ram: return stop("nested SVM: L1's nested page table is not in L1's memory");
+    case ShadowOutcome::out_of_memory: break;
+    }
+    return stop("nested SVM: no memory for the shadow nested page table");
+}
+
+Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
+    NestedContext* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (!hw || !block || !hw->run_l2) return stop("nested SVM: an L2 exit without an L2");
+    if (hw->shadow_stale) refresh_shadow(*hw, *block);
+    Vmcb& vmcb02 = *hw->vmcb02;
+    store_state(state, vmcb02.save);
+    const VmcbControl& c = vmcb02.control;
+    L2Exit e{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, static_cast<u32>(state.rcx())};
+    switch (route_l2_exit(block->nested.snapshot, e, block->memory)) {
+    case Route::reflect:
+        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{e.code, e.info_1, e.info_2, e.exit_int_info,
+                                                          next_rip(exit, state)}, state);
+    case Route::vmexit_invalid:
+        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{x86::svm::exit_code::invalid, 0, 0, 0, 0}, state);
+    case Route::shadow_npt: return shadow_fault(vcpu, *hw, *block, e, state);
+    case Route::inject_ud: return inject_ud();
+    case Route::emulate_for_l2:
+        // L1 lets L2 run them: they act on L1's virtual CPU, as on the CPU. VMLOAD / VMSAVE would
+        // take L2's addresses as L1's: not supported (L1 hypervisors intercept them).
+        if (e.code == kExitStgi || e.code == kExitClgi || e.code == kExitInvlpga)
+            return virtualization_instruction(vcpu, exit, state);
+        return stop("nested SVM: L2 ran VMLOAD or VMSAVE without L1 intercepting it");
+    case Route::l0:
+    case Route::reinject_exception: break;  // the kernel's rule: #DB / #AC go back to L2
+    }
+    return not_nested();
+}
 
 bool interrupts_blocked(const NestedVcpu& vcpu) { return !svm_of(vcpu).gif; }
 
-// Outside guest mode an NPT fault is the L1's own access: the kernel's rule applies.
-Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit&) {
-    if (!core(vcpu).guest_mode) return not_nested();
-    ASSERT_UNREACHABLE();  // no L2 runs before VMRUN is implemented
-}
+// An NPT fault the kernel judges: L1's own access, or L2's when L1 has no nested paging (L2's
+// guest-physical addresses are then L1's). Shadow faults never get here (reflect_exit).
+Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { return not_nested(); }
 
 constexpr VendorPart kPart = {
     .name = "svm",
     .availability = availability,
     .vcpu_reset = vcpu_reset,
+    .vcpu_destroy = vcpu_destroy,
     .virtualization_instruction = virtualization_instruction,
     .msr_read = msr_read,
     .msr_write = msr_write,

@@ -80,6 +80,7 @@ constexpr VendorPart kPart = {
     .name = "vmx",
     .availability = availability,
     .vcpu_reset = vcpu_reset,
+    .vcpu_destroy = nullptr,
     .virtualization_instruction = virtualization_instruction,
     .msr_read = msr_read,
     .msr_write = msr_write,

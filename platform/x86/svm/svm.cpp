@@ -16,6 +16,7 @@
 #include "nestor/x86/local_apic.hpp"
 #include "nestor/x86/page_table_builder.hpp"
 #include "nestor/x86/svm/insn_decode.hpp"
+#include "nestor/x86/svm/nested_context.hpp"
 #include "nestor/x86/svm/vmcb.hpp"
 
 // world_switch.S, with a convention of its own: see enter_guest().
@@ -51,13 +52,15 @@ struct CodePageCache {
 struct BackendVcpu {
     paddr self;  // the frame holding this object
     BackendVm* vm;
-    paddr vmcb_pa;
+    paddr vmcb_pa;  // the active VMCB: L1's own, or vmcb02 while the vCPU runs an L2
     Vmcb* vmcb;
     u32 asid;
     bool flush_tlb;
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     u64 pending_event;   // EVENTINJ for the next entry; 0: none (a queued event has kEventValid)
     CodePageCache code;
+    bool nested;  // created with InitialMode::nested: `l2` is allocated
+    NestedContext l2;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -236,6 +239,15 @@ void svm_destroy_vcpu(VcpuHandle vcpu) {
         lapic::disarm();
         slice_owner = nullptr;
     }
+    if (vcpu->nested) {
+        NestedContext& n = vcpu->l2;
+        free_frame(n.vmcb02_pa);
+        free_frames(n.merged_iopm_pa, kIopmBytes);
+        free_frames(n.merged_msrpm_pa, kMsrpmBytes);
+        free_frame(n.empty_npt_root);
+        if (n.l2_asid && n.l2_asid < kMaxAsids) asid_used[n.l2_asid] = false;
+        vcpu->vmcb_pa = n.vmcb01_pa;  // the vCPU's own VMCB, whichever ran last
+    }
     free_frame(vcpu->vmcb_pa);
     if (vcpu->asid < kMaxAsids) asid_used[vcpu->asid] = false;
     vcpu->vm->vcpus--;
@@ -324,6 +336,30 @@ void set_controls(BackendVcpu& vcpu) {
     c.clean_bits = 0;
 }
 
+// What running an L2 needs (nested_context.hpp), allocated with the vCPU of a nested domain so
+// that a VMRUN never waits for memory: vmcb02, a second ASID, the merged permission maps and an
+// empty nested root.
+Status<VirtError> prepare_nested(BackendVcpu& vcpu) {
+    NestedContext& n = vcpu.l2;
+    vcpu.nested = true;
+    n.vmcb01 = vcpu.vmcb;
+    n.vmcb01_pa = vcpu.vmcb_pa;
+    n.l2_asid = allocate_asid();
+    if (!n.l2_asid) return fail(VirtError::out_of_asids);
+    n.vmcb02_pa = allocate_contiguous_zeroed(1, "vmcb02");
+    n.merged_iopm_pa = allocate_contiguous_zeroed(kIopmBytes / kPageSize, "L2's I/O permission map");
+    n.merged_msrpm_pa = allocate_contiguous_zeroed(kMsrpmBytes / kPageSize, "L2's MSR permission map");
+    n.empty_npt_root = allocate_contiguous_zeroed(1, "an empty nested root");
+    if (!n.vmcb02_pa || !n.merged_iopm_pa || !n.merged_msrpm_pa || !n.empty_npt_root)
+        return fail(VirtError::out_of_memory);
+    n.vmcb02 = frame_pointer<Vmcb>(n.vmcb02_pa);
+    n.l0_iopm = frame_pointer<u8>(vcpu.vm->iopm_pa);
+    n.l0_msrpm = frame_pointer<u8>(vcpu.vm->msrpm_pa);
+    n.merged_iopm = frame_pointer<u8>(n.merged_iopm_pa);
+    n.merged_msrpm = frame_pointer<u8>(n.merged_msrpm_pa);
+    return {};
+}
+
 Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& initial, VcpuState& state) {
     if (!svm_enabled || !vm) return fail(VirtError::unsupported);
     u32 asid = allocate_asid();
@@ -341,6 +377,13 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
         return fail(set.error());
     }
     set_controls(*vcpu);
+    if (initial.nested) {
+        if (auto prepared = prepare_nested(*vcpu); !prepared) {
+            svm_destroy_vcpu(vcpu);
+            return fail(prepared.error());
+        }
+        if (initial.nested_hardware) *initial.nested_hardware = &vcpu->l2;
+    }
     vcpu->flush_tlb = true;  // the ASID may hold stale translations of an earlier guest
     vcpu->tlb_generation = vm->tlb_generation;
 
@@ -357,8 +400,10 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
 // Guest-physical memory through the VM's nested tables.
 class NestedMemory final : public GuestPhysicalReader {
 public:
-    explicit NestedMemory(const BackendVm& vm) : tables_memory_(npt_memory()), npt_(tables_memory_) {
-        npt_.use_root(vm.npt_root);
+    // Through the active VMCB's nested tables: L0's tables of the VM, or while an L2 runs those
+    // vmcb02 uses (L0's tables of L1, or the shadow of L1's tables: the same format).
+    explicit NestedMemory(const BackendVcpu& vcpu) : tables_memory_(npt_memory()), npt_(tables_memory_) {
+        npt_.use_root(vcpu.vmcb->control.nested_cr3);
     }
     // The host frame holding guest-physical page `gpa`, or false if the VM does not map it.
     bool host_frame(u64 gpa, paddr& frame) {
@@ -388,7 +433,7 @@ private:
 // and the nested tables. Returns how many were readable.
 usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
     const VmcbSave& s = vcpu.vmcb->save;
-    NestedMemory memory(*vcpu.vm);
+    NestedMemory memory(vcpu);
     return read_guest_linear(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear, memory, out, size);
 }
 
@@ -401,7 +446,7 @@ usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
 [[gnu::noinline]] const u8* walk_code_page(BackendVcpu& vcpu, u64 linear_page) {
     const VmcbSave& s = vcpu.vmcb->save;
     CodePageCache& c = vcpu.code;
-    NestedMemory memory(*vcpu.vm);
+    NestedMemory memory(vcpu);
     u64 gpa = 0;
     paddr frame = 0;
     if (!guest_translate(GuestPaging{s.cr0, s.cr3, s.cr4, s.efer}, linear_page, memory, gpa) ||
@@ -593,7 +638,32 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, u64* gp
                  : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 
+// The nested component switched between L1 and L2 (nested_context.hpp): the other VMCB becomes
+// the active one. What was cached of the old one goes: its code page, and a pending event (an
+// exit's EXITINTINFO went to L1 with the reflected exit); the new one's EVENTINJ is delivered.
+[[gnu::noinline]] void switch_vmcb(BackendVcpu& vcpu) {
+    NestedContext& n = vcpu.l2;
+    n.switched = false;
+    vcpu.vmcb = n.run_l2 ? n.vmcb02 : n.vmcb01;
+    vcpu.vmcb_pa = n.run_l2 ? n.vmcb02_pa : n.vmcb01_pa;
+    vcpu.pending_event = n.run_l2 ? (vcpu.vmcb->control.event_inject & (kEventValid | 0xFFFFFFFF00000FFF)) : 0;
+    vcpu.code.host = nullptr;
+}
+
+// L0 unmapped part of the VM: a shadow nested table built from the old mapping may point at a
+// frame that is no longer L1's. L2 runs on an empty root until the component rebuilds it.
+[[gnu::noinline]] void stale_shadow(BackendVcpu& vcpu) {
+    NestedContext& n = vcpu.l2;
+    if (n.vmcb02->control.nested_cr3 == vcpu.vm->npt_root) return;  // L2 runs on L0's tables of L1
+    n.shadow_stale = true;
+    n.vmcb02->control.nested_cr3 = n.empty_npt_root;
+}
+
 VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    if (vcpu->nested) [[unlikely]] {
+        if (vcpu->l2.switched) switch_vmcb(*vcpu);
+        if (vcpu->tlb_generation != vcpu->vm->tlb_generation) stale_shadow(*vcpu);
+    }
     Vmcb& vmcb = *vcpu->vmcb;
     VmcbSave& save = vmcb.save;
     save.rip = state.rip;
@@ -670,7 +740,9 @@ bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
 VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
-        if (exit.vendor_code != exit_code::cr4_write || !emulate_cr4_write(*vcpu, state)) return exit;
+        // An L2's CR4 write exits only when L1 intercepts it: the nested component reflects it.
+        bool l2 = vcpu->nested && vcpu->l2.run_l2;
+        if (exit.vendor_code != exit_code::cr4_write || l2 || !emulate_cr4_write(*vcpu, state)) return exit;
     }
 }
 

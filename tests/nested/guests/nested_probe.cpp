@@ -1,7 +1,8 @@
 // What a domain sees of nested virtualization: the physcaps bit, SVM/VMX in CPUID, the SVM MSRs
 // and VMRUN; on Intel also IA32_FEATURE_CONTROL, CR4.VMXE and VMXON. With "mode=nested" it then
 // turns EFER.SVME on and runs VMRUN (AMD) or sets CR4.VMXE and runs VMXON (Intel), which the kernel
-// must answer (until nested virtualization runs an L2: by stopping the domain with a report).
+// must answer: on AMD, VMRUN of a VMCB that fails the checks returns VMEXIT_INVALID, and a VMCB
+// address that is unaligned or outside the domain's memory gets #GP.
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
@@ -27,13 +28,22 @@ void report_msr_write(const char* name, u32 index, u64 value) {
     println(name, " <- ", hex(value, 1), ": ", e.raised ? exception_name(e.vector) : "ok");
 }
 
-void report_vmrun(const char* when) {
+// VMRUN of an all-zero VMCB (no VMRUN intercept, ASID 0: it fails VMRUN's checks), `offset`
+// bytes into its page. Returned: the exit code VMRUN left in it (VMEXIT_INVALID is -1).
+void report_vmrun(const char* when, u64 offset = 0) {
     alignas(4096) static u8 vmcb[4096];
+    for (u8& byte : vmcb) byte = 0;
     ExceptionRecord e = try_run([&] {
-        u64 address = reinterpret_cast<u64>(vmcb);
+        u64 address = reinterpret_cast<u64>(vmcb) + offset;
         asm volatile("vmrun" ::"a"(address) : "memory");
     });
-    println("vmrun ", when, ": ", e.raised ? exception_name(e.vector) : "returned");
+    if (e.raised) {
+        println("vmrun ", when, ": ", exception_name(e.vector));
+        return;
+    }
+    i64 exit_code = 0;
+    __builtin_memcpy(&exit_code, vmcb + 0x70, sizeof(exit_code));
+    println("vmrun ", when, ": returned, exit code ", exit_code);
 }
 
 // Intel: the VMX side of the same questions.
@@ -69,5 +79,7 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     if (!nested) return 0;
     report_msr_write("efer", kMsrEfer, rdmsr(kMsrEfer) | kEferSvme);
     report_vmrun("with svme");
+    report_vmrun("unaligned", 8);
+    report_vmrun("beyond memory", u64{1} << 40);
     return 0;
 }

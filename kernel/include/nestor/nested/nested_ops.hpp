@@ -39,6 +39,9 @@ enum class Action : u8 {
     // MSR writes: the component took its part (EFER.SVME); the kernel applies its own rule to
     // the write of Decision::value (the rest), as for every guest.
     forward,
+    // The component switched the vCPU between L1 and L2 itself (VMRUN, a #VMEXIT into L1, a
+    // shadow page installed): it wrote the state the vCPU runs with next. Run it again as it is.
+    resume,
 };
 
 struct Decision {
@@ -48,6 +51,36 @@ struct Decision {
 };
 
 struct NestedOps;
+
+// One 4 KiB page of an L1's guest-physical memory as L0 maps it (the domain's mappings).
+struct GuestPage {
+    bool ram;  // false: not mapped (a hole or beyond the domain's memory)
+    paddr host;
+    bool writable;
+    bool executable;
+};
+
+// What the kernel lends the component for one domain with nested virtualization: the domain's
+// guest-physical memory through its mappings (where L1's VMCBs, permission maps and nested page
+// tables live) and memory of L0's own (the component's per-vCPU state, shadow page tables).
+// Every read copies; the component never keeps a pointer into L1's memory.
+class Host {
+public:
+    // Copies [gpa, gpa + bytes) of the domain's readable memory; false if any byte is not.
+    virtual bool read(u64 gpa, void* out, usize bytes) = 0;
+    // Writes into the domain's writable memory; false (nothing written) if any byte is not.
+    virtual bool write(u64 gpa, const void* in, usize bytes) = 0;
+    virtual GuestPage page(u64 gpa) = 0;
+    // Atomically ORs `bits` into the aligned u64 at `gpa`; false if it is not writable memory.
+    virtual bool set_bits(u64 gpa, u64 bits) = 0;
+    // Zeroed, physically contiguous L0 memory of `bytes` (a multiple of 4 KiB); nullptr if none.
+    virtual void* allocate(usize bytes, paddr& physical) = 0;
+    virtual void release(paddr physical, usize bytes) = 0;
+    virtual void* pointer(paddr physical) = 0;  // L0's view of memory allocate() returned
+
+protected:
+    ~Host() = default;
+};
 
 // Opaque per-domain and per-vCPU state of a domain with nested virtualization. The kernel keeps
 // them with the domain and the vCPU but never looks inside `state`: it belongs to the component.
@@ -63,6 +96,8 @@ struct NestedDomain {
 
 struct NestedVcpu {
     const NestedOps* ops = nullptr;
+    Host* host = nullptr;      // the kernel's services for this vCPU's domain (set before it runs)
+    void* hardware = nullptr;  // the backend's context (VirtOps::nested_hardware), opaque here
     alignas(u64) u8 state[kVcpuStateBytes] = {};
 };
 
@@ -98,7 +133,9 @@ struct NestedOps {
     // nhvm_vcpu_in_guestmode: the vCPU runs L1's guest (L2).
     bool (*in_guest_mode)(const NestedVcpu& vcpu);
     // nhvm_vcpu_vmexit_event: an exit taken while in guest mode; the component decides whether L1
-    // intercepts it (and emulates the #VMEXIT / VM exit into L1).
+    // intercepts it (and emulates the #VMEXIT / VM exit into L1: Action::resume). Action::not_nested:
+    // the exit is L0's (a physical interrupt, preemption, an access L1 lets L2 make): the kernel
+    // applies its rule for the exit, in L1's terms, to the state L2 runs with.
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
     // nhvm_intr_blocked: L1's state (GIF, L2 intercepts) holds back a virtual interrupt.
     bool (*interrupts_blocked)(const NestedVcpu& vcpu);

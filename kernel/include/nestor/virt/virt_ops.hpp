@@ -45,6 +45,11 @@ struct InitialMode {
     // The domain may use the CPU's virtualization extensions (nested virtualization): the backend
     // then lets it set CR4.VMXE, which every other guest gets #GP for.
     bool nested = false;
+    // Nested virtualization: where the backend stores its hardware context for the nested
+    // component (SVM: nestor/x86/svm/nested_context.hpp, a second VMCB to run an L2 on). Opaque to
+    // the kernel, which only hands it to the component (NestedVcpu::hardware). Left untouched by a
+    // backend that cannot run an L2; nullptr: not wanted.
+    void** nested_hardware = nullptr;
 };
 
 // The backend's VM and vCPU, opaque to the kernel.

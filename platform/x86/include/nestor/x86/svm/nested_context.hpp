@@ -1,0 +1,41 @@
+// The contract between the SVM backend and the nested SVM component (components/nested/svm): what
+// the backend gives the component to run an L2 for a vCPU of a domain with nested virtualization.
+// The kernel only passes it along, as an opaque pointer (VirtOps::nested_hardware): it never looks
+// inside, so VMCB knowledge stays here and in the component.
+//
+// The backend allocates everything at vCPU creation (a second VMCB, a second ASID, the merged
+// permission maps) and runs whichever VMCB `run_l2` selects. The component fills vmcb02, writes
+// the vCPU's neutral state (VcpuState) from the VMCB it switches to, and sets `switched`: at the
+// next entry the backend makes that VMCB the active one, forgets what it cached of the other
+// (code page, a pending event: an exit's EXITINTINFO belongs to L1 once the exit is reflected)
+// and takes the new VMCB's EVENTINJ as the event to deliver.
+#pragma once
+
+#include "nestor/lib/types.hpp"
+#include "nestor/x86/svm/vmcb.hpp"
+
+namespace nestor::x86::svm {
+
+struct NestedContext {
+    Vmcb* vmcb01;  // L1's VMCB (the vCPU's own): its save area is L1's CPU
+    paddr vmcb01_pa;
+    Vmcb* vmcb02;  // the VMCB that runs L2
+    paddr vmcb02_pa;
+    u32 l2_asid;   // the ASID every L2 of this vCPU runs with (never L1's, never 0)
+    const u8* l0_iopm;   // L0's permission maps for L1 (kIopmBytes / kMsrpmBytes) ...
+    const u8* l0_msrpm;
+    u8* merged_iopm;     // ... and the merged ones vmcb02 uses (host-physical below)
+    u8* merged_msrpm;
+    paddr merged_iopm_pa;
+    paddr merged_msrpm_pa;
+    bool run_l2;    // the backend enters vmcb02 (L2), else vmcb01 (L1)
+    bool switched;  // the component changed run_l2 (or rebuilt vmcb02) since the last entry
+    // Set by the backend when L0 unmapped part of the VM (a TLB generation change) while vmcb02
+    // runs on a shadow nested page table: the backend points vmcb02 at `empty_npt_root` so that
+    // L2 reaches nothing until the component has dropped the shadow (it checks this first at
+    // every L2 exit and clears it).
+    bool shadow_stale;
+    paddr empty_npt_root;  // a zeroed PML4 frame: every L2 access faults
+};
+
+}  // namespace nestor::x86::svm

@@ -1,0 +1,241 @@
+// The nested SVM component as the kernel drives it: VMRUN through the table's
+// virtualization_instruction with a fake kernel Host and a fake backend context (the SVM
+// backend's NestedContext), L2 exits through reflect_exit, VMLOAD / VMSAVE / STGI / CLGI.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "nested_fixture.hpp"
+#include "nestor/x86/svm/nested_context.hpp"
+
+using namespace nested_test;
+using nestor::x86::svm::NestedContext;
+using nestor::x86::svm::Vmcb;
+
+namespace {
+
+constexpr u64 kL1Bytes = 1u << 20;
+constexpr u64 kVmcb12 = 0x10000;
+constexpr u64 kVmloadArea = 0x20000;
+
+// L1's memory (guest-physical 0 .. 1 MiB) and L0 memory from the C heap ("physical" = pointer).
+class FakeHost final : public nested::Host {
+public:
+    FakeHost() : ram(kL1Bytes) {}
+    ~FakeHost() {
+        for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
+    }
+    bool read(u64 gpa, void* out, usize bytes) override {
+        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
+        std::memcpy(out, ram.data() + gpa, bytes);
+        return true;
+    }
+    bool write(u64 gpa, const void* in, usize bytes) override {
+        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
+        std::memcpy(ram.data() + gpa, in, bytes);
+        return true;
+    }
+    nested::GuestPage page(u64 gpa) override {
+        if (gpa >= kL1Bytes) return {false, 0, false, false};
+        return {true, 0x40000000 + (gpa & ~u64{0xFFF}), true, true};
+    }
+    bool set_bits(u64 gpa, u64 bits) override {
+        u64 v = 0;
+        if (!read(gpa, &v, 8)) return false;
+        v |= bits;
+        return write(gpa, &v, 8);
+    }
+    void* allocate(usize bytes, paddr& physical) override {
+        void* p = std::aligned_alloc(4096, bytes);
+        std::memset(p, 0, bytes);
+        physical = reinterpret_cast<paddr>(p);
+        live.push_back({physical, bytes});
+        return p;
+    }
+    void release(paddr physical, usize) override {
+        for (auto it = live.begin(); it != live.end(); ++it)
+            if (it->first == physical) {
+                std::free(reinterpret_cast<void*>(physical));
+                live.erase(it);
+                return;
+            }
+        FAIL("released memory that was not allocated");
+    }
+    void* pointer(paddr physical) override { return reinterpret_cast<void*>(physical); }
+    Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<Vmcb*>(ram.data() + gpa); }
+
+    std::vector<u8> ram;
+    std::vector<std::pair<paddr, usize>> live;
+};
+
+constexpr u64 kEferLme = 1u << 8, kEferLma = 1u << 10;
+constexpr u64 kLongEfer = kEferLme | kEferLma | kEferSvme;
+constexpr u16 kCode64 = 0xA9B;
+
+void long_mode(nestor::x86::svm::VmcbSave& s, u64 rip, u64 rsp, u64 rax) {
+    s.efer = kLongEfer;
+    s.cr0 = 0x80000011;
+    s.cr4 = 0x20;
+    s.cr3 = 0x1000;
+    s.cs = {0x8, kCode64, 0xFFFFFFFF, 0};
+    s.rflags = 2;
+    s.rip = rip;
+    s.rsp = rsp;
+    s.rax = rax;
+    s.g_pat = 0x0007040600070406;
+}
+
+struct L1Fixture : Guest {
+    FakeHost host;
+    Vmcb* vmcb01 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
+    Vmcb* vmcb02 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
+    std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
+    std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
+    NestedContext hw{};
+    nested::NestedDomain domain;
+    nested::NestedVcpu vcpu;
+
+    L1Fixture() {
+        hw = NestedContext{vmcb01, 0x1000, vmcb02, 0x2000, 7, l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(),
+                           merged_msrpm.data(), 0x3000, 0x5000, false, false, false, 0x9000};
+        vmcb01->control.guest_asid = 1;
+        vmcb01->control.nested_cr3 = 0x8000;
+        vmcb01->control.intercept_misc1 = 1u << 18;  // CPUID, as L0 intercepts for L1
+        long_mode(vmcb01->save, 0x1000, 0x7000, kVmcb12);
+        vmcb01->save.lstar = 0xAAAA;
+        REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());
+        vcpu.host = &host;
+        vcpu.hardware = &hw;
+        REQUIRE(nested_vcpu_initialise(vcpu, domain).ok());
+        env.nested = &vcpu;
+        state.rip = 0x1000;
+        state.mode = CpuMode::long64;
+        state.efer = kEferLme | kEferLma;
+        state.reg(Gpr::rsp) = 0x7000;
+        REQUIRE_FALSE(run(msr_write(kMsrEfer, state.efer | kEferSvme)).inject);
+        state.rip = 0x1000;
+        write_vmcb12(1);
+    }
+    ~L1Fixture() {
+        nested_vcpu_destroy(vcpu);
+        nested_domain_teardown(domain);
+        std::free(vmcb01);
+        std::free(vmcb02);
+    }
+    void write_vmcb12(u32 asid) {
+        Vmcb& v = host.vmcb_at(kVmcb12);
+        v = Vmcb{};
+        v.control.intercept_misc1 = (1u << 18) | (1u << 24);  // CPUID, HLT
+        v.control.intercept_misc2 = 1;                        // VMRUN
+        v.control.guest_asid = asid;
+        long_mode(v.save, 0x3000, 0x4000, 0x77);
+    }
+    ExitOutcome vmrun() {
+        state.rax() = kVmcb12;
+        return run(instruction(0x80, 3));
+    }
+    // An exit of vmcb02 as the backend reports it.
+    ExitOutcome l2_exit(ExitKind kind, u64 code, u8 length) {
+        vmcb02->control.exit_code = code;
+        VmExit exit{};
+        exit.kind = kind;
+        exit.vendor_code = code;
+        exit.instruction_length = length;
+        return run(exit);
+    }
+};
+
+bool carries_on(const ExitOutcome& o) { return !o.stop && !o.inject && !o.wait; }
+
+}  // namespace
+
+TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.hw.run_l2);
+    CHECK(l1.hw.switched);
+    CHECK(l1.state.rip == 0x3000);
+    CHECK(l1.state.rax() == 0x77);
+    CHECK(l1.state.reg(Gpr::rsp) == 0x4000);
+    CHECK(l1.vmcb02->control.guest_asid == 7);
+    CHECK(l1.vmcb02->control.iopm_base_pa == 0x3000);
+    CHECK(l1.vmcb02->control.nested_cr3 == 0x8000);  // L1 has no NPT: L0's tables of L1
+    CHECK(l1.vmcb02->save.lstar == 0xAAAA);          // the VMLOAD state stays L1's CPU's
+
+    l1.state.rip = 0x3000;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::cpuid, 0x72, 2)));
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK_FALSE(l1.hw.run_l2);
+    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
+    CHECK(l1.state.rax() == kVmcb12);
+    CHECK(l1.state.reg(Gpr::rsp) == 0x7000);
+    CHECK(l1.vcpu.ops->interrupts_blocked(l1.vcpu));  // GIF clear after #VMEXIT
+    const Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    CHECK(v.control.exit_code == 0x72);
+    CHECK(v.control.next_rip == 0x3002);
+    CHECK(v.save.rip == 0x3000);
+
+    CHECK(carries_on(l1.run(instruction(0x84, 3))));  // STGI
+    CHECK_FALSE(l1.vcpu.ops->interrupts_blocked(l1.vcpu));
+}
+
+TEST_CASE("nested_svm_wiring.l0_exits_stay_with_l0_and_l2_resumes") {
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    // A physical interrupt: L0's, whatever L1 intercepts.
+    CHECK(carries_on(l1.l2_exit(ExitKind::external_interrupt, 0x60, 0)));
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.state.rip == 0x3000);
+    // An I/O access L1 does not intercept: L0 handles it as L1's (the console port here).
+    l1.vmcb02->control.exit_info_1 = (u64{0x3F8} << 16) | 0x10;
+    VmExit io{};
+    io.kind = ExitKind::io;
+    io.vendor_code = 0x7B;
+    io.instruction_length = 1;
+    io.io = IoExit{0x3F8, 1, IoDirection::out, false, false, 'x'};
+    l1.vmcb02->control.exit_code = 0x7B;
+    CHECK(carries_on(l1.run(io)));
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.state.rip == 0x3001);
+    // HLT, which L1 intercepts: back to L1.
+    CHECK(carries_on(l1.l2_exit(ExitKind::hlt, 0x78, 1)));
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == 0x78);
+}
+
+TEST_CASE("nested_svm_wiring.failed_checks_and_bad_addresses") {
+    L1Fixture l1;
+    l1.write_vmcb12(0);  // ASID 0
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == ~u64{0});
+    CHECK(l1.state.rip == 0x1003);
+    CHECK(l1.vcpu.ops->interrupts_blocked(l1.vcpu));
+
+    l1.state.rip = 0x1000;
+    l1.state.rax() = kVmcb12 + 8;
+    ExitOutcome o = l1.run(instruction(0x80, 3));
+    CHECK((o.inject && o.vector == kVectorGp));
+    l1.state.rax() = kL1Bytes;  // beyond L1's memory
+    o = l1.run(instruction(0x80, 3));
+    CHECK((o.inject && o.vector == kVectorGp));
+    CHECK(l1.state.rip == 0x1000);
+}
+
+TEST_CASE("nested_svm_wiring.vmsave_and_vmload_move_the_vmload_state") {
+    L1Fixture l1;
+    l1.state.rax() = kVmloadArea;
+    REQUIRE(carries_on(l1.run(instruction(0x83, 3))));  // VMSAVE
+    CHECK(l1.host.vmcb_at(kVmloadArea).save.lstar == 0xAAAA);
+    l1.host.vmcb_at(kVmloadArea).save.lstar = 0xBBBB;
+    l1.host.vmcb_at(kVmloadArea).save.rip = 0xDEAD;  // not VMLOAD state: ignored
+    REQUIRE(carries_on(l1.run(instruction(0x82, 3))));  // VMLOAD
+    CHECK(l1.vmcb01->save.lstar == 0xBBBB);
+    CHECK(l1.vmcb01->save.rip == 0x1000);
+    l1.state.rax() = kVmloadArea + 0x10;
+    ExitOutcome o = l1.run(instruction(0x82, 3));
+    CHECK((o.inject && o.vector == kVectorGp));
+    CHECK(carries_on(l1.run(instruction(0x7A, 3))));  // INVLPGA
+}
