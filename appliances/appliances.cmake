@@ -9,3 +9,4 @@ set(NESTOR_APPLIANCE_minimal_GUESTS hello)
 set(NESTOR_GUEST_IMAGES demo_hello demo_ping hello sdk_selftest nested_probe exit_bench
   healthy hostile_wild hostile_pagetables hostile_triple_fault hostile_virt_instructions hostile_hypercalls
   hostile_ioports hostile_spin elf64_plain waiter l1_hypervisor)
+list(APPEND NESTOR_GUEST_IMAGES interrupt_listener interrupt_sender intr_l1)

@@ -85,7 +85,9 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     return core(vcpu).part->reflect_exit(vcpu, exit, state);
 }
 
-bool interrupts_blocked(const NestedVcpu& vcpu) { return core(vcpu).part->interrupts_blocked(vcpu); }
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+    return core(vcpu).part->route_interrupt(vcpu, state);
+}
 
 Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault) {
     return core(vcpu).part->nested_page_fault(vcpu, fault);
@@ -108,7 +110,7 @@ constexpr NestedOps nested_ops = {
     .cpuid = table::cpuid,
     .in_guest_mode = table::in_guest_mode,
     .reflect_exit = table::reflect_exit,
-    .interrupts_blocked = table::interrupts_blocked,
+    .route_interrupt = table::route_interrupt,
     .nested_page_fault = table::nested_page_fault,
 };
 

@@ -19,7 +19,7 @@ struct VendorPart {
     Decision (*msr_write)(NestedVcpu& vcpu, u32 index, u64 value, const virt::VcpuState& state);
     void (*cpuid)(const NestedVcpu& vcpu, u32 leaf, u32 subleaf, virt::CpuidValues& guest);
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
-    bool (*interrupts_blocked)(const NestedVcpu& vcpu);
+    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state);
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
 };
 

@@ -233,6 +233,20 @@ Decoded decode_irq_bind(Slot& root, const HypercallArgs& in, Invocation inv) {
     return inv;
 }
 
+// Vectors 0..31 are exceptions; 0 itself means "no interrupt".
+constexpr u64 kFirstInterruptVector = 32;
+constexpr u64 kLastVector = 255;
+
+Decoded decode_notification_set_vector(Slot& root, const HypercallArgs& in, Invocation inv) {
+    NESTOR_CHECK(unused_from(in, 2));
+    NESTOR_TRY(target, resolve_object(root, in.arg[0], ObjectType::notification, NESTOR_RIGHT_NOTIFICATION_WAIT));
+    u64 vector = in.arg[1];
+    if (vector != 0 && (vector < kFirstInterruptVector || vector > kLastVector)) return fail(Error::invalid_argument);
+    inv.target = target;
+    inv.value[0] = vector;
+    return inv;
+}
+
 Decoded decode_vcpu_access(Slot& root, const HypercallArgs& in, Invocation inv, u32 rights, usize used_args) {
     NESTOR_CHECK(unused_from(in, used_args));
     NESTOR_TRY(vcpu, resolve_object(root, in.arg[0], ObjectType::vcpu, rights));
@@ -257,6 +271,7 @@ bool releases_nothing(u64 number) {
     case NESTOR_HC_CAP_IDENTIFY:
     case NESTOR_HC_NOTIFICATION_SIGNAL:
     case NESTOR_HC_NOTIFICATION_POLL:
+    case NESTOR_HC_NOTIFICATION_SET_VECTOR:
     case NESTOR_HC_VCPU_READ: return true;
     default: return false;
     }
@@ -295,6 +310,7 @@ CapResult<Invocation> decode(Domain& caller, const HypercallArgs& in) {
         return decode_object_call(root, in, inv, ObjectType::notification, NESTOR_RIGHT_NOTIFICATION_SIGNAL, 1);
     case NESTOR_HC_NOTIFICATION_POLL:
         return decode_object_call(root, in, inv, ObjectType::notification, NESTOR_RIGHT_NOTIFICATION_WAIT, 1);
+    case NESTOR_HC_NOTIFICATION_SET_VECTOR: return decode_notification_set_vector(root, in, inv);
     case NESTOR_HC_IOPORT_ISSUE: return decode_ioport_issue(root, in, inv);
     case NESTOR_HC_IRQ_ISSUE: return decode_irq_issue(root, in, inv);
     case NESTOR_HC_IRQ_BIND: return decode_irq_bind(root, in, inv);
@@ -388,6 +404,9 @@ void invoke(const Invocation& inv, HypercallResult& out, Reaper& reaper) {
         static_cast<Notification&>(*inv.target->cap.object).signal(inv.target->cap.badge);
         return;
     case NESTOR_HC_NOTIFICATION_POLL: invoke_notification_poll(inv, out); return;
+    case NESTOR_HC_NOTIFICATION_SET_VECTOR:
+        static_cast<Notification&>(*inv.target->cap.object).set_vector(static_cast<u8>(inv.value[0]));
+        return;
     case NESTOR_HC_IOPORT_ISSUE: invoke_ioport_issue(inv); return;
     case NESTOR_HC_IRQ_ISSUE: invoke_irq_issue(inv); return;
     case NESTOR_HC_IRQ_BIND: invoke_irq_bind(inv); return;

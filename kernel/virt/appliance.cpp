@@ -109,7 +109,7 @@ struct RunningDomain {
     u64 domain_slot = 0;        // the toolstack's capability to the domain
     u64 cspace_slot = 0;        // the toolstack's capability to the domain's CSpace root
     u64 notification_slot = 0;  // the toolstack's capability to the domain's notification
-    const cap::Notification* notification = nullptr;  // where signals for it arrive
+    cap::Notification* notification = nullptr;  // where signals for it arrive
     u64 physcaps = 0;           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
     bool waiting = false;       // halted with interrupts on: runs again once a signal arrives
     VmHandle vm = nullptr;
@@ -265,7 +265,7 @@ bool give_own_notification(RunningDomain& d) {
            call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, d.notification_slot, d.cspace_slot,
                                   NESTOR_GUEST_SLOT_NOTIFICATION, NESTOR_RIGHT_NOTIFICATION_WAIT, 0),
                    d, "granting its notification");
-    if (given) d.notification = static_cast<const cap::Notification*>(toolstack_slot(d.notification_slot).cap.object);
+    if (given) d.notification = static_cast<cap::Notification*>(toolstack_slot(d.notification_slot).cap.object);
     return given;
 }
 
@@ -564,11 +564,31 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
     release_backend(d);
 }
 
+// A signal raised the virtual interrupt the domain asked for (NOTIFICATION_SET_VECTOR): inject it
+// when the vCPU can take it, else it stays due and is tried again after the next exit. A guest
+// hypervisor's state has its say first (GIF, or its guest running: nested_ops.hpp). False if
+// the domain was stopped.
+[[gnu::noinline]] bool raise_interrupt(RunningDomain& d, u8 vector) {
+    if (nested::NestedVcpu* nested = nested_of(d)) {
+        nested::Decision decision = nested->ops->route_interrupt(*nested, d.state);
+        if (decision.action == nested::Action::stop) {
+            stop(d, ExitOutcome{.stop = true, .reason = StopReason::unsupported, .status = kFailureStatus,
+                                .detail = decision.report});
+            return false;
+        }
+        if (decision.action != nested::Action::not_nested) return true;
+    }
+    if (appliance.ops->inject_interrupt(d.vcpu, d.state, vector)) d.notification->interrupt_raised();
+    return true;
+}
+
 // Runs d until its slice ends, it yields or it stops.
 void run_slice(RunningDomain& d, const ApplianceOptions& options) {
     DomainEnvironment env(d);
     const ExitContext context{nested_of(d), &d.cpuid_memo};
     for (;;) {
+        if (u8 vector = d.notification ? d.notification->interrupt_due() : 0) [[unlikely]]
+            if (!raise_interrupt(d, vector)) return;
         VmExit exit = appliance.ops->run(d.vcpu, d.state, options.time_slice);
         ++d.exits;
         if (exit.kind == ExitKind::preemption) [[unlikely]] {

@@ -92,3 +92,22 @@ nestor_appliance_test(appliance_waiting_domain_nothing_can_wake
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --expect "^error: appliance: domain waiter stopped: waits for a signal nothing can send after [0-9]+ exits"
   --reject "woke with badge")
+
+# Signals as interrupts (NOTIFICATION_SET_VECTOR): the listener sleeps in HLT and is woken by an
+# injected interrupt at the vector it chose; with interrupts disabled the signal waits (through
+# 200 exits) and arrives at the first exit after STI; a poll in the handler re-arms it.
+nestor_appliance_test(appliance_signals_as_interrupts
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/signal_interrupts.manifest GUESTS interrupt_listener interrupt_sender
+  ARGS --expect-status 0
+  --expect "^\\[listener\\] set vector 0x40: status 0$"
+  --expect "^\\[listener\\] set vector 0x10: status 2$"
+  --expect "^\\[listener\\] set vector 0x100: status 2$"
+  --expect "^\\[listener\\] round 1: woken by interrupt 0x40, badges 0x0002$"
+  --expect "^\\[listener\\] round 2: 0 interrupts while disabled$"
+  --expect "^\\[listener\\] round 2: 1 interrupt once enabled$"
+  --expect "^\\[listener\\] round 3: interrupts 3, badges 0x0002$"
+  --expect "^\\[sender\\] round 3: signalled$"
+  --expect "^appliance: domain listener exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain sender exited with status 0 \\(exit port\\)"
+  --reject "unexpected (interrupt|exception)"
+  --reject "^error:")

@@ -88,7 +88,6 @@ constexpr u64 kL1Efer = arch::kEferSce | arch::kEferLme | arch::kEferLma | arch:
 constexpr u64 kL1Cr4 = 0x7FF | arch::bit(16) | arch::bit(17) | arch::bit(18) | arch::bit(20) | arch::bit(21);
 
 SvmVcpu& svm_of(NestedVcpu& vcpu) { return core(vcpu).svm; }
-const SvmVcpu& svm_of(const NestedVcpu& vcpu) { return core(vcpu).svm; }
 NestedContext* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedContext*>(vcpu.hardware); }
 
 Decision resume() { return Decision{Action::resume, 0, nullptr}; }
@@ -401,7 +400,25 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     return not_nested();
 }
 
-bool interrupts_blocked(const NestedVcpu& vcpu) { return !svm_of(vcpu).gif; }
+// L1's virtual interrupt: GIF holds it back; while L2 runs, L1 either takes it as a
+// #VMEXIT(INTR) (then, with GIF clear, once it sets GIF again) or lets L2 take it.
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!svm_of(vcpu).gif) return resume();
+    if (!core(vcpu).guest_mode) return not_nested();
+    NestedContext* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (!hw || !block || !hw->run_l2) return resume();
+    switch (route_l1_interrupt(true, block->nested.snapshot, block->nested.host, state.rflags)) {
+    case L1Interrupt::blocked: return resume();
+    case L1Interrupt::deliver_to_l2: return not_nested();
+    case L1Interrupt::vmexit_intr: break;
+    }
+    // Between two runs of L2: the exit that got here was L0's and is done, so the state is L2's.
+    // An event whose delivery that exit interrupted goes to L1 in EXITINTINFO, as on the CPU.
+    store_state(state, hw->vmcb02->save);
+    VmexitInfo info{x86::svm::exit_code::intr, 0, 0, hw->vmcb02->control.exit_int_info, 0};
+    return vmexit_to_l1(vcpu, *hw, *block, info, state);
+}
 
 // An NPT fault the kernel judges: L1's own access, or L2's when L1 has no nested paging (L2's
 // guest-physical addresses are then L1's). Shadow faults never get here (reflect_exit).
@@ -417,7 +434,7 @@ constexpr VendorPart kPart = {
     .msr_write = msr_write,
     .cpuid = cpuid,
     .reflect_exit = reflect_exit,
-    .interrupts_blocked = interrupts_blocked,
+    .route_interrupt = route_interrupt,
     .nested_page_fault = nested_page_fault,
 };
 

@@ -754,6 +754,21 @@ void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 e
     vcpu->pending_event = event;
 }
 
+bool svm_inject_interrupt(VcpuHandle vcpu, const VcpuState& state, u8 vector) {
+    // The nested component may have switched VMCBs since the last exit: judge the one that runs.
+    if (vcpu->nested && vcpu->l2.switched) switch_vmcb(*vcpu);
+    if (!(state.rflags & kRflagsIf) || (vcpu->pending_event & kEventValid)) return false;
+    Vmcb& vmcb = *vcpu->vmcb;
+    if (vmcb.control.interrupt_shadow & kInterruptShadow) {
+        // The shadow covers the instruction after STI / MOV SS; once the kernel has stepped over
+        // it (an emulated HLT after STI), it is over.
+        if (vmcb.save.rip == state.rip) return false;
+        vmcb.control.interrupt_shadow = 0;
+    }
+    vcpu->pending_event = vector | kEventTypeInterrupt | kEventValid;
+    return true;
+}
+
 CpuidValues svm_host_cpuid(u32 leaf, u32 subleaf) {
     CpuidResult r = cpuid(leaf, subleaf);
     return {r.eax, r.ebx, r.ecx, r.edx};
@@ -771,6 +786,7 @@ constexpr VirtOps kSvmOps = {
     .create_vcpu = svm_create_vcpu,
     .run = svm_run,
     .inject_exception = svm_inject_exception,
+    .inject_interrupt = svm_inject_interrupt,
     .destroy_vcpu = svm_destroy_vcpu,
     .host_cpuid = svm_host_cpuid,
 };

@@ -770,6 +770,24 @@ void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code) {
     vcpu->event_pending = true;
 }
 
+bool vmx_inject_interrupt(VcpuHandle vcpu, const VcpuState& state, u8 vector) {
+    if (!(state.rflags & kRflagsIf) || vcpu->event_pending || !make_current(*vcpu)) return false;
+    u64 blocking = vmread(field::guest_interruptibility);
+    if (blocking & (interruptibility::sti | interruptibility::mov_ss)) {
+        // The blocking covers the instruction after STI / MOV SS; once the kernel has stepped
+        // over it (an emulated HLT after STI), it is over - and VM entry refuses an external
+        // interrupt injected with it set.
+        if (vmread(field::guest_rip) == state.rip) return false;
+        if (!vmwrite(field::guest_interruptibility, blocking & ~(interruptibility::sti | interruptibility::mov_ss)))
+            return false;
+    }
+    vcpu->pending_info = vector | intr_info::type_external | intr_info::valid;
+    vcpu->pending_error_code = 0;
+    vcpu->pending_instruction_length = 0;
+    vcpu->event_pending = true;
+    return true;
+}
+
 CpuidValues vmx_host_cpuid(u32 leaf, u32 subleaf) {
     CpuidResult r = cpuid(leaf, subleaf);
     return {r.eax, r.ebx, r.ecx, r.edx};
@@ -787,6 +805,7 @@ constexpr VirtOps kVmxOps = {
     .create_vcpu = vmx_create_vcpu,
     .run = vmx_run,
     .inject_exception = vmx_inject_exception,
+    .inject_interrupt = vmx_inject_interrupt,
     .destroy_vcpu = vmx_destroy_vcpu,
     .host_cpuid = vmx_host_cpuid,
 };

@@ -1,4 +1,5 @@
-// Exception entry for vectors 0..31 and the register snapshot behind probe().
+// Exception entry for vectors 0..31, interrupt entry for 32..255, and the register snapshot
+// behind probe().
 // Every stub makes the stack look the same (an error code, real or 0, and the vector), saves the
 // general registers as an ExceptionFrame (exceptions.hpp) and calls nestor_guest_exception, which
 // may rewrite the frame to resume somewhere else.
@@ -21,6 +22,20 @@ stub_\vector:
 .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     STUB \v
 .endr
+
+// Interrupts: one 16-byte stub a vector from 32 on (the IDT gate of vector v points at
+// nestor_guest_interrupt_stubs + 16 * (v - 32)), shaped like an exception without error code.
+    .balign 16
+    .global nestor_guest_interrupt_stubs
+nestor_guest_interrupt_stubs:
+    .set vector, 32
+    .rept 224
+    .balign 16
+    push $0
+    push $vector
+    jmp exception_common
+    .set vector, vector + 1
+    .endr
 
 exception_common:
     push %r15

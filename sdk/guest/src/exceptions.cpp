@@ -1,10 +1,12 @@
-// The IDT for the 32 exception vectors, probe(), and the report of an unexpected exception.
+// The IDT (the 32 exception vectors and interrupt handlers), probe(), and the report of an
+// unexpected exception or interrupt.
 #include "runtime.hpp"
 
 using nestor::guest::detail::ExceptionFrame;
 using nestor::guest::detail::ProbeContext;
 
 extern "C" const nestor::guest::u64 nestor_guest_exception_stubs[32];
+extern "C" const char nestor_guest_interrupt_stubs[];
 // returns_twice: the compiler must assume the call returns again after an exception (like setjmp).
 extern "C" __attribute__((returns_twice)) nestor::guest::u64 nestor_guest_probe_arm(ProbeContext* context);
 
@@ -14,6 +16,8 @@ namespace {
 constexpr u16 kCodeSelector = 0x08;  // entry.S's GDT
 constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
 constexpr u32 kExceptionVectors = 32;
+constexpr u32 kVectors = 256;
+constexpr u64 kInterruptStubBytes = 16;  // exceptions.S
 
 struct IdtEntry {
     u16 offset_low;
@@ -31,7 +35,8 @@ struct [[gnu::packed]] IdtPointer {
     u64 base;
 };
 
-alignas(16) IdtEntry idt[kExceptionVectors] = {};
+alignas(16) IdtEntry idt[kVectors] = {};
+InterruptHandler interrupt_handlers[kVectors] = {};
 // The innermost armed probe; the handler resumes there.
 ProbeContext* active_probe = nullptr;
 
@@ -97,6 +102,13 @@ void exceptions_init() {
 
 }  // namespace detail
 
+void set_interrupt_handler(u8 vector, InterruptHandler handler) {
+    if (vector < kExceptionVectors) return;
+    interrupt_handlers[vector] = handler;
+    u64 stub = reinterpret_cast<u64>(nestor_guest_interrupt_stubs) + kInterruptStubBytes * (vector - kExceptionVectors);
+    idt[vector] = handler ? gate(stub) : IdtEntry{};
+}
+
 ExceptionRecord probe(void (*fn)(void*), void* context) {
     ProbeContext armed{};
     armed.previous = active_probe;
@@ -153,6 +165,14 @@ const char* exception_name(u8 vector) {
 
 extern "C" void nestor_guest_exception(ExceptionFrame* frame) {
     using namespace nestor::guest;
+    if (frame->vector >= kExceptionVectors) {
+        if (InterruptHandler handler = interrupt_handlers[frame->vector & 0xFF]) {
+            handler(static_cast<u8>(frame->vector));
+            return;
+        }
+        println("guest: unexpected interrupt ", frame->vector, " at rip ", hex(frame->rip, 16));
+        exit(kUnexpectedExceptionStatus);
+    }
     if (active_probe) {
         resume_at_probe(*frame, *active_probe);
         return;

@@ -60,6 +60,15 @@ u64 wait_for_signal() {
         asm volatile("sti; hlt; cli" ::: "memory");
     }
 }
+HypercallResult set_signal_vector(u8 vector) {
+    return invoke(NESTOR_HC_NOTIFICATION_SET_VECTOR, NESTOR_GUEST_SLOT_NOTIFICATION, vector);
+}
+
+u64 poll_signals() {
+    HypercallResult poll = invoke(NESTOR_HC_NOTIFICATION_POLL, NESTOR_GUEST_SLOT_NOTIFICATION);
+    return poll.ok() ? poll.value[0] : 0;
+}
+
 HypercallResult physcaps() { return hypercall(NESTOR_HC_PHYSCAPS); }
 HypercallResult abi_version() { return hypercall(NESTOR_HC_ABI_VERSION); }
 HypercallResult shutdown(u64 reason) { return hypercall(NESTOR_HC_SHUTDOWN, reason); }

@@ -302,3 +302,36 @@ TEST_CASE("cap.cnode_cycles_are_refused") {
     REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 4, kFree + 2, 2) == NESTOR_E_OK);  // C holds D's root
     CHECK(b.call(NESTOR_HC_CAP_COPY, R, kFree + 2, kFree + 4, 0) == NESTOR_E_CNODE_CYCLE);
 }
+
+TEST_CASE("cap.notification_vector_raises_once_per_poll") {
+    Booted b;
+    REQUIRE(retype(b, ObjectType::notification, 0, kFree) == NESTOR_E_OK);
+    auto& n = static_cast<Notification&>(*b.slot(kFree).cap.object);
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree, 0x40) == NESTOR_E_OK);
+    CHECK(n.vector() == 0x40);
+    CHECK(n.interrupt_due() == 0);  // nothing pending yet
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SIGNAL, kFree) == NESTOR_E_OK);
+    CHECK(n.interrupt_due() == 0x40);
+    n.interrupt_raised();
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SIGNAL, kFree) == NESTOR_E_OK);
+    CHECK(n.interrupt_due() == 0);  // one interrupt until the handler polls
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_POLL, kFree) == NESTOR_E_OK);
+    CHECK(n.interrupt_due() == 0);  // polled empty
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SIGNAL, kFree) == NESTOR_E_OK);
+    CHECK(n.interrupt_due() == 0x40);  // re-armed by the poll
+    REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree, 0) == NESTOR_E_OK);
+    CHECK(n.interrupt_due() == 0);
+}
+
+TEST_CASE("cap.notification_set_vector_refuses_bad_input") {
+    Booted b;
+    REQUIRE(retype(b, ObjectType::notification, 0, kFree) == NESTOR_E_OK);
+    for (u64 vector : {u64{1}, u64{31}, u64{256}, ~u64{0}})
+        CHECK(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree, vector) == NESTOR_E_INVALID_ARGUMENT);
+    CHECK(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree, 32, 1) == NESTOR_E_INVALID_ARGUMENT);
+    CHECK(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree, 255) == NESTOR_E_OK);
+    // Signalling alone is not enough: only a waiter chooses how it is woken.
+    REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 1, NESTOR_RIGHT_NOTIFICATION_SIGNAL, 0) == NESTOR_E_OK);
+    CHECK(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, kFree + 1, 32) == NESTOR_E_INSUFFICIENT_RIGHTS);
+    CHECK(b.call(NESTOR_HC_NOTIFICATION_SET_VECTOR, U, 32) == NESTOR_E_WRONG_TYPE);
+}

@@ -91,7 +91,8 @@ TEST_CASE("nested.domain_and_vcpu_life_cycle") {
     REQUIRE(nested_vcpu_initialise(vcpu, domain).ok());
     CHECK(vcpu.ops == &nested::nested_ops);
     CHECK_FALSE(vcpu.ops->in_guest_mode(vcpu));
-    CHECK_FALSE(vcpu.ops->interrupts_blocked(vcpu));  // GIF is set at power-on
+    virt::VcpuState state{};
+    CHECK(vcpu.ops->route_interrupt(vcpu, state).action == nested::Action::not_nested);  // GIF set at power-on
     nested_vcpu_destroy(vcpu);
     CHECK(vcpu.ops == nullptr);
     nested_domain_teardown(domain);

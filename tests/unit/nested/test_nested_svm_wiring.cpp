@@ -171,14 +171,14 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
     CHECK(l1.state.rax() == kVmcb12);
     CHECK(l1.state.reg(Gpr::rsp) == 0x7000);
-    CHECK(l1.vcpu.ops->interrupts_blocked(l1.vcpu));  // GIF clear after #VMEXIT
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);  // GIF clear: held
     const Vmcb& v = l1.host.vmcb_at(kVmcb12);
     CHECK(v.control.exit_code == 0x72);
     CHECK(v.control.next_rip == 0x3002);
     CHECK(v.save.rip == 0x3000);
 
     CHECK(carries_on(l1.run(instruction(0x84, 3))));  // STGI
-    CHECK_FALSE(l1.vcpu.ops->interrupts_blocked(l1.vcpu));
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);  // delivered to L1
 }
 
 TEST_CASE("nested_svm_wiring.l0_exits_stay_with_l0_and_l2_resumes") {
@@ -212,7 +212,7 @@ TEST_CASE("nested_svm_wiring.failed_checks_and_bad_addresses") {
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == ~u64{0});
     CHECK(l1.state.rip == 0x1003);
-    CHECK(l1.vcpu.ops->interrupts_blocked(l1.vcpu));
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
 
     l1.state.rip = 0x1000;
     l1.state.rax() = kVmcb12 + 8;
@@ -238,4 +238,51 @@ TEST_CASE("nested_svm_wiring.vmsave_and_vmload_move_the_vmload_state") {
     ExitOutcome o = l1.run(instruction(0x82, 3));
     CHECK((o.inject && o.vector == kVectorGp));
     CHECK(carries_on(l1.run(instruction(0x7A, 3))));  // INVLPGA
+}
+
+// L1's virtual interrupt while L2 runs: with INTR intercepted and V_INTR_MASKING, L1's own IF
+// (at VMRUN) decides; the interrupt becomes a #VMEXIT(INTR) into L1 carrying the event L2 was
+// receiving, and stays held (GIF clear) until L1 executes STGI.
+TEST_CASE("nested_svm_wiring.l1_interrupt_during_l2_exits_to_l1") {
+    L1Fixture l1;
+    Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    v.control.intercept_misc1 |= 1u << 0;  // INTR
+    v.control.int_ctl = 1u << 24;          // V_INTR_MASKING
+    l1.state.rflags = 0x202;               // L1 runs with IF set
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.state.rflags = 0x2;  // L2's IF is clear: L1's decides
+    l1.vmcb02->control.exit_int_info = 0x80000030;  // L2 was receiving vector 0x30
+    l1.state.rip = 0x3005;
+    nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state);
+    CHECK(d.action == nested::Action::resume);
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
+    const Vmcb& after = l1.host.vmcb_at(kVmcb12);
+    CHECK(after.control.exit_code == 0x60);
+    CHECK(after.control.exit_int_info == 0x80000030);
+    CHECK(after.save.rip == 0x3005);
+    // GIF is clear after the #VMEXIT: held until STGI.
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    REQUIRE(carries_on(l1.run(instruction(0x84, 3))));
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);
+}
+
+TEST_CASE("nested_svm_wiring.l1_interrupt_masked_or_left_to_l2") {
+    L1Fixture l1;
+    Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    v.control.intercept_misc1 |= 1u << 0;
+    v.control.int_ctl = 1u << 24;
+    l1.state.rflags = 0x2;  // L1's IF clear at VMRUN: masked
+    REQUIRE(carries_on(l1.vmrun()));
+    l1.state.rflags = 0x202;
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+
+    L1Fixture no_intercept;  // INTR not intercepted, no masking: L2 takes it with its own IF
+    REQUIRE(carries_on(no_intercept.vmrun()));
+    no_intercept.state.rflags = 0x202;
+    CHECK(no_intercept.vcpu.ops->route_interrupt(no_intercept.vcpu, no_intercept.state).action ==
+          nested::Action::not_nested);
+    CHECK(no_intercept.vcpu.ops->in_guest_mode(no_intercept.vcpu));
 }

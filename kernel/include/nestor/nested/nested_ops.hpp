@@ -137,8 +137,12 @@ struct NestedOps {
     // the exit is L0's (a physical interrupt, preemption, an access L1 lets L2 make): the kernel
     // applies its rule for the exit, in L1's terms, to the state L2 runs with.
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
-    // nhvm_intr_blocked: L1's state (GIF, L2 intercepts) holds back a virtual interrupt.
-    bool (*interrupts_blocked)(const NestedVcpu& vcpu);
+    // nhvm_intr_blocked, and what follows: a virtual interrupt of L1's is due. Action::resume
+    // holds it back: L1's state masks it (GIF clear, IF clear while L2 runs), or the component
+    // turned it into a #VMEXIT(INTR) into L1 (the state switched to L1, GIF now clear).
+    // Action::not_nested: the kernel injects it into what runs next (L1, or L2 when L1 lets L2
+    // take L1's interrupts). Action::stop: the #VMEXIT could not be written.
+    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state);
     // nestedhvm_hap_nested_page_fault: an NPT/EPT fault; Action::not_nested when it is L1's own
     // access (the kernel's rule for every guest applies).
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);

@@ -93,6 +93,10 @@ struct VirtOps {
     // Queues an exception for delivery at the next entry. The error code is dropped where the
     // architecture pushes none (real mode).
     void (*inject_exception)(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code);
+    // Queues external interrupt `vector` for the next entry if the vCPU can take one now (IF set,
+    // no interrupt shadow on the instruction at state.rip, no other event queued); false if not,
+    // and the caller tries again after a later exit.
+    bool (*inject_interrupt)(VcpuHandle vcpu, const VcpuState& state, u8 vector);
     // Frees everything create_vcpu allocated.
     void (*destroy_vcpu)(VcpuHandle vcpu);
 

@@ -167,6 +167,18 @@ HypercallResult yield();
 // again when a signal arrives". Returns the accumulated badges; 0 if polling failed. Under Nestor
 // only: on bare hardware nothing would wake the HLT.
 u64 wait_for_signal();
+// Signals as interrupts: while a signal is pending on the domain's own notification, Nestor
+// raises external interrupt `vector` (32..255; 0: none) once the guest has interrupts enabled;
+// polling the notification (wait_for_signal, poll_signals) re-arms it (NESTOR_HC_NOTIFICATION_SET_VECTOR).
+HypercallResult set_signal_vector(u8 vector);
+// Takes the pending signals without waiting: the accumulated badges, 0 if none.
+u64 poll_signals();
+// Runs `handler` (with interrupts disabled) when interrupt `vector` (32..255) arrives; nullptr
+// removes it. An interrupt without a handler is reported and ends the guest.
+using InterruptHandler = void (*)(u8 vector);
+void set_interrupt_handler(u8 vector, InterruptHandler handler);
+inline void enable_interrupts() { asm volatile("sti" ::: "memory"); }
+inline void disable_interrupts() { asm volatile("cli" ::: "memory"); }
 HypercallResult physcaps();     // value[0] = NESTOR_PHYSCAP_* bits
 HypercallResult abi_version();  // value[0] = NESTOR_ABI_VERSION
 HypercallResult shutdown(u64 reason);

@@ -43,6 +43,10 @@
 #define NESTOR_HC_IRQ_BIND 42u     /* (irq, notification) */
 #define NESTOR_HC_VCPU_READ 43u    /* (vcpu, register) -> value0 */
 #define NESTOR_HC_VCPU_WRITE 44u   /* (vcpu, register, value) */
+/* (notification, vector): while a signal is pending on the notification, the domain whose own
+ * notification it is takes external interrupt `vector` (32..255) once, when its interrupts are
+ * enabled; polling the word re-arms it. Vector 0 turns the interrupt off. Needs the WAIT right. */
+#define NESTOR_HC_NOTIFICATION_SET_VECTOR 45u
 
 /* vCPU register indices: a neutral placeholder until the vCPU state is fleshed out. */
 #define NESTOR_VCPU_REG_RIP 0u

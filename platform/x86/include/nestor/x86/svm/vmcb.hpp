@@ -112,6 +112,8 @@ inline constexpr u8 kTlbControlFlushAll = 1;
 inline constexpr u64 kEventValid = u64{1} << 31;
 inline constexpr u64 kEventErrorCodeValid = u64{1} << 11;
 inline constexpr u64 kEventTypeException = u64{3} << 8;
+inline constexpr u64 kEventTypeInterrupt = u64{0} << 8;  // an external interrupt (INTR)
+inline constexpr u64 kInterruptShadow = 1;                // control.interrupt_shadow: STI / MOV SS
 
 // Exit codes (APM vol. 2, appendix C).
 namespace exit_code {

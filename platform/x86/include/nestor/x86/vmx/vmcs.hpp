@@ -357,6 +357,12 @@ inline constexpr u32 nmi_unblocking = 1u << 12;
 inline constexpr u32 valid = 1u << 31;
 }  // namespace intr_info
 
+// Guest interruptibility state (SDM 24.4.2): what blocks events for the next instruction.
+namespace interruptibility {
+inline constexpr u64 sti = u64{1} << 0;
+inline constexpr u64 mov_ss = u64{1} << 1;
+}  // namespace interruptibility
+
 // Segment access rights in the VMCS (SDM table 24-2): descriptor bits 40..47 in 0..7, bits
 // 52..55 in 12..15, and bit 16 "unusable".
 namespace access_rights {
