@@ -112,6 +112,7 @@ struct RunningDomain {
     cap::Notification* notification = nullptr;  // where signals for it arrive
     u64 physcaps = 0;           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
     bool waiting = false;       // halted with interrupts on: runs again once a signal arrives
+    bool interrupt_due = false;  // its signal interrupt waits for the vCPU to take it
     VmHandle vm = nullptr;
     VcpuHandle vcpu = nullptr;
     VcpuState state{};
@@ -568,7 +569,10 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
 // when the vCPU can take it, else it stays due and is tried again after the next exit. A guest
 // hypervisor's state has its say first (GIF, or its guest running: nested_ops.hpp). False if
 // the domain was stopped.
-[[gnu::noinline]] bool raise_interrupt(RunningDomain& d, u8 vector) {
+[[gnu::noinline]] bool raise_interrupt(RunningDomain& d) {
+    u8 vector = d.notification->interrupt_due();
+    d.interrupt_due = vector != 0;
+    if (!vector) return true;
     if (nested::NestedVcpu* nested = nested_of(d)) {
         nested::Decision decision = nested->ops->route_interrupt(*nested, d.state);
         if (decision.action == nested::Action::stop) {
@@ -578,7 +582,10 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
         }
         if (decision.action != nested::Action::not_nested) return true;
     }
-    if (appliance.ops->inject_interrupt(d.vcpu, d.state, vector)) d.notification->interrupt_raised();
+    if (appliance.ops->inject_interrupt(d.vcpu, d.state, vector)) {
+        d.notification->interrupt_raised();
+        d.interrupt_due = false;
+    }
     return true;
 }
 
@@ -586,9 +593,13 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
 void run_slice(RunningDomain& d, const ApplianceOptions& options) {
     DomainEnvironment env(d);
     const ExitContext context{nested_of(d), &d.cpuid_memo};
+    // Signals come from other domains, which ran in other slices: a due interrupt is noticed here
+    // and, until the vCPU takes it, retried after every exit (a signal a domain sends itself
+    // waits for its next slice).
+    if (d.notification && d.notification->interrupt_due()) d.interrupt_due = true;
     for (;;) {
-        if (u8 vector = d.notification ? d.notification->interrupt_due() : 0) [[unlikely]]
-            if (!raise_interrupt(d, vector)) return;
+        if (d.interrupt_due) [[unlikely]]
+            if (!raise_interrupt(d)) return;
         VmExit exit = appliance.ops->run(d.vcpu, d.state, options.time_slice);
         ++d.exits;
         if (exit.kind == ExitKind::preemption) [[unlikely]] {
