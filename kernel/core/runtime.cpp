@@ -3,15 +3,19 @@
 #include "nestor/lib/assert.hpp"
 #include "nestor/lib/types.hpp"
 
+using nestor::u64;
 using nestor::u8;
 using nestor::usize;
 
 extern "C" {
 
+// String instructions, 8 bytes at a time: a byte loop took almost 3 instructions per byte (the
+// nested VMRUN's copies made up most of a reflected exit). DF is clear in the kernel (ABI).
 void* memcpy(void* dst, const void* src, usize n) {
-    auto* d = static_cast<u8*>(dst);
-    auto* s = static_cast<const u8*>(src);
-    for (usize i = 0; i < n; ++i) d[i] = s[i];
+    void* d = dst;
+    usize words = n / 8, bytes = n % 8;
+    asm volatile("rep movsq" : "+D"(d), "+S"(src), "+c"(words) : : "memory");
+    asm volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(bytes) : : "memory");
     return dst;
 }
 
@@ -27,8 +31,11 @@ void* memmove(void* dst, const void* src, usize n) {
 }
 
 void* memset(void* dst, int value, usize n) {
-    auto* d = static_cast<u8*>(dst);
-    for (usize i = 0; i < n; ++i) d[i] = static_cast<u8>(value);
+    void* d = dst;
+    usize words = n / 8, bytes = n % 8;
+    u64 pattern = u64{static_cast<u8>(value)} * 0x0101010101010101;
+    asm volatile("rep stosq" : "+D"(d), "+c"(words) : "a"(pattern) : "memory");
+    asm volatile("rep stosb" : "+D"(d), "+c"(bytes) : "a"(pattern) : "memory");
     return dst;
 }
 

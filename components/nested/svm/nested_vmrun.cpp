@@ -20,21 +20,28 @@ VmrunOutcome refuse(NestedSvmVcpu& vcpu, L1Memory& memory, VmcbSave& l1, u64 vmc
     return outcome(VmrunResult::vmexit_invalid, failure);
 }
 
-bool merge_maps(const Vmcb& snapshot, VmrunEnvironment& env) {
-    const VmcbControl& c = snapshot.control;
-    return merge_permission_map(env.l0_iopm, env.memory, c.iopm_base_pa, c.intercept_misc1 & x86::svm::intercept1::ioio_prot,
-                                env.merged_iopm, x86::svm::kIopmBytes) &&
-           merge_permission_map(env.l0_msrpm, env.memory, c.msrpm_base_pa, c.intercept_misc1 & x86::svm::intercept1::msr_prot,
-                                env.merged_msrpm, x86::svm::kMsrpmBytes);
+bool merge_maps(NestedSvmVcpu& vcpu, VmrunEnvironment& env) {
+    PermissionMapMerge& maps = vcpu.maps;
+    if (!maps.known) {
+        start_merge(env.l0_iopm, x86::svm::kIopmBytes, env.merged_iopm, maps.iopm);
+        start_merge(env.l0_msrpm, x86::svm::kMsrpmBytes, env.merged_msrpm, maps.msrpm);
+        maps.known = true;
+    }
+    const VmcbControl& c = vcpu.snapshot.control;
+    return remerge_permission_map(env.l0_iopm, env.memory, c.iopm_base_pa,
+                                  c.intercept_misc1 & x86::svm::intercept1::ioio_prot, maps.iopm, env.merged_iopm) &&
+           remerge_permission_map(env.l0_msrpm, env.memory, c.msrpm_base_pa,
+                                  c.intercept_misc1 & x86::svm::intercept1::msr_prot, maps.msrpm, env.merged_msrpm);
 }
 
 // L1's TLB requests and the shadow's changes, onto the one ASID L0 gives all of L1's guests.
-void prepare_translation(NestedSvmVcpu& vcpu, VmrunEnvironment& env) {
+// `l1` is L1's own state: its EFER.NXE, not L2's, decides how its nested tables read.
+void prepare_translation(NestedSvmVcpu& vcpu, VmrunEnvironment& env, const VmcbSave& l1) {
     const VmcbControl& c = vcpu.snapshot.control;
     if (c.tlb_control != x86::svm::kTlbControlNothing) vcpu.shadow.drop_all();
     env.l0.shadow_npt_root = 0;
     if (uses_nested_paging(vcpu.snapshot))
-        env.l0.shadow_npt_root = vcpu.shadow.prepare(c.nested_cr3, (vcpu.snapshot.save.efer & kEferNxe) != 0);
+        env.l0.shadow_npt_root = vcpu.shadow.prepare(c.nested_cr3, (l1.efer & kEferNxe) != 0);
     bool asid_changed = c.guest_asid != vcpu.last_l1_asid;
     vcpu.last_l1_asid = c.guest_asid;
     bool shadow_changed = vcpu.shadow.take_flush_request();  // always taken: it is one-shot
@@ -49,9 +56,9 @@ VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave&
     CheckFailure failure = check_vmcb12(vcpu.snapshot, env.memory, env.offer);
     if (failure != CheckFailure::none) return refuse(vcpu, env.memory, l1, vmcb12_pa, next_rip, failure);
     // The maps were L1 RAM a moment ago; if L0 took them away since, L1 gets the same answer.
-    if (!merge_maps(vcpu.snapshot, env))
+    if (!merge_maps(vcpu, env))
         return refuse(vcpu, env.memory, l1, vmcb12_pa, next_rip, CheckFailure::msrpm_outside_l1_ram);
-    prepare_translation(vcpu, env);
+    prepare_translation(vcpu, env, l1);
     if (!build_vmcb02(vcpu.snapshot, l1, env.l0, vmcb02)) return outcome(VmrunResult::stop);
     vcpu.host = save_host_state(l1, next_rip);
     vcpu.vmcb12_pa = vmcb12_pa;

@@ -21,6 +21,7 @@ struct NestedSvmVcpu {
     ShadowNpt shadow;
     u64 vmcb12_pa = 0;
     u32 last_l1_asid = 0;  // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
+    PermissionMapMerge maps;  // where L0's maps let L1's matter (vmcb02.hpp)
     bool gif = true;
     bool guest_mode = false;
 };

@@ -58,7 +58,7 @@ struct L0Controls {
     u64 tsc_offset;  // L0's offset for L1
     u32 l2_asid;     // the ASID L0 keeps for this vCPU's L2
     u32 l1_asid;     // the ASID L1 itself runs with
-    paddr iopm_pa;   // host-physical merged maps (merge_permission_map), L0's memory
+    paddr iopm_pa;   // host-physical merged maps (remerge_permission_map), L0's memory
     paddr msrpm_pa;
     paddr l1_npt_root;      // L0's nested tables of L1: L2 runs on them when L1 has no NPT
     paddr shadow_npt_root;  // the shadow NPT (shadow_npt.hpp): when L1 uses nested paging
@@ -72,14 +72,40 @@ enum class MergeError : u8 {
 
 bool uses_nested_paging(const Vmcb& snapshot);
 
-// Builds vmcb02 (every byte written) from the checked snapshot, L1's current CPU state `l1_cpu`
-// (the fields VMLOAD loads live in the CPU, not in vmcb12, so they come from L1's VMCB) and L0.
+// Builds vmcb02 (every field written; its reserved bytes stay as allocated, zero) from the checked
+// snapshot, L1's current CPU state `l1_cpu` (the fields VMLOAD loads live in the CPU, not in
+// vmcb12, so they come from L1's VMCB) and L0.
 Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, const L0Controls& l0, Vmcb& vmcb02);
 
-// A merged permission map (IOPM or MSRPM): a bit is set if L0's is or L1's is. L1's map is read
-// once, from its memory, only if L1 uses it (its intercept bit); else the merge is L0's map.
-// False if L1's map is no longer RAM (the caller fails the VMRUN with VMEXIT_INVALID).
-bool merge_permission_map(const u8* l0_map, L1Memory& memory, u64 l1_map_pa, bool l1_uses, u8* merged,
-                          usize bytes);
+// The merged permission maps (IOPM, MSRPM): a bit is set if L0's is or L1's is; L1's map counts
+// only if L1 uses it (its intercept bit), and is read from its memory at every VMRUN. Only L0's
+// pass-through matters: where a 64-bit word of L0's map is all ones, the merged word is all ones
+// whatever L1's says. So start_merge, once per vCPU (L0's maps for L1 never change), fills the
+// merged map with L0's and lists the other words; remerge_permission_map, at every VMRUN, reads
+// only those from L1. L0 intercepts every port and MSR of an L1, so a VMRUN reads none of L1's maps.
+struct WordRun {
+    u16 first;  // index of the first 64-bit word
+    u16 count;
+};
+inline constexpr usize kIopmWords = x86::svm::kIopmBytes / 8;
+static_assert(x86::svm::kMsrpmBytes <= x86::svm::kIopmBytes);
+
+struct PassThroughRuns {
+    u16 count = 0;
+    WordRun runs[kIopmWords / 2 + 1]{};  // runs are apart by an all-ones word; the IOPM is the larger map
+};
+
+struct PermissionMapMerge {
+    bool known = false;  // the runs are L0's maps', and the merged maps hold L0's all-ones words
+    PassThroughRuns iopm;
+    PassThroughRuns msrpm;
+};
+
+// Copies L0's map (`bytes`, a multiple of 8) into `merged` and lists where it lets something through.
+void start_merge(const u8* l0_map, usize bytes, u8* merged, PassThroughRuns& out);
+// Completes the merge in a `merged` that start_merge filled for the same L0 map. False if L1's map
+// is no longer RAM (the caller fails the VMRUN with VMEXIT_INVALID).
+bool remerge_permission_map(const u8* l0_map, L1Memory& memory, u64 l1_map_pa, bool l1_uses,
+                            const PassThroughRuns& pass_through, u8* merged);
 
 }  // namespace nestor::nested::svm

@@ -58,9 +58,10 @@ inline constexpr usize kCheckFailureCount = static_cast<usize>(CheckFailure::gpa
 
 const char* check_failure_name(CheckFailure failure);
 
-// Copies vmcb12 (the 4 KiB at `vmcb12_pa`) once into `snapshot`, then clears the bits the CPU
-// ignores (the low 12 bits of the permission-map addresses, the reserved bits of EVENTINJ and the
-// interrupt shadow), so that what is checked is exactly what is used.
+// Copies vmcb12 (the 4 KiB at `vmcb12_pa`) once into `snapshot`, in one read up to its last field
+// (the reserved tail of the page is not read: it stays as it was in `snapshot`), then clears
+// the bits the CPU ignores (the low 12 bits of the permission-map addresses, the reserved bits of
+// EVENTINJ and the interrupt shadow), so that what is checked is exactly what is used.
 Status<SnapshotError> take_snapshot(L1Memory& memory, u64 vmcb12_pa, Vmcb& snapshot);
 
 // Every check, on the snapshot only (memory is asked where things are, never what they hold).

@@ -59,6 +59,8 @@ struct BackendVcpu {
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     u64 pending_event;   // EVENTINJ for the next entry; 0: none (a queued event has kEventValid)
     CodePageCache code;
+    CodePageCache parked_code;  // nested: the code page of the VMCB not running (switch_vmcb)
+    paddr parked_l2_root;       // vmcb02's nested root when L2's code page was parked
     bool nested;  // created with InitialMode::nested: `l2` is allocated
     NestedContext l2;
 };
@@ -639,15 +641,27 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, u64* gp
 }
 
 // The nested component switched between L1 and L2 (nested_context.hpp): the other VMCB becomes
-// the active one. What was cached of the old one goes: its code page, and a pending event (an
-// exit's EXITINTINFO went to L1 with the reflected exit); the new one's EVENTINJ is delivered.
+// the active one. A pending event of the old one goes (an exit's EXITINTINFO went to L1 with the
+// reflected exit); the new one's EVENTINJ is delivered. The code pages swap: each VMCB keeps its
+// own across the other's run (walking both again at every reflected exit was two fifths of the
+// round trip). L1's translations cannot change while L2 runs but through an unmap, which clears
+// both (run_once); L2's do when the component asks for a TLB flush in the vmcb02 it built or
+// gives it other nested tables.
 [[gnu::noinline]] void switch_vmcb(BackendVcpu& vcpu) {
     NestedContext& n = vcpu.l2;
     n.switched = false;
     vcpu.vmcb = n.run_l2 ? n.vmcb02 : n.vmcb01;
     vcpu.vmcb_pa = n.run_l2 ? n.vmcb02_pa : n.vmcb01_pa;
     vcpu.pending_event = n.run_l2 ? (vcpu.vmcb->control.event_inject & (kEventValid | 0xFFFFFFFF00000FFF)) : 0;
-    vcpu.code.host = nullptr;
+    CodePageCache left = vcpu.code;
+    vcpu.code = vcpu.parked_code;
+    vcpu.parked_code = left;
+    if (!n.run_l2) {
+        vcpu.parked_l2_root = n.vmcb02->control.nested_cr3;
+    } else if (vcpu.vmcb->control.tlb_control != kTlbControlNothing ||
+               vcpu.vmcb->control.nested_cr3 != vcpu.parked_l2_root) {
+        vcpu.code.host = nullptr;
+    }
 }
 
 // L0 unmapped part of the VM: a shadow nested table built from the old mapping may point at a
@@ -677,6 +691,7 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
         vcpu->tlb_generation = vcpu->vm->tlb_generation;
         vcpu->flush_tlb = true;
         vcpu->code.host = nullptr;  // the code page's frame may be someone else's now
+        vcpu->parked_code.host = nullptr;
     }
     if (vcpu->flush_tlb) [[unlikely]] {
         vmcb.control.tlb_control = kTlbControlFlushAll;  // back to kTlbControlNothing after the run

@@ -1,4 +1,9 @@
 // Nested SVM core, vmcb02: what L1 can and cannot put into the VMCB that really runs L2.
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "nested_svm_fixture.hpp"
@@ -166,6 +171,60 @@ TEST_CASE("nested_svm.merge_permission_maps_or_l0_and_l1") {
     v.control.intercept_misc1 &= ~vmcb::intercept1::ioio_prot;
     entered(m2, v);
     CHECK(m2.merged_iopm[0x70 / 8] == 0);
+}
+
+// L0 intercepting a whole 64-bit word of a map makes L1's word irrelevant: a VMRUN reads L1's maps
+// only where L0 lets something through (as Nestor's L0 intercepts everything: not at all), and
+// still sees every change L1 makes there between VMRUNs.
+TEST_CASE("nested_svm.merge_reads_l1_maps_only_where_l0_lets_through") {
+    Machine m;
+    std::fill(m.l0_iopm.begin(), m.l0_iopm.end(), 0xFF);
+    std::fill(m.l0_msrpm.begin(), m.l0_msrpm.end(), 0xFF);
+    m.l0_iopm[0x60 / 8] = 0xFE;  // L0 lets port 0x60 through (bit 0 of byte 12, in word 1)
+    std::vector<std::pair<u64, usize>> map_reads;
+    m.l1.after_read = [&](u64 gpa, usize bytes) {
+        if (gpa >= kIopm && gpa < kMsrpm + vmcb::kMsrpmBytes) map_reads.emplace_back(gpa, bytes);
+    };
+    entered(m, valid_vmcb12());  // L1's maps are zero: it intercepts nothing
+    REQUIRE(map_reads.size() == 1);
+    CHECK(map_reads[0] == std::pair<u64, usize>{kIopm + 8, 8});
+    CHECK(m.merged_iopm[0x60 / 8] == 0xFE);
+    CHECK(m.merged_iopm[0x70 / 8] == 0xFF);  // L1 lets 0x70 through, L0 does not
+    CHECK(std::all_of(m.merged_msrpm.begin(), m.merged_msrpm.end(), [](u8 b) { return b == 0xFF; }));
+    // L1 now intercepts port 0x60: the next VMRUN merges it.
+    m.l1.ram[kIopm + 0x60 / 8] = 0x01;
+    map_reads.clear();
+    entered(m, valid_vmcb12());
+    CHECK(map_reads.size() == 1);
+    CHECK(m.merged_iopm[0x60 / 8] == 0xFF);
+    // L1 stops using its IOPM: the merge is L0's map again, without reading L1's.
+    Vmcb v = valid_vmcb12();
+    v.control.intercept_misc1 &= ~vmcb::intercept1::ioio_prot;
+    map_reads.clear();
+    entered(m, v);
+    CHECK(map_reads.empty());
+    CHECK(m.merged_iopm[0x60 / 8] == 0xFE);
+}
+
+// vmcb02 is rebuilt field by field, not zeroed whole: what the last run left in it (the CPU's exit
+// fields, state only L0 could have set) must not survive into the next VMRUN.
+TEST_CASE("nested_svm.vmrun_clears_what_the_last_run_left_in_vmcb02") {
+    Machine m;
+    Vmcb first = entered(m, valid_vmcb12());
+    VmcbControl& c = m.vmcb02.control;
+    c.exit_code = 0x72;
+    c.exit_info_1 = c.exit_info_2 = c.exit_int_info = c.next_rip = 0x1234;
+    c.bytes_fetched = 3;
+    c.guest_instruction_bytes[14] = 0x90;
+    c.avic_apic_bar = c.ghcb_pa = c.virt_ext = c.avic_backing_page = c.vmsa_pa = 0x1000;
+    c.avic_logical_table = c.avic_physical_table = 0x2000;
+    c.clean_bits = 0xFFFFFFFF;
+    VmcbSave& s = m.vmcb02.save;
+    s.s_cet = s.ssp = s.isst_addr = s.dbgctl = s.br_from = s.br_to = s.last_excp_from = s.last_excp_to = 0x5;
+    Vmcb second = entered(m, valid_vmcb12());
+    CHECK(second.control.tlb_control == 0);  // the first run flushed L2's ASID, the second need not
+    second.control.tlb_control = first.control.tlb_control;
+    CHECK(std::memcmp(&second, &first, sizeof(Vmcb)) == 0);
 }
 
 TEST_CASE("nested_svm.tlb_flush_on_first_run_asid_change_or_l1_request") {
