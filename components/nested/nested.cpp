@@ -85,6 +85,10 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     return core(vcpu).part->reflect_exit(vcpu, exit, state);
 }
 
+Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code, virt::VcpuState& state) {
+    return core(vcpu).part->exception_for_l2(vcpu, vector, has_error_code, error_code, state);
+}
+
 Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
     return core(vcpu).part->route_interrupt(vcpu, state);
 }
@@ -110,6 +114,7 @@ constexpr NestedOps nested_ops = {
     .cpuid = table::cpuid,
     .in_guest_mode = table::in_guest_mode,
     .reflect_exit = table::reflect_exit,
+    .exception_for_l2 = table::exception_for_l2,
     .route_interrupt = table::route_interrupt,
     .nested_page_fault = table::nested_page_fault,
 };

@@ -19,6 +19,8 @@ struct VendorPart {
     Decision (*msr_write)(NestedVcpu& vcpu, u32 index, u64 value, const virt::VcpuState& state);
     void (*cpuid)(const NestedVcpu& vcpu, u32 leaf, u32 subleaf, virt::CpuidValues& guest);
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    Decision (*exception_for_l2)(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
+                                 virt::VcpuState& state);
     Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state);
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
 };

@@ -23,6 +23,7 @@ Decision msr_write(NestedVcpu&, u32, u64, const virt::VcpuState&) { ASSERT_UNREA
 void cpuid(const NestedVcpu&, u32, u32, virt::CpuidValues&) { ASSERT_UNREACHABLE(); }
 bool in_guest_mode(const NestedVcpu&) { ASSERT_UNREACHABLE(); }
 Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision route_interrupt(NestedVcpu&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { ASSERT_UNREACHABLE(); }
 
@@ -43,6 +44,7 @@ constexpr NestedOps nested_ops = {
     .cpuid = null_stub::cpuid,
     .in_guest_mode = null_stub::in_guest_mode,
     .reflect_exit = null_stub::reflect_exit,
+    .exception_for_l2 = null_stub::exception_for_l2,
     .route_interrupt = null_stub::route_interrupt,
     .nested_page_fault = null_stub::nested_page_fault,
 };

@@ -53,6 +53,12 @@ Route reflect_or(const Vmcb& snapshot, u64 reason, Route otherwise) {
     return l1_intercepts(snapshot, reason) ? Route::reflect : otherwise;
 }
 
+// The #UD an instruction raises in L2 (VMMCALL, SKINIT without L1's intercept) is L1's when L1
+// intercepts #UD, as it would be on the CPU: never delivered to L2 behind L1's back.
+Route undefined_opcode(const Vmcb& snapshot) {
+    return l1_intercepts(snapshot, kExitUd) ? Route::reflect_as_ud : Route::inject_ud;
+}
+
 Route route_io(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
     if (!(snapshot.control.intercept_misc1 & intercept1::ioio_prot)) return Route::l0;
     return l1_iopm_intercepts(snapshot, exit.info_1, memory) ? Route::reflect : Route::l0;
@@ -70,6 +76,7 @@ const char* route_name(Route route) {
     case Route::reflect: return "reflect";
     case Route::l0: return "l0";
     case Route::inject_ud: return "inject_ud";
+    case Route::reflect_as_ud: return "reflect_as_ud";
     case Route::reinject_exception: return "reinject_exception";
     case Route::emulate_for_l2: return "emulate_for_l2";
     case Route::shadow_npt: return "shadow_npt";
@@ -105,7 +112,7 @@ Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) 
     case code::msr: return route_msr(snapshot, exit, memory);
     case code::npf: return uses_nested_paging(snapshot) ? Route::shadow_npt : Route::l0;
     case code::vmmcall:
-    case code::skinit: return reflect_or(snapshot, c, Route::inject_ud);
+    case code::skinit: return reflect_or(snapshot, c, undefined_opcode(snapshot));
     case code::vmload:
     case code::vmsave:
     case code::stgi:
@@ -156,21 +163,29 @@ void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
 
 namespace {
 
+// The #VMEXIT's fields, written in runs of adjacent fields straight from vmcb02 (each L1 memory
+// write costs far more than its bytes: 13 writes instead of one per field).
 template <typename T> bool put(L1Memory& memory, u64 vmcb12_pa, usize offset, const T& value) {
     return memory.write(vmcb12_pa + offset, &value, sizeof(value));
 }
+bool put_run(L1Memory& memory, u64 vmcb12_pa, usize offset, const void* first, usize bytes) {
+    return memory.write(vmcb12_pa + offset, first, bytes);
+}
 #define NESTOR_PUT_FIELD(field, value) put(memory, vmcb12_pa, __builtin_offsetof(Vmcb, field), (value))
+// Fields `first` .. `last` of vmcb02's save area, adjacent in the VMCB, as one write.
+#define NESTOR_PUT_SAVE_RUN(first, last)                                                                         \
+    put_run(memory, vmcb12_pa, __builtin_offsetof(Vmcb, save.first), &l2.first,                                 \
+            __builtin_offsetof(VmcbSave, last) + sizeof(l2.last) - __builtin_offsetof(VmcbSave, first))
 
 bool write_vmexit_save(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const VmcbSave& l2) {
-    bool ok = NESTOR_PUT_FIELD(save.es, l2.es) && NESTOR_PUT_FIELD(save.cs, l2.cs) &&
-              NESTOR_PUT_FIELD(save.ss, l2.ss) && NESTOR_PUT_FIELD(save.ds, l2.ds) &&
+    static_assert(__builtin_offsetof(VmcbSave, ds) - __builtin_offsetof(VmcbSave, es) == 3 * sizeof(VmcbSegment));
+    static_assert(__builtin_offsetof(VmcbSave, rip) - __builtin_offsetof(VmcbSave, cr4) == 6 * sizeof(u64));
+    bool ok = NESTOR_PUT_SAVE_RUN(es, ds) &&  // ES, CS, SS, DS
               NESTOR_PUT_FIELD(save.gdtr, l2.gdtr) && NESTOR_PUT_FIELD(save.idtr, l2.idtr) &&
               NESTOR_PUT_FIELD(save.cpl, l2.cpl) && NESTOR_PUT_FIELD(save.efer, l2.efer) &&
-              NESTOR_PUT_FIELD(save.cr4, l2.cr4) && NESTOR_PUT_FIELD(save.cr3, l2.cr3) &&
-              NESTOR_PUT_FIELD(save.cr0, l2.cr0) && NESTOR_PUT_FIELD(save.dr7, l2.dr7) &&
-              NESTOR_PUT_FIELD(save.dr6, l2.dr6) && NESTOR_PUT_FIELD(save.rflags, l2.rflags) &&
-              NESTOR_PUT_FIELD(save.rip, l2.rip) && NESTOR_PUT_FIELD(save.rsp, l2.rsp) &&
-              NESTOR_PUT_FIELD(save.rax, l2.rax) && NESTOR_PUT_FIELD(save.cr2, l2.cr2);
+              NESTOR_PUT_SAVE_RUN(cr4, rip) &&  // CR4, CR3, CR0, DR7, DR6, RFLAGS, RIP
+              NESTOR_PUT_FIELD(save.rsp, l2.rsp) && NESTOR_PUT_FIELD(save.rax, l2.rax) &&
+              NESTOR_PUT_FIELD(save.cr2, l2.cr2);
     // gPAT is L2's only under L1's nested paging; otherwise it was never vmcb12's to begin with.
     if (ok && uses_nested_paging(snapshot)) ok = NESTOR_PUT_FIELD(save.g_pat, l2.g_pat);
     return ok;
@@ -180,13 +195,21 @@ bool write_vmexit_control(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot,
                           const VmexitInfo& exit) {
     constexpr u32 kFromL2 = int_ctl::v_tpr | int_ctl::v_irq;
     u32 int_ctl = (snapshot.control.int_ctl & ~kFromL2) | (l2.int_ctl & kFromL2);
+    // The interrupt shadow and the four exit fields are adjacent (0x68 .. 0x8F).
+    const u64 shadow_and_exit[5] = {l2.interrupt_shadow & kInterruptShadow, exit.code, exit.info_1, exit.info_2,
+                                    exit.exit_int_info};
+    static_assert(__builtin_offsetof(VmcbControl, exit_int_info) ==
+                  __builtin_offsetof(VmcbControl, interrupt_shadow) + 4 * sizeof(u64));
+    // Every #VMEXIT clears EVENTINJ.V (an event not delivered yet is in EXITINTINFO): else L1's
+    // next VMRUN would inject it a second time.
+    const u64 event_inject = snapshot.control.event_inject & ~event::valid;
     return NESTOR_PUT_FIELD(control.int_ctl, int_ctl) &&
-           NESTOR_PUT_FIELD(control.interrupt_shadow, l2.interrupt_shadow & kInterruptShadow) &&
-           NESTOR_PUT_FIELD(control.exit_code, exit.code) && NESTOR_PUT_FIELD(control.exit_info_1, exit.info_1) &&
-           NESTOR_PUT_FIELD(control.exit_info_2, exit.info_2) &&
-           NESTOR_PUT_FIELD(control.exit_int_info, exit.exit_int_info) &&
+           put_run(memory, vmcb12_pa, __builtin_offsetof(Vmcb, control.interrupt_shadow), shadow_and_exit,
+                   sizeof(shadow_and_exit)) &&
+           (!(snapshot.control.event_inject & event::valid) || NESTOR_PUT_FIELD(control.event_inject, event_inject)) &&
            NESTOR_PUT_FIELD(control.next_rip, exit.next_rip);
 }
+#undef NESTOR_PUT_SAVE_RUN
 #undef NESTOR_PUT_FIELD
 
 }  // namespace

@@ -27,6 +27,7 @@ enum class Route : u8 {
     l0,                  // L0's business (a physical event, or an access L1 lets L2 make that L0
                          // handles in L1's terms: CPUID, HLT, a port, an MSR, an NPF on L1's memory)
     inject_ud,           // VMMCALL / SKINIT that L1 does not intercept: #UD in L2, as on the CPU
+    reflect_as_ud,       // ... and L1 intercepts #UD: that #UD is L1's, #VMEXIT kExitUd
     reinject_exception,  // #DB / #AC that only L0 intercepts (mandatory): deliver it to L2 unchanged
     emulate_for_l2,      // VMLOAD, VMSAVE, STGI, CLGI, INVLPGA that L1 does not intercept: L0
                          // emulates them on L1's virtual CPU
@@ -36,6 +37,9 @@ enum class Route : u8 {
 };
 
 const char* route_name(Route route);
+
+// The #VMEXIT of Route::reflect_as_ud: the #UD exception intercept.
+inline constexpr u64 kExitUd = arch::exit_code::exception_base + 6;
 
 // Whether L1's snapshot asks for `code` (the intercept vectors only, not the permission maps).
 bool l1_intercepts(const Vmcb& snapshot, u64 code);

@@ -51,6 +51,7 @@ struct VcpuBlock {
     HostL1Memory memory;
     HostFrames frames;
     NestedSvmVcpu nested;
+    VmcbSave vmload_buffer;  // a VMCB's save area in transit for VMLOAD / VMSAVE
 };
 
 namespace {
@@ -232,27 +233,36 @@ Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& stat
     return stop("nested SVM: L0 could not build the VMCB for L2");
 }
 
-// VMLOAD / VMSAVE move the "VMLOAD state" between a VMCB in L1's memory (RAX) and L1's virtual
-// CPU, which is the save area of vmcb01 (the backend's world switch loads it into the CPU with its
-// own VMLOAD before every entry and saves it after every exit).
+// VMLOAD / VMSAVE move the "VMLOAD state" between the VMCB at `address` in L1's memory and a
+// virtual CPU's save area: L1's is vmcb01's (the backend's world switch loads it into the CPU
+// with its own VMLOAD before every entry and saves it after every exit), L2's is vmcb02's.
+Decision move_vmload_state(VcpuBlock& block, u64 address, bool load, VmcbSave& cpu) {
+    constexpr u64 kSave = __builtin_offsetof(Vmcb, save);
+    if (!is_l1_ram(block.memory, address, sizeof(Vmcb))) return inject_gp();
+    VmcbSave& buffer = block.vmload_buffer;
+    if (!block.memory.read(address + kSave, &buffer, sizeof(VmcbSave))) return inject_gp();
+    if (load) {
+        copy_vmload_state(buffer, cpu);
+    } else {
+        copy_vmload_state(cpu, buffer);
+        if (!block.memory.write(address + kSave, &buffer, sizeof(VmcbSave))) return inject_gp();
+    }
+    return complete();
+}
+
+u64 address_operand(const virt::VcpuState& state) {
+    u64 rax = state.reg(virt::Gpr::rax);
+    return state.mode == virt::CpuMode::long64 ? rax : rax & 0xFFFFFFFF;
+}
+
+// L1's VMLOAD / VMSAVE: RAX is L1-physical.
 Decision vmload_vmsave(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     NestedContext* hw = hardware_of(vcpu);
     VcpuBlock* block = block_of(vcpu);
     if (!hw || !block) return stop("nested SVM: no memory for L1's nested state");
-    u64 address = state.rax();
-    if (state.mode != virt::CpuMode::long64) address &= 0xFFFFFFFF;
-    if ((address & kPageMask) || !is_l1_ram(block->memory, address, sizeof(Vmcb))) return inject_gp();
-    VmcbSave& cpu = hw->vmcb01->save;
-    Vmcb& buffer = block->nested.snapshot;  // free outside guest mode (L1 is running)
-    if (!block->memory.read(address, &buffer, sizeof(Vmcb))) return inject_gp();
-    if (exit.vendor_code == kExitVmload) {
-        copy_vmload_state(buffer.save, cpu);
-    } else {
-        copy_vmload_state(cpu, buffer.save);
-        if (!block->memory.write(address + __builtin_offsetof(Vmcb, save), &buffer.save, sizeof(VmcbSave)))
-            return inject_gp();
-    }
-    return complete();
+    u64 address = address_operand(state);
+    if (address & kPageMask) return inject_gp();
+    return move_vmload_state(*block, address, exit.vendor_code == kExitVmload, hw->vmcb01->save);
 }
 
 Decision invlpga(NestedVcpu& vcpu) {
@@ -344,8 +354,7 @@ Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
 void refresh_shadow(NestedContext& hw, VcpuBlock& block) {
     hw.shadow_stale = false;
     block.nested.shadow.drop_all();
-    const Vmcb& snapshot = block.nested.snapshot;
-    paddr root = block.nested.shadow.prepare(snapshot.control.nested_cr3, (snapshot.save.efer & arch::kEferNxe) != 0);
+    paddr root = block.nested.shadow.root();
     if (root) hw.vmcb02->control.nested_cr3 = root;  // else the empty root stays: L2 faults again
     block.nested.shadow.take_flush_request();
     hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
@@ -356,8 +365,7 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
     switch (r.outcome) {
     case ShadowOutcome::mapped:
         // A dropped-and-rebuilt root (budget spent) or an upgraded entry: flush L2's translations.
-        hw.vmcb02->control.nested_cr3 = block.nested.shadow.prepare(block.nested.snapshot.control.nested_cr3,
-                                                                    (block.nested.snapshot.save.efer & arch::kEferNxe) != 0);
+        hw.vmcb02->control.nested_cr3 = block.nested.shadow.root();
         block.nested.shadow.take_flush_request();
         hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
         return resume();
@@ -369,6 +377,26 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
     case ShadowOutcome::out_of_memory: break;
     }
     return stop("nested SVM: no memory for the shadow nested page table");
+}
+
+// L2's VMLOAD / VMSAVE that L1 does not intercept act on L2's CPU (vmcb02). RAX is L2-physical:
+// through L1's nested page table when L1 has one, as the CPU's virtualized VMLOAD / VMSAVE
+// translate it (a refusal is L1's #NPF), else it is L1-physical. Never a host address.
+Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const virt::VmExit& exit,
+                          virt::VcpuState& state) {
+    u64 address = address_operand(state);
+    if (address & kPageMask) return inject_gp();
+    bool load = exit.vendor_code == kExitVmload;
+    if (uses_nested_paging(block.nested.snapshot)) {
+        u64 access = arch::npf_info::final_address | (load ? 0 : arch::npf_info::write);
+        ShadowResult t = block.nested.shadow.translate(block.memory, address, access);
+        if (t.outcome == ShadowOutcome::reflect_npf)
+            return vmexit_to_l1(vcpu, hw, block,
+                                VmexitInfo{x86::svm::exit_code::npf, t.exit_info_1, t.exit_info_2, 0, 0}, state);
+        if (t.outcome != ShadowOutcome::mapped) return stop("nested SVM: L1's nested page table is not in L1's memory");
+        address = t.l1_physical;
+    }
+    return move_vmload_state(block, address, load, hw.vmcb02->save);
 }
 
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
@@ -388,16 +416,32 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
         return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{x86::svm::exit_code::invalid, 0, 0, 0, 0}, state);
     case Route::shadow_npt: return shadow_fault(vcpu, *hw, *block, e, state);
     case Route::inject_ud: return inject_ud();
+    case Route::reflect_as_ud:
+        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
     case Route::emulate_for_l2:
-        // L1 lets L2 run them: they act on L1's virtual CPU, as on the CPU. VMLOAD / VMSAVE would
-        // take L2's addresses as L1's: not supported (L1 hypervisors intercept them).
+        // L1 lets L2 run them: STGI / CLGI / INVLPGA act on the virtual CPU, as on the CPU.
         if (e.code == kExitStgi || e.code == kExitClgi || e.code == kExitInvlpga)
             return virtualization_instruction(vcpu, exit, state);
-        return stop("nested SVM: L2 ran VMLOAD or VMSAVE without L1 intercepting it");
+        return l2_vmload_vmsave(vcpu, *hw, *block, exit, state);
     case Route::l0:
     case Route::reinject_exception: break;  // the kernel's rule: #DB / #AC go back to L2
     }
     return not_nested();
+}
+
+// An exception the kernel raised for L2 (while handling an exit that was L0's) is L1's if L1
+// intercepts the vector: exceptions injected through EVENTINJ are never checked against
+// intercepts by the CPU, so L0 does it. EXITINFO1 is the error code, as for the CPU's own.
+Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
+                          virt::VcpuState& state) {
+    NestedContext* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (!hw || !block || !hw->run_l2) return not_nested();
+    u64 code = arch::exit_code::exception_base + vector;
+    if (!l1_intercepts(block->nested.snapshot, code)) return not_nested();
+    store_state(state, hw->vmcb02->save);
+    VmexitInfo info{code, has_error_code ? error_code : 0, 0, 0, 0};
+    return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
 
 // L1's virtual interrupt: GIF holds it back; while L2 runs, L1 either takes it as a
@@ -434,6 +478,7 @@ constexpr VendorPart kPart = {
     .msr_write = msr_write,
     .cpuid = cpuid,
     .reflect_exit = reflect_exit,
+    .exception_for_l2 = exception_for_l2,
     .route_interrupt = route_interrupt,
     .nested_page_fault = nested_page_fault,
 };

@@ -116,6 +116,13 @@ ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, W
     return outcome(ShadowOutcome::mapped);
 }
 
+ShadowResult ShadowNpt::translate(L1Memory& memory, u64 l2_physical, u64 access) const {
+    Walk walk{};
+    ShadowResult walked = walk_l1(memory, l2_physical, access, walk);
+    if (walked.outcome == ShadowOutcome::mapped) walked.l1_physical = walk.l1_physical;
+    return walked;
+}
+
 u64* ShadowNpt::entry_for(u64 l2_physical) {
     if (!root_) return nullptr;
     u64* entries = frames_.table(root_);

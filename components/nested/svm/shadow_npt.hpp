@@ -42,10 +42,19 @@ public:
     ~ShadowNpt() { drop_all(); }
 
     // Before each VMRUN with nested paging: the shadow follows L1's root and NXE (a change drops
-    // it). Returns the root for vmcb02's N_CR3, or 0 when no frame is left.
+    // it). Returns the root for vmcb02's N_CR3, or 0 when no frame is left. `l1_nxe` is L1's own
+    // EFER.NXE at its VMRUN, not vmcb12's: the CPU walks nested tables in the host's paging mode
+    // (APM 15.25.5), so whether bit 63 of L1's entries means no-execute or is reserved is L1's.
     paddr prepare(u64 l1_nested_cr3, bool l1_nxe);
+    // The root for the L1 root and NXE of the last prepare(): a new one after a drop (fault()
+    // may drop everything when the budget is spent), 0 when no frame is left.
+    paddr root() { return prepare(l1_root_, l1_nxe_); }
     // An #NPF of vmcb02: `hardware_info_1` is its EXITINFO1 (the access), `l2_physical` its EXITINFO2.
     ShadowResult fault(L1Memory& memory, u64 l2_physical, u64 hardware_info_1);
+    // Where L1's tables send an L2-physical address for `access` (npf_info bits), without
+    // installing anything: `mapped` with l1_physical (the page), `reflect_npf`, or
+    // `l1_table_not_ram`. For instructions L0 emulates for L2 with an address operand.
+    ShadowResult translate(L1Memory& memory, u64 l2_physical, u64 access) const;
     // Frees every table; the next prepare() starts a new root.
     void drop_all();
     // True once after every drop: L2's ASID must be flushed before it runs again.

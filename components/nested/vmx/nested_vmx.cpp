@@ -72,6 +72,7 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
 
 // No L2 runs before VMLAUNCH is implemented, so nothing can be reflected yet.
 Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 
 // Nothing of L1's state holds interrupts back outside guest mode (there is no VMX guest mode yet).
 Decision route_interrupt(NestedVcpu&, virt::VcpuState&) { return not_nested(); }
@@ -86,6 +87,7 @@ constexpr VendorPart kPart = {
     .msr_write = msr_write,
     .cpuid = cpuid,
     .reflect_exit = reflect_exit,
+    .exception_for_l2 = exception_for_l2,
     .route_interrupt = route_interrupt,
     .nested_page_fault = ept::nested_page_fault,
 };

@@ -195,3 +195,83 @@ TEST_CASE("nested_svm.teardown_frees_every_frame_in_any_state") {
         CHECK(m.frames.live() == 0);
     }
 }
+
+// The CPU walks L1's nested tables in L1's own paging mode: bit 63 of L1's entries means
+// no-execute when L1's EFER.NXE is set and is reserved when it is clear, whatever vmcb12's EFER
+// (L2's) says. Booted L1s keep NXE on and may run L2s without it, and the reverse.
+TEST_CASE("nested_svm.shadow_npt_reads_bit_63_by_l1s_nxe_not_l2s") {
+    const u64 kNx = arch::pte::no_execute;
+    {  // L1 with NXE, L2 without: a fetch from L1's no-execute page is a rights fault.
+        Machine m;
+        L1Tables tables{m.l1};
+        tables.map(0x1000, 0x250000, 0x7 | kNx);
+        m.vmcb01.save.efer |= arch::kEferNxe;
+        Vmcb v = valid_vmcb12();
+        v.save.efer &= ~arch::kEferNxe;
+        m.store(v);
+        REQUIRE(m.vmrun().result == VmrunResult::entered);
+        ShadowResult fetch = m.vcpu->shadow.fault(m.l1, 0x1000, kFetch);
+        CHECK(fetch.outcome == ShadowOutcome::reflect_npf);
+        CHECK(fetch.exit_info_1 == (arch::npf_info::present | arch::npf_info::user | arch::npf_info::fetch |
+                                    arch::npf_info::final_address));
+        REQUIRE(m.vcpu->shadow.fault(m.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+        u64 leaf = 0;
+        m.vcpu->shadow.for_each_leaf([&](u64, u64 e) { leaf = e; });
+        CHECK((leaf & arch::pte::no_execute) != 0);
+    }
+    {  // L1 without NXE, L2 with: the same entry has a reserved bit set.
+        Machine m;
+        L1Tables tables{m.l1};
+        tables.map(0x1000, 0x250000, 0x7 | kNx);
+        REQUIRE((m.vmcb01.save.efer & arch::kEferNxe) == 0);
+        REQUIRE((valid_vmcb12().save.efer & arch::kEferNxe) != 0);
+        REQUIRE(m.vmrun().result == VmrunResult::entered);
+        ShadowResult read = m.vcpu->shadow.fault(m.l1, 0x1000, kRead);
+        CHECK(read.outcome == ShadowOutcome::reflect_npf);
+        CHECK(read.exit_info_1 == (arch::npf_info::present | arch::npf_info::reserved | arch::npf_info::user |
+                                   arch::npf_info::final_address));
+    }
+}
+
+TEST_CASE("nested_svm.shadow_npt_dropped_when_l1_changes_its_nxe") {
+    Machine m;
+    L1Tables tables{m.l1};
+    tables.map(0x1000, 0x250000);
+    REQUIRE(m.vmrun().result == VmrunResult::entered);
+    REQUIRE(m.vcpu->shadow.fault(m.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+    abandon_guest_mode(*m.vcpu);
+    REQUIRE(m.vmrun().result == VmrunResult::entered);  // same L1 state: the shadow stays
+    REQUIRE(m.vcpu->shadow.fault(m.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
+    usize leaves = 0;
+    m.vcpu->shadow.for_each_leaf([&](u64, u64) { ++leaves; });
+    CHECK(leaves == 1);
+    m.vmcb01.save.efer |= arch::kEferNxe;  // L1 turned NXE on between its VMRUNs
+    REQUIRE(m.vmrun().result == VmrunResult::entered);
+    leaves = 0;
+    m.vcpu->shadow.for_each_leaf([&](u64, u64) { ++leaves; });
+    CHECK(leaves == 0);
+}
+
+// root() is what the wiring gives vmcb02 after a fault: the current root, a new one after the
+// budget made the shadow start over, and the L1 root and NXE of the last prepare() either way.
+TEST_CASE("nested_svm.shadow_npt_root_follows_a_restart") {
+    FakeL1 l1;
+    FakeFrames frames;
+    L1Tables tables{l1};
+    ShadowNpt npt{frames, 40, 5};
+    paddr first = npt.prepare(kNcr3, false);
+    REQUIRE(first != 0);
+    CHECK(npt.root() == first);
+    tables.map(0x1000, 0x250000, 0x7 | arch::pte::no_execute);
+    for (u64 i = 1; i < 4; ++i) tables.map(i << 30, 0x250000);
+    for (u64 i = 1; i < 4; ++i) REQUIRE(npt.fault(l1, i << 30, kRead).outcome == ShadowOutcome::mapped);
+    paddr now = npt.root();
+    CHECK(now != 0);
+    CHECK(npt.tables() <= 5);
+    // Still without NXE: bit 63 stays reserved after the restart.
+    CHECK((npt.fault(l1, 0x1000, kRead).exit_info_1 & arch::npf_info::reserved) != 0);
+    npt.drop_all();
+    CHECK(frames.live() == 0);
+    CHECK(npt.root() != 0);
+    CHECK(frames.live() == 1);
+}

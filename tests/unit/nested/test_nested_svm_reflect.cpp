@@ -59,6 +59,23 @@ TEST_CASE("nested_svm.l0_intercepts_l1_does_not_want_stay_with_l0") {
     CHECK(r.route(exit_of(vmcb::exit_code::exception_base + arch::kVectorDb)) == Route::reinject_exception);
 }
 
+// On the CPU, VMMCALL or SKINIT without their intercept raise #UD in L2, which L1 may intercept:
+// then the #UD is L1's, never injected into L2 behind L1's back.
+TEST_CASE("nested_svm.l2_ud_is_l1s_when_l1_intercepts_ud") {
+    Vmcb v = valid_vmcb12();
+    v.control.intercept_misc2 = vmcb::intercept2::vmrun;
+    v.control.intercept_exceptions = 1u << 6;
+    Running r(v);
+    CHECK(r.route(exit_of(vmcb::exit_code::vmmcall)) == Route::reflect_as_ud);
+    CHECK(r.route(exit_of(vmcb::exit_code::skinit)) == Route::reflect_as_ud);
+    CHECK(kExitUd == vmcb::exit_code::exception_base + 6);
+    CHECK(r.route(exit_of(kExitUd)) == Route::reflect);  // L2's own ud2
+    // The instruction's own intercept comes first.
+    v.control.intercept_misc2 |= vmcb::intercept2::vmmcall;
+    Running both(v);
+    CHECK(both.route(exit_of(vmcb::exit_code::vmmcall)) == Route::reflect);
+}
+
 TEST_CASE("nested_svm.physical_events_are_never_reflected") {
     Vmcb v = valid_vmcb12();
     v.control.intercept_misc1 |= vmcb::intercept1::intr | vmcb::intercept1::nmi | vmcb::intercept1::smi |

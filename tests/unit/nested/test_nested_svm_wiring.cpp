@@ -286,3 +286,90 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_masked_or_left_to_l2") {
           nested::Action::not_nested);
     CHECK(no_intercept.vcpu.ops->in_guest_mode(no_intercept.vcpu));
 }
+
+// L2's VMSAVE / VMLOAD that L1 does not intercept act on L2's CPU (vmcb02's save area) with RAX an
+// L2-physical address: L1-physical when L1 has no nested paging, else through L1's NPT, whose
+// refusal is an #NPF for L1. L1's own CPU (vmcb01) is untouched.
+TEST_CASE("nested_svm_wiring.l2_vmload_vmsave_without_l1_intercept") {
+    constexpr u64 kL2Area = 0x30000;
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    l1.vmcb02->save.lstar = 0x1234;
+    l1.state.rip = 0x3000;
+    l1.state.rax() = kL2Area;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));  // VMSAVE
+    CHECK(l1.host.vmcb_at(kL2Area).save.lstar == 0x1234);
+    CHECK(l1.state.rip == 0x3003);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+
+    l1.host.vmcb_at(kL2Area).save.star = 0x5678;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3)));  // VMLOAD
+    CHECK(l1.vmcb02->save.star == 0x5678);
+    CHECK(l1.vmcb01->save.star != 0x5678);
+
+    l1.state.rax() = kL2Area + 8;
+    ExitOutcome o = l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3);
+    CHECK((o.inject && o.vector == kVectorGp));
+    l1.state.rax() = kL1Bytes;  // beyond L1's memory
+    o = l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3);
+    CHECK((o.inject && o.vector == kVectorGp));
+}
+
+TEST_CASE("nested_svm_wiring.l2_vmsave_through_l1_npt") {
+    constexpr u64 kPml4 = 0x40000, kPdpt = 0x41000, kPd = 0x42000, kPt = 0x43000;
+    constexpr u64 kL2Area = 0x30000, kL1Area = 0x50000, kRw = 0x7;  // present, writable, user
+    L1Fixture l1;
+    auto put = [&](u64 gpa, u64 value) { REQUIRE(l1.host.write(gpa, &value, sizeof(value))); };
+    put(kPml4, kPdpt | kRw);
+    put(kPdpt, kPd | kRw);
+    put(kPd, kPt | kRw);
+    put(kPt + (kL2Area >> 12) * 8, kL1Area | kRw);
+    put(kPt + ((kL2Area + 0x1000) >> 12) * 8, (kL1Area + 0x1000) | 0x5);  // read-only
+    Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    v.control.nested_control = 1;
+    v.control.nested_cr3 = kPml4;
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->save.lstar = 0xABCD;
+    l1.state.rip = 0x3000;
+    l1.state.rax() = kL2Area;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));
+    CHECK(l1.host.vmcb_at(kL1Area).save.lstar == 0xABCD);
+    CHECK(l1.host.vmcb_at(kL2Area).save.lstar == 0);
+
+    // A write L1's NPT does not allow: #VMEXIT(NPF) into L1 with the address and the write bit.
+    l1.state.rax() = kL2Area + 0x1000;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    const Vmcb& after = l1.host.vmcb_at(kVmcb12);
+    CHECK(after.control.exit_code == 0x400);
+    CHECK(after.control.exit_info_2 == kL2Area + 0x1000);
+    CHECK((after.control.exit_info_1 & 0x3) == 0x3);  // present, write
+}
+
+// An exception L0's own rule raises for L2 (here #GP for an MSR L1 lets L2 access, which the
+// kernel refuses) is L1's when L1 intercepts the vector: a #VMEXIT, not an injection into L2.
+TEST_CASE("nested_svm_wiring.l0_exception_for_l2_goes_to_l1_when_intercepted") {
+    constexpr u32 kMsrApicBase = 0x1B;  // #GP under Nestor's MSR policy
+    for (bool l1_intercepts_gp : {true, false}) {
+        L1Fixture l1;
+        if (l1_intercepts_gp) l1.host.vmcb_at(kVmcb12).control.intercept_exceptions = 1u << kVectorGp;
+        REQUIRE(carries_on(l1.vmrun()));
+        l1.state.rip = 0x3000;
+        l1.state.rcx() = kMsrApicBase;
+        l1.vmcb02->control.exit_code = 0x7C;
+        l1.vmcb02->control.exit_info_1 = 0;
+        ExitOutcome o = l1.run(msr_read(kMsrApicBase));
+        if (l1_intercepts_gp) {
+            CHECK(carries_on(o));
+            CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+            const Vmcb& v = l1.host.vmcb_at(kVmcb12);
+            CHECK(v.control.exit_code == 0x40 + kVectorGp);
+            CHECK(v.control.exit_info_1 == 0);
+            CHECK(v.save.rip == 0x3000);  // on the faulting RDMSR
+        } else {
+            CHECK((o.inject && o.vector == kVectorGp));
+            CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+        }
+    }
+}

@@ -137,6 +137,12 @@ struct NestedOps {
     // the exit is L0's (a physical interrupt, preemption, an access L1 lets L2 make): the kernel
     // applies its rule for the exit, in L1's terms, to the state L2 runs with.
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+    // nhvm_vmcx_guest_intercepts_event: while L2 runs, the kernel's rule for an exit that was L0's
+    // raised an exception for L2 (#GP for an MSR L1 lets through, #UD...). If L1 intercepts that
+    // vector the exception is L1's: the component emulates the #VMEXIT (Action::resume);
+    // Action::not_nested: inject it into L2. `state` is L2's, RIP on the faulting instruction.
+    Decision (*exception_for_l2)(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
+                                 virt::VcpuState& state);
     // nhvm_intr_blocked, and what follows: a virtual interrupt of L1's is due. Action::resume
     // holds it back: L1's state masks it (GIF clear, IF clear while L2 runs), or the component
     // turned it into a #VMEXIT(INTR) into L1 (the state switched to L1, GIF now clear).

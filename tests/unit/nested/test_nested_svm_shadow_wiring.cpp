@@ -1,0 +1,265 @@
+// The shadow NPT as the kernel drives it (nested_svm.cpp): vmcb02's nested page faults through
+// reflect_exit, fixed up or reflected to L1, the stale-shadow restart, a stop when L1's NPT leaves
+// its memory, and every frame given back when the domain dies while L2 runs.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "nested_fixture.hpp"
+#include "nestor/x86/svm/nested_context.hpp"
+
+using namespace nested_test;
+using nestor::x86::svm::NestedContext;
+using nestor::x86::svm::Vmcb;
+
+namespace {
+
+constexpr u64 kL1Bytes = 1u << 20;
+constexpr u64 kVmcb12 = 0x10000;
+constexpr u64 kEmptyRoot = 0x9000;
+// L1's NPT (present, writable, user tables) and what it maps.
+constexpr u64 kPml4 = 0x40000, kPdpt = 0x41000, kPd = 0x42000, kPt = 0x43000;
+constexpr u64 kTable = 0x7;
+constexpr u64 kNx = u64{1} << 63;
+constexpr u64 kRead = u64{1} << 32 | 0x4, kFetch = kRead | 0x10;  // vmcb02's EXITINFO1: user, final
+constexpr u64 kEferNxe = u64{1} << 11;
+
+// L1's memory (guest-physical 0 .. 1 MiB) and L0 memory from the C heap, with what is live.
+class FakeHost final : public nested::Host {
+public:
+    FakeHost() : ram(kL1Bytes) {}
+    ~FakeHost() {
+        for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
+    }
+    bool read(u64 gpa, void* out, usize bytes) override {
+        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
+        std::memcpy(out, ram.data() + gpa, bytes);
+        return true;
+    }
+    bool write(u64 gpa, const void* in, usize bytes) override {
+        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
+        std::memcpy(ram.data() + gpa, in, bytes);
+        return true;
+    }
+    nested::GuestPage page(u64 gpa) override {
+        if (gpa >= kL1Bytes) return {false, 0, false, false};
+        return {true, 0x40000000 + (gpa & ~u64{0xFFF}), true, true};
+    }
+    bool set_bits(u64 gpa, u64 bits) override {
+        u64 v = 0;
+        if (!read(gpa, &v, 8)) return false;
+        v |= bits;
+        return write(gpa, &v, 8);
+    }
+    void* allocate(usize bytes, paddr& physical) override {
+        void* p = std::aligned_alloc(4096, bytes);
+        std::memset(p, 0, bytes);
+        physical = reinterpret_cast<paddr>(p);
+        live.push_back({physical, bytes});
+        return p;
+    }
+    void release(paddr physical, usize) override {
+        for (auto it = live.begin(); it != live.end(); ++it)
+            if (it->first == physical) {
+                std::free(reinterpret_cast<void*>(physical));
+                live.erase(it);
+                return;
+            }
+        FAIL("released memory that was not allocated");
+    }
+    void* pointer(paddr physical) override { return reinterpret_cast<void*>(physical); }
+    Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<Vmcb*>(ram.data() + gpa); }
+    void put(u64 gpa, u64 value) { REQUIRE(write(gpa, &value, sizeof(value))); }
+
+    std::vector<u8> ram;
+    std::vector<std::pair<paddr, usize>> live;
+};
+
+// An L1 in long mode whose vmcb12 gives L2 nested paging through L1's NPT at kPml4, which maps
+// L2-physical page p (below 2 MiB) with the leaf put at kPt + p * 8.
+struct NptL1 : Guest {
+    FakeHost host;
+    Vmcb* vmcb01 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
+    Vmcb* vmcb02 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
+    std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
+    std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
+    NestedContext hw{};
+    nested::NestedDomain domain;
+    nested::NestedVcpu vcpu;
+    bool destroyed = false;
+
+    explicit NptL1(bool l1_nxe = false, bool l2_nxe = false) {
+        hw = NestedContext{vmcb01, 0x1000, vmcb02, 0x2000, 7, l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(),
+                           merged_msrpm.data(), 0x3000, 0x5000, false, false, false, kEmptyRoot};
+        vmcb01->control.guest_asid = 1;
+        vmcb01->control.nested_cr3 = 0x8000;
+        REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());
+        vcpu.host = &host;
+        vcpu.hardware = &hw;
+        REQUIRE(nested_vcpu_initialise(vcpu, domain).ok());
+        env.nested = &vcpu;
+        state.rip = 0x1000;
+        state.mode = CpuMode::long64;
+        state.efer = (u64{1} << 8) | (u64{1} << 10) | (l1_nxe ? kEferNxe : 0);
+        state.reg(Gpr::rsp) = 0x7000;
+        REQUIRE_FALSE(run(msr_write(0xC0000080, state.efer | kEferSvme)).inject);
+        state.rip = 0x1000;
+        host.put(kPml4, kPdpt | kTable);
+        host.put(kPdpt, kPd | kTable);
+        host.put(kPd, kPt | kTable);
+        Vmcb& v = host.vmcb_at(kVmcb12);
+        v.control.intercept_misc1 = (1u << 18) | (1u << 24);  // CPUID, HLT
+        v.control.intercept_misc2 = 1;                        // VMRUN
+        v.control.guest_asid = 1;
+        v.control.nested_control = 1;
+        v.control.nested_cr3 = kPml4;
+        v.save.efer = (u64{1} << 8) | (u64{1} << 10) | kEferSvme | (l2_nxe ? kEferNxe : 0);
+        v.save.cr0 = 0x80000011;
+        v.save.cr4 = 0x20;
+        v.save.cr3 = 0x1000;
+        v.save.cs = {0x8, 0xA9B, 0xFFFFFFFF, 0};
+        v.save.rflags = 2;
+        v.save.rip = 0x3000;
+        v.save.rsp = 0x4000;
+        v.save.g_pat = 0x0007040600070406;
+    }
+    ~NptL1() {
+        if (!destroyed) nested_vcpu_destroy(vcpu);
+        nested_domain_teardown(domain);
+        std::free(vmcb01);
+        std::free(vmcb02);
+    }
+    void map(u64 l2_page, u64 l1_page, u64 rights = kTable) { host.put(kPt + (l2_page >> 12) * 8, l1_page | rights); }
+    ExitOutcome vmrun() {
+        state.rax() = kVmcb12;
+        return run(instruction(0x80, 3));
+    }
+    // vmcb02's #NPF as the backend reports it.
+    ExitOutcome npf(u64 l2_physical, u64 info_1) {
+        vmcb02->control.exit_code = 0x400;
+        vmcb02->control.exit_info_1 = info_1;
+        vmcb02->control.exit_info_2 = l2_physical;
+        vmcb02->control.tlb_control = 0;
+        VmExit exit{};
+        exit.kind = ExitKind::nested_page_fault;
+        exit.vendor_code = 0x400;
+        exit.npf.guest_physical = l2_physical;
+        return run(exit);
+    }
+    bool in_l2() { return vcpu.ops->in_guest_mode(vcpu); }
+};
+
+bool carries_on(const ExitOutcome& o) { return !o.stop && !o.inject && !o.wait; }
+
+}  // namespace
+
+TEST_CASE("nested_svm_shadow_wiring.l2_npf_fixed_up_or_reflected") {
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.in_l2());
+    paddr root = l1.vmcb02->control.nested_cr3;
+    CHECK(root != 0x8000);  // the shadow, never L0's tables of L1 nor L1's own root
+    CHECK(root != kPml4);
+    // Mapped by L1: L0 installs the entry, flushes L2's ASID and L2 runs on.
+    l1.state.rip = 0x3000;
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    CHECK(l1.in_l2());
+    CHECK(l1.state.rip == 0x3000);
+    CHECK(l1.vmcb02->control.nested_cr3 == root);
+    CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
+    // Not mapped by L1: #VMEXIT(NPF) into L1 with the error code and the L2-physical address.
+    REQUIRE(carries_on(l1.npf(0x5000, kRead)));
+    CHECK_FALSE(l1.in_l2());
+    const Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    CHECK(v.control.exit_code == 0x400);
+    CHECK(v.control.exit_info_1 == kRead);
+    CHECK(v.control.exit_info_2 == 0x5000);
+    CHECK(l1.state.rip == 0x1003);
+}
+
+// After a fault, the wiring gives vmcb02 the shadow's root again (it may have started over): that
+// must keep L1's NXE, not take vmcb12's (L2's), or bit 63 of L1's entries changes meaning.
+TEST_CASE("nested_svm_shadow_wiring.faults_keep_l1s_nxe") {
+    NptL1 l1(true, false);
+    l1.map(0x3000, 0x60000);
+    l1.map(0x4000, 0x61000, kTable | kNx);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    REQUIRE(l1.in_l2());
+    REQUIRE(carries_on(l1.npf(0x4000, kFetch)));
+    CHECK_FALSE(l1.in_l2());
+    const Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    CHECK(v.control.exit_code == 0x400);
+    CHECK(v.control.exit_info_1 == (kFetch | 0x1));  // present: a rights fault, no reserved bit
+    CHECK(v.control.exit_info_2 == 0x4000);
+}
+
+TEST_CASE("nested_svm_shadow_wiring.npt_outside_l1_memory_stops_the_domain") {
+    NptL1 l1;
+    l1.map(0x3000, kL1Bytes);  // past L1's memory
+    REQUIRE(carries_on(l1.vmrun()));
+    ExitOutcome o = l1.npf(0x3000, kRead);
+    CHECK(o.stop);
+    REQUIRE(o.detail != nullptr);
+    CHECK(std::strcmp(o.detail, "nested SVM: L1's nested page table sends L2 outside L1's memory") == 0);
+    NptL1 table_outside;
+    table_outside.host.put(kPd, kL1Bytes | kTable);  // L1's page table past its memory
+    REQUIRE(carries_on(table_outside.vmrun()));
+    o = table_outside.npf(0x3000, kRead);
+    CHECK(o.stop);
+    REQUIRE(o.detail != nullptr);
+    CHECK(std::strcmp(o.detail, "nested SVM: L1's nested page table is not in L1's memory") == 0);
+}
+
+// L0 unmapped part of L1 while L2 ran (the backend put vmcb02 on the empty root and flagged it):
+// at the next L2 exit the shadow starts over on a fresh root, L2's ASID flushed.
+TEST_CASE("nested_svm_shadow_wiring.stale_shadow_restarts_at_the_next_exit") {
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    usize live_before = l1.host.live.size();
+    l1.hw.shadow_stale = true;
+    l1.vmcb02->control.nested_cr3 = kEmptyRoot;
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));  // L2's fault on the empty root
+    CHECK_FALSE(l1.hw.shadow_stale);
+    CHECK(l1.in_l2());
+    CHECK(l1.vmcb02->control.nested_cr3 != kEmptyRoot);
+    CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
+    CHECK(l1.host.live.size() == live_before);  // the old tables went, as many new ones came
+}
+
+// The domain dies in the middle of L2 (watchdog, triple fault, exit port): destroying the vCPU
+// gives back the nested state and every shadow table, and leaves the backend on vmcb01.
+TEST_CASE("nested_svm_shadow_wiring.destroy_during_l2_releases_everything") {
+    NptL1 l1;
+    for (u64 page = 0x3000; page < 0x10000; page += 0x1000) l1.map(page, 0x60000 + page);
+    REQUIRE(carries_on(l1.vmrun()));
+    for (u64 page = 0x3000; page < 0x10000; page += 0x1000) REQUIRE(carries_on(l1.npf(page, kRead)));
+    REQUIRE(l1.in_l2());
+    CHECK(l1.host.live.size() > 4);  // the per-vCPU block and the shadow's four levels at least
+    nested_vcpu_destroy(l1.vcpu);
+    l1.destroyed = true;
+    CHECK(l1.host.live.empty());
+    CHECK_FALSE(l1.hw.run_l2);
+}
+
+// The CPU clears EVENTINJ.V in the VMCB at every #VMEXIT (an event it could not deliver is in
+// EXITINTINFO instead): an L1 that resumes L2 without touching EVENTINJ must not inject the same
+// event twice. Found by the boot test nested_npt.event_delivery_survives_npt_faults.
+TEST_CASE("nested_svm_shadow_wiring.vmexit_clears_eventinj_valid") {
+    constexpr u64 kEvent = (u64{1} << 31) | (3u << 8) | 6;  // #UD, an exception
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    l1.host.vmcb_at(kVmcb12).control.event_inject = kEvent;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vmcb02->control.event_inject == kEvent);
+    REQUIRE(carries_on(l1.npf(0x5000, kRead)));  // reflected: L1's NPT does not map it
+    REQUIRE_FALSE(l1.in_l2());
+    CHECK(l1.host.vmcb_at(kVmcb12).control.event_inject == (kEvent & ~(u64{1} << 31)));
+    l1.state.rip = 0x1000;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK((l1.vmcb02->control.event_inject & (u64{1} << 31)) == 0);  // nothing injected again
+}
