@@ -3,11 +3,9 @@
 // 0x80, HLT) and reports each #VMEXIT. First a VMCB that fails VMRUN's checks (ASID 0:
 // VMEXIT_INVALID) and an unaligned VMCB address (#GP), then the L2 itself: CPUID and I/O are
 // stepped over with NRIP (offered by Nestor), HLT ends it.
-#include "nestor/guest.hpp"
-#include "nestor/svm.hpp"
+#include "l1_common.hpp"
 
-using namespace nestor::guest;
-namespace svm = nestor::guest::svm;
+using namespace l1;
 
 // L2: never reached by L1 itself.
 extern "C" char l2_entry[];
@@ -26,60 +24,23 @@ l2_entry:
 namespace {
 
 alignas(4096) svm::Vmcb vmcb;
-alignas(4096) u8 host_save_area[4096];
 alignas(4096) u8 iopm[svm::kIopmBytes];
-alignas(16) u8 l2_stack[4096];
+L2Stack l2_stack;
 
-u16 read_selector_cs() {
-    u16 v;
-    asm volatile("mov %%cs, %0" : "=r"(v));
-    return v;
-}
-u16 read_selector_ss() {
-    u16 v;
-    asm volatile("mov %%ss, %0" : "=r"(v));
-    return v;
-}
-
-// L2 as a copy of L1's own 64-bit state, at l2_entry with a stack of its own and interrupts off.
+// L2 at l2_entry, its CPUID, HLT and every port intercepted.
 void set_up_l2(u32 asid) {
-    for (u64 i = 0; i < sizeof(vmcb); ++i) reinterpret_cast<volatile u8*>(&vmcb)[i] = 0;
-    for (u64 i = 0; i < sizeof(iopm); ++i) iopm[i] = 0xFF;  // every port intercepted
-    svm::VmcbControl& c = vmcb.control;
-    c.intercept_misc1 = svm::intercept1::cpuid | svm::intercept1::hlt | svm::intercept1::ioio_prot;
-    c.intercept_misc2 = svm::intercept2::vmrun | svm::intercept2::vmmcall;
-    c.iopm_base_pa = reinterpret_cast<u64>(iopm);
-    c.guest_asid = asid;
-    svm::VmcbSave& s = vmcb.save;
-    u16 data = read_selector_ss();
-    s.cs = svm::VmcbSegment{read_selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
-    s.ss = s.ds = s.es = svm::VmcbSegment{data, svm::kAttribData, 0xFFFFFFFF, 0};
-    s.gdtr = svm::read_gdtr();
-    s.idtr = svm::read_idtr();
-    s.cpl = 0;
-    s.efer = rdmsr(svm::kMsrEfer);
-    s.cr0 = read_cr0();
-    s.cr3 = read_cr3();
-    s.cr4 = read_cr4();
-    s.dr6 = 0xFFFF0FF0;
-    s.dr7 = 0x400;
-    s.rflags = 2;
-    s.rip = reinterpret_cast<u64>(l2_entry);
-    s.rsp = reinterpret_cast<u64>(l2_stack + sizeof(l2_stack));
-    s.g_pat = svm::kResetPat;
+    l1::set_up_l2(vmcb, l2_entry, l2_stack, asid);
+    for (u64 i = 0; i < sizeof(iopm); ++i) iopm[i] = 0xFF;
+    vmcb.control.intercept_misc1 = svm::intercept1::cpuid | svm::intercept1::hlt | svm::intercept1::ioio_prot;
+    vmcb.control.iopm_base_pa = reinterpret_cast<u64>(iopm);
 }
 
-u64 run_l2() {
-    svm::vmrun(&vmcb);
-    svm::stgi();  // every #VMEXIT clears GIF
-    return vmcb.control.exit_code;
-}
+u64 run_l2() { return run(vmcb); }
 
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
-    wrmsr(svm::kMsrEfer, rdmsr(svm::kMsrEfer) | svm::kEferSvme);
-    wrmsr(svm::kMsrVmHsavePa, reinterpret_cast<u64>(host_save_area));
+    enable_svm();
 
     // A VMCB VMRUN must refuse: ASID 0 is the host's.
     set_up_l2(0);

@@ -1,7 +1,8 @@
 // SVM helpers for guests that are hypervisors themselves (an L1 under Nestor's nested
 // virtualization, or on bare hardware): the VMCB layout (AMD64 APM vol. 2, appendix B), the
-// intercept bits and exit codes a small test hypervisor needs, and wrappers for VMRUN, STGI and
-// CLGI. The guest runtime identity-maps its memory, so a VMCB's address is its physical address.
+// intercept bits and exit codes a small test hypervisor needs, the MSR permission map and EVENTINJ
+// encodings, and wrappers for VMRUN, VMLOAD, VMSAVE, STGI and CLGI. The guest runtime
+// identity-maps its memory, so a VMCB's address is its physical address.
 #pragma once
 
 #include "nestor/arch/svm_vmcb.hpp"
@@ -14,7 +15,6 @@ using amd_svm::VmcbControl;
 using amd_svm::VmcbSave;
 using amd_svm::VmcbSegment;
 
-
 inline constexpr u32 kMsrEfer = 0xC0000080;
 inline constexpr u32 kMsrVmHsavePa = 0xC0010117;
 inline constexpr u64 kEferSvme = u64{1} << 12;
@@ -22,6 +22,12 @@ inline constexpr u64 kIopmBytes = 3 * 4096;
 inline constexpr u64 kMsrpmBytes = 2 * 4096;
 inline constexpr u64 kNestedPagingEnable = 1;
 inline constexpr u64 kResetPat = 0x0007040600070406;
+inline constexpr u64 kEferSce = u64{1} << 0;
+inline constexpr u64 kEferLme = u64{1} << 8;
+inline constexpr u64 kCr0Pe = u64{1} << 0;
+inline constexpr u64 kCr0Nw = u64{1} << 29;
+inline constexpr u64 kCr0Cd = u64{1} << 30;
+inline constexpr u64 kCr4Pae = u64{1} << 5;
 
 // intercept_misc1 / intercept_misc2 bits.
 namespace intercept1 {
@@ -34,13 +40,26 @@ inline constexpr u32 msr_prot = 1u << 28;
 namespace intercept2 {
 inline constexpr u32 vmrun = 1u << 0;  // VMRUN refuses a VMCB without it
 inline constexpr u32 vmmcall = 1u << 1;
+inline constexpr u32 vmload = 1u << 2;
+inline constexpr u32 vmsave = 1u << 3;
+inline constexpr u32 stgi = 1u << 4;
+inline constexpr u32 clgi = 1u << 5;
 }  // namespace intercept2
+// intercept_exceptions has one bit per vector.
+constexpr u32 exception_intercept(u8 vector) { return 1u << vector; }
 
 namespace exit_code {
+inline constexpr u64 exception_base = 0x40;  // + the vector
+constexpr u64 exception(u8 vector) { return exception_base + vector; }
+inline constexpr u64 intr = 0x60;
 inline constexpr u64 cpuid = 0x72;
 inline constexpr u64 hlt = 0x78;
 inline constexpr u64 ioio = 0x7B;
+inline constexpr u64 msr = 0x7C;  // EXITINFO1: 0 RDMSR, 1 WRMSR; the MSR is the guest's ECX
+inline constexpr u64 vmrun = 0x80;
 inline constexpr u64 vmmcall = 0x81;
+inline constexpr u64 vmload = 0x82;
+inline constexpr u64 vmsave = 0x83;
 inline constexpr u64 npf = 0x400;
 inline constexpr u64 invalid = ~u64{0};  // VMEXIT_INVALID: the VMCB failed VMRUN's checks
 }  // namespace exit_code
@@ -55,9 +74,46 @@ inline u16 port(u64 info) { return static_cast<u16>(info >> 16); }
 inline unsigned size(u64 info) { return (info & size32) ? 4 : (info & size16) ? 2 : (info & size8) ? 1 : 0; }
 }  // namespace ioio
 
+// The MSR permission map (kMsrpmBytes): two bits per MSR, read then write, for three ranges of
+// 8192 MSRs; an MSR outside them always exits when MSR_PROT is on.
+namespace msrpm {
+inline constexpr u32 kRangeFirst[] = {0x00000000, 0xC0000000, 0xC0010000};
+inline constexpr u32 kRangeBytes = 0x800;
+inline constexpr u32 kMsrsPerRange = 0x2000;
+// Sets (never clears) the intercept bits of `msr`; false if the map cannot name that MSR.
+inline bool intercept(u8* map, u32 msr, bool read, bool write) {
+    for (u32 range = 0; range < 3; ++range) {
+        if (msr < kRangeFirst[range] || msr - kRangeFirst[range] >= kMsrsPerRange) continue;
+        u32 offset = msr - kRangeFirst[range];
+        u8& byte = map[range * kRangeBytes + offset / 4];
+        unsigned shift = (offset % 4) * 2;
+        if (read) byte |= static_cast<u8>(1u << shift);
+        if (write) byte |= static_cast<u8>(2u << shift);
+        return true;
+    }
+    return false;
+}
+}  // namespace msrpm
+
+// EVENTINJ (and EXITINTINFO): vector bits 0-7, type bits 8-10, error code valid bit 11, valid
+// bit 31, the error code in bits 32-63.
+namespace event {
+inline constexpr u64 type_intr = 0;
+inline constexpr u64 type_nmi = 2;
+inline constexpr u64 type_exception = 3;
+inline constexpr u64 type_soft_int = 4;
+inline constexpr u64 error_code_valid = u64{1} << 11;
+inline constexpr u64 valid = u64{1} << 31;
+constexpr u64 make(u8 vector, u64 type) { return valid | (type << 8) | vector; }
+constexpr u64 with_error_code(u64 event, u32 error_code) {
+    return event | error_code_valid | (u64{error_code} << 32);
+}
+}  // namespace event
+
 // Segment attributes (descriptor bits 40-47 and 52-55) of flat 64-bit code and data.
 inline constexpr u16 kAttribCode64 = 0xA9B;
 inline constexpr u16 kAttribData = 0xC93;
+inline constexpr u16 kAttribDefault32 = 1u << 10;  // D/B: with L, a CS VMRUN must refuse
 
 // Runs the guest of `vmcb_pa` until its next #VMEXIT. VMRUN itself saves and restores only RAX,
 // RSP, RIP and RFLAGS (through the host save area); the guest starts with, and leaves behind, its
@@ -75,6 +131,68 @@ inline void vmrun(u64 vmcb_pa) {
                    "memory", "cc");
 }
 template <typename T> inline void vmrun(T* vmcb) { vmrun(reinterpret_cast<u64>(vmcb)); }
+
+// The guest's general-purpose registers a VMCB does not hold (RAX and RSP are in its save area).
+struct GuestRegisters {
+    u64 rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15;
+};
+
+// VMRUN as a hypervisor runs it: the guest starts with `regs` and leaves its values there at the
+// #VMEXIT (an MSR exit's ECX, a hypercall's arguments ...). The pointer to `regs` is kept on the
+// stack across the run, as the guest owns every register meanwhile.
+inline void vmrun(u64 vmcb_pa, GuestRegisters& regs) {
+    static_assert(__builtin_offsetof(GuestRegisters, r15) == 104);
+    GuestRegisters* saved = &regs;
+    asm volatile("sub $128, %%rsp\n\t"
+                 "push %%rbp\n\t"
+                 "push %%rdi\n\t"
+                 "mov 0x00(%%rdi), %%rbx\n\t"
+                 "mov 0x08(%%rdi), %%rcx\n\t"
+                 "mov 0x10(%%rdi), %%rdx\n\t"
+                 "mov 0x18(%%rdi), %%rsi\n\t"
+                 "mov 0x28(%%rdi), %%rbp\n\t"
+                 "mov 0x30(%%rdi), %%r8\n\t"
+                 "mov 0x38(%%rdi), %%r9\n\t"
+                 "mov 0x40(%%rdi), %%r10\n\t"
+                 "mov 0x48(%%rdi), %%r11\n\t"
+                 "mov 0x50(%%rdi), %%r12\n\t"
+                 "mov 0x58(%%rdi), %%r13\n\t"
+                 "mov 0x60(%%rdi), %%r14\n\t"
+                 "mov 0x68(%%rdi), %%r15\n\t"
+                 "mov 0x20(%%rdi), %%rdi\n\t"
+                 "vmrun %%rax\n\t"
+                 "push %%rdi\n\t"
+                 "mov 8(%%rsp), %%rdi\n\t"
+                 "mov %%rbx, 0x00(%%rdi)\n\t"
+                 "mov %%rcx, 0x08(%%rdi)\n\t"
+                 "mov %%rdx, 0x10(%%rdi)\n\t"
+                 "mov %%rsi, 0x18(%%rdi)\n\t"
+                 "popq 0x20(%%rdi)\n\t"
+                 "mov %%rbp, 0x28(%%rdi)\n\t"
+                 "mov %%r8, 0x30(%%rdi)\n\t"
+                 "mov %%r9, 0x38(%%rdi)\n\t"
+                 "mov %%r10, 0x40(%%rdi)\n\t"
+                 "mov %%r11, 0x48(%%rdi)\n\t"
+                 "mov %%r12, 0x50(%%rdi)\n\t"
+                 "mov %%r13, 0x58(%%rdi)\n\t"
+                 "mov %%r14, 0x60(%%rdi)\n\t"
+                 "mov %%r15, 0x68(%%rdi)\n\t"
+                 "pop %%rdi\n\t"
+                 "pop %%rbp\n\t"
+                 "add $128, %%rsp"
+                 : "+a"(vmcb_pa), "+D"(saved)
+                 :
+                 : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory",
+                   "cc");
+}
+template <typename T> inline void vmrun(T* vmcb, GuestRegisters& regs) { vmrun(reinterpret_cast<u64>(vmcb), regs); }
+
+// VMLOAD / VMSAVE move FS, GS, TR and LDTR (hidden state included), KernelGsBase, STAR, LSTAR,
+// CSTAR, SFMASK and the SYSENTER MSRs between the CPU and the VMCB at `vmcb_pa`.
+inline void vmload(u64 vmcb_pa) { asm volatile("vmload %%rax" ::"a"(vmcb_pa) : "memory"); }
+inline void vmsave(u64 vmcb_pa) { asm volatile("vmsave %%rax" ::"a"(vmcb_pa) : "memory"); }
+template <typename T> inline void vmload(T* vmcb) { vmload(reinterpret_cast<u64>(vmcb)); }
+template <typename T> inline void vmsave(T* vmcb) { vmsave(reinterpret_cast<u64>(vmcb)); }
 
 // Every #VMEXIT clears the global interrupt flag; STGI sets it again.
 inline void stgi() { asm volatile("stgi" ::: "memory"); }
@@ -97,5 +215,45 @@ inline VmcbSegment read_idtr() {
     asm volatile("sidt %0" : "=m"(r));
     return VmcbSegment{0, 0, r.limit, r.base};
 }
+
+
+// ---- Nested paging for an L1's own guests (NPT) ------------------------------------------------
+// An L1 that sets kNestedPagingEnable gives its guest a nested page table (N_CR3): the long-mode
+// 4-level format, mapping the guest's physical addresses to the L1's. The CPU walks it as user
+// accesses, so every level needs `user`.
+namespace npt {
+inline constexpr u64 present = u64{1} << 0;
+inline constexpr u64 writable = u64{1} << 1;
+inline constexpr u64 user = u64{1} << 2;
+inline constexpr u64 accessed = u64{1} << 5;  // set by the CPU (or Nestor) when the entry is used
+inline constexpr u64 dirty = u64{1} << 6;     // leaves: set on the first write through them
+inline constexpr u64 large = u64{1} << 7;     // a 2 MiB (level 2) or 1 GiB (level 3) leaf
+inline constexpr u64 no_execute = u64{1} << 63;  // honoured when the L1's EFER.NXE is set
+inline constexpr u64 address_mask = 0x000FFFFFFFFFF000;
+inline constexpr unsigned levels = 4;
+inline unsigned index(u64 guest_physical, unsigned level) { return (guest_physical >> (12 + 9 * (level - 1))) & 511; }
+}  // namespace npt
+
+// A nested page fault (exit_code::npf): EXITINFO2 is the guest-physical address, EXITINFO1 a #PF
+// error code plus where the fault happened.
+namespace npf_info {
+inline constexpr u64 present = u64{1} << 0;  // the entry was present: a rights violation
+inline constexpr u64 write = u64{1} << 1;
+inline constexpr u64 user = u64{1} << 2;  // always set: nested walks are user accesses
+inline constexpr u64 reserved = u64{1} << 3;
+inline constexpr u64 fetch = u64{1} << 4;
+inline constexpr u64 final_address = u64{1} << 32;  // on the access's own guest-physical address
+inline constexpr u64 table_walk = u64{1} << 33;     // on a read of the guest's own page tables
+}  // namespace npf_info
+
+// TLB_CONTROL (VmcbControl::tlb_control): what VMRUN flushes first.
+namespace tlb_control {
+inline constexpr u8 nothing = 0;
+inline constexpr u8 flush_all = 1;
+}  // namespace tlb_control
+
+// INVLPGA: drops the translations of guest-linear `linear` for `asid` (with nested paging, what
+// the CPU cached of the guest's and the nested tables for it).
+inline void invlpga(u64 linear, u32 asid) { asm volatile("invlpga %%rax, %%ecx" ::"a"(linear), "c"(asid) : "memory"); }
 
 }  // namespace nestor::guest::svm
