@@ -1,12 +1,14 @@
 # The appliances a preset can compose (NESTOR_APPLIANCE): a manifest and the guest images it
 # names. The guests are built in the kernel stage (appliances/guests, sdk/guest/examples).
 set(NESTOR_APPLIANCE_demo_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/demo.manifest)
-set(NESTOR_APPLIANCE_demo_GUESTS demo_hello demo_ping)
+set(NESTOR_APPLIANCE_demo_GUESTS demo_hello demo_ping demo_l1)
 set(NESTOR_APPLIANCE_minimal_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/minimal.manifest)
 set(NESTOR_APPLIANCE_minimal_GUESTS hello)
 
 # Every guest image the kernel stage builds that host-stage images or tests use.
-set(NESTOR_GUEST_IMAGES demo_hello demo_ping hello sdk_selftest nested_probe exit_bench
+set(NESTOR_GUEST_IMAGES demo_hello demo_ping demo_l1 hello sdk_selftest nested_probe exit_bench
   healthy hostile_wild hostile_pagetables hostile_triple_fault hostile_virt_instructions hostile_hypercalls
-  hostile_ioports hostile_spin elf64_plain waiter l1_hypervisor)
-list(APPEND NESTOR_GUEST_IMAGES interrupt_listener interrupt_sender intr_l1)
+  hostile_ioports hostile_spin elf64_plain waiter l1_hypervisor nested_bench
+  l1_msr l1_exceptions l1_passthrough l1_events l1_vmload l1_checks l1_l0_timer)
+list(APPEND NESTOR_GUEST_IMAGES interrupt_listener interrupt_sender intr_l1 l2_vmsave)
+list(APPEND NESTOR_GUEST_IMAGES npt_l1 hostile_l1_cases)

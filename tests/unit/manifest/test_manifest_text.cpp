@@ -2,6 +2,7 @@
 // build-option check, and the round trip text -> binary -> kernel reader.
 #include <catch2/catch.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "manifest_text.hpp"
@@ -99,17 +100,22 @@ TEST_CASE("manifest.syntax_allows_comments_blank_lines_and_multiline_arrays") {
 }
 
 TEST_CASE("manifest.checked_in_appliances_are_valid") {
-    for (const char* name : {"demo", "minimal"}) {
+    // The demo has a nested domain: it needs a NESTED_VIRT=ON build (its preset has it on).
+    for (auto [name, nested_virt] : {std::pair{"demo", true}, std::pair{"minimal", false}}) {
         std::string path = std::string(NESTOR_SOURCE_DIR) + "/appliances/" + name + ".manifest";
-        ParseOutcome outcome = parse_manifest_file(path, BuildOptions{});
+        ParseOutcome outcome = parse_manifest_file(path, BuildOptions{nested_virt});
         INFO(path);
         CHECK(outcome.errors.empty());
     }
-    ParseOutcome demo = parse_manifest_file(std::string(NESTOR_SOURCE_DIR) + "/appliances/demo.manifest", {});
-    REQUIRE(demo.manifest.domains.size() == 2);
+    ParseOutcome demo = parse_manifest_file(std::string(NESTOR_SOURCE_DIR) + "/appliances/demo.manifest", {true});
+    REQUIRE(demo.manifest.domains.size() == 3);
     CHECK(demo.manifest.domains[0].name == "hello");
     CHECK(demo.manifest.domains[1].name == "ping");
     CHECK(demo.manifest.domains[1].signals == std::vector<std::string>{"hello"});
+    CHECK(demo.manifest.domains[2].name == "nested");
+    CHECK(demo.manifest.domains[2].flags == NESTOR_DOMAIN_FLAG_NESTED_VIRT);
+    // Packed for a NESTED_VIRT=OFF build it is refused.
+    CHECK_FALSE(parse_manifest_file(std::string(NESTOR_SOURCE_DIR) + "/appliances/demo.manifest", {}).errors.empty());
 }
 
 TEST_CASE("manifest.unreadable_file") {

@@ -1,0 +1,106 @@
+// The demo's nested pair: this domain (nested_virt) is a small hypervisor, L1, that runs a guest of
+// its own, L2, with SVM's VMRUN. L2 is a function of this image run in L2's world (its own stack,
+// L1's page tables): it prints through the console port, which L1's I/O permission map lets
+// through (so the line comes from L2 itself, with no help from L1), then reports to L1 with
+// VMMCALL and halts; L1 intercepts both and says what it saw. On an Intel CPU the domain sees VMX
+// instead, which Nestor does not offer to an L1 yet: it says so and ends cleanly.
+#include "nestor/guest.hpp"
+#include "nestor/svm.hpp"
+
+using namespace nestor::guest;
+namespace svm = nestor::guest::svm;
+
+namespace {
+
+constexpr u64 kHelloFromL2 = 0x4C32;  // "L2": what L2 passes in RAX with its VMMCALL
+constexpr u16 kCom1 = 0x3F8;
+constexpr u16 kCom1Ports = 8;
+
+alignas(4096) svm::Vmcb vmcb;
+alignas(4096) u8 host_save_area[4096];
+alignas(4096) u8 iopm[svm::kIopmBytes];
+alignas(16) u8 l2_stack[16384];
+
+// L2's whole life. Runs in L2, never called by L1.
+[[noreturn]] void l2_main() {
+    println("L2: hello from a guest of a guest: L1 started me with VMRUN, Nestor runs L1");
+    asm volatile("vmmcall" ::"a"(kHelloFromL2) : "memory");
+    for (;;) asm volatile("hlt");
+}
+
+u16 selector_cs() {
+    u16 v;
+    asm volatile("mov %%cs, %0" : "=r"(v));
+    return v;
+}
+u16 selector_ss() {
+    u16 v;
+    asm volatile("mov %%ss, %0" : "=r"(v));
+    return v;
+}
+
+// L2 starts in L1's own 64-bit mode, at l2_main with interrupts off. L1 intercepts VMMCALL, HLT
+// and every port but COM1's.
+void set_up_l2() {
+    for (u64 i = 0; i < sizeof(iopm); ++i) iopm[i] = 0xFF;
+    for (u16 port = kCom1; port < kCom1 + kCom1Ports; ++port) iopm[port / 8] &= static_cast<u8>(~(1u << (port % 8)));
+    svm::VmcbControl& c = vmcb.control;
+    c.intercept_misc1 = svm::intercept1::hlt | svm::intercept1::ioio_prot;
+    c.intercept_misc2 = svm::intercept2::vmrun | svm::intercept2::vmmcall;
+    c.iopm_base_pa = reinterpret_cast<u64>(iopm);
+    c.guest_asid = 1;
+    svm::VmcbSave& s = vmcb.save;
+    s.cs = svm::VmcbSegment{selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
+    s.ss = s.ds = s.es = svm::VmcbSegment{selector_ss(), svm::kAttribData, 0xFFFFFFFF, 0};
+    s.gdtr = svm::read_gdtr();
+    s.idtr = svm::read_idtr();
+    s.efer = rdmsr(svm::kMsrEfer);
+    s.cr0 = read_cr0();
+    s.cr3 = read_cr3();
+    s.cr4 = read_cr4();
+    s.dr6 = 0xFFFF0FF0;
+    s.dr7 = 0x400;
+    s.rflags = 2;
+    s.rip = reinterpret_cast<u64>(&l2_main);
+    s.rsp = reinterpret_cast<u64>(l2_stack + sizeof(l2_stack)) - 8;  // as if l2_main had been called
+    s.g_pat = svm::kResetPat;
+}
+
+int run_l2() {
+    wrmsr(svm::kMsrEfer, rdmsr(svm::kMsrEfer) | svm::kEferSvme);
+    wrmsr(svm::kMsrVmHsavePa, reinterpret_cast<u64>(host_save_area));
+    set_up_l2();
+    println("L1: a hypervisor inside a Nestor domain, starting its own guest (L2) with VMRUN");
+    bool greeted = false;
+    for (;;) {
+        svm::vmrun(&vmcb);
+        svm::stgi();  // every #VMEXIT clears GIF
+        u64 code = vmcb.control.exit_code;
+        if (code == svm::exit_code::vmmcall && vmcb.save.rax == kHelloFromL2) {
+            println("L1: L2 called me with VMMCALL, rax ", hex(vmcb.save.rax), " (\"L2\")");
+            greeted = true;
+            vmcb.save.rip = vmcb.control.next_rip;
+            continue;
+        }
+        if (code == svm::exit_code::hlt && greeted) {
+            println("L1: L2 halted; its guest life is over, so is mine");
+            return 0;
+        }
+        println("L1: unexpected exit ", hex(code), " from L2 at rip ", hex(vmcb.save.rip));
+        return 1;
+    }
+}
+
+}  // namespace
+
+extern "C" int guest_main(const nestor_guest_boot*) {
+    bool svm_offered = cpuid(0x80000001).ecx & (1u << 2);
+    bool vmx_offered = cpuid(1).ecx & (1u << 5);
+    if (svm_offered) return run_l2();
+    if (vmx_offered) {
+        println("L1: this CPU offers VMX; Nestor runs L2 guests on AMD SVM only so far: no L2 here");
+        return 0;
+    }
+    println("L1: neither SVM nor VMX is offered to this domain: it needs the nested_virt flag");
+    return 1;
+}
