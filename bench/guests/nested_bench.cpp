@@ -11,8 +11,12 @@
 // Two kinds of exit: a CPUID that L1 intercepts (reflected to L1, which steps over it and runs
 // L2 again) and an OUT to the console port, which L1's IOPM lets through (Nestor's alone: L1
 // never sees it). L1 does not execute STGI between round trips (VMRUN sets GIF itself), so every
-// L0 instruction inside the loop belongs to the round trip. Prints "bench NAME TICKS" lines for
-// bench/run-benchmarks.
+// L0 instruction inside the loop belongs to the round trip. A third loop splits the reflected
+// round trip into its two exits: L2 reads the TSC right before its CPUID and right after it is
+// resumed, L1 right before VMRUN and right after it returns, so L0's reflected exit (L2's CPUID
+// to L1 running again) and L0's emulated VMRUN (L1's VMRUN to L2 running again) are measured
+// apart; each figure includes the 4 or 5 guest instructions between the TSC reads and the
+// exiting instruction. Prints "bench NAME TICKS" lines for bench/run-benchmarks.
 #include "nestor/guest.hpp"
 #include "nestor/svm.hpp"
 
@@ -23,8 +27,8 @@ namespace svm = nestor::guest::svm;
 // (kL2Iterations); the loop state lives in memory, because L1 clobbers the registers the two
 // share while it handles an exit. HLT (intercepted by L1) ends the run. `body` names a macro.
 extern "C" {
-extern char l2_cpuid_loop[], l2_cpuid_calibration[], l2_console_loop[], l2_console_calibration[];
-u64 l2_remaining, l2_start, l2_end;
+extern char l2_cpuid_loop[], l2_cpuid_calibration[], l2_console_loop[], l2_console_calibration[], l2_cpuid_split[];
+u64 l2_remaining, l2_start, l2_end, l2_before_exit, l2_after_entry;
 }
 asm(R"(
     .macro L2_TIMED_LOOP name, body
@@ -66,6 +70,25 @@ asm(R"(
     mov $0x3f8, %dx
     nop
     .endm
+
+    .pushsection .text
+    .globl l2_cpuid_split
+l2_cpuid_split:
+    movq $1000, l2_remaining(%rip)
+1:  rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    mov %rax, l2_before_exit(%rip)
+    cpuid
+    rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    mov %rax, l2_after_entry(%rip)
+    decq l2_remaining(%rip)
+    jnz 1b
+    hlt
+    jmp l2_cpuid_split
+    .popsection
 
     L2_TIMED_LOOP l2_cpuid_loop, l2_cpuid
     L2_TIMED_LOOP l2_cpuid_calibration, l2_nop
@@ -205,6 +228,35 @@ bool measure(const char* name, char* loop, u64 exit_code, char* calibration) {
     return true;
 }
 
+// The reflected round trip's two exits apart: per CPUID, L0's share from L2's last TSC read to
+// L1's first after VMRUN (the reflected exit) and from L1's last before VMRUN to L2's first
+// after it (the emulated VMRUN).
+bool measure_split(const char* name) {
+    vmcb.save.rip = reinterpret_cast<u64>(l2_cpuid_split);
+    vmcb.save.rsp = reinterpret_cast<u64>(l2_stack + sizeof(l2_stack));
+    u64 reflected = 0, vmrun = 0, exits = 0;
+    VmrunTimes times{};
+    for (;;) {
+        timed_vmrun(&vmcb, &times);
+        u64 code = vmcb.control.exit_code;
+        if (code == svm::exit_code::hlt) break;
+        if (code != svm::exit_code::cpuid) {
+            svm::stgi();
+            println("unexpected L2 exit ", hex(code, 1), " at rip ", hex(vmcb.save.rip));
+            return false;
+        }
+        reflected += times.after - l2_before_exit;
+        if (exits) vmrun += l2_after_entry - times.before;  // the first run enters at the loop's start
+        vmcb.save.rip = vmcb.control.next_rip;
+        ++exits;
+    }
+    svm::stgi();
+    if (exits < 2) return false;
+    println("bench ", name, "_reflected_exit_l0 ", reflected / exits);
+    println("bench ", name, "_vmrun_l0 ", vmrun / (exits - 1));
+    return true;
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
@@ -215,7 +267,10 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     wrmsr(svm::kMsrEfer, rdmsr(svm::kMsrEfer) | svm::kEferSvme);
     wrmsr(svm::kMsrVmHsavePa, reinterpret_cast<u64>(host_save_area));
     set_up_l2();
+    // "split-only" on the command line: just the split loop, for profiling Nestor under a trace.
+    if (boot_info().cmdline_has("split-only")) return measure_split("svm_l2_cpuid") ? 0 : 1;
     if (!measure("svm_l2_cpuid_reflected", l2_cpuid_loop, svm::exit_code::cpuid, l2_cpuid_calibration)) return 1;
+    if (!measure_split("svm_l2_cpuid")) return 1;
     if (!measure("svm_l2_exit_l0_only", l2_console_loop, ~u64{0}, l2_console_calibration)) return 1;
     return 0;
 }

@@ -56,6 +56,12 @@ public:
                                  (m->rights & NESTOR_RIGHT_MEMORY_WRITE) != 0,
                                  (m->rights & NESTOR_RIGHT_MEMORY_EXEC) != 0};
     }
+    u8* window(u64 gpa, usize bytes, bool writable) override {
+        const cap::Mapping* m = mapping_at(gpa);
+        u64 right = writable ? NESTOR_RIGHT_MEMORY_WRITE : NESTOR_RIGHT_MEMORY_READ;
+        if (!m || !(m->rights & right) || bytes > m->size - (gpa - m->gpa)) return nullptr;
+        return static_cast<u8*>(platform::physical_to_virtual(m->hpa + (gpa - m->gpa)));
+    }
     bool set_bits(u64 gpa, u64 bits) override {
         if (!is_aligned(gpa, sizeof(u64))) return false;
         const cap::Mapping* m = mapping_at(gpa);

@@ -163,60 +163,54 @@ void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
 
 namespace {
 
-// The #VMEXIT's fields, written in runs of adjacent fields straight from vmcb02 (each L1 memory
-// write costs far more than its bytes: 13 writes instead of one per field).
-template <typename T> bool put(L1Memory& memory, u64 vmcb12_pa, usize offset, const T& value) {
-    return memory.write(vmcb12_pa + offset, &value, sizeof(value));
-}
-bool put_run(L1Memory& memory, u64 vmcb12_pa, usize offset, const void* first, usize bytes) {
-    return memory.write(vmcb12_pa + offset, first, bytes);
-}
-#define NESTOR_PUT_FIELD(field, value) put(memory, vmcb12_pa, __builtin_offsetof(Vmcb, field), (value))
-// Fields `first` .. `last` of vmcb02's save area, adjacent in the VMCB, as one write.
-#define NESTOR_PUT_SAVE_RUN(first, last)                                                                         \
-    put_run(memory, vmcb12_pa, __builtin_offsetof(Vmcb, save.first), &l2.first,                                 \
-            __builtin_offsetof(VmcbSave, last) + sizeof(l2.last) - __builtin_offsetof(VmcbSave, first))
-
-bool write_vmexit_save(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const VmcbSave& l2) {
-    static_assert(__builtin_offsetof(VmcbSave, ds) - __builtin_offsetof(VmcbSave, es) == 3 * sizeof(VmcbSegment));
-    static_assert(__builtin_offsetof(VmcbSave, rip) - __builtin_offsetof(VmcbSave, cr4) == 6 * sizeof(u64));
-    bool ok = NESTOR_PUT_SAVE_RUN(es, ds) &&  // ES, CS, SS, DS
-              NESTOR_PUT_FIELD(save.gdtr, l2.gdtr) && NESTOR_PUT_FIELD(save.idtr, l2.idtr) &&
-              NESTOR_PUT_FIELD(save.cpl, l2.cpl) && NESTOR_PUT_FIELD(save.efer, l2.efer) &&
-              NESTOR_PUT_SAVE_RUN(cr4, rip) &&  // CR4, CR3, CR0, DR7, DR6, RFLAGS, RIP
-              NESTOR_PUT_FIELD(save.rsp, l2.rsp) && NESTOR_PUT_FIELD(save.rax, l2.rax) &&
-              NESTOR_PUT_FIELD(save.cr2, l2.cr2);
+// The #VMEXIT's fields, stored straight into vmcb12 through one window on L1's page: L1 cannot
+// run while its vCPU is here, and the page is L1 RAM for the whole call.
+void write_vmexit_save(VmcbSave& out, const Vmcb& snapshot, const VmcbSave& l2) {
+    out.es = l2.es;
+    out.cs = l2.cs;
+    out.ss = l2.ss;
+    out.ds = l2.ds;
+    out.gdtr = l2.gdtr;
+    out.idtr = l2.idtr;
+    out.cpl = l2.cpl;
+    out.efer = l2.efer;
+    out.cr4 = l2.cr4;
+    out.cr3 = l2.cr3;
+    out.cr0 = l2.cr0;
+    out.dr7 = l2.dr7;
+    out.dr6 = l2.dr6;
+    out.rflags = l2.rflags;
+    out.rip = l2.rip;
+    out.rsp = l2.rsp;
+    out.rax = l2.rax;
+    out.cr2 = l2.cr2;
     // gPAT is L2's only under L1's nested paging; otherwise it was never vmcb12's to begin with.
-    if (ok && uses_nested_paging(snapshot)) ok = NESTOR_PUT_FIELD(save.g_pat, l2.g_pat);
-    return ok;
+    if (uses_nested_paging(snapshot)) out.g_pat = l2.g_pat;
 }
 
-bool write_vmexit_control(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const VmcbControl& l2,
-                          const VmexitInfo& exit) {
+void write_vmexit_control(VmcbControl& out, const Vmcb& snapshot, const VmcbControl& l2, const VmexitInfo& exit) {
     constexpr u32 kFromL2 = int_ctl::v_tpr | int_ctl::v_irq;
-    u32 int_ctl = (snapshot.control.int_ctl & ~kFromL2) | (l2.int_ctl & kFromL2);
-    // The interrupt shadow and the four exit fields are adjacent (0x68 .. 0x8F).
-    const u64 shadow_and_exit[5] = {l2.interrupt_shadow & kInterruptShadow, exit.code, exit.info_1, exit.info_2,
-                                    exit.exit_int_info};
-    static_assert(__builtin_offsetof(VmcbControl, exit_int_info) ==
-                  __builtin_offsetof(VmcbControl, interrupt_shadow) + 4 * sizeof(u64));
+    out.int_ctl = (snapshot.control.int_ctl & ~kFromL2) | (l2.int_ctl & kFromL2);
+    out.interrupt_shadow = l2.interrupt_shadow & kInterruptShadow;
+    out.exit_code = exit.code;
+    out.exit_info_1 = exit.info_1;
+    out.exit_info_2 = exit.info_2;
+    out.exit_int_info = exit.exit_int_info;
     // Every #VMEXIT clears EVENTINJ.V (an event not delivered yet is in EXITINTINFO): else L1's
     // next VMRUN would inject it a second time.
-    const u64 event_inject = snapshot.control.event_inject & ~event::valid;
-    return NESTOR_PUT_FIELD(control.int_ctl, int_ctl) &&
-           put_run(memory, vmcb12_pa, __builtin_offsetof(Vmcb, control.interrupt_shadow), shadow_and_exit,
-                   sizeof(shadow_and_exit)) &&
-           (!(snapshot.control.event_inject & event::valid) || NESTOR_PUT_FIELD(control.event_inject, event_inject)) &&
-           NESTOR_PUT_FIELD(control.next_rip, exit.next_rip);
+    if (snapshot.control.event_inject & event::valid) out.event_inject = snapshot.control.event_inject & ~event::valid;
+    out.next_rip = exit.next_rip;
 }
-#undef NESTOR_PUT_SAVE_RUN
-#undef NESTOR_PUT_FIELD
 
 }  // namespace
 
 bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit) {
-    return write_vmexit_save(memory, vmcb12_pa, snapshot, vmcb02.save) &&
-           write_vmexit_control(memory, vmcb12_pa, snapshot, vmcb02.control, exit);
+    u8* page = memory.window(vmcb12_pa, sizeof(Vmcb), true);
+    if (!page) return false;
+    Vmcb& vmcb12 = *reinterpret_cast<Vmcb*>(page);
+    write_vmexit_save(vmcb12.save, snapshot, vmcb02.save);
+    write_vmexit_control(vmcb12.control, snapshot, vmcb02.control, exit);
+    return true;
 }
 
 L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, const L1HostState& host, u64 l2_rflags) {

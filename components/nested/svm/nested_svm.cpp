@@ -19,6 +19,9 @@ public:
     explicit HostL1Memory(Host& host) : host_(host) {}
     bool read(u64 l1_physical, void* out, usize bytes) override { return host_.read(l1_physical, out, bytes); }
     bool write(u64 l1_physical, const void* in, usize bytes) override { return host_.write(l1_physical, in, bytes); }
+    u8* window(u64 l1_physical, usize bytes, bool writable) override {
+        return host_.window(l1_physical, bytes, writable);
+    }
     L1Page page(u64 l1_physical) override {
         GuestPage p = host_.page(l1_physical);
         return L1Page{p.ram, p.host, p.writable, p.executable};

@@ -10,6 +10,8 @@ namespace intercept1 = x86::svm::intercept1;
 bool is_l1_ram(L1Memory& memory, u64 base, u64 bytes) {
     u64 end = 0;
     if (bytes == 0 || !checked_add(base, bytes - 1, end)) return false;
+    // Usually one piece of L1's memory (one lookup); else page by page, across its pieces.
+    if (memory.window(base, bytes, false)) return true;
     for (u64 page = align_down(base, kPageSize); page <= end; page += kPageSize) {
         if (!memory.page(page).ram) return false;
         if (page + kPageSize < page) break;  // the last page of the address space

@@ -46,6 +46,11 @@ public:
         std::memcpy(&ram[gpa], in, bytes);
         return true;
     }
+    u8* window(u64 gpa, usize bytes, bool writable) override {
+        ++windows;
+        if (!range_ram(gpa, bytes) || (writable && read_only_page(gpa, bytes))) return nullptr;
+        return &ram[gpa];
+    }
     L1Page page(u64 gpa) override {
         if (!is_ram(gpa)) return L1Page{false, 0, false, false};
         u64 frame = gpa >> 12;
@@ -75,6 +80,7 @@ public:
     std::map<u64, bool> read_only;  // frames L0 maps read-only
     std::map<u64, bool> no_exec;    // frames L0 maps non-executable
     int reads = 0;
+    int windows = 0;
     std::function<void(u64, usize)> after_read;
 };
 

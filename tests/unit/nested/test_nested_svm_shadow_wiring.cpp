@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fake_nested_host.hpp"
 #include "nested_fixture.hpp"
 #include "nestor/x86/svm/nested_context.hpp"
 
@@ -15,7 +16,7 @@ using nestor::x86::svm::Vmcb;
 
 namespace {
 
-constexpr u64 kL1Bytes = 1u << 20;
+constexpr u64 kL1Bytes = FakeNestedHost::kL1Bytes;
 constexpr u64 kVmcb12 = 0x10000;
 constexpr u64 kEmptyRoot = 0x9000;
 // L1's NPT (present, writable, user tables) and what it maps.
@@ -25,56 +26,7 @@ constexpr u64 kNx = u64{1} << 63;
 constexpr u64 kRead = u64{1} << 32 | 0x4, kFetch = kRead | 0x10;  // vmcb02's EXITINFO1: user, final
 constexpr u64 kEferNxe = u64{1} << 11;
 
-// L1's memory (guest-physical 0 .. 1 MiB) and L0 memory from the C heap, with what is live.
-class FakeHost final : public nested::Host {
-public:
-    FakeHost() : ram(kL1Bytes) {}
-    ~FakeHost() {
-        for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
-    }
-    bool read(u64 gpa, void* out, usize bytes) override {
-        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
-        std::memcpy(out, ram.data() + gpa, bytes);
-        return true;
-    }
-    bool write(u64 gpa, const void* in, usize bytes) override {
-        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
-        std::memcpy(ram.data() + gpa, in, bytes);
-        return true;
-    }
-    nested::GuestPage page(u64 gpa) override {
-        if (gpa >= kL1Bytes) return {false, 0, false, false};
-        return {true, 0x40000000 + (gpa & ~u64{0xFFF}), true, true};
-    }
-    bool set_bits(u64 gpa, u64 bits) override {
-        u64 v = 0;
-        if (!read(gpa, &v, 8)) return false;
-        v |= bits;
-        return write(gpa, &v, 8);
-    }
-    void* allocate(usize bytes, paddr& physical) override {
-        void* p = std::aligned_alloc(4096, bytes);
-        std::memset(p, 0, bytes);
-        physical = reinterpret_cast<paddr>(p);
-        live.push_back({physical, bytes});
-        return p;
-    }
-    void release(paddr physical, usize) override {
-        for (auto it = live.begin(); it != live.end(); ++it)
-            if (it->first == physical) {
-                std::free(reinterpret_cast<void*>(physical));
-                live.erase(it);
-                return;
-            }
-        FAIL("released memory that was not allocated");
-    }
-    void* pointer(paddr physical) override { return reinterpret_cast<void*>(physical); }
-    Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<Vmcb*>(ram.data() + gpa); }
-    void put(u64 gpa, u64 value) { REQUIRE(write(gpa, &value, sizeof(value))); }
-
-    std::vector<u8> ram;
-    std::vector<std::pair<paddr, usize>> live;
-};
+using FakeHost = FakeNestedHost;
 
 // An L1 in long mode whose vmcb12 gives L2 nested paging through L1's NPT at kPml4, which maps
 // L2-physical page p (below 2 MiB) with the leaf put at kPt + p * 8.

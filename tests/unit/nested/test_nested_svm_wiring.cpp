@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fake_nested_host.hpp"
 #include "nested_fixture.hpp"
 #include "nestor/x86/svm/nested_context.hpp"
 
@@ -15,59 +16,11 @@ using nestor::x86::svm::Vmcb;
 
 namespace {
 
-constexpr u64 kL1Bytes = 1u << 20;
+constexpr u64 kL1Bytes = FakeNestedHost::kL1Bytes;
 constexpr u64 kVmcb12 = 0x10000;
 constexpr u64 kVmloadArea = 0x20000;
 
-// L1's memory (guest-physical 0 .. 1 MiB) and L0 memory from the C heap ("physical" = pointer).
-class FakeHost final : public nested::Host {
-public:
-    FakeHost() : ram(kL1Bytes) {}
-    ~FakeHost() {
-        for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
-    }
-    bool read(u64 gpa, void* out, usize bytes) override {
-        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
-        std::memcpy(out, ram.data() + gpa, bytes);
-        return true;
-    }
-    bool write(u64 gpa, const void* in, usize bytes) override {
-        if (gpa >= kL1Bytes || kL1Bytes - gpa < bytes) return false;
-        std::memcpy(ram.data() + gpa, in, bytes);
-        return true;
-    }
-    nested::GuestPage page(u64 gpa) override {
-        if (gpa >= kL1Bytes) return {false, 0, false, false};
-        return {true, 0x40000000 + (gpa & ~u64{0xFFF}), true, true};
-    }
-    bool set_bits(u64 gpa, u64 bits) override {
-        u64 v = 0;
-        if (!read(gpa, &v, 8)) return false;
-        v |= bits;
-        return write(gpa, &v, 8);
-    }
-    void* allocate(usize bytes, paddr& physical) override {
-        void* p = std::aligned_alloc(4096, bytes);
-        std::memset(p, 0, bytes);
-        physical = reinterpret_cast<paddr>(p);
-        live.push_back({physical, bytes});
-        return p;
-    }
-    void release(paddr physical, usize) override {
-        for (auto it = live.begin(); it != live.end(); ++it)
-            if (it->first == physical) {
-                std::free(reinterpret_cast<void*>(physical));
-                live.erase(it);
-                return;
-            }
-        FAIL("released memory that was not allocated");
-    }
-    void* pointer(paddr physical) override { return reinterpret_cast<void*>(physical); }
-    Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<Vmcb*>(ram.data() + gpa); }
-
-    std::vector<u8> ram;
-    std::vector<std::pair<paddr, usize>> live;
-};
+using FakeHost = FakeNestedHost;
 
 constexpr u64 kEferLme = 1u << 8, kEferLma = 1u << 10;
 constexpr u64 kLongEfer = kEferLme | kEferLma | kEferSvme;

@@ -71,6 +71,10 @@ public:
     // Writes into the domain's writable memory; false (nothing written) if any byte is not.
     virtual bool write(u64 gpa, const void* in, usize bytes) = 0;
     virtual GuestPage page(u64 gpa) = 0;
+    // L0's view of [gpa, gpa + bytes) when it is the domain's memory in one piece (writable when
+    // `writable`), for an update of many fields at once (a #VMEXIT into a VMCB); nullptr if not.
+    // Valid only until the component returns to the kernel, which may unmap it afterwards.
+    virtual u8* window(u64 gpa, usize bytes, bool writable) = 0;
     // Atomically ORs `bits` into the aligned u64 at `gpa`; false if it is not writable memory.
     virtual bool set_bits(u64 gpa, u64 bits) = 0;
     // Zeroed, physically contiguous L0 memory of `bytes` (a multiple of 4 KiB); nullptr if none.
