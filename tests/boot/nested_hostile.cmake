@@ -14,12 +14,8 @@ set(nested_hostile_healthy
 # with the hostile L1 image and the healthy domain; ARGS holds what else must (not) be printed.
 function(nestor_hostile_l1_test name manifest)
   cmake_parse_arguments(ARG "" "" "ARGS" ${ARGN})
-  set(packed ${CMAKE_CURRENT_BINARY_DIR}/hostile_l1_${manifest}.bin)
-  nestor_pack_manifest(OUTPUT ${packed}
-                       MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/hostile_l1_${manifest}.manifest NESTED on)
-  add_custom_target(pack_hostile_l1_${manifest} ALL DEPENDS ${packed})
-  nestor_boot_test(${name} nested ARGS --kernel ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf32
-    --initrd "${packed} manifest,${NESTOR_KERNEL_main_GUESTS}/hostile_l1_cases.elf hostile_l1_cases,${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy"
+  nestor_nested_test(${name} MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/hostile_l1_${manifest}.manifest
+    GUESTS hostile_l1_cases healthy ARGS
     ${nested_hostile_healthy} ${ARG_ARGS}
     --reject "^\\[[a-z0-9]+\\] (unexpected|hostile_l1: unknown)" --reject "WRONG")
 endfunction()
@@ -36,7 +32,7 @@ set(nested_hostile_survives
 # VMRUN of a vmcb12 that is not its memory: past its 16 MiB, the local APIC's address (no device
 # of the domain's), below 4 GiB and far above: #GP each time (APM: VMRUN #GPs on an illegal
 # address), caught by the L1, which lives on.
-nestor_hostile_l1_test(nested_hostile.vmcb12_outside_memory_is_gp vmcb12 ARGS ${nested_hostile_survives}
+nestor_hostile_l1_test(nested.hostile_vmcb12_outside_memory_is_gp vmcb12 ARGS ${nested_hostile_survives}
   --expect "^\\[l1\\] vmrun with vmcb12 at 0x1000000: #GP general protection$"
   --expect "^\\[l1\\] vmrun with vmcb12 at 0xfee00000: #GP general protection$"
   --expect "^\\[l1\\] vmrun with vmcb12 at 0xfffff000: #GP general protection$"
@@ -45,7 +41,7 @@ nestor_hostile_l1_test(nested_hostile.vmcb12_outside_memory_is_gp vmcb12 ARGS ${
 
 # VM_HSAVE_PA outside its memory, over the local APIC, unaligned or far above: #GP on the WRMSR,
 # and the MSR keeps the last value it took (its last page).
-nestor_hostile_l1_test(nested_hostile.hsave_outside_memory_is_gp hsave ARGS ${nested_hostile_survives}
+nestor_hostile_l1_test(nested.hostile_hsave_outside_memory_is_gp hsave ARGS ${nested_hostile_survives}
   --expect "^\\[l1\\] wrmsr VM_HSAVE_PA 0x1000000: #GP general protection$"
   --expect "^\\[l1\\] wrmsr VM_HSAVE_PA 0xfee00000: #GP general protection$"
   --expect "^\\[l1\\] wrmsr VM_HSAVE_PA 0xfff008: #GP general protection$"
@@ -56,7 +52,7 @@ nestor_hostile_l1_test(nested_hostile.hsave_outside_memory_is_gp hsave ARGS ${ne
 
 # MSRPM / IOPM in use (MSR_PROT / IOIO_PROT) past its memory, running past its end by a page, or
 # over the local APIC: VMRUN fails with VMEXIT_INVALID (-1); the same maps inside its memory run L2.
-nestor_hostile_l1_test(nested_hostile.permission_maps_outside_memory_are_vmexit_invalid maps ARGS
+nestor_hostile_l1_test(nested.hostile_permission_maps_outside_memory_are_vmexit_invalid maps ARGS
   --expect-status 0
   --expect "^\\[l1\\] MSRPM at 0x1000000: exit code -1$"
   --expect "^\\[l1\\] MSRPM at 0xfff000: exit code -1$"
@@ -82,7 +78,7 @@ foreach(domain nptleaf nptmmio)
     --expect "^error: appliance: domain ${domain}: nested SVM: L1's nested page table sends L2 outside L1's memory$"
     --expect "^error: appliance: domain ${domain}: read of guest-physical 0x40005000, outside its memory$")
 endforeach()
-nestor_hostile_l1_test(nested_hostile.npt_outside_l1_memory_stops_the_domain npt ARGS ${checks}
+nestor_hostile_l1_test(nested.hostile_npt_outside_l1_memory_stops_the_domain npt ARGS ${checks}
   --expect-status 1
   --expect "^\\[nptleaf\\] L1's NPT maps L2-physical 0x40005000 to L1-physical 0x1000000, L2 reads it$"
   --expect "^\\[nptmmio\\] L1's NPT maps L2-physical 0x40005000 to the local APIC's address 0xfee00000, L2 reads it$"
@@ -100,7 +96,7 @@ nestor_hostile_l1_test(nested_hostile.npt_outside_l1_memory_stops_the_domain npt
 # and SEV / SEV-ES / GMET asked for in vmcb12, with AVIC's tables over host addresses: none is
 # offered (CPUID 0x8000000A EDX is NP | NRIPS), the allow-lists drop them, and L2 runs as without
 # them: its read through L1's NPT and its CPUID and HLT exits come back.
-nestor_hostile_l1_test(nested_hostile.features_not_offered_are_ignored features ARGS ${nested_hostile_survives}
+nestor_hostile_l1_test(nested.hostile_features_not_offered_are_ignored features ARGS ${nested_hostile_survives}
   --expect "^\\[l1\\] cpuid 8000000a: edx 0x9 \\(avic 0, vgif 0, x2avic 0, vnmi 0, virtual vmload/vmsave 0, lbr virtualization 0\\)$"
   --expect "^\\[l1\\] vmcb12: int_ctl 0xc6000a00, virt_ext 0x3, nested_control 0xf$"
   --expect "^\\[l1\\] L2 exit 0x78 hlt$"
@@ -111,7 +107,7 @@ nestor_hostile_l1_test(nested_hostile.features_not_offered_are_ignored features 
 # exit L1 asked for. With the fields VMRUN checks made valid (the rest random: intercepts,
 # int_ctl, TLB_CONTROL, TSC offset, AVIC fields ...): L2 runs to its CPUID and HLT, with and
 # without L1's nested paging. Never anything else.
-nestor_hostile_l1_test(nested_hostile.corrupt_vmcb12_control_area corrupt ARGS ${nested_hostile_survives}
+nestor_hostile_l1_test(nested.hostile_corrupt_vmcb12_control_area corrupt ARGS ${nested_hostile_survives}
   --expect "^\\[l1\\] corrupt: 16 random control areas: [0-9]+ VMEXIT_INVALID, [0-9]+ L2 exits L1 asked for$"
   --expect "^\\[l1\\] corrupt: 48 random control areas with the checked fields valid: 48 ran L2 to its CPUID and HLT exits$"
   --expect "^\\[l1\\] corrupt: 0 unexpected$"
@@ -121,7 +117,7 @@ nestor_hostile_l1_test(nested_hostile.corrupt_vmcb12_control_area corrupt ARGS $
 # An L2 that loops with no exit L1 intercepts: L0 preempts it like any guest (the healthy domain
 # finishes) and the watchdog (20 slices here) stops the L1 domain in the middle of L2, freeing
 # its nested state.
-nestor_hostile_l1_test(nested_hostile.l2_spinning_stopped_by_watchdog spin ARGS --append "nestor.watchdog=20"
+nestor_hostile_l1_test(nested.hostile_l2_spinning_stopped_by_watchdog spin ARGS --append "nestor.watchdog=20"
   --expect-status 1
   --expect "^\\[l1\\] spin: L2 loops at L2 rip 0x[0-9a-f]+ with no exit L1 intercepts$"
   --expect "^error: appliance: domain l1 ran 20 time slices without an exit \\(watchdog\\)$"
@@ -132,7 +128,7 @@ nestor_hostile_l1_test(nested_hostile.l2_spinning_stopped_by_watchdog spin ARGS 
 # The L1 domain ends while L2 runs, by L2's doing: a triple fault L1 does not intercept (an L2
 # with no IDT runs ud2) stops it as a triple fault; an L2 write to the exit port, which L1 lets it
 # reach, ends it with L2's status (42). The kernel releases the nested state with the domain.
-nestor_hostile_l1_test(nested_hostile.domain_ends_while_l2_runs destroy ARGS
+nestor_hostile_l1_test(nested.hostile_domain_ends_while_l2_runs destroy ARGS
   --expect-status 1
   --expect "^\\[l2triple\\] triple: L2 runs ud2 with no IDT, L1 intercepts neither the faults nor shutdown$"
   --expect "^error: appliance: domain l2triple stopped: triple fault after [0-9]+ exits \\(last exit triple_fault code 0x7f at rip 0x4[0-9a-f]{7}\\)$"

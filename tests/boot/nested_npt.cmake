@@ -7,12 +7,8 @@
 # "l1" running case CASE; ARGS adds what the L1 must print.
 function(nestor_npt_boot_test name case)
   cmake_parse_arguments(ARG "" "" "ARGS" ${ARGN})
-  set(packed ${CMAKE_CURRENT_BINARY_DIR}/npt_${case}.bin)
-  nestor_pack_manifest(OUTPUT ${packed} MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/npt_${case}.manifest
-                       NESTED on)
-  add_custom_target(pack_npt_${case} ALL DEPENDS ${packed})
-  nestor_boot_test(${name} nested ARGS --kernel ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf32
-    --initrd "${packed} manifest,${NESTOR_KERNEL_main_GUESTS}/npt_l1.elf npt_l1,${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy"
+  nestor_nested_test(${name} MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/npt_${case}.manifest
+    GUESTS npt_l1 healthy ARGS
     --expect-status 0
     ${ARG_ARGS}
     --expect "^\\[l1\\] npt ${case}: done$"
@@ -27,7 +23,7 @@ endfunction()
 # image), a 4 KiB piece of a 2 MiB leaf and one of a 1 GiB leaf of L1's NPT; the CPUID exits
 # bring what it read to L1, and it ran at its own addresses. The walk set Accessed, not Dirty, in
 # L1's entry.
-nestor_npt_boot_test(nested_npt.l2_runs_through_l1_npt translate ARGS
+nestor_npt_boot_test(nested.npt_l2_runs_through_l1_npt translate ARGS
   --expect "^\\[l1\\] translate: L2-physical 0x40005000 is L1-physical 0x[0-9a-f]+ in L1's NPT$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x4c322d6461746121 read from L2 address 0x40005000$"
   --expect "^\\[l1\\] L1's NPT entry for 0x40005000: accessed 1 dirty 0$"
@@ -40,7 +36,7 @@ nestor_npt_boot_test(nested_npt.l2_runs_through_l1_npt translate ARGS
 # walks are user accesses) and the L2-physical address: a read (final address, bit 32), the walk
 # of L2's own page table at 0x40013000 (bit 33; QEMU walks to set Accessed, so a write) and an
 # instruction fetch. L1 maps each and L2 goes on from the faulting instruction.
-nestor_npt_boot_test(nested_npt.unmapped_access_is_npf_to_l1 npf ARGS
+nestor_npt_boot_test(nested.npt_unmapped_access_is_npf_to_l1 npf ARGS
   --expect "^\\[l1\\] L2 exit 0x400 npf: exitinfo1 0x100000004 \\(read, not present, user, final address\\), exitinfo2 0x40006000$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x6c6174652d6d6170 read from L2 address 0x40006000$"
   --expect "^\\[l1\\] L2 exit 0x400 npf: exitinfo1 0x200000006 \\(write, not present, user, table walk\\), exitinfo2 0x40013000$"
@@ -51,7 +47,7 @@ nestor_npt_boot_test(nested_npt.unmapped_access_is_npf_to_l1 npf ARGS
 
 # L1 points L2's data page at another frame of its own and flushes with TLB_CONTROL, then at a
 # third with INVLPGA alone (TLB_CONTROL back to 0): L2 reads the new frame each time.
-nestor_npt_boot_test(nested_npt.l1_remaps_and_flushes remap ARGS
+nestor_npt_boot_test(nested.npt_l1_remaps_and_flushes remap ARGS
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x4c322d6461746121 read from L2 address 0x40005000$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x72656d6170746c62 read from L2 address 0x40005000$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x696e766c70676121 read from L2 address 0x40005000$"
@@ -60,7 +56,7 @@ nestor_npt_boot_test(nested_npt.l1_remaps_and_flushes remap ARGS
 # A page L1 maps read-only: L2 reads it, its write is exit 0x400 with present and write set and
 # L1's frame unchanged; L1 makes it writable, the write lands in L1's frame, and L1's entry is
 # Accessed and Dirty.
-nestor_npt_boot_test(nested_npt.write_to_read_only_is_npf readonly ARGS
+nestor_npt_boot_test(nested.npt_write_to_read_only_is_npf readonly ARGS
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0x726561642d6f6e6c read from L2 address 0x40007000$"
   --expect "^\\[l1\\] L2 exit 0x400 npf: exitinfo1 0x100000007 \\(write, present, user, final address\\), exitinfo2 0x40007000$"
   --expect "^\\[l1\\] L1's frame still holds 0x726561642d6f6e6c$"
@@ -72,7 +68,7 @@ nestor_npt_boot_test(nested_npt.write_to_read_only_is_npf readonly ARGS
 # L1 runs with EFER.NXE, its L2 without, and L1's NPT maps L2's landing page no-execute: the
 # fetch is exit 0x400 with present and fetch (a rights fault, not a reserved bit: the CPU reads
 # L1's nested tables in L1's paging mode). L1 allows it and L2 runs there.
-nestor_npt_boot_test(nested_npt.no_execute_follows_l1s_nxe nx ARGS
+nestor_npt_boot_test(nested.npt_no_execute_follows_l1s_nxe nx ARGS
   --expect "^\\[l1\\] nx: L1's EFER.NXE 1, L2's 0, L1's NPT maps 0x40008000 no-execute$"
   --expect "^\\[l1\\] L2 exit 0x400 npf: exitinfo1 0x100000015 \\(fetch, present, user, final address\\), exitinfo2 0x40008000$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid at L2 rip 0x40008000$"
@@ -81,7 +77,7 @@ nestor_npt_boot_test(nested_npt.no_execute_follows_l1s_nxe nx ARGS
 # L2 reads one word in each of 768 2 MiB regions (all one 2 MiB page of L1's, a large leaf each in
 # L1's NPT): one shadow page table per region, more than the 512 tables a vCPU may spend, so the
 # shadow starts over under L2 (shadow_npt.hpp). L2 never notices: the sum of what it read is right.
-nestor_npt_boot_test(nested_npt.shadow_budget_restart_is_invisible_to_l2 budget ARGS
+nestor_npt_boot_test(nested.npt_shadow_budget_restart_is_invisible_to_l2 budget ARGS
   --expect "^\\[l1\\] budget: L2 reads one word in each of 768 2 MiB regions from L2-physical 0x80000000$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid: rax 0xd7e80 read from L2 address 0x80000000$"
   --expect "^\\[l1\\] L2 exit 0x78 hlt$")
@@ -91,7 +87,7 @@ nestor_npt_boot_test(nested_npt.shadow_budget_restart_is_invisible_to_l2 budget 
 # does at every #VMEXIT). L1 maps the IDT and injects the event again; the delivery's faults on
 # L2's GDT and stack are Nestor's own (the shadow), which must deliver the event again after
 # each: L2's handler runs and reports the RIP the event interrupted, and the event comes once.
-nestor_npt_boot_test(nested_npt.event_delivery_survives_npt_faults event ARGS
+nestor_npt_boot_test(nested.npt_event_delivery_survives_npt_faults event ARGS
   --expect "^\\[l1\\] event: L1 injects 0x80000306 \\(#UD\\) into L2, whose IDT at 0x40009000 L1's NPT does not map$"
   --expect "^\\[l1\\] L2 exit 0x400 npf: exitinfo1 0x100000004 \\(read, not present, user, final address\\), exitinfo2 0x40009060$"
   --expect "^\\[l1\\] EXITINTINFO 0x80000306, EVENTINJ 0x306$"
