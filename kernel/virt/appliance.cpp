@@ -410,6 +410,14 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
         log_domain_refusal(d.name, sane.error());
         return false;
     }
+    // The capability runtime holds a domain's every vCPU, but the appliance starts only the first
+    // (there is no INIT/SIPI to start the others): a domain built for more would run with fewer
+    // CPUs than its manifest promised, so it is refused instead.
+    if (config.vcpus > 1) {
+        log::error("appliance: domain {} refused: it asks for {} vCPUs, and this appliance starts one per domain",
+                   d.name, config.vcpus);
+        return false;
+    }
     auto vm = appliance.ops->create_vm();
     if (!vm) {
         log::error("appliance: domain {}: creating its VM: {}", d.name, virt_error_name(vm.error()));
