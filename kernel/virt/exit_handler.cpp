@@ -343,6 +343,8 @@ ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestC
     nested::NestedVcpu& nested = *context.nested;
     if (!nested.ops->in_guest_mode(nested)) return dispatch_exit(exit, state, console, env, context);
     nested::Decision d = nested.ops->reflect_exit(nested, exit, state);
+    // A reflected exit's answer (L1 runs next) needs nothing of apply(): no call on that path.
+    if (d.action == nested::Action::resume) return {};
     if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
     // L0's own exit while L2 runs: the rule for every exit, applied to L2's state - except that an
     // exception it raises is L1's when L1 intercepts it.

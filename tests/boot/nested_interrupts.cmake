@@ -13,7 +13,7 @@ nestor_nested_test(nested.l1_interrupt_during_l2
   --reject "unexpected (interrupt|exception)"
   --reject "^error:")
 
-# L2's VMLOAD / VMSAVE that L1 does not intercept act on L2's CPU, at L2-physical addresses
+# L2's VMLOAD / VMSAVE that L1 does not intercept act on the CPU L2 runs on, at L2-physical addresses
 # (L1-physical here: no nested paging); an unaligned address is #GP in L2, which L1 intercepts.
 nestor_l1_boot_test(nested.l2_vmload_vmsave_not_intercepted l2_vmsave l2_vmsave ARGS
   --expect "^\\[l1\\] L2 vmsave, vmload, vmsave: exit 0x81, A.lstar 0x1111, C.star 0x2222$"

@@ -12,20 +12,46 @@ namespace intercept1 = x86::svm::intercept1;
 namespace {
 
 constexpr u64 kRflagsIf = bit(9);
-constexpr u64 kRflagsVm = bit(17);
 
 bool bit_set(u32 vector, u64 n) { return n < 32 && (vector & (1u << n)) != 0; }
 
 bool is_invalid(u64 reason) { return reason == code::invalid || reason == code::invalid32; }
 
+// l1_intercepts, inlined into the routing of every L2 exit (a call per exit otherwise). The
+// instruction intercepts (misc1, misc2), which most exits are, come first.
+[[gnu::always_inline]] inline bool intercepted(const Vmcb& snapshot, u64 reason) {
+    const VmcbControl& c = snapshot.control;
+    if (reason >= arch::exit_code::misc1_base) {
+        if (reason < arch::exit_code::misc2_base)
+            return bit_set(c.intercept_misc1, reason - arch::exit_code::misc1_base);
+        if (reason < arch::exit_code::misc3_base)
+            return bit_set(c.intercept_misc2, reason - arch::exit_code::misc2_base);
+        if (reason <= arch::exit_code::misc3_last)
+            return bit_set(c.intercept_misc3, reason - arch::exit_code::misc3_base);
+        if (reason == code::npf) return uses_nested_paging(snapshot);
+        return false;
+    }
+    if (reason < arch::exit_code::dr_read_base) return bit_set(c.intercept_cr, reason);
+    if (reason < arch::exit_code::exception_base)
+        return bit_set(c.intercept_dr, reason - arch::exit_code::dr_read_base);
+    return bit_set(c.intercept_exceptions, reason - arch::exit_code::exception_base);
+}
+
 // The IOPM has one bit per port; an access of `size` bytes is intercepted if any of its ports is.
-// The two bytes holding them are read once (the third page exists for accesses crossing 0xFFFF).
+// The two bytes holding them are read once (the third page exists for accesses crossing 0xFFFF),
+// through a window (a copy through L1Memory::read cost twice the lookup for two bytes), or read
+// when they straddle two pieces of L1's memory.
 bool l1_iopm_intercepts(const Vmcb& snapshot, u64 info_1, L1Memory& memory) {
     u64 port = (info_1 >> x86::svm::ioio::port_shift) & 0xFFFF;
     unsigned size = (info_1 & x86::svm::ioio::size32) ? 4 : (info_1 & x86::svm::ioio::size16) ? 2 : 1;
-    u8 bytes[2] = {};
-    // Unreadable (L0 took the page away since VMRUN): L1 gets the exit rather than L2 a bypass.
-    if (!memory.read(snapshot.control.iopm_base_pa + port / 8, bytes, sizeof(bytes))) return true;
+    u64 at = snapshot.control.iopm_base_pa + port / 8;
+    u8 copy[2] = {};
+    const u8* bytes = memory.window(at, sizeof(copy), false);
+    if (!bytes) {
+        // Unreadable (L0 took the page away since VMRUN): L1 gets the exit rather than L2 a bypass.
+        if (!memory.read(at, copy, sizeof(copy))) return true;
+        bytes = copy;
+    }
     u32 bits = bytes[0] | (u32{bytes[1]} << 8);
     u32 mask = ((1u << size) - 1) << (port % 8);
     return (bits & mask) != 0;
@@ -36,27 +62,27 @@ bool l1_msrpm_intercepts(const Vmcb& snapshot, u32 msr, bool write, L1Memory& me
     for (const msrpm::Range& range : msrpm::ranges) {
         if (msr < range.first_msr || msr - range.first_msr >= msrpm::msrs_per_range) continue;
         u32 offset = msr - range.first_msr;
-        u8 byte = 0;
-        if (!memory.read(snapshot.control.msrpm_base_pa + range.byte_offset + offset / 4, &byte, 1)) return true;
-        return (byte >> ((offset % 4) * 2 + (write ? 1 : 0))) & 1;
+        const u8* byte = memory.window(snapshot.control.msrpm_base_pa + range.byte_offset + offset / 4, 1, false);
+        if (!byte) return true;
+        return (*byte >> ((offset % 4) * 2 + (write ? 1 : 0))) & 1;
     }
     return true;
 }
 
 Route route_exception(const Vmcb& snapshot, u64 reason) {
-    if (l1_intercepts(snapshot, reason)) return Route::reflect;
+    if (intercepted(snapshot, reason)) return Route::reflect;
     u64 vector = reason - code::exception_base;
     return bit_set(mandatory::exceptions, vector) ? Route::reinject_exception : Route::l0;
 }
 
-Route reflect_or(const Vmcb& snapshot, u64 reason, Route otherwise) {
-    return l1_intercepts(snapshot, reason) ? Route::reflect : otherwise;
+[[gnu::always_inline]] inline Route reflect_or(const Vmcb& snapshot, u64 reason, Route otherwise) {
+    return intercepted(snapshot, reason) ? Route::reflect : otherwise;
 }
 
 // The #UD an instruction raises in L2 (VMMCALL, SKINIT without L1's intercept) is L1's when L1
 // intercepts #UD, as it would be on the CPU: never delivered to L2 behind L1's back.
 Route undefined_opcode(const Vmcb& snapshot) {
-    return l1_intercepts(snapshot, kExitUd) ? Route::reflect_as_ud : Route::inject_ud;
+    return intercepted(snapshot, kExitUd) ? Route::reflect_as_ud : Route::inject_ud;
 }
 
 Route route_io(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
@@ -85,17 +111,7 @@ const char* route_name(Route route) {
     return "unknown";
 }
 
-bool l1_intercepts(const Vmcb& snapshot, u64 reason) {
-    const VmcbControl& c = snapshot.control;
-    if (reason < arch::exit_code::dr_read_base) return bit_set(c.intercept_cr, reason);
-    if (reason < arch::exit_code::exception_base) return bit_set(c.intercept_dr, reason - arch::exit_code::dr_read_base);
-    if (reason < arch::exit_code::misc1_base) return bit_set(c.intercept_exceptions, reason - arch::exit_code::exception_base);
-    if (reason < arch::exit_code::misc2_base) return bit_set(c.intercept_misc1, reason - arch::exit_code::misc1_base);
-    if (reason < arch::exit_code::misc3_base) return bit_set(c.intercept_misc2, reason - arch::exit_code::misc2_base);
-    if (reason <= arch::exit_code::misc3_last) return bit_set(c.intercept_misc3, reason - arch::exit_code::misc3_base);
-    if (reason == code::npf) return uses_nested_paging(snapshot);
-    return false;
-}
+bool l1_intercepts(const Vmcb& snapshot, u64 reason) { return intercepted(snapshot, reason); }
 
 Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
     u64 c = exit.code;
@@ -120,30 +136,6 @@ Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) 
     case code::invlpga: return reflect_or(snapshot, c, Route::emulate_for_l2);
     default: return reflect_or(snapshot, c, Route::l0);
     }
-}
-
-L1HostState save_host_state(const VmcbSave& l1, u64 next_rip) {
-    return L1HostState{l1.es,  l1.cs,  l1.ss,  l1.ds,     l1.gdtr,   l1.idtr, l1.efer,
-                       l1.cr0, l1.cr3, l1.cr4, l1.rflags, next_rip, l1.rsp,  l1.rax};
-}
-
-void load_host_state(const L1HostState& host, VmcbSave& l1) {
-    l1.es = host.es;
-    l1.cs = host.cs;
-    l1.ss = host.ss;
-    l1.ds = host.ds;
-    l1.gdtr = host.gdtr;
-    l1.idtr = host.idtr;
-    l1.efer = host.efer;
-    l1.cr0 = host.cr0 | kCr0Pe;
-    l1.cr3 = host.cr3;
-    l1.cr4 = host.cr4;
-    l1.rflags = (host.rflags & ~kRflagsVm) | kRflagsFixed1;
-    l1.rip = host.rip;
-    l1.rsp = host.rsp;
-    l1.rax = host.rax;
-    l1.dr7 = kDr7Reset;
-    l1.cpl = 0;
 }
 
 void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
@@ -213,12 +205,12 @@ bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const V
     return true;
 }
 
-L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, const L1HostState& host, u64 l2_rflags) {
+L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u64 l2_rflags) {
     if (!gif) return L1Interrupt::blocked;
     bool masking = snapshot.control.int_ctl & int_ctl::v_intr_masking;
     // With V_INTR_MASKING, L1's interrupts are gated by L1's own IF (saved at VMRUN); without,
     // by L2's, as on the CPU.
-    bool enabled = masking ? (host.rflags & kRflagsIf) : (l2_rflags & kRflagsIf);
+    bool enabled = masking ? (l1_rflags & kRflagsIf) : (l2_rflags & kRflagsIf);
     if (!enabled) return L1Interrupt::blocked;
     if (snapshot.control.intercept_misc1 & intercept1::intr) return L1Interrupt::vmexit_intr;
     return L1Interrupt::deliver_to_l2;

@@ -23,7 +23,7 @@ struct L2Exit {
 };
 
 enum class Route : u8 {
-    reflect,             // L1 intercepts it: #VMEXIT to L1 (write_vmexit + load_host_state)
+    reflect,             // L1 intercepts it: #VMEXIT to L1 (write_vmexit + resume_l1)
     l0,                  // L0's business (a physical event, or an access L1 lets L2 make that L0
                          // handles in L1's terms: CPUID, HLT, a port, an MSR, an NPF on L1's memory)
     inject_ud,           // VMMCALL / SKINIT that L1 does not intercept: #UD in L2, as on the CPU
@@ -46,23 +46,27 @@ bool l1_intercepts(const Vmcb& snapshot, u64 code);
 
 Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory);
 
-// L1's state while L2 runs: what VMRUN saves in the host save area. Nestor keeps it in its own
-// memory, never in L1's VM_HSAVE_PA page (the APM leaves that page's format to the
+// L1's state while L2 runs (what VMRUN saves in the host save area) is L1's own VMCB, vmcb01,
+// left as it was at VMRUN with RIP already past the VMRUN: nothing writes those fields of vmcb01
+// while L2 runs (the backend runs vmcb02, every exit handled meanwhile is L2's, and the world
+// switch's VMSAVE into vmcb01 writes only the VMLOAD state), so they need no copy of their own.
+// It is L0's memory, never L1's VM_HSAVE_PA page (the APM leaves that page's format to the
 // implementation and forbids software to touch it), so L1 cannot tamper with what it gets back.
-struct L1HostState {
-    VmcbSegment es, cs, ss, ds, gdtr, idtr;
-    u64 efer, cr0, cr3, cr4, rflags, rip, rsp, rax;
-};
+// Copying those fields out at VMRUN and back at every #VMEXIT was an eighth of a reflected exit.
+//
+// At #VMEXIT: what the CPU changes in the state it restores (CPL 0, CR0.PE, RFLAGS.VM clear, DR7
+// with every breakpoint off). The caller clears GIF, as every #VMEXIT does. Inline: a call would
+// cost as much as the four stores.
+inline void resume_l1(VmcbSave& l1) {
+    constexpr u64 kRflagsVm = arch::bit(17);
+    l1.cr0 |= arch::kCr0Pe;
+    l1.rflags = (l1.rflags & ~kRflagsVm) | arch::kRflagsFixed1;
+    l1.dr7 = arch::kDr7Reset;
+    l1.cpl = 0;
+}
 
-// At VMRUN: `l1` is L1's current state (its VMCB), `next_rip` the instruction after VMRUN.
-L1HostState save_host_state(const VmcbSave& l1, u64 next_rip);
-
-// At #VMEXIT: L1's state back, as the CPU leaves it (CPL 0, CR0.PE, DR7 with every breakpoint
-// off). The caller clears GIF, as every #VMEXIT does.
-void load_host_state(const L1HostState& host, VmcbSave& l1);
-
-// The fields VMLOAD / VMSAVE move stay in the CPU across VMRUN and #VMEXIT: L2's values go back
-// into L1's VMCB (the virtual CPU) when L1 takes over again.
+// The fields VMLOAD / VMSAVE move (between the CPU and a VMCB in L1's memory). They stay in the
+// CPU across VMRUN and #VMEXIT: L1 and L2 share them, in vmcb01 (nested_context.hpp).
 void copy_vmload_state(const VmcbSave& from, VmcbSave& to);
 
 // The exit as L1 sees it (an L2 exit reflected, or one L0 synthesises such as a shadow #NPF).
@@ -82,6 +86,7 @@ bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const V
 // A physical-interrupt-like event for L1 (its virtual interrupt) while `gif` and in guest mode:
 // held back, a #VMEXIT(INTR) to L1, or delivered through L2's IDT (L1 does not intercept INTR).
 enum class L1Interrupt : u8 { blocked, vmexit_intr, deliver_to_l2 };
-L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, const L1HostState& host, u64 l2_rflags);
+// `l1_rflags` is L1's RFLAGS at VMRUN (vmcb01's while L2 runs).
+L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u64 l2_rflags);
 
 }  // namespace nestor::nested::svm

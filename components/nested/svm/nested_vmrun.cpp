@@ -60,20 +60,11 @@ VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave&
         return refuse(vcpu, env.memory, l1, vmcb12_pa, next_rip, CheckFailure::msrpm_outside_l1_ram);
     prepare_translation(vcpu, env, l1);
     if (!build_vmcb02(vcpu.snapshot, l1, env.l0, vmcb02)) return outcome(VmrunResult::stop);
-    vcpu.host = save_host_state(l1, next_rip);
+    l1.rip = next_rip;  // the host state L1 resumes with (resume_l1)
     vcpu.vmcb12_pa = vmcb12_pa;
     vcpu.gif = true;  // VMRUN sets GIF
     vcpu.guest_mode = true;
     return outcome(VmrunResult::entered);
-}
-
-bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit, VmcbSave& l1) {
-    bool written = write_vmexit(memory, vcpu.vmcb12_pa, vcpu.snapshot, vmcb02, exit);
-    copy_vmload_state(vmcb02.save, l1);
-    load_host_state(vcpu.host, l1);
-    vcpu.gif = false;
-    vcpu.guest_mode = false;
-    return written;
 }
 
 void abandon_guest_mode(NestedSvmVcpu& vcpu) {

@@ -17,7 +17,6 @@ struct NestedSvmVcpu {
         : shadow(frames, l1_physical_bits, max_shadow_tables) {}
 
     Vmcb snapshot{};  // vmcb12 as copied at the last VMRUN: the only vmcb12 anything looks at
-    L1HostState host{};
     ShadowNpt shadow;
     u64 vmcb12_pa = 0;
     u32 last_l1_asid = 0;  // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
@@ -50,14 +49,24 @@ struct VmrunOutcome {
 };
 
 // L1 executed VMRUN with RAX = vmcb12_pa; `l1` is its VMCB's save area (vmcb01), `next_rip` the
-// instruction after VMRUN. On `entered`, vmcb02 is complete and L1's state is kept in `vcpu.host`.
+// instruction after VMRUN. On `entered`, vmcb02 is complete and `l1` is L1's saved host state
+// (resume_l1): RIP is `next_rip`, and the caller must not change `l1` until the #VMEXIT.
 VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave& l1, u64 vmcb12_pa, u64 next_rip,
                            Vmcb& vmcb02);
 
 // A #VMEXIT into L1 (a reflected L2 exit, or one L0 makes such as a shadow #NPF): vmcb12 gets the
-// exit and L2's state, vmcb01 (`l1`) gets L1's state back and L2's VMLOAD state, GIF clears.
-// False if vmcb12 is no longer L1 RAM (the caller stops the domain).
-bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit, VmcbSave& l1);
+// exit and L2's state, vmcb01 (`l1`, as VMRUN left it) is L1's state again (its VMLOAD state is
+// the one L2 ran with: one CPU), GIF clears.
+// False if vmcb12 is no longer L1 RAM (the caller stops the domain). Inline: it is on every
+// reflected exit, and its own call cost as much as its body.
+inline bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit,
+                           VmcbSave& l1) {
+    bool written = write_vmexit(memory, vcpu.vmcb12_pa, vcpu.snapshot, vmcb02, exit);
+    resume_l1(l1);  // the VMLOAD state is in `l1` already: L2 ran with L1's (nested_context.hpp)
+    vcpu.gif = false;
+    vcpu.guest_mode = false;
+    return written;
+}
 
 // Leaves guest mode without a #VMEXIT (vCPU reset, domain teardown) and frees the shadow tables.
 void abandon_guest_mode(NestedSvmVcpu& vcpu);

@@ -60,23 +60,7 @@ void copy_vmrun_state(const VmcbSave& l1, VmcbSave& out) {
     out.cr2 = l1.cr2;
 }
 
-// What VMLOAD / VMSAVE move lives in the (virtual) CPU between them: L1's current values.
-void copy_vmload_state(const VmcbSave& cpu, VmcbSave& out) {
-    out.fs = cpu.fs;
-    out.gs = cpu.gs;
-    out.tr = cpu.tr;
-    out.ldtr = cpu.ldtr;
-    out.kernel_gs_base = cpu.kernel_gs_base;
-    out.star = cpu.star;
-    out.lstar = cpu.lstar;
-    out.cstar = cpu.cstar;
-    out.sfmask = cpu.sfmask;
-    out.sysenter_cs = cpu.sysenter_cs;
-    out.sysenter_esp = cpu.sysenter_esp;
-    out.sysenter_eip = cpu.sysenter_eip;
-}
-
-// Every field of vmcb02 that neither the merge nor the two copies above write: zero, as L1 can
+// Every field of vmcb02 that neither the merge nor the copy above write (but the VMLOAD state): zero, as L1 can
 // never set them (AVIC, SEV, virt_ext, CET, LBR) and the CPU's outputs of the last run must not
 // look like this one's. The reserved bytes are zero from the allocation: nothing writes them.
 // (Field by field: zeroing the whole page at every VMRUN was most of VMRUN's cost.)
@@ -110,10 +94,6 @@ void clear_fields_not_merged(Vmcb& vmcb02) {
 
 }  // namespace
 
-bool uses_nested_paging(const Vmcb& snapshot) {
-    return (snapshot.control.nested_control & x86::svm::kNestedPagingEnable) != 0;
-}
-
 Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, const L0Controls& l0, Vmcb& vmcb02) {
     if (l0.l2_asid == 0 || l0.l2_asid == l0.l1_asid) return fail(MergeError::bad_asid);
     bool nested_paging = uses_nested_paging(snapshot);
@@ -122,7 +102,6 @@ Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, co
     clear_fields_not_merged(vmcb02);
     merge_controls(snapshot.control, l0, root, vmcb02.control);
     copy_vmrun_state(snapshot.save, vmcb02.save);
-    copy_vmload_state(l1_cpu, vmcb02.save);
     // gPAT is L2's PAT under L1's nested tables; without them L2 shares L1's memory types.
     vmcb02.save.g_pat = nested_paging ? snapshot.save.g_pat : l1_cpu.g_pat;
     return {};

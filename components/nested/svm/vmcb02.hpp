@@ -70,11 +70,15 @@ enum class MergeError : u8 {
     missing_root,  // no nested page table root for the mode L1 asked for
 };
 
-bool uses_nested_paging(const Vmcb& snapshot);
+// Inline: every reflected exit asks (gPAT, #NPF routing).
+inline bool uses_nested_paging(const Vmcb& snapshot) {
+    return (snapshot.control.nested_control & x86::svm::kNestedPagingEnable) != 0;
+}
 
-// Builds vmcb02 (every field written; its reserved bytes stay as allocated, zero) from the checked
-// snapshot, L1's current CPU state `l1_cpu` (the fields VMLOAD loads live in the CPU, not in
-// vmcb12, so they come from L1's VMCB) and L0.
+// Builds vmcb02 from the checked snapshot, L1's current CPU state `l1_cpu` (its gPAT, which L2
+// shares without L1's nested paging) and L0. Every field is written but the VMLOAD state (FS, GS,
+// TR, LDTR and the syscall MSRs), which is the CPU's, not vmcb12's: the backend loads it from
+// vmcb01 for L2 as for L1 (nested_context.hpp). Its reserved bytes stay as allocated, zero.
 Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, const L0Controls& l0, Vmcb& vmcb02);
 
 // The merged permission maps (IOPM, MSRPM): a bit is set if L0's is or L1's is; L1's map counts

@@ -21,6 +21,11 @@
 
 // world_switch.S, with a convention of its own: see enter_guest().
 extern "C" void svm_world_switch();
+// The VMSAVE / VMLOAD area for the host's FS, GS, TR, LDTR and syscall MSRs (svm_enable()); the
+// world switch reads it itself after every exit.
+extern "C" {
+nestor::paddr svm_host_vmcb = 0;
+}
 
 namespace nestor::virt {
 
@@ -54,6 +59,11 @@ struct BackendVcpu {
     BackendVm* vm;
     paddr vmcb_pa;  // the active VMCB: L1's own, or vmcb02 while the vCPU runs an L2
     Vmcb* vmcb;
+    // Where the world switch VMLOADs and VMSAVEs the guest's FS, GS, TR, LDTR, KernelGsBase and
+    // syscall MSRs: the vCPU's own VMCB, even while it runs an L2. A CPU keeps that state across
+    // VMRUN and #VMEXIT, so L1 and its L2 share one copy (vmcb01's), and the nested component
+    // never copies it between vmcb01 and vmcb02 (nested_context.hpp).
+    paddr vmload_pa;
     u32 asid;
     bool flush_tlb;
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
@@ -85,7 +95,6 @@ constexpr u32 kMaxAsids = 64;
 // Per-CPU state (one CPU so far). Constant-initialised.
 bool svm_enabled = false;
 paddr host_save_area = 0;  // VM_HSAVE_PA: where VMRUN keeps the host state
-paddr host_vmcb = 0;       // VMSAVE/VMLOAD area for the host's FS/GS/TR/LDTR/syscall MSRs
 bool asid_used[kMaxAsids] = {};
 const BackendVcpu* slice_owner = nullptr;  // whose time slice the APIC timer is counting
 
@@ -118,14 +127,14 @@ Status<VirtError> svm_enable() {
     // VM_CR.SVMDIS is not read: Bochs' AMD models #GP on VM_CR; if firmware disabled SVM the
     // EFER write below faults, which the kernel reports.
     host_save_area = allocate_zeroed_frame_or_panic("SVM host save area");
-    host_vmcb = allocate_zeroed_frame_or_panic("SVM host VMCB");
+    svm_host_vmcb = allocate_zeroed_frame_or_panic("SVM host VMCB");
     wrmsr(msr::efer, rdmsr(msr::efer) | kEferSvme);
     wrmsr(kMsrVmHsavePa, host_save_area);
     // The host's FS, GS, TR, LDTR, KernelGsBase and syscall MSRs, which VMRUN does not restore:
     // saved once, as they were set at boot and never change, and loaded after every exit.
-    asm volatile("vmsave %%rax" ::"a"(host_vmcb) : "memory");
+    asm volatile("vmsave %%rax" ::"a"(svm_host_vmcb) : "memory");
     svm_enabled = true;
-    log::debug("svm: enabled, host save area {:#x}, host VMCB {:#x}", host_save_area, host_vmcb);
+    log::debug("svm: enabled, host save area {:#x}, host VMCB {:#x}", host_save_area, svm_host_vmcb);
     return {};
 }
 
@@ -134,8 +143,8 @@ void svm_disable() {
     wrmsr(kMsrVmHsavePa, 0);
     wrmsr(msr::efer, rdmsr(msr::efer) & ~kEferSvme);
     free_frame(host_save_area);
-    free_frame(host_vmcb);
-    host_save_area = host_vmcb = 0;
+    free_frame(svm_host_vmcb);
+    host_save_area = svm_host_vmcb = 0;
     svm_enabled = false;
 }
 
@@ -374,6 +383,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     vcpu->asid = asid;
     vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
     vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
+    vcpu->vmload_pa = vcpu->vmcb_pa;
     if (auto set = set_initial_state(*vcpu->vmcb, initial); !set) {
         svm_destroy_vcpu(vcpu);
         return fail(set.error());
@@ -467,11 +477,24 @@ inline const u8* code_page(BackendVcpu& vcpu, u64 linear_page) {
     return walk_code_page(vcpu, linear_page);
 }
 
-// The common case, an intercepted instruction without prefixes: its plain encoding.
+// The SVM instructions are 0F 01 with a ModRM byte of their own (D8 VMRUN ... DF INVLPGA).
+inline u8 svm_group_length(const u8* code, u8 modrm) {
+    return code[0] == 0x0F && code[1] == 0x01 && code[2] == modrm ? 3 : 0;
+}
+
+// The common case, an intercepted instruction without prefixes: its plain encoding. Without it
+// every exit of an L1 hypervisor's VMRUN went through the full decoder (a sixth of the emulated
+// VMRUN).
 inline u8 plain_length(const u8* code, InsnOp expected) {
     switch (expected) {
     case InsnOp::cpuid: return code[0] == 0x0F && code[1] == 0xA2 ? 2 : 0;
-    case InsnOp::vmmcall: return code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xD9 ? 3 : 0;
+    case InsnOp::vmmcall: return svm_group_length(code, 0xD9);
+    case InsnOp::vmrun: return svm_group_length(code, 0xD8);
+    case InsnOp::vmload: return svm_group_length(code, 0xDA);
+    case InsnOp::vmsave: return svm_group_length(code, 0xDB);
+    case InsnOp::stgi: return svm_group_length(code, 0xDC);
+    case InsnOp::clgi: return svm_group_length(code, 0xDD);
+    case InsnOp::invlpga: return svm_group_length(code, 0xDF);
     case InsnOp::hlt: return code[0] == 0xF4 ? 1 : 0;
     case InsnOp::rdmsr: return code[0] == 0x0F && code[1] == 0x32 ? 2 : 0;
     case InsnOp::wrmsr: return code[0] == 0x0F && code[1] == 0x30 ? 2 : 0;
@@ -632,12 +655,27 @@ void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
 // Runs the guest until its next exit. svm_world_switch keeps only RBP and RSP for its caller, and
 // the asm statement names every other register as clobbered: the compiler saves the callee-saved
 // ones once, in svm_run()'s frame, instead of the switch saving them again on every exit.
-inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, u64* gprs) {
-    u64 vmcb = guest_vmcb, host = host_vmcb;
+inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, paddr vmload_state, u64* gprs) {
+    u64 vmcb = guest_vmcb, vmload = vmload_state;
     asm volatile("call svm_world_switch"
-                 : "+D"(vmcb), "+S"(host), "+d"(gprs)
+                 : "+D"(vmcb), "+a"(vmload), "+d"(gprs)
                  :
-                 : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
+                 : "rbx", "rcx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
+}
+
+// Field by field, each through a register: a whole-struct swap went through a copy on the stack.
+inline void swap_code_pages(CodePageCache& a, CodePageCache& b) {
+    CodePageCache old_a = a;
+    a.linear_page = b.linear_page;
+    a.cr0 = b.cr0;
+    a.cr3 = b.cr3;
+    a.cr4 = b.cr4;
+    a.host = b.host;
+    b.linear_page = old_a.linear_page;
+    b.cr0 = old_a.cr0;
+    b.cr3 = old_a.cr3;
+    b.cr4 = old_a.cr4;
+    b.host = old_a.host;
 }
 
 // The nested component switched between L1 and L2 (nested_context.hpp): the other VMCB becomes
@@ -653,9 +691,7 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, u64* gp
     vcpu.vmcb = n.run_l2 ? n.vmcb02 : n.vmcb01;
     vcpu.vmcb_pa = n.run_l2 ? n.vmcb02_pa : n.vmcb01_pa;
     vcpu.pending_event = n.run_l2 ? (vcpu.vmcb->control.event_inject & (kEventValid | 0xFFFFFFFF00000FFF)) : 0;
-    CodePageCache left = vcpu.code;
-    vcpu.code = vcpu.parked_code;
-    vcpu.parked_code = left;
+    swap_code_pages(vcpu.code, vcpu.parked_code);
     if (!n.run_l2) {
         vcpu.parked_l2_root = n.vmcb02->control.nested_cr3;
     } else if (vcpu.vmcb->control.tlb_control != kTlbControlNothing ||
@@ -700,10 +736,9 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     if (slice_owner != vcpu || !time_slice) [[unlikely]]
         switch_slice(vcpu, time_slice);
 
-    enter_guest(vcpu->vmcb_pa, state.gpr);
+    enter_guest(vcpu->vmcb_pa, vcpu->vmload_pa, state.gpr);
 
-    if (vmcb.control.tlb_control != kTlbControlNothing) [[unlikely]]
-        vmcb.control.tlb_control = kTlbControlNothing;
+    vmcb.control.tlb_control = kTlbControlNothing;  // a flush is once; a store costs less than a test
     bool preempted = vmcb.control.exit_code == exit_code::intr && interrupted(vcpu);
     state.rip = save.rip;
     state.rflags = save.rflags;
@@ -755,9 +790,10 @@ bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
 VmExit svm_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
+        if (exit.vendor_code != exit_code::cr4_write) return exit;  // every other exit: one test
         // An L2's CR4 write exits only when L1 intercepts it: the nested component reflects it.
         bool l2 = vcpu->nested && vcpu->l2.run_l2;
-        if (exit.vendor_code != exit_code::cr4_write || l2 || !emulate_cr4_write(*vcpu, state)) return exit;
+        if (l2 || !emulate_cr4_write(*vcpu, state)) return exit;
     }
 }
 

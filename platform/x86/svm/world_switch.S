@@ -1,7 +1,11 @@
 /* The SVM world switch, called only from the inline assembly in svm.cpp (svm_run):
  *
- *   RDI = guest VMCB physical address, RSI = host VMCB physical address,
+ *   RDI = guest VMCB physical address (the one VMRUN runs),
+ *   RAX = the VMCB holding the guest's VMLOAD state: RDI's own, but for a vCPU running an L2,
+ *         whose CPU keeps L1's (VMRUN and #VMEXIT leave that state alone; see svm.cpp),
  *   RDX = guest GPR array (16 registers in x86 encoding order, 8 bytes each).
+ * The host VMCB's physical address is the global svm_host_vmcb, read here rather than passed:
+ * one register fewer to set up and keep across the guest's run on every exit.
  *
  * Its own convention: it preserves only RBP and RSP. Every other general-purpose register holds
  * whatever the guest left in it on return, and the caller's inline assembly names them all as
@@ -27,11 +31,11 @@
 svm_world_switch:
     pushq %rbp              /* the caller's frame pointer: the one register kept for it */
     pushq %rdx              /* 8(%rsp): guest GPR array */
-    pushq %rsi              /* 0(%rsp): host VMCB */
+    pushq %rax              /* 0(%rsp): the guest's VMLOAD state */
 
     clgi
-    movq %rdi, %rax         /* the guest VMCB, in RAX for VMLOAD, VMRUN and VMSAVE */
     vmload %rax             /* guest FS, GS, TR, LDTR, KernelGsBase, syscall MSRs */
+    movq %rdi, %rax         /* the guest VMCB, in RAX for VMRUN */
 
     load_guest_gprs_but_base %rdx  /* the guest's GPRs; RDX, the array's address, last */
     movq 16(%rdx), %rdx
@@ -39,9 +43,10 @@ svm_world_switch:
     sti
     vmrun %rax
     cli
-    vmsave %rax             /* RAX is the host's again: the guest VMCB address */
+    popq %rax               /* the guest's VMLOAD state */
+    vmsave %rax
 
-    popq %rax               /* the host VMCB */
+    movq svm_host_vmcb(%rip), %rax
     vmload %rax
     popq %rax               /* the guest GPR array */
     store_guest_gprs %rax

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,7 +50,14 @@ public:
     u8* window(u64 gpa, usize bytes, bool writable) override {
         ++windows;
         if (!range_ram(gpa, bytes) || (writable && read_only_page(gpa, bytes))) return nullptr;
-        return &ram[gpa];
+        if (pages_apart && (gpa & 0xFFF) + bytes > 0x1000) return nullptr;
+        if (writable || !after_window) return &ram[gpa];
+        // A window looked at with an adversary watching: the caller sees L1's memory as it was
+        // when it looked, and L1 rewrites it right after (after_window), so whatever is read
+        // again later sees L1's new bytes.
+        looked.emplace_back(ram.begin() + gpa, ram.begin() + gpa + bytes);
+        after_window(gpa, bytes);
+        return looked.back().data();
     }
     L1Page page(u64 gpa) override {
         if (!is_ram(gpa)) return L1Page{false, 0, false, false};
@@ -82,6 +90,10 @@ public:
     int reads = 0;
     int windows = 0;
     std::function<void(u64, usize)> after_read;
+    // L0 maps each page on its own: no window spans two pages, reads still do.
+    bool pages_apart = false;
+    std::function<void(u64, usize)> after_window;  // after every read-only window
+    std::deque<std::vector<u8>> looked;            // what read-only windows showed while after_window is set
 };
 
 // Frames for the shadow tables: host-physical addresses far from L1's, each a real 4 KiB table.

@@ -117,6 +117,21 @@ TEST_CASE("nested_svm.msr_exits_judged_by_l1s_msrpm") {
     CHECK(r.route(exit_of(vmcb::exit_code::msr, 0, 0, 0x40000000)) == Route::reflect);  // outside the ranges
 }
 
+// A 2-byte access at port 0x7FFF needs the last byte of the IOPM's first page and the first of its
+// second; when those are two pieces of L1's memory, they are read rather than seen in one window,
+// and L1's bits still decide.
+TEST_CASE("nested_svm.iopm_bits_across_two_pieces_of_l1_memory") {
+    Running r;
+    r.l1.pages_apart = true;
+    L2Exit out = exit_of(vmcb::exit_code::ioio, io_info(0x7FFF, 2, false));
+    CHECK(r.route(out) == Route::l0);     // L1's maps are zero: it intercepts neither port
+    r.l1.ram[kIopm + 0x8000 / 8] = 0x01;  // L1 intercepts port 0x8000, in the second page
+    CHECK(r.route(out) == Route::reflect);
+    r.l1.ram[kIopm + 0x8000 / 8] = 0;
+    r.l1.ram[kIopm + 0x7FFF / 8] = 0x80;  // and now port 0x7FFF, in the first
+    CHECK(r.route(out) == Route::reflect);
+}
+
 TEST_CASE("nested_svm.maps_that_became_unreadable_reflect") {
     Running r;
     r.l1.ram.resize(kIopm);  // L0 took L1's memory above the maps away while L2 ran
@@ -139,7 +154,7 @@ TEST_CASE("nested_svm.vmexit_writes_vmcb12_and_restores_l1") {
     r.vmcb02.save.rip = 0x402000;
     r.vmcb02.save.rax = 0x77;
     r.vmcb02.save.cr2 = 0xC2;
-    r.vmcb02.save.fs.base = 0xF2;  // L2's FS: stays in the CPU for L1's VMSAVE
+    r.vmcb01.save.fs.base = 0xF2;  // L2's FS: in the CPU (vmcb01, the backend's VMSAVE) for L1's VMSAVE
     r.vmcb02.control.int_ctl |= arch::int_ctl::v_irq | 0x9;
     Vmcb before = r.vmcb12();
     VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
@@ -177,16 +192,17 @@ TEST_CASE("nested_svm.vmexit_reports_exception_and_npf_info") {
 
 TEST_CASE("nested_svm.gif_and_l1_interrupts") {
     Running r;
-    L1HostState host = r.vcpu->host;  // L1 ran with IF set
+    u64 l1_rflags = r.vmcb01.save.rflags;  // L1 ran with IF set
+    REQUIRE(l1_rflags == 0x202);
     const Vmcb& s = r.vcpu->snapshot;
-    CHECK(route_l1_interrupt(false, s, host, 0x202) == L1Interrupt::blocked);
-    CHECK(route_l1_interrupt(true, s, host, 0x2) == L1Interrupt::vmexit_intr);  // V_INTR_MASKING: L1's IF
-    host.rflags = 0x2;
-    CHECK(route_l1_interrupt(true, s, host, 0x202) == L1Interrupt::blocked);
+    CHECK(route_l1_interrupt(false, s, l1_rflags, 0x202) == L1Interrupt::blocked);
+    CHECK(route_l1_interrupt(true, s, l1_rflags, 0x2) == L1Interrupt::vmexit_intr);  // V_INTR_MASKING: L1's IF
+    l1_rflags = 0x2;
+    CHECK(route_l1_interrupt(true, s, l1_rflags, 0x202) == L1Interrupt::blocked);
     Vmcb v = valid_vmcb12();
     v.control.int_ctl = 0;
     v.control.intercept_misc1 &= ~vmcb::intercept1::intr;
     Running no_intr(v);
-    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, host, 0x202) == L1Interrupt::deliver_to_l2);
-    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, host, 0x2) == L1Interrupt::blocked);
+    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x202) == L1Interrupt::deliver_to_l2);
+    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x2) == L1Interrupt::blocked);
 }

@@ -115,7 +115,7 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(l1.vmcb02->control.guest_asid == 7);
     CHECK(l1.vmcb02->control.iopm_base_pa == 0x3000);
     CHECK(l1.vmcb02->control.nested_cr3 == 0x8000);  // L1 has no NPT: L0's tables of L1
-    CHECK(l1.vmcb02->save.lstar == 0xAAAA);          // the VMLOAD state stays L1's CPU's
+    CHECK(l1.vmcb01->save.lstar == 0xAAAA);          // the VMLOAD state stays the CPU's, L2 runs with it
 
     l1.state.rip = 0x3000;
     REQUIRE(carries_on(l1.l2_exit(ExitKind::cpuid, 0x72, 2)));
@@ -240,14 +240,14 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_masked_or_left_to_l2") {
     CHECK(no_intercept.vcpu.ops->in_guest_mode(no_intercept.vcpu));
 }
 
-// L2's VMSAVE / VMLOAD that L1 does not intercept act on L2's CPU (vmcb02's save area) with RAX an
-// L2-physical address: L1-physical when L1 has no nested paging, else through L1's NPT, whose
-// refusal is an #NPF for L1. L1's own CPU (vmcb01) is untouched.
+// L2's VMSAVE / VMLOAD that L1 does not intercept act on the CPU's VMLOAD state (vmcb01's, which
+// L2 runs with and L1 finds after its #VMEXIT, as on one CPU) with RAX an L2-physical address:
+// L1-physical when L1 has no nested paging, else through L1's NPT, whose refusal is an #NPF for L1.
 TEST_CASE("nested_svm_wiring.l2_vmload_vmsave_without_l1_intercept") {
     constexpr u64 kL2Area = 0x30000;
     L1Fixture l1;
     REQUIRE(carries_on(l1.vmrun()));
-    l1.vmcb02->save.lstar = 0x1234;
+    l1.vmcb01->save.lstar = 0x1234;  // L2 set LSTAR (the world switch saves it into vmcb01)
     l1.state.rip = 0x3000;
     l1.state.rax() = kL2Area;
     REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));  // VMSAVE
@@ -256,9 +256,12 @@ TEST_CASE("nested_svm_wiring.l2_vmload_vmsave_without_l1_intercept") {
     CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
 
     l1.host.vmcb_at(kL2Area).save.star = 0x5678;
+    // RIP is not VMLOAD state: ignored.
+    l1.host.vmcb_at(kL2Area).save.rip = 0xDEAD;
     REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3)));  // VMLOAD
-    CHECK(l1.vmcb02->save.star == 0x5678);
-    CHECK(l1.vmcb01->save.star != 0x5678);
+    CHECK(l1.vmcb01->save.star == 0x5678);
+    CHECK(l1.vmcb01->save.rip == 0x1003);  // L1's saved state is untouched: it resumes after VMRUN
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
 
     l1.state.rax() = kL2Area + 8;
     ExitOutcome o = l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3);
@@ -283,7 +286,7 @@ TEST_CASE("nested_svm_wiring.l2_vmsave_through_l1_npt") {
     v.control.nested_cr3 = kPml4;
     REQUIRE(carries_on(l1.vmrun()));
     REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    l1.vmcb02->save.lstar = 0xABCD;
+    l1.vmcb01->save.lstar = 0xABCD;
     l1.state.rip = 0x3000;
     l1.state.rax() = kL2Area;
     REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));

@@ -17,7 +17,11 @@
 namespace nestor::x86::svm {
 
 struct NestedContext {
-    Vmcb* vmcb01;  // L1's VMCB (the vCPU's own): its save area is L1's CPU
+    // L1's VMCB (the vCPU's own): its save area is L1's CPU. Its VMLOAD state (FS, GS, TR, LDTR,
+    // KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER) is the CPU's in L2 as well: the backend
+    // VMLOADs and VMSAVEs vmcb01 around every run, L2's included, as a CPU keeps that state
+    // across VMRUN and #VMEXIT. vmcb02's copy of those fields is never used.
+    Vmcb* vmcb01;
     paddr vmcb01_pa;
     Vmcb* vmcb02;  // the VMCB that runs L2
     paddr vmcb02_pa;
