@@ -127,8 +127,8 @@ void set_up_l2() {
     iopm[kConsolePort / 8] &= static_cast<u8>(~(1u << (kConsolePort % 8)));
     for (u64 i = 0; i < sizeof(msrpm); ++i) msrpm[i] = 0xFF;
     svm::VmcbControl& c = vmcb.control;
-    c.intercept_misc1 = svm::intercept1::cpuid | svm::intercept1::hlt | svm::intercept1::ioio_prot |
-                        svm::intercept1::msr_prot;
+    c.intercept_misc1 =
+        svm::intercept1::cpuid | svm::intercept1::hlt | svm::intercept1::ioio_prot | svm::intercept1::msr_prot;
     c.intercept_misc2 = svm::intercept2::vmrun | svm::intercept2::vmmcall;
     c.iopm_base_pa = reinterpret_cast<u64>(iopm);
     c.msrpm_base_pa = reinterpret_cast<u64>(msrpm);
@@ -158,27 +158,27 @@ struct VmrunTimes {
 // VMRUN with the TSC read next to it, so that nearly every L1 instruction of the round trip falls
 // between `after` and the next `before`. As svm::vmrun, it clobbers every register L2 may change.
 void timed_vmrun(svm::Vmcb* guest, VmrunTimes* times) {
-    asm volatile("sub $128, %%rsp\n\t"
-                 "push %%rbp\n\t"
-                 "push %%rdi\n\t"
-                 "push %%rax\n\t"
-                 "rdtsc\n\t"
-                 "shl $32, %%rdx\n\t"
-                 "or %%rdx, %%rax\n\t"
-                 "mov %%rax, (%%rdi)\n\t"
-                 "pop %%rax\n\t"
-                 "vmrun %%rax\n\t"
-                 "rdtsc\n\t"
-                 "pop %%rdi\n\t"
-                 "shl $32, %%rdx\n\t"
-                 "or %%rdx, %%rax\n\t"
-                 "mov %%rax, 8(%%rdi)\n\t"
-                 "pop %%rbp\n\t"
-                 "add $128, %%rsp"
-                 : "+a"(guest), "+D"(times)
-                 :
-                 : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory",
-                   "cc");
+    asm volatile(
+        "sub $128, %%rsp\n\t"
+        "push %%rbp\n\t"
+        "push %%rdi\n\t"
+        "push %%rax\n\t"
+        "rdtsc\n\t"
+        "shl $32, %%rdx\n\t"
+        "or %%rdx, %%rax\n\t"
+        "mov %%rax, (%%rdi)\n\t"
+        "pop %%rax\n\t"
+        "vmrun %%rax\n\t"
+        "rdtsc\n\t"
+        "pop %%rdi\n\t"
+        "shl $32, %%rdx\n\t"
+        "or %%rdx, %%rax\n\t"
+        "mov %%rax, 8(%%rdi)\n\t"
+        "pop %%rbp\n\t"
+        "add $128, %%rsp"
+        : "+a"(guest), "+D"(times)
+        :
+        : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 
 struct L2Run {

@@ -36,10 +36,10 @@ struct VcpuBlock;  // nested_svm.cpp: the large per-vCPU state, in L0 memory of 
 
 // What an L1 hypervisor on SVM has set up (its virtual SVM MSRs).
 struct SvmVcpu {
-    bool svme;     // the L1's EFER.SVME: the real EFER.SVME is always set while a guest runs
-    bool gif;      // the global interrupt flag (CLGI/STGI)
-    u64 vm_cr;     // VM_CR as the L1 sees it
-    u64 hsave_pa;  // VM_HSAVE_PA as the L1 wrote it
+    bool svme;              // the L1's EFER.SVME: the real EFER.SVME is always set while a guest runs
+    bool gif;               // the global interrupt flag (CLGI/STGI)
+    u64 vm_cr;              // VM_CR as the L1 sees it
+    u64 hsave_pa;           // VM_HSAVE_PA as the L1 wrote it
     svm::VcpuBlock* block;  // allocated at the first VMRUN (nullptr before)
     paddr block_pa;
 };
@@ -68,7 +68,9 @@ static_assert(sizeof(VcpuCore) <= kVcpuStateBytes, "NestedVcpu storage too small
 static_assert(alignof(VcpuCore) <= alignof(u64) && alignof(DomainCore) <= alignof(u64));
 
 // The component's state inside the kernel's storage (created by domain/vcpu_initialise).
-inline DomainCore& core(NestedDomain& domain) { return *__builtin_launder(reinterpret_cast<DomainCore*>(domain.state)); }
+inline DomainCore& core(NestedDomain& domain) {
+    return *__builtin_launder(reinterpret_cast<DomainCore*>(domain.state));
+}
 inline VcpuCore& core(NestedVcpu& vcpu) { return *__builtin_launder(reinterpret_cast<VcpuCore*>(vcpu.state)); }
 inline const VcpuCore& core(const NestedVcpu& vcpu) {
     return *__builtin_launder(reinterpret_cast<const VcpuCore*>(vcpu.state));

@@ -16,13 +16,13 @@
 #include "nestor/lib/assert.hpp"
 
 // Propagates a failed lookup or check out of a decode function.
-#define NESTOR_TRY(var, expr)                         \
-    auto var##_result = (expr);                       \
+#define NESTOR_TRY(var, expr)                             \
+    auto var##_result = (expr);                           \
     if (!var##_result) return fail(var##_result.error()); \
     auto var = var##_result.value()
-#define NESTOR_CHECK(expr)                               \
-    do {                                                 \
-        CapStatus check_status_ = (expr);                \
+#define NESTOR_CHECK(expr)                                      \
+    do {                                                        \
+        CapStatus check_status_ = (expr);                       \
         if (!check_status_) return fail(check_status_.error()); \
     } while (0)
 
@@ -260,7 +260,6 @@ Decoded decode_vcpu_access(Slot& root, const HypercallArgs& in, Invocation inv, 
 bool is_platform_call(u64 number) {
     return number == NESTOR_HC_CONSOLE_WRITE || number == NESTOR_HC_YIELD || number == NESTOR_HC_SHUTDOWN;
 }
-
 
 // Calls whose invocation changes no reference count: they delete, move and release nothing, so
 // no object can die during them, the caller included.

@@ -105,7 +105,8 @@ namespace {
 CapStatus check_size_bits(ObjectType type, u32 size_bits) {
     switch (type) {
     case ObjectType::untyped:
-        if (size_bits < NESTOR_UNTYPED_MIN_BITS || size_bits > NESTOR_UNTYPED_MAX_BITS) return fail(Error::invalid_size);
+        if (size_bits < NESTOR_UNTYPED_MIN_BITS || size_bits > NESTOR_UNTYPED_MAX_BITS)
+            return fail(Error::invalid_size);
         return {};
     case ObjectType::cnode:
         if (size_bits < NESTOR_CNODE_MIN_BITS || size_bits > NESTOR_CNODE_MAX_BITS) return fail(Error::invalid_size);
@@ -160,7 +161,8 @@ CapStatus check_retype(const Untyped& untyped, ObjectType type, u32 size_bits) {
     CapStatus size_ok = check_size_bits(type, size_bits);
     if (!size_ok) return size_ok;
     // A child untyped holds its own header, so it must be larger than one.
-    if (type == ObjectType::untyped && (u64{1} << size_bits) <= Untyped::header_bytes()) return fail(Error::invalid_size);
+    if (type == ObjectType::untyped && (u64{1} << size_bits) <= Untyped::header_bytes())
+        return fail(Error::invalid_size);
     CarveRequest plan[2];
     usize parts = carve_plan(type, size_bits, plan);
     if (!untyped.fits(plan, parts)) return fail(Error::untyped_exhausted);

@@ -67,14 +67,17 @@ void require_backend() {
     if (virt::select_virt_ops()) return;
     const CpuFeatures& cpu = platform::cpu_features();
     if (cpu.vendor == CpuVendor::amd && !NESTOR_OPT_AMD_SVM)
-        log::error("this image was built without the AMD SVM backend (AMD_SVM=OFF): it cannot run guests on this "
-                   "AMD CPU");
+        log::error(
+            "this image was built without the AMD SVM backend (AMD_SVM=OFF): it cannot run guests on this "
+            "AMD CPU");
     else if (cpu.vendor == CpuVendor::intel && !NESTOR_OPT_INTEL_VMX)
-        log::error("this image was built without the Intel VMX backend (INTEL_VMX=OFF): it cannot run guests on "
-                   "this Intel CPU");
+        log::error(
+            "this image was built without the Intel VMX backend (INTEL_VMX=OFF): it cannot run guests on "
+            "this Intel CPU");
     else
-        log::error("this CPU offers no usable virtualization: Nestor needs SVM with nested paging (AMD) or VMX "
-                   "with EPT and unrestricted guest (Intel)");
+        log::error(
+            "this CPU offers no usable virtualization: Nestor needs SVM with nested paging (AMD) or VMX "
+            "with EPT and unrestricted guest (Intel)");
     platform::shutdown(ExitStatus::failure);
 }
 

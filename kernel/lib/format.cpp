@@ -78,8 +78,7 @@ void write_unsigned(Sink& sink, const Spec& spec, u64 value, bool negative) {
         base = 2;
         if (spec.alternate) prefix = "0b";
         break;
-    default:
-        break;
+    default: break;
     }
     char digits[64];
     usize n = 0;

@@ -14,17 +14,13 @@ using Module = nestor_manifest_module;
 
 #define FIELD_OFFSET(type, field) __builtin_offsetof(type, field)
 
-template <typename T>
-T load(const u8* at) {
+template <typename T> T load(const u8* at) {
     T value;
     copy_bytes(&value, at, sizeof(T));
     return value;
 }
 
-template <typename T>
-T header_field(const u8* image, usize offset) {
-    return load<T>(image + offset);
-}
+template <typename T> T header_field(const u8* image, usize offset) { return load<T>(image + offset); }
 
 // --- strings ---------------------------------------------------------------------------------
 
@@ -50,9 +46,9 @@ enum class Charset { name, image, printable };
 
 bool char_allowed(Charset charset, char c) {
     switch (charset) {
-        case Charset::name: return is_name_char(c);
-        case Charset::image: return is_image_char(c);
-        case Charset::printable: return is_printable(c);
+    case Charset::name: return is_name_char(c);
+    case Charset::image: return is_image_char(c);
+    case Charset::printable: return is_printable(c);
     }
     return false;
 }
@@ -153,10 +149,7 @@ constexpr StringRule kModuleImageRule{Charset::image, false, ManifestError::modu
 constexpr StringRule kModuleCmdlineRule{Charset::printable, true, ManifestError::module_cmdline_unterminated,
                                         ManifestError::module_cmdline_invalid};
 
-template <typename T>
-T record_field(const u8* record, usize offset) {
-    return load<T>(record + offset);
-}
+template <typename T> T record_field(const u8* record, usize offset) { return load<T>(record + offset); }
 
 Status<ManifestError> check_record_strings(const u8* record) {
     Status<ManifestError> status = check_string(record + FIELD_OFFSET(Record, name), sizeof(Record::name), kNameRule);
@@ -271,45 +264,45 @@ Failure<ManifestFault> header_fault(ManifestError error) {
 
 const char* manifest_error_name(ManifestError error) {
     switch (error) {
-        case ManifestError::too_small: return "too_small";
-        case ManifestError::bad_magic: return "bad_magic";
-        case ManifestError::unsupported_version: return "unsupported_version";
-        case ManifestError::bad_header_size: return "bad_header_size";
-        case ManifestError::size_mismatch: return "size_mismatch";
-        case ManifestError::bad_checksum: return "bad_checksum";
-        case ManifestError::header_reserved_not_zero: return "header_reserved_not_zero";
-        case ManifestError::no_domains: return "no_domains";
-        case ManifestError::too_many_domains: return "too_many_domains";
-        case ManifestError::bad_record_size: return "bad_record_size";
-        case ManifestError::domain_table_out_of_bounds: return "domain_table_out_of_bounds";
-        case ManifestError::trailing_bytes: return "trailing_bytes";
-        case ManifestError::name_unterminated: return "name_unterminated";
-        case ManifestError::name_invalid: return "name_invalid";
-        case ManifestError::duplicate_name: return "duplicate_name";
-        case ManifestError::image_unterminated: return "image_unterminated";
-        case ManifestError::image_invalid: return "image_invalid";
-        case ManifestError::cmdline_unterminated: return "cmdline_unterminated";
-        case ManifestError::cmdline_invalid: return "cmdline_invalid";
-        case ManifestError::string_padding_not_zero: return "string_padding_not_zero";
-        case ManifestError::memory_unaligned: return "memory_unaligned";
-        case ManifestError::memory_too_small: return "memory_too_small";
-        case ManifestError::memory_too_large: return "memory_too_large";
-        case ManifestError::vcpus_out_of_range: return "vcpus_out_of_range";
-        case ManifestError::unknown_flags: return "unknown_flags";
-        case ManifestError::unknown_cpuid_policy: return "unknown_cpuid_policy";
-        case ManifestError::domain_reserved_not_zero: return "domain_reserved_not_zero";
-        case ManifestError::too_many_ioport_ranges: return "too_many_ioport_ranges";
-        case ManifestError::ioport_range_inverted: return "ioport_range_inverted";
-        case ManifestError::too_many_signals: return "too_many_signals";
-        case ManifestError::signal_out_of_range: return "signal_out_of_range";
-        case ManifestError::signal_to_self: return "signal_to_self";
-        case ManifestError::duplicate_signal: return "duplicate_signal";
-        case ManifestError::too_many_modules: return "too_many_modules";
-        case ManifestError::module_image_unterminated: return "module_image_unterminated";
-        case ManifestError::module_image_invalid: return "module_image_invalid";
-        case ManifestError::module_cmdline_unterminated: return "module_cmdline_unterminated";
-        case ManifestError::module_cmdline_invalid: return "module_cmdline_invalid";
-        case ManifestError::unused_entry_not_zero: return "unused_entry_not_zero";
+    case ManifestError::too_small: return "too_small";
+    case ManifestError::bad_magic: return "bad_magic";
+    case ManifestError::unsupported_version: return "unsupported_version";
+    case ManifestError::bad_header_size: return "bad_header_size";
+    case ManifestError::size_mismatch: return "size_mismatch";
+    case ManifestError::bad_checksum: return "bad_checksum";
+    case ManifestError::header_reserved_not_zero: return "header_reserved_not_zero";
+    case ManifestError::no_domains: return "no_domains";
+    case ManifestError::too_many_domains: return "too_many_domains";
+    case ManifestError::bad_record_size: return "bad_record_size";
+    case ManifestError::domain_table_out_of_bounds: return "domain_table_out_of_bounds";
+    case ManifestError::trailing_bytes: return "trailing_bytes";
+    case ManifestError::name_unterminated: return "name_unterminated";
+    case ManifestError::name_invalid: return "name_invalid";
+    case ManifestError::duplicate_name: return "duplicate_name";
+    case ManifestError::image_unterminated: return "image_unterminated";
+    case ManifestError::image_invalid: return "image_invalid";
+    case ManifestError::cmdline_unterminated: return "cmdline_unterminated";
+    case ManifestError::cmdline_invalid: return "cmdline_invalid";
+    case ManifestError::string_padding_not_zero: return "string_padding_not_zero";
+    case ManifestError::memory_unaligned: return "memory_unaligned";
+    case ManifestError::memory_too_small: return "memory_too_small";
+    case ManifestError::memory_too_large: return "memory_too_large";
+    case ManifestError::vcpus_out_of_range: return "vcpus_out_of_range";
+    case ManifestError::unknown_flags: return "unknown_flags";
+    case ManifestError::unknown_cpuid_policy: return "unknown_cpuid_policy";
+    case ManifestError::domain_reserved_not_zero: return "domain_reserved_not_zero";
+    case ManifestError::too_many_ioport_ranges: return "too_many_ioport_ranges";
+    case ManifestError::ioport_range_inverted: return "ioport_range_inverted";
+    case ManifestError::too_many_signals: return "too_many_signals";
+    case ManifestError::signal_out_of_range: return "signal_out_of_range";
+    case ManifestError::signal_to_self: return "signal_to_self";
+    case ManifestError::duplicate_signal: return "duplicate_signal";
+    case ManifestError::too_many_modules: return "too_many_modules";
+    case ManifestError::module_image_unterminated: return "module_image_unterminated";
+    case ManifestError::module_image_invalid: return "module_image_invalid";
+    case ManifestError::module_cmdline_unterminated: return "module_cmdline_unterminated";
+    case ManifestError::module_cmdline_invalid: return "module_cmdline_invalid";
+    case ManifestError::unused_entry_not_zero: return "unused_entry_not_zero";
     }
     return "unknown_manifest_error";
 }

@@ -44,9 +44,8 @@ public:
             copy_bytes(out, host, bytes);
             return true;
         }
-        return each_piece(gpa, bytes, NESTOR_RIGHT_MEMORY_READ, [&](u8* host, usize done, usize n) {
-            copy_bytes(static_cast<u8*>(out) + done, host, n);
-        });
+        return each_piece(gpa, bytes, NESTOR_RIGHT_MEMORY_READ,
+                          [&](u8* host, usize done, usize n) { copy_bytes(static_cast<u8*>(out) + done, host, n); });
     }
     bool write(u64 gpa, const void* in, usize bytes) override {
         // Checked whole first: nothing is written unless every byte may be.
@@ -77,7 +76,8 @@ public:
         return true;
     }
     void* allocate(usize bytes, paddr& physical) override {
-        if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical)) return nullptr;
+        if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical))
+            return nullptr;
         void* memory = platform::physical_to_virtual(physical);
         fill_bytes(memory, 0, bytes);
         return memory;
@@ -118,13 +118,13 @@ struct RunningDomain {
     const char* name = nullptr;
     u32 index = 0;
     cap::Domain* domain = nullptr;
-    u64 domain_slot = 0;        // the toolstack's capability to the domain
-    u64 cspace_slot = 0;        // the toolstack's capability to the domain's CSpace root
-    u64 notification_slot = 0;  // the toolstack's capability to the domain's notification
+    u64 domain_slot = 0;                        // the toolstack's capability to the domain
+    u64 cspace_slot = 0;                        // the toolstack's capability to the domain's CSpace root
+    u64 notification_slot = 0;                  // the toolstack's capability to the domain's notification
     cap::Notification* notification = nullptr;  // where signals for it arrive
-    u64 physcaps = 0;           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
-    bool waiting = false;       // halted with interrupts on: runs again once a signal arrives
-    bool interrupt_due = false;  // its signal interrupt waits for the vCPU to take it
+    u64 physcaps = 0;                           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
+    bool waiting = false;                       // halted with interrupts on: runs again once a signal arrives
+    bool interrupt_due = false;                 // its signal interrupt waits for the vCPU to take it
     VmHandle vm = nullptr;
     VcpuHandle vcpu = nullptr;
     VcpuState state{};
@@ -258,8 +258,8 @@ bool give_memory(RunningDomain& d, u64 bytes) {
                                         NESTOR_CSPACE_ROOT, region),
                          d, "carving guest memory"))
                 return false;
-            if (!call_ok(toolstack_call(NESTOR_HC_DOMAIN_MAP, d.domain_slot, region, gpa, NESTOR_RIGHTS_VALID_MEMORY), d,
-                         "mapping guest memory"))
+            if (!call_ok(toolstack_call(NESTOR_HC_DOMAIN_MAP, d.domain_slot, region, gpa, NESTOR_RIGHTS_VALID_MEMORY),
+                         d, "mapping guest memory"))
                 return false;
             gpa += u64{1} << bits;
         }
@@ -271,17 +271,16 @@ bool give_own_notification(RunningDomain& d) {
     d.notification_slot = take_slot();
     d.cspace_slot = take_slot();
     bool given = call_ok(toolstack_call(NESTOR_HC_UNTYPED_RETYPE, cap::kBootSlotUntyped, NESTOR_CAP_NOTIFICATION, 0,
-                                  NESTOR_CSPACE_ROOT, d.notification_slot),
-                   d, "creating its notification") &&
-           call_ok(toolstack_call(NESTOR_HC_DOMAIN_CSPACE, d.domain_slot, NESTOR_CSPACE_ROOT, d.cspace_slot), d,
-                   "reaching its CSpace") &&
-           call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, d.notification_slot, d.cspace_slot,
-                                  NESTOR_GUEST_SLOT_NOTIFICATION, NESTOR_RIGHT_NOTIFICATION_WAIT, 0),
-                   d, "granting its notification");
+                                        NESTOR_CSPACE_ROOT, d.notification_slot),
+                         d, "creating its notification") &&
+                 call_ok(toolstack_call(NESTOR_HC_DOMAIN_CSPACE, d.domain_slot, NESTOR_CSPACE_ROOT, d.cspace_slot), d,
+                         "reaching its CSpace") &&
+                 call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, d.notification_slot, d.cspace_slot,
+                                        NESTOR_GUEST_SLOT_NOTIFICATION, NESTOR_RIGHT_NOTIFICATION_WAIT, 0),
+                         d, "granting its notification");
     if (given) d.notification = static_cast<cap::Notification*>(toolstack_slot(d.notification_slot).cap.object);
     return given;
 }
-
 
 // Each range is issued from the toolstack's capability to every port, then minted into the
 // guest with USE only: a guest may use its ports but not issue them further.
@@ -327,10 +326,10 @@ bool give_signals(RunningDomain& d, const manifest::ManifestDomain& m) {
             log::warn("appliance: domain {} may not signal {}: that domain was not built", d.name, target.name);
             continue;
         }
-        if (!call_ok(toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, target.notification_slot, d.cspace_slot,
-                                    NESTOR_GUEST_SLOT_SIGNAL_BASE + i, NESTOR_RIGHT_NOTIFICATION_SIGNAL,
-                                    u64{1} << d.index),
-                     d, "granting a signal"))
+        if (!call_ok(
+                toolstack_call(NESTOR_HC_CAP_MINT, NESTOR_CSPACE_ROOT, target.notification_slot, d.cspace_slot,
+                               NESTOR_GUEST_SLOT_SIGNAL_BASE + i, NESTOR_RIGHT_NOTIFICATION_SIGNAL, u64{1} << d.index),
+                d, "granting a signal"))
             return false;
     }
     return true;
@@ -440,8 +439,8 @@ bool build_domain(u32 index, const manifest::ManifestDomain& m, const BootInfo& 
     d.physcaps = cap::physcaps_answer(*d.domain);
     LoadedGuest loaded{};
     if (!give_memory(d, m.memory_bytes()) || !give_own_notification(d) || !give_ioports(d, m) ||
-        !load_image(d, m, boot, loaded) ||
-        !start_vcpu(d, loaded, (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0) || !set_up_nested(d, m))
+        !load_image(d, m, boot, loaded) || !start_vcpu(d, loaded, (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0) ||
+        !set_up_nested(d, m))
         return false;
     log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", d.name, m.memory_bytes() >> 20,
               loaded.mode == CpuMode::long64 ? "64-bit ELF" : "multiboot", loaded.entry,
@@ -596,7 +595,9 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
     if (nested::NestedVcpu* nested = nested_of(d)) {
         nested::Decision decision = nested->ops->route_interrupt(*nested, d.state);
         if (decision.action == nested::Action::stop) {
-            stop(d, ExitOutcome{.stop = true, .reason = StopReason::unsupported, .status = kFailureStatus,
+            stop(d, ExitOutcome{.stop = true,
+                                .reason = StopReason::unsupported,
+                                .status = kFailureStatus,
                                 .detail = decision.report});
             return false;
         }
@@ -787,7 +788,8 @@ u32 run_appliance(const BootInfo& boot, const ApplianceOptions& options) {
     }
     for (u32 i = 0; i < appliance.domain_count; ++i) {
         RunningDomain& d = appliance.domains[i];
-        if (d.running && !give_signals(d, manifest->domain(i))) stop(d, ExitOutcome{.stop = true, .status = kFailureStatus});
+        if (d.running && !give_signals(d, manifest->domain(i)))
+            stop(d, ExitOutcome{.stop = true, .status = kFailureStatus});
     }
     run_domains(options);
     return summarize(built);

@@ -12,25 +12,18 @@ CpuidValues cpuid_policy(u32 leaf, u32 subleaf, const CpuidValues& host) {
         switch (leaf) {
         case kCpuidHypervisorBase:
             return {kCpuidHypervisorMax, kNestorSignatureEbx, kNestorSignatureEcx, kNestorSignatureEdx};
-        case kCpuidHypervisorBase + 1:
-            return {NESTOR_ABI_VERSION, 0, 0, 0};  // the hypercall ABI version
-        default:
-            return {0, 0, 0, 0};
+        case kCpuidHypervisorBase + 1: return {NESTOR_ABI_VERSION, 0, 0, 0};  // the hypercall ABI version
+        default: return {0, 0, 0, 0};
         }
     }
     CpuidValues out = host;
     switch (leaf) {
-    case 0x00000001:
-        out.ecx = (out.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor;
-        break;
-    case 0x80000001:
-        out.ecx &= ~kCpuidExt1EcxSvm;
-        break;
+    case 0x00000001: out.ecx = (out.ecx & ~kCpuid1EcxVmx) | kCpuid1EcxHypervisor; break;
+    case 0x80000001: out.ecx &= ~kCpuidExt1EcxSvm; break;
     case 0x8000000A:  // SVM features: meaningless without SVM
         out = {0, 0, 0, 0};
         break;
-    default:
-        break;
+    default: break;
     }
     return out;
 }

@@ -68,8 +68,8 @@ void console_put(GuestConsole& console, char c, ExitEnvironment& env) {
 ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
     const IoExit& io = exit.io;
     if (io.string) return stop(StopReason::unsupported);
-    bool emulated = io.port == kGuestExitPort ||
-                    (io.port >= kGuestConsolePort && io.port < kGuestConsolePort + kGuestConsolePorts);
+    bool emulated =
+        io.port == kGuestExitPort || (io.port >= kGuestConsolePort && io.port < kGuestConsolePort + kGuestConsolePorts);
     if (!emulated && env.port_held(io.port, io.size)) {
         if (io.direction == IoDirection::out)
             env.port_write(io.port, io.size, low_bits(io.value, io.size));
@@ -92,9 +92,12 @@ ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, GuestConsole& c
         // Writes to any other port go nowhere, as on a bus with nothing behind it.
     } else {
         u32 value = 0xFFFFFFFF;  // nothing there: the bus floats high
-        if (io.port == kGuestConsoleLsr) value = kConsoleLsrIdle;
-        else if (io.port == kGuestConsoleLcr) value = console.line_control;
-        else if (io.port > kGuestConsolePort && io.port < kGuestConsolePort + 8) value = 0;
+        if (io.port == kGuestConsoleLsr)
+            value = kConsoleLsrIdle;
+        else if (io.port == kGuestConsoleLcr)
+            value = console.line_control;
+        else if (io.port > kGuestConsolePort && io.port < kGuestConsolePort + 8)
+            value = 0;
         write_in_result(state, io.size, value);
     }
     if (!complete(exit, state)) return stop(StopReason::undecodable);
@@ -131,8 +134,10 @@ ExitOutcome plain_msr(const VmExit& exit, VcpuState& state) {
     if (index == kMsrEfer) return handle_efer(exit, state);
     bool read = exit.kind == ExitKind::msr_read;
     u64 value = 0;
-    if (read && index == kMsrFeatureControl) value = kFeatureControlLockedNoVmx;
-    else if (is_virtualization_msr(index) || !msr_allowed(index)) return inject(kVectorGp, true, 0);
+    if (read && index == kMsrFeatureControl)
+        value = kFeatureControlLockedNoVmx;
+    else if (is_virtualization_msr(index) || !msr_allowed(index))
+        return inject(kVectorGp, true, 0);
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     if (read) set_edx_eax(state, value);
     return {};
@@ -177,8 +182,8 @@ ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, GuestConsole& conso
     return apply(d, exit, state, console, env);
 }
 
-ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                     ExitEnvironment& env, nested::NestedVcpu* nested) {
+ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                                     nested::NestedVcpu* nested) {
     if (nested) {
         nested::Decision d = nested->ops->nested_page_fault(*nested, exit.npf);
         if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
@@ -195,8 +200,7 @@ ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& sta
 
 // CPUID: from the vCPU's memo when it holds the answer, otherwise through the policy (and the
 // nested component's hook), remembered for next time.
-ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env,
-                              const ExitContext& context) {
+ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context) {
     CpuidMemo* memo = context.cpuid;
     u32 leaf = static_cast<u32>(state.rax());
     u32 subleaf = static_cast<u32>(state.rcx());
@@ -293,8 +297,7 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
                               nested::NestedVcpu* nested) {
     switch (exit.kind) {
     case ExitKind::msr_read:
-    case ExitKind::msr_write:
-        return handle_msr(exit, state, console, env, nested);
+    case ExitKind::msr_write: return handle_msr(exit, state, console, env, nested);
     case ExitKind::cache_invalidate:
         // Never drop the host's cache lines for a guest (INVD would lose other domains' writes):
         // guest memory is coherent, so doing nothing is what WBINVD would have achieved.
@@ -307,27 +310,20 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
         if (state.rflags & kRflagsIf) return ExitOutcome{.wait = true};
         flush_console(console, env);
         return stop(StopReason::halted, 0);
-    case ExitKind::nested_page_fault:
-        return handle_nested_page_fault(exit, state, console, env, nested);
-    case ExitKind::triple_fault:
-        flush_console(console, env);
-        return stop(StopReason::triple_fault);
+    case ExitKind::nested_page_fault: return handle_nested_page_fault(exit, state, console, env, nested);
+    case ExitKind::triple_fault: flush_console(console, env); return stop(StopReason::triple_fault);
     case ExitKind::external_interrupt:
-    case ExitKind::preemption:
-        return {};  // the kernel got the CPU back; the scheduler decides who runs next
+    case ExitKind::preemption: return {};  // the kernel got the CPU back; the scheduler decides who runs next
     case ExitKind::exception:
         // Nothing is intercepted for the kernel's own use yet: give the guest its exception back.
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
     case ExitKind::virtualization_instruction:
         return handle_virtualization_instruction(exit, state, console, env, nested);
-    case ExitKind::invalid_state:
-        flush_console(console, env);
-        return stop(StopReason::invalid_state);
+    case ExitKind::invalid_state: flush_console(console, env); return stop(StopReason::invalid_state);
     case ExitKind::cpuid:
     case ExitKind::hypercall:
     case ExitKind::io:
-    case ExitKind::unknown:
-        break;
+    case ExitKind::unknown: break;
     }
     flush_console(console, env);
     return stop(StopReason::unknown_exit);
@@ -338,8 +334,8 @@ ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole&
     return env.hypercall(state, console);
 }
 
-ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                    ExitEnvironment& env, const ExitContext& context) {
+ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                                    const ExitContext& context) {
     nested::NestedVcpu& nested = *context.nested;
     if (!nested.ops->in_guest_mode(nested)) return dispatch_exit(exit, state, console, env, context);
     nested::Decision d = nested.ops->reflect_exit(nested, exit, state);

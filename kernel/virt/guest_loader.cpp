@@ -75,7 +75,8 @@ Status<LoadError> check_multiboot_header(const FileView& file) {
         if (file.read(offset, 4) != kMultibootHeaderMagic) continue;
         u32 flags = static_cast<u32>(file.read(offset + 4, 4));
         u32 checksum = static_cast<u32>(file.read(offset + 8, 4));
-        if (static_cast<u32>(kMultibootHeaderMagic + flags + checksum) != 0) return fail(LoadError::bad_multiboot_checksum);
+        if (static_cast<u32>(kMultibootHeaderMagic + flags + checksum) != 0)
+            return fail(LoadError::bad_multiboot_checksum);
         if (flags & (kMultibootAoutKludge | kMultibootVideoMode)) return fail(LoadError::unsupported_multiboot_flags);
         return {};
     }
@@ -152,7 +153,8 @@ bool write_memory_map(GuestRam& ram, u32& map_length) {
         u64 base, length;
         u32 type;
     };
-    const Entry entries[] = {{0, kLowMemoryEnd, 1}, {kLowMemoryEnd, kLoaderAreaEnd - kLowMemoryEnd, 2},
+    const Entry entries[] = {{0, kLowMemoryEnd, 1},
+                             {kLowMemoryEnd, kLoaderAreaEnd - kLowMemoryEnd, 2},
                              {kLoaderAreaEnd, ram.size() - kLoaderAreaEnd, 1}};
     u8 bytes[3 * 24];
     for (usize i = 0; i < 3; ++i) {
@@ -230,8 +232,8 @@ Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image
         return fail(LoadError::segment_outside_ram);
     if (multiboot) return LoadedGuest{CpuMode::protected32, elf->entry, kMultibootInfoGpa, 0, 0, image_end};
     if (!write_identity_tables(ram)) return fail(LoadError::segment_outside_ram);
-    return LoadedGuest{CpuMode::long64, elf->entry, kMultibootInfoGpa, kLongModeTablesGpa, kLongModeStackTop,
-                       image_end};
+    return LoadedGuest{CpuMode::long64,    elf->entry,        kMultibootInfoGpa,
+                       kLongModeTablesGpa, kLongModeStackTop, image_end};
 }
 
 const char* load_error_name(LoadError error) {

@@ -50,8 +50,7 @@ const char* domain_refusal_reason(cap::Error error) {
     }
 }
 
-Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu,
-                                               u64 memory_bytes) {
+Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu, u64 memory_bytes) {
     domain.ops = &nested::nested_ops;
     return domain.ops->domain_initialise(domain, cpu, memory_bytes);
 }

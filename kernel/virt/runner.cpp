@@ -42,8 +42,7 @@ const char* access_name(MemoryAccess access) {
     return "?";
 }
 
-void report_stop(const char* name, const ExitOutcome& outcome, const VmExit& exit, const VcpuState& state,
-                 u64 exits) {
+void report_stop(const char* name, const ExitOutcome& outcome, const VmExit& exit, const VcpuState& state, u64 exits) {
     if (outcome.reason == StopReason::exit_port || outcome.reason == StopReason::halted) {
         log::info("virt: guest {} exited with status {} ({}) after {} exits", name, outcome.status,
                   stop_reason_name(outcome.reason), exits);

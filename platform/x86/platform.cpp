@@ -26,16 +26,22 @@ void console_write(const char* text, usize length) { x86::uart::write(x86::uart:
 
 u32 port_read(u16 port, u8 size) {
     u32 value = 0;
-    if (size == 1) asm volatile("inb %1, %b0" : "=a"(value) : "Nd"(port));
-    else if (size == 2) asm volatile("inw %1, %w0" : "=a"(value) : "Nd"(port));
-    else asm volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+    if (size == 1)
+        asm volatile("inb %1, %b0" : "=a"(value) : "Nd"(port));
+    else if (size == 2)
+        asm volatile("inw %1, %w0" : "=a"(value) : "Nd"(port));
+    else
+        asm volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
     return value;
 }
 
 void port_write(u16 port, u8 size, u32 value) {
-    if (size == 1) asm volatile("outb %b0, %1" ::"a"(value), "Nd"(port));
-    else if (size == 2) asm volatile("outw %w0, %1" ::"a"(value), "Nd"(port));
-    else asm volatile("outl %0, %1" ::"a"(value), "Nd"(port));
+    if (size == 1)
+        asm volatile("outb %b0, %1" ::"a"(value), "Nd"(port));
+    else if (size == 2)
+        asm volatile("outw %w0, %1" ::"a"(value), "Nd"(port));
+    else
+        asm volatile("outl %0, %1" ::"a"(value), "Nd"(port));
 }
 
 }  // namespace nestor::platform

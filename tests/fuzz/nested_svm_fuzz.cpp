@@ -20,12 +20,12 @@ using namespace nested_svm_test;
 
 namespace {
 
-#define FUZZ_ASSERT(cond)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
+#define FUZZ_ASSERT(cond)                                                          \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
             __builtin_printf("invariant failed: %s (line %d)\n", #cond, __LINE__); \
-            std::abort();                                                      \
-        }                                                                      \
+            std::abort();                                                          \
+        }                                                                          \
     } while (0)
 
 constexpr u64 kTableRegion = kNcr3;

@@ -8,10 +8,7 @@ namespace hostile {
 using namespace nestor::guest;
 
 // print() of several arguments, without the newline println() adds.
-template <typename... Args>
-void print_all(const Args&... args) {
-    (print(args), ...);
-}
+template <typename... Args> void print_all(const Args&... args) { (print(args), ...); }
 
 // A number from the command line ("key=0x1f" or "key=31"), or `fallback`.
 inline u64 number_option(const char* key, u64 fallback) {
@@ -26,10 +23,14 @@ inline u64 number_option(const char* key, u64 fallback) {
     }
     for (; *v; ++v) {
         u64 digit;
-        if (*v >= '0' && *v <= '9') digit = static_cast<u64>(*v - '0');
-        else if (base == 16 && *v >= 'a' && *v <= 'f') digit = static_cast<u64>(*v - 'a' + 10);
-        else if (base == 16 && *v >= 'A' && *v <= 'F') digit = static_cast<u64>(*v - 'A' + 10);
-        else return fallback;
+        if (*v >= '0' && *v <= '9')
+            digit = static_cast<u64>(*v - '0');
+        else if (base == 16 && *v >= 'a' && *v <= 'f')
+            digit = static_cast<u64>(*v - 'a' + 10);
+        else if (base == 16 && *v >= 'A' && *v <= 'F')
+            digit = static_cast<u64>(*v - 'A' + 10);
+        else
+            return fallback;
         value = value * base + digit;
     }
     return value;

@@ -8,7 +8,7 @@ namespace {
 
 constexpr u64 kRoot = NESTOR_CSPACE_ROOT;
 constexpr u64 kOwn = NESTOR_GUEST_SLOT_NOTIFICATION;  // its own notification: WAIT only
-constexpr u64 kFree = 20;                              // an empty slot of its CSpace
+constexpr u64 kFree = 20;                             // an empty slot of its CSpace
 
 u32 unexpected = 0;
 
@@ -50,10 +50,9 @@ extern "C" int guest_main(const nestor_guest_boot*) {
            NESTOR_E_INVALID_RIGHTS);
     expect("move its notification onto itself", invoke(NESTOR_HC_CAP_MOVE, kRoot, kOwn, kRoot, kOwn),
            NESTOR_E_SAME_SLOT);
-    expect("retype through its notification", invoke(NESTOR_HC_UNTYPED_RETYPE, kOwn, NESTOR_CAP_MEMORY, 12, kRoot, kFree),
-           NESTOR_E_WRONG_TYPE);
-    expect("read a vCPU register through its notification", invoke(NESTOR_HC_VCPU_READ, kOwn, 0),
-           NESTOR_E_WRONG_TYPE);
+    expect("retype through its notification",
+           invoke(NESTOR_HC_UNTYPED_RETYPE, kOwn, NESTOR_CAP_MEMORY, 12, kRoot, kFree), NESTOR_E_WRONG_TYPE);
+    expect("read a vCPU register through its notification", invoke(NESTOR_HC_VCPU_READ, kOwn, 0), NESTOR_E_WRONG_TYPE);
     expect("map through an empty slot", invoke(NESTOR_HC_DOMAIN_MAP, kFree, kOwn, 0x40000000, 1), NESTOR_E_SLOT_EMPTY);
     expect("issue I/O ports from an empty slot", invoke(NESTOR_HC_IOPORT_ISSUE, kFree, 0x20, 2, kRoot, kFree + 1),
            NESTOR_E_SLOT_EMPTY);
@@ -61,8 +60,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
            hypercall(NESTOR_HC_CONSOLE_WRITE, 0x40000000, 16), NESTOR_E_INVALID_ARGUMENT);
     expect("console_write of 4097 bytes", hypercall(NESTOR_HC_CONSOLE_WRITE, reinterpret_cast<u64>(text), 4097),
            NESTOR_E_INVALID_ARGUMENT);
-    expect("console_write running past the end of its memory",
-           hypercall(NESTOR_HC_CONSOLE_WRITE, (16u << 20) - 8, 16), NESTOR_E_INVALID_ARGUMENT);
+    expect("console_write running past the end of its memory", hypercall(NESTOR_HC_CONSOLE_WRITE, (16u << 20) - 8, 16),
+           NESTOR_E_INVALID_ARGUMENT);
     expect("console_write wrapping around 2^64", hypercall(NESTOR_HC_CONSOLE_WRITE, ~u64{0} - 7, 16),
            NESTOR_E_INVALID_ARGUMENT);
     expect("console_write of its own memory",

@@ -20,19 +20,19 @@ void read_all_widths(const char* name, u16 port) {
 
 extern "C" int guest_main(const nestor_guest_boot* boot) {
     // Writes that would reprogram or reset the machine.
-    outb(0x20, 0x11);   // PIC: start initialisation
-    outb(0x21, 0xff);   // PIC: mask everything
+    outb(0x20, 0x11);  // PIC: start initialisation
+    outb(0x21, 0xff);  // PIC: mask everything
     outb(0xa1, 0xff);
-    outb(0x43, 0x30);   // PIT channel 0, mode 0
+    outb(0x43, 0x30);  // PIT channel 0, mode 0
     outb(0x40, 0x01);
     outb(0x40, 0x00);
     outw(0x40, 0xffff);
     outl(0x40, 0xffffffff);
-    outb(0x70, 0x8f);   // CMOS: NMI off, shutdown status byte
+    outb(0x70, 0x8f);  // CMOS: NMI off, shutdown status byte
     outb(0x71, 0x0a);
-    outb(0x64, 0xfe);   // PS/2 controller: pulse the reset line
-    outb(0xcf9, 0x06);  // reset control register: hard reset
-    outb(0x92, 0x01);   // system control port A: fast reset
+    outb(0x64, 0xfe);     // PS/2 controller: pulse the reset line
+    outb(0xcf9, 0x06);    // reset control register: hard reset
+    outb(0x92, 0x01);     // system control port A: fast reset
     outw(0x604, 0x2000);  // QEMU's ACPI power-off (PIIX) would end the run with status 0
     outw(0xb004, 0x2000);
     println("ports: wrote the PIC, PIT, CMOS, 0x64=0xfe, 0xcf9=0x06, 0x92=0x01, 0x604, 0xb004");

@@ -12,9 +12,12 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     const char* what = boot->cmdline_value("mode", mode, sizeof(mode));
     if (!what) what = "cli-loop";
     println("spin: ", what);
-    if (string_equal(what, "sti-loop")) asm volatile("sti; 1: jmp 1b");
-    else if (string_equal(what, "cli-hlt")) asm volatile("cli; hlt");
-    else asm volatile("cli; 1: jmp 1b");
+    if (string_equal(what, "sti-loop"))
+        asm volatile("sti; 1: jmp 1b");
+    else if (string_equal(what, "cli-hlt"))
+        asm volatile("cli; hlt");
+    else
+        asm volatile("cli; 1: jmp 1b");
     println("spin: went on after ", what);
     return 1;
 }

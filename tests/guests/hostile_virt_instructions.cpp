@@ -17,11 +17,14 @@ struct Probe {
 };
 
 // Memory operands through RAX (region); register operands RAX/RBX.
-#define HOSTILE_PROBE(name, bytes)                                                                  \
-    Probe{name, [] {                                                                                \
-              asm volatile("mov %0, %%rax; xor %%ebx, %%ebx; xor %%ecx, %%ecx; .byte " bytes        \
-                           ::"r"(reinterpret_cast<u64>(region)) : "rax", "rbx", "rcx", "memory"); \
-          }}
+#define HOSTILE_PROBE(name, bytes)                                                                                     \
+    Probe {                                                                                                            \
+        name, [] {                                                                                                     \
+            asm volatile(                                                                                              \
+                "mov %0, %%rax; xor %%ebx, %%ebx; xor %%ecx, %%ecx; .byte " bytes ::"r"(reinterpret_cast<u64>(region)) \
+                : "rax", "rbx", "rcx", "memory");                                                                      \
+        }                                                                                                              \
+    }
 
 const Probe kProbes[] = {
     HOSTILE_PROBE("vmrun", "0x0f, 0x01, 0xd8"),

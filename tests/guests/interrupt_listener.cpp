@@ -34,8 +34,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     HypercallResult set = set_signal_vector(kVector);
     println("set vector ", hex(kVector, 2), ": status ", set.status);
     println("set vector 0x10: status ", set_signal_vector(0x10).status);
-    println("set vector 0x100: status ", hypercall(NESTOR_HC_NOTIFICATION_SET_VECTOR, NESTOR_GUEST_SLOT_NOTIFICATION,
-                                                    0x100).status);
+    println("set vector 0x100: status ",
+            hypercall(NESTOR_HC_NOTIFICATION_SET_VECTOR, NESTOR_GUEST_SLOT_NOTIFICATION, 0x100).status);
     if (!set.ok() || !signal_sender()) return 1;
 
     sleep_until(1);

@@ -9,9 +9,9 @@ namespace nestor::nested::svm {
 
 // One 4 KiB page of L1's guest-physical space as L0 maps it (the domain's mappings).
 struct L1Page {
-    bool ram;         // false: MMIO, a hole or beyond L1's memory (nothing may map it for L2)
-    paddr host;       // the host frame backing it (ram only)
-    bool writable;    // L0's rights on it, which L2 can never exceed
+    bool ram;       // false: MMIO, a hole or beyond L1's memory (nothing may map it for L2)
+    paddr host;     // the host frame backing it (ram only)
+    bool writable;  // L0's rights on it, which L2 can never exceed
     bool executable;
 };
 

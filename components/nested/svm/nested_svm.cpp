@@ -316,8 +316,7 @@ Decision write_efer(NestedVcpu& vcpu, u64 value) {
 
 // The host save area must be a page of the L1's own memory.
 Decision write_hsave_pa(NestedVcpu& vcpu, u64 value) {
-    if ((value & kPageMask) != 0 || value >= core(vcpu).memory_bytes ||
-        core(vcpu).memory_bytes - value < kPageMask + 1)
+    if ((value & kPageMask) != 0 || value >= core(vcpu).memory_bytes || core(vcpu).memory_bytes - value < kPageMask + 1)
         return inject_gp();
     svm_of(vcpu).hsave_pa = value;
     return complete();
@@ -377,8 +376,9 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
         hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
         return resume();
     case ShadowOutcome::reflect_npf:
-        return vmexit_to_l1(vcpu, hw, block, VmexitInfo{x86::svm::exit_code::npf, r.exit_info_1, r.exit_info_2,
-                                                        e.exit_int_info, 0}, state);
+        return vmexit_to_l1(vcpu, hw, block,
+                            VmexitInfo{x86::svm::exit_code::npf, r.exit_info_1, r.exit_info_2, e.exit_int_info, 0},
+                            state);
     case ShadowOutcome::l0_fault: return stop("nested SVM: L1's nested page table sends L2 outside L1's memory");
     case ShadowOutcome::l1_table_not_ram: return stop("nested SVM: L1's nested page table is not in L1's memory");
     case ShadowOutcome::out_of_memory: break;
@@ -416,8 +416,8 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     L2Exit e{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, static_cast<u32>(state.rcx())};
     switch (route_l2_exit(block->nested.snapshot, e, block->memory)) {
     case Route::reflect:
-        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{e.code, e.info_1, e.info_2, e.exit_int_info,
-                                                          next_rip(exit, state)}, state);
+        return vmexit_to_l1(vcpu, *hw, *block,
+                            VmexitInfo{e.code, e.info_1, e.info_2, e.exit_int_info, next_rip(exit, state)}, state);
     case Route::vmexit_invalid:
         return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{x86::svm::exit_code::invalid, 0, 0, 0, 0}, state);
     case Route::shadow_npt: return shadow_fault(vcpu, *hw, *block, e, state);
@@ -438,8 +438,7 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
 // An exception the kernel raised for L2 (while handling an exit that was L0's) is L1's if L1
 // intercepts the vector: exceptions injected through EVENTINJ are never checked against
 // intercepts by the CPU, so L0 does it. EXITINFO1 is the error code, as for the CPU's own.
-Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
-                          virt::VcpuState& state) {
+Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code, virt::VcpuState& state) {
     NestedContext* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
     if (!hw || !block || !hw->run_l2) return not_nested();

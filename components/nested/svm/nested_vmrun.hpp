@@ -19,7 +19,7 @@ struct NestedSvmVcpu {
     Vmcb snapshot{};  // vmcb12 as copied at the last VMRUN: the only vmcb12 anything looks at
     ShadowNpt shadow;
     u64 vmcb12_pa = 0;
-    u32 last_l1_asid = 0;  // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
+    u32 last_l1_asid = 0;     // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
     PermissionMapMerge maps;  // where L0's maps let L1's matter (vmcb02.hpp)
     bool gif = true;
     bool guest_mode = false;
@@ -32,7 +32,7 @@ struct VmrunEnvironment {
     L0Controls l0;      // shadow_npt_root and flush_tlb are filled in by emulate_vmrun
     const u8* l0_iopm;  // L0's maps for L1 (kIopmBytes / kMsrpmBytes) ...
     const u8* l0_msrpm;
-    u8* merged_iopm;    // ... and where the merged ones go (the frames l0.iopm_pa / msrpm_pa)
+    u8* merged_iopm;  // ... and where the merged ones go (the frames l0.iopm_pa / msrpm_pa)
     u8* merged_msrpm;
 };
 

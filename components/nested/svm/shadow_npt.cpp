@@ -94,7 +94,8 @@ ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, W
         walk.entry_pa[pte::levels - level] = entry_pa;
         if (!(entry & pte::present)) return reflect(l2_physical, 0, access);
         bool leaf = level == 1 || (level <= 3 && (entry & pte::large));
-        u64 reserved = reserved_bits(level, physical_bits_, l1_nxe_) | (leaf && level > 1 ? large_leaf_reserved(level) : 0);
+        u64 reserved =
+            reserved_bits(level, physical_bits_, l1_nxe_) | (leaf && level > 1 ? large_leaf_reserved(level) : 0);
         if (entry & reserved) return reflect(l2_physical, npf_info::present | npf_info::reserved, access);
         walk.writable &= (entry & pte::writable) != 0;
         walk.executable &= !(l1_nxe_ && (entry & pte::no_execute));

@@ -79,8 +79,10 @@ private:
         for (u64 i = 0; i < pte::entries; ++i) {
             if (!(entries[i] & pte::present)) continue;
             u64 address = base | (i << (12 + 9 * (level - 1)));
-            if (level == 1) visit(address, entries[i]);
-            else visit_table(entries[i] & pte::address_mask, level - 1, address, visit);
+            if (level == 1)
+                visit(address, entries[i]);
+            else
+                visit_table(entries[i] & pte::address_mask, level - 1, address, visit);
         }
     }
 

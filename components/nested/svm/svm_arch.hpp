@@ -55,9 +55,8 @@ inline constexpr u64 type_soft_int = 4;
 // (9, reserved since the 486), none of the reserved ones, and none tied to a feature Nestor does
 // not offer (#VE 20, #CP 21, #HV 28, #VC 29, #SX 30).
 inline constexpr u32 kExceptionVectors = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
-                                         (1u << 7) | (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) |
-                                         (1u << 13) | (1u << 14) | (1u << 16) | (1u << 17) | (1u << 18) |
-                                         (1u << 19);
+                                         (1u << 7) | (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) |
+                                         (1u << 14) | (1u << 16) | (1u << 17) | (1u << 18) | (1u << 19);
 inline constexpr u8 kVectorDb = 1;
 inline constexpr u8 kVectorAc = 17;
 

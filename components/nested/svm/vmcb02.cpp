@@ -25,9 +25,8 @@ void merge_controls(const VmcbControl& l1, const L0Controls& l0, paddr root, Vmc
     out.msrpm_base_pa = l0.msrpm_pa;
     out.tsc_offset = l0.tsc_offset + l1.tsc_offset;  // wraps, as the CPU's sum does
     out.guest_asid = l0.l2_asid;
-    out.tlb_control = (l0.flush_tlb || l1.tlb_control != x86::svm::kTlbControlNothing)
-                          ? x86::svm::kTlbControlFlushAll
-                          : x86::svm::kTlbControlNothing;
+    out.tlb_control = (l0.flush_tlb || l1.tlb_control != x86::svm::kTlbControlNothing) ? x86::svm::kTlbControlFlushAll
+                                                                                       : x86::svm::kTlbControlNothing;
     // Host RFLAGS.IF must keep gating physical interrupts: V_INTR_MASKING is always L0's.
     out.int_ctl = (l1.int_ctl & kIntCtlFromL1) | int_ctl::v_intr_masking;
     out.int_vector = l1.int_vector & 0xFF;

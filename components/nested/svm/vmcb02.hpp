@@ -32,12 +32,12 @@ namespace nestor::nested::svm {
 //  - #DB and #AC: benign-exception loops hang the CPU (CVE-2015-8104, CVE-2015-5307).
 namespace mandatory {
 inline constexpr u32 misc1 = x86::svm::intercept1::intr | x86::svm::intercept1::nmi | x86::svm::intercept1::cpuid |
-                             x86::svm::intercept1::invd | x86::svm::intercept1::hlt |
-                             x86::svm::intercept1::invlpga | x86::svm::intercept1::ioio_prot |
-                             x86::svm::intercept1::msr_prot | x86::svm::intercept1::shutdown;
+                             x86::svm::intercept1::invd | x86::svm::intercept1::hlt | x86::svm::intercept1::invlpga |
+                             x86::svm::intercept1::ioio_prot | x86::svm::intercept1::msr_prot |
+                             x86::svm::intercept1::shutdown;
 inline constexpr u32 misc2 = x86::svm::intercept2::vmrun | x86::svm::intercept2::vmmcall |
-                             x86::svm::intercept2::vmload | x86::svm::intercept2::vmsave |
-                             x86::svm::intercept2::stgi | x86::svm::intercept2::clgi | x86::svm::intercept2::skinit;
+                             x86::svm::intercept2::vmload | x86::svm::intercept2::vmsave | x86::svm::intercept2::stgi |
+                             x86::svm::intercept2::clgi | x86::svm::intercept2::skinit;
 inline constexpr u32 exceptions = (1u << arch::kVectorDb) | (1u << arch::kVectorAc);
 }  // namespace mandatory
 

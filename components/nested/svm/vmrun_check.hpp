@@ -18,10 +18,10 @@ namespace nestor::nested::svm {
 
 // What the virtual CPU offers L1, which bounds what a vmcb12 may ask for.
 struct L1Offer {
-    bool nested_paging;         // CPUID 0x8000000A EDX.NP as L1 sees it
-    u8 physical_address_bits;   // L1's MAXPHYADDR: CR3 / N_CR3 / map bits at or above are MBZ
-    u64 efer_allowed;           // EFER bits L1's CPU has (SVME and LMA included)
-    u64 cr4_allowed;            // CR4 bits L1's CPUID offers
+    bool nested_paging;        // CPUID 0x8000000A EDX.NP as L1 sees it
+    u8 physical_address_bits;  // L1's MAXPHYADDR: CR3 / N_CR3 / map bits at or above are MBZ
+    u64 efer_allowed;          // EFER bits L1's CPU has (SVME and LMA included)
+    u64 cr4_allowed;           // CR4 bits L1's CPUID offers
 };
 
 enum class SnapshotError : u8 {

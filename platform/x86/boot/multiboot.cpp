@@ -11,11 +11,11 @@ using Error = MultibootError;
 // Memory map "type" values shared by both multiboot versions.
 MemoryKind memory_kind(u32 type) {
     switch (type) {
-        case 1: return MemoryKind::usable;
-        case 3: return MemoryKind::acpi_reclaimable;
-        case 4: return MemoryKind::acpi_nvs;
-        case 5: return MemoryKind::bad;
-        default: return MemoryKind::reserved;  // unknown types must never be used
+    case 1: return MemoryKind::usable;
+    case 3: return MemoryKind::acpi_reclaimable;
+    case 4: return MemoryKind::acpi_nvs;
+    case 5: return MemoryKind::bad;
+    default: return MemoryKind::reserved;  // unknown types must never be used
     }
 }
 
@@ -23,12 +23,9 @@ MemoryKind memory_kind(u32 type) {
 // that tag, so a lying length inside a tag cannot make us read its neighbour or beyond the table.
 class BoundedView {
 public:
-    BoundedView(const PhysicalReader& reader, paddr base, u64 size)
-        : reader_(reader), base_(base), size_(size) {}
+    BoundedView(const PhysicalReader& reader, paddr base, u64 size) : reader_(reader), base_(base), size_(size) {}
 
-    template <typename T> bool read(u64 offset, T& out) const {
-        return read_bytes(offset, &out, sizeof(T));
-    }
+    template <typename T> bool read(u64 offset, T& out) const { return read_bytes(offset, &out, sizeof(T)); }
 
     bool read_bytes(u64 offset, void* out, usize count) const {
         u64 end = 0;
@@ -107,8 +104,8 @@ Status<Error> add_basic_memory(ParseState& state, u32 lower_kib, u32 upper_kib) 
 // Copies the NUL-terminated string at `address` (at most `max_bytes` long, NUL included) into
 // dst[capacity], truncating and always terminating. Reads byte by byte: the string may end right
 // at the edge of readable memory.
-Status<Error> copy_string(const PhysicalReader& reader, paddr address, u64 max_bytes, char* dst,
-                          usize capacity, Error unreadable, MultibootNotes& notes) {
+Status<Error> copy_string(const PhysicalReader& reader, paddr address, u64 max_bytes, char* dst, usize capacity,
+                          Error unreadable, MultibootNotes& notes) {
     for (u64 i = 0; i < max_bytes; ++i) {
         paddr at = 0;
         char c = 0;
@@ -154,18 +151,15 @@ constexpr u32 kV1FlagModules = 1u << 3;
 constexpr u32 kV1FlagMemoryMap = 1u << 6;
 constexpr u32 kV1MmapEntryMinSize = 20;  // base, length, type; the size field excludes itself
 
-Status<Error> copy_v1_string(ParseState& state, const PhysicalReader& reader, u32 address,
-                             char* dst, usize capacity) {
+Status<Error> copy_v1_string(ParseState& state, const PhysicalReader& reader, u32 address, char* dst, usize capacity) {
     if (address == 0) {  // no string given: an empty one, not a read of address 0
         dst[0] = '\0';
         return {};
     }
-    return copy_string(reader, address, kMaxV1StringScan, dst, capacity, Error::string_unreadable,
-                       state.notes);
+    return copy_string(reader, address, kMaxV1StringScan, dst, capacity, Error::string_unreadable, state.notes);
 }
 
-Status<Error> parse_v1_memory_map(ParseState& state, const PhysicalReader& reader,
-                                  const V1Info& v1) {
+Status<Error> parse_v1_memory_map(ParseState& state, const PhysicalReader& reader, const V1Info& v1) {
     const BoundedView map(reader, v1.mmap_addr, v1.mmap_length);  // 32-bit fields: no overflow
     u64 offset = 0;
     while (offset < map.size()) {
@@ -177,8 +171,7 @@ Status<Error> parse_v1_memory_map(ParseState& state, const PhysicalReader& reade
         u64 base = 0;
         u64 length = 0;
         u32 type = 0;
-        if (!map.read(offset + 4, base) || !map.read(offset + 12, length) ||
-            !map.read(offset + 20, type))
+        if (!map.read(offset + 4, base) || !map.read(offset + 12, length) || !map.read(offset + 20, type))
             return fail(Error::info_unreadable);
         if (auto s = add_memory_range(state, base, length, type); !s) return s;
         offset += sizeof(size) + size;
@@ -196,9 +189,7 @@ Status<Error> parse_v1_modules(ParseState& state, const PhysicalReader& reader, 
         BootModule& out = state.info.modules[state.info.module_count++];
         out.start = module.start;
         out.end = module.end;
-        if (auto s = copy_v1_string(state, reader, module.string, out.cmdline, sizeof(out.cmdline));
-            !s)
-            return s;
+        if (auto s = copy_v1_string(state, reader, module.string, out.cmdline, sizeof(out.cmdline)); !s) return s;
     }
     return {};
 }
@@ -213,9 +204,7 @@ Status<Error> parse_v1(ParseState& state, const PhysicalReader& reader, paddr ad
     info.info_start = address;
     info.info_end = end;
     if (v1.flags & kV1FlagCmdline) {
-        if (auto s = copy_v1_string(state, reader, v1.cmdline, info.cmdline, sizeof(info.cmdline));
-            !s)
-            return s;
+        if (auto s = copy_v1_string(state, reader, v1.cmdline, info.cmdline, sizeof(info.cmdline)); !s) return s;
     }
     if (v1.flags & kV1FlagModules) {
         if (auto s = parse_v1_modules(state, reader, v1); !s) return s;
@@ -254,10 +243,10 @@ struct V2BasicMemory {
 };
 
 // A string that fills the rest of a tag from `offset`; it must end inside the tag.
-Status<Error> copy_v2_string(ParseState& state, const PhysicalReader& reader,
-                             const BoundedView& tag, u64 offset, char* dst, usize capacity) {
-    return copy_string(reader, tag.base() + offset, tag.size() - offset, dst, capacity,
-                       Error::info_unreadable, state.notes);
+Status<Error> copy_v2_string(ParseState& state, const PhysicalReader& reader, const BoundedView& tag, u64 offset,
+                             char* dst, usize capacity) {
+    return copy_string(reader, tag.base() + offset, tag.size() - offset, dst, capacity, Error::info_unreadable,
+                       state.notes);
 }
 
 Status<Error> parse_v2_memory_map(ParseState& state, const BoundedView& tag) {
@@ -265,24 +254,21 @@ Status<Error> parse_v2_memory_map(ParseState& state, const BoundedView& tag) {
     if (tag.size() < 16) return fail(Error::v2_tag_truncated);
     if (!tag.read(8, entry_size)) return fail(Error::info_unreadable);
     // Entries are read at 8-byte strides, and a loader may append fields (never remove them).
-    if (entry_size < kV2MmapEntryMinSize || entry_size % 8 != 0)
-        return fail(Error::v2_mmap_entry_size_invalid);
+    if (entry_size < kV2MmapEntryMinSize || entry_size % 8 != 0) return fail(Error::v2_mmap_entry_size_invalid);
     const u64 entries_bytes = tag.size() - 16;
     if (entries_bytes % entry_size != 0) return fail(Error::mmap_entry_past_end);
     for (u64 offset = 16; offset < tag.size(); offset += entry_size) {
         u64 base = 0;
         u64 length = 0;
         u32 type = 0;
-        if (!tag.read(offset, base) || !tag.read(offset + 8, length) ||
-            !tag.read(offset + 16, type))
+        if (!tag.read(offset, base) || !tag.read(offset + 8, length) || !tag.read(offset + 16, type))
             return fail(Error::info_unreadable);
         if (auto s = add_memory_range(state, base, length, type); !s) return s;
     }
     return {};
 }
 
-Status<Error> parse_v2_module(ParseState& state, const PhysicalReader& reader,
-                              const BoundedView& tag) {
+Status<Error> parse_v2_module(ParseState& state, const PhysicalReader& reader, const BoundedView& tag) {
     u32 start = 0;
     u32 end = 0;
     if (tag.size() < 16) return fail(Error::v2_tag_truncated);
@@ -298,22 +284,19 @@ Status<Error> parse_v2_module(ParseState& state, const PhysicalReader& reader,
 
 Status<Error> parse_v2_basic_memory(const BoundedView& tag, V2BasicMemory& out) {
     if (tag.size() < 16) return fail(Error::v2_tag_truncated);
-    if (!tag.read(8, out.lower_kib) || !tag.read(12, out.upper_kib))
-        return fail(Error::info_unreadable);
+    if (!tag.read(8, out.lower_kib) || !tag.read(12, out.upper_kib)) return fail(Error::info_unreadable);
     out.present = true;
     return {};
 }
 
-Status<Error> parse_v2_tag(ParseState& state, const PhysicalReader& reader, const BoundedView& tag,
-                           u32 type, V2BasicMemory& basic) {
+Status<Error> parse_v2_tag(ParseState& state, const PhysicalReader& reader, const BoundedView& tag, u32 type,
+                           V2BasicMemory& basic) {
     switch (type) {
-        case kV2TagCmdline:
-            return copy_v2_string(state, reader, tag, 8, state.info.cmdline,
-                                  sizeof(state.info.cmdline));
-        case kV2TagModule: return parse_v2_module(state, reader, tag);
-        case kV2TagBasicMemory: return parse_v2_basic_memory(tag, basic);
-        case kV2TagMemoryMap: return parse_v2_memory_map(state, tag);
-        default: return {};  // other tags (framebuffer, ACPI, ...) are not ours to judge here
+    case kV2TagCmdline: return copy_v2_string(state, reader, tag, 8, state.info.cmdline, sizeof(state.info.cmdline));
+    case kV2TagModule: return parse_v2_module(state, reader, tag);
+    case kV2TagBasicMemory: return parse_v2_basic_memory(tag, basic);
+    case kV2TagMemoryMap: return parse_v2_memory_map(state, tag);
+    default: return {};  // other tags (framebuffer, ACPI, ...) are not ours to judge here
     }
 }
 
@@ -324,8 +307,8 @@ Status<Error> check_v2_total_size(u32 total_size) {
     return {};
 }
 
-Status<Error> parse_v2_tags(ParseState& state, const PhysicalReader& reader,
-                            const BoundedView& table, V2BasicMemory& basic) {
+Status<Error> parse_v2_tags(ParseState& state, const PhysicalReader& reader, const BoundedView& table,
+                            V2BasicMemory& basic) {
     u64 offset = kV2HeaderSize;
     for (;;) {
         if (table.size() - offset < kV2TagHeaderSize) return fail(Error::v2_missing_end_tag);
@@ -353,8 +336,7 @@ Status<Error> parse_v2(ParseState& state, const PhysicalReader& reader, paddr ad
     info.info_start = address;
     info.info_end = end;
     V2BasicMemory basic{};
-    if (auto s = parse_v2_tags(state, reader, BoundedView(reader, address, total_size), basic); !s)
-        return s;
+    if (auto s = parse_v2_tags(state, reader, BoundedView(reader, address, total_size), basic); !s) return s;
     if (info.memory_count == 0 && basic.present) {
         if (auto s = add_basic_memory(state, basic.lower_kib, basic.upper_kib); !s) return s;
     }
@@ -363,8 +345,7 @@ Status<Error> parse_v2(ParseState& state, const PhysicalReader& reader, paddr ad
 }
 
 Status<Error> parse_any(ParseState& state, u32 magic, paddr address, const PhysicalReader& reader) {
-    if (magic != kMultiboot1BootMagic && magic != kMultiboot2BootMagic)
-        return fail(Error::bad_magic);
+    if (magic != kMultiboot1BootMagic && magic != kMultiboot2BootMagic) return fail(Error::bad_magic);
     if (address == 0) return fail(Error::info_pointer_null);
     if (magic == kMultiboot1BootMagic) return parse_v1(state, reader, address);
     return parse_v2(state, reader, address);
@@ -372,8 +353,7 @@ Status<Error> parse_any(ParseState& state, u32 magic, paddr address, const Physi
 
 }  // namespace
 
-Result<MultibootNotes, MultibootError> parse_multiboot(u32 magic, paddr info_address,
-                                                       const PhysicalReader& reader,
+Result<MultibootNotes, MultibootError> parse_multiboot(u32 magic, paddr info_address, const PhysicalReader& reader,
                                                        BootInfo& out) {
     fill_bytes(&out, 0, sizeof(out));
     ParseState state{out, MultibootNotes{}};
@@ -386,27 +366,27 @@ Result<MultibootNotes, MultibootError> parse_multiboot(u32 magic, paddr info_add
 
 const char* multiboot_error_name(MultibootError error) {
     switch (error) {
-        case Error::bad_magic: return "bad boot magic";
-        case Error::info_pointer_null: return "boot info pointer is null";
-        case Error::info_unreadable: return "boot info unreadable";
-        case Error::v2_info_misaligned: return "multiboot2 info not 8-byte aligned";
-        case Error::v2_total_size_too_small: return "multiboot2 total_size too small";
-        case Error::v2_total_size_too_large: return "multiboot2 total_size too large";
-        case Error::v2_total_size_misaligned: return "multiboot2 total_size not a multiple of 8";
-        case Error::v2_tag_too_small: return "multiboot2 tag smaller than 8 bytes";
-        case Error::v2_tag_past_end: return "multiboot2 tag runs past total_size";
-        case Error::v2_tag_truncated: return "multiboot2 tag too small for its type";
-        case Error::v2_missing_end_tag: return "multiboot2 end tag missing";
-        case Error::v2_mmap_entry_size_invalid: return "multiboot2 mmap entry_size invalid";
-        case Error::v1_mmap_entry_too_small: return "multiboot mmap entry smaller than 20 bytes";
-        case Error::mmap_entry_past_end: return "memory map entry runs past the map";
-        case Error::range_overflow: return "memory range wraps past 2^64";
-        case Error::too_many_memory_ranges: return "too many reserved memory ranges";
-        case Error::too_many_modules: return "too many boot modules";
-        case Error::module_end_before_start: return "boot module ends before it starts";
-        case Error::string_unreadable: return "boot string unreadable";
-        case Error::string_unterminated: return "boot string not NUL-terminated";
-        case Error::no_memory_map: return "no memory information";
+    case Error::bad_magic: return "bad boot magic";
+    case Error::info_pointer_null: return "boot info pointer is null";
+    case Error::info_unreadable: return "boot info unreadable";
+    case Error::v2_info_misaligned: return "multiboot2 info not 8-byte aligned";
+    case Error::v2_total_size_too_small: return "multiboot2 total_size too small";
+    case Error::v2_total_size_too_large: return "multiboot2 total_size too large";
+    case Error::v2_total_size_misaligned: return "multiboot2 total_size not a multiple of 8";
+    case Error::v2_tag_too_small: return "multiboot2 tag smaller than 8 bytes";
+    case Error::v2_tag_past_end: return "multiboot2 tag runs past total_size";
+    case Error::v2_tag_truncated: return "multiboot2 tag too small for its type";
+    case Error::v2_missing_end_tag: return "multiboot2 end tag missing";
+    case Error::v2_mmap_entry_size_invalid: return "multiboot2 mmap entry_size invalid";
+    case Error::v1_mmap_entry_too_small: return "multiboot mmap entry smaller than 20 bytes";
+    case Error::mmap_entry_past_end: return "memory map entry runs past the map";
+    case Error::range_overflow: return "memory range wraps past 2^64";
+    case Error::too_many_memory_ranges: return "too many reserved memory ranges";
+    case Error::too_many_modules: return "too many boot modules";
+    case Error::module_end_before_start: return "boot module ends before it starts";
+    case Error::string_unreadable: return "boot string unreadable";
+    case Error::string_unterminated: return "boot string not NUL-terminated";
+    case Error::no_memory_map: return "no memory information";
     }
     return "unknown multiboot error";
 }

@@ -49,7 +49,8 @@ void parse_boot_information(u32 magic, u32 info_address) {
     apply_cmdline(boot_info.cmdline);
     log::info("boot: multiboot{} information, {} memory ranges, {} modules", boot_info.protocol == 1 ? " v1" : "2",
               boot_info.memory_count, boot_info.module_count);
-    if (parsed->memory_ranges_dropped) log::warn("boot: {} usable memory ranges dropped", parsed->memory_ranges_dropped);
+    if (parsed->memory_ranges_dropped)
+        log::warn("boot: {} usable memory ranges dropped", parsed->memory_ranges_dropped);
     if (parsed->strings_truncated) log::warn("boot: {} command lines truncated", parsed->strings_truncated);
 }
 

@@ -27,9 +27,7 @@ constexpr u64 kCalibrationTsc = 100000;
 u64 ticks_per_tsc = 0;
 bool armed = false;
 
-volatile u32* reg(Register r) {
-    return reinterpret_cast<volatile u32*>(kMmioWindow + mmio_physical() + r);
-}
+volatile u32* reg(Register r) { return reinterpret_cast<volatile u32*>(kMmioWindow + mmio_physical() + r); }
 u32 read(Register r) { return *reg(r); }
 void write(Register r, u32 value) { *reg(r) = value; }
 

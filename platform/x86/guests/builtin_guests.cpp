@@ -8,8 +8,8 @@ extern "C" const nestor::u64 nestor_smoke_guest_entry, nestor_npf_guest_entry, n
 namespace nestor::virt {
 namespace {
 
-constexpr u64 kGuestCodeBase = 0x1000;      // GUEST_BASE in builtin_guests.S
-constexpr u64 kGuestStackTop = 0x1000;      // below the code, above the real-mode IVT
+constexpr u64 kGuestCodeBase = 0x1000;  // GUEST_BASE in builtin_guests.S
+constexpr u64 kGuestStackTop = 0x1000;  // below the code, above the real-mode IVT
 constexpr u64 kGuestMemoryBytes = 64 * 1024;
 
 BuiltinGuest make(const char* name, u64 entry) {

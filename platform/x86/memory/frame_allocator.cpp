@@ -39,8 +39,7 @@ PhysicalRange reserved_hull(paddr start, paddr end) {
 // Every range that feeds the allocator, usable or reserved, after alignment.
 class Layout {
 public:
-    Layout(const BootInfo& boot, PhysicalRange kernel_image, const PhysicalRange* extra,
-           usize extra_count)
+    Layout(const BootInfo& boot, PhysicalRange kernel_image, const PhysicalRange* extra, usize extra_count)
         : boot_(boot), kernel_(kernel_image), extra_(extra), extra_count_(extra_count) {}
 
     template <typename F> void for_each_usable(F&& visit) const {
@@ -55,10 +54,8 @@ public:
         visit(PhysicalRange{0, FrameAllocator::kFirmwareAreaEnd});
         visit(reserved_hull(kernel_.start, kernel_.end));
         visit(reserved_hull(boot_.info_start, boot_.info_end));
-        for (usize i = 0; i < module_count(); ++i)
-            visit(reserved_hull(boot_.modules[i].start, boot_.modules[i].end));
-        for (usize i = 0; i < extra_count_; ++i)
-            visit(reserved_hull(extra_[i].start, extra_[i].end));
+        for (usize i = 0; i < module_count(); ++i) visit(reserved_hull(boot_.modules[i].start, boot_.modules[i].end));
+        for (usize i = 0; i < extra_count_; ++i) visit(reserved_hull(extra_[i].start, extra_[i].end));
         for (usize i = 0; i < memory_count(); ++i) {
             const MemoryRange& range = boot_.memory[i];
             if (range.kind == MemoryKind::usable) continue;
@@ -110,9 +107,8 @@ private:
 
 }  // namespace
 
-Status<FrameError> FrameAllocator::init(const BootInfo& boot, PhysicalRange kernel_image,
-                                        PhysicalMemory& memory, const PhysicalRange* extra_reserved,
-                                        usize extra_count) {
+Status<FrameError> FrameAllocator::init(const BootInfo& boot, PhysicalRange kernel_image, PhysicalMemory& memory,
+                                        const PhysicalRange* extra_reserved, usize extra_count) {
     reset();
     if (extra_count > kMaxExtraReserved) return fail(FrameError::too_many_reserved);
     memory_ = &memory;
@@ -214,9 +210,7 @@ u64& FrameAllocator::word(u64 index) {
     return frame[index % kWordsPerFrame];
 }
 
-bool FrameAllocator::test(u64 bit) {
-    return (word(bit / kBitsPerWord) >> (bit % kBitsPerWord)) & 1;
-}
+bool FrameAllocator::test(u64 bit) { return (word(bit / kBitsPerWord) >> (bit % kBitsPerWord)) & 1; }
 
 void FrameAllocator::set(u64 bit, bool allocated) {
     const u64 mask = u64{1} << (bit % kBitsPerWord);
@@ -274,8 +268,7 @@ bool FrameAllocator::run_is_free(u64 first_bit, u64 count, u64& first_busy) {
 }
 
 Result<paddr, FrameError> FrameAllocator::allocate_contiguous(u64 count, u64 alignment) {
-    if (count == 0 || alignment < kPageSize || (alignment & (alignment - 1)) != 0 ||
-        alignment > kPhysicalLimit)
+    if (count == 0 || alignment < kPageSize || (alignment & (alignment - 1)) != 0 || alignment > kPhysicalLimit)
         return fail(FrameError::invalid_request);
     if (count > free_frames_) return fail(FrameError::out_of_memory);
     for (usize i = 0; i < region_count_; ++i) {
@@ -309,14 +302,14 @@ Status<FrameError> FrameAllocator::free(paddr frame) {
 
 const char* frame_error_name(FrameError error) {
     switch (error) {
-        case FrameError::out_of_memory: return "out of physical memory";
-        case FrameError::no_usable_memory: return "no usable physical memory";
-        case FrameError::no_room_for_bitmap: return "no reachable room for the frame bitmap";
-        case FrameError::too_many_reserved: return "too many extra reserved ranges";
-        case FrameError::misaligned_frame: return "frame address not 4 KiB aligned";
-        case FrameError::foreign_frame: return "frame not managed by the allocator";
-        case FrameError::double_free: return "frame freed twice";
-        case FrameError::invalid_request: return "invalid contiguous allocation request";
+    case FrameError::out_of_memory: return "out of physical memory";
+    case FrameError::no_usable_memory: return "no usable physical memory";
+    case FrameError::no_room_for_bitmap: return "no reachable room for the frame bitmap";
+    case FrameError::too_many_reserved: return "too many extra reserved ranges";
+    case FrameError::misaligned_frame: return "frame address not 4 KiB aligned";
+    case FrameError::foreign_frame: return "frame not managed by the allocator";
+    case FrameError::double_free: return "frame freed twice";
+    case FrameError::invalid_request: return "invalid contiguous allocation request";
     }
     return "unknown frame error";
 }

@@ -17,8 +17,8 @@ WindowedPhysicalMemory& kernel_physical_memory() { return physical_memory; }
 paddr allocate_zeroed_frame_or_panic(const char* purpose) {
     auto frame = frames.allocate();
     if (!frame) {
-        log::error("out of physical memory allocating {} ({} frames managed, {} free)", purpose,
-                   frames.total_frames(), frames.free_frames());
+        log::error("out of physical memory allocating {} ({} frames managed, {} free)", purpose, frames.total_frames(),
+                   frames.free_frames());
         PANIC("physical memory exhausted");
     }
     u64* words = physical_memory.frame(*frame);

@@ -57,8 +57,8 @@ u64 leaf_bits(Permissions permissions) {
     return bits;
 }
 
-Status<MapError> check_request(u64 virtual_address, paddr physical_address, u64 size,
-                               Permissions permissions, WxPolicy wx) {
+Status<MapError> check_request(u64 virtual_address, paddr physical_address, u64 size, Permissions permissions,
+                               WxPolicy wx) {
     if (wx == WxPolicy::enforce && permissions.writable && permissions.executable)
         return fail(MapError::writable_and_executable);
     if (size == 0) return fail(MapError::empty_range);
@@ -66,8 +66,8 @@ Status<MapError> check_request(u64 virtual_address, paddr physical_address, u64 
         !is_aligned(size, kPageSize))
         return fail(MapError::unaligned);
     u64 last = 0;
-    if (!checked_add(virtual_address, size - 1, last) || !is_canonical(virtual_address) ||
-        !is_canonical(last) || (virtual_address < kLowerHalfEnd) != (last < kLowerHalfEnd))
+    if (!checked_add(virtual_address, size - 1, last) || !is_canonical(virtual_address) || !is_canonical(last) ||
+        (virtual_address < kLowerHalfEnd) != (last < kLowerHalfEnd))
         return fail(MapError::non_canonical);
     u64 physical_end = 0;
     if (!checked_add(physical_address, size, physical_end) || physical_end > kPhysicalLimit)
@@ -109,18 +109,16 @@ int PageTableBuilder::walk(u64 virtual_address, int level, u64*& entry) const {
     paddr table = root_;
     for (int current = kPml4Level;; --current) {
         entry = &memory_.table(table)[index_at(virtual_address, current)];
-        if (current == level || !is_present(*entry) || is_large_leaf(*entry, current))
-            return current;
+        if (current == level || !is_present(*entry) || is_large_leaf(*entry, current)) return current;
         table = *entry & kTableAddressMask;
     }
 }
 
 // A 2 MiB page fits when both addresses are 2 MiB aligned, 2 MiB remain, and no page table sits
 // in that slot already (it may hold 4 KiB pages; replacing it would drop them).
-bool PageTableBuilder::use_large_page(u64 virtual_address, paddr physical_address,
-                                      u64 remaining) const {
-    if (!is_aligned(virtual_address, kLargePageSize) ||
-        !is_aligned(physical_address, kLargePageSize) || remaining < kLargePageSize)
+bool PageTableBuilder::use_large_page(u64 virtual_address, paddr physical_address, u64 remaining) const {
+    if (!is_aligned(virtual_address, kLargePageSize) || !is_aligned(physical_address, kLargePageSize) ||
+        remaining < kLargePageSize)
         return false;
     u64* entry = nullptr;
     const int level = walk(virtual_address, kPdLevel, entry);
@@ -135,15 +133,13 @@ Status<MapError> PageTableBuilder::check_page(u64 virtual_address, u64 page) con
     if (level > target) {
         // A large leaf above the target: a 2 MiB page inside a 1 GiB one is as occupied as a
         // 4 KiB page inside a 2 MiB one, but only the latter would be a split of our own making.
-        return fail(target == kPtLevel ? MapError::would_split_large_page
-                                       : MapError::already_mapped);
+        return fail(target == kPtLevel ? MapError::would_split_large_page : MapError::already_mapped);
     }
     return fail(MapError::already_mapped);
 }
 
 // Descends to the leaf level for `page`, creating missing tables on the way.
-Status<MapError> PageTableBuilder::map_page(u64 virtual_address, paddr physical_address, u64 page,
-                                            u64 leaf) {
+Status<MapError> PageTableBuilder::map_page(u64 virtual_address, paddr physical_address, u64 page, u64 leaf) {
     const int target = page == kLargePageSize ? kPdLevel : kPtLevel;
     paddr table = root_;
     for (int level = kPml4Level; level > target; --level) {
@@ -162,29 +158,24 @@ Status<MapError> PageTableBuilder::map_page(u64 virtual_address, paddr physical_
     return {};
 }
 
-Status<MapError> PageTableBuilder::map(u64 virtual_address, paddr physical_address, u64 size,
-                                       Permissions permissions) {
+Status<MapError> PageTableBuilder::map(u64 virtual_address, paddr physical_address, u64 size, Permissions permissions) {
     if (root_ == 0) return fail(MapError::no_root);
-    if (auto status = check_request(virtual_address, physical_address, size, permissions, wx_); !status)
-        return status;
+    if (auto status = check_request(virtual_address, physical_address, size, permissions, wx_); !status) return status;
     // First pass: refuse the whole range before writing anything. The second pass makes the same
     // page-size choices: the tables it creates lie in 2 MiB slots this range has already passed.
     for (u64 offset = 0; offset < size;) {
-        const u64 page =
-            use_large_page(virtual_address + offset, physical_address + offset, size - offset)
-                ? kLargePageSize
-                : kPageSize;
+        const u64 page = use_large_page(virtual_address + offset, physical_address + offset, size - offset)
+                             ? kLargePageSize
+                             : kPageSize;
         if (auto status = check_page(virtual_address + offset, page); !status) return status;
         offset += page;
     }
     const u64 leaf = leaf_bits(permissions);
     for (u64 offset = 0; offset < size;) {
-        const u64 page =
-            use_large_page(virtual_address + offset, physical_address + offset, size - offset)
-                ? kLargePageSize
-                : kPageSize;
-        if (auto status = map_page(virtual_address + offset, physical_address + offset, page, leaf);
-            !status)
+        const u64 page = use_large_page(virtual_address + offset, physical_address + offset, size - offset)
+                             ? kLargePageSize
+                             : kPageSize;
+        if (auto status = map_page(virtual_address + offset, physical_address + offset, page, leaf); !status)
             return status;
         offset += page;
     }
@@ -206,15 +197,13 @@ Result<Translation, MapError> PageTableBuilder::translate(u64 virtual_address) c
             effective.global = (entry & kGlobal) != 0;
             effective.uncached = (entry & (kWriteThrough | kCacheDisable)) == (kWriteThrough | kCacheDisable);
             if (level == kPdptLevel)
-                return Translation{
-                    (entry & kLarge1gAddressMask) | (virtual_address & (kSize1g - 1)), effective,
-                    PageSize::size_1g};
+                return Translation{(entry & kLarge1gAddressMask) | (virtual_address & (kSize1g - 1)), effective,
+                                   PageSize::size_1g};
             if (level == kPdLevel)
-                return Translation{
-                    (entry & kLarge2mAddressMask) | (virtual_address & (kLargePageSize - 1)),
-                    effective, PageSize::size_2m};
-            return Translation{(entry & kTableAddressMask) | (virtual_address & (kPageSize - 1)),
-                               effective, PageSize::size_4k};
+                return Translation{(entry & kLarge2mAddressMask) | (virtual_address & (kLargePageSize - 1)), effective,
+                                   PageSize::size_2m};
+            return Translation{(entry & kTableAddressMask) | (virtual_address & (kPageSize - 1)), effective,
+                               PageSize::size_4k};
         }
         table = entry & kTableAddressMask;
     }
@@ -222,16 +211,16 @@ Result<Translation, MapError> PageTableBuilder::translate(u64 virtual_address) c
 
 const char* map_error_name(MapError error) {
     switch (error) {
-        case MapError::writable_and_executable: return "writable and executable mapping refused";
-        case MapError::unaligned: return "address or size not 4 KiB aligned";
-        case MapError::empty_range: return "empty mapping";
-        case MapError::non_canonical: return "non-canonical virtual range";
-        case MapError::physical_out_of_range: return "physical range beyond 52 bits";
-        case MapError::already_mapped: return "page already mapped";
-        case MapError::would_split_large_page: return "mapping would split a large page";
-        case MapError::out_of_memory: return "out of memory for page tables";
-        case MapError::no_root: return "no root page table";
-        case MapError::not_mapped: return "not mapped";
+    case MapError::writable_and_executable: return "writable and executable mapping refused";
+    case MapError::unaligned: return "address or size not 4 KiB aligned";
+    case MapError::empty_range: return "empty mapping";
+    case MapError::non_canonical: return "non-canonical virtual range";
+    case MapError::physical_out_of_range: return "physical range beyond 52 bits";
+    case MapError::already_mapped: return "page already mapped";
+    case MapError::would_split_large_page: return "mapping would split a large page";
+    case MapError::out_of_memory: return "out of memory for page tables";
+    case MapError::no_root: return "no root page table";
+    case MapError::not_mapped: return "not mapped";
     }
     return "unknown mapping error";
 }

@@ -5,7 +5,14 @@
 namespace nestor::x86::uart {
 namespace {
 
-enum Register : u16 { data = 0, interrupt_enable = 1, fifo_control = 2, line_control = 3, modem_control = 4, line_status = 5 };
+enum Register : u16 {
+    data = 0,
+    interrupt_enable = 1,
+    fifo_control = 2,
+    line_control = 3,
+    modem_control = 4,
+    line_status = 5
+};
 constexpr u8 kTransmitterEmpty = 1 << 5;
 constexpr u8 kTransmitterIdle = 1 << 6;  // holding register and shift register both empty
 

@@ -42,18 +42,24 @@ bool skip_memory_operand(Cursor& c, u8 modrm, bool address16) {
     if (mod == 3) return true;
     usize displacement = 0;
     if (address16) {
-        if (mod == 0 && rm == 6) displacement = 2;
-        else if (mod == 1) displacement = 1;
-        else if (mod == 2) displacement = 2;
+        if (mod == 0 && rm == 6)
+            displacement = 2;
+        else if (mod == 1)
+            displacement = 1;
+        else if (mod == 2)
+            displacement = 2;
     } else {
         if (rm == 4) {
             if (!c.need(1)) return false;
             u8 sib = c.next();
             if (mod == 0 && (sib & 7) == 5) displacement = 4;
         }
-        if (mod == 0 && rm == 5) displacement = 4;  // disp32 (RIP-relative in 64-bit mode)
-        else if (mod == 1) displacement = 1;
-        else if (mod == 2) displacement = 4;
+        if (mod == 0 && rm == 5)
+            displacement = 4;  // disp32 (RIP-relative in 64-bit mode)
+        else if (mod == 1)
+            displacement = 1;
+        else if (mod == 2)
+            displacement = 4;
     }
     if (!c.need(displacement)) return false;
     c.skip(displacement);
@@ -63,11 +69,19 @@ bool skip_memory_operand(Cursor& c, u8 modrm, bool address16) {
 }  // namespace
 
 const char* insn_op_name(InsnOp op) {
-    static const char* const names[] = {
-        "cpuid", "hlt", "rdmsr", "wrmsr", "rdtsc", "rdtscp", "rdpmc", "pause", "invd", "wbinvd", "xsetbv", "xgetbv",
-        "monitor", "mwait", "in", "out", "ins", "outs", "vmrun", "vmmcall", "vmload", "vmsave", "stgi", "clgi",
-        "skinit", "invlpga", "vmcall", "vmlaunch", "vmresume", "vmxoff", "vmx", "invlpg", "descriptor-table", "msw",
-        "mov-cr", "mov-dr", "swapgs"};
+    static const char* const names[] = {"cpuid",    "hlt",      "rdmsr",
+                                        "wrmsr",    "rdtsc",    "rdtscp",
+                                        "rdpmc",    "pause",    "invd",
+                                        "wbinvd",   "xsetbv",   "xgetbv",
+                                        "monitor",  "mwait",    "in",
+                                        "out",      "ins",      "outs",
+                                        "vmrun",    "vmmcall",  "vmload",
+                                        "vmsave",   "stgi",     "clgi",
+                                        "skinit",   "invlpga",  "vmcall",
+                                        "vmlaunch", "vmresume", "vmxoff",
+                                        "vmx",      "invlpg",   "descriptor-table",
+                                        "msw",      "mov-cr",   "mov-dr",
+                                        "swapgs"};
     static_assert(sizeof(names) / sizeof(names[0]) == static_cast<usize>(InsnOp::swapgs) + 1);
     return names[static_cast<usize>(op)];
 }
@@ -90,12 +104,18 @@ Result<Insn, InsnError> decode_instruction(const u8* bytes, usize available, Cpu
     for (;;) {
         if (!c.need(1)) return fail(c.error());
         u8 b = c.peek();
-        if (b == 0x66) insn.operand_size = true;
-        else if (b == 0x67) insn.address_size = true;
-        else if (b == 0xF3) insn.rep = true;
-        else if (b == 0xF2) insn.repne = true;
-        else if (b == 0xF0) insn.lock = true;
-        else if (is_segment_prefix(b)) insn.segment = b;
+        if (b == 0x66)
+            insn.operand_size = true;
+        else if (b == 0x67)
+            insn.address_size = true;
+        else if (b == 0xF3)
+            insn.rep = true;
+        else if (b == 0xF2)
+            insn.repne = true;
+        else if (b == 0xF0)
+            insn.lock = true;
+        else if (is_segment_prefix(b))
+            insn.segment = b;
         else if (long64 && (b & 0xF0) == 0x40) {
             c.skip(1);
             ++insn.prefix_count;
@@ -128,14 +148,21 @@ Result<Insn, InsnError> decode_instruction(const u8* bytes, usize available, Cpu
     case 0x90:
         if (insn.rep) return done(InsnOp::pause);
         return fail(InsnError::unsupported);
-    case 0xE4: case 0xE5: case 0xE6: case 0xE7:
+    case 0xE4:
+    case 0xE5:
+    case 0xE6:
+    case 0xE7:
         if (!c.need(1)) return fail(c.error());
         c.skip(1);  // imm8 port
         return done(opcode <= 0xE5 ? InsnOp::in : InsnOp::out);
-    case 0xEC: case 0xED: return done(InsnOp::in);
-    case 0xEE: case 0xEF: return done(InsnOp::out);
-    case 0x6C: case 0x6D: return done(InsnOp::ins);
-    case 0x6E: case 0x6F: return done(InsnOp::outs);
+    case 0xEC:
+    case 0xED: return done(InsnOp::in);
+    case 0xEE:
+    case 0xEF: return done(InsnOp::out);
+    case 0x6C:
+    case 0x6D: return done(InsnOp::ins);
+    case 0x6E:
+    case 0x6F: return done(InsnOp::outs);
     case 0x0F: break;
     default: return fail(InsnError::unsupported);
     }
@@ -150,12 +177,16 @@ Result<Insn, InsnError> decode_instruction(const u8* bytes, usize available, Cpu
     case 0x33: return done(InsnOp::rdpmc);
     case 0x08: return done(InsnOp::invd);
     case 0x09: return done(InsnOp::wbinvd);
-    case 0x20: case 0x21: case 0x22: case 0x23:
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
         // MOV to/from CR/DR: the ModRM always names registers, whatever its mod field says.
         if (!c.need(1)) return fail(c.error());
         c.skip(1);
         return done(second == 0x20 || second == 0x22 ? InsnOp::mov_cr : InsnOp::mov_dr);
-    case 0x78: case 0x79: {  // VMREAD, VMWRITE
+    case 0x78:
+    case 0x79: {  // VMREAD, VMWRITE
         if (!c.need(1)) return fail(c.error());
         u8 modrm = c.next();
         if (!skip_memory_operand(c, modrm, address16)) return fail(c.error());
@@ -214,8 +245,12 @@ Result<Insn, InsnError> decode_instruction(const u8* bytes, usize available, Cpu
     u8 reg = (modrm >> 3) & 7;
     InsnOp op;
     switch (reg) {
-    case 0: case 1: case 2: case 3: op = InsnOp::descriptor_table; break;
-    case 4: case 6: op = InsnOp::msw; break;
+    case 0:
+    case 1:
+    case 2:
+    case 3: op = InsnOp::descriptor_table; break;
+    case 4:
+    case 6: op = InsnOp::msw; break;
     case 7: op = InsnOp::invlpg; break;
     default: return fail(InsnError::unsupported);
     }

@@ -71,7 +71,7 @@ struct BackendVcpu {
     CodePageCache code;
     CodePageCache parked_code;  // nested: the code page of the VMCB not running (switch_vmcb)
     paddr parked_l2_root;       // vmcb02's nested root when L2's code page was parked
-    bool nested;  // created with InitialMode::nested: `l2` is allocated
+    bool nested;                // created with InitialMode::nested: `l2` is allocated
     NestedContext l2;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
@@ -241,7 +241,7 @@ Status<VirtError> svm_unmap(VmHandle vm, u64 guest_physical, u64 size) {
     vm->tlb_generation++;  // even a refused unmap may follow an earlier partial change: flush
     if (unmapped) return {};
     return fail(unmapped.error() == MapError::would_split_large_page ? VirtError::overlapping_mapping
-                                                                      : VirtError::bad_guest);
+                                                                     : VirtError::bad_guest);
 }
 
 void svm_destroy_vcpu(VcpuHandle vcpu) {
@@ -267,7 +267,9 @@ void svm_destroy_vcpu(VcpuHandle vcpu) {
     free_frame(self);
 }
 
-VmcbSegment segment(u16 selector, u64 base, u32 limit, u16 attrib) { return VmcbSegment{selector, attrib, limit, base}; }
+VmcbSegment segment(u16 selector, u64 base, u32 limit, u16 attrib) {
+    return VmcbSegment{selector, attrib, limit, base};
+}
 
 // The state of a CPU after reset, but with CS:IP at the guest's entry (CS base 0).
 void set_real_mode_state(Vmcb& vmcb) {
@@ -522,7 +524,8 @@ inline u8 plain_length(const u8* code, InsnOp expected) {
         return 0;
     }
     if (insn->op != expected) {
-        log::debug("svm: expected {} at rip {:#x}, found {}", insn_op_name(expected), state.rip, insn_op_name(insn->op));
+        log::debug("svm: expected {} at rip {:#x}, found {}", insn_op_name(expected), state.rip,
+                   insn_op_name(insn->op));
         return 0;
     }
     return insn->length;
@@ -577,8 +580,10 @@ inline VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
         exit.io.value = static_cast<u32>(state.reg(Gpr::rax) & mask);
         // EXITINFO2 holds the next RIP for IOIO exits even without NRIP save.
         u64 length = c.exit_info_2 - state.rip;
-        if (state.mode == CpuMode::real16 || state.mode == CpuMode::protected16) length &= 0xFFFF;
-        else if (state.mode == CpuMode::protected32) length &= 0xFFFFFFFF;
+        if (state.mode == CpuMode::real16 || state.mode == CpuMode::protected16)
+            length &= 0xFFFF;
+        else if (state.mode == CpuMode::protected32)
+            length &= 0xFFFFFFFF;
         exit.instruction_length = (length >= 1 && length <= kMaxInstructionLength) ? static_cast<u8>(length) : 0;
         break;
     }
@@ -598,7 +603,7 @@ inline VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
         const u64 info = c.exit_info_1;
         exit.kind = ExitKind::nested_page_fault;
         exit.npf.guest_physical = c.exit_info_2;
-        exit.npf.access = (info & npf::fetch) ? MemoryAccess::execute
+        exit.npf.access = (info & npf::fetch)   ? MemoryAccess::execute
                           : (info & npf::write) ? MemoryAccess::write
                                                 : MemoryAccess::read;
         exit.npf.present = info & npf::present;

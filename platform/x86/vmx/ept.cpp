@@ -48,7 +48,8 @@ int EptBuilder::walk(u64 guest_physical, u64*& entry) const {
 }
 
 bool EptBuilder::use_large_page(u64 guest_physical, paddr host_physical, u64 remaining) const {
-    if (!large_pages_ || remaining < kLarge || !is_aligned(guest_physical, kLarge) || !is_aligned(host_physical, kLarge))
+    if (!large_pages_ || remaining < kLarge || !is_aligned(guest_physical, kLarge) ||
+        !is_aligned(host_physical, kLarge))
         return false;
     u64* entry = nullptr;
     int level = walk(guest_physical, entry);

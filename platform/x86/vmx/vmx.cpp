@@ -173,14 +173,18 @@ AllocatorTableMemory ept_memory() { return AllocatorTableMemory(kernel_frames(),
 
 void flush_ept(u64 eptp) {
     if (!(caps.ept_vpid & ept_vpid_cap::invept)) return;
-    if (caps.ept_vpid & ept_vpid_cap::invept_single_context) invept(kInveptSingleContext, eptp);
-    else if (caps.ept_vpid & ept_vpid_cap::invept_all_context) invept(kInveptAllContext, 0);
+    if (caps.ept_vpid & ept_vpid_cap::invept_single_context)
+        invept(kInveptSingleContext, eptp);
+    else if (caps.ept_vpid & ept_vpid_cap::invept_all_context)
+        invept(kInveptAllContext, 0);
 }
 
 void flush_vpid(u16 vpid) {
     if (!vpid) return;
-    if (caps.ept_vpid & ept_vpid_cap::invvpid_single_context) invvpid(kInvvpidSingleContext, vpid);
-    else invvpid(kInvvpidAllContext, 0);
+    if (caps.ept_vpid & ept_vpid_cap::invvpid_single_context)
+        invvpid(kInvvpidSingleContext, vpid);
+    else
+        invvpid(kInvvpidAllContext, 0);
 }
 
 const char* control_error_name(ControlError error) {
@@ -206,7 +210,8 @@ bool read_capabilities() {
     u64 primary_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_procbased_ctls, vmx_msr::vmx_true_procbased_ctls));
     u64 exit_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_exit_ctls, vmx_msr::vmx_true_exit_ctls));
     c.entry_msr = rdmsr(control_msr(c.basic, vmx_msr::vmx_entry_ctls, vmx_msr::vmx_true_entry_ctls));
-    u64 secondary_msr = controls_allowed(primary_msr, primary::activate_secondary) ? rdmsr(vmx_msr::vmx_procbased_ctls2) : 0;
+    u64 secondary_msr =
+        controls_allowed(primary_msr, primary::activate_secondary) ? rdmsr(vmx_msr::vmx_procbased_ctls2) : 0;
     c.ept_vpid = rdmsr(vmx_msr::vmx_ept_vpid_cap);
 
     struct Want {
@@ -223,7 +228,8 @@ bool read_capabilities() {
     const u32 optional[] = {secondary::enable_rdtscp, secondary::enable_invpcid};
     for (u32 bit : optional)
         if (controls_allowed(secondary_msr, bit)) secondary_wanted |= bit;
-    c.load_efer = controls_allowed(exit_msr, exit_ctl::load_efer) && controls_allowed(c.entry_msr, entry_ctl::load_efer);
+    c.load_efer =
+        controls_allowed(exit_msr, exit_ctl::load_efer) && controls_allowed(c.entry_msr, entry_ctl::load_efer);
     c.save_efer = c.load_efer && controls_allowed(exit_msr, exit_ctl::save_efer);
     const u32 pin_base = pin::external_interrupt_exiting | pin::nmi_exiting;
     const Want wants[] = {
@@ -233,8 +239,9 @@ bool read_capabilities() {
          primary::hlt_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps | primary::activate_secondary,
          primary_msr, &c.primary},
         {"secondary processor-based (EPT, unrestricted guest)", secondary_wanted, secondary_msr, &c.secondary},
-        {"VM-exit", exit_ctl::host_address_space_size |
-                        (c.load_efer ? exit_ctl::load_efer : 0) | (c.save_efer ? exit_ctl::save_efer : 0),
+        {"VM-exit",
+         exit_ctl::host_address_space_size | (c.load_efer ? exit_ctl::load_efer : 0) |
+             (c.save_efer ? exit_ctl::save_efer : 0),
          exit_msr, &c.exit},
         {"VM-entry", c.load_efer ? entry_ctl::load_efer : 0, c.entry_msr, &c.entry},
     };
@@ -256,9 +263,10 @@ bool read_capabilities() {
     c.cr4 = CrFixed{rdmsr(vmx_msr::vmx_cr4_fixed0), rdmsr(vmx_msr::vmx_cr4_fixed1)};
     c.preemption_rate = static_cast<u32>(rdmsr(vmx_msr::vmx_misc) & misc::preemption_timer_rate_mask);
     caps = c;
-    log::debug("vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x} "
-               "timer rate {}",
-               c.basic, c.pin_with_timer, c.primary, c.secondary, c.exit, c.entry, c.ept_vpid, c.preemption_rate);
+    log::debug(
+        "vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x} "
+        "timer rate {}",
+        c.basic, c.pin_with_timer, c.primary, c.secondary, c.exit, c.entry, c.ept_vpid, c.preemption_rate);
     return true;
 }
 
@@ -412,7 +420,7 @@ Status<VirtError> vmx_unmap(VmHandle vm, u64 guest_physical, u64 size) {
     if (vmx_enabled) flush_ept(vm->eptp);
     if (unmapped) return {};
     return fail(unmapped.error() == EptError::would_split_large_page ? VirtError::overlapping_mapping
-                                                                       : VirtError::bad_guest);
+                                                                     : VirtError::bad_guest);
 }
 
 bool make_current(BackendVcpu& vcpu) {
@@ -489,9 +497,10 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     if (!vmx_enabled || !vm) return fail(VirtError::unsupported);
     InitialGuestState s{};
     if (!initial_guest_state(initial.mode, initial.cr3, s)) return fail(VirtError::bad_guest);
-    if (s.ia32e_mode && (!controls_allowed(caps.entry_msr, entry_ctl::ia32e_mode_guest) ||
-                         !is_aligned(initial.cr3, kPageSize)))
-        return fail(s.ia32e_mode && !is_aligned(initial.cr3, kPageSize) ? VirtError::bad_guest : VirtError::unsupported);
+    if (s.ia32e_mode &&
+        (!controls_allowed(caps.entry_msr, entry_ctl::ia32e_mode_guest) || !is_aligned(initial.cr3, kPageSize)))
+        return fail(s.ia32e_mode && !is_aligned(initial.cr3, kPageSize) ? VirtError::bad_guest
+                                                                        : VirtError::unsupported);
     GuestCr cr0{}, cr4{};
     // Unrestricted guest frees CR0.PE and PG from the fixed bits: real mode and paging off.
     if (!guest_control_register(s.cr0, caps.cr0, kCr0Pe | kCr0Pg, cr0) ||
@@ -593,8 +602,9 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     state.rflags = s.rflags;
     state.mode = guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights);
     log::debug("vmx: vCPU VMCS {:#x} VPID {} EPT {:#x}, {}", vcpu->vmcs_pa, vm->vpid, vm->ept_root,
-               initial.mode == CpuMode::real16 ? "real mode" : initial.mode == CpuMode::long64 ? "long mode"
-                                                                                              : "protected mode");
+               initial.mode == CpuMode::real16   ? "real mode"
+               : initial.mode == CpuMode::long64 ? "long mode"
+                                                 : "protected mode");
     return vcpu;
 }
 
@@ -603,10 +613,13 @@ void refresh_state(BackendVcpu& vcpu, VcpuState& state) {
     state.reg(Gpr::rsp) = vmread(field::guest_rsp);
     state.rflags = vmread(field::guest_rflags);
     state.cr0 = (vmread(field::guest_cr0) & ~vcpu.cr0_mask) | (vcpu.cr0_shadow & vcpu.cr0_mask);
-    if (vcpu.save_efer) state.efer = vmread(field::guest_efer);
-    else state.efer = vcpu.ia32e_mode ? kEferLme | kEferLma : 0;
+    if (vcpu.save_efer)
+        state.efer = vmread(field::guest_efer);
+    else
+        state.efer = vcpu.ia32e_mode ? kEferLme | kEferLma : 0;
     state.cs_base = vmread(field::guest_cs_base);
-    state.mode = guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
+    state.mode =
+        guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
 }
 
 VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {

@@ -35,9 +35,9 @@ namespace ar = access_rights;
 
 constexpr u32 kRealCode = ar::present | ar::code_or_data | ar::type_code_rx;  // 0x9B
 constexpr u32 kRealData = ar::present | ar::code_or_data | ar::type_data_rw;  // 0x93
-constexpr u32 kCode32 = kRealCode | ar::default32 | ar::granularity;           // 0xC09B
-constexpr u32 kCode64 = kRealCode | ar::long_mode | ar::granularity;           // 0xA09B
-constexpr u32 kData32 = kRealData | ar::default32 | ar::granularity;           // 0xC093
+constexpr u32 kCode32 = kRealCode | ar::default32 | ar::granularity;          // 0xC09B
+constexpr u32 kCode64 = kRealCode | ar::long_mode | ar::granularity;          // 0xA09B
+constexpr u32 kData32 = kRealData | ar::default32 | ar::granularity;          // 0xC093
 constexpr u32 kBusyTss = ar::present | ar::type_tss_busy;                     // 0x8B
 constexpr u16 kFlatCodeSelector = 0x08;
 constexpr u16 kFlatDataSelector = 0x10;
@@ -120,8 +120,8 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
         return exit;
     }
     // The VM-exit instruction-length field is valid for every instruction exit decoded here.
-    u8 length = (raw.instruction_length >= 1 && raw.instruction_length <= 15) ? static_cast<u8>(raw.instruction_length)
-                                                                               : 0;
+    u8 length =
+        (raw.instruction_length >= 1 && raw.instruction_length <= 15) ? static_cast<u8>(raw.instruction_length) : 0;
     auto instruction = [&](ExitKind kind) {
         exit.kind = kind;
         exit.instruction_length = length;

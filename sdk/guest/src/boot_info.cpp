@@ -15,8 +15,7 @@ constexpr u32 kModuleEntrySize = 16;
 BootInfo boot = {};
 
 // The loader's structures are packed and may sit at any alignment.
-template <typename T>
-T read_at(u64 address) {
+template <typename T> T read_at(u64 address) {
     T value;
     __builtin_memcpy(&value, reinterpret_cast<const void*>(address), sizeof(T));
     return value;
@@ -75,8 +74,7 @@ void read_modules(u64 address, u32 count) {
 }
 
 // The command line as a sequence of space-separated words: calls f(word, length) until it says stop.
-template <typename F>
-void for_each_word(const char* line, F f) {
+template <typename F> void for_each_word(const char* line, F f) {
     while (*line) {
         while (*line == ' ') ++line;
         u32 length = 0;

@@ -21,16 +21,16 @@
 
 /* Limits shared by the text tool and the kernel reader. */
 #define NESTOR_MANIFEST_MAX_DOMAINS 16u
-#define NESTOR_MANIFEST_NAME_SIZE 32u           /* domain and image names: 1..31 chars + NUL */
-#define NESTOR_MANIFEST_CMDLINE_SIZE 256u       /* guest command line: 0..255 chars + NUL */
+#define NESTOR_MANIFEST_NAME_SIZE 32u            /* domain and image names: 1..31 chars + NUL */
+#define NESTOR_MANIFEST_CMDLINE_SIZE 256u        /* guest command line: 0..255 chars + NUL */
 #define NESTOR_MANIFEST_MODULE_CMDLINE_SIZE 128u /* extra module command line: 0..127 chars + NUL */
 #define NESTOR_MANIFEST_MAX_IOPORT_RANGES 8u
 #define NESTOR_MANIFEST_MAX_SIGNALS 8u
 #define NESTOR_MANIFEST_MAX_MODULES 4u
-#define NESTOR_MANIFEST_MAX_VCPUS NESTOR_DOMAIN_MAX_VCPUS   /* the sanitiser's limit */
-#define NESTOR_MANIFEST_MEMORY_ALIGN 4096u                 /* a page, as the sanitiser wants */
-#define NESTOR_MANIFEST_MIN_MEMORY (1ull << 20)            /* 1 MiB: room for a real-mode guest */
-#define NESTOR_MANIFEST_MAX_MEMORY (4ull << 30)            /* 4 GiB per domain */
+#define NESTOR_MANIFEST_MAX_VCPUS NESTOR_DOMAIN_MAX_VCPUS /* the sanitiser's limit */
+#define NESTOR_MANIFEST_MEMORY_ALIGN 4096u                /* a page, as the sanitiser wants */
+#define NESTOR_MANIFEST_MIN_MEMORY (1ull << 20)           /* 1 MiB: room for a real-mode guest */
+#define NESTOR_MANIFEST_MAX_MEMORY (4ull << 30)           /* 4 GiB per domain */
 
 /* 32 bytes at offset 0. */
 struct nestor_manifest_header {
@@ -59,17 +59,17 @@ struct nestor_manifest_module {
 
 /* 1032 bytes per domain. */
 struct nestor_manifest_domain {
-    char name[NESTOR_MANIFEST_NAME_SIZE];  /* [a-z0-9_-], unique in the manifest */
-    char image[NESTOR_MANIFEST_NAME_SIZE]; /* the guest image: a multiboot module of this name */
-    uint64_t memory_bytes;                 /* page multiple, MIN_MEMORY..MAX_MEMORY */
-    uint32_t vcpus;                        /* 1..NESTOR_MANIFEST_MAX_VCPUS */
-    uint32_t flags;                        /* NESTOR_DOMAIN_FLAG_* */
-    uint32_t cpuid_policy;                 /* NESTOR_CPUID_POLICY_* */
-    uint16_t ioport_range_count;           /* 0..NESTOR_MANIFEST_MAX_IOPORT_RANGES */
-    uint16_t signal_count;                 /* 0..NESTOR_MANIFEST_MAX_SIGNALS */
-    uint16_t module_count;                 /* 0..NESTOR_MANIFEST_MAX_MODULES */
-    uint16_t reserved0;                    /* zero */
-    uint32_t reserved1;                    /* zero */
+    char name[NESTOR_MANIFEST_NAME_SIZE];       /* [a-z0-9_-], unique in the manifest */
+    char image[NESTOR_MANIFEST_NAME_SIZE];      /* the guest image: a multiboot module of this name */
+    uint64_t memory_bytes;                      /* page multiple, MIN_MEMORY..MAX_MEMORY */
+    uint32_t vcpus;                             /* 1..NESTOR_MANIFEST_MAX_VCPUS */
+    uint32_t flags;                             /* NESTOR_DOMAIN_FLAG_* */
+    uint32_t cpuid_policy;                      /* NESTOR_CPUID_POLICY_* */
+    uint16_t ioport_range_count;                /* 0..NESTOR_MANIFEST_MAX_IOPORT_RANGES */
+    uint16_t signal_count;                      /* 0..NESTOR_MANIFEST_MAX_SIGNALS */
+    uint16_t module_count;                      /* 0..NESTOR_MANIFEST_MAX_MODULES */
+    uint16_t reserved0;                         /* zero */
+    uint32_t reserved1;                         /* zero */
     char cmdline[NESTOR_MANIFEST_CMDLINE_SIZE]; /* printable ASCII */
     struct nestor_manifest_ioport_range ioport_ranges[NESTOR_MANIFEST_MAX_IOPORT_RANGES];
     /* Domains this one may signal (a notification capability each), by record index: in range,

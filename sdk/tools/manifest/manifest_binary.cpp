@@ -17,8 +17,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "the manifest is little-endian");
 
 // Copies text into a fixed field, NUL-padded; the validator has already bounded its length.
-template <std::size_t N>
-void put_string(char (&field)[N], const std::string& text) {
+template <std::size_t N> void put_string(char (&field)[N], const std::string& text) {
     std::memset(field, 0, N);
     std::memcpy(field, text.data(), std::min(text.size(), N - 1));
 }
@@ -55,10 +54,10 @@ nestor_manifest_domain pack_domain(const ManifestSpec& manifest, const DomainSpe
 
 const char* cpuid_policy_name(std::uint32_t policy) {
     switch (policy) {
-        case NESTOR_CPUID_POLICY_DEFAULT: return "default";
-        case NESTOR_CPUID_POLICY_MINIMAL: return "minimal";
-        case NESTOR_CPUID_POLICY_HOST: return "host";
-        default: return "?";
+    case NESTOR_CPUID_POLICY_DEFAULT: return "default";
+    case NESTOR_CPUID_POLICY_MINIMAL: return "minimal";
+    case NESTOR_CPUID_POLICY_HOST: return "host";
+    default: return "?";
     }
 }
 

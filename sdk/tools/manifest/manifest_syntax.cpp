@@ -192,9 +192,9 @@ private:
     Value integer_value() {
         Value v{Value::Kind::integer, line_, bare_word(), 0, {}, {}};
         switch (parse_integer(v.text, v.number)) {
-            case IntegerParse::ok: break;
-            case IntegerParse::malformed: error("\"" + v.text + "\" is not a number (decimal, or hex with 0x)");
-            case IntegerParse::too_large: error("number " + v.text + " is too large");
+        case IntegerParse::ok: break;
+        case IntegerParse::malformed: error("\"" + v.text + "\" is not a number (decimal, or hex with 0x)");
+        case IntegerParse::too_large: error("number " + v.text + " is too large");
         }
         return v;
     }
@@ -286,10 +286,10 @@ Document parse_document(std::string_view text) { return Parser(text).document();
 
 const char* kind_phrase(Value::Kind kind) {
     switch (kind) {
-        case Value::Kind::string: return "a string";
-        case Value::Kind::integer: return "a number";
-        case Value::Kind::array: return "an array";
-        case Value::Kind::table: return "a table";
+    case Value::Kind::string: return "a string";
+    case Value::Kind::integer: return "a number";
+    case Value::Kind::array: return "an array";
+    case Value::Kind::table: return "a table";
     }
     return "a value";
 }

@@ -284,13 +284,13 @@ private:
         std::uint64_t scale = 1;
         if (!digits.empty()) {
             switch (digits.back()) {
-                case 'K':
-                case 'k': scale = std::uint64_t{1} << 10; break;
-                case 'M':
-                case 'm': scale = std::uint64_t{1} << 20; break;
-                case 'G':
-                case 'g': scale = std::uint64_t{1} << 30; break;
-                default: break;
+            case 'K':
+            case 'k': scale = std::uint64_t{1} << 10; break;
+            case 'M':
+            case 'm': scale = std::uint64_t{1} << 20; break;
+            case 'G':
+            case 'g': scale = std::uint64_t{1} << 30; break;
+            default: break;
             }
             if (scale != 1) digits.pop_back();
         }
@@ -410,7 +410,8 @@ private:
                 return false;
             }
         }
-        if (nestor_manifest_ports_are_kernel_owned(static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(last))) {
+        if (nestor_manifest_ports_are_kernel_owned(static_cast<std::uint32_t>(first),
+                                                   static_cast<std::uint32_t>(last))) {
             report(item.line, "I/O port range " + as_written(item) +
                                   " includes ports the kernel drives (the PIC 0x20-0x21 and 0xa0-0xa1, the exit "
                                   "ports 0xf4-0xf7 and 0x8900)");

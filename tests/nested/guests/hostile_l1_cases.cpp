@@ -81,7 +81,7 @@ int hsave() {
 }
 
 // A map L1 asks to be used (its intercept bit) at `address`: VMRUN's answer.
-void try_map(const char* which, u32 intercept, u64 svm::VmcbControl::*field, u64 address) {
+void try_map(const char* which, u32 intercept, u64 svm::VmcbControl::* field, u64 address) {
     set_up_vmcb(npt_l2_read_data);
     vmcb.control.intercept_misc1 |= intercept;
     vmcb.control.iopm_base_pa = reinterpret_cast<u64>(iopm);
@@ -156,9 +156,9 @@ int features() {
     constexpr u32 kAvic = 1u << 31, kX2avic = 1u << 30, kVnmiEnable = 1u << 26, kVgifEnable = 1u << 25;
     constexpr u32 kVgif = 1u << 9, kVnmi = 1u << 11;
     c.int_ctl |= kAvic | kX2avic | kVnmiEnable | kVgifEnable | kVgif | kVnmi;
-    c.virt_ext = 3;                       // LBR virtualization, virtual VMLOAD/VMSAVE
+    c.virt_ext = 3;                                         // LBR virtualization, virtual VMLOAD/VMSAVE
     c.nested_control |= (1u << 1) | (1u << 2) | (1u << 3);  // SEV, SEV-ES, guest-mode execute trap
-    c.avic_apic_bar = kLapic;             // AVIC's tables over host memory, if anything took them
+    c.avic_apic_bar = kLapic;                               // AVIC's tables over host memory, if anything took them
     c.avic_backing_page = 0x100000;
     c.avic_logical_table = 0x200000;
     c.avic_physical_table = 0x0;
@@ -218,8 +218,10 @@ int corrupt() {
         // checks made valid, with L1's nested paging (or, every fourth, without).
         bool all_random = run % 4 == 0;
         bool nested_paging = run % 2 == 1;
-        if (nested_paging) set_up_vmcb(npt_l2_cpuid_hlt);
-        else set_up_flat_vmcb(npt_l2_cpuid_hlt);
+        if (nested_paging)
+            set_up_vmcb(npt_l2_cpuid_hlt);
+        else
+            set_up_flat_vmcb(npt_l2_cpuid_hlt);
         randomise_control_area();
         svm::VmcbControl& c = vmcb.control;
         if (!all_random) {
@@ -238,8 +240,10 @@ int corrupt() {
         u64 code = run_l2();
         if (all_random) {
             ++random_runs;
-            if (code == svm::exit_code::invalid) ++invalid;
-            else if (asked_for(asked_control, code)) ++asked;
+            if (code == svm::exit_code::invalid)
+                ++invalid;
+            else if (asked_for(asked_control, code))
+                ++asked;
             else {
                 ++unexpected;
                 println("corrupt run ", run, ": L2 exit ", hex(code, 1), " L1 did not ask for");
@@ -253,7 +257,8 @@ int corrupt() {
             code = run_l2();
             sane = code == svm::exit_code::hlt;
         }
-        if (sane) ++ran;
+        if (sane)
+            ++ran;
         else {
             ++unexpected;
             println("corrupt run ", run, ": exit ", hex(code, 1), " exitinfo1 ", hex(vmcb.control.exit_info_1, 1),
@@ -308,19 +313,32 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     }
     enable_svm();
     int status = 1;
-    if (string_equal(c, "vmcb12")) status = vmcb12();
-    else if (string_equal(c, "hsave")) status = hsave();
-    else if (string_equal(c, "maps")) status = maps();
-    else if (string_equal(c, "npt_leaf_outside")) status = npt_leaf(kMemoryEnd, "L1-physical");
-    else if (string_equal(c, "npt_leaf_mmio")) status = npt_leaf(kLapic, "the local APIC's address");
-    else if (string_equal(c, "npt_table_outside")) status = npt_table_outside();
-    else if (string_equal(c, "npt_reserved")) status = npt_reserved();
-    else if (string_equal(c, "features")) status = features();
-    else if (string_equal(c, "corrupt")) status = corrupt();
-    else if (string_equal(c, "spin")) status = spin();
-    else if (string_equal(c, "triple")) status = triple();
-    else if (string_equal(c, "exitport")) status = exit_port();
-    else println("hostile_l1: unknown case ", c);
+    if (string_equal(c, "vmcb12"))
+        status = vmcb12();
+    else if (string_equal(c, "hsave"))
+        status = hsave();
+    else if (string_equal(c, "maps"))
+        status = maps();
+    else if (string_equal(c, "npt_leaf_outside"))
+        status = npt_leaf(kMemoryEnd, "L1-physical");
+    else if (string_equal(c, "npt_leaf_mmio"))
+        status = npt_leaf(kLapic, "the local APIC's address");
+    else if (string_equal(c, "npt_table_outside"))
+        status = npt_table_outside();
+    else if (string_equal(c, "npt_reserved"))
+        status = npt_reserved();
+    else if (string_equal(c, "features"))
+        status = features();
+    else if (string_equal(c, "corrupt"))
+        status = corrupt();
+    else if (string_equal(c, "spin"))
+        status = spin();
+    else if (string_equal(c, "triple"))
+        status = triple();
+    else if (string_equal(c, "exitport"))
+        status = exit_port();
+    else
+        println("hostile_l1: unknown case ", c);
     if (status == 0) println("hostile_l1 ", c, ": L1 lives on");
     return status;
 }

@@ -55,8 +55,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     u64 code = vmcb.control.exit_code;
     u64 rip = vmcb.save.rip;
     bool in_l2 = rip >= reinterpret_cast<u64>(intr_l2_spin) && rip < reinterpret_cast<u64>(intr_l2_spin) + 4;
-    println("L2 exit ", hex(code, 1), (code == 0x60 ? ": intr" : ": unexpected"), ", L2 rip in its loop: ",
-            in_l2 ? "yes" : "no");
+    println("L2 exit ", hex(code, 1), (code == 0x60 ? ": intr" : ": unexpected"),
+            ", L2 rip in its loop: ", in_l2 ? "yes" : "no");
     println("before stgi: ", interrupts, " interrupts");  // GIF clear: held
     svm::stgi();
     disable_interrupts();

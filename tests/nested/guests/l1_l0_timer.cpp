@@ -84,8 +84,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     bool counted = regs.rcx == iterations && regs.r13 == iterations && before <= regs.r14 && regs.r14 < regs.r9 &&
                    regs.r9 <= after && vmcb.save.rax == regs.r9 - regs.r14;
     println("L2 exit ", hex(code, 1), ": vmmcall after its loop, rip at the vmmcall ", at_vmmcall ? "yes" : "no");
-    println("L2 looped ", regs.rcx, " times of ", iterations, ", its tsc readings within L1's vmrun: ",
-            counted ? "yes" : "no");
+    println("L2 looped ", regs.rcx, " times of ", iterations,
+            ", its tsc readings within L1's vmrun: ", counted ? "yes" : "no");
     println("L2's registers intact: ", registers ? "yes" : "no");
     println("L2 done");
     return at_vmmcall && registers && counted ? 0 : 1;

@@ -65,8 +65,8 @@ bool take_msr_exit(const ExpectedAccess& want, svm::GuestRegisters& regs) {
         println("L2 exit ", hex(code, 1), " exitinfo1 ", info, ": wrmsr ecx ", hex(ecx, 1), " value ", hex(value, 1),
                 ", next_rip - rip = ", length);
     } else {
-        println("L2 exit ", hex(code, 1), " exitinfo1 ", info, ": rdmsr ecx ", hex(ecx, 1), ", next_rip - rip = ",
-                length);
+        println("L2 exit ", hex(code, 1), " exitinfo1 ", info, ": rdmsr ecx ", hex(ecx, 1),
+                ", next_rip - rip = ", length);
         u64 value = emulated_value(ecx);
         vmcb.save.rax = value & 0xFFFFFFFF;
         regs.rdx = value >> 32;

@@ -60,7 +60,7 @@ extern "C" [[noreturn]] void l2_main() {
     report_pic_mask("L2");
     println("L2: cmos[0x40] ", hex(read_cmos(kCmosScratch), 1), ", writing 0x5c");
     write_cmos(kCmosScratch, 0x5C);
-    wrmsr(kMsrBiosSignId, 0);  // intercepted by L1
+    wrmsr(kMsrBiosSignId, 0);      // intercepted by L1
     outb(kInterceptedPort, 0x2A);  // intercepted by L1
     l2_report(0);
 }

@@ -116,7 +116,7 @@ bool check_vmload() {
     c.fs.base = reinterpret_cast<u64>(&fs_marker);
     c.gs.base = reinterpret_cast<u64>(&gs_marker);
     c.kernel_gs_base = reinterpret_cast<u64>(&kernel_gs_marker);
-    c.tr = svm::VmcbSegment{0x28, 0x8B, 0x67, 0x12345000};    // a busy 64-bit TSS
+    c.tr = svm::VmcbSegment{0x28, 0x8B, 0x67, 0x12345000};     // a busy 64-bit TSS
     c.ldtr = svm::VmcbSegment{0x30, 0x82, 0xFFF, 0x23456000};  // an LDT
     c.star = u64{kCodeSelector} << 32;
     c.lstar = reinterpret_cast<u64>(l1_syscall_target);
@@ -141,8 +141,8 @@ bool check_vmload() {
                  :
                  : "rcx", "r11", "memory", "cc");
     bool syscall_ok = cs == kCodeSelector && !(rflags & kRflagsDf);
-    println("vmload: syscall reached lstar with cs ", hex(cs, 1), ", rflags.df masked by sfmask: ",
-            (rflags & kRflagsDf) ? "no" : "yes");
+    println("vmload: syscall reached lstar with cs ", hex(cs, 1),
+            ", rflags.df masked by sfmask: ", (rflags & kRflagsDf) ? "no" : "yes");
 
     svm::vmsave(&round_trip);
     const svm::VmcbSave& r = round_trip.save;

@@ -19,8 +19,10 @@ constexpr u64 kCr4Vmxe = u64{1} << 13;
 void report_msr_read(const char* name, u32 index) {
     u64 value = 0;
     ExceptionRecord e = try_run([&] { value = rdmsr(index); });
-    if (e.raised) println(name, ": ", exception_name(e.vector));
-    else println(name, ": ", hex(value, 1));
+    if (e.raised)
+        println(name, ": ", exception_name(e.vector));
+    else
+        println(name, ": ", hex(value, 1));
 }
 
 void report_msr_write(const char* name, u32 index, u64 value) {

@@ -11,27 +11,27 @@
 
 // L2-physical layout (L2 runs with linear = physical), shared with the L2 code below.
 #define NPT_L2_BASE 0x40000000
-#define NPT_L2_CODE 0x40001000      // the code page (npt_l2_code_page)
+#define NPT_L2_CODE 0x40001000  // the code page (npt_l2_code_page)
 #define NPT_L2_STACK 0x40002000
 #define NPT_L2_DATA 0x40005000      // mapped at set-up
 #define NPT_L2_UNMAPPED 0x40006000  // not mapped until L1 handles the #NPF
 #define NPT_L2_READ_ONLY 0x40007000
-#define NPT_L2_LANDING 0x40008000   // a second view of the code page, mapped on the fetch's #NPF
-#define NPT_L2_IDT 0x40009000        // L2's IDT and GDT (a copy of L1's) for the event case
+#define NPT_L2_LANDING 0x40008000  // a second view of the code page, mapped on the fetch's #NPF
+#define NPT_L2_IDT 0x40009000      // L2's IDT and GDT (a copy of L1's) for the event case
 #define NPT_L2_GDT 0x4000A000
 #define NPT_L2_PML4 0x40010000
 #define NPT_L2_PDPT 0x40011000
 #define NPT_L2_PD 0x40012000
-#define NPT_L2_PT 0x40013000        // the page table behind linear NPT_L2_WALK, mapped on its #NPF
-#define NPT_L2_WALK 0x40200000      // linear: through NPT_L2_PT to NPT_L2_DATA
-#define NPT_L2_LARGE 0x40400000     // 2 MiB, a large page in L2's tables and in L1's NPT
+#define NPT_L2_PT 0x40013000          // the page table behind linear NPT_L2_WALK, mapped on its #NPF
+#define NPT_L2_WALK 0x40200000        // linear: through NPT_L2_PT to NPT_L2_DATA
+#define NPT_L2_LARGE 0x40400000       // 2 MiB, a large page in L2's tables and in L1's NPT
 #define NPT_L2_LARGE_READ 0x40523008  // inside it, the 289th 4 KiB page
-#define NPT_L2_HUGE 0xC0000000    // 1 GiB, a level-3 leaf of L1's NPT (to L1-physical 0) ...
-#define NPT_L2_HUGE_READ 0xC0600010  // ... read here, through L2's page directory at:
+#define NPT_L2_HUGE 0xC0000000        // 1 GiB, a level-3 leaf of L1's NPT (to L1-physical 0) ...
+#define NPT_L2_HUGE_READ 0xC0600010   // ... read here, through L2's page directory at:
 #define NPT_L2_HUGE_PD 0x40016000
 #define NPT_L2_BUDGET_BASE 0x80000000  // 1.5 GiB of 2 MiB regions, through L2's page directories ...
 #define NPT_L2_BUDGET_REGIONS 768
-#define NPT_L2_BUDGET_PD 0x40014000   // ... at 0x40014000 and 0x40015000
+#define NPT_L2_BUDGET_PD 0x40014000  // ... at 0x40014000 and 0x40015000
 
 #define NPT_STRINGIFY2(x) #x
 #define NPT_STRINGIFY(x) NPT_STRINGIFY2(x)
@@ -40,9 +40,9 @@
 // the L1's image holds it). Every routine reports through exits the L1 intercepts: CPUID (with
 // what it read in RAX) and HLT. An instruction an #NPF interrupts runs again when L1 resumes
 // L2, with the registers L1's own code left (VMRUN keeps only RAX and RSP): none depends on another.
-extern "C" char npt_l2_code_page[], npt_l2_landing[], npt_l2_read_data[], npt_l2_translate[], npt_l2_npf[], npt_l2_remap[],
-    npt_l2_read_only[], npt_l2_jump_landing[], npt_l2_budget[], npt_l2_event_entry[], npt_l2_event_handler[],
-    npt_l2_spin[], npt_l2_triple_fault[], npt_l2_exit_port[], npt_l2_cpuid_hlt[];
+extern "C" char npt_l2_code_page[], npt_l2_landing[], npt_l2_read_data[], npt_l2_translate[], npt_l2_npf[],
+    npt_l2_remap[], npt_l2_read_only[], npt_l2_jump_landing[], npt_l2_budget[], npt_l2_event_entry[],
+    npt_l2_event_handler[], npt_l2_spin[], npt_l2_triple_fault[], npt_l2_exit_port[], npt_l2_cpuid_hlt[];
 asm(R"(
     .pushsection .text.npt_l2, "ax"
     .balign 4096
@@ -158,8 +158,8 @@ inline constexpr u32 kInterceptShutdown = 1u << 31;
 inline constexpr u64 kExitShutdown = 0x7F;
 // Exceptions L1 takes from L2 (every fault a broken translation could cause), so that a bug shows
 // as an exit L1 reports rather than as an L2 triple fault.
-inline constexpr u32 kInterceptedExceptions = (1u << 0) | (1u << 6) | (1u << 8) | (1u << 10) | (1u << 11) |
-                                              (1u << 12) | (1u << 13) | (1u << 14);
+inline constexpr u32 kInterceptedExceptions =
+    (1u << 0) | (1u << 6) | (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) | (1u << 14);
 
 // Guest page-table entry bits (L2's own tables).
 inline constexpr u64 kPtePresent = 1, kPteWritable = 2, kPteLarge = 0x80;

@@ -20,8 +20,8 @@ using namespace npt_test;
 
 namespace {
 
-constexpr u64 kMagicData = 0x4c322d6461746121;      // in the frame mapped at kL2Data
-constexpr u64 kMagicLateMap = 0x6c6174652d6d6170;   // in the frame L1 maps on the #NPF
+constexpr u64 kMagicData = 0x4c322d6461746121;     // in the frame mapped at kL2Data
+constexpr u64 kMagicLateMap = 0x6c6174652d6d6170;  // in the frame L1 maps on the #NPF
 constexpr u64 kMagicRemapFlush = 0x72656d6170746c62;
 constexpr u64 kMagicRemapInvlpga = 0x696e766c70676121;
 constexpr u64 kMagicReadOnly = 0x726561642d6f6e6c;
@@ -72,7 +72,8 @@ int translate() {
     u64 pd = take_frame();
     npt_map(kL2HugePd, pd);
     table(tables.pdpt)[(kL2Huge >> 30) & 511] = kL2HugePd | kPtePresent | kPteWritable;
-    table(pd)[svm::npt::index(kL2HugeRead, 2)] = (kL2HugeRead & ~u64{0x1FFFFF}) | kPtePresent | kPteWritable | kPteLarge;
+    table(pd)[svm::npt::index(kL2HugeRead, 2)] =
+        (kL2HugeRead & ~u64{0x1FFFFF}) | kPtePresent | kPteWritable | kPteLarge;
     *reinterpret_cast<u64*>(kL2HugeRead - kL2Huge) = kMagicHuge;
     println("translate: L2-physical ", hex(kL2Huge, 1), " is a 1 GiB page at L1-physical 0x0");
     expect_read(kL2HugeRead, kMagicHuge);
@@ -150,8 +151,8 @@ int nx() {
     constexpr u64 kEferNxe = u64{1} << 11;
     u64 l1_efer = rdmsr(svm::kMsrEfer);
     set_up_npt(frame_with(kMagicData));
-    *npt_leaf(kL2Landing) = reinterpret_cast<u64>(npt_l2_code_page) | svm::npt::present | svm::npt::user |
-                            svm::npt::no_execute;
+    *npt_leaf(kL2Landing) =
+        reinterpret_cast<u64>(npt_l2_code_page) | svm::npt::present | svm::npt::user | svm::npt::no_execute;
     set_up_vmcb(npt_l2_jump_landing);
     vmcb.save.efer &= ~kEferNxe;
     println("nx: L1's EFER.NXE ", (l1_efer & kEferNxe) ? 1 : 0, ", L2's ", (vmcb.save.efer & kEferNxe) ? 1 : 0,
@@ -246,14 +247,22 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     }
     enable_svm();
     int status = 1;
-    if (string_equal(c, "translate")) status = translate();
-    else if (string_equal(c, "npf")) status = npf();
-    else if (string_equal(c, "remap")) status = remap();
-    else if (string_equal(c, "readonly")) status = readonly();
-    else if (string_equal(c, "nx")) status = nx();
-    else if (string_equal(c, "budget")) status = budget();
-    else if (string_equal(c, "event")) status = event();
-    else println("npt: unknown case ", c);
+    if (string_equal(c, "translate"))
+        status = translate();
+    else if (string_equal(c, "npf"))
+        status = npf();
+    else if (string_equal(c, "remap"))
+        status = remap();
+    else if (string_equal(c, "readonly"))
+        status = readonly();
+    else if (string_equal(c, "nx"))
+        status = nx();
+    else if (string_equal(c, "budget"))
+        status = budget();
+    else if (string_equal(c, "event"))
+        status = event();
+    else
+        println("npt: unknown case ", c);
     if (status == 0) println("npt ", c, ": done");
     return status;
 }

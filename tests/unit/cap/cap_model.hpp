@@ -87,8 +87,8 @@ public:
         ++steps_;
         HypercallArgs args = generate(source);
         u64 expected = predict(args);
-        u64 actual = booted_.call(args.number, args.arg[0], args.arg[1], args.arg[2], args.arg[3], args.arg[4],
-                                  args.arg[5]);
+        u64 actual =
+            booted_.call(args.number, args.arg[0], args.arg[1], args.arg[2], args.arg[3], args.arg[4], args.arg[5]);
         if (expected != actual) {
             return fail_with("status mismatch for hypercall " + std::to_string(args.number) + ": model " +
                              std::to_string(expected) + " real " + std::to_string(actual) + describe(args));
@@ -394,7 +394,8 @@ private:
     u64 pick_slot_index(OpSource& s) {
         if (s.next(2) == 0 && root_cnode_ >= 0) {
             std::vector<u64> occupied;
-            for (auto it = slots_.lower_bound({root_cnode_, 0}); it != slots_.end() && it->first.first == root_cnode_; ++it) {
+            for (auto it = slots_.lower_bound({root_cnode_, 0}); it != slots_.end() && it->first.first == root_cnode_;
+                 ++it) {
                 occupied.push_back(static_cast<u64>(it->first.second));
             }
             if (!occupied.empty()) return occupied[s.next(occupied.size())];
@@ -417,10 +418,10 @@ private:
 
     HypercallArgs generate(OpSource& s) {
         static constexpr u64 kCalls[] = {
-            NESTOR_HC_CAP_COPY,          NESTOR_HC_CAP_MINT,      NESTOR_HC_CAP_MOVE,    NESTOR_HC_CAP_DELETE,
-            NESTOR_HC_CAP_REVOKE,        NESTOR_HC_UNTYPED_RETYPE, NESTOR_HC_UNTYPED_RETYPE,
-            NESTOR_HC_DOMAIN_CREATE,     NESTOR_HC_DOMAIN_VCPU,   NESTOR_HC_DOMAIN_MAP,  NESTOR_HC_DOMAIN_UNMAP,
-            NESTOR_HC_DOMAIN_CSPACE,     NESTOR_HC_CAP_COPY,      NESTOR_HC_CAP_MINT,
+            NESTOR_HC_CAP_COPY,    NESTOR_HC_CAP_MINT,       NESTOR_HC_CAP_MOVE,       NESTOR_HC_CAP_DELETE,
+            NESTOR_HC_CAP_REVOKE,  NESTOR_HC_UNTYPED_RETYPE, NESTOR_HC_UNTYPED_RETYPE, NESTOR_HC_DOMAIN_CREATE,
+            NESTOR_HC_DOMAIN_VCPU, NESTOR_HC_DOMAIN_MAP,     NESTOR_HC_DOMAIN_UNMAP,   NESTOR_HC_DOMAIN_CSPACE,
+            NESTOR_HC_CAP_COPY,    NESTOR_HC_CAP_MINT,
         };
         HypercallArgs a;
         a.number = kCalls[s.next(sizeof(kCalls) / sizeof(kCalls[0]))];
@@ -447,8 +448,8 @@ private:
         default: break;
         }
         // The boot domain deleting its own capability or untyped ends a run: keep that rare.
-        bool destructive = a.number == NESTOR_HC_CAP_DELETE || a.number == NESTOR_HC_CAP_REVOKE ||
-                           a.number == NESTOR_HC_CAP_MOVE;
+        bool destructive =
+            a.number == NESTOR_HC_CAP_DELETE || a.number == NESTOR_HC_CAP_REVOKE || a.number == NESTOR_HC_CAP_MOVE;
         if (destructive && a.arg[0] == kRoot && (a.arg[1] == kBootSlotUntyped || a.arg[1] == kBootSlotDomain) &&
             s.next(64) != 0) {
             a.arg[1] = kBootFirstFreeSlot + s.next(64 - kBootFirstFreeSlot);
@@ -922,8 +923,9 @@ private:
                 }
                 if (k->type == ObjectType::domain) slots.push_back(&static_cast<Domain*>(k)->cspace_root());
             }
-            if (used != u.used()) return fail_with("untyped accounting off: carved " + std::to_string(used) +
-                                                   " used " + std::to_string(u.used()));
+            if (used != u.used())
+                return fail_with("untyped accounting off: carved " + std::to_string(used) + " used " +
+                                 std::to_string(u.used()));
             if (top != u.watermark() || u.watermark() > u.capacity()) return fail_with("untyped watermark off");
         }
         if (objects != booted_.system.live_objects()) return fail_with("unreachable live object (leak)");
@@ -946,7 +948,8 @@ private:
                 if (refs[k] != k->cap_refs) return fail_with("cap_refs disagree with the slots");
                 bool owned_part = k->type == ObjectType::vcpu;
                 bool carrier = k->type == ObjectType::untyped && static_cast<Untyped*>(k)->children() > 0;
-                if (k->cap_refs == 0 && !owned_part && !carrier) return fail_with("object outlived its last capability");
+                if (k->cap_refs == 0 && !owned_part && !carrier)
+                    return fail_with("object outlived its last capability");
             }
         }
         return true;
@@ -963,7 +966,8 @@ private:
             if (p != phys_.end() && p->second != o.real->phys) return fail_with("object placed elsewhere");
             if (o.type == ObjectType::untyped) {
                 auto* u = static_cast<Untyped*>(o.real);
-                if (u->used() != o.used || u->watermark() != o.watermark || u->children() != static_cast<u32>(o.children)) {
+                if (u->used() != o.used || u->watermark() != o.watermark ||
+                    u->children() != static_cast<u32>(o.children)) {
                     return fail_with("untyped state differs from the model");
                 }
             }
@@ -1008,7 +1012,6 @@ private:
     u64 steps_ = 0;
     u64 successes_ = 0;
     std::string failure_;
-
 };
 
 }  // namespace nestor::cap::model

@@ -49,10 +49,11 @@ TEST_CASE("cap_model.random_ops") {
         bool clean = harness->finish();
         if (!clean) FAIL("seed " << seed << ": " << harness->failure());
     }
-    std::printf("cap_model.random_ops: seed %#llx, %llu steps (%llu succeeded) over %llu boots, %llu ended by the "
-                "boot domain destroying itself; all invariants held\n",
-                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(steps),
-                static_cast<unsigned long long>(successes), static_cast<unsigned long long>(boots),
-                static_cast<unsigned long long>(caller_deaths));
+    std::printf(
+        "cap_model.random_ops: seed %#llx, %llu steps (%llu succeeded) over %llu boots, %llu ended by the "
+        "boot domain destroying itself; all invariants held\n",
+        static_cast<unsigned long long>(seed), static_cast<unsigned long long>(steps),
+        static_cast<unsigned long long>(successes), static_cast<unsigned long long>(boots),
+        static_cast<unsigned long long>(caller_deaths));
     CHECK(successes > steps / 10);
 }

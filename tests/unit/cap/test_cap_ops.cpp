@@ -22,7 +22,10 @@ u64 retype(Booted& b, ObjectType type, u32 bits, u64 dst, u64 untyped = U) {
 
 TEST_CASE("cap.bootstrap_layout") {
     Booted b;
-    struct Expect { u64 slot; u32 type; };
+    struct Expect {
+        u64 slot;
+        u32 type;
+    };
     for (auto e : {Expect{U, NESTOR_CAP_UNTYPED}, Expect{kBootSlotDomain, NESTOR_CAP_DOMAIN},
                    Expect{kBootSlotCSpace, NESTOR_CAP_CNODE}, Expect{kBootSlotIoPorts, NESTOR_CAP_IOPORT_RANGE},
                    Expect{kBootSlotIrqControl, NESTOR_CAP_IRQ}, Expect{kFree, NESTOR_CAP_NULL}}) {
@@ -120,7 +123,8 @@ TEST_CASE("cap.mint_sets_cnode_guard") {
     REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 1, all, NESTOR_CNODE_GUARD(8, 0xab)) == NESTOR_E_OK);
     CHECK(b.slot(kFree + 1).cap.guard_bits == 8);
     CHECK(b.slot(kFree + 1).cap.guard == 0xab);
-    CHECK(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 2, all, NESTOR_CNODE_GUARD(4, 0x1f)) == NESTOR_E_INVALID_GUARD);
+    CHECK(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 2, all, NESTOR_CNODE_GUARD(4, 0x1f)) ==
+          NESTOR_E_INVALID_GUARD);
     CHECK(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 2, all, NESTOR_CNODE_GUARD(61, 0)) == NESTOR_E_INVALID_GUARD);
     CHECK(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 2, all, 0x80) == NESTOR_E_INVALID_GUARD);
 }
@@ -287,17 +291,18 @@ TEST_CASE("cap.cnode_self_reference_does_not_keep_it_alive") {
 
 TEST_CASE("cap.cnode_cycles_are_refused") {
     Booted b;
-    REQUIRE(retype(b, ObjectType::cnode, 2, kFree) == NESTOR_E_OK);      // A
-    REQUIRE(retype(b, ObjectType::cnode, 2, kFree + 1) == NESTOR_E_OK);  // B
-    REQUIRE(retype(b, ObjectType::cnode, 2, kFree + 2) == NESTOR_E_OK);  // C
-    REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 1, kFree, 0) == NESTOR_E_OK);      // A holds B
-    REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 2, kFree + 1, 0) == NESTOR_E_OK);  // B holds C
+    REQUIRE(retype(b, ObjectType::cnode, 2, kFree) == NESTOR_E_OK);                     // A
+    REQUIRE(retype(b, ObjectType::cnode, 2, kFree + 1) == NESTOR_E_OK);                 // B
+    REQUIRE(retype(b, ObjectType::cnode, 2, kFree + 2) == NESTOR_E_OK);                 // C
+    REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 1, kFree, 0) == NESTOR_E_OK);         // A holds B
+    REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 2, kFree + 1, 0) == NESTOR_E_OK);     // B holds C
     CHECK(b.call(NESTOR_HC_CAP_COPY, R, kFree, kFree + 2, 0) == NESTOR_E_CNODE_CYCLE);  // C holds A?
     CHECK(b.call(NESTOR_HC_CAP_MINT, R, kFree, kFree + 1, 1, NESTOR_RIGHT_CNODE_READ, 0) == NESTOR_E_CNODE_CYCLE);
     CHECK(b.call(NESTOR_HC_CAP_MOVE, R, kFree, kFree + 2, 1) == NESTOR_E_CNODE_CYCLE);
     CHECK(b.call(NESTOR_HC_CAP_COPY, R, kFree + 2, kFree, 1) == NESTOR_E_OK);  // a DAG is fine
     // A domain whose CSpace would contain its own CSpace root through another CNode.
-    REQUIRE(b.call(NESTOR_HC_DOMAIN_CREATE, U, R, kFree + 3, NESTOR_DOMAIN_CREATE_PACK(1, 2, 0, 0), 4096) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_DOMAIN_CREATE, U, R, kFree + 3, NESTOR_DOMAIN_CREATE_PACK(1, 2, 0, 0), 4096) ==
+            NESTOR_E_OK);
     REQUIRE(b.call(NESTOR_HC_DOMAIN_CSPACE, kFree + 3, R, kFree + 4) == NESTOR_E_OK);
     REQUIRE(b.call(NESTOR_HC_CAP_COPY, R, kFree + 4, kFree + 2, 2) == NESTOR_E_OK);  // C holds D's root
     CHECK(b.call(NESTOR_HC_CAP_COPY, R, kFree + 2, kFree + 4, 0) == NESTOR_E_CNODE_CYCLE);

@@ -91,12 +91,12 @@ TEST_CASE("dispatch.calls_that_release_nothing_answer_as_decode_and_invoke") {
     std::vector<Case> cases = {
         {NESTOR_HC_CAP_IDENTIFY, {R, kFree}},
         {NESTOR_HC_CAP_IDENTIFY, {R, kBootSlotDomain}},
-        {NESTOR_HC_CAP_IDENTIFY, {R, kFree + 7}},           // an empty slot
-        {NESTOR_HC_CAP_IDENTIFY, {R, kFree, 1}},            // an unused argument set
-        {NESTOR_HC_NOTIFICATION_SIGNAL, {R, kFree}},        // wrong: the CPtr is one argument
+        {NESTOR_HC_CAP_IDENTIFY, {R, kFree + 7}},     // an empty slot
+        {NESTOR_HC_CAP_IDENTIFY, {R, kFree, 1}},      // an unused argument set
+        {NESTOR_HC_NOTIFICATION_SIGNAL, {R, kFree}},  // wrong: the CPtr is one argument
         {NESTOR_HC_NOTIFICATION_SIGNAL, {kFree}},
         {NESTOR_HC_NOTIFICATION_POLL, {kFree}},
-        {NESTOR_HC_NOTIFICATION_POLL, {kFree}},             // the word was cleared
+        {NESTOR_HC_NOTIFICATION_POLL, {kFree}},              // the word was cleared
         {NESTOR_HC_NOTIFICATION_SIGNAL, {kBootSlotDomain}},  // wrong type
         {NESTOR_HC_VCPU_READ, {kFree + 1, 0}},
         {NESTOR_HC_VCPU_READ, {kFree + 1, NESTOR_VCPU_REG_COUNT}},  // no such register
@@ -134,8 +134,7 @@ TEST_CASE("dispatch.calls_that_release_nothing_answer_as_decode_and_invoke") {
 TEST_CASE("dispatch.a_signal_through_the_short_cut_reaches_the_poller") {
     Booted b;
     REQUIRE(b.call(NESTOR_HC_UNTYPED_RETYPE, U, NESTOR_CAP_NOTIFICATION, 0, R, kFree) == NESTOR_E_OK);
-    REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 1, NESTOR_RIGHT_NOTIFICATION_SIGNAL, 0x40) ==
-            NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree, R, kFree + 1, NESTOR_RIGHT_NOTIFICATION_SIGNAL, 0x40) == NESTOR_E_OK);
     REQUIRE(b.call(NESTOR_HC_NOTIFICATION_SIGNAL, kFree + 1) == NESTOR_E_OK);
     REQUIRE(b.call(NESTOR_HC_NOTIFICATION_POLL, kFree) == NESTOR_E_OK);
     CHECK(b.result.value[0] == 0x40);

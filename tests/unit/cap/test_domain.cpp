@@ -205,11 +205,11 @@ TEST_CASE("domain.vcpu_and_cspace_error_paths") {
 TEST_CASE("domain.read_only_view_then_revoke") {
     // The worked example of docs/capabilities.md.
     Booted b;
-    REQUIRE(create(b, good(), kFree) == NESTOR_E_OK);                                  // the guest
+    REQUIRE(create(b, good(), kFree) == NESTOR_E_OK);                                                  // the guest
     REQUIRE(b.call(NESTOR_HC_UNTYPED_RETYPE, U, NESTOR_CAP_MEMORY, 16, R, kFree + 1) == NESTOR_E_OK);  // 64 KiB
     REQUIRE(b.call(NESTOR_HC_CAP_MINT, R, kFree + 1, R, kFree + 2, NESTOR_RIGHT_MEMORY_READ, 0) == NESTOR_E_OK);
-    CHECK(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 2, 0x100000, NESTOR_RIGHT_MEMORY_READ | NESTOR_RIGHT_MEMORY_WRITE) ==
-          NESTOR_E_INSUFFICIENT_RIGHTS);
+    CHECK(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 2, 0x100000,
+                 NESTOR_RIGHT_MEMORY_READ | NESTOR_RIGHT_MEMORY_WRITE) == NESTOR_E_INSUFFICIENT_RIGHTS);
     REQUIRE(b.call(NESTOR_HC_DOMAIN_MAP, kFree, kFree + 2, 0x100000, NESTOR_RIGHT_MEMORY_READ) == NESTOR_E_OK);
     auto& d = static_cast<Domain&>(*b.slot(kFree).cap.object);
     auto& region = static_cast<MemoryRegion&>(*b.slot(kFree + 1).cap.object);

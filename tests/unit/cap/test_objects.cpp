@@ -93,8 +93,8 @@ TEST_CASE("cspace.guarded_lookup_through_two_levels") {
     auto found = resolve(root, cptr);
     REQUIRE(found);
     CHECK(found->slot->cap.type == ObjectType::notification);
-    CHECK(resolve(root, cptr ^ (u64{1} << 63)).error() == Error::guard_mismatch);  // level-1 guard
-    CHECK(resolve(root, cptr | (u64{1} << 20)).error() == Error::guard_mismatch);  // level-2 guard
+    CHECK(resolve(root, cptr ^ (u64{1} << 63)).error() == Error::guard_mismatch);             // level-1 guard
+    CHECK(resolve(root, cptr | (u64{1} << 20)).error() == Error::guard_mismatch);             // level-2 guard
     CHECK(resolve(root, (u64{0x5} << 60) | (u64{4} << 56)).error() == Error::lookup_failed);  // empty, bits left
     CHECK(resolve(root, (u64{0x5} << 60) | (u64{kFree} << 56)).error() == Error::lookup_failed);
     auto object = resolve_object(root, cptr, ObjectType::notification, NESTOR_RIGHT_NOTIFICATION_WAIT);
@@ -113,12 +113,11 @@ TEST_CASE("cspace.guarded_lookup_through_two_levels") {
 }
 
 TEST_CASE("cap.every_status_code_has_a_name") {
-    const u64 codes[] = {NESTOR_E_OK, NESTOR_E_INVALID_HYPERCALL, NESTOR_E_INSUFFICIENT_RIGHTS, NESTOR_E_CNODE_CYCLE,
-                         NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE, NESTOR_E_CFG_CSPACE_SIZE};
+    const u64 codes[] = {NESTOR_E_OK,          NESTOR_E_INVALID_HYPERCALL,           NESTOR_E_INSUFFICIENT_RIGHTS,
+                         NESTOR_E_CNODE_CYCLE, NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE, NESTOR_E_CFG_CSPACE_SIZE};
     for (u64 code : codes) CHECK(std::string(status_name(code)) != "unknown status");
     CHECK(std::string(status_name(NESTOR_E_OK)) == "success");
     CHECK(std::string(status_name(NESTOR_E_INSUFFICIENT_RIGHTS)) == "the capability lacks a right the call needs");
-    CHECK(std::string(status_name(NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE)) ==
-          "NESTED_VIRT asked, platform cannot nest");
+    CHECK(std::string(status_name(NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE)) == "NESTED_VIRT asked, platform cannot nest");
     CHECK(std::string(status_name(9999)) == "unknown status");
 }

@@ -41,8 +41,7 @@ void reseal(Image& image) {
     std::memcpy(image.data() + offsetof(nestor_manifest_header, checksum), &checksum, sizeof(checksum));
 }
 
-template <typename T>
-void put(Image& image, std::size_t offset, T value) {
+template <typename T> void put(Image& image, std::size_t offset, T value) {
     std::memcpy(image.data() + offset, &value, sizeof(T));
 }
 

@@ -23,9 +23,7 @@ public:
         auto& segment = segments_[address];
         segment.assign(static_cast<const u8*>(data), static_cast<const u8*>(data) + size);
     }
-    void place(paddr address, const std::vector<u8>& bytes) {
-        place(address, bytes.data(), bytes.size());
-    }
+    void place(paddr address, const std::vector<u8>& bytes) { place(address, bytes.data(), bytes.size()); }
 
     bool read(paddr address, void* out, usize size) const override {
         auto it = segments_.upper_bound(address);
@@ -77,9 +75,7 @@ public:
         data_.insert(data_.end(), b, b + n);
         return *this;
     }
-    void patch_u32(size_t offset, nestor::u32 value) {
-        std::memcpy(data_.data() + offset, &value, 4);
-    }
+    void patch_u32(size_t offset, nestor::u32 value) { std::memcpy(data_.data() + offset, &value, 4); }
     size_t size() const { return data_.size(); }
     const std::vector<u8>& bytes() const { return data_; }
 

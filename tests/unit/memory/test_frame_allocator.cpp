@@ -42,8 +42,7 @@ struct Scenario {
     // Every byte range that must never be handed out.
     std::vector<PhysicalRange> reserved() const {
         std::vector<PhysicalRange> out = {{0, kMiB}, kernel, {boot.info_start, boot.info_end}};
-        for (size_t i = 0; i < boot.module_count; ++i)
-            out.push_back({boot.modules[i].start, boot.modules[i].end});
+        for (size_t i = 0; i < boot.module_count; ++i) out.push_back({boot.modules[i].start, boot.modules[i].end});
         for (const auto& r : extra)  // an inverted range reserves what lies between its ends
             out.push_back({std::min(r.start, r.end), std::max(r.start, r.end)});
         for (size_t i = 0; i < boot.memory_count; ++i) {
@@ -61,8 +60,8 @@ struct Scenario {
         for (size_t i = 0; i < boot.memory_count; ++i) {
             const MemoryRange& m = boot.memory[i];
             if (m.kind != MemoryKind::usable) continue;
-            for (paddr p = (m.base + kPageSize - 1) / kPageSize * kPageSize;
-                 p + kPageSize <= m.base + m.length; p += kPageSize) {
+            for (paddr p = (m.base + kPageSize - 1) / kPageSize * kPageSize; p + kPageSize <= m.base + m.length;
+                 p += kPageSize) {
                 bool clean = true;
                 for (const auto& r : reserved_ranges)
                     if (r.start < p + kPageSize && p < r.end) clean = false;
@@ -79,8 +78,7 @@ Status<FrameError> init(FrameAllocator& frames, const Scenario& s, FakePhysical&
 
 std::set<paddr> bitmap_frames(const FrameAllocator& frames) {
     std::set<paddr> out;
-    for (paddr p = frames.bitmap_range().start; p < frames.bitmap_range().end; p += kPageSize)
-        out.insert(p);
+    for (paddr p = frames.bitmap_range().start; p < frames.bitmap_range().end; p += kPageSize) out.insert(p);
     return out;
 }
 
@@ -194,8 +192,7 @@ TEST_CASE("frames.random_maps_match_oracle") {
         const u64 span = 48 * kMiB;
         const int ranges = 1 + static_cast<int>(below(24));
         for (int i = 0; i < ranges; ++i) {
-            const MemoryKind kind =
-                below(3) == 0 ? static_cast<MemoryKind>(1 + below(4)) : MemoryKind::usable;
+            const MemoryKind kind = below(3) == 0 ? static_cast<MemoryKind>(1 + below(4)) : MemoryKind::usable;
             s.memory(below(span), 1 + below(12 * kMiB), kind);
         }
         const int modules = static_cast<int>(below(5));
@@ -359,8 +356,8 @@ TEST_CASE("frames.contiguous_invalid_request") {
     FakePhysical mem;
     FrameAllocator frames;
     REQUIRE(init(frames, typical(), mem).ok());
-    for (auto [count, alignment] : std::vector<std::pair<u64, u64>>{
-             {0, kPageSize}, {1, 0}, {1, 512}, {1, 3 * kPageSize}, {1, u64{1} << 63}}) {
+    for (auto [count, alignment] :
+         std::vector<std::pair<u64, u64>>{{0, kPageSize}, {1, 0}, {1, 512}, {1, 3 * kPageSize}, {1, u64{1} << 63}}) {
         auto r = frames.allocate_contiguous(count, alignment);
         REQUIRE_FALSE(r.ok());
         CHECK(r.error() == FrameError::invalid_request);

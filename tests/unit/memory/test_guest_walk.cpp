@@ -40,25 +40,25 @@ TEST_CASE("guest_walk.paging_off_is_identity") {
 
 TEST_CASE("guest_walk.long_mode_4k_2m_and_1g_pages") {
     FakeGuest g(0x10000);
-    g.put64(0x1000, 0x2000 | 3);              // PML4[0]
-    g.put64(0x2000, 0x3000 | 3);              // PDPT[0] -> PD
-    g.put64(0x2008, 0x40000000 | 0x83);       // PDPT[1]: 1 GiB page at 1 GiB
-    g.put64(0x3000, 0x4000 | 3);              // PD[0] -> PT
-    g.put64(0x3008, 0x600000 | 0x83);         // PD[1]: 2 MiB page at 6 MiB
-    g.put64(0x4000 + 5 * 8, 0x9000 | 3);      // PT[5]: 0x5000 -> 0x9000
+    g.put64(0x1000, 0x2000 | 3);          // PML4[0]
+    g.put64(0x2000, 0x3000 | 3);          // PDPT[0] -> PD
+    g.put64(0x2008, 0x40000000 | 0x83);   // PDPT[1]: 1 GiB page at 1 GiB
+    g.put64(0x3000, 0x4000 | 3);          // PD[0] -> PT
+    g.put64(0x3008, 0x600000 | 0x83);     // PD[1]: 2 MiB page at 6 MiB
+    g.put64(0x4000 + 5 * 8, 0x9000 | 3);  // PT[5]: 0x5000 -> 0x9000
     GuestPaging p{kPg | kPe, 0x1000, kPae, kLme | kLma};
     CHECK(walk(p, 0x5123, g) == 0x9123);
     CHECK(walk(p, 0x200000 + 0x1234, g) == 0x601234);
     CHECK(walk(p, 0x40000000 + 0x12345, g) == 0x40012345);
-    CHECK(walk(p, 0x6000, g) == ~u64{0});       // PT[6] not present
-    CHECK(walk(p, 0x80000000, g) == ~u64{0});   // PDPT[2] not present
+    CHECK(walk(p, 0x6000, g) == ~u64{0});      // PT[6] not present
+    CHECK(walk(p, 0x80000000, g) == ~u64{0});  // PDPT[2] not present
 }
 
 TEST_CASE("guest_walk.pae_and_32bit_paging") {
     FakeGuest g(0x10000);
-    g.put64(0x1000 + 8, 0x2000 | 1);     // PDPTE[1] (linear 1-2 GiB)
-    g.put64(0x2000, 0x3000 | 3);         // PD[0]
-    g.put64(0x3000 + 8, 0x7000 | 3);     // PT[1]
+    g.put64(0x1000 + 8, 0x2000 | 1);  // PDPTE[1] (linear 1-2 GiB)
+    g.put64(0x2000, 0x3000 | 3);      // PD[0]
+    g.put64(0x3000 + 8, 0x7000 | 3);  // PT[1]
     CHECK(walk(GuestPaging{kPg | kPe, 0x1000, kPae, 0}, 0x40001010, g) == 0x7010);
     g.put32(0x5000 + 4, 0x00800000 | 0x83);  // PDE[1]: 4 MiB page at 8 MiB
     g.put32(0x5000, 0x6000 | 3);             // PDE[0] -> PT

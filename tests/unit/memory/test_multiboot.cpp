@@ -39,13 +39,7 @@ struct V1Table {
 
     Bytes bytes() const {
         Bytes b;
-        b.u32(flags)
-            .u32(mem_lower)
-            .u32(mem_upper)
-            .u32(0)
-            .u32(cmdline)
-            .u32(mods_count)
-            .u32(mods_addr);
+        b.u32(flags).u32(mem_lower).u32(mem_upper).u32(0).u32(cmdline).u32(mods_count).u32(mods_addr);
         b.zeros(16).u32(mmap_length).u32(mmap_addr);
         b.zeros(kMultiboot1InfoSize - b.size());
         return b;
@@ -107,9 +101,7 @@ class V2Table {
 public:
     V2Table() { b_.u32(0).u32(0); }
     V2Table& tag(nestor::u32 type, const Bytes& body) {
-        b_.u32(type)
-            .u32(static_cast<nestor::u32>(8 + body.size()))
-            .raw(body.bytes().data(), body.size());
+        b_.u32(type).u32(static_cast<nestor::u32>(8 + body.size())).raw(body.bytes().data(), body.size());
         b_.align(8);
         return *this;
     }
@@ -117,9 +109,7 @@ public:
     V2Table& module(nestor::u32 start, nestor::u32 end, const char* s) {
         return tag(3, Bytes().u32(start).u32(end).str(s));
     }
-    V2Table& basic_memory(nestor::u32 lower, nestor::u32 upper) {
-        return tag(4, Bytes().u32(lower).u32(upper));
-    }
+    V2Table& basic_memory(nestor::u32 lower, nestor::u32 upper) { return tag(4, Bytes().u32(lower).u32(upper)); }
     V2Table& mmap(const std::vector<MmapEntry>& entries, nestor::u32 entry_size = 24) {
         Bytes body;
         body.u32(entry_size).u32(0);
@@ -479,8 +469,7 @@ TEST_CASE("multiboot.v1_no_memory_information_refused") {
 
 namespace {
 // A v1 table whose map holds `entries`.
-Result<MultibootNotes, MultibootError> parse_v1_map(const std::vector<MmapEntry>& entries,
-                                                    BootInfo& info) {
+Result<MultibootNotes, MultibootError> parse_v1_map(const std::vector<MmapEntry>& entries, BootInfo& info) {
     FakePhysical mem;
     Bytes map = v1_mmap(entries);
     mem.place(kMmapAddress, map.bytes());
@@ -508,8 +497,7 @@ TEST_CASE("multiboot.too_many_usable_ranges_dropped") {
     REQUIRE(result.ok());
     CHECK(result->memory_ranges_dropped == 1);
     CHECK(info.memory_count == BootInfo::kMaxMemoryRanges);
-    for (size_t i = 0; i < info.memory_count; ++i)
-        CHECK(info.memory[i].kind == MemoryKind::reserved);
+    for (size_t i = 0; i < info.memory_count; ++i) CHECK(info.memory[i].kind == MemoryKind::reserved);
 }
 
 TEST_CASE("multiboot.full_map_reserved_replaces_usable") {

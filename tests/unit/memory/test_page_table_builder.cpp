@@ -124,11 +124,9 @@ TEST_CASE("paging.permission_bits") {
     REQUIRE(f.builder.map(0x11000, 0x11000, kPageSize, Permissions{false, true, false, true}).ok());
     const paddr root = f.builder.root();
     const u64 user_data = raw_entry(f.tables, root, 0x10000, 1);
-    CHECK((user_data & (kPresent | kWritable | kUser | kGlobal | kLarge)) ==
-          (kPresent | kWritable | kUser));
+    CHECK((user_data & (kPresent | kWritable | kUser | kGlobal | kLarge)) == (kPresent | kWritable | kUser));
     const u64 global_code = raw_entry(f.tables, root, 0x11000, 1);
-    CHECK((global_code & (kPresent | kWritable | kUser | kGlobal | kLarge)) ==
-          (kPresent | kGlobal));
+    CHECK((global_code & (kPresent | kWritable | kUser | kGlobal | kLarge)) == (kPresent | kGlobal));
     const Translation a = f.translate(0x10000);
     CHECK(a.permissions.writable);
     CHECK(a.permissions.user);
@@ -263,8 +261,7 @@ TEST_CASE("paging.respects_foreign_1g_pages") {
     CHECK(t.physical == 0x80012345ull);
     CHECK(t.permissions.writable);
     CHECK(f.map_error(kGiB + 2 * kMiB, 0x200000, 2 * kMiB, kReadOnly) == MapError::already_mapped);
-    CHECK(f.map_error(kGiB + kPageSize, 0x200000, kPageSize, kReadOnly) ==
-          MapError::would_split_large_page);
+    CHECK(f.map_error(kGiB + kPageSize, 0x200000, kPageSize, kReadOnly) == MapError::would_split_large_page);
 }
 
 TEST_CASE("paging.refuses_bad_requests") {
@@ -275,14 +272,10 @@ TEST_CASE("paging.refuses_bad_requests") {
     CHECK(f.map_error(0x1000, 0x1000, 0, kData) == MapError::empty_range);
     CHECK(f.map_error(0x0000800000000000ull, 0x1000, kPageSize, kData) == MapError::non_canonical);
     CHECK(f.map_error(0xFFFF7FFFFFFFF000ull, 0x1000, kPageSize, kData) == MapError::non_canonical);
-    CHECK(f.map_error(0x00007FFFFFFFF000ull, 0x1000, 2 * kPageSize, kData) ==
-          MapError::non_canonical);
-    CHECK(f.map_error(0xFFFFFFFFFFFFF000ull, 0x1000, 2 * kPageSize, kData) ==
-          MapError::non_canonical);
-    CHECK(f.map_error(0x1000, (u64{1} << 52) - kPageSize, 2 * kPageSize, kData) ==
-          MapError::physical_out_of_range);
-    CHECK(f.map_error(0x1000, 0xFFFFFFFFFFFFF000ull, kPageSize, kData) ==
-          MapError::physical_out_of_range);
+    CHECK(f.map_error(0x00007FFFFFFFF000ull, 0x1000, 2 * kPageSize, kData) == MapError::non_canonical);
+    CHECK(f.map_error(0xFFFFFFFFFFFFF000ull, 0x1000, 2 * kPageSize, kData) == MapError::non_canonical);
+    CHECK(f.map_error(0x1000, (u64{1} << 52) - kPageSize, 2 * kPageSize, kData) == MapError::physical_out_of_range);
+    CHECK(f.map_error(0x1000, 0xFFFFFFFFFFFFF000ull, kPageSize, kData) == MapError::physical_out_of_range);
     CHECK(f.tables.count() == 1);
     // The edges themselves are fine.
     CHECK(f.builder.map(0x00007FFFFFFFF000ull, (u64{1} << 52) - kPageSize, kPageSize, kData).ok());

@@ -42,8 +42,8 @@ class Environment final : public ExitEnvironment {
 public:
     CpuidValues host_cpuid(u32 leaf, u32) override {
         if (leaf == 1) return {0x00800F12, 0, 0x00000001, 0};
-        if (leaf == 0x80000001) return {0, 0, 0x00000004, 0};                 // SVM
-        if (leaf == 0x8000000A) return {1, 16, 0, 0x1};                       // NP
+        if (leaf == 0x80000001) return {0, 0, 0x00000004, 0};  // SVM
+        if (leaf == 0x8000000A) return {1, 16, 0, 0x1};        // NP
         return {0x11, 0x22, 0x33, 0x44};
     }
     void console_line(const char*, usize) override {}
@@ -101,8 +101,8 @@ inline VmExit msr_write(u32 index, u64 value) {
 inline constexpr u64 kEferSvme = u64{1} << 12;
 
 // Every MSR of the virtualization interface.
-inline constexpr u32 kVirtualizationMsrs[] = {0x3A,  0x480, 0x481, 0x482, 0x483, 0x484, 0x485, 0x486,
-                                              0x487, 0x488, 0x489, 0x48A, 0x48B, 0x48C, 0x48D, 0x48E,
-                                              0x48F, 0x490, 0x491, 0xC0010114, 0xC0010117};
+inline constexpr u32 kVirtualizationMsrs[] = {0x3A,  0x480, 0x481, 0x482, 0x483, 0x484,      0x485,
+                                              0x486, 0x487, 0x488, 0x489, 0x48A, 0x48B,      0x48C,
+                                              0x48D, 0x48E, 0x48F, 0x490, 0x491, 0xC0010114, 0xC0010117};
 
 }  // namespace nested_test

@@ -108,9 +108,7 @@ public:
         return true;
     }
     u64* table(paddr frame) override { return tables.at(frame).get(); }
-    void free(paddr frame) override {
-        REQUIRE_FREE(tables.erase(frame) == 1);
-    }
+    void free(paddr frame) override { REQUIRE_FREE(tables.erase(frame) == 1); }
     usize live() const { return tables.size(); }
 
     static void REQUIRE_FREE(bool ok) {
@@ -207,8 +205,8 @@ struct Machine {
     Vmcb vmcb12() const { return l1.get<Vmcb>(kVmcb12); }
 
     VmrunOutcome vmrun(u64 vmcb12_pa = kVmcb12) {
-        VmrunEnvironment env{l1, l1_offer, l0_controls(), l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(),
-                             merged_msrpm.data()};
+        VmrunEnvironment env{
+            l1, l1_offer, l0_controls(), l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(), merged_msrpm.data()};
         return emulate_vmrun(*vcpu, env, vmcb01.save, vmcb12_pa, vmcb01.save.rip + 3, vmcb02);
     }
 };

@@ -55,8 +55,8 @@ TEST_CASE("nested.cpuid_shows_svm_only_to_nested_domains") {
     CpuidValues svm = l1.cpuid(0x8000000A);
     CHECK(svm.eax == 1);
     CHECK(svm.ebx > 0);
-    CHECK((svm.edx & 0x1) != 0);  // NP
-    CHECK((svm.edx & 0x8) != 0);  // NRIPS
+    CHECK((svm.edx & 0x1) != 0);                    // NP
+    CHECK((svm.edx & 0x8) != 0);                    // NRIPS
     CHECK((l1.cpuid(1).ecx & kCpuid1EcxVmx) == 0);  // no VMX on an AMD L1
     CHECK(l1.cpuid(0x40000000).ebx == kNestorSignatureEbx);
 }
@@ -198,8 +198,8 @@ TEST_CASE("nested.efer_svme_belongs_to_the_component") {
 
 TEST_CASE("nested.hsave_pa_must_be_a_page_of_l1_memory") {
     NestedGuest l1(amd_cpu());
-    CHECK(is_gp(l1.run(msr_write(kMsrVmHsavePa, 0x5008))));           // not page aligned
-    CHECK(is_gp(l1.run(msr_write(kMsrVmHsavePa, 16u << 20))));        // past the end of its memory
+    CHECK(is_gp(l1.run(msr_write(kMsrVmHsavePa, 0x5008))));     // not page aligned
+    CHECK(is_gp(l1.run(msr_write(kMsrVmHsavePa, 16u << 20))));  // past the end of its memory
     CHECK(is_gp(l1.run(msr_write(kMsrVmHsavePa, u64{1} << 63))));
     CHECK_FALSE(l1.run(msr_write(kMsrVmHsavePa, (16u << 20) - 0x1000)).inject);
     l1.run(msr_read(kMsrVmHsavePa));
@@ -210,7 +210,7 @@ TEST_CASE("nested.vm_cr_reads_svm_enabled_and_unlocked") {
     NestedGuest l1(amd_cpu());
     l1.state.rax() = 0xFFFF;
     CHECK_FALSE(l1.run(msr_read(kMsrVmCr)).inject);
-    CHECK(l1.state.rax() == 0);  // SVMDIS and LOCK clear
+    CHECK(l1.state.rax() == 0);                          // SVMDIS and LOCK clear
     CHECK(is_gp(l1.run(msr_write(kMsrVmCr, 1u << 4))));  // SVMDIS
     CHECK(is_gp(l1.run(msr_write(kMsrVmCr, 1u << 3))));  // LOCK
     CHECK_FALSE(l1.run(msr_write(kMsrVmCr, 1u << 1)).inject);

@@ -8,9 +8,7 @@
 
 using namespace nested_test;
 
-TEST_CASE("nested.real_table_is_linked") {
-    CHECK(std::string(nested::nested_ops.name) == "nested");
-}
+TEST_CASE("nested.real_table_is_linked") { CHECK(std::string(nested::nested_ops.name) == "nested"); }
 
 TEST_CASE("nested.predicate_svm_needs_svm_and_npt") {
     CHECK(nested_virt_availability(amd_cpu(), &kSvmOps).available);
@@ -45,8 +43,8 @@ TEST_CASE("nested.platform_caps_physcaps_and_sanitiser_agree_with_the_predicate"
         CpuFeatures cpu;
         const VirtOps* ops;
     };
-    const Case cases[] = {{amd_cpu(), &kSvmOps},         {amd_cpu(false), &kSvmOps},  {amd_cpu(), nullptr},
-                          {intel_cpu(), &kVmxOps},       {intel_cpu(false), &kVmxOps}, {intel_cpu(true, false), &kVmxOps},
+    const Case cases[] = {{amd_cpu(), &kSvmOps},   {amd_cpu(false), &kSvmOps},   {amd_cpu(), nullptr},
+                          {intel_cpu(), &kVmxOps}, {intel_cpu(false), &kVmxOps}, {intel_cpu(true, false), &kVmxOps},
                           {CpuFeatures{}, nullptr}};
     for (const Case& c : cases) {
         bool predicate = nested_virt_availability(c.cpu, c.ops).available;

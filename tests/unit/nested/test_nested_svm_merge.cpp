@@ -159,7 +159,7 @@ TEST_CASE("nested_svm.merge_leaves_the_vmload_state_to_l1s_cpu") {
 
 TEST_CASE("nested_svm.merge_permission_maps_or_l0_and_l1") {
     Machine m;
-    m.l0_iopm[0x60 / 8] = 1u << (0x60 % 8);  // L0 wants port 0x60
+    m.l0_iopm[0x60 / 8] = 1u << (0x60 % 8);         // L0 wants port 0x60
     m.l1.ram[kIopm + 0x70 / 8] = 1u << (0x70 % 8);  // L1 wants port 0x70
     m.l0_msrpm[0x10] = 0x3;
     m.l1.ram[kMsrpm + 0x800] = 0xC;

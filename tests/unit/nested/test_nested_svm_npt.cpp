@@ -73,9 +73,9 @@ TEST_CASE("nested_svm.shadow_npt_large_l1_pages_become_4k_entries") {
 
 TEST_CASE("nested_svm.shadow_npt_never_maps_outside_l1") {
     Shadow s;
-    s.tables.map(0x1000, FakeL1::kMmioBase);      // L1's MMIO: L0's business (device emulation)
-    s.tables.map(0x2000, 0x7FF000000);            // beyond L1's RAM
-    s.tables.map(0x3000, 0x270000);               // RAM, but L0 maps it read-only
+    s.tables.map(0x1000, FakeL1::kMmioBase);  // L1's MMIO: L0's business (device emulation)
+    s.tables.map(0x2000, 0x7FF000000);        // beyond L1's RAM
+    s.tables.map(0x3000, 0x270000);           // RAM, but L0 maps it read-only
     s.l1.read_only[0x270] = true;
     ShadowResult mmio = s.npt.fault(s.l1, 0x1000, kRead);
     CHECK(mmio.outcome == ShadowOutcome::l0_fault);
@@ -92,18 +92,18 @@ TEST_CASE("nested_svm.shadow_npt_never_maps_outside_l1") {
 
 TEST_CASE("nested_svm.shadow_npt_l1_faults_become_npf_exits") {
     Shadow s;
-    s.tables.map(0x1000, 0x250000, 0x5);                                // read-only for L2
-    s.tables.map(0x2000, 0x251000, 0x7 | arch::pte::no_execute);        // no execute
-    s.tables.map(0x3000, 0x252000, 0x3);                                // supervisor: refuses nested walks
-    s.tables.map(0x4000, 0x253000 | (u64{1} << 45), 0x7);               // reserved address bits
+    s.tables.map(0x1000, 0x250000, 0x5);                          // read-only for L2
+    s.tables.map(0x2000, 0x251000, 0x7 | arch::pte::no_execute);  // no execute
+    s.tables.map(0x3000, 0x252000, 0x3);                          // supervisor: refuses nested walks
+    s.tables.map(0x4000, 0x253000 | (u64{1} << 45), 0x7);         // reserved address bits
     ShadowResult missing = s.npt.fault(s.l1, 0x9000000, kWrite);
     CHECK(missing.outcome == ShadowOutcome::reflect_npf);
     CHECK(missing.exit_info_1 == (arch::npf_info::user | arch::npf_info::write | arch::npf_info::final_address));
     CHECK(missing.exit_info_2 == 0x9000000);
     ShadowResult ro = s.npt.fault(s.l1, 0x1010, kWrite);
     CHECK(ro.outcome == ShadowOutcome::reflect_npf);
-    CHECK(ro.exit_info_1 == (arch::npf_info::present | arch::npf_info::user | arch::npf_info::write |
-                             arch::npf_info::final_address));
+    CHECK(ro.exit_info_1 ==
+          (arch::npf_info::present | arch::npf_info::user | arch::npf_info::write | arch::npf_info::final_address));
     CHECK(ro.exit_info_2 == 0x1010);
     ShadowResult nx = s.npt.fault(s.l1, 0x2000, kFetch);
     CHECK(nx.outcome == ShadowOutcome::reflect_npf);
@@ -212,8 +212,8 @@ TEST_CASE("nested_svm.shadow_npt_reads_bit_63_by_l1s_nxe_not_l2s") {
         REQUIRE(m.vmrun().result == VmrunResult::entered);
         ShadowResult fetch = m.vcpu->shadow.fault(m.l1, 0x1000, kFetch);
         CHECK(fetch.outcome == ShadowOutcome::reflect_npf);
-        CHECK(fetch.exit_info_1 == (arch::npf_info::present | arch::npf_info::user | arch::npf_info::fetch |
-                                    arch::npf_info::final_address));
+        CHECK(fetch.exit_info_1 ==
+              (arch::npf_info::present | arch::npf_info::user | arch::npf_info::fetch | arch::npf_info::final_address));
         REQUIRE(m.vcpu->shadow.fault(m.l1, 0x1000, kRead).outcome == ShadowOutcome::mapped);
         u64 leaf = 0;
         m.vcpu->shadow.for_each_leaf([&](u64, u64 e) { leaf = e; });

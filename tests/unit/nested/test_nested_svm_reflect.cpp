@@ -78,8 +78,8 @@ TEST_CASE("nested_svm.l2_ud_is_l1s_when_l1_intercepts_ud") {
 
 TEST_CASE("nested_svm.physical_events_are_never_reflected") {
     Vmcb v = valid_vmcb12();
-    v.control.intercept_misc1 |= vmcb::intercept1::intr | vmcb::intercept1::nmi | vmcb::intercept1::smi |
-                                 vmcb::intercept1::init;
+    v.control.intercept_misc1 |=
+        vmcb::intercept1::intr | vmcb::intercept1::nmi | vmcb::intercept1::smi | vmcb::intercept1::init;
     Running intercepting(v);
     v.control.intercept_misc1 &= ~(vmcb::intercept1::intr | vmcb::intercept1::nmi);
     Running not_intercepting(v);

@@ -42,8 +42,21 @@ struct NptL1 : Guest {
     bool destroyed = false;
 
     explicit NptL1(bool l1_nxe = false, bool l2_nxe = false) {
-        hw = NestedContext{vmcb01, 0x1000, vmcb02, 0x2000, 7, l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(),
-                           merged_msrpm.data(), 0x3000, 0x5000, false, false, false, kEmptyRoot};
+        hw = NestedContext{vmcb01,
+                           0x1000,
+                           vmcb02,
+                           0x2000,
+                           7,
+                           l0_iopm.data(),
+                           l0_msrpm.data(),
+                           merged_iopm.data(),
+                           merged_msrpm.data(),
+                           0x3000,
+                           0x5000,
+                           false,
+                           false,
+                           false,
+                           kEmptyRoot};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());

@@ -16,7 +16,8 @@ struct CheckCase {
 };
 
 const CheckCase kCheckCases[] = {
-    {CheckFailure::vmrun_not_intercepted, [](Vmcb& v, L1Offer&) { v.control.intercept_misc2 &= ~vmcb::intercept2::vmrun; }},
+    {CheckFailure::vmrun_not_intercepted,
+     [](Vmcb& v, L1Offer&) { v.control.intercept_misc2 &= ~vmcb::intercept2::vmrun; }},
     {CheckFailure::asid_zero, [](Vmcb& v, L1Offer&) { v.control.guest_asid = 0; }},
     {CheckFailure::efer_svme_clear, [](Vmcb& v, L1Offer&) { v.save.efer &= ~arch::kEferSvme; }},
     {CheckFailure::cr0_nw_without_cd, [](Vmcb& v, L1Offer&) { v.save.cr0 |= arch::kCr0Nw; }},
@@ -30,11 +31,16 @@ const CheckCase kCheckCases[] = {
     {CheckFailure::long_mode_without_pae, [](Vmcb& v, L1Offer&) { v.save.cr4 &= ~arch::kCr4Pae; }},
     {CheckFailure::long_mode_without_pe, [](Vmcb& v, L1Offer&) { v.save.cr0 &= ~arch::kCr0Pe; }},
     {CheckFailure::long_mode_cs_l_and_d, [](Vmcb& v, L1Offer&) { v.save.cs.attrib |= vmcb::attrib::default32; }},
-    {CheckFailure::event_inject_type, [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (1u << 8); }},
-    {CheckFailure::event_inject_type, [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (7u << 8); }},
-    {CheckFailure::event_inject_vector, [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 2; }},
-    {CheckFailure::event_inject_vector, [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 9; }},
-    {CheckFailure::event_inject_vector, [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 0x40; }},
+    {CheckFailure::event_inject_type,
+     [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (1u << 8); }},
+    {CheckFailure::event_inject_type,
+     [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (7u << 8); }},
+    {CheckFailure::event_inject_vector,
+     [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 2; }},
+    {CheckFailure::event_inject_vector,
+     [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 9; }},
+    {CheckFailure::event_inject_vector,
+     [](Vmcb& v, L1Offer&) { v.control.event_inject = arch::event::valid | (3u << 8) | 0x40; }},
     {CheckFailure::msrpm_outside_l1_ram, [](Vmcb& v, L1Offer&) { v.control.msrpm_base_pa = FakeL1::kMmioBase; }},
     {CheckFailure::msrpm_outside_l1_ram, [](Vmcb& v, L1Offer&) { v.control.msrpm_base_pa = (4u << 20) - 0x1000; }},
     {CheckFailure::iopm_outside_l1_ram, [](Vmcb& v, L1Offer&) { v.control.iopm_base_pa = FakeL1::kMmioBase - 0x1000; }},
@@ -108,10 +114,10 @@ TEST_CASE("nested_svm.maps_not_checked_when_not_used_but_width_still_is") {
 }
 
 TEST_CASE("nested_svm.valid_event_injections_pass") {
-    const u64 events[] = {arch::event::valid | 0x20,                                      // INTR
-                          arch::event::valid | (2u << 8) | 2,                             // NMI
+    const u64 events[] = {arch::event::valid | 0x20,                                            // INTR
+                          arch::event::valid | (2u << 8) | 2,                                   // NMI
                           arch::event::valid | (3u << 8) | 14 | arch::event::error_code_valid,  // #PF
-                          arch::event::valid | (4u << 8) | 0x80};                         // INT n
+                          arch::event::valid | (4u << 8) | 0x80};                               // INT n
     for (u64 e : events) {
         Machine m;
         Vmcb v = valid_vmcb12();

@@ -50,8 +50,21 @@ struct L1Fixture : Guest {
     nested::NestedVcpu vcpu;
 
     L1Fixture() {
-        hw = NestedContext{vmcb01, 0x1000, vmcb02, 0x2000, 7, l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(),
-                           merged_msrpm.data(), 0x3000, 0x5000, false, false, false, 0x9000};
+        hw = NestedContext{vmcb01,
+                           0x1000,
+                           vmcb02,
+                           0x2000,
+                           7,
+                           l0_iopm.data(),
+                           l0_msrpm.data(),
+                           merged_iopm.data(),
+                           merged_msrpm.data(),
+                           0x3000,
+                           0x5000,
+                           false,
+                           false,
+                           false,
+                           0x9000};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         vmcb01->control.intercept_misc1 = 1u << 18;  // CPUID, as L0 intercepts for L1
@@ -130,7 +143,7 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(v.control.next_rip == 0x3002);
     CHECK(v.save.rip == 0x3000);
 
-    CHECK(carries_on(l1.run(instruction(0x84, 3))));  // STGI
+    CHECK(carries_on(l1.run(instruction(0x84, 3))));                                              // STGI
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);  // delivered to L1
 }
 
@@ -183,7 +196,7 @@ TEST_CASE("nested_svm_wiring.vmsave_and_vmload_move_the_vmload_state") {
     REQUIRE(carries_on(l1.run(instruction(0x83, 3))));  // VMSAVE
     CHECK(l1.host.vmcb_at(kVmloadArea).save.lstar == 0xAAAA);
     l1.host.vmcb_at(kVmloadArea).save.lstar = 0xBBBB;
-    l1.host.vmcb_at(kVmloadArea).save.rip = 0xDEAD;  // not VMLOAD state: ignored
+    l1.host.vmcb_at(kVmloadArea).save.rip = 0xDEAD;     // not VMLOAD state: ignored
     REQUIRE(carries_on(l1.run(instruction(0x82, 3))));  // VMLOAD
     CHECK(l1.vmcb01->save.lstar == 0xBBBB);
     CHECK(l1.vmcb01->save.rip == 0x1000);
@@ -204,7 +217,7 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_during_l2_exits_to_l1") {
     l1.state.rflags = 0x202;               // L1 runs with IF set
     REQUIRE(carries_on(l1.vmrun()));
     REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    l1.state.rflags = 0x2;  // L2's IF is clear: L1's decides
+    l1.state.rflags = 0x2;                          // L2's IF is clear: L1's decides
     l1.vmcb02->control.exit_int_info = 0x80000030;  // L2 was receiving vector 0x30
     l1.state.rip = 0x3005;
     nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state);

@@ -31,9 +31,7 @@ TEST_CASE("cpuid_policy.hides_svm") {
     CHECK(features.edx == 0);
 }
 
-TEST_CASE("cpuid_policy.sets_hypervisor_bit") {
-    CHECK((cpuid_policy(1, 0, kZeros).ecx & (1u << 31)) != 0);
-}
+TEST_CASE("cpuid_policy.sets_hypervisor_bit") { CHECK((cpuid_policy(1, 0, kZeros).ecx & (1u << 31)) != 0); }
 
 TEST_CASE("cpuid_policy.hypervisor_leaf") {
     CpuidValues v = cpuid_policy(0x40000000, 0, kAllOnes);
@@ -101,8 +99,7 @@ TEST_CASE("cpuid_memo.a_shared_entry_never_answers_for_the_wrong_query") {
 
 TEST_CASE("cpuid_memo.spreads_the_leaves_a_guest_asks_for") {
     // The basic, hypervisor and extended leaves a booting OS reads: few may share an entry.
-    u32 leaves[] = {0, 1, 2, 4, 6, 7, 0xB, 0xD, 0x40000000, 0x40000001, 0x80000000, 0x80000001, 0x80000007,
-                    0x80000008};
+    u32 leaves[] = {0, 1, 2, 4, 6, 7, 0xB, 0xD, 0x40000000, 0x40000001, 0x80000000, 0x80000001, 0x80000007, 0x80000008};
     bool used[CpuidMemo::kEntries] = {};
     int shared = 0;
     for (u32 leaf : leaves) {

@@ -198,8 +198,7 @@ TEST_CASE("exit.exit_port_stops_with_status") {
 
 TEST_CASE("exit.console_prints_whole_lines") {
     Fixture f;
-    for (char c : std::string("hi\r\nthere\x1b"))
-        CHECK_FALSE(f.run(out(kGuestConsolePort, static_cast<u8>(c))).stop);
+    for (char c : std::string("hi\r\nthere\x1b")) CHECK_FALSE(f.run(out(kGuestConsolePort, static_cast<u8>(c))).stop);
     REQUIRE(f.env.lines.size() == 1);
     CHECK(f.env.lines[0] == "hi");
     // The partial line comes out when the guest stops, with the escape byte defused.
@@ -262,8 +261,8 @@ TEST_CASE("exit.fatal_exits_stop_guest") {
     CHECK(f.run(make(ExitKind::triple_fault, 0)).reason == StopReason::triple_fault);
     CHECK(f.run(make(ExitKind::invalid_state, 0)).reason == StopReason::invalid_state);
     CHECK(f.run(make(ExitKind::unknown, 0)).reason == StopReason::unknown_exit);
-    for (ExitKind kind : {ExitKind::nested_page_fault, ExitKind::triple_fault, ExitKind::invalid_state,
-                          ExitKind::unknown}) {
+    for (ExitKind kind :
+         {ExitKind::nested_page_fault, ExitKind::triple_fault, ExitKind::invalid_state, ExitKind::unknown}) {
         VmExit exit = make(kind, 0);
         if (kind == ExitKind::nested_page_fault) exit.npf = npf.npf;
         CHECK(f.run(exit).status != 0);
@@ -291,9 +290,9 @@ TEST_CASE("exit.intercepted_exception_is_reflected") {
 
 TEST_CASE("exit.console_divisor_latch_bytes_are_not_text") {
     Fixture f;
-    f.run(out(kGuestConsoleLcr, 0x80));      // open the divisor latch
-    f.run(out(kGuestConsolePort, 0x01));     // divisor low byte: 115200 baud
-    f.run(out(kGuestConsoleLcr, 0x03));      // 8N1, latch closed
+    f.run(out(kGuestConsoleLcr, 0x80));   // open the divisor latch
+    f.run(out(kGuestConsolePort, 0x01));  // divisor low byte: 115200 baud
+    f.run(out(kGuestConsoleLcr, 0x03));   // 8N1, latch closed
     VmExit read = make(ExitKind::io, 1);
     read.io = IoExit{kGuestConsoleLcr, 1, IoDirection::in, false, false, 0};
     f.run(read);
@@ -396,7 +395,7 @@ TEST_CASE("exit.cpuid_memo_answers_repeated_questions") {
     u64 second[] = {f.state.rax(), f.state.rbx(), f.state.rcx(), f.state.rdx()};
     for (int i = 0; i < 4; ++i) CHECK(second[i] == first[i]);
     CHECK(f.state.rip == 0x1004);  // each completed
-    run(1, 1);  // another subleaf: asked again
+    run(1, 1);                     // another subleaf: asked again
     CHECK(f.env.cpuid_calls == 2);
     run(kCpuidHypervisorBase, 0);  // synthetic: never the host
     CHECK(f.env.cpuid_calls == 2);
@@ -443,9 +442,13 @@ TEST_CASE("exit.context_handles_every_kind_as_the_plain_handler") {
     // The hot exits and the rest go through the same rules with a context.
     Fixture with, without;
     ExitContext context{nullptr, nullptr};
-    VmExit exits[] = {out(kGuestConsolePort, 'h'), out(kGuestConsolePort, '\n'), make(ExitKind::hypercall, 3),
-                      make(ExitKind::cache_invalidate, 2), make(ExitKind::external_interrupt, 0),
-                      make(ExitKind::virtualization_instruction, 3), make(ExitKind::hlt, 1)};
+    VmExit exits[] = {out(kGuestConsolePort, 'h'),
+                      out(kGuestConsolePort, '\n'),
+                      make(ExitKind::hypercall, 3),
+                      make(ExitKind::cache_invalidate, 2),
+                      make(ExitKind::external_interrupt, 0),
+                      make(ExitKind::virtualization_instruction, 3),
+                      make(ExitKind::hlt, 1)};
     for (const VmExit& e : exits) {
         ExitOutcome a = handle_exit(e, with.state, with.console, with.env, context);
         ExitOutcome b = without.run(e);

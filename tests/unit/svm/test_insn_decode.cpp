@@ -50,8 +50,8 @@ TEST_CASE("insn.cpuid_length") {
 }
 
 TEST_CASE("insn.svm_instructions") {
-    const std::pair<int, InsnOp> svm[] = {{0xD8, InsnOp::vmrun}, {0xD9, InsnOp::vmmcall}, {0xDA, InsnOp::vmload},
-                                          {0xDB, InsnOp::vmsave}, {0xDC, InsnOp::stgi},   {0xDD, InsnOp::clgi},
+    const std::pair<int, InsnOp> svm[] = {{0xD8, InsnOp::vmrun},  {0xD9, InsnOp::vmmcall}, {0xDA, InsnOp::vmload},
+                                          {0xDB, InsnOp::vmsave}, {0xDC, InsnOp::stgi},    {0xDD, InsnOp::clgi},
                                           {0xDE, InsnOp::skinit}, {0xDF, InsnOp::invlpga}};
     for (auto [modrm, op] : svm)
         for (CpuMode mode : kAllModes) check_ok({0x0F, 0x01, modrm}, mode, 3, op);
@@ -62,12 +62,12 @@ TEST_CASE("insn.vmx_instructions") {
     check_ok({0x0F, 0x01, 0xC2}, CpuMode::long64, 3, InsnOp::vmlaunch);
     check_ok({0x0F, 0x01, 0xC3}, CpuMode::long64, 3, InsnOp::vmresume);
     check_ok({0x0F, 0x01, 0xC4}, CpuMode::long64, 3, InsnOp::vmxoff);
-    check_ok({0x0F, 0x78, 0xC1}, CpuMode::long64, 3, InsnOp::vmx_other);                // vmread rcx, rax
-    check_ok({0x0F, 0x79, 0x44, 0x24, 0x08}, CpuMode::long64, 5, InsnOp::vmx_other);    // vmwrite rax, [rsp+8]
-    check_ok({0x0F, 0xC7, 0x30}, CpuMode::long64, 3, InsnOp::vmx_other);                // vmptrld [rax]
-    check_ok({0xF3, 0x0F, 0xC7, 0x34, 0x24}, CpuMode::long64, 5, InsnOp::vmx_other);    // vmxon [rsp]
-    check_ok({0x66, 0x0F, 0x38, 0x80, 0x08}, CpuMode::long64, 5, InsnOp::vmx_other);    // invept rcx, [rax]
-    check_error({0x0F, 0xC7, 0xF0}, CpuMode::long64, InsnError::unsupported);            // rdrand eax
+    check_ok({0x0F, 0x78, 0xC1}, CpuMode::long64, 3, InsnOp::vmx_other);              // vmread rcx, rax
+    check_ok({0x0F, 0x79, 0x44, 0x24, 0x08}, CpuMode::long64, 5, InsnOp::vmx_other);  // vmwrite rax, [rsp+8]
+    check_ok({0x0F, 0xC7, 0x30}, CpuMode::long64, 3, InsnOp::vmx_other);              // vmptrld [rax]
+    check_ok({0xF3, 0x0F, 0xC7, 0x34, 0x24}, CpuMode::long64, 5, InsnOp::vmx_other);  // vmxon [rsp]
+    check_ok({0x66, 0x0F, 0x38, 0x80, 0x08}, CpuMode::long64, 5, InsnOp::vmx_other);  // invept rcx, [rax]
+    check_error({0x0F, 0xC7, 0xF0}, CpuMode::long64, InsnError::unsupported);         // rdrand eax
 }
 
 TEST_CASE("insn.one_byte_and_msr_instructions") {
@@ -123,25 +123,25 @@ TEST_CASE("insn.rex_only_in_long_mode") {
 }
 
 TEST_CASE("insn.modrm_16bit_addressing") {
-    check_ok({0x0F, 0x01, 0x38}, CpuMode::real16, 3, InsnOp::invlpg);              // invlpg [bx+si]
-    check_ok({0x0F, 0x01, 0x3E, 0x34, 0x12}, CpuMode::real16, 5, InsnOp::invlpg);  // invlpg [0x1234]
-    check_ok({0x0F, 0x01, 0x78, 0x10}, CpuMode::real16, 4, InsnOp::invlpg);        // [bx+si+disp8]
-    check_ok({0x0F, 0x01, 0xB8, 0x00, 0x10}, CpuMode::real16, 5, InsnOp::invlpg);  // [bx+si+disp16]
+    check_ok({0x0F, 0x01, 0x38}, CpuMode::real16, 3, InsnOp::invlpg);                        // invlpg [bx+si]
+    check_ok({0x0F, 0x01, 0x3E, 0x34, 0x12}, CpuMode::real16, 5, InsnOp::invlpg);            // invlpg [0x1234]
+    check_ok({0x0F, 0x01, 0x78, 0x10}, CpuMode::real16, 4, InsnOp::invlpg);                  // [bx+si+disp8]
+    check_ok({0x0F, 0x01, 0xB8, 0x00, 0x10}, CpuMode::real16, 5, InsnOp::invlpg);            // [bx+si+disp16]
     check_ok({0x0F, 0x01, 0x16, 0x00, 0x20}, CpuMode::real16, 5, InsnOp::descriptor_table);  // lgdt [0x2000]
     // 67 switches a 16-bit segment to 32-bit addressing: rm=100 takes a SIB.
     check_ok({0x67, 0x0F, 0x01, 0x3C, 0x24}, CpuMode::real16, 5, InsnOp::invlpg);
 }
 
 TEST_CASE("insn.modrm_32_and_64bit_addressing") {
-    check_ok({0x0F, 0x01, 0x38}, CpuMode::protected32, 3, InsnOp::invlpg);                          // [eax]
-    check_ok({0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::protected32, 7, InsnOp::invlpg);              // [disp32]
-    check_ok({0x0F, 0x01, 0x3C, 0x24}, CpuMode::protected32, 4, InsnOp::invlpg);                    // [esp]
-    check_ok({0x0F, 0x01, 0x3C, 0x25, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);             // [disp32] via SIB
-    check_ok({0x0F, 0x01, 0x7C, 0x24, 0x08}, CpuMode::long64, 5, InsnOp::invlpg);                   // [rsp+8]
-    check_ok({0x0F, 0x01, 0xBC, 0x88, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);             // [rax+rcx*4+disp32]
-    check_ok({0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::long64, 7, InsnOp::invlpg);                   // [rip+disp32]
-    check_ok({0x67, 0x0F, 0x01, 0x3E, 0x34, 0x12}, CpuMode::protected32, 6, InsnOp::invlpg);        // 16-bit addressing
-    check_ok({0x67, 0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);             // 32-bit addressing
+    check_ok({0x0F, 0x01, 0x38}, CpuMode::protected32, 3, InsnOp::invlpg);                    // [eax]
+    check_ok({0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::protected32, 7, InsnOp::invlpg);        // [disp32]
+    check_ok({0x0F, 0x01, 0x3C, 0x24}, CpuMode::protected32, 4, InsnOp::invlpg);              // [esp]
+    check_ok({0x0F, 0x01, 0x3C, 0x25, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);       // [disp32] via SIB
+    check_ok({0x0F, 0x01, 0x7C, 0x24, 0x08}, CpuMode::long64, 5, InsnOp::invlpg);             // [rsp+8]
+    check_ok({0x0F, 0x01, 0xBC, 0x88, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);       // [rax+rcx*4+disp32]
+    check_ok({0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::long64, 7, InsnOp::invlpg);             // [rip+disp32]
+    check_ok({0x67, 0x0F, 0x01, 0x3E, 0x34, 0x12}, CpuMode::protected32, 6, InsnOp::invlpg);  // 16-bit addressing
+    check_ok({0x67, 0x0F, 0x01, 0x3D, 1, 2, 3, 4}, CpuMode::long64, 8, InsnOp::invlpg);       // 32-bit addressing
 }
 
 TEST_CASE("insn.truncated_input") {
@@ -163,15 +163,15 @@ TEST_CASE("insn.longer_than_15_bytes") {
     check_ok({0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x0F, 0xA2},
              CpuMode::long64, 15, InsnOp::cpuid);
     // Endless prefixes never read past 15 bytes.
-    check_error({0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E,
-                 0x2E, 0x2E, 0x2E},
+    check_error({0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E,
+                 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E, 0x2E},
                 CpuMode::real16, InsnError::too_long);
 }
 
 TEST_CASE("insn.unknown_opcodes_are_refused") {
-    check_error({0x90}, CpuMode::long64, InsnError::unsupported);            // plain NOP
+    check_error({0x90}, CpuMode::long64, InsnError::unsupported);                    // plain NOP
     check_error({0xC4, 0xE2, 0x79, 0x18}, CpuMode::long64, InsnError::unsupported);  // VEX
-    check_error({0x0F, 0x0B}, CpuMode::long64, InsnError::unsupported);      // UD2
+    check_error({0x0F, 0x0B}, CpuMode::long64, InsnError::unsupported);              // UD2
     check_error({0x0F, 0x01, 0xEE}, CpuMode::long64, InsnError::unsupported);
     check_error({0x0F, 0x01, 0xF8}, CpuMode::protected32, InsnError::unsupported);  // SWAPGS outside 64-bit mode
     check_ok({0x0F, 0x01, 0xF8}, CpuMode::long64, 3, InsnOp::swapgs);

@@ -123,7 +123,7 @@ TEST_CASE("loader.information_block_follows_multiboot_v1") {
     REQUIRE(load(elf64(0x100000, 0x100000, {0xF4}, 1), ram, "verbose x=1"));
     const u64 info = kMultibootInfoGpa;
     CHECK(ram.u32_at(info) == (1u | 4u | 8u | 64u));
-    CHECK(ram.u32_at(info + 4) == 636);                 // mem_lower KiB
+    CHECK(ram.u32_at(info + 4) == 636);                // mem_lower KiB
     CHECK(ram.u32_at(info + 8) == (7u << 20) / 1024);  // mem_upper KiB above 1 MiB
     CHECK(ram.string_at(ram.u32_at(info + 16)) == "verbose x=1");
     CHECK(ram.u32_at(info + 20) == 0);

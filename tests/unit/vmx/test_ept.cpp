@@ -174,7 +174,7 @@ TEST_CASE("ept.eptp_and_table_enumeration") {
     Fixture f;
     CHECK(make_eptp(0x123000) == (0x123000 | 6 | (3 << 3)));
     REQUIRE(f.ept.map(0x0, 0x100000, 0x10000, kData).ok());
-    REQUIRE(f.ept.map(0x40000000, 0x200000, 0x1000, kCode).ok());  // another PDPT slot: PD + PT more
+    REQUIRE(f.ept.map(0x40000000, 0x200000, 0x1000, kCode).ok());    // another PDPT slot: PD + PT more
     REQUIRE(f.ept.map(0x80000000, 0x400000, 0x200000, kData).ok());  // a PD with one 2 MiB leaf
     std::set<paddr> seen;
     std::vector<paddr> order;

@@ -60,8 +60,8 @@ TEST_CASE("vmx_controls.true_msrs_are_used_when_basic_bit_55_is_set") {
 TEST_CASE("vmx_controls.true_msr_lets_default1_bits_be_cleared") {
     // Primary controls: the plain MSR forces CR3-load/store exiting (bits 15, 16); the TRUE_ MSR
     // does not. The same wanted value adjusts differently.
-    const u32 wanted = primary::hlt_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps |
-                       primary::activate_secondary;
+    const u32 wanted =
+        primary::hlt_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps | primary::activate_secondary;
     auto plain = adjust_controls(wanted, msr_value(0x0401E172, 0xFFFFFFFE));
     auto true_ = adjust_controls(wanted, msr_value(0x04006172, 0xFFFFFFFE));
     REQUIRE(plain.ok());

@@ -189,7 +189,7 @@ TEST_CASE("vmx_exit.segment_access_rights_long64") {
     REQUIRE(initial_guest_state(CpuMode::long64, 0x9000, s));
     CHECK(s.cs.access_rights == 0xA09B);  // L set, D clear
     CHECK(s.ds.access_rights == 0xC093);
-    CHECK(s.tr.access_rights == 0x8B);    // 64-bit busy TSS
+    CHECK(s.tr.access_rights == 0x8B);  // 64-bit busy TSS
     CHECK(s.cr3 == 0x9000);
     CHECK((s.cr0 & (kCr0Pe | kCr0Pg)) == (kCr0Pe | kCr0Pg));
     CHECK((s.cr4 & kCr4Pae) != 0);

@@ -20,7 +20,7 @@ struct Mapping {
     u64 gpa = 0;
     u64 size = 0;
     paddr hpa = 0;
-    u32 rights = 0;         // NESTOR_RIGHT_MEMORY_*
+    u32 rights = 0;           // NESTOR_RIGHT_MEMORY_*
     Slot* backing = nullptr;  // the memory capability this mapping lives and dies with
 };
 

@@ -59,8 +59,10 @@ u64 physcaps_answer(const Domain& caller);
 // caller whose physcaps_answer() is `physcaps`.
 inline HypercallResult query_result(u64 number, u64 any_argument, u64 physcaps) {
     HypercallResult out;
-    if (any_argument != 0) out.status = static_cast<u64>(Error::invalid_argument);
-    else out.value[0] = number == NESTOR_HC_PHYSCAPS ? physcaps : u64{NESTOR_ABI_VERSION};
+    if (any_argument != 0)
+        out.status = static_cast<u64>(Error::invalid_argument);
+    else
+        out.value[0] = number == NESTOR_HC_PHYSCAPS ? physcaps : u64{NESTOR_ABI_VERSION};
     return out;
 }
 

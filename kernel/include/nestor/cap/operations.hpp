@@ -38,10 +38,10 @@ Domain& create_domain(Slot& untyped_slot, const DomainConfig& config, Slot& dst)
 
 // --- the boot domain ---------------------------------------------------------------------------
 // Slots of the boot domain's CSpace root.
-inline constexpr u64 kBootSlotUntyped = 1;   // all boot memory
-inline constexpr u64 kBootSlotDomain = 2;    // the boot domain itself
-inline constexpr u64 kBootSlotCSpace = 3;    // its CSpace root CNode
-inline constexpr u64 kBootSlotIoPorts = 4;   // every I/O port
+inline constexpr u64 kBootSlotUntyped = 1;     // all boot memory
+inline constexpr u64 kBootSlotDomain = 2;      // the boot domain itself
+inline constexpr u64 kBootSlotCSpace = 3;      // its CSpace root CNode
+inline constexpr u64 kBootSlotIoPorts = 4;     // every I/O port
 inline constexpr u64 kBootSlotIrqControl = 5;  // every IRQ line
 inline constexpr u64 kBootFirstFreeSlot = 6;
 

@@ -8,15 +8,15 @@ namespace nestor {
 }
 
 #if defined(NESTOR_DEBUG)
-#define ASSERT(cond)                                                                   \
-    do {                                                                               \
-        if (!(cond)) [[unlikely]]                                                      \
-            ::nestor::panic_at(__FILE__, __LINE__, "assertion failed: " #cond);        \
+#define ASSERT(cond)                                                            \
+    do {                                                                        \
+        if (!(cond)) [[unlikely]]                                               \
+            ::nestor::panic_at(__FILE__, __LINE__, "assertion failed: " #cond); \
     } while (0)
 #else
-#define ASSERT(cond)                                                                   \
-    do {                                                                               \
-        (void)sizeof(cond);                                                            \
+#define ASSERT(cond)        \
+    do {                    \
+        (void)sizeof(cond); \
     } while (0)
 #endif
 

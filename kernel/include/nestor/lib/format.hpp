@@ -62,8 +62,8 @@ struct FormatArg {
     FormatArg(const void* v) : kind(Kind::pointer), ptr(v) {}
     FormatArg(void* v) : kind(Kind::pointer), ptr(v) {}
     template <typename E>
-        requires __is_enum(E)
-    FormatArg(E v) : FormatArg(static_cast<__underlying_type(E)>(v)) {}
+        requires __is_enum
+    (E) FormatArg(E v) : FormatArg(static_cast<__underlying_type(E)>(v)) {}
 };
 
 void format_args(Sink& sink, const char* fmt, const FormatArg* args, usize count);

@@ -5,18 +5,22 @@
 
 namespace nestor {
 
-template <typename T> struct remove_reference { using type = T; };
-template <typename T> struct remove_reference<T&> { using type = T; };
-template <typename T> struct remove_reference<T&&> { using type = T; };
+template <typename T> struct remove_reference {
+    using type = T;
+};
+template <typename T> struct remove_reference<T&> {
+    using type = T;
+};
+template <typename T> struct remove_reference<T&&> {
+    using type = T;
+};
 template <typename T> using remove_reference_t = typename remove_reference<T>::type;
 
 template <typename T> constexpr remove_reference_t<T>&& move(T&& value) noexcept {
     return static_cast<remove_reference_t<T>&&>(value);
 }
 
-template <typename T> constexpr T&& forward(remove_reference_t<T>& value) noexcept {
-    return static_cast<T&&>(value);
-}
+template <typename T> constexpr T&& forward(remove_reference_t<T>& value) noexcept { return static_cast<T&&>(value); }
 
 template <typename T> constexpr const T& min(const T& a, const T& b) { return b < a ? b : a; }
 template <typename T> constexpr const T& max(const T& a, const T& b) { return a < b ? b : a; }

@@ -8,10 +8,10 @@ namespace nestor::virt {
 
 enum class ExitKind : u8 {
     cpuid,
-    hypercall,                   // VMMCALL (SVM) / VMCALL (VMX)
-    io,                          // IN, OUT, INS, OUTS
-    msr_read,                    // RDMSR
-    msr_write,                   // WRMSR
+    hypercall,  // VMMCALL (SVM) / VMCALL (VMX)
+    io,         // IN, OUT, INS, OUTS
+    msr_read,   // RDMSR
+    msr_write,  // WRMSR
     hlt,
     cache_invalidate,            // INVD / WBINVD: the guest asks to drop or flush caches
     nested_page_fault,           // NPT / EPT violation

@@ -34,29 +34,29 @@ inline constexpr u32 kMsrBiosSignId = 0x8B;  // microcode revision, read by ever
 // that IA32_FEATURE_CONTROL reads as locked with VMX off (kFeatureControlLockedNoVmx), as
 // firmware leaves it on a machine with VMX disabled: guests (Windows among them) read it without
 // a #GP handler, and Xen answers the same. Writing it #GPs, as writing a locked one does.
-inline constexpr u32 kMsrFeatureControl = 0x3A;  // IA32_FEATURE_CONTROL
+inline constexpr u32 kMsrFeatureControl = 0x3A;       // IA32_FEATURE_CONTROL
 inline constexpr u64 kFeatureControlLockedNoVmx = 1;  // bit 0 LOCK; bits 1-2 (VMXON allowed) clear
-inline constexpr u32 kMsrVmxBasic = 0x480;      // first VMX capability MSR (IA32_VMX_BASIC)
-inline constexpr u32 kMsrVmxVmfunc = 0x491;     // last VMX capability MSR (IA32_VMX_VMFUNC)
-inline constexpr u32 kMsrVmCr = 0xC0010114;     // AMD VM_CR
-inline constexpr u32 kMsrVmHsavePa = 0xC0010117;  // AMD VM_HSAVE_PA
+inline constexpr u32 kMsrVmxBasic = 0x480;            // first VMX capability MSR (IA32_VMX_BASIC)
+inline constexpr u32 kMsrVmxVmfunc = 0x491;           // last VMX capability MSR (IA32_VMX_VMFUNC)
+inline constexpr u32 kMsrVmCr = 0xC0010114;           // AMD VM_CR
+inline constexpr u32 kMsrVmHsavePa = 0xC0010117;      // AMD VM_HSAVE_PA
 
 bool is_virtualization_msr(u32 index);
 
 enum class StopReason : u8 {
     none,
-    exit_port,            // OUT to kGuestExitPort; status = the value written
-    halted,               // HLT
-    triple_fault,         // shutdown
-    bad_memory_access,    // nested page fault
-    invalid_state,        // the hardware refused the guest state
-    undecodable,          // an exit that needs the instruction length, which is unknown
-    unsupported,          // an exit the kernel cannot emulate yet (string I/O, ...)
+    exit_port,          // OUT to kGuestExitPort; status = the value written
+    halted,             // HLT
+    triple_fault,       // shutdown
+    bad_memory_access,  // nested page fault
+    invalid_state,      // the hardware refused the guest state
+    undecodable,        // an exit that needs the instruction length, which is unknown
+    unsupported,        // an exit the kernel cannot emulate yet (string I/O, ...)
     unknown_exit,
-    exit_limit,           // too many exits (set by the run loop)
-    shutdown,             // the shutdown hypercall, or the domain was destroyed
-    watchdog,             // ran too many time slices without an exit (set by the run loop)
-    waits_forever,        // waits for a signal, and no running domain could send one (set by the run loop)
+    exit_limit,     // too many exits (set by the run loop)
+    shutdown,       // the shutdown hypercall, or the domain was destroyed
+    watchdog,       // ran too many time slices without an exit (set by the run loop)
+    waits_forever,  // waits for a signal, and no running domain could send one (set by the run loop)
 };
 
 const char* stop_reason_name(StopReason reason);
@@ -136,8 +136,8 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
                               nested::NestedVcpu* nested);
 // A vCPU with nested virtualization: an exit of L1's guest (L2) is the nested component's to
 // reflect, or not, into L1.
-ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
-                                    ExitEnvironment& env, const ExitContext& context);
+ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+                                    const ExitContext& context);
 
 [[gnu::always_inline]] inline ExitOutcome dispatch_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
                                                         ExitEnvironment& env, const ExitContext& context) {

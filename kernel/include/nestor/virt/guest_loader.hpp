@@ -28,17 +28,17 @@ protected:
 };
 
 enum class LoadError : u8 {
-    not_elf,                    // no ELF magic, or the headers run past the file
-    unsupported_elf,            // not x86 (EM_X86_64 / EM_386), not little-endian, not executable
-    no_multiboot_header,        // an ELF32 image without a multiboot v1 header in the first 8 KiB
-    bad_multiboot_checksum,     // magic + flags + checksum is not 0
+    not_elf,                      // no ELF magic, or the headers run past the file
+    unsupported_elf,              // not x86 (EM_X86_64 / EM_386), not little-endian, not executable
+    no_multiboot_header,          // an ELF32 image without a multiboot v1 header in the first 8 KiB
+    bad_multiboot_checksum,       // magic + flags + checksum is not 0
     unsupported_multiboot_flags,  // needs something the loader does not offer (a.out kludge, video)
-    segment_outside_file,       // a segment's bytes run past the file
-    segment_outside_ram,        // a segment does not fit in guest RAM above the loader's area
-    no_loadable_segment,        // nothing to load
-    entry_outside_image,        // the entry point is not inside a loaded segment
-    modules_do_not_fit,         // the modules do not fit in guest RAM after the image
-    too_many_modules,           // more than kMaxGuestModules
+    segment_outside_file,         // a segment's bytes run past the file
+    segment_outside_ram,          // a segment does not fit in guest RAM above the loader's area
+    no_loadable_segment,          // nothing to load
+    entry_outside_image,          // the entry point is not inside a loaded segment
+    modules_do_not_fit,           // the modules do not fit in guest RAM after the image
+    too_many_modules,             // more than kMaxGuestModules
 };
 
 const char* load_error_name(LoadError error);

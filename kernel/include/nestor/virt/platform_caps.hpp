@@ -31,8 +31,7 @@ void log_domain_refusal(const char* domain, cap::Error error);
 // Nested state of a domain the sanitiser accepted with NESTOR_DOMAIN_FLAG_NESTED_VIRT and of
 // each of its vCPUs; set up with the linked component's table. A domain without the flag never
 // calls these: its vCPUs' NestedVcpu stays empty (ops == nullptr).
-Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu,
-                                               u64 memory_bytes);
+Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu, u64 memory_bytes);
 Status<nested::Error> nested_vcpu_initialise(nested::NestedVcpu& vcpu, nested::NestedDomain& domain);
 void nested_vcpu_destroy(nested::NestedVcpu& vcpu);
 void nested_domain_teardown(nested::NestedDomain& domain);

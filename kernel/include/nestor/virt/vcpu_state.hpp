@@ -9,9 +9,7 @@ namespace nestor::virt {
 
 // General-purpose registers in x86 encoding order (the ModRM/REX register number). The world
 // switch assembly relies on this order: gpr[i] lives at offset 8 * i.
-enum class Gpr : u8 {
-    rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15, count
-};
+enum class Gpr : u8 { rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15, count };
 
 // How the guest's current code segment decodes instructions (default operand and address size).
 enum class CpuMode : u8 {

@@ -11,10 +11,10 @@
 namespace nestor::virt {
 
 enum class VirtError : u8 {
-    unsupported,        // the CPU or the build lacks this backend, or a needed feature (NPT/EPT)
+    unsupported,           // the CPU or the build lacks this backend, or a needed feature (NPT/EPT)
     disabled_by_firmware,  // SVM locked off (VM_CR.SVMDIS) / VMX locked off (FEATURE_CONTROL)
     out_of_asids,
-    bad_guest,          // the guest description is inconsistent (bad mode, unaligned mapping, ...)
+    bad_guest,            // the guest description is inconsistent (bad mode, unaligned mapping, ...)
     overlapping_mapping,  // a guest-physical page is already mapped
     out_of_memory,
 };

@@ -38,7 +38,8 @@ void print_signed(i64 value);
 
 // Any integer prints in decimal; wrap it in hex() for hexadecimal.
 template <typename T>
-requires(__is_integral(T) && !__is_same(T, bool) && !__is_same(T, char)) void print(T value) {
+    requires(__is_integral(T) && !__is_same(T, bool) && !__is_same(T, char))
+void print(T value) {
     if constexpr (__is_signed(T))
         print_signed(static_cast<i64>(value));
     else
@@ -46,8 +47,7 @@ requires(__is_integral(T) && !__is_same(T, bool) && !__is_same(T, char)) void pr
 }
 
 // println("x=", 5, " at ", hex(addr)) prints one line.
-template <typename... Args>
-void println(const Args&... args) {
+template <typename... Args> void println(const Args&... args) {
     (print(args), ...);
     print('\n');
 }
@@ -97,8 +97,7 @@ ExceptionRecord probe(void (*fn)());
 ExceptionRecord probe(void (*fn)(void*), void* context);
 
 // try_run([&] { ... }): probe() for lambdas.
-template <typename F>
-ExceptionRecord try_run(const F& fn) {
+template <typename F> ExceptionRecord try_run(const F& fn) {
     return probe([](void* f) { (*static_cast<const F*>(f))(); }, const_cast<F*>(&fn));
 }
 

@@ -105,9 +105,7 @@ inline constexpr u64 type_soft_int = 4;
 inline constexpr u64 error_code_valid = u64{1} << 11;
 inline constexpr u64 valid = u64{1} << 31;
 constexpr u64 make(u8 vector, u64 type) { return valid | (type << 8) | vector; }
-constexpr u64 with_error_code(u64 event, u32 error_code) {
-    return event | error_code_valid | (u64{error_code} << 32);
-}
+constexpr u64 with_error_code(u64 event, u32 error_code) { return event | error_code_valid | (u64{error_code} << 32); }
 }  // namespace event
 
 // Segment attributes (descriptor bits 40-47 and 52-55) of flat 64-bit code and data.
@@ -120,15 +118,15 @@ inline constexpr u16 kAttribDefault32 = 1u << 10;  // D/B: with L, a CS VMRUN mu
 // own values in every other register, so all of them are clobbered here. RBP is kept on the
 // stack below the red zone.
 inline void vmrun(u64 vmcb_pa) {
-    asm volatile("sub $128, %%rsp\n\t"
-                 "push %%rbp\n\t"
-                 "vmrun %%rax\n\t"
-                 "pop %%rbp\n\t"
-                 "add $128, %%rsp"
-                 : "+a"(vmcb_pa)
-                 :
-                 : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-                   "memory", "cc");
+    asm volatile(
+        "sub $128, %%rsp\n\t"
+        "push %%rbp\n\t"
+        "vmrun %%rax\n\t"
+        "pop %%rbp\n\t"
+        "add $128, %%rsp"
+        : "+a"(vmcb_pa)
+        :
+        : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 template <typename T> inline void vmrun(T* vmcb) { vmrun(reinterpret_cast<u64>(vmcb)); }
 
@@ -143,47 +141,47 @@ struct GuestRegisters {
 inline void vmrun(u64 vmcb_pa, GuestRegisters& regs) {
     static_assert(__builtin_offsetof(GuestRegisters, r15) == 104);
     GuestRegisters* saved = &regs;
-    asm volatile("sub $128, %%rsp\n\t"
-                 "push %%rbp\n\t"
-                 "push %%rdi\n\t"
-                 "mov 0x00(%%rdi), %%rbx\n\t"
-                 "mov 0x08(%%rdi), %%rcx\n\t"
-                 "mov 0x10(%%rdi), %%rdx\n\t"
-                 "mov 0x18(%%rdi), %%rsi\n\t"
-                 "mov 0x28(%%rdi), %%rbp\n\t"
-                 "mov 0x30(%%rdi), %%r8\n\t"
-                 "mov 0x38(%%rdi), %%r9\n\t"
-                 "mov 0x40(%%rdi), %%r10\n\t"
-                 "mov 0x48(%%rdi), %%r11\n\t"
-                 "mov 0x50(%%rdi), %%r12\n\t"
-                 "mov 0x58(%%rdi), %%r13\n\t"
-                 "mov 0x60(%%rdi), %%r14\n\t"
-                 "mov 0x68(%%rdi), %%r15\n\t"
-                 "mov 0x20(%%rdi), %%rdi\n\t"
-                 "vmrun %%rax\n\t"
-                 "push %%rdi\n\t"
-                 "mov 8(%%rsp), %%rdi\n\t"
-                 "mov %%rbx, 0x00(%%rdi)\n\t"
-                 "mov %%rcx, 0x08(%%rdi)\n\t"
-                 "mov %%rdx, 0x10(%%rdi)\n\t"
-                 "mov %%rsi, 0x18(%%rdi)\n\t"
-                 "popq 0x20(%%rdi)\n\t"
-                 "mov %%rbp, 0x28(%%rdi)\n\t"
-                 "mov %%r8, 0x30(%%rdi)\n\t"
-                 "mov %%r9, 0x38(%%rdi)\n\t"
-                 "mov %%r10, 0x40(%%rdi)\n\t"
-                 "mov %%r11, 0x48(%%rdi)\n\t"
-                 "mov %%r12, 0x50(%%rdi)\n\t"
-                 "mov %%r13, 0x58(%%rdi)\n\t"
-                 "mov %%r14, 0x60(%%rdi)\n\t"
-                 "mov %%r15, 0x68(%%rdi)\n\t"
-                 "pop %%rdi\n\t"
-                 "pop %%rbp\n\t"
-                 "add $128, %%rsp"
-                 : "+a"(vmcb_pa), "+D"(saved)
-                 :
-                 : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory",
-                   "cc");
+    asm volatile(
+        "sub $128, %%rsp\n\t"
+        "push %%rbp\n\t"
+        "push %%rdi\n\t"
+        "mov 0x00(%%rdi), %%rbx\n\t"
+        "mov 0x08(%%rdi), %%rcx\n\t"
+        "mov 0x10(%%rdi), %%rdx\n\t"
+        "mov 0x18(%%rdi), %%rsi\n\t"
+        "mov 0x28(%%rdi), %%rbp\n\t"
+        "mov 0x30(%%rdi), %%r8\n\t"
+        "mov 0x38(%%rdi), %%r9\n\t"
+        "mov 0x40(%%rdi), %%r10\n\t"
+        "mov 0x48(%%rdi), %%r11\n\t"
+        "mov 0x50(%%rdi), %%r12\n\t"
+        "mov 0x58(%%rdi), %%r13\n\t"
+        "mov 0x60(%%rdi), %%r14\n\t"
+        "mov 0x68(%%rdi), %%r15\n\t"
+        "mov 0x20(%%rdi), %%rdi\n\t"
+        "vmrun %%rax\n\t"
+        "push %%rdi\n\t"
+        "mov 8(%%rsp), %%rdi\n\t"
+        "mov %%rbx, 0x00(%%rdi)\n\t"
+        "mov %%rcx, 0x08(%%rdi)\n\t"
+        "mov %%rdx, 0x10(%%rdi)\n\t"
+        "mov %%rsi, 0x18(%%rdi)\n\t"
+        "popq 0x20(%%rdi)\n\t"
+        "mov %%rbp, 0x28(%%rdi)\n\t"
+        "mov %%r8, 0x30(%%rdi)\n\t"
+        "mov %%r9, 0x38(%%rdi)\n\t"
+        "mov %%r10, 0x40(%%rdi)\n\t"
+        "mov %%r11, 0x48(%%rdi)\n\t"
+        "mov %%r12, 0x50(%%rdi)\n\t"
+        "mov %%r13, 0x58(%%rdi)\n\t"
+        "mov %%r14, 0x60(%%rdi)\n\t"
+        "mov %%r15, 0x68(%%rdi)\n\t"
+        "pop %%rdi\n\t"
+        "pop %%rbp\n\t"
+        "add $128, %%rsp"
+        : "+a"(vmcb_pa), "+D"(saved)
+        :
+        : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 template <typename T> inline void vmrun(T* vmcb, GuestRegisters& regs) { vmrun(reinterpret_cast<u64>(vmcb), regs); }
 
@@ -216,7 +214,6 @@ inline VmcbSegment read_idtr() {
     return VmcbSegment{0, 0, r.limit, r.base};
 }
 
-
 // ---- Nested paging for an L1's own guests (NPT) ------------------------------------------------
 // An L1 that sets kNestedPagingEnable gives its guest a nested page table (N_CR3): the long-mode
 // 4-level format, mapping the guest's physical addresses to the L1's. The CPU walks it as user
@@ -225,9 +222,9 @@ namespace npt {
 inline constexpr u64 present = u64{1} << 0;
 inline constexpr u64 writable = u64{1} << 1;
 inline constexpr u64 user = u64{1} << 2;
-inline constexpr u64 accessed = u64{1} << 5;  // set by the CPU (or Nestor) when the entry is used
-inline constexpr u64 dirty = u64{1} << 6;     // leaves: set on the first write through them
-inline constexpr u64 large = u64{1} << 7;     // a 2 MiB (level 2) or 1 GiB (level 3) leaf
+inline constexpr u64 accessed = u64{1} << 5;     // set by the CPU (or Nestor) when the entry is used
+inline constexpr u64 dirty = u64{1} << 6;        // leaves: set on the first write through them
+inline constexpr u64 large = u64{1} << 7;        // a 2 MiB (level 2) or 1 GiB (level 3) leaf
 inline constexpr u64 no_execute = u64{1} << 63;  // honoured when the L1's EFER.NXE is set
 inline constexpr u64 address_mask = 0x000FFFFFFFFFF000;
 inline constexpr unsigned levels = 4;

@@ -38,13 +38,11 @@ typedef uint64_t nestor_cptr_t;
 #define NESTOR_RIGHT_MEMORY_READ (1u << 0)
 #define NESTOR_RIGHT_MEMORY_WRITE (1u << 1)
 #define NESTOR_RIGHT_MEMORY_EXEC (1u << 2)
-#define NESTOR_RIGHTS_VALID_MEMORY \
-    (NESTOR_RIGHT_MEMORY_READ | NESTOR_RIGHT_MEMORY_WRITE | NESTOR_RIGHT_MEMORY_EXEC)
+#define NESTOR_RIGHTS_VALID_MEMORY (NESTOR_RIGHT_MEMORY_READ | NESTOR_RIGHT_MEMORY_WRITE | NESTOR_RIGHT_MEMORY_EXEC)
 /* Notification: the badge of the capability used to signal is OR-ed into the word. */
 #define NESTOR_RIGHT_NOTIFICATION_SIGNAL (1u << 0)
 #define NESTOR_RIGHT_NOTIFICATION_WAIT (1u << 1)
-#define NESTOR_RIGHTS_VALID_NOTIFICATION \
-    (NESTOR_RIGHT_NOTIFICATION_SIGNAL | NESTOR_RIGHT_NOTIFICATION_WAIT)
+#define NESTOR_RIGHTS_VALID_NOTIFICATION (NESTOR_RIGHT_NOTIFICATION_SIGNAL | NESTOR_RIGHT_NOTIFICATION_WAIT)
 /* I/O ports: USE grants access to the ports in the cap, ISSUE lets narrower caps be issued. */
 #define NESTOR_RIGHT_IOPORT_USE (1u << 0)
 #define NESTOR_RIGHT_IOPORT_ISSUE (1u << 1)
@@ -56,7 +54,7 @@ typedef uint64_t nestor_cptr_t;
 
 /* Slot operands are (CNode cptr, index) pairs. This CNode cptr names the caller's own CSpace
  * root; it can never be a valid lookup because a root always consumes some guard or radix bits. */
-#define NESTOR_CSPACE_ROOT ((nestor_cptr_t)~(uint64_t)0)
+#define NESTOR_CSPACE_ROOT ((nestor_cptr_t) ~(uint64_t)0)
 
 /* Mint's badge argument for a CNode capability sets its guard: bits 0..6 guard size in bits,
  * bits 8..63 guard value (guard sizes above 56 bits are therefore not expressible by mint). */

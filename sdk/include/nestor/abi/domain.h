@@ -21,8 +21,8 @@
 
 /* NESTOR_HC_DOMAIN_CREATE arg 3: vCPUs in bits 0..15, CSpace root size bits in 16..23, CPUID
  * policy in 24..31, flags in 32..63. Arg 4 is the memory limit in bytes (page multiple). */
-#define NESTOR_DOMAIN_CREATE_PACK(vcpus, cspace_bits, cpuid_policy, flags)                   \
-    (((uint64_t)(vcpus) & 0xffffu) | (((uint64_t)(cspace_bits) & 0xffu) << 16) |            \
+#define NESTOR_DOMAIN_CREATE_PACK(vcpus, cspace_bits, cpuid_policy, flags)       \
+    (((uint64_t)(vcpus) & 0xffffu) | (((uint64_t)(cspace_bits) & 0xffu) << 16) | \
      (((uint64_t)(cpuid_policy) & 0xffu) << 24) | ((uint64_t)(uint32_t)(flags) << 32))
 
 #endif

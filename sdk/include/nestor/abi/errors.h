@@ -27,17 +27,17 @@ typedef uint64_t nestor_status_t;
 #define NESTOR_E_INVALID_SIZE 16u        /* object size bits out of range for the type */
 #define NESTOR_E_INVALID_GUARD 17u       /* CNode guard does not fit the lookup depth */
 /* Resources and state. */
-#define NESTOR_E_UNTYPED_EXHAUSTED 32u   /* not enough room above the untyped's watermark */
-#define NESTOR_E_ALREADY_MAPPED 33u      /* this memory capability already backs a mapping */
-#define NESTOR_E_NOT_MAPPED 34u          /* unmap of a capability that backs no mapping */
-#define NESTOR_E_MAPPING_OVERLAP 35u     /* the guest-physical range overlaps another mapping */
-#define NESTOR_E_MAPPING_TABLE_FULL 36u  /* the domain's mapping table has no free entry */
-#define NESTOR_E_MEMORY_LIMIT 37u        /* mapping would exceed the domain's configured memory */
-#define NESTOR_E_INVALID_GPA 38u         /* guest-physical address unaligned or wraps */
-#define NESTOR_E_ALREADY_BOUND 39u       /* IRQ line or notification already bound */
-#define NESTOR_E_PORT_RANGE 40u          /* I/O port range outside the source capability's range */
-#define NESTOR_E_IRQ_LINE 41u            /* IRQ line outside the controller's range */
-#define NESTOR_E_CNODE_CYCLE 42u         /* the CNode would (indirectly) contain itself */
+#define NESTOR_E_UNTYPED_EXHAUSTED 32u  /* not enough room above the untyped's watermark */
+#define NESTOR_E_ALREADY_MAPPED 33u     /* this memory capability already backs a mapping */
+#define NESTOR_E_NOT_MAPPED 34u         /* unmap of a capability that backs no mapping */
+#define NESTOR_E_MAPPING_OVERLAP 35u    /* the guest-physical range overlaps another mapping */
+#define NESTOR_E_MAPPING_TABLE_FULL 36u /* the domain's mapping table has no free entry */
+#define NESTOR_E_MEMORY_LIMIT 37u       /* mapping would exceed the domain's configured memory */
+#define NESTOR_E_INVALID_GPA 38u        /* guest-physical address unaligned or wraps */
+#define NESTOR_E_ALREADY_BOUND 39u      /* IRQ line or notification already bound */
+#define NESTOR_E_PORT_RANGE 40u         /* I/O port range outside the source capability's range */
+#define NESTOR_E_IRQ_LINE 41u           /* IRQ line outside the controller's range */
+#define NESTOR_E_CNODE_CYCLE 42u        /* the CNode would (indirectly) contain itself */
 /* Domain configuration (the sanitiser's refusals). */
 #define NESTOR_E_CFG_NO_VCPUS 64u
 #define NESTOR_E_CFG_TOO_MANY_VCPUS 65u
@@ -46,10 +46,10 @@ typedef uint64_t nestor_status_t;
 #define NESTOR_E_CFG_MEMORY_TOO_LARGE 68u
 #define NESTOR_E_CFG_UNKNOWN_FLAGS 69u
 #define NESTOR_E_CFG_UNKNOWN_CPUID_POLICY 70u
-#define NESTOR_E_CFG_NO_HVM 71u                   /* the platform can run no HVM guest at all */
-#define NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE 72u  /* NESTED_VIRT asked, platform cannot nest */
-#define NESTOR_E_CFG_NESTED_VIRT_NEEDS_HAP 73u    /* NESTED_VIRT without nested paging */
+#define NESTOR_E_CFG_NO_HVM 71u                     /* the platform can run no HVM guest at all */
+#define NESTOR_E_CFG_NESTED_VIRT_UNAVAILABLE 72u    /* NESTED_VIRT asked, platform cannot nest */
+#define NESTOR_E_CFG_NESTED_VIRT_NEEDS_HAP 73u      /* NESTED_VIRT without nested paging */
 #define NESTOR_E_CFG_NESTED_VIRT_CPUID_CONFLICT 74u /* NESTED_VIRT with the minimal CPUID policy */
-#define NESTOR_E_CFG_CSPACE_SIZE 75u              /* CSpace root size bits out of range */
+#define NESTOR_E_CFG_CSPACE_SIZE 75u                /* CSpace root size bits out of range */
 
 #endif

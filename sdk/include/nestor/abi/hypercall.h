@@ -30,19 +30,19 @@
 #define NESTOR_HC_CAP_IDENTIFY 21u /* (cnode, index) -> value0 type, value1 rights, value2 badge */
 
 /* Object invocations. */
-#define NESTOR_HC_UNTYPED_RETYPE 32u /* (untyped, type, size_bits, dst_cnode, dst_index) */
-#define NESTOR_HC_DOMAIN_CREATE 33u  /* (untyped, dst_cnode, dst_index, packed, memory_bytes) */
-#define NESTOR_HC_DOMAIN_VCPU 34u    /* (domain, vcpu_index, dst_cnode, dst_index) */
-#define NESTOR_HC_DOMAIN_CSPACE 35u  /* (domain, dst_cnode, dst_index): cap to its CSpace root */
-#define NESTOR_HC_DOMAIN_MAP 36u     /* (domain, memory, gpa, rights) */
-#define NESTOR_HC_DOMAIN_UNMAP 37u   /* (memory_cnode, memory_index) */
+#define NESTOR_HC_UNTYPED_RETYPE 32u      /* (untyped, type, size_bits, dst_cnode, dst_index) */
+#define NESTOR_HC_DOMAIN_CREATE 33u       /* (untyped, dst_cnode, dst_index, packed, memory_bytes) */
+#define NESTOR_HC_DOMAIN_VCPU 34u         /* (domain, vcpu_index, dst_cnode, dst_index) */
+#define NESTOR_HC_DOMAIN_CSPACE 35u       /* (domain, dst_cnode, dst_index): cap to its CSpace root */
+#define NESTOR_HC_DOMAIN_MAP 36u          /* (domain, memory, gpa, rights) */
+#define NESTOR_HC_DOMAIN_UNMAP 37u        /* (memory_cnode, memory_index) */
 #define NESTOR_HC_NOTIFICATION_SIGNAL 38u /* (notification) */
 #define NESTOR_HC_NOTIFICATION_POLL 39u   /* (notification) -> value0 = word, cleared */
-#define NESTOR_HC_IOPORT_ISSUE 40u /* (range, first_port, count, dst_cnode, dst_index) */
-#define NESTOR_HC_IRQ_ISSUE 41u    /* (irq_control, line, dst_cnode, dst_index) */
-#define NESTOR_HC_IRQ_BIND 42u     /* (irq, notification) */
-#define NESTOR_HC_VCPU_READ 43u    /* (vcpu, register) -> value0 */
-#define NESTOR_HC_VCPU_WRITE 44u   /* (vcpu, register, value) */
+#define NESTOR_HC_IOPORT_ISSUE 40u        /* (range, first_port, count, dst_cnode, dst_index) */
+#define NESTOR_HC_IRQ_ISSUE 41u           /* (irq_control, line, dst_cnode, dst_index) */
+#define NESTOR_HC_IRQ_BIND 42u            /* (irq, notification) */
+#define NESTOR_HC_VCPU_READ 43u           /* (vcpu, register) -> value0 */
+#define NESTOR_HC_VCPU_WRITE 44u          /* (vcpu, register, value) */
 /* (notification, vector): while a signal is pending on the notification, the domain whose own
  * notification it is takes external interrupt `vector` (32..255) once, when its interrupts are
  * enabled; polling the word re-arms it. Vector 0 turns the interrupt off. Needs the WAIT right. */

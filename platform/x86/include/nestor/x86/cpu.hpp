@@ -38,12 +38,12 @@ inline u64 rdtsc() {
     return (static_cast<u64>(hi) << 32) | lo;
 }
 
-#define NESTOR_CR_ACCESSORS(n)                                                   \
-    inline u64 read_cr##n() {                                                    \
-        u64 v;                                                                   \
-        asm volatile("mov %%cr" #n ", %0" : "=r"(v));                            \
-        return v;                                                                \
-    }                                                                            \
+#define NESTOR_CR_ACCESSORS(n)                        \
+    inline u64 read_cr##n() {                         \
+        u64 v;                                        \
+        asm volatile("mov %%cr" #n ", %0" : "=r"(v)); \
+        return v;                                     \
+    }                                                 \
     inline void write_cr##n(u64 v) { asm volatile("mov %0, %%cr" #n ::"r"(v) : "memory"); }
 NESTOR_CR_ACCESSORS(0)
 NESTOR_CR_ACCESSORS(2)

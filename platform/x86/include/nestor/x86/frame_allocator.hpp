@@ -32,7 +32,7 @@ enum class FrameError : u8 {
     misaligned_frame,    // free: address not 4 KiB aligned
     foreign_frame,       // free: not a frame this allocator manages
     double_free,         // free: the frame is already free
-    invalid_request,  // allocate_contiguous: count 0 or alignment not a power-of-two page multiple
+    invalid_request,     // allocate_contiguous: count 0 or alignment not a power-of-two page multiple
 };
 
 const char* frame_error_name(FrameError error);
@@ -57,9 +57,8 @@ public:
 
     // Builds the managed regions and the bitmap. `memory` must stay valid (it may be retargeted)
     // for the allocator's lifetime. Calling init again starts over.
-    Status<FrameError> init(const BootInfo& boot, PhysicalRange kernel_image,
-                            PhysicalMemory& memory, const PhysicalRange* extra_reserved = nullptr,
-                            usize extra_count = 0);
+    Status<FrameError> init(const BootInfo& boot, PhysicalRange kernel_image, PhysicalMemory& memory,
+                            const PhysicalRange* extra_reserved = nullptr, usize extra_count = 0);
 
     Result<paddr, FrameError> allocate();
     // `count` frames, physically contiguous, the first aligned to `alignment` (a power-of-two
@@ -78,8 +77,8 @@ public:
 
 private:
     void reset();
-    void build_regions(const BootInfo& boot, PhysicalRange kernel_image,
-                       const PhysicalRange* extra_reserved, usize extra_count);
+    void build_regions(const BootInfo& boot, PhysicalRange kernel_image, const PhysicalRange* extra_reserved,
+                       usize extra_count);
     void append_region(paddr start, paddr end);
     Status<FrameError> place_bitmap();
     void number_regions();

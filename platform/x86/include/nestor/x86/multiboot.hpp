@@ -71,7 +71,7 @@ struct MultibootNotes {
 
 // Parses the table the loader left at `info_address`, choosing v1 or v2 by `magic` (the value in
 // EAX at entry). Fills `out` on success.
-Result<MultibootNotes, MultibootError> parse_multiboot(u32 magic, paddr info_address,
-                                                       const PhysicalReader& reader, BootInfo& out);
+Result<MultibootNotes, MultibootError> parse_multiboot(u32 magic, paddr info_address, const PhysicalReader& reader,
+                                                       BootInfo& out);
 
 }  // namespace nestor::x86

@@ -30,8 +30,7 @@ protected:
 // Tables from the frame allocator, reached through `memory` (identity or direct map).
 class AllocatorTableMemory final : public PageTableMemory {
 public:
-    AllocatorTableMemory(FrameAllocator& frames, PhysicalMemory& memory)
-        : frames_(frames), memory_(memory) {}
+    AllocatorTableMemory(FrameAllocator& frames, PhysicalMemory& memory) : frames_(frames), memory_(memory) {}
     bool allocate_table(paddr& table) override;
     u64* table(paddr table) override;
 
@@ -85,8 +84,7 @@ public:
     void use_root(paddr pml4) { root_ = pml4; }
     paddr root() const { return root_; }  // the CR3 value (without PCID/flags)
 
-    Status<MapError> map(u64 virtual_address, paddr physical_address, u64 size,
-                         Permissions permissions);
+    Status<MapError> map(u64 virtual_address, paddr physical_address, u64 size, Permissions permissions);
     Result<Translation, MapError> translate(u64 virtual_address) const;
     // Removes every mapping in the range; pages not mapped are skipped. Refuses (changing
     // nothing) when the range covers only part of a large page. Tables are kept; the caller

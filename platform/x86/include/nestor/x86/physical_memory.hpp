@@ -49,8 +49,7 @@ public:
     }
 
     u64* frame(paddr frame_address) override {
-        if (!is_aligned(frame_address, kPageSize) || !inside(frame_address, kPageSize))
-            return nullptr;
+        if (!is_aligned(frame_address, kPageSize) || !inside(frame_address, kPageSize)) return nullptr;
         return reinterpret_cast<u64*>(frame_address + offset_);
     }
 

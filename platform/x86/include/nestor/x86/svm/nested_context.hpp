@@ -25,12 +25,12 @@ struct NestedContext {
     paddr vmcb01_pa;
     Vmcb* vmcb02;  // the VMCB that runs L2
     paddr vmcb02_pa;
-    u32 l2_asid;   // the ASID every L2 of this vCPU runs with (never L1's, never 0)
+    u32 l2_asid;  // the ASID every L2 of this vCPU runs with (never L1's, never 0)
     // L0's permission maps for L1 (kIopmBytes / kMsrpmBytes), fixed for the vCPU's life (the
     // component works out once where they let accesses through), ...
     const u8* l0_iopm;
     const u8* l0_msrpm;
-    u8* merged_iopm;     // ... and the merged ones vmcb02 uses (host-physical below)
+    u8* merged_iopm;  // ... and the merged ones vmcb02 uses (host-physical below)
     u8* merged_msrpm;
     paddr merged_iopm_pa;
     paddr merged_msrpm_pa;

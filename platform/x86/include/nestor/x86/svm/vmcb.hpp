@@ -113,7 +113,7 @@ inline constexpr u64 kEventValid = u64{1} << 31;
 inline constexpr u64 kEventErrorCodeValid = u64{1} << 11;
 inline constexpr u64 kEventTypeException = u64{3} << 8;
 inline constexpr u64 kEventTypeInterrupt = u64{0} << 8;  // an external interrupt (INTR)
-inline constexpr u64 kInterruptShadow = 1;                // control.interrupt_shadow: STI / MOV SS
+inline constexpr u64 kInterruptShadow = 1;               // control.interrupt_shadow: STI / MOV SS
 
 // Exit codes (APM vol. 2, appendix C).
 namespace exit_code {
@@ -164,14 +164,14 @@ inline constexpr u64 fetch = 1u << 4;
 
 // Segment attributes in VMCB form.
 namespace attrib {
-inline constexpr u16 data_rw = 0x93;     // present, S, read/write, accessed
-inline constexpr u16 code_rx = 0x9B;     // present, S, execute/read, accessed
-inline constexpr u16 ldt = 0x82;         // present, LDT
-inline constexpr u16 tss16_busy = 0x83;  // present, busy 16-bit TSS
-inline constexpr u16 tss_busy = 0x8B;    // present, busy 32/64-bit TSS
-inline constexpr u16 long_mode = 1u << 9;  // L
-inline constexpr u16 default32 = 1u << 10; // D/B
-inline constexpr u16 granularity = 1u << 11; // G: limit in 4 KiB units
+inline constexpr u16 data_rw = 0x93;          // present, S, read/write, accessed
+inline constexpr u16 code_rx = 0x9B;          // present, S, execute/read, accessed
+inline constexpr u16 ldt = 0x82;              // present, LDT
+inline constexpr u16 tss16_busy = 0x83;       // present, busy 16-bit TSS
+inline constexpr u16 tss_busy = 0x8B;         // present, busy 32/64-bit TSS
+inline constexpr u16 long_mode = 1u << 9;     // L
+inline constexpr u16 default32 = 1u << 10;    // D/B
+inline constexpr u16 granularity = 1u << 11;  // G: limit in 4 KiB units
 }  // namespace attrib
 
 inline constexpr usize kIopmBytes = 3 * 4096;   // one bit per port, plus the 3rd page for wide accesses

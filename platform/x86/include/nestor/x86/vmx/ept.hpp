@@ -18,14 +18,14 @@
 namespace nestor::x86::vmx {
 
 enum class EptError : u8 {
-    unaligned,                // guest, host or size not 4 KiB aligned
-    empty_range,              // size 0
-    out_of_range,             // guest range beyond 2^48 (4-level EPT), host beyond 2^52, or wraps
-    overlapping,              // a page of the range is already mapped
-    would_split_large_page,   // unmap: the range covers only part of a 2 MiB / 1 GiB page
-    out_of_memory,            // no frame for a new table
-    no_root,                  // create_root() / use_root() was not called
-    not_mapped,               // translate: nothing there
+    unaligned,               // guest, host or size not 4 KiB aligned
+    empty_range,             // size 0
+    out_of_range,            // guest range beyond 2^48 (4-level EPT), host beyond 2^52, or wraps
+    overlapping,             // a page of the range is already mapped
+    would_split_large_page,  // unmap: the range covers only part of a 2 MiB / 1 GiB page
+    out_of_memory,           // no frame for a new table
+    no_root,                 // create_root() / use_root() was not called
+    not_mapped,              // translate: nothing there
 };
 
 const char* ept_error_name(EptError error);

@@ -367,8 +367,8 @@ inline constexpr u64 mov_ss = u64{1} << 1;
 // 52..55 in 12..15, and bit 16 "unusable".
 namespace access_rights {
 inline constexpr u32 accessed = 1u << 0;
-inline constexpr u32 type_data_rw = 0x3;      // read/write, accessed
-inline constexpr u32 type_code_rx = 0xB;      // execute/read, accessed
+inline constexpr u32 type_data_rw = 0x3;  // read/write, accessed
+inline constexpr u32 type_code_rx = 0xB;  // execute/read, accessed
 inline constexpr u32 type_ldt = 0x2;
 inline constexpr u32 type_tss16_busy = 0x3;
 inline constexpr u32 type_tss_busy = 0xB;     // 32-bit / 64-bit busy TSS
