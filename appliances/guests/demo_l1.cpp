@@ -28,17 +28,6 @@ alignas(16) u8 l2_stack[16384];
     for (;;) asm volatile("hlt");
 }
 
-u16 selector_cs() {
-    u16 v;
-    asm volatile("mov %%cs, %0" : "=r"(v));
-    return v;
-}
-u16 selector_ss() {
-    u16 v;
-    asm volatile("mov %%ss, %0" : "=r"(v));
-    return v;
-}
-
 // L2 starts in L1's own 64-bit mode, at l2_main with interrupts off. L1 intercepts VMMCALL, HLT
 // and every port but COM1's.
 void set_up_l2() {
@@ -49,21 +38,9 @@ void set_up_l2() {
     c.intercept_misc2 = svm::intercept2::vmrun | svm::intercept2::vmmcall;
     c.iopm_base_pa = reinterpret_cast<u64>(iopm);
     c.guest_asid = 1;
-    svm::VmcbSave& s = vmcb.save;
-    s.cs = svm::VmcbSegment{selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
-    s.ss = s.ds = s.es = svm::VmcbSegment{selector_ss(), svm::kAttribData, 0xFFFFFFFF, 0};
-    s.gdtr = svm::read_gdtr();
-    s.idtr = svm::read_idtr();
-    s.efer = rdmsr(svm::kMsrEfer);
-    s.cr0 = read_cr0();
-    s.cr3 = read_cr3();
-    s.cr4 = read_cr4();
-    s.dr6 = 0xFFFF0FF0;
-    s.dr7 = 0x400;
-    s.rflags = 2;
-    s.rip = reinterpret_cast<u64>(&l2_main);
-    s.rsp = reinterpret_cast<u64>(l2_stack + sizeof(l2_stack)) - 8;  // as if l2_main had been called
-    s.g_pat = svm::kResetPat;
+    svm::copy_own_state(vmcb.save);
+    vmcb.save.rip = reinterpret_cast<u64>(&l2_main);
+    vmcb.save.rsp = reinterpret_cast<u64>(l2_stack + sizeof(l2_stack)) - 8;  // as if l2_main had been called
 }
 
 int run_l2() {

@@ -107,17 +107,6 @@ alignas(4096) u8 iopm[svm::kIopmBytes];
 alignas(4096) u8 msrpm[svm::kMsrpmBytes];
 alignas(16) u8 l2_stack[4096];
 
-u16 read_selector_cs() {
-    u16 v;
-    asm volatile("mov %%cs, %0" : "=r"(v));
-    return v;
-}
-u16 read_selector_ss() {
-    u16 v;
-    asm volatile("mov %%ss, %0" : "=r"(v));
-    return v;
-}
-
 // L1 as a hypervisor like KVM's or Xen's would set one up: CPUID, HLT, I/O and MSRs intercepted,
 // through permission maps that intercept everything but the console port (L2 may use it
 // directly, which on Nestor means Nestor's emulated console, with no word from L1).
@@ -133,21 +122,7 @@ void set_up_l2() {
     c.iopm_base_pa = reinterpret_cast<u64>(iopm);
     c.msrpm_base_pa = reinterpret_cast<u64>(msrpm);
     c.guest_asid = 1;
-    svm::VmcbSave& s = vmcb.save;
-    u16 data = read_selector_ss();
-    s.cs = svm::VmcbSegment{read_selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
-    s.ss = s.ds = s.es = svm::VmcbSegment{data, svm::kAttribData, 0xFFFFFFFF, 0};
-    s.gdtr = svm::read_gdtr();
-    s.idtr = svm::read_idtr();
-    s.cpl = 0;
-    s.efer = rdmsr(svm::kMsrEfer);
-    s.cr0 = read_cr0();
-    s.cr3 = read_cr3();
-    s.cr4 = read_cr4();
-    s.dr6 = 0xFFFF0FF0;
-    s.dr7 = 0x400;
-    s.rflags = 2;
-    s.g_pat = svm::kResetPat;
+    svm::copy_own_state(vmcb.save);
 }
 
 struct VmrunTimes {

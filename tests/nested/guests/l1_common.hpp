@@ -28,17 +28,6 @@ struct L2Stack {
     u64 call_entry_rsp() const { return reinterpret_cast<u64>(bytes + sizeof(bytes)) - 8; }
 };
 
-inline u16 read_selector_cs() {
-    u16 v;
-    asm volatile("mov %%cs, %0" : "=r"(v));
-    return v;
-}
-inline u16 read_selector_ss() {
-    u16 v;
-    asm volatile("mov %%ss, %0" : "=r"(v));
-    return v;
-}
-
 inline void zero(void* p, u64 bytes) {
     for (u64 i = 0; i < bytes; ++i) static_cast<volatile u8*>(p)[i] = 0;
 }
@@ -50,23 +39,9 @@ inline void set_up_l2(svm::Vmcb& vmcb, u64 rip, u64 rsp, u32 asid = 1) {
     svm::VmcbControl& c = vmcb.control;
     c.intercept_misc2 = svm::intercept2::vmrun | svm::intercept2::vmmcall;
     c.guest_asid = asid;
-    svm::VmcbSave& s = vmcb.save;
-    u16 data = read_selector_ss();
-    s.cs = svm::VmcbSegment{read_selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
-    s.ss = s.ds = s.es = svm::VmcbSegment{data, svm::kAttribData, 0xFFFFFFFF, 0};
-    s.gdtr = svm::read_gdtr();
-    s.idtr = svm::read_idtr();
-    s.cpl = 0;
-    s.efer = rdmsr(svm::kMsrEfer);
-    s.cr0 = read_cr0();
-    s.cr3 = read_cr3();
-    s.cr4 = read_cr4();
-    s.dr6 = 0xFFFF0FF0;
-    s.dr7 = 0x400;
-    s.rflags = 2;
-    s.rip = rip;
-    s.rsp = rsp;
-    s.g_pat = svm::kResetPat;
+    svm::copy_own_state(vmcb.save);
+    vmcb.save.rip = rip;
+    vmcb.save.rsp = rsp;
 }
 template <typename F> inline void set_up_l2(svm::Vmcb& vmcb, F* entry, const L2Stack& stack, u32 asid = 1) {
     set_up_l2(vmcb, reinterpret_cast<u64>(entry), stack.call_entry_rsp(), asid);

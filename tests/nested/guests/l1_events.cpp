@@ -58,8 +58,13 @@ alignas(16) IdtGate l2_idt[kL2Vectors];
 
 void set_gate(u8 vector, const char* handler) {
     u64 h = reinterpret_cast<u64>(handler);
-    l2_idt[vector] = IdtGate{static_cast<u16>(h),       read_selector_cs(),        0, kInterruptGate,
-                             static_cast<u16>(h >> 16), static_cast<u32>(h >> 32), 0};
+    l2_idt[vector] = IdtGate{static_cast<u16>(h),
+                             svm::read_cs(),
+                             0,
+                             kInterruptGate,
+                             static_cast<u16>(h >> 16),
+                             static_cast<u32>(h >> 32),
+                             0};
 }
 
 void set_up_events_l2(u64 event) {

@@ -237,17 +237,6 @@ inline L2Tables set_up_npt(u64 data_frame) {
     return t;
 }
 
-inline u16 selector_cs() {
-    u16 v;
-    asm volatile("mov %%cs, %0" : "=r"(v));
-    return v;
-}
-inline u16 selector_ss() {
-    u16 v;
-    asm volatile("mov %%ss, %0" : "=r"(v));
-    return v;
-}
-
 // Turns on SVM for this L1 (EFER.SVME, a host save area).
 inline void enable_svm() {
     wrmsr(svm::kMsrEfer, rdmsr(svm::kMsrEfer) | svm::kEferSvme);
@@ -266,19 +255,11 @@ inline void set_up_vmcb(const char* routine) {
     c.nested_control = svm::kNestedPagingEnable;
     c.nested_cr3 = npt_root;
     svm::VmcbSave& s = vmcb.save;
-    u16 data = selector_ss();
-    s.cs = svm::VmcbSegment{selector_cs(), svm::kAttribCode64, 0xFFFFFFFF, 0};
-    s.ss = s.ds = s.es = svm::VmcbSegment{data, svm::kAttribData, 0xFFFFFFFF, 0};
-    s.efer = rdmsr(svm::kMsrEfer);
-    s.cr0 = read_cr0();
+    svm::copy_own_state(s);
+    s.gdtr = s.idtr = svm::VmcbSegment{};
     s.cr3 = kL2Pml4;
-    s.cr4 = read_cr4();
-    s.dr6 = 0xFFFF0FF0;
-    s.dr7 = 0x400;
-    s.rflags = 2;
     s.rip = kL2Code + static_cast<u64>(routine - npt_l2_code_page);
     s.rsp = kL2Stack + kPage;
-    s.g_pat = svm::kResetPat;
 }
 
 inline u64 run_l2() {

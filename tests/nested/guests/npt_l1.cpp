@@ -212,7 +212,7 @@ int event() {
     u64 idt = take_frame();
     u64 handler = l2_address(npt_l2_event_handler);
     u64* gate = &table(idt)[2 * kVectorUd];
-    gate[0] = (handler & 0xFFFF) | (u64{selector_cs()} << 16) | (u64{0x8E} << 40) | ((handler >> 16 & 0xFFFF) << 48);
+    gate[0] = (handler & 0xFFFF) | (u64{svm::read_cs()} << 16) | (u64{0x8E} << 40) | ((handler >> 16 & 0xFFFF) << 48);
     gate[1] = handler >> 32;
     set_up_vmcb(npt_l2_event_entry);
     vmcb.save.gdtr = svm::VmcbSegment{0, 0, l1_gdt.limit, kL2Gdt};

@@ -214,6 +214,37 @@ inline VmcbSegment read_idtr() {
     return VmcbSegment{0, 0, r.limit, r.base};
 }
 
+inline u16 read_cs() {
+    u16 v;
+    asm volatile("mov %%cs, %0" : "=r"(v));
+    return v;
+}
+inline u16 read_ss() {
+    u16 v;
+    asm volatile("mov %%ss, %0" : "=r"(v));
+    return v;
+}
+
+// The calling code's own flat 64-bit state as a guest's starting state: its CS/SS/DS/ES,
+// descriptor tables, control registers, EFER (with SVME: VMRUN requires it) and the reset gPAT,
+// CPL 0, DR6/DR7 at reset and interrupts off. An L2 that runs code of its L1's image on L1's
+// page tables starts from this; RIP and RSP are the caller's to set.
+inline void copy_own_state(VmcbSave& s) {
+    s.cs = VmcbSegment{read_cs(), kAttribCode64, 0xFFFFFFFF, 0};
+    s.ss = s.ds = s.es = VmcbSegment{read_ss(), kAttribData, 0xFFFFFFFF, 0};
+    s.gdtr = read_gdtr();
+    s.idtr = read_idtr();
+    s.cpl = 0;
+    s.efer = rdmsr(kMsrEfer);
+    s.cr0 = read_cr0();
+    s.cr3 = read_cr3();
+    s.cr4 = read_cr4();
+    s.dr6 = 0xFFFF0FF0;
+    s.dr7 = 0x400;
+    s.rflags = 2;
+    s.g_pat = kResetPat;
+}
+
 // ---- Nested paging for an L1's own guests (NPT) ------------------------------------------------
 // An L1 that sets kNestedPagingEnable gives its guest a nested page table (N_CR3): the long-mode
 // 4-level format, mapping the guest's physical addresses to the L1's. The CPU walks it as user
