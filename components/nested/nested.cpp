@@ -56,11 +56,12 @@ void vcpu_destroy(NestedVcpu& vcpu) {
     const VendorPart* part = core(vcpu).part;
     if (part && part->vcpu_destroy) part->vcpu_destroy(vcpu);
     core(vcpu) = VcpuCore{};
+    vcpu.guest_exit = nullptr;
 }
 
 void vcpu_reset(NestedVcpu& vcpu) {
     core(vcpu).part->vcpu_reset(vcpu);
-    core(vcpu).guest_mode = false;
+    vcpu.guest_exit = nullptr;
 }
 
 Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
@@ -79,7 +80,7 @@ void cpuid(const NestedVcpu& vcpu, u32 leaf, u32 subleaf, virt::CpuidValues& gue
     core(vcpu).part->cpuid(vcpu, leaf, subleaf, guest);
 }
 
-bool in_guest_mode(const NestedVcpu& vcpu) { return core(vcpu).guest_mode; }
+bool in_guest_mode(const NestedVcpu& vcpu) { return nested::in_guest_mode(vcpu); }
 
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     return core(vcpu).part->reflect_exit(vcpu, exit, state);

@@ -57,7 +57,6 @@ struct DomainCore {
 struct VcpuCore {
     const VendorPart* part;
     u64 memory_bytes;
-    bool guest_mode;  // running L2 (SVM: after a successful VMRUN, until the #VMEXIT into L1)
     union {
         SvmVcpu svm;
         VmxVcpu vmx;
@@ -75,6 +74,10 @@ inline VcpuCore& core(NestedVcpu& vcpu) { return *__builtin_launder(reinterpret_
 inline const VcpuCore& core(const NestedVcpu& vcpu) {
     return *__builtin_launder(reinterpret_cast<const VcpuCore*>(vcpu.state));
 }
+
+// Running L2 (SVM: after a successful VMRUN, until the #VMEXIT into L1): the part serving the
+// vCPU has lent the kernel its handler for L2's exits (NestedVcpu::guest_exit).
+inline bool in_guest_mode(const NestedVcpu& vcpu) { return vcpu.guest_exit != nullptr; }
 
 inline Decision complete(u64 value = 0) { return Decision{Action::complete, value, nullptr}; }
 inline Decision inject_ud() { return Decision{Action::inject_ud, 0, nullptr}; }

@@ -610,10 +610,29 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
     return true;
 }
 
-// Runs d until its slice ends, it yields or it stops.
-void run_slice(RunningDomain& d, const ApplianceOptions& options) {
+// What the run loop does with the outcome of an exit it handled: false when the slice is over.
+[[gnu::always_inline]] inline bool carry_on(RunningDomain& d, const VmExit& exit, const ExitOutcome& outcome) {
+    if (outcome.stop || !d.running) [[unlikely]] {
+        d.last_exit = exit;
+        stop(d, outcome.stop ? outcome
+                             : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
+        return false;
+    }
+    if (outcome.inject)
+        appliance.ops->inject_exception(d.vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
+    if (outcome.wait) {
+        d.waiting = true;
+        return false;
+    }
+    return !outcome.yield && exit.kind != ExitKind::external_interrupt;
+}
+
+// Runs d until its slice ends, it yields or it stops. One loop for domains with nested
+// virtualization (`kNested`: the component's handler for L2's exits is called from the loop) and
+// one for the others, whose exits then pay no test for it.
+template <bool kNested> void run_slice(RunningDomain& d, const ApplianceOptions& options) {
     DomainEnvironment env(d);
-    const ExitContext context{nested_of(d), &d.cpuid_memo};
+    const ExitContext context{kNested ? nested_of(d) : nullptr, &d.cpuid_memo};
     // Signals come from other domains, which ran in other slices: a due interrupt is noticed here
     // and, until the vCPU takes it, retried after every exit (a signal a domain sends itself
     // waits for its next slice).
@@ -635,20 +654,23 @@ void run_slice(RunningDomain& d, const ApplianceOptions& options) {
             return;
         }
         d.slices_without_exit = 0;
-        ExitOutcome outcome = handle_exit(exit, d.state, d.console, env, context);
-        if (outcome.stop || !d.running) [[unlikely]] {
-            d.last_exit = exit;
-            stop(d, outcome.stop ? outcome
-                                 : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
-            return;
+        if constexpr (kNested) {
+            nested::NestedVcpu& nested = *context.nested;
+            if (auto guest_exit = nested.guest_exit) {
+                nested::Decision decision = guest_exit(nested, exit, d.state);
+                // L1 runs next (a #VMEXIT into it, a shadow page installed): nothing more to do,
+                // not even to look at an outcome.
+                if (decision.action == nested::Action::resume) [[likely]] {
+                    if (exit.kind == ExitKind::external_interrupt) return;
+                    continue;
+                }
+                if (!carry_on(d, exit,
+                              exit_detail::handle_guest_mode_exit(decision, exit, d.state, d.console, env, context)))
+                    return;
+                continue;
+            }
         }
-        if (outcome.inject)
-            appliance.ops->inject_exception(d.vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
-        if (outcome.wait) {
-            d.waiting = true;
-            return;
-        }
-        if (outcome.yield || exit.kind == ExitKind::external_interrupt) return;
+        if (!carry_on(d, exit, exit_detail::dispatch_exit(exit, d.state, d.console, env, context))) return;
     }
 }
 
@@ -683,7 +705,10 @@ void run_domains(const ApplianceOptions& options) {
         for (u32 i = 0; i < appliance.domain_count; ++i) {
             RunningDomain& d = appliance.domains[i];
             if (!ready(d)) continue;
-            run_slice(d, options);
+            if (nested_of(d))
+                run_slice<true>(d, options);
+            else
+                run_slice<false>(d, options);
             ran = true;
         }
         if (!ran) stop_waiting_domains();

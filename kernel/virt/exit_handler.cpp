@@ -334,19 +334,16 @@ ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole&
     return env.hypercall(state, console);
 }
 
-ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
-                                    const ExitContext& context) {
-    nested::NestedVcpu& nested = *context.nested;
-    if (!nested.ops->in_guest_mode(nested)) return dispatch_exit(exit, state, console, env, context);
-    nested::Decision d = nested.ops->reflect_exit(nested, exit, state);
-    // A reflected exit's answer (L1 runs next) needs nothing of apply(): no call on that path.
-    if (d.action == nested::Action::resume) return {};
-    if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
+ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
+                                   GuestConsole& console, ExitEnvironment& env, const ExitContext& context) {
+    if (decision.action != nested::Action::not_nested) return apply(decision, exit, state, console, env);
     // L0's own exit while L2 runs: the rule for every exit, applied to L2's state - except that an
     // exception it raises is L1's when L1 intercepts it.
+    nested::NestedVcpu& nested = *context.nested;
     ExitOutcome outcome = dispatch_exit(exit, state, console, env, context);
     if (!outcome.inject) return outcome;
-    d = nested.ops->exception_for_l2(nested, outcome.vector, outcome.has_error_code, outcome.error_code, state);
+    nested::Decision d =
+        nested.ops->exception_for_l2(nested, outcome.vector, outcome.has_error_code, outcome.error_code, state);
     return d.action == nested::Action::not_nested ? outcome : apply(d, exit, state, console, env);
 }
 

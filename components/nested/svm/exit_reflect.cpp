@@ -138,6 +138,17 @@ Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) 
     }
 }
 
+u64 reflected_instructions(const Vmcb& snapshot) {
+    constexpr u64 kJudgedOtherwise =
+        (u64{1} << (code::intr - arch::exit_code::misc1_base)) | (u64{1} << (code::nmi - arch::exit_code::misc1_base)) |
+        (u64{1} << (code::smi - arch::exit_code::misc1_base)) | (u64{1} << (code::init - arch::exit_code::misc1_base)) |
+        (u64{1} << (code::ioio - arch::exit_code::misc1_base)) | (u64{1} << (code::msr - arch::exit_code::misc1_base));
+    static_assert(arch::exit_code::misc2_base - arch::exit_code::misc1_base == 32);
+    const VmcbControl& c = snapshot.control;
+    u64 intercepts = u64{c.intercept_misc1} | (u64{c.intercept_misc2} << 32);
+    return intercepts & ~kJudgedOtherwise;
+}
+
 void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
     to.fs = from.fs;
     to.gs = from.gs;
@@ -155,8 +166,7 @@ void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
 
 namespace {
 
-// The #VMEXIT's fields, stored straight into vmcb12 through one window on L1's page: L1 cannot
-// run while its vCPU is here, and the page is L1 RAM for the whole call.
+// The #VMEXIT's fields, stored straight into vmcb12 (write_vmexit).
 void write_vmexit_save(VmcbSave& out, const Vmcb& snapshot, const VmcbSave& l2) {
     out.es = l2.es;
     out.cs = l2.cs;
@@ -196,13 +206,9 @@ void write_vmexit_control(VmcbControl& out, const Vmcb& snapshot, const VmcbCont
 
 }  // namespace
 
-bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit) {
-    u8* page = memory.window(vmcb12_pa, sizeof(Vmcb), true);
-    if (!page) return false;
-    Vmcb& vmcb12 = *reinterpret_cast<Vmcb*>(page);
+void write_vmexit(Vmcb& vmcb12, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit) {
     write_vmexit_save(vmcb12.save, snapshot, vmcb02.save);
     write_vmexit_control(vmcb12.control, snapshot, vmcb02.control, exit);
-    return true;
 }
 
 L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u64 l2_rflags) {

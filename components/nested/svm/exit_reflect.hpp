@@ -46,6 +46,19 @@ bool l1_intercepts(const Vmcb& snapshot, u64 code);
 
 Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory);
 
+// The instruction intercepts (exit codes misc1_base .. misc2_base + 31, one bit each from
+// misc1_base) whose exits route_l2_exit reflects on the snapshot's intercept bit alone: those L1
+// asks for, without the physical events (L0's) and IOIO / MSR (L1's permission maps decide).
+// Worked out once per VMRUN, from the snapshot, so that the common reflected exit needs one test.
+u64 reflected_instructions(const Vmcb& snapshot);
+
+// Whether `code` is among `reflected` (reflected_instructions): then route_l2_exit says
+// Route::reflect. False says nothing: route_l2_exit decides.
+inline bool reflected_instruction(u64 reflected, u64 code) {
+    u64 n = code - arch::exit_code::misc1_base;  // codes below wrap to large values
+    return n < 64 && ((reflected >> n) & 1) != 0;
+}
+
 // L1's state while L2 runs (what VMRUN saves in the host save area) is L1's own VMCB, vmcb01,
 // left as it was at VMRUN with RIP already past the VMRUN: nothing writes those fields of vmcb01
 // while L2 runs (the backend runs vmcb02, every exit handled meanwhile is L2's, and the world
@@ -78,10 +91,10 @@ struct VmexitInfo {
     u64 next_rip;  // NRIPS (offered): the next instruction for instruction intercepts, else 0
 };
 
-// Writes the #VMEXIT into vmcb12: L2's state from vmcb02, the exit, NRIP, and int_ctl as L1 set
-// it with V_TPR / V_IRQ as L2 left them. Only the fields the CPU writes; false if vmcb12 is no
-// longer L1 RAM (L0 unmapped it: the domain is stopped).
-bool write_vmexit(L1Memory& memory, u64 vmcb12_pa, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit);
+// Writes the #VMEXIT into vmcb12 (L0's writable view of L1's page): L2's state from vmcb02, the
+// exit, NRIP, and int_ctl as L1 set it with V_TPR / V_IRQ as L2 left them. Only the fields the
+// CPU writes, each once, straight into L1's page: L1 cannot run while its vCPU is here.
+void write_vmexit(Vmcb& vmcb12, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit);
 
 // A physical-interrupt-like event for L1 (its virtual interrupt) while `gif` and in guest mode:
 // held back, a #VMEXIT(INTR) to L1, or delivered through L2's IDT (L1 does not intercept INTR).

@@ -27,9 +27,11 @@ public:
     // The page holding `l1_physical` (any alignment).
     virtual L1Page page(u64 l1_physical) = 0;
     // L0's view of [l1_physical, l1_physical + bytes) when it is L1 RAM in one piece (writable
-    // when `writable`), or nullptr. Valid only until the component returns to the kernel; for
-    // copying many fields of one structure at once (the VMRUN snapshot of vmcb12, the #VMEXIT
-    // into it). L1 may change its memory at any time: what is read through it is read once.
+    // when `writable`), or nullptr. Valid until the component returns to the kernel, and after
+    // that for as long as the VM's mapping generation stays the same (nested_context.hpp: L0
+    // unmaps nothing without changing it); for copying many fields of one structure at once (the
+    // VMRUN snapshot of vmcb12, the #VMEXIT into it). L1 may change its memory at any time: what
+    // is read through it is read once.
     virtual u8* window(u64 l1_physical, usize bytes, bool writable) = 0;
     // Atomically ORs `bits` into the 8-byte aligned u64 at `l1_physical` (the Accessed / Dirty
     // bits of L1's nested page-table entries, which L1 may be changing at the same moment);

@@ -122,7 +122,7 @@ void leave_guest_mode(NestedVcpu& vcpu) {
         hw->run_l2 = false;
         hw->switched = true;
     }
-    core(vcpu).guest_mode = false;
+    vcpu.guest_exit = nullptr;
 }
 
 void vcpu_reset(NestedVcpu& vcpu) {
@@ -192,6 +192,8 @@ void switch_to(NestedContext& hw, bool l2, virt::VcpuState& state) {
     load_state(l2 ? hw.vmcb02->save : hw.vmcb01->save, state);
 }
 
+Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+
 // --- L1's SVM instructions ------------------------------------------------------------------
 
 Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
@@ -223,7 +225,7 @@ Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& stat
     switch (o.result) {
     case VmrunResult::entered:
         switch_to(*hw, true, state);
-        core(vcpu).guest_mode = true;
+        vcpu.guest_exit = reflect_exit;  // the kernel sends L2's exits straight here
         svm_of(vcpu).gif = true;
         return resume();
     case VmrunResult::vmexit_invalid:  // L1 continues after its VMRUN, GIF clear
@@ -348,9 +350,10 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
 [[gnu::always_inline]] inline Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
                                                     const VmexitInfo& info, virt::VcpuState& state) {
     store_state(state, hw.vmcb02->save);
-    bool written = emulate_vmexit(block.nested, block.memory, *hw.vmcb02, info, hw.vmcb01->save);
+    bool written =
+        emulate_vmexit(block.nested, block.memory, *hw.vmcb02, info, hw.vmcb01->save, *hw.mapping_generation);
     switch_to(hw, false, state);
-    core(vcpu).guest_mode = false;
+    vcpu.guest_exit = nullptr;
     svm_of(vcpu).gif = false;
     if (!written) return stop("nested SVM: vmcb12 is no longer in L1's memory");
     return resume();
@@ -413,6 +416,11 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     if (!hw || !block || !hw->run_l2) return stop("nested SVM: an L2 exit without an L2");
     if (hw->shadow_stale) refresh_shadow(*hw, *block);
     const VmcbControl& c = hw->vmcb02->control;
+    // The common case, an instruction L1 intercepts: what route_l2_exit would answer, in one test.
+    if (reflected_instruction(block->nested.reflected, c.exit_code))
+        return vmexit_to_l1(
+            vcpu, *hw, *block,
+            VmexitInfo{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, next_rip(exit, state)}, state);
     L2Exit e{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, static_cast<u32>(state.rcx())};
     switch (route_l2_exit(block->nested.snapshot, e, block->memory)) {
     case Route::reflect:
@@ -452,7 +460,7 @@ Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 
 // #VMEXIT(INTR) (then, with GIF clear, once it sets GIF again) or lets L2 take it.
 Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
     if (!svm_of(vcpu).gif) return resume();
-    if (!core(vcpu).guest_mode) return not_nested();
+    if (!in_guest_mode(vcpu)) return not_nested();
     NestedContext* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
     if (!hw || !block || !hw->run_l2) return resume();

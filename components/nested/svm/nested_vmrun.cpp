@@ -62,9 +62,19 @@ VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave&
     if (!build_vmcb02(vcpu.snapshot, l1, env.l0, vmcb02)) return outcome(VmrunResult::stop);
     l1.rip = next_rip;  // the host state L1 resumes with (resume_l1)
     vcpu.vmcb12_pa = vmcb12_pa;
+    vcpu.reflected = reflected_instructions(vcpu.snapshot);
     vcpu.gif = true;  // VMRUN sets GIF
     vcpu.guest_mode = true;
     return outcome(VmrunResult::entered);
+}
+
+Vmcb* look_up_vmcb12(NestedSvmVcpu& vcpu, L1Memory& memory, u64 mapping_generation) {
+    NestedSvmVcpu::Vmcb12View& view = vcpu.vmcb12_view;
+    view = {};
+    u8* page = memory.window(vcpu.vmcb12_pa, sizeof(Vmcb), true);
+    if (!page) return nullptr;
+    view = NestedSvmVcpu::Vmcb12View{vcpu.vmcb12_pa, mapping_generation, reinterpret_cast<Vmcb*>(page)};
+    return view.host;
 }
 
 void abandon_guest_mode(NestedSvmVcpu& vcpu) {

@@ -19,6 +19,17 @@ struct NestedSvmVcpu {
     Vmcb snapshot{};  // vmcb12 as copied at the last VMRUN: the only vmcb12 anything looks at
     ShadowNpt shadow;
     u64 vmcb12_pa = 0;
+    u64 reflected = 0;  // reflected_instructions(snapshot) while in guest mode
+    // L0's writable view of a vmcb12 page, from the last #VMEXIT that looked it up (nullptr:
+    // none), found while the VM's mappings were at `generation`. L0 removes or narrows no mapping
+    // without a new generation (nested_context.hpp), so while it is the same the view is still
+    // L1's page, writable, and the next #VMEXIT into the same vmcb12 writes through it without
+    // looking it up again (the lookup was a tenth of a reflected exit).
+    struct Vmcb12View {
+        u64 pa = 0;
+        u64 generation = 0;
+        Vmcb* host = nullptr;
+    } vmcb12_view;
     u32 last_l1_asid = 0;     // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
     PermissionMapMerge maps;  // where L0's maps let L1's matter (vmcb02.hpp)
     bool gif = true;
@@ -54,14 +65,27 @@ struct VmrunOutcome {
 VmrunOutcome emulate_vmrun(NestedSvmVcpu& vcpu, VmrunEnvironment& env, VmcbSave& l1, u64 vmcb12_pa, u64 next_rip,
                            Vmcb& vmcb02);
 
+// vmcb12 (the page at vcpu.vmcb12_pa) as L0 sees it, writable, looked up in `memory` unless the
+// view kept from an earlier #VMEXIT is of the same page under the same `mapping_generation`;
+// nullptr if it is not writable L1 RAM (any more).
+Vmcb* look_up_vmcb12(NestedSvmVcpu& vcpu, L1Memory& memory, u64 mapping_generation);
+inline Vmcb* vmcb12_for_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, u64 mapping_generation) {
+    const NestedSvmVcpu::Vmcb12View& view = vcpu.vmcb12_view;
+    if (view.host && view.pa == vcpu.vmcb12_pa && view.generation == mapping_generation) return view.host;
+    return look_up_vmcb12(vcpu, memory, mapping_generation);
+}
+
 // A #VMEXIT into L1 (a reflected L2 exit, or one L0 makes such as a shadow #NPF): vmcb12 gets the
 // exit and L2's state, vmcb01 (`l1`, as VMRUN left it) is L1's state again (its VMLOAD state is
-// the one L2 ran with: one CPU), GIF clears.
+// the one L2 ran with: one CPU), GIF clears. `mapping_generation` is the VM's now (it changes
+// whenever L0 unmaps any of L1's memory).
 // False if vmcb12 is no longer L1 RAM (the caller stops the domain). Inline: it is on every
 // reflected exit, and its own call cost as much as its body.
 inline bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit,
-                           VmcbSave& l1) {
-    bool written = write_vmexit(memory, vcpu.vmcb12_pa, vcpu.snapshot, vmcb02, exit);
+                           VmcbSave& l1, u64 mapping_generation) {
+    Vmcb* vmcb12 = vmcb12_for_vmexit(vcpu, memory, mapping_generation);
+    bool written = vmcb12 != nullptr;
+    if (written) write_vmexit(*vmcb12, vcpu.snapshot, vmcb02, exit);
     resume_l1(l1);  // the VMLOAD state is in `l1` already: L2 ran with L1's (nested_context.hpp)
     vcpu.gif = false;
     vcpu.guest_mode = false;

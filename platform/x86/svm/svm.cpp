@@ -68,10 +68,12 @@ struct BackendVcpu {
     bool flush_tlb;
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     u64 pending_event;   // EVENTINJ for the next entry; 0: none (a queued event has kEventValid)
-    CodePageCache code;
-    CodePageCache parked_code;  // nested: the code page of the VMCB not running (switch_vmcb)
-    paddr parked_l2_root;       // vmcb02's nested root when L2's code page was parked
-    bool nested;                // created with InitialMode::nested: `l2` is allocated
+    // The active VMCB's code page: codes[0] for the vCPU's own VMCB, codes[1] for vmcb02 while
+    // it runs an L2. Each VMCB keeps its own across the other's run (switch_vmcb).
+    CodePageCache* code;
+    CodePageCache codes[2];
+    paddr parked_l2_root;  // vmcb02's nested root when L2 last stopped running
+    bool nested;           // created with InitialMode::nested: `l2` is allocated
     NestedContext l2;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
@@ -370,6 +372,7 @@ Status<VirtError> prepare_nested(BackendVcpu& vcpu) {
     n.l0_msrpm = frame_pointer<u8>(vcpu.vm->msrpm_pa);
     n.merged_iopm = frame_pointer<u8>(n.merged_iopm_pa);
     n.merged_msrpm = frame_pointer<u8>(n.merged_msrpm_pa);
+    n.mapping_generation = &vcpu.vm->tlb_generation;
     return {};
 }
 
@@ -386,6 +389,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
     vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
     vcpu->vmload_pa = vcpu->vmcb_pa;
+    vcpu->code = &vcpu->codes[0];
     if (auto set = set_initial_state(*vcpu->vmcb, initial); !set) {
         svm_destroy_vcpu(vcpu);
         return fail(set.error());
@@ -459,7 +463,7 @@ usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
 // page; that only concerns the guest itself.
 [[gnu::noinline]] const u8* walk_code_page(BackendVcpu& vcpu, u64 linear_page) {
     const VmcbSave& s = vcpu.vmcb->save;
-    CodePageCache& c = vcpu.code;
+    CodePageCache& c = *vcpu.code;
     NestedMemory memory(vcpu);
     u64 gpa = 0;
     paddr frame = 0;
@@ -474,7 +478,7 @@ usize read_guest_code(BackendVcpu& vcpu, u64 linear, u8* out, usize size) {
 
 inline const u8* code_page(BackendVcpu& vcpu, u64 linear_page) {
     const VmcbSave& s = vcpu.vmcb->save;
-    const CodePageCache& c = vcpu.code;
+    const CodePageCache& c = *vcpu.code;
     if (c.host && c.linear_page == linear_page && c.cr3 == s.cr3 && c.cr0 == s.cr0 && c.cr4 == s.cr4) return c.host;
     return walk_code_page(vcpu, linear_page);
 }
@@ -668,40 +672,25 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, paddr v
                  : "rbx", "rcx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 
-// Field by field, each through a register: a whole-struct swap went through a copy on the stack.
-inline void swap_code_pages(CodePageCache& a, CodePageCache& b) {
-    CodePageCache old_a = a;
-    a.linear_page = b.linear_page;
-    a.cr0 = b.cr0;
-    a.cr3 = b.cr3;
-    a.cr4 = b.cr4;
-    a.host = b.host;
-    b.linear_page = old_a.linear_page;
-    b.cr0 = old_a.cr0;
-    b.cr3 = old_a.cr3;
-    b.cr4 = old_a.cr4;
-    b.host = old_a.host;
-}
-
 // The nested component switched between L1 and L2 (nested_context.hpp): the other VMCB becomes
 // the active one. A pending event of the old one goes (an exit's EXITINTINFO went to L1 with the
-// reflected exit); the new one's EVENTINJ is delivered. The code pages swap: each VMCB keeps its
-// own across the other's run (walking both again at every reflected exit was two fifths of the
-// round trip). L1's translations cannot change while L2 runs but through an unmap, which clears
-// both (run_once); L2's do when the component asks for a TLB flush in the vmcb02 it built or
-// gives it other nested tables.
+// reflected exit); the new one's EVENTINJ is delivered. Each VMCB has its own code page (walking
+// both again at every reflected exit was two fifths of the round trip; swapping one cache between
+// them, a twentieth). L1's translations cannot change while L2 runs but through an unmap, which
+// clears both (run_once); L2's do when the component asks for a TLB flush in the vmcb02 it built
+// or gives it other nested tables.
 [[gnu::noinline]] void switch_vmcb(BackendVcpu& vcpu) {
     NestedContext& n = vcpu.l2;
     n.switched = false;
     vcpu.vmcb = n.run_l2 ? n.vmcb02 : n.vmcb01;
     vcpu.vmcb_pa = n.run_l2 ? n.vmcb02_pa : n.vmcb01_pa;
     vcpu.pending_event = n.run_l2 ? (vcpu.vmcb->control.event_inject & (kEventValid | 0xFFFFFFFF00000FFF)) : 0;
-    swap_code_pages(vcpu.code, vcpu.parked_code);
+    vcpu.code = &vcpu.codes[n.run_l2 ? 1 : 0];
     if (!n.run_l2) {
         vcpu.parked_l2_root = n.vmcb02->control.nested_cr3;
     } else if (vcpu.vmcb->control.tlb_control != kTlbControlNothing ||
                vcpu.vmcb->control.nested_cr3 != vcpu.parked_l2_root) {
-        vcpu.code.host = nullptr;
+        vcpu.code->host = nullptr;
     }
 }
 
@@ -731,8 +720,8 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     if (vcpu->tlb_generation != vcpu->vm->tlb_generation) [[unlikely]] {
         vcpu->tlb_generation = vcpu->vm->tlb_generation;
         vcpu->flush_tlb = true;
-        vcpu->code.host = nullptr;  // the code page's frame may be someone else's now
-        vcpu->parked_code.host = nullptr;
+        vcpu->codes[0].host = nullptr;  // the code pages' frames may be someone else's now
+        vcpu->codes[1].host = nullptr;
     }
     if (vcpu->flush_tlb) [[unlikely]] {
         vmcb.control.tlb_control = kTlbControlFlushAll;  // back to kTlbControlNothing after the run
@@ -786,7 +775,7 @@ bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
     }
     vcpu.vmcb->save.cr4 = value;
     vcpu.flush_tlb = true;  // paging controls changed
-    vcpu.code.host = nullptr;
+    vcpu.code->host = nullptr;
     state.rip += static_cast<u64>(op + 3 - code);
     return true;
 }

@@ -261,3 +261,63 @@ TEST_CASE("nested.other_msrs_follow_the_kernel_rule") {
     CHECK_FALSE(l1.run(msr_read(kMsrBiosSignId)).inject);
     CHECK(is_gp(l1.run(msr_read(0x1B))));  // APIC base: not in the allow-list
 }
+
+namespace {
+
+// A vCPU in guest mode whose component answers every L2 exit with `answer`, counting the calls.
+nested::Action answer = nested::Action::resume;
+int guest_exits = 0;
+nested::Decision answer_guest_exit(nested::NestedVcpu&, const VmExit&, VcpuState&) {
+    ++guest_exits;
+    return nested::Decision{answer, 0, nullptr};
+}
+
+}  // namespace
+
+TEST_CASE("nested.guest_exit_handler_judges_l2_exits_first") {
+    nested::NestedVcpu vcpu;
+    vcpu.ops = &kRecordingOps;
+    Guest g;
+    g.env.nested = &vcpu;
+    VmExit cpuid{};
+    cpuid.kind = ExitKind::cpuid;
+    cpuid.instruction_length = 2;
+    g.state.rax() = 1;
+
+    // Not in guest mode (no handler lent): the kernel's rule with the table's hooks, as for L1.
+    called.clear();
+    guest_exits = 0;
+    g.run(cpuid);
+    CHECK(called == "cpuid");
+    CHECK(guest_exits == 0);
+    CHECK(g.state.rip == 0x1002);
+
+    // In guest mode: the component's handler first. A reflected exit (resume) is all there is:
+    // no kernel rule, no table hook, the state as the component left it.
+    vcpu.guest_exit = answer_guest_exit;
+    answer = nested::Action::resume;
+    called.clear();
+    g.state.rax() = 1;
+    ExitOutcome o = g.run(cpuid);
+    CHECK(guest_exits == 1);
+    CHECK(called.empty());
+    CHECK_FALSE(o.stop);
+    CHECK_FALSE(o.inject);
+    CHECK(g.state.rip == 0x1002);
+    CHECK(g.state.rax() == 1);
+
+    // An exit that is L0's (not_nested): the kernel's rule for it, applied to L2's state.
+    answer = nested::Action::not_nested;
+    g.run(cpuid);
+    CHECK(guest_exits == 2);
+    CHECK(called == "cpuid");
+    CHECK(g.state.rip == 0x1004);
+
+    // Any other decision is applied as the component's: #UD for L2, nothing stepped over.
+    answer = nested::Action::inject_ud;
+    called.clear();
+    CHECK(is_ud(g.run(cpuid)));
+    CHECK(guest_exits == 3);
+    CHECK(called.empty());
+    CHECK(g.state.rip == 0x1004);
+}

@@ -158,7 +158,7 @@ TEST_CASE("nested_svm.vmexit_writes_vmcb12_and_restores_l1") {
     r.vmcb02.control.int_ctl |= arch::int_ctl::v_irq | 0x9;
     Vmcb before = r.vmcb12();
     VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
-    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save));
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 1));
     Vmcb after = r.vmcb12();
     CHECK(after.control.exit_code == vmcb::exit_code::cpuid);
     CHECK(after.control.next_rip == 0x402002);
@@ -183,7 +183,7 @@ TEST_CASE("nested_svm.vmexit_writes_vmcb12_and_restores_l1") {
 TEST_CASE("nested_svm.vmexit_reports_exception_and_npf_info") {
     Running r;
     VmexitInfo pf{vmcb::exit_code::exception_base + 14, 0x6, 0xDEAD000, arch::event::valid | 0x20, 0};
-    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, pf, r.vmcb01.save));
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, pf, r.vmcb01.save, 1));
     Vmcb after = r.vmcb12();
     CHECK(after.control.exit_info_1 == 0x6);
     CHECK(after.control.exit_info_2 == 0xDEAD000);
@@ -205,4 +205,80 @@ TEST_CASE("nested_svm.gif_and_l1_interrupts") {
     Running no_intr(v);
     CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x202) == L1Interrupt::deliver_to_l2);
     CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x2) == L1Interrupt::blocked);
+}
+
+TEST_CASE("nested_svm.reflected_instructions_agree_with_the_routing") {
+    Machine m;
+    std::vector<Vmcb> snapshots(3, valid_vmcb12());
+    snapshots[1].control.intercept_misc1 = 0xFFFFFFFF;
+    snapshots[1].control.intercept_misc2 = 0xFFFFFFFF;
+    snapshots[2].control.intercept_misc1 = 0;
+    snapshots[2].control.intercept_misc2 = 0;
+    for (const Vmcb& snapshot : snapshots) {
+        u64 reflected = reflected_instructions(snapshot);
+        for (u64 code = 0; code <= 0x500; ++code) {
+            // Every code the one test claims is one the routing reflects.
+            if (reflected_instruction(reflected, code))
+                CHECK(route_l2_exit(snapshot, exit_of(code, io_info(0x60, 1, true)), m.l1) == Route::reflect);
+        }
+        CHECK_FALSE(reflected_instruction(reflected, vmcb::exit_code::invalid));
+    }
+    // Everything the instruction intercepts reflect on their bit alone is in the one test...
+    u64 all = reflected_instructions(snapshots[1]);
+    for (u64 code : {vmcb::exit_code::cpuid, vmcb::exit_code::hlt, vmcb::exit_code::vmrun, vmcb::exit_code::vmmcall,
+                     vmcb::exit_code::vmload, vmcb::exit_code::shutdown, vmcb::exit_code::invlpga})
+        CHECK(reflected_instruction(all, code));
+    // ... but physical events (L0's) and the accesses L1's permission maps decide.
+    for (u64 code : {vmcb::exit_code::intr, vmcb::exit_code::nmi, vmcb::exit_code::smi, vmcb::exit_code::init,
+                     vmcb::exit_code::ioio, vmcb::exit_code::msr})
+        CHECK_FALSE(reflected_instruction(all, code));
+    CHECK(reflected_instructions(snapshots[2]) == 0);
+}
+
+TEST_CASE("nested_svm.vmexit_keeps_its_view_of_vmcb12_while_the_mappings_stay") {
+    Running r;
+    VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    // L1 runs L2 again on the same vmcb12, nothing unmapped meanwhile: no second lookup.
+    REQUIRE(r.vmrun().result == VmrunResult::entered);
+    int windows = r.l1.windows;
+    r.vmcb02.save.rip = 0x403000;
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    CHECK(r.l1.windows == windows);
+    CHECK(r.vmcb12().save.rip == 0x403000);
+    CHECK(r.vmcb12().control.exit_code == vmcb::exit_code::cpuid);
+}
+
+TEST_CASE("nested_svm.vmexit_looks_vmcb12_up_again_after_an_unmap") {
+    Running r;
+    VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    REQUIRE(r.vmrun().result == VmrunResult::entered);
+    // L0 took vmcb12's page away and gave L1 a read-only one there (a new generation): the view
+    // from before is not L1's any more, and nothing may be written through it.
+    r.l1.read_only[kVmcb12 >> 12] = true;
+    Vmcb before = r.vmcb12();
+    r.vmcb02.save.rip = 0x403000;
+    CHECK_FALSE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 8));
+    CHECK(r.vmcb12().save.rip == before.save.rip);
+    CHECK(r.vcpu->vmcb12_view.host == nullptr);
+    // Even under the old generation again (never happens: it only grows), the view is gone.
+    CHECK_FALSE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    CHECK(r.vmcb12().save.rip == before.save.rip);
+}
+
+TEST_CASE("nested_svm.vmexit_into_another_vmcb12_looks_it_up") {
+    Running r;
+    VmexitInfo info{vmcb::exit_code::cpuid, 0, 0, 0, 0x402002};
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    constexpr u64 kOther = kVmcb12 + 0x1000;
+    r.l1.put(kOther, valid_vmcb12());
+    r.vmcb01.save.rax = kOther;
+    REQUIRE(r.vmrun(kOther).result == VmrunResult::entered);
+    int windows = r.l1.windows;
+    r.vmcb02.save.rip = 0x404000;
+    REQUIRE(emulate_vmexit(*r.vcpu, r.l1, r.vmcb02, info, r.vmcb01.save, 7));
+    CHECK(r.l1.windows == windows + 1);
+    CHECK(r.l1.get<Vmcb>(kOther).save.rip == 0x404000);
+    CHECK(r.vmcb12().save.rip != 0x404000);
 }

@@ -37,6 +37,7 @@ struct NptL1 : Guest {
     std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
     std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
     NestedContext hw{};
+    u64 mapping_generation = 1;  // the VM's: changed by every unmap
     nested::NestedDomain domain;
     nested::NestedVcpu vcpu;
     bool destroyed = false;
@@ -56,7 +57,8 @@ struct NptL1 : Guest {
                            false,
                            false,
                            false,
-                           kEmptyRoot};
+                           kEmptyRoot,
+                           &mapping_generation};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());

@@ -46,6 +46,7 @@ struct L1Fixture : Guest {
     std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
     std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
     NestedContext hw{};
+    u64 mapping_generation = 1;  // the VM's: changed by every unmap
     nested::NestedDomain domain;
     nested::NestedVcpu vcpu;
 
@@ -64,7 +65,8 @@ struct L1Fixture : Guest {
                            false,
                            false,
                            false,
-                           0x9000};
+                           0x9000,
+                           &mapping_generation};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         vmcb01->control.intercept_misc1 = 1u << 18;  // CPUID, as L0 intercepts for L1

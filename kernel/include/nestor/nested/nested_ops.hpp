@@ -73,7 +73,8 @@ public:
     virtual GuestPage page(u64 gpa) = 0;
     // L0's view of [gpa, gpa + bytes) when it is the domain's memory in one piece (writable when
     // `writable`), for an update of many fields at once (a #VMEXIT into a VMCB); nullptr if not.
-    // Valid only until the component returns to the kernel, which may unmap it afterwards.
+    // It stays the domain's memory until the kernel unmaps it from the domain's VM, which the
+    // backend tells the component (the SVM backend's mapping generation).
     virtual u8* window(u64 gpa, usize bytes, bool writable) = 0;
     // Atomically ORs `bits` into the aligned u64 at `gpa`; false if it is not writable memory.
     virtual bool set_bits(u64 gpa, u64 bits) = 0;
@@ -102,6 +103,11 @@ struct NestedVcpu {
     const NestedOps* ops = nullptr;
     Host* host = nullptr;      // the kernel's services for this vCPU's domain (set before it runs)
     void* hardware = nullptr;  // the backend's context (VirtOps::nested_hardware), opaque here
+    // While the vCPU runs L1's guest (in_guest_mode): the component's judgement of its exits, as
+    // NestedOps::reflect_exit; nullptr while it runs L1. Only the component sets it. The kernel's
+    // exit path calls it directly: through the table, the guest-mode test and the vendor dispatch
+    // were a tenth of a reflected exit.
+    Decision (*guest_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) = nullptr;
     alignas(u64) u8 state[kVcpuStateBytes] = {};
 };
 
@@ -136,7 +142,8 @@ struct NestedOps {
 
     // nhvm_vcpu_in_guestmode: the vCPU runs L1's guest (L2).
     bool (*in_guest_mode)(const NestedVcpu& vcpu);
-    // nhvm_vcpu_vmexit_event: an exit taken while in guest mode; the component decides whether L1
+    // nhvm_vcpu_vmexit_event: an exit taken while in guest mode (the kernel's exit path calls the
+    // same judgement through NestedVcpu::guest_exit); the component decides whether L1
     // intercepts it (and emulates the #VMEXIT / VM exit into L1: Action::resume). Action::not_nested:
     // the exit is L0's (a physical interrupt, preemption, an access L1 lets L2 make): the kernel
     // applies its rule for the exit, in L1's terms, to the state L2 runs with.

@@ -134,10 +134,10 @@ ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& consol
 // Every exit but the common three.
 ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
                               nested::NestedVcpu* nested);
-// A vCPU with nested virtualization: an exit of L1's guest (L2) is the nested component's to
-// reflect, or not, into L1.
-ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
-                                    const ExitContext& context);
+// An exit of L1's guest (L2) the nested component did not reflect into L1 itself: `decision` is
+// its judgement (NestedVcpu::guest_exit), never Action::resume.
+ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
+                                   GuestConsole& console, ExitEnvironment& env, const ExitContext& context);
 
 [[gnu::always_inline]] inline ExitOutcome dispatch_exit(const VmExit& exit, VcpuState& state, GuestConsole& console,
                                                         ExitEnvironment& env, const ExitContext& context) {
@@ -150,10 +150,25 @@ ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state, GuestC
 }
 }  // namespace exit_detail
 
+// handle_exit() for a vCPU with nested virtualization (context.nested set). While it runs L1's
+// guest (L2) the exit is the nested component's to reflect, or not, into L1: its handler is
+// called straight from here, and a reflected exit (Action::resume) needs nothing more.
+[[gnu::always_inline]] inline ExitOutcome handle_nested_vcpu_exit(const VmExit& exit, VcpuState& state,
+                                                                  GuestConsole& console, ExitEnvironment& env,
+                                                                  const ExitContext& context) {
+    nested::NestedVcpu& nested = *context.nested;
+    if (auto guest_exit = nested.guest_exit) {
+        nested::Decision decision = guest_exit(nested, exit, state);
+        if (decision.action == nested::Action::resume) return {};
+        return exit_detail::handle_guest_mode_exit(decision, exit, state, console, env, context);
+    }
+    return exit_detail::dispatch_exit(exit, state, console, env, context);
+}
+
 // The same as above with the vCPU's context.
 inline ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
                                const ExitContext& context) {
-    if (context.nested) return exit_detail::handle_nested_vcpu_exit(exit, state, console, env, context);
+    if (context.nested) return handle_nested_vcpu_exit(exit, state, console, env, context);
     return exit_detail::dispatch_exit(exit, state, console, env, context);
 }
 

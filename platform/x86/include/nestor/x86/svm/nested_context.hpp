@@ -42,6 +42,10 @@ struct NestedContext {
     // every L2 exit and clears it).
     bool shadow_stale;
     paddr empty_npt_root;  // a zeroed PML4 frame: every L2 access faults
+    // The VM's mapping generation (never null): the backend changes it at every unmap, before the
+    // unmapped memory can be reused, and no mapping changes any other way. A view of L1's memory
+    // the component found under one generation is still L1's while it stays the same.
+    const u64* mapping_generation;
 };
 
 }  // namespace nestor::x86::svm
