@@ -164,53 +164,6 @@ void copy_vmload_state(const VmcbSave& from, VmcbSave& to) {
     to.sysenter_eip = from.sysenter_eip;
 }
 
-namespace {
-
-// The #VMEXIT's fields, stored straight into vmcb12 (write_vmexit).
-void write_vmexit_save(VmcbSave& out, const Vmcb& snapshot, const VmcbSave& l2) {
-    out.es = l2.es;
-    out.cs = l2.cs;
-    out.ss = l2.ss;
-    out.ds = l2.ds;
-    out.gdtr = l2.gdtr;
-    out.idtr = l2.idtr;
-    out.cpl = l2.cpl;
-    out.efer = l2.efer;
-    out.cr4 = l2.cr4;
-    out.cr3 = l2.cr3;
-    out.cr0 = l2.cr0;
-    out.dr7 = l2.dr7;
-    out.dr6 = l2.dr6;
-    out.rflags = l2.rflags;
-    out.rip = l2.rip;
-    out.rsp = l2.rsp;
-    out.rax = l2.rax;
-    out.cr2 = l2.cr2;
-    // gPAT is L2's only under L1's nested paging; otherwise it was never vmcb12's to begin with.
-    if (uses_nested_paging(snapshot)) out.g_pat = l2.g_pat;
-}
-
-void write_vmexit_control(VmcbControl& out, const Vmcb& snapshot, const VmcbControl& l2, const VmexitInfo& exit) {
-    constexpr u32 kFromL2 = int_ctl::v_tpr | int_ctl::v_irq;
-    out.int_ctl = (snapshot.control.int_ctl & ~kFromL2) | (l2.int_ctl & kFromL2);
-    out.interrupt_shadow = l2.interrupt_shadow & kInterruptShadow;
-    out.exit_code = exit.code;
-    out.exit_info_1 = exit.info_1;
-    out.exit_info_2 = exit.info_2;
-    out.exit_int_info = exit.exit_int_info;
-    // Every #VMEXIT clears EVENTINJ.V (an event not delivered yet is in EXITINTINFO): else L1's
-    // next VMRUN would inject it a second time.
-    if (snapshot.control.event_inject & event::valid) out.event_inject = snapshot.control.event_inject & ~event::valid;
-    out.next_rip = exit.next_rip;
-}
-
-}  // namespace
-
-void write_vmexit(Vmcb& vmcb12, const Vmcb& snapshot, const Vmcb& vmcb02, const VmexitInfo& exit) {
-    write_vmexit_save(vmcb12.save, snapshot, vmcb02.save);
-    write_vmexit_control(vmcb12.control, snapshot, vmcb02.control, exit);
-}
-
 L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u64 l2_rflags) {
     if (!gif) return L1Interrupt::blocked;
     bool masking = snapshot.control.int_ctl & int_ctl::v_intr_masking;

@@ -121,6 +121,7 @@ void leave_guest_mode(NestedVcpu& vcpu) {
     if (NestedContext* hw = hardware_of(vcpu); hw && hw->run_l2) {
         hw->run_l2 = false;
         hw->switched = true;
+        hw->state_in_vmcb = false;  // the kernel resets the state itself
     }
     vcpu.guest_exit = nullptr;
 }
@@ -174,22 +175,20 @@ void store_state(const virt::VcpuState& state, VmcbSave& s) {
     s.efer = state.efer | kEferSvme;
 }
 
+// Long mode first: an L2 that exits to its L1 runs in it nearly always.
 u64 next_rip(const virt::VmExit& exit, const virt::VcpuState& state) {
     if (exit.instruction_length == 0) return 0;
     u64 next = state.rip + exit.instruction_length;
-    switch (state.mode) {
-    case virt::CpuMode::real16:
-    case virt::CpuMode::protected16: return next & 0xFFFF;
-    case virt::CpuMode::protected32: return next & 0xFFFFFFFF;
-    case virt::CpuMode::long64: break;
-    }
-    return next;
+    if (state.mode == virt::CpuMode::long64) [[likely]]
+        return next;
+    return state.mode == virt::CpuMode::protected32 ? next & 0xFFFFFFFF : next & 0xFFFF;
 }
 
 void switch_to(NestedContext& hw, bool l2, virt::VcpuState& state) {
     hw.run_l2 = l2;
     hw.switched = true;
     load_state(l2 ? hw.vmcb02->save : hw.vmcb01->save, state);
+    hw.state_in_vmcb = true;
 }
 
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
@@ -343,13 +342,11 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
 
 // --- while L2 runs ----------------------------------------------------------------------------
 
-// A #VMEXIT into L1: vmcb12 gets the exit, L1 resumes after its VMRUN with GIF clear. `state` is
-// L2's, newer than vmcb02 (store_state): it goes into vmcb02 first, for vmcb12. Only here: an
-// exit L0 handles for L2 leaves it to the backend's next entry. Inlined into each caller: on the
-// reflected exit's path a call of its own cost a tenth of the #VMEXIT.
-[[gnu::always_inline]] inline Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
-                                                    const VmexitInfo& info, virt::VcpuState& state) {
-    store_state(state, hw.vmcb02->save);
+// A #VMEXIT into L1: vmcb12 gets the exit, L1 resumes after its VMRUN with GIF clear. vmcb02's
+// save area must hold L2's newest state (vmexit_to_l1 puts it there). Inlined into each caller:
+// on the reflected exit's path a call of its own cost a tenth of the #VMEXIT.
+[[gnu::always_inline]] inline Decision vmexit_from_vmcb02(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
+                                                          const VmexitInfo& info, virt::VcpuState& state) {
     bool written =
         emulate_vmexit(block.nested, block.memory, *hw.vmcb02, info, hw.vmcb01->save, *hw.mapping_generation);
     switch_to(hw, false, state);
@@ -357,6 +354,14 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
     svm_of(vcpu).gif = false;
     if (!written) return stop("nested SVM: vmcb12 is no longer in L1's memory");
     return resume();
+}
+
+// The same when `state` is L2's and newer than vmcb02 (store_state): after an exit L0 handled for
+// L2 (exception_for_l2, route_interrupt), whose changes the backend writes only at its next entry.
+[[gnu::always_inline]] inline Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
+                                                    const VmexitInfo& info, virt::VcpuState& state) {
+    store_state(state, hw.vmcb02->save);
+    return vmexit_from_vmcb02(vcpu, hw, block, info, state);
 }
 
 // L0 unmapped part of L1 while L2 ran on the shadow (the backend noticed): start it over.
@@ -413,25 +418,29 @@ Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     NestedContext* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
-    if (!hw || !block || !hw->run_l2) return stop("nested SVM: an L2 exit without an L2");
-    if (hw->shadow_stale) refresh_shadow(*hw, *block);
+    if (!hw || !block || !hw->run_l2) [[unlikely]]
+        return stop("nested SVM: an L2 exit without an L2");
+    if (hw->shadow_stale) [[unlikely]]
+        refresh_shadow(*hw, *block);
     const VmcbControl& c = hw->vmcb02->control;
+    // Called as the exit is reported: `state` is what the backend just read from vmcb02's save
+    // area, so a #VMEXIT from here needs no store_state.
     // The common case, an instruction L1 intercepts: what route_l2_exit would answer, in one test.
     if (reflected_instruction(block->nested.reflected, c.exit_code))
-        return vmexit_to_l1(
+        return vmexit_from_vmcb02(
             vcpu, *hw, *block,
             VmexitInfo{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, next_rip(exit, state)}, state);
     L2Exit e{c.exit_code, c.exit_info_1, c.exit_info_2, c.exit_int_info, static_cast<u32>(state.rcx())};
     switch (route_l2_exit(block->nested.snapshot, e, block->memory)) {
     case Route::reflect:
-        return vmexit_to_l1(vcpu, *hw, *block,
-                            VmexitInfo{e.code, e.info_1, e.info_2, e.exit_int_info, next_rip(exit, state)}, state);
+        return vmexit_from_vmcb02(
+            vcpu, *hw, *block, VmexitInfo{e.code, e.info_1, e.info_2, e.exit_int_info, next_rip(exit, state)}, state);
     case Route::vmexit_invalid:
-        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{x86::svm::exit_code::invalid, 0, 0, 0, 0}, state);
+        return vmexit_from_vmcb02(vcpu, *hw, *block, VmexitInfo{x86::svm::exit_code::invalid, 0, 0, 0, 0}, state);
     case Route::shadow_npt: return shadow_fault(vcpu, *hw, *block, e, state);
     case Route::inject_ud: return inject_ud();
     case Route::reflect_as_ud:
-        return vmexit_to_l1(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
+        return vmexit_from_vmcb02(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
     case Route::emulate_for_l2:
         // L1 lets L2 run them: STGI / CLGI / INVLPGA act on the virtual CPU, as on the CPU.
         if (e.code == kExitStgi || e.code == kExitClgi || e.code == kExitInvlpga)

@@ -81,8 +81,8 @@ inline Vmcb* vmcb12_for_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, u64 mappin
 // whenever L0 unmaps any of L1's memory).
 // False if vmcb12 is no longer L1 RAM (the caller stops the domain). Inline: it is on every
 // reflected exit, and its own call cost as much as its body.
-inline bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02, const VmexitInfo& exit,
-                           VmcbSave& l1, u64 mapping_generation) {
+[[gnu::always_inline]] inline bool emulate_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, const Vmcb& vmcb02,
+                                                  const VmexitInfo& exit, VmcbSave& l1, u64 mapping_generation) {
     Vmcb* vmcb12 = vmcb12_for_vmexit(vcpu, memory, mapping_generation);
     bool written = vmcb12 != nullptr;
     if (written) write_vmexit(*vmcb12, vcpu.snapshot, vmcb02, exit);

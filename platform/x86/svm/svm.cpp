@@ -682,16 +682,20 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, paddr v
 [[gnu::noinline]] void switch_vmcb(BackendVcpu& vcpu) {
     NestedContext& n = vcpu.l2;
     n.switched = false;
-    vcpu.vmcb = n.run_l2 ? n.vmcb02 : n.vmcb01;
-    vcpu.vmcb_pa = n.run_l2 ? n.vmcb02_pa : n.vmcb01_pa;
-    vcpu.pending_event = n.run_l2 ? (vcpu.vmcb->control.event_inject & (kEventValid | 0xFFFFFFFF00000FFF)) : 0;
-    vcpu.code = &vcpu.codes[n.run_l2 ? 1 : 0];
     if (!n.run_l2) {
+        vcpu.vmcb = n.vmcb01;
+        vcpu.vmcb_pa = n.vmcb01_pa;
+        vcpu.pending_event = 0;
+        vcpu.code = &vcpu.codes[0];
         vcpu.parked_l2_root = n.vmcb02->control.nested_cr3;
-    } else if (vcpu.vmcb->control.tlb_control != kTlbControlNothing ||
-               vcpu.vmcb->control.nested_cr3 != vcpu.parked_l2_root) {
-        vcpu.code->host = nullptr;
+        return;
     }
+    const VmcbControl& c = n.vmcb02->control;
+    vcpu.vmcb = n.vmcb02;
+    vcpu.vmcb_pa = n.vmcb02_pa;
+    vcpu.pending_event = c.event_inject & (kEventValid | 0xFFFFFFFF00000FFF);
+    vcpu.code = &vcpu.codes[1];
+    if (c.tlb_control != kTlbControlNothing || c.nested_cr3 != vcpu.parked_l2_root) vcpu.codes[1].host = nullptr;
 }
 
 // L0 unmapped part of the VM: a shadow nested table built from the old mapping may point at a
@@ -703,21 +707,33 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, paddr v
     n.vmcb02->control.nested_cr3 = n.empty_npt_root;
 }
 
-VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
-    if (vcpu->nested) [[unlikely]] {
-        if (vcpu->l2.switched) switch_vmcb(*vcpu);
-        if (vcpu->tlb_generation != vcpu->vm->tlb_generation) stale_shadow(*vcpu);
-    }
-    Vmcb& vmcb = *vcpu->vmcb;
-    VmcbSave& save = vmcb.save;
+// The kernel's state, the newest, into the VMCB about to run.
+[[gnu::always_inline]] inline void write_state(const VcpuState& state, VmcbSave& save) {
     save.rip = state.rip;
     save.rflags = state.rflags | kRflagsReserved1;
     save.rax = state.reg(Gpr::rax);
     save.rsp = state.reg(Gpr::rsp);
     save.efer = state.efer | kEferSvme;  // VMRUN refuses a guest state without SVME
+}
+
+VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+    if (!vcpu->nested) [[likely]] {
+        write_state(state, vcpu->vmcb->save);
+    } else {
+        NestedContext& n = vcpu->l2;
+        if (n.switched) switch_vmcb(*vcpu);
+        // Right after a switch the state is the VMCB's already (nested_context.hpp).
+        if (n.state_in_vmcb)
+            n.state_in_vmcb = false;
+        else
+            write_state(state, vcpu->vmcb->save);
+    }
+    Vmcb& vmcb = *vcpu->vmcb;
+    VmcbSave& save = vmcb.save;
     vmcb.control.event_inject = vcpu->pending_event;
     vcpu->pending_event = 0;
     if (vcpu->tlb_generation != vcpu->vm->tlb_generation) [[unlikely]] {
+        if (vcpu->nested) stale_shadow(*vcpu);
         vcpu->tlb_generation = vcpu->vm->tlb_generation;
         vcpu->flush_tlb = true;
         vcpu->codes[0].host = nullptr;  // the code pages' frames may be someone else's now

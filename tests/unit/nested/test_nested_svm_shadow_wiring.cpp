@@ -58,7 +58,8 @@ struct NptL1 : Guest {
                            false,
                            false,
                            kEmptyRoot,
-                           &mapping_generation};
+                           &mapping_generation,
+                           false};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());

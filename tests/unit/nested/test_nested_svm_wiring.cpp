@@ -66,7 +66,8 @@ struct L1Fixture : Guest {
                            false,
                            false,
                            0x9000,
-                           &mapping_generation};
+                           &mapping_generation,
+                           false};
         vmcb01->control.guest_asid = 1;
         vmcb01->control.nested_cr3 = 0x8000;
         vmcb01->control.intercept_misc1 = 1u << 18;  // CPUID, as L0 intercepts for L1
@@ -104,7 +105,16 @@ struct L1Fixture : Guest {
         return run(instruction(0x80, 3));
     }
     // An exit of vmcb02 as the backend reports it.
+    // Like the backend, which writes the kernel's state into vmcb02 at the entry (an exit L0
+    // handled for L2 may have changed it) and reads it back at the exit.
     ExitOutcome l2_exit(ExitKind kind, u64 code, u8 length) {
+        nestor::x86::svm::VmcbSave& s = vmcb02->save;
+        s.rip = state.rip;
+        s.rflags = state.rflags | 2;
+        s.rax = state.rax();
+        s.rsp = state.reg(Gpr::rsp);
+        s.efer = state.efer | kEferSvme;
+        hw.state_in_vmcb = false;
         vmcb02->control.exit_code = code;
         VmExit exit{};
         exit.kind = kind;
@@ -124,6 +134,7 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.hw.run_l2);
     CHECK(l1.hw.switched);
+    CHECK(l1.hw.state_in_vmcb);  // the state is vmcb02's: the entry need not write it again
     CHECK(l1.state.rip == 0x3000);
     CHECK(l1.state.rax() == 0x77);
     CHECK(l1.state.reg(Gpr::rsp) == 0x4000);
@@ -137,6 +148,7 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK_FALSE(l1.hw.run_l2);
     CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
+    CHECK(l1.hw.state_in_vmcb);     // vmcb01's
     CHECK(l1.state.rax() == kVmcb12);
     CHECK(l1.state.reg(Gpr::rsp) == 0x7000);
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);  // GIF clear: held
@@ -147,6 +159,18 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
 
     CHECK(carries_on(l1.run(instruction(0x84, 3))));                                              // STGI
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);  // delivered to L1
+}
+
+TEST_CASE("nested_svm_wiring.reset_in_l2_leaves_the_state_to_the_kernel") {
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.hw.state_in_vmcb);
+    l1.vcpu.ops->vcpu_reset(l1.vcpu);
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK_FALSE(l1.hw.run_l2);
+    CHECK(l1.hw.switched);
+    // The kernel resets its state itself: the backend must write it into vmcb01 at the entry.
+    CHECK_FALSE(l1.hw.state_in_vmcb);
 }
 
 TEST_CASE("nested_svm_wiring.l0_exits_stay_with_l0_and_l2_resumes") {
@@ -171,6 +195,7 @@ TEST_CASE("nested_svm_wiring.l0_exits_stay_with_l0_and_l2_resumes") {
     CHECK(carries_on(l1.l2_exit(ExitKind::hlt, 0x78, 1)));
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == 0x78);
+    CHECK(l1.host.vmcb_at(kVmcb12).save.rip == 0x3001);  // past the OUT L0 emulated for L2
 }
 
 TEST_CASE("nested_svm_wiring.failed_checks_and_bad_addresses") {

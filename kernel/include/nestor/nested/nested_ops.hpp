@@ -106,7 +106,9 @@ struct NestedVcpu {
     // While the vCPU runs L1's guest (in_guest_mode): the component's judgement of its exits, as
     // NestedOps::reflect_exit; nullptr while it runs L1. Only the component sets it. The kernel's
     // exit path calls it directly: through the table, the guest-mode test and the vendor dispatch
-    // were a tenth of a reflected exit.
+    // were a tenth of a reflected exit. Called as the exit is reported, before anything changes
+    // `state`: the component may take it to be what the backend read from the exit (nested SVM
+    // writes it into no VMCB before a #VMEXIT).
     Decision (*guest_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) = nullptr;
     alignas(u64) u8 state[kVcpuStateBytes] = {};
 };

@@ -46,6 +46,12 @@ struct NestedContext {
     // unmapped memory can be reused, and no mapping changes any other way. A view of L1's memory
     // the component found under one generation is still L1's while it stays the same.
     const u64* mapping_generation;
+    // The kernel's state (VcpuState) is the save area of the VMCB `run_l2` selects, unchanged: the
+    // component loaded it from that VMCB at a switch (a #VMEXIT into L1, a VMRUN into L2), and a
+    // switch ends the handling of the exit, so nothing changes the state before the next entry.
+    // The backend's entry then skips writing the state into the VMCB (the same values again) and
+    // clears it. Whoever switches without loading the state (a reset) leaves it clear.
+    bool state_in_vmcb;
 };
 
 }  // namespace nestor::x86::svm
