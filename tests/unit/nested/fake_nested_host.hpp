@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nestor/nested/nested_ops.hpp"
+#include "nestor/x86/svm/nested_context.hpp"
 #include "nestor/x86/svm/vmcb.hpp"
 
 namespace nested_test {
@@ -70,6 +71,48 @@ public:
 
 private:
     static bool inside(u64 gpa, usize bytes) { return gpa < kL1Bytes && kL1Bytes - gpa >= bytes; }
+};
+
+// The SVM backend's side of one nested vCPU (nestor/x86/svm/nested_context.hpp) as the wiring
+// tests drive it: vmcb01 (L1, ASID 1, L0's tables of L1 at 0x8000) and vmcb02, L0's permission
+// maps for L1 (everything intercepted), the merged maps, an empty nested root and the VM's
+// mapping generation. The "physical" addresses are made up; the component never dereferences them.
+struct FakeNestedHardware {
+    static constexpr paddr kEmptyNptRoot = 0x9000;
+
+    x86::svm::Vmcb* vmcb01 = new (std::aligned_alloc(4096, sizeof(x86::svm::Vmcb))) x86::svm::Vmcb{};
+    x86::svm::Vmcb* vmcb02 = new (std::aligned_alloc(4096, sizeof(x86::svm::Vmcb))) x86::svm::Vmcb{};
+    std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
+    std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
+    u64 mapping_generation = 1;  // the VM's: changed by every unmap
+    x86::svm::NestedContext hw{vmcb01,
+                               0x1000,
+                               vmcb02,
+                               0x2000,
+                               7,
+                               l0_iopm.data(),
+                               l0_msrpm.data(),
+                               merged_iopm.data(),
+                               merged_msrpm.data(),
+                               0x3000,
+                               0x5000,
+                               false,
+                               false,
+                               false,
+                               kEmptyNptRoot,
+                               &mapping_generation,
+                               false};
+
+    FakeNestedHardware() {
+        vmcb01->control.guest_asid = 1;
+        vmcb01->control.nested_cr3 = 0x8000;
+    }
+    FakeNestedHardware(const FakeNestedHardware&) = delete;
+    FakeNestedHardware& operator=(const FakeNestedHardware&) = delete;
+    ~FakeNestedHardware() {
+        std::free(vmcb01);
+        std::free(vmcb02);
+    }
 };
 
 }  // namespace nested_test

@@ -18,7 +18,7 @@ namespace {
 
 constexpr u64 kL1Bytes = FakeNestedHost::kL1Bytes;
 constexpr u64 kVmcb12 = 0x10000;
-constexpr u64 kEmptyRoot = 0x9000;
+constexpr u64 kEmptyRoot = FakeNestedHardware::kEmptyNptRoot;
 // L1's NPT (present, writable, user tables) and what it maps.
 constexpr u64 kPml4 = 0x40000, kPdpt = 0x41000, kPd = 0x42000, kPt = 0x43000;
 constexpr u64 kTable = 0x7;
@@ -30,38 +30,13 @@ using FakeHost = FakeNestedHost;
 
 // An L1 in long mode whose vmcb12 gives L2 nested paging through L1's NPT at kPml4, which maps
 // L2-physical page p (below 2 MiB) with the leaf put at kPt + p * 8.
-struct NptL1 : Guest {
+struct NptL1 : Guest, FakeNestedHardware {
     FakeHost host;
-    Vmcb* vmcb01 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
-    Vmcb* vmcb02 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
-    std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
-    std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
-    NestedContext hw{};
-    u64 mapping_generation = 1;  // the VM's: changed by every unmap
     nested::NestedDomain domain;
     nested::NestedVcpu vcpu;
     bool destroyed = false;
 
     explicit NptL1(bool l1_nxe = false, bool l2_nxe = false) {
-        hw = NestedContext{vmcb01,
-                           0x1000,
-                           vmcb02,
-                           0x2000,
-                           7,
-                           l0_iopm.data(),
-                           l0_msrpm.data(),
-                           merged_iopm.data(),
-                           merged_msrpm.data(),
-                           0x3000,
-                           0x5000,
-                           false,
-                           false,
-                           false,
-                           kEmptyRoot,
-                           &mapping_generation,
-                           false};
-        vmcb01->control.guest_asid = 1;
-        vmcb01->control.nested_cr3 = 0x8000;
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());
         vcpu.host = &host;
         vcpu.hardware = &hw;
@@ -95,8 +70,6 @@ struct NptL1 : Guest {
     ~NptL1() {
         if (!destroyed) nested_vcpu_destroy(vcpu);
         nested_domain_teardown(domain);
-        std::free(vmcb01);
-        std::free(vmcb02);
     }
     void map(u64 l2_page, u64 l1_page, u64 rights = kTable) { host.put(kPt + (l2_page >> 12) * 8, l1_page | rights); }
     ExitOutcome vmrun() {

@@ -39,37 +39,12 @@ void long_mode(nestor::x86::svm::VmcbSave& s, u64 rip, u64 rsp, u64 rax) {
     s.g_pat = 0x0007040600070406;
 }
 
-struct L1Fixture : Guest {
+struct L1Fixture : Guest, FakeNestedHardware {
     FakeHost host;
-    Vmcb* vmcb01 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
-    Vmcb* vmcb02 = new (std::aligned_alloc(4096, sizeof(Vmcb))) Vmcb{};
-    std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
-    std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
-    NestedContext hw{};
-    u64 mapping_generation = 1;  // the VM's: changed by every unmap
     nested::NestedDomain domain;
     nested::NestedVcpu vcpu;
 
     L1Fixture() {
-        hw = NestedContext{vmcb01,
-                           0x1000,
-                           vmcb02,
-                           0x2000,
-                           7,
-                           l0_iopm.data(),
-                           l0_msrpm.data(),
-                           merged_iopm.data(),
-                           merged_msrpm.data(),
-                           0x3000,
-                           0x5000,
-                           false,
-                           false,
-                           false,
-                           0x9000,
-                           &mapping_generation,
-                           false};
-        vmcb01->control.guest_asid = 1;
-        vmcb01->control.nested_cr3 = 0x8000;
         vmcb01->control.intercept_misc1 = 1u << 18;  // CPUID, as L0 intercepts for L1
         long_mode(vmcb01->save, 0x1000, 0x7000, kVmcb12);
         vmcb01->save.lstar = 0xAAAA;
@@ -89,8 +64,6 @@ struct L1Fixture : Guest {
     ~L1Fixture() {
         nested_vcpu_destroy(vcpu);
         nested_domain_teardown(domain);
-        std::free(vmcb01);
-        std::free(vmcb02);
     }
     void write_vmcb12(u32 asid) {
         Vmcb& v = host.vmcb_at(kVmcb12);
