@@ -37,6 +37,7 @@ struct VcpuBlock;  // nested_svm.cpp: the large per-vCPU state, in L0 memory of 
 // What an L1 hypervisor on SVM has set up (its virtual SVM MSRs).
 struct SvmVcpu {
     bool svme;              // the L1's EFER.SVME: the real EFER.SVME is always set while a guest runs
+    bool l2_svme;           // L2's EFER.SVME while L2 runs (set by VMRUN): L2's EFER is never L1's
     bool gif;               // the global interrupt flag (CLGI/STGI)
     u64 vm_cr;              // VM_CR as the L1 sees it
     u64 hsave_pa;           // VM_HSAVE_PA as the L1 wrote it

@@ -132,6 +132,8 @@ nestor_l1_boot_test(nested.l1_exception_intercepts l1_exception_intercepts l1_ex
 # What L1 does not intercept is judged by L1's permissions: L2's COM1 output is L1's console, its
 # MSR reads get what L1's get (a value, #GP), a port the kernel owns stays without effect, a port
 # granted to L1 (CMOS RAM) reaches the hardware for L2 too; the accesses L1 does intercept exit.
+# L2's EFER is L2's: it clears its EFER.SVME and reads it back clear, L1's stays set and its next
+# VMRUN runs L2 (an L2 reaching L1's EFER.SVME would make it #UD).
 nestor_l1_boot_test(nested.l1_passthrough l1_passthrough l1_passthrough ARGS
   --expect "^\\[l1\\] L1: rdmsr 0x8b: 0x0$"
   --expect "^\\[l1\\] L1: rdmsr 0x1b: #GP general protection$"
@@ -141,9 +143,12 @@ nestor_l1_boot_test(nested.l1_passthrough l1_passthrough l1_passthrough ARGS
   --expect "^\\[l1\\] L2: rdmsr 0x1b: #GP general protection$"
   --expect "^\\[l1\\] L2: port 0x21 after writing 0x5a: 0xff$"
   --expect "^\\[l1\\] L2: cmos\\[0x40\\] 0xa5, writing 0x5c$"
+  --expect "^\\[l1\\] L2: efer.svme 1, after clearing it 0$"
   --expect "^\\[l1\\] L1: L2 exit 0x7c exitinfo1 1: the intercepted wrmsr 0x8b$"
   --expect "^\\[l1\\] L1: L2 exit 0x7b: the intercepted port 0x80$"
   --expect "^\\[l1\\] L1: cmos\\[0x40\\] after L2 0x5c$"
+  --expect "^\\[l1\\] L1: efer.svme after L2 cleared its own: 1$"
+  --expect "^\\[l1\\] L1: vmrun again: L2 exit 0x81$"
   --expect "^\\[l1\\] L2 done$")
 
 # EVENTINJ: an interrupt, an NMI and an exception with its error code run L2's own handlers

@@ -93,3 +93,27 @@ nestor_npt_boot_test(nested.npt_event_delivery_survives_npt_faults event ARGS
   --expect "^\\[l1\\] EXITINTINFO 0x80000306, EVENTINJ 0x306$"
   --expect "^\\[l1\\] L2 exit 0x72 cpuid in L2's handler at L2 rip 0x40001[0-9a-f]{3}: it interrupted L2 rip 0x40001[0-9a-f]{3} \\(L2's entry\\)$"
   --expect "^\\[l1\\] L2 exit 0x78 hlt$")
+
+# Two nested domains at once (case=invlpga and case=marker of npt_l1). The reader's L2 touches 64
+# regions (a shadow table each), runs INVLPGA, which its L1 does not intercept, and then reads its
+# data page for seconds across L0's preemptions. Meanwhile the writer's L2, whose data page at the
+# same L2-physical address holds a marker, runs again and again on a shadow started over, whose
+# tables take the first frames the kernel has free. Nestor frees the reader's shadow at its
+# INVLPGA: were vmcb02 left on it, the reader's L2 would walk the writer's tables (the kernel hands
+# the freed root out again as the writer's) and read the marker. Longer slices than the default
+# (the writer maps its pages within one) and a raised watchdog: the reader's loop makes no exit.
+nestor_nested_test(nested.npt_l2_invlpga_frees_no_table_in_use
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/npt_invlpga.manifest
+  GUESTS npt_l1 healthy ARGS
+  --append "nestor.time-slice=100000000 nestor.watchdog=5000"
+  --expect-status 0
+  --expect "^\\[reader\\] invlpga: L2 read the other domain's marker 0 times, another wrong value 0 times$"
+  --expect "^\\[reader\\] npt invlpga: done$"
+  --expect "^\\[writer\\] marker: L2 read 0x4d41524b45522121 in 6 runs of its own$"
+  --expect "^\\[writer\\] npt marker: done$"
+  --expect "^appliance: domain reader exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain writer exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 3 of 3 domains built, 0 failed or refused$"
+  --reject "^error:" --reject "PANIC" --reject "CPU exception"
+  --reject "^\\[(reader|writer)\\] (unexpected|npt:)" --reject "WRONG")

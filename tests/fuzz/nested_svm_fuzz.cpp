@@ -122,7 +122,7 @@ void run_op(Machine& m, u64 a, u64 b) {
         break;
     }
     case 2: route_and_check(m, a, b); break;
-    case 3:  // L1 VMRUNs again (perhaps with a changed vmcb12), or invalidates
+    default:  // 3: L1 VMRUNs again (perhaps with a changed vmcb12), or invalidates
         if (a & 4) {
             m.vcpu->shadow.drop_all();
         } else {

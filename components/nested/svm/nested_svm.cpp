@@ -114,16 +114,38 @@ VcpuBlock* block_of(NestedVcpu& vcpu) {
     return s.block;
 }
 
-// Back to L1 without a #VMEXIT (reset, teardown): the backend runs vmcb01 again.
+// Whether vmcb02 runs on the shadow NPT (or the empty root), not on L0's tables of L1.
+bool on_shadow(const NestedContext& hw) { return hw.vmcb02->control.nested_cr3 != hw.vmcb01->control.nested_cr3; }
+
+// Back to L1 without a #VMEXIT (reset, teardown): the backend runs vmcb01 again. The shadow's
+// tables are freed, so vmcb02 moves to the empty root: no VMCB ever points at freed tables.
 void leave_guest_mode(NestedVcpu& vcpu) {
     SvmVcpu& s = svm_of(vcpu);
     if (s.block) abandon_guest_mode(s.block->nested);
-    if (NestedContext* hw = hardware_of(vcpu); hw && hw->run_l2) {
-        hw->run_l2 = false;
-        hw->switched = true;
-        hw->state_in_vmcb = false;  // the kernel resets the state itself
+    if (NestedContext* hw = hardware_of(vcpu)) {
+        if (on_shadow(*hw)) hw->vmcb02->control.nested_cr3 = hw->empty_npt_root;
+        if (hw->run_l2) {
+            hw->run_l2 = false;
+            hw->switched = true;
+            hw->state_in_vmcb = false;  // the kernel resets the state itself
+        }
     }
     vcpu.guest_exit = nullptr;
+}
+
+// Starts the shadow NPT over (its frames go back to the kernel) without leaving vmcb02 on them.
+// While L2 runs on the shadow, vmcb02 gets a fresh root and L2's ASID is flushed; outside guest
+// mode (the next VMRUN builds vmcb02 again and takes the flush request) or with no frame left (L2
+// faults on it and shadow_fault tries again), the empty root.
+void restart_shadow(NestedContext& hw, VcpuBlock& block) {
+    block.nested.shadow.drop_all();
+    if (!on_shadow(hw)) return;  // vmcb02 runs on L0's tables of L1
+    VmcbControl& c = hw.vmcb02->control;
+    paddr root = hw.run_l2 ? block.nested.shadow.root() : 0;
+    c.nested_cr3 = root ? root : hw.empty_npt_root;
+    if (!hw.run_l2) return;
+    block.nested.shadow.take_flush_request();
+    c.tlb_control = x86::svm::kTlbControlFlushAll;
 }
 
 void vcpu_reset(NestedVcpu& vcpu) {
@@ -131,7 +153,7 @@ void vcpu_reset(NestedVcpu& vcpu) {
     SvmVcpu& s = svm_of(vcpu);
     VcpuBlock* block = s.block;
     paddr block_pa = s.block_pa;
-    s = SvmVcpu{false, true, 0, 0, block, block_pa};
+    s = SvmVcpu{false, false, true, 0, 0, block, block_pa};
 }
 
 void vcpu_destroy(NestedVcpu& vcpu) {
@@ -219,13 +241,23 @@ Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& stat
     l0.iopm_pa = hw->merged_iopm_pa;
     l0.msrpm_pa = hw->merged_msrpm_pa;
     l0.l1_npt_root = l1c.nested_cr3;
-    VmrunEnvironment env{block->memory, offer, l0, hw->l0_iopm, hw->l0_msrpm, hw->merged_iopm, hw->merged_msrpm};
+    VmrunEnvironment env{.memory = block->memory,
+                         .offer = offer,
+                         .l0 = l0,
+                         .l0_iopm = hw->l0_iopm,
+                         .l0_msrpm = hw->l0_msrpm,
+                         .merged_iopm = hw->merged_iopm,
+                         .merged_msrpm = hw->merged_msrpm,
+                         .mapping_generation = *hw->mapping_generation};
     VmrunOutcome o = emulate_vmrun(block->nested, env, vmcb01.save, state.rax(), next_rip(exit, state), *hw->vmcb02);
     switch (o.result) {
     case VmrunResult::entered:
         switch_to(*hw, true, state);
         vcpu.guest_exit = reflect_exit;  // the kernel sends L2's exits straight here
         svm_of(vcpu).gif = true;
+        svm_of(vcpu).l2_svme = true;  // the checks let no vmcb12 without EFER.SVME through
+        // vmcb02 was just built on a shadow of this mapping generation (emulate_vmrun).
+        hw->shadow_stale = false;
         return resume();
     case VmrunResult::vmexit_invalid:  // L1 continues after its VMRUN, GIF clear
         load_state(vmcb01.save, state);
@@ -269,17 +301,21 @@ Decision vmload_vmsave(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuSta
     return move_vmload_state(*block, address, exit.vendor_code == kExitVmload, hw->vmcb01->save);
 }
 
+// L1's INVLPGA, or L2's that L1 does not intercept: the shadow starts over (shadow_npt.hpp).
 Decision invlpga(NestedVcpu& vcpu) {
-    // The shadow is dropped whole (shadow_npt.hpp); L2's ASID is flushed before it runs again.
-    if (VcpuBlock* block = svm_of(vcpu).block) block->nested.shadow.drop_all();
+    NestedContext* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (hw && block) restart_shadow(*hw, *block);
     return complete();
 }
+
+// EFER.SVME of the CPU the vCPU is now: L2's in guest mode, else L1's.
+bool& efer_svme(NestedVcpu& vcpu) { return in_guest_mode(vcpu) ? svm_of(vcpu).l2_svme : svm_of(vcpu).svme; }
 
 Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     // As on the CPU: SVM instructions #UD unless EFER.SVME is set, and outside protected mode.
     // SKINIT is not offered in CPUID, so it always #UDs.
-    if (!svm_of(vcpu).svme || state.mode == virt::CpuMode::real16 || exit.vendor_code == kExitSkinit)
-        return inject_ud();
+    if (!efer_svme(vcpu) || state.mode == virt::CpuMode::real16 || exit.vendor_code == kExitSkinit) return inject_ud();
     switch (exit.vendor_code) {
     case kExitVmrun: return vmrun(vcpu, exit, state);
     case kExitVmload:
@@ -300,7 +336,7 @@ Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, 
 
 Decision msr_read(NestedVcpu& vcpu, u32 index, const virt::VcpuState& state) {
     switch (index) {
-    case virt::kMsrEfer: return complete(state.efer | (svm_of(vcpu).svme ? kEferSvme : 0));
+    case virt::kMsrEfer: return complete(state.efer | (efer_svme(vcpu) ? kEferSvme : 0));
     case kMsrVmCr: return complete(svm_of(vcpu).vm_cr);
     case kMsrVmHsavePa: return complete(svm_of(vcpu).hsave_pa);
     default: return not_nested();
@@ -308,10 +344,11 @@ Decision msr_read(NestedVcpu& vcpu, u32 index, const virt::VcpuState& state) {
 }
 
 // EFER.SVME is the component's; the rest of EFER is the kernel's, as for every guest. A write
-// the kernel would refuse changes nothing, SVME included.
+// the kernel would refuse changes nothing, SVME included. L2's write (L1's MSR permission map lets
+// it through) is L2's EFER: L1's SVME stays as L1 set it.
 Decision write_efer(NestedVcpu& vcpu, u64 value) {
     if ((value & ~(virt::kEferGuestWritable | virt::kEferLma | kEferSvme)) != 0) return inject_gp();
-    svm_of(vcpu).svme = (value & kEferSvme) != 0;
+    efer_svme(vcpu) = (value & kEferSvme) != 0;
     return Decision{Action::forward, value & ~kEferSvme, nullptr};
 }
 
@@ -367,11 +404,8 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
 // L0 unmapped part of L1 while L2 ran on the shadow (the backend noticed): start it over.
 void refresh_shadow(NestedContext& hw, VcpuBlock& block) {
     hw.shadow_stale = false;
-    block.nested.shadow.drop_all();
-    paddr root = block.nested.shadow.root();
-    if (root) hw.vmcb02->control.nested_cr3 = root;  // else the empty root stays: L2 faults again
-    block.nested.shadow.take_flush_request();
-    hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
+    block.nested.shadow_generation = *hw.mapping_generation;
+    restart_shadow(hw, block);
 }
 
 Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const L2Exit& e, virt::VcpuState& state) {
@@ -391,6 +425,7 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
     case ShadowOutcome::l1_table_not_ram: return stop("nested SVM: L1's nested page table is not in L1's memory");
     case ShadowOutcome::out_of_memory: break;
     }
+    hw.vmcb02->control.nested_cr3 = hw.empty_npt_root;  // the shadow started over and got no root
     return stop("nested SVM: no memory for the shadow nested page table");
 }
 
@@ -401,7 +436,8 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
 Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const virt::VmExit& exit,
                           virt::VcpuState& state) {
     u64 address = address_operand(state);
-    if (address & kPageMask) return inject_gp();
+    // Unaligned or beyond the physical address width: #GP, as on the CPU (never an alias below it).
+    if ((address & kPageMask) || (address >> kL1PhysicalBits) != 0) return inject_gp();
     bool load = exit.vendor_code == kExitVmload;
     if (uses_nested_paging(block.nested.snapshot)) {
         u64 access = arch::npf_info::final_address | (load ? 0 : arch::npf_info::write);
@@ -442,7 +478,12 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
     case Route::reflect_as_ud:
         return vmexit_from_vmcb02(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
     case Route::emulate_for_l2:
-        // L1 lets L2 run them: STGI / CLGI / INVLPGA act on the virtual CPU, as on the CPU.
+        // L1 lets L2 run them: they act on the virtual CPU, as on the CPU, where they #UD while
+        // L2's EFER.SVME is clear (a #UD that is L1's when it intercepts #UD).
+        if (!svm_of(vcpu).l2_svme) [[unlikely]] {
+            if (!l1_intercepts(block->nested.snapshot, kExitUd)) return inject_ud();
+            return vmexit_from_vmcb02(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
+        }
         if (e.code == kExitStgi || e.code == kExitClgi || e.code == kExitInvlpga)
             return virtualization_instruction(vcpu, exit, state);
         return l2_vmload_vmsave(vcpu, *hw, *block, exit, state);

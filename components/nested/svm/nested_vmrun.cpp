@@ -35,13 +35,20 @@ bool merge_maps(NestedSvmVcpu& vcpu, VmrunEnvironment& env) {
 }
 
 // L1's TLB requests and the shadow's changes, onto the one ASID L0 gives all of L1's guests.
-// `l1` is L1's own state: its EFER.NXE, not L2's, decides how its nested tables read.
+// `l1` is L1's own state: its EFER.NXE, not L2's, decides how its nested tables read. A shadow
+// started before L0 last unmapped part of L1 may have leaves to frames L1 no longer owns: it
+// starts over, even with the same nested CR3, NXE and no TLB_CONTROL.
 void prepare_translation(NestedSvmVcpu& vcpu, VmrunEnvironment& env, const VmcbSave& l1) {
     const VmcbControl& c = vcpu.snapshot.control;
     if (c.tlb_control != x86::svm::kTlbControlNothing) vcpu.shadow.drop_all();
     env.l0.shadow_npt_root = 0;
-    if (uses_nested_paging(vcpu.snapshot))
+    if (uses_nested_paging(vcpu.snapshot)) {
+        if (vcpu.shadow_generation != env.mapping_generation) [[unlikely]] {
+            vcpu.shadow.drop_all();
+            vcpu.shadow_generation = env.mapping_generation;
+        }
         env.l0.shadow_npt_root = vcpu.shadow.prepare(c.nested_cr3, (l1.efer & kEferNxe) != 0);
+    }
     bool asid_changed = c.guest_asid != vcpu.last_l1_asid;
     vcpu.last_l1_asid = c.guest_asid;
     bool shadow_changed = vcpu.shadow.take_flush_request();  // always taken: it is one-shot

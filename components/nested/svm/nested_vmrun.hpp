@@ -30,6 +30,9 @@ struct NestedSvmVcpu {
         u64 generation = 0;
         Vmcb* host = nullptr;
     } vmcb12_view;
+    // The VM's mapping generation the shadow was started under: a VMRUN under another one (L0
+    // unmapped something since) starts it over, whatever L1's nested CR3 and TLB_CONTROL say.
+    u64 shadow_generation = 0;
     u32 last_l1_asid = 0;     // L1's ASID at the last VMRUN: a change flushes L2's (shared) ASID
     PermissionMapMerge maps;  // where L0's maps let L1's matter (vmcb02.hpp)
     bool gif = true;
@@ -45,6 +48,7 @@ struct VmrunEnvironment {
     const u8* l0_msrpm;
     u8* merged_iopm;  // ... and where the merged ones go (the frames l0.iopm_pa / msrpm_pa)
     u8* merged_msrpm;
+    u64 mapping_generation;  // the VM's now (nested_context.hpp): changed by every unmap
 };
 
 enum class VmrunResult : u8 {

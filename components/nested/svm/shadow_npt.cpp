@@ -118,6 +118,9 @@ ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, W
 }
 
 ShadowResult ShadowNpt::translate(L1Memory& memory, u64 l2_physical, u64 access) const {
+    // As in fault(): the walk below takes 9 bits per level, so a wider address would alias one
+    // under 2^48.
+    if (l2_physical & bits_at_or_above(kL2PhysicalBits)) return reflect(l2_physical, 0, access);
     Walk walk{};
     ShadowResult walked = walk_l1(memory, l2_physical, access, walk);
     if (walked.outcome == ShadowOutcome::mapped) walked.l1_physical = walk.l1_physical;

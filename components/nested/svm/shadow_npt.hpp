@@ -52,8 +52,9 @@ public:
     // An #NPF of vmcb02: `hardware_info_1` is its EXITINFO1 (the access), `l2_physical` its EXITINFO2.
     ShadowResult fault(L1Memory& memory, u64 l2_physical, u64 hardware_info_1);
     // Where L1's tables send an L2-physical address for `access` (npf_info bits), without
-    // installing anything: `mapped` with l1_physical (the page), `reflect_npf`, or
-    // `l1_table_not_ram`. For instructions L0 emulates for L2 with an address operand.
+    // installing anything: `mapped` with l1_physical (the page), `reflect_npf` (also beyond 48
+    // bits, as fault()), or `l1_table_not_ram`. For instructions L0 emulates for L2 with an
+    // address operand.
     ShadowResult translate(L1Memory& memory, u64 l2_physical, u64 access) const;
     // Frees every table; the next prepare() starts a new root.
     void drop_all();

@@ -59,6 +59,7 @@ inline constexpr u32 kExceptionVectors = (1u << 0) | (1u << 1) | (1u << 3) | (1u
                                          (1u << 14) | (1u << 16) | (1u << 17) | (1u << 18) | (1u << 19);
 inline constexpr u8 kVectorDb = 1;
 inline constexpr u8 kVectorAc = 17;
+inline constexpr u8 kVectorMc = 18;
 
 // VMCB int_ctl (offset 0x60).
 namespace int_ctl {

@@ -156,6 +156,7 @@ Status<SnapshotError> take_snapshot(L1Memory& memory, u64 vmcb12_pa, Vmcb& snaps
     c.msrpm_base_pa &= ~u64{kPageMask};
     c.event_inject &= event::defined_bits;
     c.interrupt_shadow &= kInterruptShadow;
+    c.intercept_exceptions &= kExceptionInterceptsFromL1;
     return {};
 }
 

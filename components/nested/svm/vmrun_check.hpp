@@ -24,6 +24,10 @@ struct L1Offer {
     u64 cr4_allowed;           // CR4 bits L1's CPUID offers
 };
 
+// The exception intercepts L1 may have: every vector but #MC. A machine check is the host's,
+// never an event of L2 that L1 could handle: it stays with L0 whatever vmcb12 says, as in KVM.
+inline constexpr u32 kExceptionInterceptsFromL1 = ~(u32{1} << arch::kVectorMc);
+
 enum class SnapshotError : u8 {
     unaligned,    // RAX is not 4 KiB aligned: VMRUN #GPs
     outside_ram,  // vmcb12 is not (entirely) L1 RAM: VMRUN #GPs
@@ -61,7 +65,9 @@ const char* check_failure_name(CheckFailure failure);
 // Copies vmcb12 (the 4 KiB at `vmcb12_pa`) once into `snapshot`, in one read up to its last field
 // (the reserved tail of the page is not read: it stays as it was in `snapshot`), then clears
 // the bits the CPU ignores (the low 12 bits of the permission-map addresses, the reserved bits of
-// EVENTINJ and the interrupt shadow), so that what is checked is exactly what is used.
+// EVENTINJ and the interrupt shadow), so that what is checked is exactly what is used. It also
+// drops what L1 may ask for but never gets (kExceptionInterceptsFromL1), so that nothing that
+// reads the snapshot (vmcb02, the routing of L2's exits) can give it to L1.
 Status<SnapshotError> take_snapshot(L1Memory& memory, u64 vmcb12_pa, Vmcb& snapshot);
 
 // Every check, on the snapshot only (memory is asked where things are, never what they hold).

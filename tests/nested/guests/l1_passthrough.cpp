@@ -4,7 +4,8 @@
 //  - prints through COM1 (0x3f8), which L1 lets through: the text is L1's console output;
 //  - reads MSR 0x8b (L1 reads 0 there) and MSR 0x1b (L1 gets #GP): the same for L2;
 //  - writes the PIC's mask register (0x21, a port the kernel owns): no effect, reads all-ones;
-//  - reads and writes CMOS RAM (ports 0x70/0x71, granted to L1 by its manifest): real hardware.
+//  - reads and writes CMOS RAM (ports 0x70/0x71, granted to L1 by its manifest): real hardware;
+//  - clears EFER.SVME in its own EFER: L2's, never L1's, which still runs L2 afterwards.
 // L1 makes the same accesses itself before and after, so each pair of lines must agree.
 #include "l1_common.hpp"
 
@@ -60,10 +61,17 @@ extern "C" [[noreturn]] void l2_main() {
     report_pic_mask("L2");
     println("L2: cmos[0x40] ", hex(read_cmos(kCmosScratch), 1), ", writing 0x5c");
     write_cmos(kCmosScratch, 0x5C);
+    u64 efer = rdmsr(svm::kMsrEfer);
+    wrmsr(svm::kMsrEfer, efer & ~svm::kEferSvme);
+    println("L2: efer.svme ", (efer & svm::kEferSvme) ? 1 : 0, ", after clearing it ",
+            (rdmsr(svm::kMsrEfer) & svm::kEferSvme) ? 1 : 0);
     wrmsr(kMsrBiosSignId, 0);      // intercepted by L1
     outb(kInterceptedPort, 0x2A);  // intercepted by L1
     l2_report(0);
 }
+
+// L2's second run: straight back to L1.
+extern "C" [[noreturn]] void l2_again() { l2_report(1); }
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     enable_svm();
@@ -90,6 +98,14 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     if (!expect_exit(run(vmcb), svm::exit_code::vmmcall, "VMMCALL")) return 1;
 
     println("L1: cmos[0x40] after L2 ", hex(read_cmos(kCmosScratch), 1));
+    println("L1: efer.svme after L2 cleared its own: ", (rdmsr(svm::kMsrEfer) & svm::kEferSvme) ? 1 : 0);
+    set_up_l2(vmcb, l2_again, l2_stack);
+    u64 again = 0;
+    ExceptionRecord r = try_run([&again] { again = run(vmcb); });
+    if (r.raised)
+        println("L1: vmrun again: ", exception_name(r.vector));
+    else
+        println("L1: vmrun again: L2 exit ", hex(again, 1));
     println("L2 done");
     return 0;
 }

@@ -32,6 +32,13 @@
 #define NPT_L2_BUDGET_BASE 0x80000000  // 1.5 GiB of 2 MiB regions, through L2's page directories ...
 #define NPT_L2_BUDGET_REGIONS 768
 #define NPT_L2_BUDGET_PD 0x40014000  // ... at 0x40014000 and 0x40015000
+// The invlpga / marker cases: the reader touches the first 64 of those regions, then reads
+// kL2Data for NPT_L2_READER_CYCLES of its TSC; the holder reads kL2Data (the marker) and runs on.
+#define NPT_L2_SHARED_REGIONS 64
+#define NPT_L2_READER_CYCLES 10000000000
+#define NPT_L2_HOLDER_CYCLES 600000000
+#define NPT_L2_READER_VALUE 0x7265616465722121  // "reader!!": in the reader's kL2Data frame
+#define NPT_L2_MARKER 0x4d41524b45522121        // "MARKER!!": in the other domain's
 
 #define NPT_STRINGIFY2(x) #x
 #define NPT_STRINGIFY(x) NPT_STRINGIFY2(x)
@@ -42,13 +49,15 @@
 // L2, with the registers L1's own code left (VMRUN keeps only RAX and RSP): none depends on another.
 extern "C" char npt_l2_code_page[], npt_l2_landing[], npt_l2_read_data[], npt_l2_translate[], npt_l2_npf[],
     npt_l2_remap[], npt_l2_read_only[], npt_l2_jump_landing[], npt_l2_budget[], npt_l2_event_entry[],
-    npt_l2_event_handler[], npt_l2_spin[], npt_l2_triple_fault[], npt_l2_exit_port[], npt_l2_cpuid_hlt[];
+    npt_l2_event_handler[], npt_l2_spin[], npt_l2_triple_fault[], npt_l2_exit_port[], npt_l2_cpuid_hlt[],
+    npt_l2_invlpga_reader[], npt_l2_marker_holder[];
 asm(R"(
     .pushsection .text.npt_l2, "ax"
     .balign 4096
     .globl npt_l2_code_page, npt_l2_landing, npt_l2_read_data, npt_l2_translate, npt_l2_npf, npt_l2_remap
     .globl npt_l2_read_only, npt_l2_jump_landing, npt_l2_budget, npt_l2_event_entry, npt_l2_event_handler
     .globl npt_l2_spin, npt_l2_triple_fault, npt_l2_exit_port, npt_l2_cpuid_hlt
+    .globl npt_l2_invlpga_reader, npt_l2_marker_holder
 npt_l2_code_page:
 npt_l2_landing:                       // offset 0: also reached as NPT_L2_LANDING
     cpuid
@@ -122,6 +131,60 @@ npt_l2_cpuid_hlt:
     cpuid
     hlt
     jmp npt_l2_cpuid_hlt
+npt_l2_invlpga_reader:                // touch every shared region, INVLPGA, then read kL2Data for a while
+    mov $)" NPT_STRINGIFY(NPT_L2_BUDGET_BASE) R"(, %edx
+    xor %ecx, %ecx
+1:  mov (%rdx), %rax                  // the shadow gets a table for each
+    add $0x200000, %rdx
+    inc %ecx
+    cmp $)" NPT_STRINGIFY(NPT_L2_SHARED_REGIONS) R"(, %ecx
+    jne 1b
+    mov )" NPT_STRINGIFY(NPT_L2_DATA) R"(, %rax      // and one for the page read below
+    xor %eax, %eax
+    xor %ecx, %ecx
+    invlpga %rax, %ecx                // L1 does not intercept it: Nestor drops the shadow
+    movabs $)" NPT_STRINGIFY(NPT_L2_READER_VALUE) R"(, %r10
+    movabs $)" NPT_STRINGIFY(NPT_L2_MARKER) R"(, %r11
+    xor %esi, %esi                    // marker seen
+    xor %edi, %edi                    // any other wrong value
+    rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    mov %rax, %r8
+    movabs $)" NPT_STRINGIFY(NPT_L2_READER_CYCLES) R"(, %r9
+2:  mov )" NPT_STRINGIFY(NPT_L2_DATA) R"(, %rax
+    cmp %r10, %rax
+    je 4f
+    cmp %r11, %rax
+    jne 3f
+    inc %esi
+    jmp 4f
+3:  inc %edi
+4:  rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    sub %r8, %rax
+    cmp %r9, %rax
+    jb 2b
+    shl $32, %rsi                     // one exit reports both: VMRUN keeps only RAX for L1
+    or %rsi, %rdi
+    mov %rdi, %rax
+    cpuid
+    hlt
+npt_l2_marker_holder:                 // read kL2Data (the marker), then keep running for a while
+    rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    mov %rax, %r8
+    movabs $)" NPT_STRINGIFY(NPT_L2_HOLDER_CYCLES) R"(, %r9
+1:  mov )" NPT_STRINGIFY(NPT_L2_DATA) R"(, %rax
+    rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    sub %r8, %rax
+    cmp %r9, %rax
+    jb 1b
+    hlt
     .balign 4096
     .popsection
 )");

@@ -14,6 +14,12 @@
 //                   lose it: L2's handler runs
 //   case=nx         L1 (EFER.NXE on) maps L2's code no-execute, L2 runs without NXE: a fetch
 //                   is L1's #NPF, a rights fault (bit 63 of L1's entries is L1's to define)
+//   case=invlpga    (with case=marker in another domain) L2 builds shadow tables for 64 regions
+//                   and its data page, runs INVLPGA, which L1 does not intercept, then reads the
+//                   data page for seconds across L0's preemptions: always L1's value, never the
+//                   other domain's marker (the freed shadow tables must not stay under L2)
+//   case=marker     L2's data page (same L2-physical address) holds a marker; L2 runs again and
+//                   again on a shadow started over, in the first frames the kernel has free
 #include "npt_common.hpp"
 
 using namespace npt_test;
@@ -169,30 +175,89 @@ int nx() {
     return 0;
 }
 
-// Every region of L2's is the same 2 MiB of L1's (a large leaf each in L1's NPT): L2 needs one
-// shadow page table per region, L1 only a few tables of its own.
+constexpr u64 kRegionsBase = NPT_L2_BUDGET_BASE, kRegion = 0x200000;
+
+// L2's `regions` 2 MiB regions from kRegionsBase, each the same 2 MiB of L1's, kL1Large (a large
+// leaf each in L1's NPT, and a large page of L2's own tables, whose page directories are at
+// NPT_L2_BUDGET_PD): L2 needs one shadow page table per region, L1 only a few tables of its own.
+void map_regions(const L2Tables& tables, u64 regions) {
+    constexpr u64 kPdL2 = NPT_L2_BUDGET_PD;
+    for (u64 i = 0; i < regions; ++i) npt_map_large(kRegionsBase + i * kRegion, kL1Large);
+    for (u64 gib = 0; gib * 512 < regions; ++gib) {
+        u64 pd = take_frame();
+        npt_map(kPdL2 + gib * kPage, pd);
+        table(tables.pdpt)[((kRegionsBase >> 30) + gib) & 511] = (kPdL2 + gib * kPage) | kPtePresent | kPteWritable;
+        for (u64 i = 0; i < 512 && gib * 512 + i < regions; ++i)
+            table(pd)[i] = (kRegionsBase + (gib * 512 + i) * kRegion) | kPtePresent | kPteWritable | kPteLarge;
+    }
+}
+
 int budget() {
-    constexpr u64 kBase = NPT_L2_BUDGET_BASE, kRegions = NPT_L2_BUDGET_REGIONS, kPdL2 = NPT_L2_BUDGET_PD;
-    constexpr u64 kRegion = 0x200000;
+    constexpr u64 kBase = kRegionsBase, kRegions = NPT_L2_BUDGET_REGIONS;
     L2Tables tables = set_up_npt(frame_with(kMagicData));
     u64 expected = 0;
     for (u64 i = 0; i < kRegions; ++i) {
         reinterpret_cast<u64*>(kL1Large)[i] = 3 * i + 1;
         expected += 3 * i + 1;
-        npt_map_large(kBase + i * kRegion, kL1Large);
     }
-    for (u64 gib = 0; gib * 512 < kRegions; ++gib) {
-        u64 pd = take_frame();
-        npt_map(kPdL2 + gib * kPage, pd);
-        table(tables.pdpt)[((kBase >> 30) + gib) & 511] = (kPdL2 + gib * kPage) | kPtePresent | kPteWritable;
-        for (u64 i = 0; i < 512 && gib * 512 + i < kRegions; ++i)
-            table(pd)[i] = (kBase + (gib * 512 + i) * kRegion) | kPtePresent | kPteWritable | kPteLarge;
-    }
+    map_regions(tables, kRegions);
     set_up_vmcb(npt_l2_budget);
     println("budget: L2 reads one word in each of ", kRegions, " 2 MiB regions from L2-physical ", hex(kBase, 1));
     expect_read(kBase, expected);
     expect_exit(svm::exit_code::hlt);
     println("L2 exit 0x78 hlt");
+    return 0;
+}
+
+constexpr u64 kSharedRegions = NPT_L2_SHARED_REGIONS;
+
+// The order of the two domains' steps, in TSC cycles from their start (about 2 GHz under QEMU):
+// the healthy domain is done and the other domain has its nested state (VMSAVE allocates it)
+// before the reader builds its shadow; the other domain starts shadows of its own only once the
+// reader has run INVLPGA (a fraction of a second after its start), and while the reader still
+// reads (for seconds). So the first frames the kernel hands out then are the reader's freed ones.
+constexpr u64 kReaderStart = 3'000'000'000;
+constexpr u64 kMarkerStart = 6'000'000'000;
+
+void wait_until(u64 start, u64 cycles) {
+    while (rdtsc() - start < cycles) asm volatile("pause");
+}
+
+int invlpga(u64 start) {
+    L2Tables tables = set_up_npt(frame_with(NPT_L2_READER_VALUE));
+    map_regions(tables, kSharedRegions);
+    set_up_vmcb(npt_l2_invlpga_reader);
+    wait_until(start, kReaderStart);
+    println("invlpga: L2 touches ", kSharedRegions, " regions, runs INVLPGA, then reads ", hex(kL2Data, 1), " for ",
+            u64{NPT_L2_READER_CYCLES}, " cycles");
+    expect_exit(svm::exit_code::cpuid);
+    u64 marker = vmcb.save.rax >> 32, wrong = vmcb.save.rax & 0xFFFFFFFF;
+    println("invlpga: L2 read the other domain's marker ", marker, " times, another wrong value ", wrong, " times",
+            marker || wrong ? " (WRONG)" : "");
+    step_over();
+    expect_exit(svm::exit_code::hlt);
+    println("L2 exit 0x78 hlt");
+    return marker || wrong ? 1 : 0;
+}
+
+// L2's kL2Data holds the marker; each run starts on a fresh shadow (TLB_CONTROL), whose tables are
+// the first frames the kernel has free, at the start of a time slice (after a yield), so that L2
+// maps its code, page tables and kL2Data before anyone else runs.
+int marker(u64 start) {
+    constexpr u32 kRuns = 6;
+    alignas(4096) static svm::Vmcb scratch;
+    svm::vmsave(&scratch);  // Nestor allocates the nested state now
+    set_up_npt(frame_with(NPT_L2_MARKER));
+    set_up_vmcb(npt_l2_marker_holder);
+    u64 entry = vmcb.save.rip;
+    wait_until(start, kMarkerStart);
+    for (u32 run = 0; run < kRuns; ++run) {
+        vmcb.save.rip = entry;
+        vmcb.control.tlb_control = svm::tlb_control::flush_all;
+        yield();
+        expect_exit(svm::exit_code::hlt);
+    }
+    println("marker: L2 read ", hex(u64{NPT_L2_MARKER}, 1), " in ", kRuns, " runs of its own");
     return 0;
 }
 
@@ -211,7 +276,7 @@ int event() {
     // L2's IDT: a 64-bit interrupt gate for #UD to its handler; not in L1's NPT yet.
     u64 idt = take_frame();
     u64 handler = l2_address(npt_l2_event_handler);
-    u64* gate = &table(idt)[2 * kVectorUd];
+    u64* gate = &table(idt)[u64{2} * kVectorUd];
     gate[0] = (handler & 0xFFFF) | (u64{svm::read_cs()} << 16) | (u64{0x8E} << 40) | ((handler >> 16 & 0xFFFF) << 48);
     gate[1] = handler >> 32;
     set_up_vmcb(npt_l2_event_entry);
@@ -239,6 +304,7 @@ int event() {
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot* boot) {
+    u64 start = rdtsc();
     char which[16];
     const char* c = boot->cmdline_value("case", which, sizeof(which));
     if (!c) {
@@ -261,6 +327,10 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         status = budget();
     else if (string_equal(c, "event"))
         status = event();
+    else if (string_equal(c, "invlpga"))
+        status = invlpga(start);
+    else if (string_equal(c, "marker"))
+        status = marker(start);
     else
         println("npt: unknown case ", c);
     if (status == 0) println("npt ", c, ": done");

@@ -1,6 +1,8 @@
 // The kernel's side of nested virtualization, faked for the component's wiring tests: L1's memory
 // is 1 MiB of RAM at guest-physical 0 (each page backed by a made-up host frame), and L0 memory
-// comes from the C heap ("physical" = the pointer), with what is live kept to catch leaks.
+// comes from the C heap ("physical" = the pointer), with what is live kept to catch leaks. What
+// is released is poisoned and kept until the end, never handed out again: a VMCB still pointing
+// at it is caught (is_live), and a walk through it finds no present entry that makes sense.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -22,8 +24,11 @@ public:
     static constexpr u64 kL1Bytes = 1u << 20;
 
     FakeNestedHost() : ram(kL1Bytes) {}
+    static constexpr u8 kPoison = 0xA5;
+
     ~FakeNestedHost() {
         for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
+        for (auto& [p, bytes] : released) std::free(reinterpret_cast<void*>(p));
     }
     bool read(u64 gpa, void* out, usize bytes) override {
         if (!inside(gpa, bytes)) return false;
@@ -56,11 +61,18 @@ public:
     void release(paddr physical, usize) override {
         for (auto it = live.begin(); it != live.end(); ++it)
             if (it->first == physical) {
-                std::free(reinterpret_cast<void*>(physical));
+                std::memset(reinterpret_cast<void*>(physical), kPoison, it->second);
+                released.push_back(*it);
                 live.erase(it);
                 return;
             }
         FAIL("released memory that was not allocated");
+    }
+    // Whether `physical` lies in memory allocated and not released since.
+    bool is_live(paddr physical) const {
+        for (auto& [p, bytes] : live)
+            if (physical >= p && physical - p < bytes) return true;
+        return false;
     }
     void* pointer(paddr physical) override { return reinterpret_cast<void*>(physical); }
     x86::svm::Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<x86::svm::Vmcb*>(ram.data() + gpa); }
@@ -68,6 +80,7 @@ public:
 
     std::vector<u8> ram;
     std::vector<std::pair<paddr, usize>> live;
+    std::vector<std::pair<paddr, usize>> released;  // poisoned, freed only by the destructor
 
 private:
     static bool inside(u64 gpa, usize bytes) { return gpa < kL1Bytes && kL1Bytes - gpa >= bytes; }

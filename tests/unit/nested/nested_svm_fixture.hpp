@@ -55,7 +55,7 @@ public:
         // A window looked at with an adversary watching: the caller sees L1's memory as it was
         // when it looked, and L1 rewrites it right after (after_window), so whatever is read
         // again later sees L1's new bytes.
-        looked.emplace_back(ram.begin() + gpa, ram.begin() + gpa + bytes);
+        looked.emplace_back(ram.data() + gpa, ram.data() + gpa + bytes);
         after_window(gpa, bytes);
         return looked.back().data();
     }
@@ -189,6 +189,7 @@ struct Machine {
     std::unique_ptr<NestedSvmVcpu> vcpu = std::make_unique<NestedSvmVcpu>(frames, 40, 64);
     Vmcb vmcb01{};
     Vmcb vmcb02{};
+    u64 mapping_generation = 1;  // the VM's: L0 changes it at every unmap
 
     Machine() {
         vmcb01.save.efer = arch::kEferSvme | arch::kEferLme | arch::kEferLma;
@@ -205,8 +206,14 @@ struct Machine {
     Vmcb vmcb12() const { return l1.get<Vmcb>(kVmcb12); }
 
     VmrunOutcome vmrun(u64 vmcb12_pa = kVmcb12) {
-        VmrunEnvironment env{
-            l1, l1_offer, l0_controls(), l0_iopm.data(), l0_msrpm.data(), merged_iopm.data(), merged_msrpm.data()};
+        VmrunEnvironment env{l1,
+                             l1_offer,
+                             l0_controls(),
+                             l0_iopm.data(),
+                             l0_msrpm.data(),
+                             merged_iopm.data(),
+                             merged_msrpm.data(),
+                             mapping_generation};
         return emulate_vmrun(*vcpu, env, vmcb01.save, vmcb12_pa, vmcb01.save.rip + 3, vmcb02);
     }
 };

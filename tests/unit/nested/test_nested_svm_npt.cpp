@@ -275,3 +275,20 @@ TEST_CASE("nested_svm.shadow_npt_root_follows_a_restart") {
     CHECK(npt.root() != 0);
     CHECK(frames.live() == 1);
 }
+
+// A 4-level table translates 48 bits: an address beyond them must not alias the one below (L2's
+// VMLOAD / VMSAVE operand goes through translate, where a CPU raises #GP).
+TEST_CASE("nested_svm.shadow_npt_translate_refuses_beyond_48_bits") {
+    Shadow s;
+    s.tables.map(0x5000, 0x250000);
+    ShadowResult below = s.npt.translate(s.l1, 0x5000, kRead);
+    REQUIRE(below.outcome == ShadowOutcome::mapped);
+    CHECK(below.l1_physical == 0x250000);
+    for (u64 high : {u64{1} << 48, u64{1} << 52, u64{1} << 63}) {
+        ShadowResult beyond = s.npt.translate(s.l1, high | 0x5000, kRead);
+        CHECK(beyond.outcome == ShadowOutcome::reflect_npf);
+        CHECK(beyond.exit_info_2 == (high | 0x5000));
+        CHECK(s.npt.fault(s.l1, high | 0x5000, kRead).outcome == ShadowOutcome::reflect_npf);
+    }
+    CHECK(s.leaves() == 0);
+}

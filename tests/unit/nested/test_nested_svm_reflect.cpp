@@ -88,6 +88,22 @@ TEST_CASE("nested_svm.physical_events_are_never_reflected") {
             CHECK(r->route(exit_of(code)) == Route::l0);
 }
 
+// A machine check is the host's: L1 intercepting #MC changes nothing, L2's #MC is L0's (as KVM
+// keeps it), and L1's intercept does not reach vmcb02 (L0 intercepts #MC for itself if it wants).
+TEST_CASE("nested_svm.machine_check_is_never_l1s") {
+    constexpr u64 kExitMc = vmcb::exit_code::exception_base + arch::kVectorMc;
+    Vmcb v = valid_vmcb12();
+    v.control.intercept_exceptions = 0xFFFFFFFF;  // every vector, #MC among them
+    Running r(v);
+    CHECK(r.route(exit_of(kExitMc)) == Route::l0);
+    CHECK_FALSE(l1_intercepts(r.vcpu->snapshot, kExitMc));
+    CHECK((r.vmcb02.control.intercept_exceptions & (1u << arch::kVectorMc)) == 0);
+    // The other vectors stay L1's.
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + 14, 2, 0xDEAD000)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + 19)) == Route::reflect);
+    CHECK(r.route(exit_of(vmcb::exit_code::exception_base + 17, 0)) == Route::reflect);
+}
+
 TEST_CASE("nested_svm.io_exits_judged_by_l1s_iopm") {
     Running r;
     r.l1.ram[kIopm + 0x70 / 8] = 1u << (0x70 % 8);

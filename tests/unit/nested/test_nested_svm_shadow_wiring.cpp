@@ -88,7 +88,32 @@ struct NptL1 : Guest, FakeNestedHardware {
         exit.npf.guest_physical = l2_physical;
         return run(exit);
     }
+    // Any other exit of vmcb02 (an instruction: its length).
+    ExitOutcome l2_exit(ExitKind kind, u64 code, u8 length) {
+        vmcb02->control.exit_code = code;
+        vmcb02->control.tlb_control = 0;
+        VmExit exit{};
+        exit.kind = kind;
+        exit.vendor_code = code;
+        exit.instruction_length = length;
+        return run(exit);
+    }
+    // L0 unmaps part of L1, as the backend sees it at the vCPU's next entry: a new generation,
+    // and vmcb02, when it is on a shadow, moved to the empty root and flagged.
+    void unmap() {
+        ++mapping_generation;
+        if (vmcb02->control.nested_cr3 == vmcb01->control.nested_cr3) return;
+        hw.shadow_stale = true;
+        vmcb02->control.nested_cr3 = kEmptyRoot;
+    }
     bool in_l2() { return vcpu.ops->in_guest_mode(vcpu); }
+    // The entries of the table at `frame` that are present.
+    int present_entries(paddr frame) {
+        const u64* entries = static_cast<const u64*>(host.pointer(frame));
+        int n = 0;
+        for (int i = 0; i < 512; ++i) n += (entries[i] & 1) != 0;
+        return n;
+    }
 };
 
 bool carries_on(const ExitOutcome& o) { return !o.stop && !o.inject && !o.wait; }
@@ -203,4 +228,77 @@ TEST_CASE("nested_svm_shadow_wiring.vmexit_clears_eventinj_valid") {
     l1.state.rip = 0x1000;
     REQUIRE(carries_on(l1.vmrun()));
     CHECK((l1.vmcb02->control.event_inject & (u64{1} << 31)) == 0);  // nothing injected again
+}
+
+// L2's INVLPGA that L1 does not intercept starts the shadow over, and its tables go back to the
+// kernel: vmcb02 must be on a live root by then (a fresh one, empty, with L2's ASID flushed),
+// never on the freed one, which the kernel may already have given to someone else.
+TEST_CASE("nested_svm_shadow_wiring.l2_invlpga_leaves_vmcb02_on_live_tables") {
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    paddr old_root = l1.vmcb02->control.nested_cr3;
+    REQUIRE(l1.host.is_live(old_root));
+    REQUIRE(l1.present_entries(old_root) == 1);
+    l1.state.rip = 0x3000;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x7A, 3)));  // INVLPGA
+    CHECK(l1.in_l2());
+    CHECK(l1.state.rip == 0x3003);
+    paddr root = l1.vmcb02->control.nested_cr3;
+    CHECK_FALSE(l1.host.is_live(old_root));  // the old shadow went back (poisoned)
+    CHECK(root != old_root);
+    CHECK(l1.host.is_live(root));
+    CHECK(l1.present_entries(root) == 0);
+    CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
+    // L2 faults on what it used and goes on.
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    CHECK(l1.in_l2());
+    CHECK(l1.host.is_live(l1.vmcb02->control.nested_cr3));
+
+    // L1's own INVLPGA, outside guest mode: vmcb02 does not run, but does not keep the freed root.
+    REQUIRE(carries_on(l1.npf(0x5000, kRead)));  // not in L1's NPT: #VMEXIT(NPF) into L1
+    REQUIRE_FALSE(l1.in_l2());
+    l1.state.rip = 0x1000;
+    REQUIRE(carries_on(l1.run(instruction(0x7A, 3))));
+    CHECK(l1.vmcb02->control.nested_cr3 == kEmptyRoot);
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.host.is_live(l1.vmcb02->control.nested_cr3));
+    CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
+}
+
+// L0 unmaps part of L1 between a #VMEXIT and L1's next VMRUN, with L1's nested CR3, NXE and
+// TLB_CONTROL (0) unchanged: the shadow built before the unmap may have leaves to frames L1 no
+// longer owns, so VMRUN must start it over, not put its old root back into vmcb02.
+TEST_CASE("nested_svm_shadow_wiring.vmrun_after_an_unmap_starts_the_shadow_over") {
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    paddr old_root = l1.vmcb02->control.nested_cr3;
+    REQUIRE(l1.present_entries(old_root) == 1);
+    l1.state.rip = 0x3000;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::hlt, 0x78, 1)));  // L1 intercepts HLT
+    REQUIRE_FALSE(l1.in_l2());
+    REQUIRE(l1.host.vmcb_at(kVmcb12).control.tlb_control == 0);
+    l1.unmap();
+    l1.state.rip = 0x1000;
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.in_l2());
+    paddr root = l1.vmcb02->control.nested_cr3;
+    CHECK(root != old_root);
+    CHECK_FALSE(l1.host.is_live(old_root));
+    CHECK(l1.host.is_live(root));
+    CHECK(l1.present_entries(root) == 0);  // nothing built before the unmap
+    CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
+    CHECK_FALSE(l1.hw.shadow_stale);  // vmcb02 was built after the unmap: nothing to redo
+
+    // With no unmap since, the next VMRUN keeps the shadow (and flushes nothing).
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    l1.state.rip = 0x3000;
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::hlt, 0x78, 1)));
+    l1.state.rip = 0x1000;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vmcb02->control.nested_cr3 == root);
+    CHECK(l1.present_entries(root) == 1);
 }

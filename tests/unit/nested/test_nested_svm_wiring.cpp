@@ -342,3 +342,92 @@ TEST_CASE("nested_svm_wiring.l0_exception_for_l2_goes_to_l1_when_intercepted") {
         }
     }
 }
+
+// L2's EFER is L2's: when L1's MSR permission map lets L2 write EFER (here L1 uses none), L2's
+// EFER.SVME changes for L2 alone. L1's stays set: after the #VMEXIT L1 reads it and runs L2 again
+// (an L1 whose SVME L2 had cleared would get #UD for its VMRUN).
+TEST_CASE("nested_svm_wiring.l2_efer_write_is_l2s_not_l1s") {
+    constexpr u64 kL2EferWithoutSvme = (u64{1} << 8) | (u64{1} << 10);  // LME, LMA
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    l1.state.rip = 0x3000;
+    l1.vmcb02->control.exit_code = 0x7C;
+    l1.vmcb02->control.exit_info_1 = 1;
+    REQUIRE(carries_on(l1.run(msr_write(kMsrEfer, kL2EferWithoutSvme))));  // L2 clears its SVME
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.exit_info_1 = 0;
+    REQUIRE(carries_on(l1.run(msr_read(kMsrEfer))));
+    CHECK(l1.state.rax() == kL2EferWithoutSvme);  // L2 reads back what it wrote
+    // L2's SVM instructions that L1 does not intercept now #UD, as on the CPU.
+    ExitOutcome o = l1.l2_exit(ExitKind::virtualization_instruction, 0x84, 3);  // STGI
+    CHECK((o.inject && o.vector == kVectorUd));
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::cpuid, 0x72, 2)));  // back to L1
+    REQUIRE_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.exit_info_1 = 0;
+    REQUIRE(carries_on(l1.run(msr_read(kMsrEfer))));
+    CHECK((l1.state.rax() & kEferSvme) != 0);  // L1's own EFER.SVME
+    l1.state.rip = 0x1000;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    // The new L2 starts with vmcb12's EFER, SVME set.
+    REQUIRE(carries_on(l1.run(msr_read(kMsrEfer))));
+    CHECK((l1.state.rax() & kEferSvme) != 0);
+}
+
+// L2's VMLOAD / VMSAVE through L1's NPT with an operand at or above 2^48: #GP, as on the CPU,
+// never the L1 page the low 48 bits would reach.
+TEST_CASE("nested_svm_wiring.l2_vmsave_beyond_48_bits_is_gp") {
+    constexpr u64 kPml4 = 0x40000, kPdpt = 0x41000, kPd = 0x42000, kPt = 0x43000;
+    constexpr u64 kL2Area = 0x30000, kL1Area = 0x50000, kRw = 0x7;
+    L1Fixture l1;
+    auto put = [&](u64 gpa, u64 value) { REQUIRE(l1.host.write(gpa, &value, sizeof(value))); };
+    put(kPml4, kPdpt | kRw);
+    put(kPdpt, kPd | kRw);
+    put(kPd, kPt | kRw);
+    put(kPt + (kL2Area >> 12) * 8, kL1Area | kRw);
+    Vmcb& v = l1.host.vmcb_at(kVmcb12);
+    v.control.nested_control = 1;
+    v.control.nested_cr3 = kPml4;
+    REQUIRE(carries_on(l1.vmrun()));
+    l1.vmcb01->save.lstar = 0xABCD;
+    for (u64 high : {u64{1} << 48, u64{1} << 63}) {
+        l1.state.rip = 0x3000;
+        l1.state.rax() = high | kL2Area;
+        ExitOutcome o = l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3);  // VMSAVE
+        CHECK((o.inject && o.vector == kVectorGp));
+        CHECK(l1.host.vmcb_at(kL1Area).save.lstar == 0);
+        o = l1.l2_exit(ExitKind::virtualization_instruction, 0x82, 3);  // VMLOAD
+        CHECK((o.inject && o.vector == kVectorGp));
+        CHECK(l1.vmcb01->save.lstar == 0xABCD);
+        CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    }
+    l1.state.rax() = kL2Area;  // the same page below 2^48 is fine
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::virtualization_instruction, 0x83, 3)));
+    CHECK(l1.host.vmcb_at(kL1Area).save.lstar == 0xABCD);
+}
+
+// #MC stays with L0 even when L1 intercepts it: an L2 #MC exit is not reflected, and a #MC the
+// kernel's rule would raise for L2 is not turned into a #VMEXIT either.
+TEST_CASE("nested_svm_wiring.machine_check_is_never_reflected_to_l1") {
+    constexpr u8 kVectorMc = 18;
+    L1Fixture l1;
+    l1.host.vmcb_at(kVmcb12).control.intercept_exceptions = (1u << kVectorMc) | (1u << kVectorGp);
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK((l1.vmcb02->control.intercept_exceptions & (1u << kVectorMc)) == 0);
+    l1.state.rip = 0x3000;
+    l1.vmcb02->control.exit_code = 0x40 + kVectorMc;
+    nested::Decision d = l1.vcpu.guest_exit(l1.vcpu, VmExit{}, l1.state);
+    CHECK(d.action == nested::Action::not_nested);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    d = l1.vcpu.ops->exception_for_l2(l1.vcpu, kVectorMc, false, 0, l1.state);
+    CHECK(d.action == nested::Action::not_nested);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code != 0x40 + kVectorMc);
+    // #GP, which L1 intercepts too, still is L1's.
+    d = l1.vcpu.ops->exception_for_l2(l1.vcpu, kVectorGp, true, 0, l1.state);
+    CHECK(d.action == nested::Action::resume);
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == 0x40 + kVectorGp);
+}
