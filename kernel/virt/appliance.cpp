@@ -136,10 +136,18 @@ struct RunningDomain {
     bool running = false;
     ExitOutcome outcome{};
     VmExit last_exit{};  // the exit that stopped the domain (set when it stops)
-    u64 exits = 0;
+    // Its exits, by ExitKind: counted where a total would be (the same one increment per exit),
+    // the total is their sum.
+    u64 exits_by_kind[kExitKinds] = {};
     u64 preemptions = 0;
     u64 slices_without_exit = 0;
 };
+
+u64 exits_of(const RunningDomain& d) {
+    u64 total = 0;
+    for (u64 n : d.exits_by_kind) total += n;
+    return total;
+}
 
 // Everything the appliance owns. One per boot; a static, so nothing is allocated for it.
 struct Appliance {
@@ -475,6 +483,8 @@ public:
     bool port_held(u16 port, u8 size) override { return d_.domain && holds_ports(*d_.domain, port, size); }
     u32 port_read(u16 port, u8 size) override { return platform::port_read(port, size); }
     void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
+    GuestXsaveControls guest_xsave_controls() override { return appliance.ops->xsave_controls(d_.vcpu); }
+    void set_guest_xcr0(u64 xcr0) override { appliance.ops->set_xcr0(d_.vcpu, xcr0); }
 
 private:
     ExitOutcome dispatch_hypercall(VcpuState& state, GuestConsole& console);
@@ -562,11 +572,11 @@ void report_stop(RunningDomain& d) {
     const ExitOutcome& o = d.outcome;
     if (o.reason == StopReason::exit_port || o.reason == StopReason::halted || o.reason == StopReason::shutdown) {
         log::info("appliance: domain {} exited with status {} ({}) after {} exits", d.name, o.status,
-                  stop_reason_name(o.reason), d.exits);
+                  stop_reason_name(o.reason), exits_of(d));
         return;
     }
     log::error("appliance: domain {} stopped: {} after {} exits (last exit {} code {:#x} at rip {:#x})", d.name,
-               stop_reason_name(o.reason), d.exits, exit_kind_name(d.last_exit.kind), d.last_exit.vendor_code,
+               stop_reason_name(o.reason), exits_of(d), exit_kind_name(d.last_exit.kind), d.last_exit.vendor_code,
                d.state.rip);
     if (o.detail) log::error("appliance: domain {}: {}", d.name, o.detail);
     if (d.last_exit.kind == ExitKind::nested_page_fault)
@@ -589,6 +599,7 @@ void stop(RunningDomain& d, const ExitOutcome& outcome) {
 // hypervisor's state has its say first (GIF, or its guest running: nested_ops.hpp). False if
 // the domain was stopped.
 [[gnu::noinline]] bool raise_interrupt(RunningDomain& d) {
+    ASSERT(d.notification);  // an interrupt is only ever due from the domain's notification
     u8 vector = d.notification->interrupt_due();
     d.interrupt_due = vector != 0;
     if (!vector) return true;
@@ -641,7 +652,7 @@ template <bool kNested> void run_slice(RunningDomain& d, const ApplianceOptions&
         if (d.interrupt_due) [[unlikely]]
             if (!raise_interrupt(d)) return;
         VmExit exit = appliance.ops->run(d.vcpu, d.state, options.time_slice);
-        ++d.exits;
+        ++d.exits_by_kind[static_cast<usize>(exit.kind)];
         if (exit.kind == ExitKind::preemption) [[unlikely]] {
             ++d.preemptions;
             if (options.watchdog && ++d.slices_without_exit >= options.watchdog) {
@@ -721,6 +732,10 @@ u32 summarize(u32 built) {
         const RunningDomain& d = appliance.domains[i];
         if (d.vm && d.outcome.stop && d.outcome.status != 0) ++failed;
         if (d.preemptions) log::info("appliance: domain {} was preempted {} times", d.name, d.preemptions);
+        for (usize kind = 0; kind < kExitKinds; ++kind)
+            if (d.exits_by_kind[kind])
+                log::debug("appliance: domain {}: {} {} exits", d.name, d.exits_by_kind[kind],
+                           exit_kind_name(static_cast<ExitKind>(kind)));
     }
     log::info("appliance: {} of {} domains built, {} failed or refused", built, appliance.domain_count, failed);
     return failed == 0 ? 0 : kFailureStatus;

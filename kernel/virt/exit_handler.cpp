@@ -107,10 +107,13 @@ ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, GuestConsole& c
 bool msr_allowed(u32 index) { return index == kMsrBiosSignId; }
 
 // EFER is the guest's own (VcpuState::efer): a long-mode guest must set LME and may set SCE and
-// NXE. LMA follows paging and is the CPU's to set; SVME and the rest are not offered.
+// NXE. LMA follows paging and is the CPU's to set; SVME and the rest are not offered. As on a
+// CPU, LME may not change while paging is on (it would leave LMA and LME disagreeing, a state the
+// next entry refuses).
 ExitOutcome handle_efer(const VmExit& exit, VcpuState& state) {
     if (exit.kind == ExitKind::msr_write) {
         if (exit.msr.value & ~(kEferGuestWritable | kEferLma)) return inject(kVectorGp, true, 0);
+        if ((state.cr0 & kCr0Pg) && ((exit.msr.value ^ state.efer) & kEferLme)) return inject(kVectorGp, true, 0);
         if (!complete(exit, state)) return stop(StopReason::undecodable);
         state.efer = (exit.msr.value & kEferGuestWritable) | (state.efer & kEferLma);
         return {};
@@ -198,8 +201,34 @@ ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& sta
     return apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, console, env);
 }
 
+// The extended state every guest is offered, from the host's CPUID.
+XsaveOffer host_xsave_offer(ExitEnvironment& env) {
+    return xsave_offer(env.host_cpuid(1, 0), env.host_cpuid(7, 0), env.host_cpuid(kCpuidLeafXsave, 0));
+}
+
+// What leaves 1, 7 and 0xD report of the guest's own CR4 and XCR0.
+[[gnu::noinline]] void follow_guest(u32 leaf, u32 subleaf, CpuidValues& guest, ExitEnvironment& env) {
+    XsaveOffer offer = host_xsave_offer(env);
+    XsaveLayout layout{};
+    if (leaf == kCpuidLeafXsave && offer.xsave)
+        for (u32 i = 2; i < kXsaveComponents; ++i)
+            if (offer.xcr0 & (u64{1} << i)) record_xsave_component(layout, i, env.host_cpuid(kCpuidLeafXsave, i));
+    follow_guest_controls(leaf, subleaf, guest, env.guest_xsave_controls(), offer, layout);
+}
+
+// XSETBV: a value the offer allows becomes the vCPU's XCR0; anything else #GPs, as on a CPU that
+// supports exactly the offered components. (#UD without CR4.OSXSAVE and #GP outside ring 0 come
+// before the intercept, from the CPU.)
+ExitOutcome handle_xsetbv(const VmExit& exit, VcpuState& state, ExitEnvironment& env) {
+    if (!xsetbv_allowed(exit.xsetbv.index, exit.xsetbv.value, host_xsave_offer(env))) return inject(kVectorGp, true, 0);
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    env.set_guest_xcr0(exit.xsetbv.value);
+    return {};
+}
+
 // CPUID: from the vCPU's memo when it holds the answer, otherwise through the policy (and the
-// nested component's hook), remembered for next time.
+// nested component's hook), remembered for next time, but for the leaves that follow the guest's
+// own CR4 and XCR0.
 ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context) {
     CpuidMemo* memo = context.cpuid;
     u32 leaf = static_cast<u32>(state.rax());
@@ -211,7 +240,10 @@ ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironm
     } else {
         CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
         guest = guest_cpuid(leaf, subleaf, host, context.nested);
-        if (memo) memo->remember(leaf, subleaf, guest);
+        if (cpuid_leaf_follows_guest(leaf))
+            follow_guest(leaf, subleaf, guest, env);
+        else if (memo)
+            memo->remember(leaf, subleaf, guest);
     }
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     state.rax() = guest.eax;
@@ -256,11 +288,14 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::msr_write: return "msr_write";
     case ExitKind::hlt: return "hlt";
     case ExitKind::cache_invalidate: return "cache_invalidate";
+    case ExitKind::performance_counter: return "performance_counter";
+    case ExitKind::monitor_wait: return "monitor_wait";
     case ExitKind::nested_page_fault: return "nested_page_fault";
     case ExitKind::triple_fault: return "triple_fault";
     case ExitKind::external_interrupt: return "external_interrupt";
     case ExitKind::preemption: return "preemption";
     case ExitKind::exception: return "exception";
+    case ExitKind::xsetbv: return "xsetbv";
     case ExitKind::virtualization_instruction: return "virtualization_instruction";
     case ExitKind::invalid_state: return "invalid_state";
     case ExitKind::unknown: return "unknown";
@@ -299,10 +334,22 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
     case ExitKind::msr_read:
     case ExitKind::msr_write: return handle_msr(exit, state, console, env, nested);
     case ExitKind::cache_invalidate:
-        // Never drop the host's cache lines for a guest (INVD would lose other domains' writes):
-        // guest memory is coherent, so doing nothing is what WBINVD would have achieved.
+        // Never drop the host's cache lines for a guest (INVD would lose other domains' writes),
+        // nor let it write back and flush the whole cache hierarchy (WBINVD / WBNOINVD: the shared
+        // last-level cache too, for milliseconds in which nothing else runs, at the cost of every
+        // other domain): guest memory is coherent, so doing nothing is what WBINVD would achieve.
         if (!complete(exit, state)) return stop(StopReason::undecodable);
         return {};
+    case ExitKind::performance_counter:
+        // No performance counters are offered (CPUID shows none, their MSRs #GP): the physical
+        // counters count for every domain and the host, a side channel. RDPMC faults as it does
+        // for a counter that does not exist, as KVM answers without a virtual PMU.
+        return inject(kVectorGp, true, 0);
+    case ExitKind::monitor_wait:
+        // MONITOR/MWAIT would let a guest choose the physical CPU's sleep states (power and
+        // wake-up latency are the host's) and idle its time slice away unseen by the scheduler.
+        // CPUID hides MONITOR, and they #UD as on a CPU without them, as Xen answers.
+        return inject(kVectorUd);
     case ExitKind::hlt:
         // With interrupts enabled the guest waits for an event; with them disabled nothing can
         // ever wake it: it is done.
@@ -315,8 +362,15 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
     case ExitKind::external_interrupt:
     case ExitKind::preemption: return {};  // the kernel got the CPU back; the scheduler decides who runs next
     case ExitKind::exception:
-        // Nothing is intercepted for the kernel's own use yet: give the guest its exception back.
+        // #DB and #AC are intercepted only so that a guest cannot keep the CPU in an endless
+        // delivery of them (CVE-2015-8104, CVE-2015-5307: no interrupt, hence no preemption, gets
+        // through): each delivery is an exit. The guest gets its exception back as the CPU would
+        // have delivered it (the backend has done DR6). #AC is a fault: the CPU pushes RFLAGS with
+        // RF set, so that an instruction breakpoint on the faulting instruction does not fire
+        // again when the handler returns; an injected exception is pushed as RFLAGS is, so set it.
+        if (exit.exception.vector == kVectorAc) state.rflags |= kRflagsRf;
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
+    case ExitKind::xsetbv: return handle_xsetbv(exit, state, env);
     case ExitKind::virtualization_instruction:
         return handle_virtualization_instruction(exit, state, console, env, nested);
     case ExitKind::invalid_state: flush_console(console, env); return stop(StopReason::invalid_state);

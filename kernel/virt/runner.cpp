@@ -19,8 +19,10 @@ bool ops_selected = false;
 
 class KernelEnvironment final : public ExitEnvironment {
 public:
-    KernelEnvironment(const VirtOps& ops, const char* guest) : ops_(ops), guest_(guest) {}
+    KernelEnvironment(const VirtOps& ops, VcpuHandle vcpu, const char* guest) : ops_(ops), vcpu_(vcpu), guest_(guest) {}
     CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return ops_.host_cpuid(leaf, subleaf); }
+    GuestXsaveControls guest_xsave_controls() override { return ops_.xsave_controls(vcpu_); }
+    void set_guest_xcr0(u64 xcr0) override { ops_.set_xcr0(vcpu_, xcr0); }
     void console_line(const char* text, usize) override { log::info("[{}] {}", guest_, text); }
     // Built-in guests have no domain and no capabilities: only the null hypercall (0) exists.
     ExitOutcome hypercall(VcpuState& state, GuestConsole&) override {
@@ -30,6 +32,7 @@ public:
 
 private:
     const VirtOps& ops_;
+    VcpuHandle vcpu_;
     const char* guest_;
 };
 
@@ -168,7 +171,7 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
     log::info("virt: guest {} starts on {} ({} KiB, entry {:#x})", name, ops->name, guest->memory_bytes >> 10,
               guest->entry);
 
-    KernelEnvironment env(*ops, name);
+    KernelEnvironment env(*ops, *vcpu, name);
     GuestConsole console{};
     ExitOutcome outcome;
     VmExit exit{};

@@ -1,5 +1,7 @@
 // Virtualization without nested rights: every SVM and VMX instruction must raise #UD, the
-// virtualization MSRs #GP, EFER.SVME stays out of reach, and CPUID hides SVM and VMX.
+// virtualization MSRs #GP, EFER.SVME stays out of reach, and CPUID hides SVM and VMX. The
+// instructions that reach shared hardware are the kernel's too: INVD / WBINVD / WBNOINVD complete
+// without touching the caches, RDPMC #GPs, MONITOR / MWAIT #UD (CPUID hides them).
 // The same lines hold on AMD (the kernel intercepts and injects #UD) and on Intel (the VMX
 // instructions exit and get #UD; the SVM ones are #UD natively). VMCALL/VMMCALL are left out:
 // one of them is the hypercall on each vendor.
@@ -106,14 +108,48 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         print("virt: mov cr4|VMXE: ");
         hostile::print_outcome(try_run([cr4] { asm volatile("mov %0, %%cr4" ::"r"(cr4 | kCr4Vmxe) : "memory"); }));
         println(", CR4.VMXE now ", (read_cr4() & kCr4Vmxe) ? 1 : 0);
+        // What a CPU refuses of any CR4 write: a reserved bit, and clearing PAE in long mode (QEMU's
+        // SVM would take both and fail the next VMRUN, stopping the domain as an invalid state).
+        constexpr u64 kCr4Reserved19 = u64{1} << 19, kCr4Pae = u64{1} << 5;
+        print("virt: mov cr4|bit19: ");
+        hostile::print_outcome(try_run([cr4] {
+            asm volatile("mov %0, %%cr4" ::"r"(cr4 | kCr4Reserved19) : "memory");
+        }));
+        print(", mov cr4&~PAE: ");
+        hostile::print_outcome(try_run([cr4] { asm volatile("mov %0, %%cr4" ::"r"(cr4 & ~kCr4Pae) : "memory"); }));
+        println(", CR4 unchanged ", read_cr4() == cr4 ? 1 : 0);
+        // EFER.LME may not change while paging is on.
+        constexpr u64 kEferLme = u64{1} << 8;
+        print("virt: wrmsr EFER&~LME: ");
+        hostile::print_outcome(try_run([efer] { wrmsr(kMsrEfer, efer & ~kEferLme); }));
+        println(", EFER unchanged ", rdmsr(kMsrEfer) == efer ? 1 : 0);
     }
 
-    // INVD would drop the host's dirty cache lines; the kernel completes it without doing so.
+    // INVD would drop the host's dirty cache lines, WBINVD and WBNOINVD flush the caches every
+    // domain shares; the kernel completes them without doing so (each an exit: the kernel's count).
     print("virt: invd: ");
     hostile::print_outcome(try_run([] { asm volatile("invd" ::: "memory"); }));
     print(", wbinvd: ");
     hostile::print_outcome(try_run([] { asm volatile("wbinvd" ::: "memory"); }));
+    print(", wbnoinvd: ");
+    hostile::print_outcome(try_run([] { asm volatile(".byte 0xf3, 0x0f, 0x09" ::: "memory"); }));
     println("");
+    // No performance counters are offered: RDPMC #GPs as for a counter that does not exist.
+    print("virt: rdpmc 0: ");
+    hostile::print_outcome(try_run([] { asm volatile("rdpmc" ::"c"(0) : "rax", "rdx"); }));
+    print(", rdpmc 0x40000000: ");
+    hostile::print_outcome(try_run([] { asm volatile("rdpmc" ::"c"(0x40000000) : "rax", "rdx"); }));
+    println("");
+    // MONITOR/MWAIT are hidden: #UD, as on a CPU without them.
+    print("virt: monitor: ");
+    hostile::print_outcome(try_run([] {
+        asm volatile("monitor" ::"a"(reinterpret_cast<u64>(region)), "c"(0), "d"(0) : "memory");
+    }));
+    print(", mwait: ");
+    hostile::print_outcome(try_run([] { asm volatile("mwait" ::"a"(0), "c"(0) : "memory"); }));
+    println("");
+    println("virt: cpuid.1:ecx.monitor ", (cpuid(1).ecx >> 3) & 1, ", cpuid.80000001:ecx.monitorx ",
+            (cpuid(0x80000001).ecx >> 29) & 1, ", cpuid.a:eax (performance counters) ", hex(cpuid(0xA).eax));
 
     println("virt: cpuid.1:ecx.vmx ", (cpuid(1).ecx >> 5) & 1, ", cpuid.80000001:ecx.svm ",
             (cpuid(0x80000001).ecx >> 2) & 1, ", cpuid.1:ecx.hypervisor ", (cpuid(1).ecx >> 31) & 1);

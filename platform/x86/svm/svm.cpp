@@ -9,8 +9,10 @@
 #include "nestor/lib/placement_new.hpp"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
+#include "nestor/virt/cr4_policy.hpp"
 #include "nestor/virt/virt_ops.hpp"
 #include "nestor/x86/cpu.hpp"
+#include "nestor/x86/guest_context.hpp"
 #include "nestor/x86/guest_walk.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/local_apic.hpp"
@@ -75,6 +77,9 @@ struct BackendVcpu {
     paddr parked_l2_root;  // vmcb02's nested root when L2 last stopped running
     bool nested;           // created with InitialMode::nested: `l2` is allocated
     NestedContext l2;
+    // Extended state, XCR0 and DR0-DR3, which VMRUN leaves alone: L1 and its L2 share them, as
+    // they share the CPU's.
+    GuestContext context;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -85,10 +90,7 @@ constexpr u64 kEferSvme = u64{1} << 12;
 constexpr u64 kEferLma = u64{1} << 10;
 constexpr u64 kCr0Pe = u64{1} << 0;
 constexpr u64 kCr0Et = u64{1} << 4;
-constexpr u64 kCr0Pg = u64{1} << 31;
 constexpr u64 kCr0Wp = u64{1} << 16;
-constexpr u64 kCr4Pae = u64{1} << 5;
-constexpr u64 kEferLme = u64{1} << 8;
 constexpr u64 kEferNxe = u64{1} << 11;
 constexpr u64 kRflagsVm = u64{1} << 17;
 constexpr u64 kResetPat = 0x0007040600070406;
@@ -135,6 +137,7 @@ Status<VirtError> svm_enable() {
     // The host's FS, GS, TR, LDTR, KernelGsBase and syscall MSRs, which VMRUN does not restore:
     // saved once, as they were set at boot and never change, and loaded after every exit.
     asm volatile("vmsave %%rax" ::"a"(svm_host_vmcb) : "memory");
+    guest_context_enable();
     svm_enabled = true;
     log::debug("svm: enabled, host save area {:#x}, host VMCB {:#x}", host_save_area, svm_host_vmcb);
     return {};
@@ -262,6 +265,7 @@ void svm_destroy_vcpu(VcpuHandle vcpu) {
         vcpu->vmcb_pa = n.vmcb01_pa;  // the vCPU's own VMCB, whichever ran last
     }
     free_frame(vcpu->vmcb_pa);
+    guest_context_destroy(vcpu->context);
     if (vcpu->asid < kMaxAsids) asid_used[vcpu->asid] = false;
     vcpu->vm->vcpus--;
     paddr self = vcpu->self;
@@ -337,10 +341,18 @@ Status<VirtError> set_initial_state(Vmcb& vmcb, const InitialMode& initial) {
 
 void set_controls(BackendVcpu& vcpu) {
     VmcbControl& c = vcpu.vmcb->control;
-    c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::cpuid | intercept1::invd | intercept1::hlt |
-                        intercept1::invlpga | intercept1::ioio_prot | intercept1::msr_prot | intercept1::shutdown;
+    c.intercept_misc1 = intercept1::intr | intercept1::nmi | intercept1::rdpmc | intercept1::cpuid | intercept1::invd |
+                        intercept1::hlt | intercept1::invlpga | intercept1::ioio_prot | intercept1::msr_prot |
+                        intercept1::shutdown;
     c.intercept_misc2 = intercept2::vmrun | intercept2::vmmcall | intercept2::vmload | intercept2::vmsave |
-                        intercept2::stgi | intercept2::clgi | intercept2::skinit;
+                        intercept2::stgi | intercept2::clgi | intercept2::skinit | intercept2::wbinvd |
+                        intercept2::monitor | intercept2::mwait | intercept2::xsetbv;
+    // #DB and #AC: a guest can make their delivery endless (a data breakpoint on the stack the
+    // #DB frame is pushed to, an #AC handler on a misaligned stack), and no interrupt gets through
+    // then: CVE-2015-8104, CVE-2015-5307. Intercepted, each delivery is an exit and the kernel
+    // reflects them (the CPU has already updated the VMCB's DR6). #MC is the host's.
+    c.intercept_exceptions =
+        intercept_exception(kVectorDb) | intercept_exception(kVectorAc) | intercept_exception(kVectorMc);
     c.intercept_cr = kInterceptCr4Write;
     c.iopm_base_pa = vcpu.vm->iopm_pa;
     c.msrpm_base_pa = vcpu.vm->msrpm_pa;
@@ -390,6 +402,10 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle vm, const InitialMode& in
     vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
     vcpu->vmload_pa = vcpu->vmcb_pa;
     vcpu->code = &vcpu->codes[0];
+    if (!guest_context_create(vcpu->context, false)) {
+        svm_destroy_vcpu(vcpu);
+        return fail(VirtError::out_of_memory);
+    }
     if (auto set = set_initial_state(*vcpu->vmcb, initial); !set) {
         svm_destroy_vcpu(vcpu);
         return fail(set.error());
@@ -504,6 +520,7 @@ inline u8 plain_length(const u8* code, InsnOp expected) {
     case InsnOp::hlt: return code[0] == 0xF4 ? 1 : 0;
     case InsnOp::rdmsr: return code[0] == 0x0F && code[1] == 0x32 ? 2 : 0;
     case InsnOp::wrmsr: return code[0] == 0x0F && code[1] == 0x30 ? 2 : 0;
+    case InsnOp::xsetbv: return code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xD1 ? 3 : 0;
     default: return 0;
     }
 }
@@ -591,6 +608,11 @@ inline VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
         exit.instruction_length = (length >= 1 && length <= kMaxInstructionLength) ? static_cast<u8>(length) : 0;
         break;
     }
+    case exit_code::xsetbv:
+        with_length(ExitKind::xsetbv, InsnOp::xsetbv);
+        exit.xsetbv.index = static_cast<u32>(state.reg(Gpr::rcx));
+        exit.xsetbv.value = (state.reg(Gpr::rdx) << 32) | static_cast<u32>(state.reg(Gpr::rax));
+        break;
     case exit_code::vmrun: with_length(ExitKind::virtualization_instruction, InsnOp::vmrun); break;
     case exit_code::vmload: with_length(ExitKind::virtualization_instruction, InsnOp::vmload); break;
     case exit_code::vmsave: with_length(ExitKind::virtualization_instruction, InsnOp::vmsave); break;
@@ -615,12 +637,30 @@ inline VmExit decode_exit(BackendVcpu& vcpu, const VcpuState& state) {
     }
     case exit_code::invalid:
     case exit_code::invalid32: exit.kind = ExitKind::invalid_state; break;
-    case exit_code::invd: with_length(ExitKind::cache_invalidate, InsnOp::invd); break;
+    case exit_code::invd:
+    case exit_code::wbinvd:
+        // Either instruction for either exit: QEMU reports INVD as a WBINVD exit (it checks the
+        // WBINVD intercept for both). The kernel completes both alike.
+        with_length(ExitKind::cache_invalidate, code == exit_code::invd ? InsnOp::invd : InsnOp::wbinvd);
+        if (!exit.instruction_length)
+            exit.instruction_length =
+                instruction_length(vcpu, state, code == exit_code::invd ? InsnOp::wbinvd : InsnOp::invd);
+        break;
+    // Both fault without completing: no length needed.
+    case exit_code::rdpmc: exit.kind = ExitKind::performance_counter; break;
+    case exit_code::monitor:
+    case exit_code::mwait: exit.kind = ExitKind::monitor_wait; break;
     default:
         if (code >= exit_code::exception_base && code <= exit_code::exception_last) {
             exit.kind = ExitKind::exception;
             exit.exception.vector = static_cast<u8>(code - exit_code::exception_base);
             u8 v = exit.exception.vector;
+            if (v == kVectorMc) {
+                log::error("svm: machine check while a guest ran: the host's handler takes it");
+                host_machine_check();
+                exit.kind = ExitKind::external_interrupt;  // the host had the CPU; the guest goes on
+                break;
+            }
             exit.exception.has_error_code = v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
             exit.exception.error_code = static_cast<u32>(c.exit_info_1);
         } else {
@@ -637,8 +677,11 @@ void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
 
 // Arms or stops the APIC timer for the slice `vcpu` is about to run. A slice spans every run of
 // this vCPU until it expires: arming the APIC on each entry would put two MMIO writes on every
-// exit's path, so this runs only when the owner or the limit changes.
-[[gnu::noinline]] void switch_slice(const BackendVcpu* vcpu, u64 time_slice) {
+// exit's path, so this runs only when the owner or the limit changes. Another vCPU's registers
+// can be in the CPU only then: slice_owner is set only here, to the vCPU about to run, so it
+// still names this one only if no other vCPU ran since. Its guest context is loaded here too.
+[[gnu::noinline]] void switch_slice(BackendVcpu* vcpu, u64 time_slice) {
+    guest_context_load(vcpu->context);
     if (time_slice) {
         lapic::arm_oneshot(time_slice);
         slice_owner = vcpu;
@@ -768,11 +811,11 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
 
 void svm_inject_exception(VcpuHandle vcpu, u8 vector, bool has_error_code, u32 error_code);
 
-// CR4.VMXE and SMXE belong to features the guest's CPUID does not offer, and QEMU lets a guest set
-// them (a real AMD CPU faults): #GP, as on a CPU without them. Without decode assists the MOV is
-// decoded here: [REX] 0F 22 /r with the CR number in ModRM.reg and the source GPR in ModRM.rm.
-constexpr u64 kCr4NotOffered = (u64{1} << 13) | (u64{1} << 14);
-
+// CR4 writes are intercepted so that a value the guest's CPU would refuse (a bit it lacks, such as
+// VMXE, SMXE or an extended-state bit not offered, or a combination long mode forbids) gets the
+// CPU's #GP(0) instead of reaching the VMCB, where the next VMRUN would fail as an invalid state.
+// Without decode assists the MOV is decoded here: [REX] 0F 22 /r with the CR number in ModRM.reg
+// and the source GPR in ModRM.rm.
 bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
     u64 linear = state.cs_base + state.rip;
     u64 offset = linear & (kPageSize - 1);
@@ -785,7 +828,8 @@ bool emulate_cr4_write(BackendVcpu& vcpu, VcpuState& state) {
     if (op[0] != 0x0F || op[1] != 0x22 || ((op[2] >> 3) & 7) != 4) return false;
     u64 value = state.gpr[(op[2] & 7) | ((rex & 1) << 3)];
     if (state.mode != CpuMode::long64) value &= 0xFFFFFFFF;
-    if (value & kCr4NotOffered) {
+    const VmcbSave& s = vcpu.vmcb->save;
+    if (cr4_write_faults(s.cr4, value, s.efer, s.cr3, guest_cr4_settable())) {
         svm_inject_exception(&vcpu, 13, true, 0);
         return true;
     }
@@ -835,6 +879,13 @@ CpuidValues svm_host_cpuid(u32 leaf, u32 subleaf) {
     return {r.eax, r.ebx, r.ecx, r.edx};
 }
 
+// The CR4 of the VMCB that ran last: L2's own when the exit was L2's.
+GuestXsaveControls svm_xsave_controls(VcpuHandle vcpu) {
+    return {vcpu->vmcb->save.cr4, guest_context_xcr0(vcpu->context)};
+}
+
+void svm_set_xcr0(VcpuHandle vcpu, u64 xcr0) { guest_context_set_xcr0(vcpu->context, xcr0); }
+
 constexpr VirtOps kSvmOps = {
     .name = "svm",
     .supported = svm_supported,
@@ -850,6 +901,8 @@ constexpr VirtOps kSvmOps = {
     .inject_interrupt = svm_inject_interrupt,
     .destroy_vcpu = svm_destroy_vcpu,
     .host_cpuid = svm_host_cpuid,
+    .xsave_controls = svm_xsave_controls,
+    .set_xcr0 = svm_set_xcr0,
 };
 
 }  // namespace

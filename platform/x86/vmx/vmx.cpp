@@ -12,6 +12,7 @@
 #include "nestor/platform.hpp"
 #include "nestor/virt/virt_ops.hpp"
 #include "nestor/x86/cpu.hpp"
+#include "nestor/x86/guest_context.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/vmx/ept.hpp"
 #include "nestor/x86/vmx/vmcs.hpp"
@@ -57,6 +58,9 @@ struct BackendVcpu {
     bool save_efer;
     bool ia32e_mode;
     bool nested;  // the domain may set CR4.VMXE
+    // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
+    // VMCS (make_current).
+    GuestContext context;
 };
 static_assert(sizeof(BackendVcpu) <= kPageSize);
 
@@ -220,7 +224,8 @@ bool read_capabilities() {
         u64 msr;
         u32* out;
     };
-    u32 secondary_wanted = secondary::enable_ept | secondary::unrestricted_guest;
+    // WBINVD exiting: a guest must not flush the shared caches (exit_handler.cpp).
+    u32 secondary_wanted = secondary::enable_ept | secondary::unrestricted_guest | secondary::wbinvd_exiting;
     c.vpid = controls_allowed(secondary_msr, secondary::enable_vpid) && (c.ept_vpid & ept_vpid_cap::invvpid) &&
              (c.ept_vpid & (ept_vpid_cap::invvpid_single_context | ept_vpid_cap::invvpid_all_context));
     if (c.vpid) secondary_wanted |= secondary::enable_vpid;
@@ -236,7 +241,8 @@ bool read_capabilities() {
         {"pin-based (with the preemption timer)", pin_base | pin::preemption_timer, pin_msr, &c.pin_with_timer},
         {"pin-based", pin_base, pin_msr, &c.pin_without_timer},
         {"primary processor-based",
-         primary::hlt_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps | primary::activate_secondary,
+         primary::hlt_exiting | primary::mwait_exiting | primary::rdpmc_exiting | primary::use_io_bitmaps |
+             primary::use_msr_bitmaps | primary::monitor_exiting | primary::activate_secondary,
          primary_msr, &c.primary},
         {"secondary processor-based (EPT, unrestricted guest)", secondary_wanted, secondary_msr, &c.secondary},
         {"VM-exit",
@@ -284,6 +290,7 @@ Status<VirtError> vmx_enable() {
         wrmsr(vmx_msr::feature_control, control | feature_control::lock | feature_control::vmx_outside_smx);
     }
     if (!read_capabilities()) return fail(VirtError::unsupported);
+    guest_context_enable();
 
     // CR0.NE and CR4.VMXE (and whatever else FIXED0 demands) before VMXON.
     u64 cr0 = 0, cr4 = 0;
@@ -423,10 +430,13 @@ Status<VirtError> vmx_unmap(VmHandle vm, u64 guest_physical, u64 size) {
                                                                      : VirtError::bad_guest);
 }
 
+// Makes the vCPU's VMCS current and its guest context resident: another vCPU's registers can be in
+// the CPU only when another VMCS is current, so an exit back to the same vCPU pays nothing.
 bool make_current(BackendVcpu& vcpu) {
     if (current_vmcs == vcpu.vmcs_pa) return true;
     if (!vmptrld(vcpu.vmcs_pa)) return false;
     current_vmcs = vcpu.vmcs_pa;
+    guest_context_load(vcpu.context);
     return true;
 }
 
@@ -487,6 +497,7 @@ void vmx_destroy_vcpu(VcpuHandle vcpu) {
         if (current_vmcs == vcpu->vmcs_pa) current_vmcs = 0;
         free_frame(vcpu->vmcs_pa);
     }
+    guest_context_destroy(vcpu->context);
     if (vcpu->vm) --vcpu->vm->vcpus;
     paddr self = vcpu->self;
     vcpu->~BackendVcpu();
@@ -519,6 +530,10 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
         return fail(VirtError::out_of_memory);
     }
     *frame_pointer<u32>(vcpu->vmcs_pa) = caps.revision;
+    if (!guest_context_create(vcpu->context, true)) {
+        vmx_destroy_vcpu(vcpu);
+        return fail(VirtError::out_of_memory);
+    }
     if (!vmclear(vcpu->vmcs_pa) || !make_current(*vcpu)) {
         log::error("vmx: VMCLEAR/VMPTRLD of the new VMCS {:#x} failed", vcpu->vmcs_pa);
         vmx_destroy_vcpu(vcpu);
@@ -539,7 +554,10 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     w(field::secondary_controls, caps.secondary);
     w(field::exit_controls, caps.exit);
     w(field::entry_controls, caps.entry | (s.ia32e_mode ? entry_ctl::ia32e_mode_guest : 0));
-    w(field::exception_bitmap, 0);  // the guest handles its own exceptions
+    // The guest handles its own exceptions, but for #DB and #AC, whose delivery a guest can make
+    // endless with no interrupt getting through (CVE-2015-8104, CVE-2015-5307): intercepted, each
+    // delivery is an exit, and the kernel reflects them. #MC is the host's.
+    w(field::exception_bitmap, (1u << kVectorDb) | (1u << kVectorAc) | (1u << kVectorMc));
     w(field::page_fault_error_mask, 0);
     w(field::page_fault_error_match, 0);
     w(field::cr3_target_count, 0);
@@ -555,7 +573,8 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     w(field::tsc_offset, 0);
     w(field::cr0_guest_host_mask, cr0.mask);
     w(field::cr0_read_shadow, cr0.shadow);
-    w(field::cr4_guest_host_mask, cr4.mask);
+    // Writes of the extended-state bits not offered exit too (write_guest_cr4 refuses them).
+    w(field::cr4_guest_host_mask, cr4.mask | cr4_extended_state_not_offered(guest_xsave_offer()));
     w(field::cr4_read_shadow, cr4.shadow);
     w(field::vmcs_link_pointer, kInvalidLinkPointer);
     // Host state.
@@ -622,6 +641,37 @@ void refresh_state(BackendVcpu& vcpu, VcpuState& state) {
         guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
 }
 
+u64 read_dr6() {
+    u64 value;
+    asm volatile("mov %%dr6, %0" : "=r"(value));
+    return value;
+}
+void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
+
+// What the backend does before the kernel sees an intercepted exception (vmx_logic decodes it).
+// A machine check is the host's. A #DB leaves DR6 to the VMM (the CPU has not updated the guest's
+// DR6, which is the live register while the guest runs): set it as the CPU would have. ICEBP
+// (INT1) exits before it completes: step over it, so the reflected #DB is delivered after it. A
+// single-step trap pending under STI / MOV SS blocking is not recorded by a #DB exit, and VM entry
+// insists on it (SDM 26.3.1.5): record it, as KVM does.
+[[gnu::noinline]] void intercepted_exception(VcpuState& state, const RawExit& raw) {
+    if (is_machine_check(raw.reason, raw.interruption_info)) {
+        log::error("vmx: machine check while a guest ran: the host's handler takes it");
+        host_machine_check();
+        return;
+    }
+    u32 info = raw.interruption_info;
+    if ((info & intr_info::vector_mask) != kVectorDb) return;
+    write_dr6(dr6_after_debug_exit(read_dr6(), raw.qualification));
+    if ((info & intr_info::type_mask) == intr_info::type_privileged_software_exception) {
+        state.rip += raw.instruction_length;
+        return;
+    }
+    if ((state.rflags & kRflagsTf) &&
+        (vmread(field::guest_interruptibility) & (interruptibility::sti | interruptibility::mov_ss)))
+        vmwrite(field::guest_pending_debug_exceptions, vmread(field::guest_pending_debug_exceptions) | debug_qual::bs);
+}
+
 VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     if (!make_current(*vcpu)) {
         log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
@@ -683,6 +733,8 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration)
         raw.guest_physical = vmread(field::guest_physical_address);
     refresh_state(*vcpu, state);
+    if (basic_reason == exit_reason::exception_or_nmi || basic_reason == exit_reason::machine_check) [[unlikely]]
+        intercepted_exception(state, raw);
 
     // An event whose delivery the exit interrupted is delivered again on the next entry.
     u32 vectoring = static_cast<u32>(vmread(field::idt_vectoring_info));
@@ -735,7 +787,8 @@ constexpr u64 kCr4NotOffered = kCr4Vmxe | (u64{1} << 14);
 
 CrWrite write_guest_cr4(const BackendVcpu& vcpu, u64 value) {
     GuestCr cr4{};
-    u64 not_offered = vcpu.nested ? kCr4NotOffered & ~kCr4Vmxe : kCr4NotOffered;
+    u64 not_offered = (vcpu.nested ? kCr4NotOffered & ~kCr4Vmxe : kCr4NotOffered) |
+                      cr4_extended_state_not_offered(guest_xsave_offer());
     if ((value & not_offered) || !guest_control_register(value, caps.cr4, 0, cr4)) return CrWrite::fault;
     VmcsWriter w;
     w(field::guest_cr4, cr4.value);
@@ -806,6 +859,18 @@ CpuidValues vmx_host_cpuid(u32 leaf, u32 subleaf) {
     return {r.eax, r.ebx, r.ecx, r.edx};
 }
 
+// CR4 as the guest sees it: the read shadow for the bits the host owns.
+GuestXsaveControls vmx_xsave_controls(VcpuHandle vcpu) {
+    u64 cr4 = 0;
+    if (make_current(*vcpu)) {
+        u64 mask = vmread(field::cr4_guest_host_mask);
+        cr4 = (vmread(field::guest_cr4) & ~mask) | (vmread(field::cr4_read_shadow) & mask);
+    }
+    return {cr4, guest_context_xcr0(vcpu->context)};
+}
+
+void vmx_set_xcr0(VcpuHandle vcpu, u64 xcr0) { guest_context_set_xcr0(vcpu->context, xcr0); }
+
 constexpr VirtOps kVmxOps = {
     .name = "vmx",
     .supported = vmx_supported,
@@ -821,6 +886,8 @@ constexpr VirtOps kVmxOps = {
     .inject_interrupt = vmx_inject_interrupt,
     .destroy_vcpu = vmx_destroy_vcpu,
     .host_cpuid = vmx_host_cpuid,
+    .xsave_controls = vmx_xsave_controls,
+    .set_xcr0 = vmx_set_xcr0,
 };
 
 }  // namespace

@@ -98,6 +98,23 @@ u32 exception_injection(u8 vector, bool protected_mode) {
     return info;
 }
 
+u64 dr6_after_debug_exit(u64 dr6, u64 qualification) {
+    constexpr u64 kReadsAsOne = 0xFFFF0FF0;  // bits 4-11 and 16-31 (RTM, active low, among them)
+    constexpr u64 kPayload = debug_qual::breakpoints | debug_qual::bd | debug_qual::bs | debug_qual::rtm;
+    u64 payload = qualification & kPayload;
+    u64 out = (dr6 & ~debug_qual::breakpoints) | kReadsAsOne | payload;
+    out ^= payload & kReadsAsOne;  // RTM: set in the qualification, clear in DR6
+    return out & ~debug_qual::enabled_breakpoint & 0xFFFFFFFF;
+}
+
+bool is_machine_check(u32 reason, u32 interruption_info) {
+    u32 basic = reason & exit_reason::basic_mask;
+    if (basic == exit_reason::machine_check) return true;
+    return basic == exit_reason::exception_or_nmi &&
+           (interruption_info & intr_info::type_mask) == intr_info::type_hardware_exception &&
+           (interruption_info & intr_info::vector_mask) == virt::kVectorMc;
+}
+
 virt::IoExit decode_io(u64 qualification, u64 rax) {
     virt::IoExit io{};
     u64 size_code = qualification & io_qual::size_mask;
@@ -115,6 +132,12 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
     VmExit exit{};
     exit.vendor_code = raw.reason;
     exit.kind = ExitKind::unknown;
+    if (is_machine_check(raw.reason, raw.interruption_info)) {
+        // The backend ran the host's #MC handler: to the kernel the host had the CPU for a moment
+        // (after a machine check during VM entry the entry is tried again).
+        exit.kind = ExitKind::external_interrupt;
+        return exit;
+    }
     if (raw.reason & exit_reason::entry_failure) {
         exit.kind = ExitKind::invalid_state;
         return exit;
@@ -130,8 +153,16 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
     case exit_reason::cpuid: instruction(ExitKind::cpuid); break;
     case exit_reason::vmcall: instruction(ExitKind::hypercall); break;
     case exit_reason::hlt: instruction(ExitKind::hlt); break;
+    case exit_reason::xsetbv:
+        instruction(ExitKind::xsetbv);
+        exit.xsetbv.index = static_cast<u32>(state.reg(virt::Gpr::rcx));
+        exit.xsetbv.value = (state.reg(virt::Gpr::rdx) << 32) | static_cast<u32>(state.reg(virt::Gpr::rax));
+        break;
     case exit_reason::invd:
     case exit_reason::wbinvd: instruction(ExitKind::cache_invalidate); break;
+    case exit_reason::rdpmc: instruction(ExitKind::performance_counter); break;
+    case exit_reason::monitor:
+    case exit_reason::mwait: instruction(ExitKind::monitor_wait); break;
     case exit_reason::rdmsr:
         instruction(ExitKind::msr_read);
         exit.msr.index = static_cast<u32>(state.reg(virt::Gpr::rcx));
@@ -198,8 +229,7 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
         break;
     }
     case exit_reason::invalid_guest_state:
-    case exit_reason::msr_loading:
-    case exit_reason::machine_check: exit.kind = ExitKind::invalid_state; break;
+    case exit_reason::msr_loading: exit.kind = ExitKind::invalid_state; break;
     default: break;
     }
     return exit;

@@ -15,7 +15,8 @@ constexpr CpuidValues kZeros{0, 0, 0, 0};
 TEST_CASE("cpuid_policy.hides_vmx") {
     CpuidValues v = cpuid_policy(1, 0, kAllOnes);
     CHECK((v.ecx & (1u << 5)) == 0);
-    CHECK(v.ecx == (0xFFFFFFFFu & ~(1u << 5)));
+    // VMX, MONITOR (bit 3) and PDCM (bit 15) hidden; nothing else.
+    CHECK(v.ecx == (0xFFFFFFFFu & ~((1u << 5) | (1u << 3) | (1u << 15))));
     CHECK(v.eax == 0xFFFFFFFF);
     CHECK(v.edx == 0xFFFFFFFF);
 }
@@ -23,12 +24,27 @@ TEST_CASE("cpuid_policy.hides_vmx") {
 TEST_CASE("cpuid_policy.hides_svm") {
     CpuidValues v = cpuid_policy(0x80000001, 0, kAllOnes);
     CHECK((v.ecx & (1u << 2)) == 0);
-    CHECK(v.ecx == (0xFFFFFFFFu & ~(1u << 2)));
+    // SVM, LWP (bit 15, state not switched), the performance-counter extensions (bits 23, 24, 28)
+    // and MONITORX (bit 29) hidden.
+    CHECK(v.ecx == (0xFFFFFFFFu & ~((1u << 2) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 28) | (1u << 29))));
     CHECK(v.edx == 0xFFFFFFFF);
     CpuidValues features = cpuid_policy(0x8000000A, 0, kAllOnes);
     CHECK(features.eax == 0);
     CHECK(features.ebx == 0);
     CHECK(features.edx == 0);
+}
+
+TEST_CASE("cpuid_policy.hides_monitor_mwait_and_performance_counters") {
+    CHECK((cpuid_policy(1, 0, kAllOnes).ecx & (1u << 3)) == 0);            // MONITOR: MONITOR/MWAIT #UD
+    CHECK((cpuid_policy(0x80000001, 0, kAllOnes).ecx & (1u << 29)) == 0);  // MONITORX
+    CHECK((cpuid_policy(0x80000001, 0, kAllOnes).ecx & (1u << 23)) == 0);  // core counters: RDPMC #GPs
+    for (u32 leaf : {0x5u, 0xAu, 0x80000022u}) {
+        CpuidValues v = cpuid_policy(leaf, 0, kAllOnes);
+        CHECK(v.eax == 0);
+        CHECK(v.ebx == 0);
+        CHECK(v.ecx == 0);
+        CHECK(v.edx == 0);
+    }
 }
 
 TEST_CASE("cpuid_policy.sets_hypervisor_bit") { CHECK((cpuid_policy(1, 0, kZeros).ecx & (1u << 31)) != 0); }
@@ -63,7 +79,8 @@ TEST_CASE("cpuid_policy.other_leaves_pass_through") {
     CHECK(v.ecx == host.ecx);
     CHECK(v.edx == host.edx);
     CpuidValues seven = cpuid_policy(7, 0, kAllOnes);
-    CHECK(seven.ebx == 0xFFFFFFFF);
+    // All but MPX and Processor Trace, whose state is not switched (xsave_policy.hpp).
+    CHECK(seven.ebx == ~(kCpuid7EbxMpx | kCpuid7EbxProcessorTrace));
 }
 
 TEST_CASE("cpuid_memo.remembers_exactly_the_leaf_and_subleaf") {

@@ -1,5 +1,6 @@
 // What a guest sees for CPUID: the host's values, minus what a guest must not believe it has
-// (SVM, VMX: Nestor offers no nested virtualization to plain guests), plus the hypervisor leaves.
+// (SVM, VMX: Nestor offers no nested virtualization to plain guests; MONITOR/MWAIT, which #UD;
+// performance counters, whose RDPMC #GPs and MSRs are refused), plus the hypervisor leaves.
 // A vCPU of a domain with nested virtualization also sees what the nested component emulates.
 #pragma once
 
@@ -16,9 +17,34 @@ inline constexpr u32 kNestorSignatureEbx = 0x7473654E;  // "Nest"
 inline constexpr u32 kNestorSignatureEcx = 0x654E726F;  // "orNe"
 inline constexpr u32 kNestorSignatureEdx = 0x726F7473;  // "stor"
 
+inline constexpr u32 kCpuid1EcxMonitor = 1u << 3;
 inline constexpr u32 kCpuid1EcxVmx = 1u << 5;
+inline constexpr u32 kCpuid1EcxPdcm = 1u << 15;  // IA32_PERF_CAPABILITIES
 inline constexpr u32 kCpuid1EcxHypervisor = 1u << 31;
 inline constexpr u32 kCpuidExt1EcxSvm = 1u << 2;
+inline constexpr u32 kCpuidExt1EcxPerfCtrCore = 1u << 23;
+inline constexpr u32 kCpuidExt1EcxPerfCtrNb = 1u << 24;
+inline constexpr u32 kCpuidExt1EcxPerfCtrLlc = 1u << 28;
+inline constexpr u32 kCpuidExt1EcxMonitorx = 1u << 29;
+inline constexpr u32 kCpuidLeafMonitor = 0x5;            // MONITOR/MWAIT sizes and C-states
+inline constexpr u32 kCpuidLeafArchPerfmon = 0xA;        // Intel's architectural performance counters
+inline constexpr u32 kCpuidLeafAmdPerfmon = 0x80000022;  // AMD's PerfMonV2 counters
+// Features whose state the world switch does not carry between vCPUs (xsave_policy.hpp): hidden.
+inline constexpr u32 kCpuid7EbxMpx = 1u << 14;
+inline constexpr u32 kCpuid7EbxProcessorTrace = 1u << 25;
+inline constexpr u32 kCpuid7EcxCetShadowStack = 1u << 7;
+inline constexpr u32 kCpuid7EcxPks = 1u << 31;
+inline constexpr u32 kCpuid7EdxUintr = 1u << 5;
+inline constexpr u32 kCpuid7EdxArchLbr = 1u << 19;
+inline constexpr u32 kCpuid7EdxCetIbt = 1u << 20;
+inline constexpr u32 kCpuid7EdxAmx = (1u << 22) | (1u << 24) | (1u << 25);  // AMX-BF16, AMX-TILE, AMX-INT8
+inline constexpr u32 kCpuidXsave1EaxXsaves = 1u << 3;                       // XSAVES/XRSTORS and IA32_XSS
+inline constexpr u32 kCpuidXsave1EaxXfd = 1u << 4;
+inline constexpr u32 kCpuidExt1EcxLwp = 1u << 15;
+inline constexpr u32 kCpuidLeafProcessorTrace = 0x14;
+inline constexpr u32 kCpuidLeafAmxTiles = 0x1D;
+inline constexpr u32 kCpuidLeafAmxTmul = 0x1E;
+inline constexpr u32 kCpuidLeafAmdLwp = 0x8000001C;
 
 // True if the guest's answer for `leaf` does not depend on the host (the hypervisor range).
 bool cpuid_leaf_is_synthetic(u32 leaf);

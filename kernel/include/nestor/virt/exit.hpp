@@ -13,16 +13,20 @@ enum class ExitKind : u8 {
     msr_read,   // RDMSR
     msr_write,  // WRMSR
     hlt,
-    cache_invalidate,            // INVD / WBINVD: the guest asks to drop or flush caches
+    cache_invalidate,            // INVD / WBINVD / WBNOINVD: the guest asks to drop or flush caches
+    performance_counter,         // RDPMC
+    monitor_wait,                // MONITOR / MWAIT
     nested_page_fault,           // NPT / EPT violation
     triple_fault,                // shutdown
     external_interrupt,          // a physical interrupt arrived while the guest ran
     preemption,                  // the time slice given to run() ended (e.g. the VMX preemption timer)
     exception,                   // an intercepted guest exception
+    xsetbv,                      // XSETBV: the guest sets XCR0
     virtualization_instruction,  // VMRUN, VMLOAD, VMSAVE, STGI, CLGI, INVLPGA, SKINIT or a VMX instruction
     invalid_state,               // the hardware refused to enter the guest (VMEXIT_INVALID, VM-entry failure)
     unknown,                     // anything the backend does not decode
 };
+inline constexpr usize kExitKinds = static_cast<usize>(ExitKind::unknown) + 1;
 
 const char* exit_kind_name(ExitKind kind);
 
@@ -49,6 +53,17 @@ struct NestedPageFaultExit {
     bool present;  // the page was mapped; the access violated its permissions
 };
 
+// The exceptions every backend intercepts for the kernel: #DB and #AC, whose delivery a guest can
+// make endless (CVE-2015-8104, CVE-2015-5307), and #MC, which is the host's.
+inline constexpr u8 kVectorDb = 1;
+inline constexpr u8 kVectorAc = 17;
+inline constexpr u8 kVectorMc = 18;
+
+struct XsetbvExit {
+    u32 index;  // ECX: which XCR
+    u64 value;  // EDX:EAX
+};
+
 struct ExceptionExit {
     u8 vector;
     bool has_error_code;
@@ -66,6 +81,7 @@ struct VmExit {
         MsrExit msr;
         NestedPageFaultExit npf;
         ExceptionExit exception;
+        XsetbvExit xsetbv;
     };
 };
 

@@ -14,6 +14,7 @@
 #include "nestor/virt/exit.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 #include "nestor/virt/virt_ops.hpp"
+#include "nestor/virt/xsave_policy.hpp"
 
 namespace nestor::virt {
 
@@ -104,6 +105,10 @@ public:
     virtual bool port_held(u16 /*port*/, u8 /*size*/) { return false; }
     virtual u32 port_read(u16 /*port*/, u8 /*size*/) { return 0xFFFFFFFF; }
     virtual void port_write(u16 /*port*/, u8 /*size*/, u32 /*value*/) {}
+    // The guest's CR4 and XCR0, which CPUID leaves 1, 7 and 0xD report (xsave_policy.hpp).
+    virtual GuestXsaveControls guest_xsave_controls() { return {0, kXcr0X87}; }
+    // An XSETBV the handler accepted: `xcr0` is the vCPU's XCR0 from now on.
+    virtual void set_guest_xcr0(u64 /*xcr0*/) {}
 
 protected:
     ~ExitEnvironment() = default;

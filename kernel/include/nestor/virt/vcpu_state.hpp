@@ -42,10 +42,14 @@ struct VcpuState {
 
 // Bits of RFLAGS the kernel touches.
 inline constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always 1
+inline constexpr u64 kRflagsTf = u64{1} << 8;
 inline constexpr u64 kRflagsIf = u64{1} << 9;
+inline constexpr u64 kRflagsRf = u64{1} << 16;
 
 inline constexpr u32 kMsrEfer = 0xC0000080;
+inline constexpr u64 kEferLme = u64{1} << 8;
 inline constexpr u64 kEferLma = u64{1} << 10;
+inline constexpr u64 kCr0Pg = u64{1} << 31;
 // SCE, LME and NXE: what a guest may set in EFER.
 inline constexpr u64 kEferGuestWritable = (u64{1} << 0) | (u64{1} << 8) | (u64{1} << 11);
 

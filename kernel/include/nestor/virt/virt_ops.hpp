@@ -62,6 +62,12 @@ struct CpuidValues {
     u32 eax, ebx, ecx, edx;
 };
 
+// What a guest has turned on of its extended state: its CR4 (as it sees it) and its XCR0.
+struct GuestXsaveControls {
+    u64 cr4;
+    u64 xcr0;
+};
+
 struct VirtOps {
     const char* name;  // "svm", "vmx"
     // Whether this CPU and this build can run guests with this backend.
@@ -102,6 +108,12 @@ struct VirtOps {
 
     // The real CPU's CPUID, the input of the guest's CPUID policy.
     CpuidValues (*host_cpuid)(u32 leaf, u32 subleaf);
+
+    // The guest's CR4 and XCR0 (the CPUID leaves that report them; xsave_policy.hpp).
+    GuestXsaveControls (*xsave_controls)(VcpuHandle vcpu);
+    // Makes `xcr0` the vCPU's XCR0 (an XSETBV the kernel checked against the offer): the backend
+    // loads it, with the rest of the vCPU's extended state, whenever the vCPU runs.
+    void (*set_xcr0)(VcpuHandle vcpu, u64 xcr0);
 };
 
 // The backends linked into this image. A backend that is absent returns nullptr.

@@ -55,6 +55,11 @@ NESTOR_CR_ACCESSORS(4)
     for (;;) asm volatile("cli; hlt");
 }
 
+// A machine check that struck while a guest ran (an intercepted #MC; on VMX also a machine check
+// during VM entry) is the host's, never the guest's: run the host's own #MC handler, as if it had
+// struck the host (KVM does the same). Today that handler reports and stops the machine.
+inline void host_machine_check() { asm volatile("int $18" ::: "memory"); }
+
 namespace msr {
 inline constexpr u32 efer = 0xC0000080;
 inline constexpr u32 feature_control = 0x3A;

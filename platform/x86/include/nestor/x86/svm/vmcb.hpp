@@ -83,6 +83,7 @@ inline constexpr u32 intr = 1u << 0;
 inline constexpr u32 nmi = 1u << 1;
 inline constexpr u32 smi = 1u << 2;
 inline constexpr u32 init = 1u << 3;
+inline constexpr u32 rdpmc = 1u << 15;
 inline constexpr u32 cpuid = 1u << 18;
 inline constexpr u32 invd = 1u << 22;
 inline constexpr u32 hlt = 1u << 24;
@@ -101,7 +102,14 @@ inline constexpr u32 vmsave = 1u << 3;
 inline constexpr u32 stgi = 1u << 4;
 inline constexpr u32 clgi = 1u << 5;
 inline constexpr u32 skinit = 1u << 6;
+inline constexpr u32 wbinvd = 1u << 9;  // WBINVD and WBNOINVD
+inline constexpr u32 monitor = 1u << 10;
+inline constexpr u32 mwait = 1u << 11;  // unconditionally, armed or not
+inline constexpr u32 xsetbv = 1u << 13;
 }  // namespace intercept2
+
+// control.intercept_exceptions: one bit per vector.
+inline constexpr u32 intercept_exception(u8 vector) { return 1u << vector; }
 
 inline constexpr u32 kIntCtlVIntrMasking = 1u << 24;
 inline constexpr u64 kNestedPagingEnable = 1u << 0;
@@ -124,6 +132,7 @@ inline constexpr u64 nmi = 0x61;
 inline constexpr u64 smi = 0x62;
 inline constexpr u64 init = 0x63;
 inline constexpr u64 cr4_write = 0x14;
+inline constexpr u64 rdpmc = 0x6F;
 inline constexpr u64 cpuid = 0x72;
 inline constexpr u64 invd = 0x76;
 inline constexpr u64 hlt = 0x78;
@@ -138,6 +147,10 @@ inline constexpr u64 vmsave = 0x83;
 inline constexpr u64 stgi = 0x84;
 inline constexpr u64 clgi = 0x85;
 inline constexpr u64 skinit = 0x86;
+inline constexpr u64 wbinvd = 0x89;
+inline constexpr u64 monitor = 0x8A;
+inline constexpr u64 mwait = 0x8B;
+inline constexpr u64 xsetbv = 0x8D;
 inline constexpr u64 npf = 0x400;
 inline constexpr u64 invalid = ~u64{0};  // VMEXIT_INVALID: the guest state failed VMRUN's checks
 // QEMU stores VMEXIT_INVALID as 32 bits: the same code, truncated.

@@ -226,11 +226,14 @@ namespace primary {
 inline constexpr u32 interrupt_window_exiting = 1u << 2;
 inline constexpr u32 hlt_exiting = 1u << 7;
 inline constexpr u32 invlpg_exiting = 1u << 9;
+inline constexpr u32 mwait_exiting = 1u << 10;
+inline constexpr u32 rdpmc_exiting = 1u << 11;
 inline constexpr u32 cr3_load_exiting = 1u << 15;
 inline constexpr u32 cr3_store_exiting = 1u << 16;
 inline constexpr u32 unconditional_io_exiting = 1u << 24;
 inline constexpr u32 use_io_bitmaps = 1u << 25;
 inline constexpr u32 use_msr_bitmaps = 1u << 28;
+inline constexpr u32 monitor_exiting = 1u << 29;
 inline constexpr u32 activate_secondary = 1u << 31;
 }  // namespace primary
 
@@ -239,6 +242,7 @@ namespace secondary {
 inline constexpr u32 enable_ept = 1u << 1;
 inline constexpr u32 enable_rdtscp = 1u << 3;
 inline constexpr u32 enable_vpid = 1u << 5;
+inline constexpr u32 wbinvd_exiting = 1u << 6;  // WBINVD and WBNOINVD
 inline constexpr u32 unrestricted_guest = 1u << 7;
 inline constexpr u32 enable_invpcid = 1u << 12;
 inline constexpr u32 enable_vmfunc = 1u << 13;
@@ -356,6 +360,16 @@ inline constexpr u32 error_code_valid = 1u << 11;
 inline constexpr u32 nmi_unblocking = 1u << 12;
 inline constexpr u32 valid = 1u << 31;
 }  // namespace intr_info
+
+// The exit qualification of a #DB (SDM table 28-1) and the pending-debug-exceptions field: DR6's
+// B0-B3, BD and BS where DR6 has them, and RTM set where DR6's (active-low) RTM bit is clear.
+namespace debug_qual {
+inline constexpr u64 breakpoints = 0xF;                  // B0-B3
+inline constexpr u64 enabled_breakpoint = u64{1} << 12;  // pending debug exceptions only
+inline constexpr u64 bd = u64{1} << 13;
+inline constexpr u64 bs = u64{1} << 14;
+inline constexpr u64 rtm = u64{1} << 16;
+}  // namespace debug_qual
 
 // Guest interruptibility state (SDM 24.4.2): what blocks events for the next instruction.
 namespace interruptibility {

@@ -89,6 +89,15 @@ constexpr bool exception_has_error_code(u8 vector) {
 // and only for vectors that push one.
 u32 exception_injection(u8 vector, bool protected_mode);
 
+// DR6 after a #DB that exited. A VM exit for #DB leaves DR6 as it was; the exit qualification
+// says what the CPU would have set (debug_qual). As KVM does: B0-B3 become the qualification's,
+// BD and BS are added, RTM (active low) cleared when the qualification has it, the bits that
+// read as 1 set, bit 12 and the high half clear.
+u64 dr6_after_debug_exit(u64 dr6, u64 qualification);
+
+// A machine check that struck the guest (an intercepted #MC) or its VM entry: the host's.
+bool is_machine_check(u32 reason, u32 interruption_info);
+
 // What a VM exit left in the VMCS's exit-information fields.
 struct RawExit {
     u32 reason;  // with bit 31 for VM-entry failures
