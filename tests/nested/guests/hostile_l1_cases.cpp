@@ -11,6 +11,9 @@
 //   case=features  AVIC, x2AVIC, vGIF, vNMI, LBR virtualization, virtual VMLOAD/VMSAVE, SEV
 //                  asked for in vmcb12: ignored, L2 runs as without them
 //   case=corrupt   random bytes in vmcb12's control area: VMEXIT_INVALID or a sane L2 run
+//   case=fuzz      seed=N iterations=N: random vmcb12s (control area and save-area fields) and
+//                  random VMRUN/VMLOAD/VMSAVE/INVLPGA/CLGI/STGI: an exit L1 asked for, VMEXIT_INVALID
+//                  or an exception, never anything else (tests/boot/fuzz.cmake)
 //   case=spin      L2 loops for ever: the watchdog stops the domain
 //   case=triple    L2 triple-faults, which L1 does not intercept: the domain is stopped
 //   case=exitport  L2 writes the exit port, which L1 lets it reach: the domain ends
@@ -274,6 +277,171 @@ int corrupt() {
     return unexpected == 0 ? 0 : 1;
 }
 
+// --- fuzz: random vmcb12s and random sequences of SVM instructions -------------------------
+
+// A number from the command line ("key=N"), or `fallback`.
+u64 number_option(const char* key, u64 fallback) {
+    char text[24];
+    const char* v = boot_info().cmdline_value(key, text, sizeof(text));
+    if (!v || !*v) return fallback;
+    u64 value = 0;
+    for (; *v >= '0' && *v <= '9'; ++v) value = value * 10 + static_cast<u64>(*v - '0');
+    return value;
+}
+
+u64 random_below(u64 n) { return random_u64() % n; }
+
+// The save-area fields a mutation may hit: everything VMRUN checks or loads but RIP and RSP, so
+// that L2 stays in its code page unless a fault or a mode change takes it elsewhere, and CR3
+// without L1's nested paging (a walk of L1-physical memory past its end stops the domain, as
+// nested.hostile_* shows; through L1's NPT it is L1's #NPF).
+void mutate_save_area(bool nested_paging) {
+    svm::VmcbSave& s = vmcb.save;
+    u64* const fields[] = {&s.efer,
+                           &s.cr4,
+                           &s.cr0,
+                           &s.dr7,
+                           &s.dr6,
+                           &s.rflags,
+                           &s.star,
+                           &s.lstar,
+                           &s.cstar,
+                           &s.g_pat,
+                           &s.dbgctl,
+                           &s.sysenter_cs,
+                           &s.cr2,
+                           &s.s_cet,
+                           &s.ssp,
+                           &s.rax,
+                           &s.sfmask,
+                           &s.kernel_gs_base,
+                           nested_paging ? &s.cr3 : &s.cr2};
+    for (u64 n = random_below(4); n > 0; --n) {
+        if (random_below(3) == 0) {  // a segment's selector, attributes, limit or base, or the CPL
+            auto* bytes = reinterpret_cast<u8*>(&s.es);
+            bytes[random_below(0x4CC - 0x400)] = static_cast<u8>(random_u64());
+            continue;
+        }
+        u64& field = *fields[random_below(sizeof(fields) / sizeof(fields[0]))];
+        switch (random_below(3)) {
+        case 0: field = random_u64(); break;
+        case 1: field ^= u64{1} << random_below(64); break;
+        default: field = 0; break;
+        }
+    }
+}
+
+// An address for VMRUN, VMLOAD or VMSAVE: its own VMCB, another page of its memory, or one that
+// is not (unaligned, past its memory, the local APIC, far above, non-canonical).
+u64 random_vmcb_address() {
+    const u64 addresses[] = {reinterpret_cast<u64>(&vmcb),
+                             reinterpret_cast<u64>(host_save_area),
+                             reinterpret_cast<u64>(msrpm),
+                             reinterpret_cast<u64>(&vmcb) + 8,
+                             kMemoryEnd,
+                             kMemoryEnd - kPage,
+                             kLapic,
+                             0,
+                             0x7FFFFFF000,
+                             u64{1} << 63};
+    return random_below(8) == 0 ? random_u64() : addresses[random_below(sizeof(addresses) / sizeof(addresses[0]))];
+}
+
+// case=fuzz seed=N iterations=N: each iteration is one of: VMRUN of a vmcb12 with a random control
+// area (a quarter fully random, the rest with the fields VMRUN checks valid) and up to three
+// mutated save-area fields, then up to four more runs stepping over its CPUID exits; VMRUN,
+// VMLOAD or VMSAVE of a random address; INVLPGA of a random address and ASID; CLGI or STGI.
+// Every exit must be VMEXIT_INVALID or one L1 asked for; every instruction either works or
+// raises an exception L1 survives.
+int fuzz() {
+    random_state = number_option("seed", 1) * 0x9E3779B97F4A7C15 + 1;
+    const u64 iterations = number_option("iterations", 200);
+    for (u64 i = 0; i < sizeof(iopm); ++i) iopm[i] = 0xFF;
+    for (u64 i = 0; i < sizeof(msrpm); ++i) msrpm[i] = 0xFF;
+    set_up_l2(npt_l2_cpuid_hlt);
+    u64 runs = 0, invalid = 0, exits = 0, unexpected = 0, instructions = 0, exceptions = 0;
+    for (u64 n = 0; n < iterations; ++n) {
+        const u64 what = random_below(8);
+        if (what < 4) {
+            const bool nested_paging = random_below(2) == 0;
+            if (nested_paging)
+                set_up_vmcb(npt_l2_cpuid_hlt);
+            else
+                set_up_flat_vmcb(npt_l2_cpuid_hlt);
+            randomise_control_area();
+            svm::VmcbControl& c = vmcb.control;
+            if (what != 0) {
+                c.intercept_misc2 |= svm::intercept2::vmrun;
+                if (c.guest_asid == 0) c.guest_asid = kAsid;
+                c.iopm_base_pa = reinterpret_cast<u64>(iopm);
+                c.msrpm_base_pa = reinterpret_cast<u64>(msrpm);
+                c.nested_control &= ~svm::kNestedPagingEnable;
+                if (nested_paging) {
+                    c.nested_control |= svm::kNestedPagingEnable;
+                    c.nested_cr3 = npt_root;
+                }
+            }
+            mutate_save_area(nested_paging);
+            const svm::VmcbControl asked = c;
+            for (u32 run = 0; run < 5; ++run) {
+                ++runs;
+                u64 code = 0;
+                ExceptionRecord e = try_run([&] { code = run_l2(); });
+                if (e.raised) {
+                    ++exceptions;
+                    break;
+                }
+                if (code == svm::exit_code::invalid) {
+                    ++invalid;
+                    break;
+                }
+                if (!asked_for(asked, code) && code != kExitShutdown) {
+                    ++unexpected;
+                    println("fuzz ", n, ": L2 exit ", hex(code, 1), " L1 did not ask for");
+                    break;
+                }
+                ++exits;
+                if (code != svm::exit_code::cpuid) break;
+                step_over();
+            }
+            svm::stgi();
+            continue;
+        }
+        ++instructions;
+        ExceptionRecord e;
+        switch (what) {
+        case 4: {
+            const u64 address = random_vmcb_address();
+            const u64 which = random_below(3);
+            e = try_run([&] {
+                if (which == 0)
+                    svm::vmrun(address);
+                else if (which == 1)
+                    svm::vmload(address);
+                else
+                    svm::vmsave(address);
+            });
+            break;
+        }
+        case 5: {
+            const u64 address = random_below(2) ? kL2Data + (random_u64() & 0xFFF000) : random_u64();
+            const u32 asid = random_below(2) ? kAsid : static_cast<u32>(random_u64());
+            e = try_run([&] { asm volatile("invlpga" ::"a"(address), "c"(asid) : "memory"); });
+            break;
+        }
+        case 6: e = try_run([] { svm::clgi(); }); break;
+        default: e = try_run([] { svm::stgi(); }); break;
+        }
+        if (e.raised) ++exceptions;
+    }
+    svm::stgi();
+    println("fuzz: ", iterations, " iterations: ", runs, " VMRUNs of random vmcb12s (", invalid, " VMEXIT_INVALID, ",
+            exits, " L2 exits L1 asked for), ", instructions, " other SVM instructions, ", exceptions, " exceptions, ",
+            unexpected, " unexpected");
+    expect_healthy_l2();
+    return unexpected == 0 ? 0 : 1;
+}
+
 // --- the domain ends while L2 runs ----------------------------------------------------------
 
 int spin() {
@@ -331,6 +499,8 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         status = features();
     else if (string_equal(c, "corrupt"))
         status = corrupt();
+    else if (string_equal(c, "fuzz"))
+        status = fuzz();
     else if (string_equal(c, "spin"))
         status = spin();
     else if (string_equal(c, "triple"))
