@@ -15,11 +15,14 @@
 #include "nestor/cap/vcpu.hpp"
 #include "nestor/lib/assert.hpp"
 
-// Propagates a failed lookup or check out of a decode function.
+// Propagates a failed lookup or check out of a decode function. `var` is the name of the
+// variable it declares, which parentheses cannot enclose.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define NESTOR_TRY(var, expr)                             \
     auto var##_result = (expr);                           \
     if (!var##_result) return fail(var##_result.error()); \
     auto var = var##_result.value()
+// NOLINTEND(bugprone-macro-parentheses)
 #define NESTOR_CHECK(expr)                                      \
     do {                                                        \
         CapStatus check_status_ = (expr);                       \

@@ -26,9 +26,9 @@ inline u64 number_option(const char* key, u64 fallback) {
         if (*v >= '0' && *v <= '9')
             digit = static_cast<u64>(*v - '0');
         else if (base == 16 && *v >= 'a' && *v <= 'f')
-            digit = static_cast<u64>(*v - 'a' + 10);
+            digit = static_cast<u64>(*v - 'a') + 10;
         else if (base == 16 && *v >= 'A' && *v <= 'F')
-            digit = static_cast<u64>(*v - 'A' + 10);
+            digit = static_cast<u64>(*v - 'A') + 10;
         else
             return fallback;
         value = value * base + digit;

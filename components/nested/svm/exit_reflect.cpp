@@ -111,7 +111,7 @@ const char* route_name(Route route) {
     return "unknown";
 }
 
-bool l1_intercepts(const Vmcb& snapshot, u64 reason) { return intercepted(snapshot, reason); }
+bool l1_intercepts(const Vmcb& snapshot, u64 code) { return intercepted(snapshot, code); }
 
 Route route_l2_exit(const Vmcb& snapshot, const L2Exit& exit, L1Memory& memory) {
     u64 c = exit.code;

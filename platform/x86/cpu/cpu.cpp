@@ -30,7 +30,7 @@ void detect_brand() {
     for (u32 i = 0; i < 3; ++i) {
         x86::CpuidResult r = x86::cpuid(0x80000002 + i);
         const u32 regs[] = {r.eax, r.ebx, r.ecx, r.edx};
-        copy_registers(features.brand + 16 * i, regs, 4);
+        copy_registers(features.brand + usize{16} * i, regs, 4);
     }
     features.brand[48] = '\0';
 }

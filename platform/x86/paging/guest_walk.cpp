@@ -37,7 +37,7 @@ bool walk_64bit_entries(u64 table, int top_level, u64 linear, GuestPhysicalReade
 
 bool walk_pae(u64 cr3, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
     u64 pdpte = 0;
-    u32 index = static_cast<u32>((linear >> 30) & 3);
+    u64 index = (linear >> 30) & 3;
     if (!read_entry(memory, (cr3 & 0xFFFFFFE0) + index * 8, 8, pdpte) || !(pdpte & kPresent)) return false;
     return walk_64bit_entries(pdpte & kAddress52, 2, linear & 0x3FFFFFFF, memory, gpa);
 }

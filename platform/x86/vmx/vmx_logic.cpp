@@ -260,8 +260,8 @@ const char* instruction_error_name(u32 error) {
     case 15: return "VMXON executed in VMX root operation";
     case instruction_error::entry_events_blocked_by_mov_ss: return "VM entry with events blocked by MOV SS";
     case instruction_error::invalid_invept_invvpid: return "invalid operand to INVEPT/INVVPID";
+    default: return "VM-instruction error";  // a number this list does not name
     }
-    return "VM-instruction error";
 }
 
 }  // namespace nestor::x86::vmx

@@ -260,9 +260,9 @@ private:
             if (c >= '0' && c <= '9') {
                 digit = static_cast<std::uint64_t>(c - '0');
             } else if (base == 16 && c >= 'a' && c <= 'f') {
-                digit = static_cast<std::uint64_t>(c - 'a' + 10);
+                digit = static_cast<std::uint64_t>(c - 'a') + 10;
             } else if (base == 16 && c >= 'A' && c <= 'F') {
-                digit = static_cast<std::uint64_t>(c - 'A' + 10);
+                digit = static_cast<std::uint64_t>(c - 'A') + 10;
             } else {
                 return IntegerParse::malformed;
             }

@@ -862,7 +862,7 @@ private:
         return static_cast<CNode*>(o.real)->slot(static_cast<u64>(key.second));
     }
 
-    bool fail_with(std::string what) {
+    bool fail_with(const std::string& what) {
         failure_ = "step " + std::to_string(steps_) + ": " + what;
         return false;
     }

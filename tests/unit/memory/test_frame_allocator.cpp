@@ -298,6 +298,7 @@ TEST_CASE("frames.freed_frames_reused_lowest_first") {
     s.memory(kMiB, 4 * kMiB);
     REQUIRE(init(frames, s, mem).ok());
     std::vector<paddr> got;
+    got.reserve(200);
     for (int i = 0; i < 200; ++i) got.push_back(frames.allocate().value());
     REQUIRE(frames.free(got[150]).ok());
     REQUIRE(frames.free(got[3]).ok());
@@ -338,6 +339,7 @@ TEST_CASE("frames.contiguous_skips_busy_frames") {
     FrameAllocator frames;
     REQUIRE(init(frames, s, mem).ok());
     std::vector<paddr> got;
+    got.reserve(20);
     for (int i = 0; i < 20; ++i) got.push_back(frames.allocate().value());
     REQUIRE(frames.free(got[5]).ok());  // a one-frame hole is too small for 4
     auto run = frames.allocate_contiguous(4, kPageSize);

@@ -484,6 +484,7 @@ Result<MultibootNotes, MultibootError> parse_v1_map(const std::vector<MmapEntry>
 // `count` disjoint, non-adjacent ranges of one type.
 std::vector<MmapEntry> spaced(size_t count, nestor::u32 type, u64 first = 0x1000000) {
     std::vector<MmapEntry> out;
+    out.reserve(count);
     for (size_t i = 0; i < count; ++i) out.push_back({first + i * 0x20000, 0x10000, type});
     return out;
 }
