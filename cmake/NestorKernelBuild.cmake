@@ -25,11 +25,14 @@ function(nestor_kernel_build name)
       -DNESTOR_STAGE=kernel
       -DCMAKE_TOOLCHAIN_FILE=${PROJECT_SOURCE_DIR}/cmake/toolchain-kernel.cmake
       -DCMAKE_BUILD_TYPE=${NESTOR_KERNEL_BUILD_TYPE}
+      -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
       ${ARGN}
     BUILD_ALWAYS ON
     INSTALL_COMMAND ""
-    BUILD_BYPRODUCTS ${dir}/nestor.elf ${dir}/nestor.elf32 ${guest_files})
+    BUILD_BYPRODUCTS ${dir}/nestor.elf ${dir}/nestor.elf32 ${dir}/nested.module ${dir}/tests/nested_wrong_version.module
+                     ${dir}/tests/nested_unresolved.module ${guest_files})
 
+  set_property(GLOBAL APPEND PROPERTY NESTOR_KERNEL_BUILDS ${name})  # for the compile database
   set(NESTOR_KERNEL_${name}_ELF ${dir}/nestor.elf PARENT_SCOPE)
   set(NESTOR_KERNEL_${name}_ELF32 ${dir}/nestor.elf32 PARENT_SCOPE)
   set(NESTOR_KERNEL_${name}_DIR ${dir} PARENT_SCOPE)

@@ -17,6 +17,8 @@ constexpr const char* kBuildType = "release";
 
 const char* on_off(int value) { return value ? "ON" : "OFF"; }
 const char* yes_no(bool value) { return value ? "yes" : "no"; }
+// NESTED_VIRT: 0 OFF, 1 ON, 2 MODULE (cmake/NestorOptions.cmake).
+const char* nested_option(int value) { return value == 2 ? "MODULE" : on_off(value); }
 
 const char* vendor_name(CpuVendor vendor) {
     switch (vendor) {
@@ -36,9 +38,9 @@ void print_nested_availability() {
         log::info("nested: unavailable ({})", nested.reason);
 }
 
-void print_banner() {
+void print_banner(const BootInfo& boot) {
     log::info("Nestor {} ({}) - modular x86-64 microhypervisor", NESTOR_VERSION_STRING, kBuildType);
-    log::info("build: NESTED_VIRT={} AMD_SVM={} INTEL_VMX={}", on_off(NESTOR_OPT_NESTED_VIRT),
+    log::info("build: NESTED_VIRT={} AMD_SVM={} INTEL_VMX={}", nested_option(NESTOR_OPT_NESTED_VIRT),
               on_off(NESTOR_OPT_AMD_SVM), on_off(NESTOR_OPT_INTEL_VMX));
     const CpuFeatures& cpu = platform::cpu_features();
     log::info("cpu: {} ({}) \"{}\"", vendor_name(cpu.vendor), cpu.vendor_string, cpu.brand);
@@ -48,6 +50,7 @@ void print_banner() {
     else
         log::info("virt: SVM={} NPT={} NRIPS={} ASIDs={}", yes_no(cpu.svm), yes_no(cpu.npt), yes_no(cpu.nrips),
                   cpu.svm_asids);
+    virt::load_nested_module(boot);  // NESTED_VIRT=MODULE only: the other builds link a no-op
     print_nested_availability();
     log::info("boot: banner at tsc {}", platform::timestamp());
 }
@@ -102,7 +105,7 @@ u64 time_slice(const char* cmdline) { return number_option(cmdline, "nestor.time
 }  // namespace
 
 [[noreturn]] void kernel_main(const BootInfo& boot, const MemorySummary& memory) {
-    print_banner();
+    print_banner(boot);
     print_memory(boot, memory);
     require_backend();
     char guest[32];

@@ -97,6 +97,7 @@ u32 crc32_update(u32 crc, const u8* bytes, usize size) {
 struct Table {
     u32 count;
     u32 offset;
+    u32 component_count;  // records right after the domains
 };
 
 Status<ManifestError> check_identity(const u8* image, usize size) {
@@ -115,7 +116,7 @@ Status<ManifestError> check_identity(const u8* image, usize size) {
     if (header_field<u32>(image, FIELD_OFFSET(Header, checksum)) != manifest_checksum(image, size)) {
         return fail(ManifestError::bad_checksum);
     }
-    if (header_field<u32>(image, FIELD_OFFSET(Header, reserved)) != 0) {
+    if (header_field<u16>(image, FIELD_OFFSET(Header, reserved)) != 0) {
         return fail(ManifestError::header_reserved_not_zero);
     }
     return {};
@@ -129,13 +130,17 @@ Result<Table, ManifestError> check_domain_table(const u8* image, usize size) {
     if (header_field<u32>(image, FIELD_OFFSET(Header, domain_record_size)) != sizeof(Record)) {
         return fail(ManifestError::bad_record_size);
     }
+    u32 components = header_field<u16>(image, FIELD_OFFSET(Header, component_count));
+    if (components > NESTOR_MANIFEST_MAX_COMPONENTS) return fail(ManifestError::too_many_components);
     // count is at most 16, so the product cannot overflow; the sum is checked.
     u64 end = 0;
-    if (offset < sizeof(Header) || !checked_add(offset, u64{count} * sizeof(Record), end) || end > size) {
+    if (offset < sizeof(Header) ||
+        !checked_add(offset, u64{count} * sizeof(Record) + u64{components} * sizeof(nestor_manifest_component), end) ||
+        end > size) {
         return fail(ManifestError::domain_table_out_of_bounds);
     }
     if (end != size) return fail(ManifestError::trailing_bytes);
-    return Table{count, offset};
+    return Table{count, offset, components};
 }
 
 // --- one domain record -----------------------------------------------------------------------
@@ -254,6 +259,30 @@ Status<ManifestFault> check_names_unique(const Manifest& manifest) {
     return {};
 }
 
+// A component record: a known name, NUL-padded, a size; no name twice.
+constexpr StringRule kComponentRule{Charset::name, false, ManifestError::unknown_component,
+                                    ManifestError::unknown_component};
+
+const u8* component_record(const u8* image, const Table& table, u32 index) {
+    return image + table.offset + table.count * sizeof(Record) + index * sizeof(nestor_manifest_component);
+}
+
+Status<ManifestError> check_components(const u8* image, const Table& table) {
+    for (u32 i = 0; i < table.component_count; ++i) {
+        const u8* record = component_record(image, table, i);
+        Status<ManifestError> name = check_string(record, NESTOR_MANIFEST_NAME_SIZE, kComponentRule);
+        if (!name) return name;
+        const char* text = reinterpret_cast<const char*>(record);
+        if (!strings_equal(text, NESTOR_MANIFEST_COMPONENT_NESTED)) return fail(ManifestError::unknown_component);
+        for (u32 j = 0; j < i; ++j)
+            if (strings_equal(text, reinterpret_cast<const char*>(component_record(image, table, j))))
+                return fail(ManifestError::duplicate_component);
+        if (load<u64>(record + FIELD_OFFSET(nestor_manifest_component, size)) == 0)
+            return fail(ManifestError::component_empty);
+    }
+    return {};
+}
+
 Failure<ManifestFault> header_fault(ManifestError error) {
     return fail(ManifestFault{error, ManifestFault::kNoDomain});
 }
@@ -303,6 +332,10 @@ const char* manifest_error_name(ManifestError error) {
     case ManifestError::module_cmdline_unterminated: return "module_cmdline_unterminated";
     case ManifestError::module_cmdline_invalid: return "module_cmdline_invalid";
     case ManifestError::unused_entry_not_zero: return "unused_entry_not_zero";
+    case ManifestError::too_many_components: return "too_many_components";
+    case ManifestError::unknown_component: return "unknown_component";
+    case ManifestError::duplicate_component: return "duplicate_component";
+    case ManifestError::component_empty: return "component_empty";
     }
     return "unknown_manifest_error";
 }
@@ -330,10 +363,32 @@ Result<Manifest, ManifestFault> read_manifest(const void* image, usize size) {
         Status<ManifestError> record = check_record(bytes + table->offset + i * sizeof(Record), i, table->count);
         if (!record) return fail(ManifestFault{record.error(), i});
     }
-    Manifest manifest(bytes, table->count, table->offset);
+    Manifest manifest(bytes, table->count, table->offset, table->component_count);
     Status<ManifestFault> unique = check_names_unique(manifest);
     if (!unique) return fail(unique.error());
+    Status<ManifestError> components = check_components(bytes, *table);
+    if (!components) return header_fault(components.error());
     return manifest;
+}
+
+ManifestComponent Manifest::component(u32 index) const {
+    ASSERT(index < component_count_);
+    const u8* record =
+        image_ + domain_offset_ + domain_count_ * sizeof(Record) + index * sizeof(nestor_manifest_component);
+    ManifestComponent out{
+        reinterpret_cast<const char*>(record), load<u64>(record + FIELD_OFFSET(nestor_manifest_component, size)), {}};
+    copy_bytes(out.sha256, record + FIELD_OFFSET(nestor_manifest_component, sha256), sizeof(out.sha256));
+    return out;
+}
+
+bool Manifest::find_component(const char* name, ManifestComponent& out) const {
+    for (u32 i = 0; i < component_count_; ++i) {
+        if (strings_equal(component(i).name, name)) {
+            out = component(i);
+            return true;
+        }
+    }
+    return false;
 }
 
 ManifestDomain Manifest::domain(u32 index) const {

@@ -6,6 +6,11 @@
 namespace nestor::virt {
 namespace {
 
+// The table the kernel calls: the linked one, or one a boot module installed
+// (NESTED_VIRT=MODULE). Set once at boot, before any domain exists.
+const nested::NestedOps* installed_ops = &nested::nested_ops;
+const char* not_loaded_reason = nullptr;
+
 bool same_name(const char* a, const char* b) {
     while (*a && *a == *b) ++a, ++b;
     return *a == *b;
@@ -15,7 +20,8 @@ bool same_name(const char* a, const char* b) {
 
 nested::Availability nested_virt_availability(const CpuFeatures& cpu, const VirtOps* ops) {
     // The component's answer first: "built without NESTED_VIRT" says more than "no backend".
-    nested::Availability component = nested::nested_ops.availability(cpu);
+    nested::Availability component = installed_ops->availability(cpu);
+    if (!component.available && not_loaded_reason) return {false, not_loaded_reason};
     if (!component.available) return component;
     if (!ops) return {false, "no usable virtualization backend on this CPU"};
     return component;
@@ -51,9 +57,18 @@ const char* domain_refusal_reason(cap::Error error) {
 }
 
 Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu, u64 memory_bytes) {
-    domain.ops = &nested::nested_ops;
+    domain.ops = installed_ops;
     return domain.ops->domain_initialise(domain, cpu, memory_bytes);
 }
+
+void install_nested_ops(const nested::NestedOps& ops) {
+    installed_ops = &ops;
+    not_loaded_reason = nullptr;
+}
+
+void set_nested_module_not_loaded(const char* reason) { not_loaded_reason = reason; }
+
+const nested::NestedOps& installed_nested_ops() { return *installed_ops; }
 
 Status<nested::Error> nested_vcpu_initialise(nested::NestedVcpu& vcpu, nested::NestedDomain& domain) {
     vcpu.ops = domain.ops;

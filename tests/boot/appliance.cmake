@@ -3,13 +3,31 @@
 set(appliance_guests ${NESTOR_KERNEL_main_GUESTS})
 
 # nestor_appliance_test(CASE MANIFEST file GUESTS g... [KERNEL_DIR dir] [NESTED on|off] [ARGS ...]
-# [SVM_ARGS ...] [VMX_ARGS ...]): boots the packed manifest and the guests (modules named after
-# their targets) twice, from one test list: as svm.CASE under QEMU (AMD SVM) and as vmx.CASE under
-# Bochs (Intel VMX), with SVM_ARGS / VMX_ARGS for what differs. KERNEL_DIR boots another kernel
-# variant than the preset's (e.g. the other NESTED_VIRT build); NESTED packs the manifest as for
-# that build.
+# [SVM_ARGS ...] [VMX_ARGS ...] [AREA area] [TIMEOUT s] [VMX_TIMEOUT s]): boots the packed manifest
+# and the guests (modules named after their targets) twice, from one test list: as svm.CASE under
+# QEMU (AMD SVM) and as vmx.CASE under Bochs (Intel VMX), with SVM_ARGS / VMX_ARGS for what
+# differs. KERNEL_DIR boots another kernel variant than the preset's (e.g. the other NESTED_VIRT
+# build); NESTED packs the manifest as for that build. AREA names them AREA.svm_CASE and
+# AREA.vmx_CASE instead, with label AREA.
 function(nestor_appliance_test case)
-  cmake_parse_arguments(ARG "" "MANIFEST;KERNEL_DIR;NESTED" "GUESTS;ARGS;SVM_ARGS;VMX_ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "MANIFEST;KERNEL_DIR;NESTED;AREA;TIMEOUT;VMX_TIMEOUT" "GUESTS;ARGS;SVM_ARGS;VMX_ARGS"
+                        ${ARGN})
+  set(svm_name svm.${case})
+  set(vmx_name vmx.${case})
+  set(svm_label svm)
+  set(vmx_label vmx)
+  if(ARG_AREA)
+    set(svm_name ${ARG_AREA}.svm_${case})
+    set(vmx_name ${ARG_AREA}.vmx_${case})
+    set(svm_label ${ARG_AREA})
+    set(vmx_label ${ARG_AREA})
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 60)
+  endif()
+  if(NOT ARG_VMX_TIMEOUT)
+    set(ARG_VMX_TIMEOUT 180)
+  endif()
   set(kernel_elf32 ${elf32})
   set(kernel_elf64 ${NESTOR_KERNEL_main_ELF})
   if(ARG_KERNEL_DIR)
@@ -27,8 +45,9 @@ function(nestor_appliance_test case)
   foreach(guest IN LISTS ARG_GUESTS)
     string(APPEND initrd ",${appliance_guests}/${guest}.elf ${guest}")
   endforeach()
-  nestor_boot_test(svm.${case} svm ARGS --kernel ${kernel_elf32} --initrd "${initrd}" ${ARG_ARGS} ${ARG_SVM_ARGS})
-  nestor_boot_test(vmx.${case} vmx TIMEOUT 180 ARGS --emulator bochs --kernel-elf64 ${kernel_elf64}
+  nestor_boot_test(${svm_name} ${svm_label} TIMEOUT ${ARG_TIMEOUT} ARGS --kernel ${kernel_elf32} --initrd "${initrd}"
+    ${ARG_ARGS} ${ARG_SVM_ARGS})
+  nestor_boot_test(${vmx_name} ${vmx_label} TIMEOUT ${ARG_VMX_TIMEOUT} ARGS --emulator bochs --kernel-elf64 ${kernel_elf64}
     --initrd "${initrd}" ${ARG_ARGS} ${ARG_VMX_ARGS})
 endfunction()
 
@@ -57,7 +76,7 @@ set(demo_checks_vmx
   --expect "^\\[nested\\] L1: this CPU offers VMX. Nestor runs L2 guests on AMD SVM only so far: no L2 here$"
   --reject "^\\[nested\\] L2:"
   --reject "not implemented yet")
-if(NESTED_VIRT)
+if(NESTOR_NESTED_MODE STREQUAL "ON")
   set(demo_kernel main)
 else()
   set(demo_kernel nested_on)

@@ -52,9 +52,13 @@ enum class ManifestError : u8 {
     module_cmdline_unterminated,  // an extra module's command line has no NUL
     module_cmdline_invalid,       // an extra module's command line is not printable ASCII
     unused_entry_not_zero,        // an array entry past its count is not all zero
+    too_many_components,          // component_count above NESTOR_MANIFEST_MAX_COMPONENTS
+    unknown_component,            // a component name unterminated, badly padded or not known
+    duplicate_component,          // the same component twice
+    component_empty,              // a component of size 0
 };
 
-inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::unused_entry_not_zero) + 1;
+inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::component_empty) + 1;
 
 // For the boot log: the enumerator's name, e.g. "bad_checksum".
 const char* manifest_error_name(ManifestError error);
@@ -99,13 +103,28 @@ private:
     const u8* record_;
 };
 
+// A loadable component the manifest asks for: the boot module called `name` must hold exactly
+// `size` bytes with this SHA-256.
+struct ManifestComponent {
+    const char* name;  // NUL-terminated, inside the image
+    u64 size;
+    u8 sha256[32];
+};
+
 // A validated manifest image.
 class Manifest {
 public:
-    Manifest(const u8* image, u32 domain_count, u32 domain_offset)
-        : image_(image), domain_count_(domain_count), domain_offset_(domain_offset) {}
+    Manifest(const u8* image, u32 domain_count, u32 domain_offset, u32 component_count = 0)
+        : image_(image),
+          domain_count_(domain_count),
+          domain_offset_(domain_offset),
+          component_count_(component_count) {}
 
     u32 domain_count() const { return domain_count_; }
+    u32 component_count() const { return component_count_; }
+    ManifestComponent component(u32 index) const;  // index < component_count()
+    // The component called name, or false if the manifest does not ask for it.
+    bool find_component(const char* name, ManifestComponent& out) const;
     ManifestDomain domain(u32 index) const;  // index < domain_count()
     // The index of the domain called name, or false if there is none.
     bool find_domain(const char* name, u32& index) const;
@@ -114,6 +133,7 @@ private:
     const u8* image_;
     u32 domain_count_;
     u32 domain_offset_;
+    u32 component_count_;
 };
 
 // Validates the whole image (size bytes at image) and returns a view of it, or the first fault.

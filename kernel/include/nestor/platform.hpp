@@ -41,6 +41,18 @@ void free_physical(paddr base, u64 bytes);
 // Where the kernel reaches physical memory (the direct map).
 void* physical_to_virtual(paddr address);
 
+// Memory for a component loaded at boot (NESTED_VIRT=MODULE, kernel/virt/nested_module.cpp).
+// reserve_module_memory: `bytes` (at most kModuleMemoryBytes) of zeroed memory the kernel writes
+// the relocated image into through the direct map, at `writable`. map_module_region maps a page
+// run of it at module_area() + offset, never writable and executable at once. seal_module_memory
+// then removes the direct map's alias of the whole reservation, so no page of the component is
+// writable anywhere while it is executable in the module area. The reservation is for good.
+inline constexpr u64 kModuleMemoryBytes = u64{2} << 20;
+bool reserve_module_memory(u64 bytes, paddr& physical, void*& writable);
+vaddr module_area();
+bool map_module_region(paddr physical, u64 offset, u64 bytes, bool writable, bool executable);
+bool seal_module_memory(paddr physical);
+
 // Port I/O on behalf of a guest that holds the port (size 1, 2 or 4 bytes).
 u32 port_read(u16 port, u8 size);
 void port_write(u16 port, u8 size, u32 value);

@@ -2,7 +2,9 @@
  * multiboot module. Plain C, little-endian, every field at its natural alignment with no implicit
  * padding, so the same structs describe the image on the host and in the kernel.
  *
- * Layout: one header, then domain_count fixed-size domain records at domain_offset. Strings are
+ * Layout: one header, then domain_count fixed-size domain records at domain_offset, then
+ * component_count component records (the boot modules of loadable kernel components, each with
+ * its size and SHA-256, which the kernel checks before loading it). Strings are
  * inline, fixed-size and NUL-padded: every byte after the terminating NUL is zero, as is every
  * reserved field and every unused array entry, so one manifest has exactly one image. The
  * checksum is CRC-32 (IEEE, reflected, as in zlib) over the whole image with the checksum field
@@ -21,9 +23,11 @@
 
 /* Limits shared by the text tool and the kernel reader. */
 #define NESTOR_MANIFEST_MAX_DOMAINS 16u
-#define NESTOR_MANIFEST_NAME_SIZE 32u            /* domain and image names: 1..31 chars + NUL */
-#define NESTOR_MANIFEST_CMDLINE_SIZE 256u        /* guest command line: 0..255 chars + NUL */
-#define NESTOR_MANIFEST_MODULE_CMDLINE_SIZE 128u /* extra module command line: 0..127 chars + NUL */
+#define NESTOR_MANIFEST_MAX_COMPONENTS 4u
+#define NESTOR_MANIFEST_COMPONENT_NESTED "nested" /* the only component so far: nested virtualization */
+#define NESTOR_MANIFEST_NAME_SIZE 32u             /* domain and image names: 1..31 chars + NUL */
+#define NESTOR_MANIFEST_CMDLINE_SIZE 256u         /* guest command line: 0..255 chars + NUL */
+#define NESTOR_MANIFEST_MODULE_CMDLINE_SIZE 128u  /* extra module command line: 0..127 chars + NUL */
 #define NESTOR_MANIFEST_MAX_IOPORT_RANGES 8u
 #define NESTOR_MANIFEST_MAX_SIGNALS 8u
 #define NESTOR_MANIFEST_MAX_MODULES 4u
@@ -42,7 +46,16 @@ struct nestor_manifest_header {
     uint32_t domain_count;       /* 1..NESTOR_MANIFEST_MAX_DOMAINS */
     uint32_t domain_offset;      /* of the first record, from the image start; >= header_size */
     uint32_t domain_record_size; /* sizeof(struct nestor_manifest_domain) */
-    uint32_t reserved;           /* zero */
+    uint16_t component_count;    /* 0..NESTOR_MANIFEST_MAX_COMPONENTS records after the domains */
+    uint16_t reserved;           /* zero */
+};
+
+/* A loadable component: the boot module of that name holds it; the kernel loads it only when the
+ * module has exactly this size and SHA-256 (FIPS 180-4). 72 bytes. */
+struct nestor_manifest_component {
+    char name[NESTOR_MANIFEST_NAME_SIZE]; /* a known component: NESTOR_MANIFEST_COMPONENT_* */
+    uint8_t sha256[32];
+    uint64_t size; /* bytes, not zero */
 };
 
 /* Raw I/O ports first..last (inclusive) granted to the domain as an IoPortRange capability. */
@@ -92,6 +105,7 @@ static inline int nestor_manifest_ports_are_kernel_owned(uint32_t first, uint32_
 #endif
 NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_header) == 32, "manifest header layout");
 NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_module) == 160, "manifest module layout");
+NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_component) == 72, "manifest component layout");
 NESTOR_MANIFEST_STATIC_ASSERT(sizeof(struct nestor_manifest_domain) == 1032, "manifest domain layout");
 #undef NESTOR_MANIFEST_STATIC_ASSERT
 

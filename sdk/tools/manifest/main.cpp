@@ -5,6 +5,7 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "manifest_text.hpp"
@@ -19,9 +20,11 @@ constexpr int kExitUsage = 2;    // the command line is wrong, or a file cannot 
 
 const char* const kUsage =
     "usage: nestor-manifest check FILE [--nested-virt on|off]\n"
-    "       nestor-manifest pack FILE -o OUT.bin [--nested-virt on|off]\n"
+    "       nestor-manifest pack FILE -o OUT.bin [--nested-virt on|off] [--component NAME=MODULE]...\n"
     "       nestor-manifest dump OUT.bin\n"
-    "--nested-virt tells the build's NESTED_VIRT option (default off).\n";
+    "--nested-virt tells the build's NESTED_VIRT option (default off; MODULE builds say on).\n"
+    "--component gives the module file of each component the manifest lists (components = [...]):\n"
+    "its size and SHA-256 go into the packed manifest, and the kernel loads nothing else.\n";
 
 int usage(const std::string& problem) {
     std::cerr << "nestor-manifest: " << problem << "\n" << kUsage;
@@ -33,6 +36,7 @@ struct Arguments {
     std::string input;
     std::string output;
     BuildOptions options;
+    std::vector<std::pair<std::string, std::string>> components;  // NAME, module file
 };
 
 // Returns an empty string on success, else what is wrong with the command line.
@@ -47,6 +51,12 @@ std::string parse_arguments(int argc, char** argv, Arguments& args) {
             const std::string& value = words[++i];
             if (value != "on" && value != "off") return "--nested-virt takes on or off, not \"" + value + "\"";
             args.options.nested_virt = value == "on";
+        } else if (word == "--component" && has_next) {
+            const std::string& value = words[++i];
+            std::size_t equals = value.find('=');
+            if (equals == std::string::npos || equals == 0 || equals + 1 == value.size())
+                return "--component takes NAME=MODULE, not \"" + value + "\"";
+            args.components.emplace_back(value.substr(0, equals), value.substr(equals + 1));
         } else if (word == "-o" && has_next) {
             args.output = words[++i];
         } else if (!word.empty() && word[0] == '-') {
@@ -60,6 +70,7 @@ std::string parse_arguments(int argc, char** argv, Arguments& args) {
     if (args.input.empty()) return "no input file";
     if (args.command == "pack" && args.output.empty()) return "pack needs -o OUT.bin";
     if (args.command != "pack" && !args.output.empty()) return "-o is only for pack";
+    if (args.command != "pack" && !args.components.empty()) return "--component is only for pack";
     if (args.command == "dump" && args.options.nested_virt) return "--nested-virt is not for dump";
     return {};
 }
@@ -81,6 +92,20 @@ int check(const Arguments& args) {
 int pack(const Arguments& args) {
     ParseOutcome outcome = parse_manifest_file(args.input, args.options);
     if (!checked(outcome)) return kExitRefused;
+    for (const auto& [name, path] : args.components) {
+        std::string problem;
+        if (!attach_component(outcome.manifest, name, path, problem)) {
+            std::cerr << args.input << ": " << problem << "\n";
+            return kExitRefused;
+        }
+    }
+    for (const ComponentSpec& component : outcome.manifest.components) {
+        if (component.size == 0) {
+            std::cerr << args.input << ":" << component.line << ": component \"" << component.name
+                      << "\" needs its module: --component " << component.name << "=FILE\n";
+            return kExitRefused;
+        }
+    }
     std::vector<std::uint8_t> image = pack_manifest(outcome.manifest);
     std::ofstream out(args.output, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(image.data()), static_cast<std::streamsize>(image.size()));

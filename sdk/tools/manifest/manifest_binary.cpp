@@ -4,10 +4,13 @@
 #include <bit>
 #include <cstddef>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "manifest_text.hpp"
 #include "nestor/manifest.h"
+#include "nestor/lib/sha256.hpp"
 #include "nestor/manifest_reader.hpp"
 
 namespace nestor::manifest_text {
@@ -92,9 +95,33 @@ void dump_domain(const manifest::Manifest& manifest, std::uint32_t index, std::o
 
 }  // namespace
 
+bool attach_component(ManifestSpec& manifest, const std::string& name, const std::string& path, std::string& problem) {
+    auto at = std::find_if(manifest.components.begin(), manifest.components.end(),
+                           [&](const ComponentSpec& c) { return c.name == name; });
+    if (at == manifest.components.end()) {
+        problem = "the manifest has no component \"" + name + "\" (components = [...])";
+        return false;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        problem = path + ": cannot read the component's module";
+        return false;
+    }
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.empty()) {
+        problem = path + ": the component's module is empty";
+        return false;
+    }
+    at->size = bytes.size();
+    Sha256Digest digest = sha256(bytes.data(), bytes.size());
+    std::memcpy(at->sha256, digest.bytes, sizeof(at->sha256));
+    return true;
+}
+
 std::vector<std::uint8_t> pack_manifest(const ManifestSpec& manifest) {
     const std::size_t count = manifest.domains.size();
-    const std::size_t total = sizeof(nestor_manifest_header) + count * sizeof(nestor_manifest_domain);
+    const std::size_t total = sizeof(nestor_manifest_header) + count * sizeof(nestor_manifest_domain) +
+                              manifest.components.size() * sizeof(nestor_manifest_component);
     std::vector<std::uint8_t> image(total, 0);
 
     nestor_manifest_header header;
@@ -106,11 +133,21 @@ std::vector<std::uint8_t> pack_manifest(const ManifestSpec& manifest) {
     header.domain_count = static_cast<std::uint32_t>(count);
     header.domain_offset = sizeof(nestor_manifest_header);
     header.domain_record_size = sizeof(nestor_manifest_domain);
+    header.component_count = static_cast<std::uint16_t>(manifest.components.size());
     std::memcpy(image.data(), &header, sizeof(header));
 
     for (std::size_t i = 0; i < count; ++i) {
         nestor_manifest_domain record = pack_domain(manifest, manifest.domains[i]);
         std::memcpy(image.data() + header.domain_offset + i * sizeof(record), &record, sizeof(record));
+    }
+    const std::size_t components_at = header.domain_offset + count * sizeof(nestor_manifest_domain);
+    for (std::size_t i = 0; i < manifest.components.size(); ++i) {
+        nestor_manifest_component record;
+        std::memset(&record, 0, sizeof(record));
+        put_string(record.name, manifest.components[i].name);
+        std::memcpy(record.sha256, manifest.components[i].sha256, sizeof(record.sha256));
+        record.size = manifest.components[i].size;
+        std::memcpy(image.data() + components_at + i * sizeof(record), &record, sizeof(record));
     }
     // Last: the checksum covers everything above.
     header.checksum = manifest::manifest_checksum(image.data(), image.size());
@@ -133,6 +170,13 @@ bool dump_manifest(const std::uint8_t* image, std::size_t size, std::string& tex
     std::memcpy(&checksum, image + offsetof(nestor_manifest_header, checksum), sizeof(checksum));
     out << "manifest format " << NESTOR_MANIFEST_FORMAT_VERSION << ", " << size << " bytes, checksum " << hex(checksum)
         << ", " << manifest.domain_count() << (manifest.domain_count() == 1 ? " domain" : " domains") << "\n";
+    for (std::uint32_t i = 0; i < manifest.component_count(); ++i) {
+        manifest::ManifestComponent component = manifest.component(i);
+        out << "component \"" << component.name << "\" " << component.size << " bytes, sha256 ";
+        for (std::uint8_t byte : component.sha256)
+            out << "0123456789abcdef"[byte >> 4] << "0123456789abcdef"[byte & 15];
+        out << "\n";
+    }
     for (std::uint32_t i = 0; i < manifest.domain_count(); ++i) dump_domain(manifest, i, out);
     text = out.str();
     return true;

@@ -99,6 +99,7 @@ public:
             return errors[a].line != errors[b].line ? errors[a].line < errors[b].line : a < b;
         });
         std::vector<Diagnostic> sorted;
+        sorted.reserve(order.size());
         for (std::size_t i : order) sorted.push_back(std::move(errors[i]));
         return sorted;
     }
@@ -123,8 +124,13 @@ private:
     void top_level(const Table& top, ManifestSpec& manifest) {
         bool has_version = false;
         for (const Entry& entry : top.entries) {
+            if (entry.key == "components") {
+                components(entry, manifest);
+                continue;
+            }
             if (entry.key != "version") {
-                report(entry.line, "unknown key " + quoted(entry.key) + " at the top level (only \"version\")");
+                report(entry.line,
+                       "unknown key " + quoted(entry.key) + " at the top level (only \"version\" and \"components\")");
                 continue;
             }
             has_version = true;
@@ -139,6 +145,29 @@ private:
         if (!has_version) {
             report(1, "missing \"version = " + std::to_string(NESTOR_MANIFEST_TEXT_VERSION) +
                           "\" before the first [[domain]]");
+        }
+    }
+
+    // components = ["nested"]: the loadable components the kernel loads from boot modules.
+    void components(const Entry& entry, ManifestSpec& manifest) {
+        if (!expect_kind(entry, Value::Kind::array)) return;
+        for (const Value& item : entry.value.items) {
+            if (!expect_item_kind(item, Value::Kind::string, "component")) continue;
+            if (item.text != NESTOR_MANIFEST_COMPONENT_NESTED) {
+                report(item.line, "unknown component " + quoted(item.text) +
+                                      " (known components: " + NESTOR_MANIFEST_COMPONENT_NESTED + ")");
+                continue;
+            }
+            bool repeated = false;
+            for (const ComponentSpec& c : manifest.components) repeated = repeated || c.name == item.text;
+            if (repeated) {
+                report(item.line, "component " + quoted(item.text) + " listed twice");
+                continue;
+            }
+            ComponentSpec spec;
+            spec.line = item.line;
+            spec.name = item.text;
+            manifest.components.push_back(spec);
         }
     }
 

@@ -47,8 +47,18 @@ struct DomainSpec {
     std::vector<ModuleSpec> modules;
 };
 
+// A loadable component (`components = ["nested"]`): pack needs its boot module's bytes, whose
+// size and SHA-256 the packed manifest records for the kernel to check.
+struct ComponentSpec {
+    int line = 0;
+    std::string name;
+    std::uint64_t size = 0;
+    std::uint8_t sha256[32] = {};
+};
+
 struct ManifestSpec {
     std::uint32_t version = 0;
+    std::vector<ComponentSpec> components;
     std::vector<DomainSpec> domains;
 };
 
@@ -64,12 +74,16 @@ ParseOutcome parse_manifest(std::string_view text, const std::string& file, cons
 // The same for a file on disk; an unreadable file is a diagnostic at line 0.
 ParseOutcome parse_manifest_file(const std::string& path, const BuildOptions& options);
 
+// Records the size and SHA-256 of component `name`'s module file; false (with `problem`) when the
+// manifest does not name that component or the file cannot be read.
+bool attach_component(ManifestSpec& manifest, const std::string& name, const std::string& path, std::string& problem);
+
 // The binary image of a validated manifest (little-endian, checksum filled in).
 std::vector<std::uint8_t> pack_manifest(const ManifestSpec& manifest);
 
 // Reads an image with the kernel's reader and describes what the kernel would see. Returns false
-// and puts the reader's refusal in out when the kernel would refuse it.
-bool dump_manifest(const std::uint8_t* image, std::size_t size, std::string& out);
+// and puts the reader's refusal in text when the kernel would refuse it.
+bool dump_manifest(const std::uint8_t* image, std::size_t size, std::string& text);
 
 // "16M", "4G", "1536K" or a byte count: how sizes are written in the text and in dumps.
 std::string format_size(std::uint64_t bytes);

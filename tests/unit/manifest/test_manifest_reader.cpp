@@ -67,6 +67,21 @@ struct Corruption {
 
 constexpr std::uint32_t kHeader = ManifestFault::kNoDomain;
 
+// Appends a component record (name, size) after the records and counts it in the header.
+void add_component(Image& image, const char* name, std::uint64_t size) {
+    nestor_manifest_component record;
+    std::memset(&record, 0, sizeof(record));
+    std::memcpy(record.name, name, std::strlen(name));
+    record.size = size;
+    record.sha256[0] = 0xab;
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&record);
+    image.insert(image.end(), bytes, bytes + sizeof(record));
+    std::uint16_t count = 0;
+    std::memcpy(&count, image.data() + HEADER(component_count), 2);
+    put<std::uint16_t>(image, HEADER(component_count), static_cast<std::uint16_t>(count + 1));
+    put<std::uint32_t>(image, HEADER(total_size), static_cast<std::uint32_t>(image.size()));
+}
+
 std::vector<Corruption> corruptions() {
     return {
         {ManifestError::too_small, kHeader, [](Image& i) { i.resize(sizeof(nestor_manifest_header) - 1); }, false},
@@ -77,7 +92,23 @@ std::vector<Corruption> corruptions() {
         {ManifestError::size_mismatch, kHeader, [](Image& i) { i.push_back(0); }},
         {ManifestError::bad_checksum, kHeader, [](Image& i) { i[DOMAIN(1, cmdline)] = 'x'; }, false},
         {ManifestError::header_reserved_not_zero, kHeader,
-         [](Image& i) { put<std::uint32_t>(i, HEADER(reserved), 1); }},
+         [](Image& i) { put<std::uint16_t>(i, HEADER(reserved), 1); }},
+        {ManifestError::too_many_components, kHeader,
+         [](Image& i) {
+             for (int n = 0; n < 5; ++n) add_component(i, "nested", 1);
+         }},
+        {ManifestError::unknown_component, kHeader, [](Image& i) { add_component(i, "turbo", 1); }},
+        {ManifestError::string_padding_not_zero, kHeader,
+         [](Image& i) {
+             add_component(i, "nested", 1);
+             i[i.size() - 72 + 20] = 'x';  // after the name's NUL
+         }},
+        {ManifestError::duplicate_component, kHeader,
+         [](Image& i) {
+             add_component(i, "nested", 1);
+             add_component(i, "nested", 1);
+         }},
+        {ManifestError::component_empty, kHeader, [](Image& i) { add_component(i, "nested", 0); }},
         {ManifestError::no_domains, kHeader, [](Image& i) { put<std::uint32_t>(i, HEADER(domain_count), 0); }},
         {ManifestError::too_many_domains, kHeader, [](Image& i) { put<std::uint32_t>(i, HEADER(domain_count), 17); }},
         {ManifestError::bad_record_size, kHeader,
@@ -159,7 +190,7 @@ TEST_CASE("manifest_reader.checksum_is_crc32_with_field_zeroed") {
     // zlib.crc32(b"123456789abc\0\0\0\0gh"): bytes 12..15 are where the checksum field lies,
     // so whatever they hold, the checksum is that of the image with them zero.
     std::uint8_t bytes[18];
-    std::memcpy(bytes, "123456789abcdefggh", 18);
+    std::memcpy(bytes, "123456789abcdefggh", 18);  // NOLINT(bugprone-not-null-terminated-result): 18 bytes, no NUL
     CHECK(manifest_checksum(bytes, sizeof(bytes)) == 0x6c23273fu);
     std::memset(bytes + 12, 0, 4);
     CHECK(manifest_checksum(bytes, sizeof(bytes)) == 0x6c23273fu);
@@ -168,6 +199,21 @@ TEST_CASE("manifest_reader.checksum_is_crc32_with_field_zeroed") {
     std::uint32_t stored = 0;
     std::memcpy(&stored, image.data() + HEADER(checksum), 4);
     CHECK(stored == manifest_checksum(image.data(), image.size()));
+}
+
+TEST_CASE("manifest_reader.component_read_back") {
+    Image image = base_image();
+    add_component(image, "nested", 12345);
+    reseal(image);
+    auto read = read_manifest(image.data(), image.size());
+    REQUIRE(read.ok());
+    REQUIRE(read->component_count() == 1);
+    nestor::manifest::ManifestComponent component{};
+    REQUIRE(read->find_component("nested", component));
+    CHECK(std::string(component.name) == "nested");
+    CHECK(component.size == 12345);
+    CHECK(component.sha256[0] == 0xab);
+    CHECK_FALSE(read->find_component("other", component));
 }
 
 TEST_CASE("manifest_reader.each_error_refused") {

@@ -243,7 +243,7 @@ TEST_CASE("manifest.version_wrong_type") {
 
 TEST_CASE("manifest.unknown_top_level_key") {
     CHECK(errors_of("version = 1\nname = \"x\"\n[[domain]]\nname = \"a\"\nimage = \"a\"\nmemory = \"1M\"\n") ==
-          one("2: unknown key \"name\" at the top level (only \"version\")"));
+          one("2: unknown key \"name\" at the top level (only \"version\" and \"components\")"));
 }
 
 TEST_CASE("manifest.no_domains") {

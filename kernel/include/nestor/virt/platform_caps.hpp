@@ -5,6 +5,7 @@
 // disagree. The kernel reaches the nested component only through its table (nested_ops.hpp).
 #pragma once
 
+#include "nestor/boot_info.hpp"
 #include "nestor/cap/domain_config.hpp"
 #include "nestor/nested/nested_ops.hpp"
 #include "nestor/virt/virt_ops.hpp"
@@ -32,6 +33,18 @@ void log_domain_refusal(const char* domain, cap::Error error);
 // each of its vCPUs; set up with the linked component's table. A domain without the flag never
 // calls these: its vCPUs' NestedVcpu stays empty (ops == nullptr).
 Status<nested::Error> nested_domain_initialise(nested::NestedDomain& domain, const CpuFeatures& cpu, u64 memory_bytes);
+
+// NESTED_VIRT=MODULE, at boot before any domain exists: the table a loaded module brings replaces
+// the linked (null) one; or, when none was loaded, `reason` (static text) becomes the predicate's
+// reason, so a refused nested domain says why the module is missing.
+void install_nested_ops(const nested::NestedOps& ops);
+void set_nested_module_not_loaded(const char* reason);
+const nested::NestedOps& installed_nested_ops();
+
+// NESTED_VIRT=MODULE: loads the nested component from its boot module as the manifest says
+// (kernel/virt/nested_module.cpp) and logs "nested: module loaded (N bytes)" or why not. The other
+// builds link a version that does nothing (nested_module_absent.cpp).
+void load_nested_module(const BootInfo& boot);
 Status<nested::Error> nested_vcpu_initialise(nested::NestedVcpu& vcpu, nested::NestedDomain& domain);
 void nested_vcpu_destroy(nested::NestedVcpu& vcpu);
 void nested_domain_teardown(nested::NestedDomain& domain);
