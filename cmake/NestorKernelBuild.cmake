@@ -30,7 +30,7 @@ function(nestor_kernel_build name)
     BUILD_ALWAYS ON
     INSTALL_COMMAND ""
     BUILD_BYPRODUCTS ${dir}/nestor.elf ${dir}/nestor.elf32 ${dir}/nested.module ${dir}/tests/nested_wrong_version.module
-                     ${dir}/tests/nested_unresolved.module ${guest_files})
+                     ${dir}/tests/nested_wrong_fingerprint.module ${dir}/tests/nested_unresolved.module ${guest_files})
 
   set_property(GLOBAL APPEND PROPERTY NESTOR_KERNEL_BUILDS ${name})  # for the compile database
   set(NESTOR_KERNEL_${name}_ELF ${dir}/nestor.elf PARENT_SCOPE)

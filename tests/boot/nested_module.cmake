@@ -18,8 +18,10 @@ function(nestor_module_demo_manifest name component)
 endfunction()
 nestor_module_demo_manifest(module_demo ${module_file})
 nestor_module_demo_manifest(module_demo_wrong_version ${module_dir}/tests/nested_wrong_version.module)
+nestor_module_demo_manifest(module_demo_wrong_fingerprint ${module_dir}/tests/nested_wrong_fingerprint.module)
 nestor_module_demo_manifest(module_demo_unresolved ${module_dir}/tests/nested_unresolved.module)
-nestor_module_demo_manifest(module_demo_corrupt ${PROJECT_SOURCE_DIR}/README.md)
+set(not_elf ${PROJECT_SOURCE_DIR}/tests/nested/module/not_an_elf.module)
+nestor_module_demo_manifest(module_demo_corrupt ${not_elf})
 set(plain_demo ${CMAKE_CURRENT_BINARY_DIR}/module_demo_without_component.bin)
 nestor_pack_manifest(OUTPUT ${plain_demo} MANIFEST ${PROJECT_SOURCE_DIR}/appliances/demo.manifest NESTED on)
 add_custom_target(pack_module_demo_without_component ALL DEPENDS ${plain_demo})
@@ -58,8 +60,11 @@ nestor_module_refused_test(nested.module_hash_mismatch_refused
   "hash mismatch \\(not the module the manifest was packed with\\)" ${module_demo_manifest}
   ",${module_dir}/tests/nested_wrong_version.module nested")
 nestor_module_refused_test(nested.module_corrupt_image_refused "corrupt image: not_elf" ${module_demo_corrupt_manifest}
-  ",${PROJECT_SOURCE_DIR}/README.md nested")
+  ",${not_elf} nested")
 nestor_module_refused_test(nested.module_wrong_version_refused "wrong interface version 2, the kernel's is 1"
   ${module_demo_wrong_version_manifest} ",${module_dir}/tests/nested_wrong_version.module nested")
+nestor_module_refused_test(nested.module_wrong_fingerprint_refused
+  "wrong layout fingerprint \\(built against other kernel structures\\)" ${module_demo_wrong_fingerprint_manifest}
+  ",${module_dir}/tests/nested_wrong_fingerprint.module nested")
 nestor_module_refused_test(nested.module_unresolved_symbol_refused "unresolved symbol nestor_not_exported"
   ${module_demo_unresolved_manifest} ",${module_dir}/tests/nested_unresolved.module nested")

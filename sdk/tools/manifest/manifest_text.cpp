@@ -158,6 +158,12 @@ private:
                                       " (known components: " + NESTOR_MANIFEST_COMPONENT_NESTED + ")");
                 continue;
             }
+            // The nested component is for a build that can load it (MODULE packs with --nested-virt on).
+            if (!options_.nested_virt) {
+                report(item.line, "component " + quoted(item.text) +
+                                      " needs nested virtualization, but this build has NESTED_VIRT=OFF");
+                continue;
+            }
             bool repeated = false;
             for (const ComponentSpec& c : manifest.components) repeated = repeated || c.name == item.text;
             if (repeated) {

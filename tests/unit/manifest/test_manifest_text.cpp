@@ -246,6 +246,35 @@ TEST_CASE("manifest.unknown_top_level_key") {
           one("2: unknown key \"name\" at the top level (only \"version\" and \"components\")"));
 }
 
+TEST_CASE("manifest.component_nested_listed") {
+    ManifestSpec m = parsed(
+        "version = 1\ncomponents = [\"nested\"]\n[[domain]]\nname = \"a\"\nimage = \"a\"\n"
+        "memory = \"1M\"\n",
+        BuildOptions{true});
+    REQUIRE(m.components.size() == 1);
+    CHECK(m.components[0].name == "nested");
+    CHECK(m.components[0].line == 2);
+    CHECK(m.components[0].size == 0);  // pack --component fills in the size and hash
+}
+
+TEST_CASE("manifest.component_nested_refused_when_build_has_it_off") {
+    std::string text =
+        "version = 1\ncomponents = [\n  \"nested\",\n]\n[[domain]]\nname = \"a\"\nimage = \"a\"\n"
+        "memory = \"1M\"\n";
+    CHECK(errors_of(text) ==
+          one("3: component \"nested\" needs nested virtualization, but this build has NESTED_VIRT=OFF"));
+    CHECK(errors_of(text, BuildOptions{true}).empty());
+}
+
+TEST_CASE("manifest.component_unknown_or_repeated") {
+    std::string head = "version = 1\n";
+    std::string domain = "[[domain]]\nname = \"a\"\nimage = \"a\"\nmemory = \"1M\"\n";
+    CHECK(errors_of(head + "components = [\"gpu\"]\n" + domain, BuildOptions{true}) ==
+          one("2: unknown component \"gpu\" (known components: nested)"));
+    CHECK(errors_of(head + "components = [\"nested\", \"nested\"]\n" + domain, BuildOptions{true}) ==
+          one("2: component \"nested\" listed twice"));
+}
+
 TEST_CASE("manifest.no_domains") {
     CHECK(errors_of("version = 1\n") == one("1: no [[domain]] tables: a manifest describes at least one domain"));
 }
