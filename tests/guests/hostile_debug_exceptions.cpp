@@ -14,6 +14,7 @@
 // the faults that end its ring-3 code) and user pages. Each line says what the guest saw; the
 // kernel's count of exception exits (nestor.log=debug) shows that every one of them was an exit.
 #include "hostile.hpp"
+#include "nestor/x86_tables.hpp"
 
 using namespace nestor::guest;
 
@@ -26,21 +27,8 @@ constexpr u64 kCr0Am = u64{1} << 18;
 constexpr u64 kDr6Bs = u64{1} << 14;
 constexpr u16 kTssSelector = 0x28;
 
-struct [[gnu::packed]] Tss {
-    u32 reserved0;
-    u64 rsp[3];
-    u64 reserved1;
-    u64 ist[7];
-    u64 reserved2;
-    u16 reserved3;
-    u16 iomap_base;
-};
-static_assert(sizeof(Tss) == 104);
-
-struct [[gnu::packed]] TablePointer {
-    u16 limit;
-    u64 base;
-};
+using x86::TablePointer;
+using x86::Tss;
 
 struct IdtEntry {
     u64 low;

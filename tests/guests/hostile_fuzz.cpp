@@ -33,6 +33,7 @@
 //   fuzz: seed S: I of I iterations: C ran to their end, E ended in an exception or interrupt
 // and exits 0.
 #include "hostile.hpp"
+#include "nestor/x86_tables.hpp"
 
 using namespace nestor::guest;
 
@@ -81,23 +82,8 @@ constexpr u64 kRflagsIf = 1u << 9;
 constexpr u16 kExitPort = 0xF4;
 constexpr u64 kHypercallShutdown = NESTOR_HC_SHUTDOWN;
 
-struct [[gnu::packed]] Tss {
-    u32 reserved0;
-    u64 rsp[3];
-    u64 reserved1;
-    u64 ist[7];
-    u64 reserved2;
-    u16 reserved3;
-    u16 iomap_base;
-};
-static_assert(sizeof(Tss) == 104);
-
-struct IdtGate {
-    u16 offset_low, selector;
-    u8 ist, type;
-    u16 offset_mid;
-    u32 offset_high, reserved;
-};
+using x86::IdtGate;
+using x86::Tss;
 
 // Everything exception delivery and the restore path read: mapped read-only once built.
 struct alignas(4096) Critical {

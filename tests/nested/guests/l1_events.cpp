@@ -5,6 +5,7 @@
 // EVENTINJ VMRUN must refuse (a reserved type, an exception vector that is no exception) gives
 // VMEXIT_INVALID.
 #include "l1_common.hpp"
+#include "nestor/x86_tables.hpp"
 
 using namespace l1;
 
@@ -42,16 +43,7 @@ namespace {
 alignas(4096) svm::Vmcb vmcb;
 L2Stack l2_stack;
 
-struct IdtGate {
-    u16 offset_low;
-    u16 selector;
-    u8 ist;
-    u8 type;
-    u16 offset_mid;
-    u32 offset_high;
-    u32 reserved;
-};
-static_assert(sizeof(IdtGate) == 16);
+using nestor::guest::x86::IdtGate;
 constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
 constexpr u32 kL2Vectors = 0x31;
 alignas(16) IdtGate l2_idt[kL2Vectors];
