@@ -1,5 +1,6 @@
 // The IDT (the 32 exception vectors and interrupt handlers), probe(), and the report of an
 // unexpected exception or interrupt.
+#include "nestor/x86_tables.hpp"
 #include "runtime.hpp"
 
 using nestor::guest::detail::ExceptionFrame;
@@ -19,21 +20,8 @@ constexpr u32 kExceptionVectors = 32;
 constexpr u32 kVectors = 256;
 constexpr u64 kInterruptStubBytes = 16;  // exceptions.S
 
-struct IdtEntry {
-    u16 offset_low;
-    u16 selector;
-    u8 ist;
-    u8 type;
-    u16 offset_mid;
-    u32 offset_high;
-    u32 reserved;
-};
-static_assert(sizeof(IdtEntry) == 16);
-
-struct [[gnu::packed]] IdtPointer {
-    u16 limit;
-    u64 base;
-};
+using IdtEntry = x86::IdtGate;
+using IdtPointer = x86::TablePointer;
 
 alignas(16) IdtEntry idt[kVectors] = {};
 InterruptHandler interrupt_handlers[kVectors] = {};
