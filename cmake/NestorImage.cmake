@@ -7,7 +7,13 @@ set(NESTOR_LINKER_SCRIPT ${PROJECT_SOURCE_DIR}/platform/x86/boot/kernel.ld)
 add_executable(nestor_image platform/x86/boot/multiboot_header.S platform/x86/boot/boot.S)
 set_target_properties(nestor_image PROPERTIES OUTPUT_NAME nestor.elf LINKER_LANGUAGE CXX
                       LINK_DEPENDS ${NESTOR_LINKER_SCRIPT})
-target_link_options(nestor_image PRIVATE -T ${NESTOR_LINKER_SCRIPT} -Map=${CMAKE_BINARY_DIR}/nestor.map)
+# --gc-sections drops every function and object nothing reaches from the entry point (the
+# multiboot headers are KEEP()s in the script). --nmagic packs the segments in the file: their
+# addresses stay page-aligned (the script aligns them, and the kernel maps text, rodata and data
+# with their own permissions), but the file needs no page padding, since the loaders copy each
+# segment by its offset and size.
+target_link_options(nestor_image PRIVATE -T ${NESTOR_LINKER_SCRIPT} -Map=${CMAKE_BINARY_DIR}/nestor.map --gc-sections
+                    --nmagic)
 target_include_directories(nestor_image PRIVATE ${PROJECT_SOURCE_DIR})
 # nestor_nested is the real nested component or the null one (components/nested/CMakeLists.txt):
 # the NESTED_VIRT choice is this link, never an #ifdef.

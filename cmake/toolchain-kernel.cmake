@@ -18,10 +18,13 @@ find_program(CMAKE_RANLIB NAMES llvm-ranlib-19 REQUIRED)
 find_program(CMAKE_OBJCOPY NAMES llvm-objcopy-19 REQUIRED)
 find_program(CMAKE_NM NAMES llvm-nm-19 REQUIRED)
 
+# A section per function and per object: the kernel link (cmake/NestorImage.cmake) collects the
+# unreferenced ones.
 set(NESTOR_FREESTANDING_FLAGS
     "-ffreestanding -fno-exceptions -fno-rtti -nostdlib -mno-red-zone -mgeneral-regs-only \
 -mcmodel=kernel -fno-pic -fno-stack-protector -fno-threadsafe-statics -fno-use-cxa-atexit \
--fno-asynchronous-unwind-tables -fno-unwind-tables -Wglobal-constructors -Wexit-time-destructors")
+-fno-asynchronous-unwind-tables -fno-unwind-tables -Wglobal-constructors -Wexit-time-destructors \
+-ffunction-sections -fdata-sections")
 set(CMAKE_C_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_CXX_FLAGS_INIT "${NESTOR_FREESTANDING_FLAGS}")
 set(CMAKE_ASM_FLAGS_INIT "-mno-red-zone")

@@ -106,8 +106,8 @@ boot_gdt_pointer:
 no_long_mode_message:
     .asciz "nestor: this CPU has no long mode\r\n"
 
+    // Page-aligned by kernel.ld, which places .boot.bss at a page boundary.
     .section .boot.bss, "aw", @nobits
-    .balign 4096
 boot_page_tables:
 boot_pml4:      .skip 4096
 boot_pdpt_low:  .skip 4096
