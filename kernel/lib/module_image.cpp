@@ -3,6 +3,8 @@
 // module need not be aligned), and every write lands inside the image the caller gave.
 #include "nestor/module/module_image.hpp"
 
+#include "nestor/lib/elf.hpp"
+
 namespace nestor::module {
 namespace {
 
@@ -11,10 +13,7 @@ constexpr u64 kProgramHeaderBytes = 56;
 constexpr u64 kSymbolBytes = 24;
 constexpr u64 kRelaBytes = 24;
 constexpr u64 kDynamicBytes = 16;
-constexpr u16 kTypeShared = 3;      // ET_DYN
-constexpr u16 kMachineX86_64 = 62;  // EM_X86_64
-
-constexpr u32 kLoad = 1;  // PT_LOAD
+constexpr u32 kLoad = elf::kSegmentLoad;
 constexpr u32 kDynamic = 2;
 constexpr u32 kInterp = 3;
 constexpr u32 kTls = 7;
@@ -76,10 +75,10 @@ struct Headers {
 
 Result<Headers, ModuleFault> read_headers(const u8* file, usize size) {
     if (size < kElfHeaderBytes) return refuse(ModuleError::too_small);
-    if (read_le(file, 4) != 0x464C457F) return refuse(ModuleError::not_elf);
-    if (file[4] != 2 || file[5] != 1 || read_le(file + 18, 2) != kMachineX86_64)
+    if (read_le(file, 4) != elf::kMagic) return refuse(ModuleError::not_elf);
+    if (file[4] != elf::kClass64 || file[5] != elf::kDataLittleEndian || read_le(file + 18, 2) != elf::kMachineX86_64)
         return refuse(ModuleError::not_elf64_x86_64);
-    if (read_le(file + 16, 2) != kTypeShared) return refuse(ModuleError::not_shared_object);
+    if (read_le(file + 16, 2) != elf::kTypeShared) return refuse(ModuleError::not_shared_object);
     Headers h{read_le(file + 32, 8), read_le(file + 56, 2)};
     if (read_le(file + 54, 2) != kProgramHeaderBytes || h.phnum == 0 ||
         !inside(h.phoff, h.phnum * kProgramHeaderBytes, size))

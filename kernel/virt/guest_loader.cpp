@@ -1,5 +1,6 @@
 #include "nestor/virt/guest_loader.hpp"
 
+#include "nestor/lib/elf.hpp"
 #include "nestor/lib/util.hpp"
 
 namespace nestor::virt {
@@ -92,13 +93,15 @@ struct ElfLayout {
 };
 
 Result<ElfLayout, LoadError> read_elf_header(const FileView& file) {
-    if (!file.has(0, 52) || file.read(0, 4) != 0x464C457F) return fail(LoadError::not_elf);
+    if (!file.has(0, 52) || file.read(0, 4) != elf::kMagic) return fail(LoadError::not_elf);
     u8 elf_class = file.data[4];
-    if (file.data[5] != 1 || (elf_class != 1 && elf_class != 2)) return fail(LoadError::unsupported_elf);
-    bool is64 = elf_class == 2;
+    if (file.data[5] != elf::kDataLittleEndian || (elf_class != elf::kClass32 && elf_class != elf::kClass64))
+        return fail(LoadError::unsupported_elf);
+    bool is64 = elf_class == elf::kClass64;
     if (is64 && !file.has(0, 64)) return fail(LoadError::not_elf);
     u64 machine = file.read(18, 2);
-    if (file.read(16, 2) != 2 || machine != (is64 ? 62u : 3u)) return fail(LoadError::unsupported_elf);
+    if (file.read(16, 2) != elf::kTypeExecutable || machine != (is64 ? elf::kMachineX86_64 : elf::kMachine386))
+        return fail(LoadError::unsupported_elf);
     ElfLayout layout{is64, 0, 0, 0, 0};
     layout.entry = is64 ? file.read(24, 8) : file.read(24, 4);
     layout.phoff = is64 ? file.read(32, 8) : file.read(28, 4);
@@ -112,7 +115,7 @@ Result<ElfLayout, LoadError> read_elf_header(const FileView& file) {
 // The program header `index`, or false if it is not PT_LOAD.
 bool read_segment(const FileView& file, const ElfLayout& elf, u64 index, ElfSegment& out) {
     u64 at = elf.phoff + index * elf.phentsize;
-    if (file.read(at, 4) != 1) return false;  // PT_LOAD
+    if (file.read(at, 4) != elf::kSegmentLoad) return false;
     if (elf.is64) {
         out = {file.read(at + 8, 8), file.read(at + 32, 8), file.read(at + 40, 8), file.read(at + 24, 8)};
     } else {
