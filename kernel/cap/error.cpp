@@ -34,6 +34,7 @@ const char* status_name(u64 status) {
     case NESTOR_E_PORT_RANGE: return "I/O port range outside the source capability's range";
     case NESTOR_E_IRQ_LINE: return "IRQ line outside the controller's range";
     case NESTOR_E_CNODE_CYCLE: return "the CNode would (indirectly) contain itself";
+    case NESTOR_E_VCPU_RUNNING: return "the vCPU runs: its registers are only reachable while it is stopped";
     case NESTOR_E_CFG_NO_VCPUS: return "configuration: no vcpus";
     case NESTOR_E_CFG_TOO_MANY_VCPUS: return "configuration: too many vcpus";
     case NESTOR_E_CFG_NO_MEMORY: return "configuration: no memory";

@@ -254,6 +254,7 @@ Decoded decode_vcpu_access(Slot& root, const HypercallArgs& in, Invocation inv, 
     NESTOR_CHECK(unused_from(in, used_args));
     NESTOR_TRY(vcpu, resolve_object(root, in.arg[0], ObjectType::vcpu, rights));
     if (in.arg[1] >= NESTOR_VCPU_REG_COUNT) return fail(Error::index_out_of_range);
+    if (static_cast<VCpu&>(*vcpu->cap.object).running()) return fail(Error::vcpu_running);
     inv.target = vcpu;
     inv.value[0] = in.arg[1];
     inv.value[1] = in.arg[2];

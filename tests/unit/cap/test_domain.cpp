@@ -202,6 +202,46 @@ TEST_CASE("domain.vcpu_and_cspace_error_paths") {
     CHECK(b.call(NESTOR_HC_VCPU_WRITE, kFree + 3, 0, 1) == NESTOR_E_INSUFFICIENT_RIGHTS);
 }
 
+// VCPU_READ / VCPU_WRITE reach the registers the kernel runs the vCPU with, and only while it
+// is stopped.
+TEST_CASE("domain.vcpu_registers_are_the_running_state") {
+    Booted b;
+    REQUIRE(create(b, good(), kFree) == NESTOR_E_OK);
+    REQUIRE(b.call(NESTOR_HC_DOMAIN_VCPU, kFree, 0, R, kFree + 1) == NESTOR_E_OK);
+    auto& vcpu = static_cast<VCpu&>(*b.slot(kFree + 1).cap.object);
+    virt::VcpuState& state = vcpu.state();
+
+    state.rip = 0x1234;
+    state.reg(virt::Gpr::rsp) = 0x8000;
+    state.reg(virt::Gpr::r15) = 0xfeed;
+    REQUIRE(b.call(NESTOR_HC_VCPU_READ, kFree + 1, NESTOR_VCPU_REG_RIP) == NESTOR_E_OK);
+    CHECK(b.result.value[0] == 0x1234);
+    REQUIRE(b.call(NESTOR_HC_VCPU_READ, kFree + 1, NESTOR_VCPU_REG_RSP) == NESTOR_E_OK);
+    CHECK(b.result.value[0] == 0x8000);
+    REQUIRE(b.call(NESTOR_HC_VCPU_READ, kFree + 1, NESTOR_VCPU_REG_GPR0 + 15) == NESTOR_E_OK);
+    CHECK(b.result.value[0] == 0xfeed);
+
+    REQUIRE(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_GPR0 + 0, 0xabc) == NESTOR_E_OK);
+    CHECK(state.rax() == 0xabc);
+    REQUIRE(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_GPR0 + 4, 0x9000) == NESTOR_E_OK);
+    CHECK(state.reg(virt::Gpr::rsp) == 0x9000);
+    // RFLAGS keeps its reserved bits: bit 1 set, bits 3, 5, 15 and 22..63 clear.
+    REQUIRE(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_RFLAGS, ~u64{0}) == NESTOR_E_OK);
+    CHECK(state.rflags == 0x3F7FD7);
+    REQUIRE(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_RFLAGS, 0) == NESTOR_E_OK);
+    CHECK(state.rflags == virt::kRflagsFixed1);
+
+    // A running vCPU refuses both, and nothing changes.
+    vcpu.set_running(true);
+    CHECK(b.call(NESTOR_HC_VCPU_READ, kFree + 1, NESTOR_VCPU_REG_RIP) == NESTOR_E_VCPU_RUNNING);
+    CHECK(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_RIP, 0x5555) == NESTOR_E_VCPU_RUNNING);
+    CHECK(state.rip == 0x1234);
+    // Stopped again: reachable again.
+    vcpu.set_running(false);
+    REQUIRE(b.call(NESTOR_HC_VCPU_WRITE, kFree + 1, NESTOR_VCPU_REG_RIP, 0x5555) == NESTOR_E_OK);
+    CHECK(state.rip == 0x5555);
+}
+
 TEST_CASE("domain.read_only_view_then_revoke") {
     // The worked example of docs/capabilities.md.
     Booted b;

@@ -38,6 +38,7 @@ enum class Error : u32 {
     port_range = NESTOR_E_PORT_RANGE,
     irq_line = NESTOR_E_IRQ_LINE,
     cnode_cycle = NESTOR_E_CNODE_CYCLE,
+    vcpu_running = NESTOR_E_VCPU_RUNNING,
     cfg_no_vcpus = NESTOR_E_CFG_NO_VCPUS,
     cfg_too_many_vcpus = NESTOR_E_CFG_TOO_MANY_VCPUS,
     cfg_no_memory = NESTOR_E_CFG_NO_MEMORY,

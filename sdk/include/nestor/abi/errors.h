@@ -38,6 +38,7 @@ typedef uint64_t nestor_status_t;
 #define NESTOR_E_PORT_RANGE 40u         /* I/O port range outside the source capability's range */
 #define NESTOR_E_IRQ_LINE 41u           /* IRQ line outside the controller's range */
 #define NESTOR_E_CNODE_CYCLE 42u        /* the CNode would (indirectly) contain itself */
+#define NESTOR_E_VCPU_RUNNING 43u       /* the vCPU runs: its registers are only reachable while it is stopped */
 /* Domain configuration (the sanitiser's refusals). */
 #define NESTOR_E_CFG_NO_VCPUS 64u
 #define NESTOR_E_CFG_TOO_MANY_VCPUS 65u

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define NESTOR_ABI_VERSION_MAJOR 0u
-#define NESTOR_ABI_VERSION_MINOR 2u
+#define NESTOR_ABI_VERSION_MINOR 3u
 /* What NESTOR_HC_ABI_VERSION returns in value 0: major in bits 16..31, minor in bits 0..15. */
 #define NESTOR_ABI_VERSION ((uint32_t)((NESTOR_ABI_VERSION_MAJOR << 16) | NESTOR_ABI_VERSION_MINOR))
 
