@@ -54,51 +54,52 @@ void write_in_result(VcpuState& state, u8 size, u32 value) {
         rax = value;
 }
 
-void console_put(GuestConsole& console, char c, ExitEnvironment& env) {
-    if (c == '\n') {
-        flush_console(console, env);
-        return;
-    }
-    if (c == '\r') return;
-    // Non-printable bytes are shown as '.', so a guest cannot send escape sequences to the host console.
-    console.line[console.length++] = (c >= 0x20 && c < 0x7F) ? c : '.';
-    if (console.length == GuestConsole::kLineCapacity) flush_console(console, env);
+// A device's access that did not simply complete: a fault leaves the instruction undone; a stop
+// completes it (the guest's last instruction did what it asked) after every device on the bus
+// has handed on what it holds.
+[[gnu::noinline]] ExitOutcome device_stop_or_fault(const VmExit& exit, VcpuState& state, DeviceOutcome outcome,
+                                                   DeviceBus& bus, ExitEnvironment& env) {
+    if (outcome.action == DeviceOutcome::Action::fault)
+        return inject(outcome.vector, outcome.has_error_code, outcome.code);
+    bus.flush(env);
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    return stop(outcome.reason, outcome.code);
 }
 
-ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+ExitOutcome finish_device_access(const VmExit& exit, VcpuState& state, DeviceOutcome outcome, DeviceBus& bus,
+                                 ExitEnvironment& env) {
+    if (outcome.action != DeviceOutcome::Action::complete) [[unlikely]]
+        return device_stop_or_fault(exit, state, outcome, bus, env);
+    if (!complete(exit, state)) return stop(StopReason::undecodable);
+    return {};
+}
+
+ExitOutcome device_io(const VmExit& exit, VcpuState& state, Device& device, DeviceBus& bus, ExitEnvironment& env) {
+    const IoExit& io = exit.io;
+    DeviceOutcome outcome;
+    if (io.direction == IoDirection::out) {
+        outcome = device.io_write(io.port, io.size, low_bits(io.value, io.size), env);
+    } else {
+        u32 value = 0xFFFFFFFF;
+        outcome = device.io_read(io.port, io.size, value, env);
+        if (outcome.action != DeviceOutcome::Action::fault) write_in_result(state, io.size, value);
+    }
+    return finish_device_access(exit, state, outcome, bus, env);
+}
+
+// A port is the bus's device's if one claims it, else the hardware's if the guest holds it,
+// else nothing's: reads float high (all-ones) and writes go nowhere.
+ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env) {
     const IoExit& io = exit.io;
     if (io.string) return stop(StopReason::unsupported);
-    bool emulated =
-        io.port == kGuestExitPort || (io.port >= kGuestConsolePort && io.port < kGuestConsolePort + kGuestConsolePorts);
-    if (!emulated && env.port_held(io.port, io.size)) {
+    if (const BusRange<u16>* range = bus.port_range(io.port)) return device_io(exit, state, *range->device, bus, env);
+    if (env.port_held(io.port, io.size)) {
         if (io.direction == IoDirection::out)
             env.port_write(io.port, io.size, low_bits(io.value, io.size));
         else
             write_in_result(state, io.size, env.port_read(io.port, io.size));
-        if (!complete(exit, state)) return stop(StopReason::undecodable);
-        return {};
-    }
-    if (io.direction == IoDirection::out) {
-        u32 value = low_bits(io.value, io.size);
-        if (io.port == kGuestExitPort) {
-            flush_console(console, env);
-            if (!complete(exit, state)) return stop(StopReason::undecodable);
-            return stop(StopReason::exit_port, value);
-        }
-        if (io.port == kGuestConsoleLcr) console.line_control = static_cast<u8>(value);
-        // With the divisor latch open (LCR bit 7) the data port sets the baud rate: not text.
-        bool divisor_latch = console.line_control & kConsoleLcrDivisorLatch;
-        if (io.port == kGuestConsolePort && !divisor_latch) console_put(console, static_cast<char>(value & 0xFF), env);
-        // Writes to any other port go nowhere, as on a bus with nothing behind it.
-    } else {
-        u32 value = 0xFFFFFFFF;  // nothing there: the bus floats high
-        if (io.port == kGuestConsoleLsr)
-            value = kConsoleLsrIdle;
-        else if (io.port == kGuestConsoleLcr)
-            value = console.line_control;
-        else if (io.port > kGuestConsolePort && io.port < kGuestConsolePort + 8)
-            value = 0;
-        write_in_result(state, io.size, value);
+    } else if (io.direction == IoDirection::in) {
+        write_in_result(state, io.size, 0xFFFFFFFF);
     }
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     return {};
@@ -147,7 +148,7 @@ ExitOutcome plain_msr(const VmExit& exit, VcpuState& state) {
 }
 
 // Applies what the nested component decided about an exit.
-ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuState& state, GuestConsole& console,
+ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuState& state, DeviceBus& bus,
                   ExitEnvironment& env) {
     switch (decision.action) {
     case nested::Action::complete:
@@ -157,7 +158,7 @@ ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuStat
     case nested::Action::inject_ud: return inject(kVectorUd);
     case nested::Action::inject_gp: return inject(kVectorGp, true, 0);
     case nested::Action::stop: {
-        flush_console(console, env);
+        bus.flush(env);
         ExitOutcome out = stop(StopReason::unsupported);
         out.detail = decision.report;
         return out;
@@ -166,12 +167,26 @@ ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuStat
     case nested::Action::not_nested:
     case nested::Action::forward: break;
     }
-    flush_console(console, env);
+    bus.flush(env);
     return stop(StopReason::unknown_exit);  // a decision that does not fit the exit: stop, never guess
 }
 
-ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+// An MSR a device claims (device_bus.hpp), as RDMSR/WRMSR reach it: EDX:EAX.
+ExitOutcome device_msr(const VmExit& exit, VcpuState& state, Device& device, DeviceBus& bus, ExitEnvironment& env) {
+    bool read = exit.kind == ExitKind::msr_read;
+    u64 value = ~u64{0};
+    DeviceOutcome outcome =
+        read ? device.msr_read(exit.msr.index, value, env) : device.msr_write(exit.msr.index, exit.msr.value, env);
+    if (read && outcome.action == DeviceOutcome::Action::complete) set_edx_eax(state, value);
+    return finish_device_access(exit, state, outcome, bus, env);
+}
+
+// A device on the bus answers the MSRs it claims; the kernel's rules (and the nested component's)
+// answer the rest.
+ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env,
                        nested::NestedVcpu* nested) {
+    if (const BusRange<u32>* range = bus.msr_range(exit.msr.index))
+        return device_msr(exit, state, *range->device, bus, env);
     if (!nested) return plain_msr(exit, state);
     bool read = exit.kind == ExitKind::msr_read;
     nested::Decision d = read ? nested->ops->msr_read(*nested, exit.msr.index, state)
@@ -182,23 +197,75 @@ ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, GuestConsole& conso
         rest.msr.value = d.value;
         return plain_msr(rest, state);
     }
-    return apply(d, exit, state, console, env);
+    return apply(d, exit, state, bus, env);
 }
 
-ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+ExitOutcome stop_for_mmio(StopReason reason, const char* detail, DeviceBus& bus, ExitEnvironment& env) {
+    bus.flush(env);
+    ExitOutcome out = stop(reason);
+    out.detail = detail;
+    return out;
+}
+
+// The guest's instruction touched a device's MMIO range: decode it, let the device serve the
+// access, write a load into its register, and step over it. An instruction that cannot be
+// decoded, or whose access does not match the fault, stops the guest: a device acting on a
+// misread operand would corrupt it silently.
+[[gnu::noinline]] ExitOutcome handle_mmio(const VmExit& exit, VcpuState& state, const BusRange<u64>& range,
+                                          DeviceBus& bus, ExitEnvironment& env) {
+    const NestedPageFaultExit& fault = exit.npf;
+    if (fault.access == MemoryAccess::execute)
+        return stop_for_mmio(StopReason::bad_memory_access, "MMIO: the guest executes from a device's range", bus, env);
+    auto decoded = env.decode_mmio(state);
+    if (!decoded)
+        return stop_for_mmio(StopReason::unsupported,
+                             decoded.error() == MmioDecodeError::unreadable
+                                 ? "MMIO: the instruction at CS:RIP could not be read"
+                                 : "MMIO: the instruction at CS:RIP is not a MOV form the kernel emulates",
+                             bus, env);
+    const MmioAccess& access = *decoded;
+    bool write = access.direction == MmioDirection::write;
+    bool sized = access.size == 1 || access.size == 2 || access.size == 4 || access.size == 8;
+    if (!sized || access.length == 0 || write != (fault.access == MemoryAccess::write))
+        return stop_for_mmio(StopReason::unsupported, "MMIO: the decoded instruction does not match the fault", bus,
+                             env);
+    u64 last = 0;
+    if (!checked_add(fault.guest_physical, u64{access.size} - 1, last) || last > range.last)
+        return stop_for_mmio(StopReason::unsupported, "MMIO: an access runs past the end of a device's range", bus,
+                             env);
+    Device& device = *range.device;
+    DeviceOutcome outcome;
+    u64 value = ~u64{0};
+    if (write)
+        outcome = device.mmio_write(fault.guest_physical, access.size, mmio_store_value(access, state), env);
+    else
+        outcome = device.mmio_read(fault.guest_physical, access.size, value, env);
+    VmExit decoded_exit = exit;  // the backend knows no length for a nested page fault: the decoder does
+    decoded_exit.instruction_length = access.length;
+    if (!write && outcome.action == DeviceOutcome::Action::complete) mmio_load_register(access, state, value);
+    return finish_device_access(decoded_exit, state, outcome, bus, env);
+}
+
+// A nested page fault is the nested component's when L1's guest (L2) caused it; else a device's
+// when it hit an MMIO range on the bus (never for L2, whose addresses are not the VM's); else a
+// bad memory access that stops the guest.
+ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env,
                                      nested::NestedVcpu* nested) {
     if (nested) {
         nested::Decision d = nested->ops->nested_page_fault(*nested, exit.npf);
-        if (d.action != nested::Action::not_nested) return apply(d, exit, state, console, env);
+        if (d.action != nested::Action::not_nested) return apply(d, exit, state, bus, env);
     }
-    flush_console(console, env);
+    if (!nested || !nested->guest_exit)
+        if (const BusRange<u64>* range = bus.mmio_range(exit.npf.guest_physical))
+            return handle_mmio(exit, state, *range, bus, env);
+    bus.flush(env);
     return stop(StopReason::bad_memory_access);
 }
 
-ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& state, GuestConsole& console,
+ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& state, DeviceBus& bus,
                                               ExitEnvironment& env, nested::NestedVcpu* nested) {
     if (!nested) return inject(kVectorUd);  // no nested virtualization: as on a CPU without SVM/VMX
-    return apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, console, env);
+    return apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, bus, env);
 }
 
 // The extended state every guest is offered, from the host's CPUID.
@@ -271,7 +338,6 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::undecodable: return "undecodable instruction";
     case StopReason::unsupported: return "unsupported operation";
     case StopReason::unknown_exit: return "unknown exit";
-    case StopReason::exit_limit: return "exit limit reached";
     case StopReason::shutdown: return "shutdown";
     case StopReason::watchdog: return "watchdog";
     case StopReason::waits_forever: return "waits for a signal nothing can send";
@@ -303,19 +369,8 @@ const char* exit_kind_name(ExitKind kind) {
     return "?";
 }
 
-void flush_console(GuestConsole& console, ExitEnvironment& env) {
-    if (console.length == 0) return;
-    console.line[console.length] = '\0';
-    env.console_line(console.line, console.length);
-    console.length = 0;
-}
-
-void console_put(GuestConsole& console, ExitEnvironment& env, u8 byte) {
-    console_put(console, static_cast<char>(byte), env);
-}
-
-ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
-    return handle_exit(exit, state, console, env, ExitContext{env.nested_vcpu(), nullptr});
+ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env) {
+    return handle_exit(exit, state, bus, env, ExitContext{env.nested_vcpu(), nullptr});
 }
 
 namespace exit_detail {
@@ -324,15 +379,15 @@ ExitOutcome handle_cpuid(const VmExit& exit, VcpuState& state, ExitEnvironment& 
     return handle_cpuid_exit(exit, state, env, context);
 }
 
-ExitOutcome handle_io(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
-    return handle_io_exit(exit, state, console, env);
+ExitOutcome handle_io(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env) {
+    return handle_io_exit(exit, state, bus, env);
 }
 
-ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env,
+ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env,
                               nested::NestedVcpu* nested) {
     switch (exit.kind) {
     case ExitKind::msr_read:
-    case ExitKind::msr_write: return handle_msr(exit, state, console, env, nested);
+    case ExitKind::msr_write: return handle_msr(exit, state, bus, env, nested);
     case ExitKind::cache_invalidate:
         // Never drop the host's cache lines for a guest (INVD would lose other domains' writes),
         // nor let it write back and flush the whole cache hierarchy (WBINVD / WBNOINVD: the shared
@@ -355,10 +410,10 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
         // ever wake it: it is done.
         if (!complete(exit, state)) return stop(StopReason::undecodable);
         if (state.rflags & kRflagsIf) return ExitOutcome{.wait = true};
-        flush_console(console, env);
+        bus.flush(env);
         return stop(StopReason::halted, 0);
-    case ExitKind::nested_page_fault: return handle_nested_page_fault(exit, state, console, env, nested);
-    case ExitKind::triple_fault: flush_console(console, env); return stop(StopReason::triple_fault);
+    case ExitKind::nested_page_fault: return handle_nested_page_fault(exit, state, bus, env, nested);
+    case ExitKind::triple_fault: bus.flush(env); return stop(StopReason::triple_fault);
     case ExitKind::external_interrupt:
     case ExitKind::preemption: return {};  // the kernel got the CPU back; the scheduler decides who runs next
     case ExitKind::exception:
@@ -371,34 +426,33 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, GuestConsole
         if (exit.exception.vector == kVectorAc) state.rflags |= kRflagsRf;
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
     case ExitKind::xsetbv: return handle_xsetbv(exit, state, env);
-    case ExitKind::virtualization_instruction:
-        return handle_virtualization_instruction(exit, state, console, env, nested);
-    case ExitKind::invalid_state: flush_console(console, env); return stop(StopReason::invalid_state);
+    case ExitKind::virtualization_instruction: return handle_virtualization_instruction(exit, state, bus, env, nested);
+    case ExitKind::invalid_state: bus.flush(env); return stop(StopReason::invalid_state);
     case ExitKind::cpuid:
     case ExitKind::hypercall:
     case ExitKind::io:
     case ExitKind::unknown: break;
     }
-    flush_console(console, env);
+    bus.flush(env);
     return stop(StopReason::unknown_exit);
 }
 
-ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, GuestConsole& console, ExitEnvironment& env) {
+ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, ExitEnvironment& env) {
     if (!complete(exit, state)) return stop(StopReason::undecodable);
-    return env.hypercall(state, console);
+    return env.hypercall(state);
 }
 
 ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
-                                   GuestConsole& console, ExitEnvironment& env, const ExitContext& context) {
-    if (decision.action != nested::Action::not_nested) return apply(decision, exit, state, console, env);
+                                   DeviceBus& bus, ExitEnvironment& env, const ExitContext& context) {
+    if (decision.action != nested::Action::not_nested) return apply(decision, exit, state, bus, env);
     // L0's own exit while L2 runs: the rule for every exit, applied to L2's state - except that an
     // exception it raises is L1's when L1 intercepts it.
     nested::NestedVcpu& nested = *context.nested;
-    ExitOutcome outcome = dispatch_exit(exit, state, console, env, context);
+    ExitOutcome outcome = dispatch_exit(exit, state, bus, env, context);
     if (!outcome.inject) return outcome;
     nested::Decision d =
         nested.ops->exception_for_l2(nested, outcome.vector, outcome.has_error_code, outcome.error_code, state);
-    return d.action == nested::Action::not_nested ? outcome : apply(d, exit, state, console, env);
+    return d.action == nested::Action::not_nested ? outcome : apply(d, exit, state, bus, env);
 }
 
 }  // namespace exit_detail

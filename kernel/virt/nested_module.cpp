@@ -11,7 +11,7 @@
 #include "nestor/manifest_reader.hpp"
 #include "nestor/module/module_image.hpp"
 #include "nestor/nested/nested_module.hpp"
-#include "nestor/virt/appliance.hpp"
+#include "nestor/virt/boot_modules.hpp"
 #include "nestor/virt/platform_caps.hpp"
 
 namespace nestor::virt {
@@ -28,12 +28,6 @@ void refuse(const char* why, const char* detail = "") {
     format_into(refusal, sizeof(refusal), "nested module not loaded: {}{}", why, detail);
     set_nested_module_not_loaded(refusal);
     log::info("nested: module not loaded ({}{})", why, detail);
-}
-
-const BootModule* find_boot_module(const BootInfo& boot, const char* name) {
-    for (usize i = 0; i < boot.module_count; ++i)
-        if (module_named(boot.modules[i], name)) return &boot.modules[i];
-    return nullptr;
 }
 
 bool inside_region(const module::ModulePlan& plan, u64 offset, u64 bytes, bool executable) {
@@ -96,18 +90,17 @@ u64 check_descriptor(const module::ModulePlan& plan, const u8* image, u64 base, 
 }  // namespace
 
 void load_nested_module(const BootInfo& boot) {
-    const BootModule* manifest_module = find_boot_module(boot, "manifest");
+    const BootModule* manifest_module = find_module(boot, "manifest");
     if (!manifest_module) return refuse("no manifest");
-    auto manifest = manifest::read_manifest(platform::physical_to_virtual(manifest_module->start),
-                                            static_cast<usize>(manifest_module->end - manifest_module->start));
+    auto manifest = manifest::read_manifest(module_bytes(*manifest_module), module_size(*manifest_module));
     if (!manifest) return refuse("the manifest is refused");
     manifest::ManifestComponent wanted{};
     if (!manifest->find_component(NESTOR_MANIFEST_COMPONENT_NESTED, wanted))
         return refuse("the manifest names no nested component");
-    const BootModule* found = find_boot_module(boot, NESTOR_MANIFEST_COMPONENT_NESTED);
+    const BootModule* found = find_module(boot, NESTOR_MANIFEST_COMPONENT_NESTED);
     if (!found) return refuse("no boot module \"nested\"");
-    const u8* file = static_cast<const u8*>(platform::physical_to_virtual(found->start));
-    const usize size = static_cast<usize>(found->end - found->start);
+    const u8* file = module_bytes(*found);
+    const usize size = module_size(*found);
     Sha256Digest expected;
     copy_bytes(expected.bytes, wanted.sha256, sizeof(expected.bytes));
     if (size != wanted.size || !(sha256(file, size) == expected))

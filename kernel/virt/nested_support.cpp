@@ -11,11 +11,6 @@ namespace {
 const nested::NestedOps* installed_ops = &nested::nested_ops;
 const char* not_loaded_reason = nullptr;
 
-bool same_name(const char* a, const char* b) {
-    while (*a && *a == *b) ++a, ++b;
-    return *a == *b;
-}
-
 }  // namespace
 
 nested::Availability nested_virt_availability(const CpuFeatures& cpu, const VirtOps* ops) {
@@ -29,8 +24,8 @@ nested::Availability nested_virt_availability(const CpuFeatures& cpu, const Virt
 
 cap::PlatformCaps platform_caps_for(const CpuFeatures& cpu, const VirtOps* ops) {
     cap::PlatformCaps caps;
-    caps.hvm_svm = ops && same_name(ops->name, "svm");
-    caps.hvm_vmx = ops && same_name(ops->name, "vmx");
+    caps.hvm_svm = ops && ops->vendor == CpuVendor::amd;
+    caps.hvm_vmx = ops && ops->vendor == CpuVendor::intel;
     caps.nested_paging = ops != nullptr;  // both backends require NPT / EPT
     caps.nested_virt = nested_virt_availability(cpu, ops).available;
     return caps;

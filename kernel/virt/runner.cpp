@@ -1,70 +1,22 @@
-// Runs a built-in guest to completion: select the backend, create the vCPU, loop on exits
-// through the neutral exit handler, report how the guest ended.
-#include "nestor/abi/errors.h"
+// Runs a built-in guest to completion: its memory and VM built here, then the same run loop and
+// scheduler as the appliance's domains, with one VM.
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/builtin_guest.hpp"
-#include "nestor/virt/exit_handler.hpp"
-#include "nestor/virt/virt_ops.hpp"
+#include "nestor/virt/scheduler.hpp"
 
 namespace nestor::virt {
 namespace {
 
-// A guest can never keep the kernel in its loop for ever through exits alone.
-constexpr u64 kMaxExits = 10'000'000;
 constexpr u32 kFailureStatus = 1;
 
-const VirtOps* selected_ops = nullptr;
-bool ops_selected = false;
-
-class KernelEnvironment final : public ExitEnvironment {
-public:
-    KernelEnvironment(const VirtOps& ops, VcpuHandle vcpu, const char* guest) : ops_(ops), vcpu_(vcpu), guest_(guest) {}
-    CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return ops_.host_cpuid(leaf, subleaf); }
-    GuestXsaveControls guest_xsave_controls() override { return ops_.xsave_controls(vcpu_); }
-    void set_guest_xcr0(u64 xcr0) override { ops_.set_xcr0(vcpu_, xcr0); }
-    void console_line(const char* text, usize) override { log::info("[{}] {}", guest_, text); }
-    // Built-in guests have no domain and no capabilities: only the null hypercall (0) exists.
-    ExitOutcome hypercall(VcpuState& state, GuestConsole&) override {
-        state.rax() = state.rax() == 0 ? NESTOR_E_OK : NESTOR_E_INVALID_HYPERCALL;
-        return {};
-    }
-
-private:
-    const VirtOps& ops_;
-    VcpuHandle vcpu_;
-    const char* guest_;
-};
-
-const char* access_name(MemoryAccess access) {
-    switch (access) {
-    case MemoryAccess::read: return "read";
-    case MemoryAccess::write: return "write";
-    case MemoryAccess::execute: return "execute";
-    }
-    return "?";
-}
-
-void report_stop(const char* name, const ExitOutcome& outcome, const VmExit& exit, const VcpuState& state, u64 exits) {
-    if (outcome.reason == StopReason::exit_port || outcome.reason == StopReason::halted) {
-        log::info("virt: guest {} exited with status {} ({}) after {} exits", name, outcome.status,
-                  stop_reason_name(outcome.reason), exits);
-        return;
-    }
-    log::error("virt: guest {} stopped: {} after {} exits (exit {} code {:#x} at rip {:#x})", name,
-               stop_reason_name(outcome.reason), exits, exit_kind_name(exit.kind), exit.vendor_code, state.rip);
-    if (exit.kind == ExitKind::nested_page_fault)
-        log::error("virt: guest {}: {} of guest-physical {:#x}, {}", name, access_name(exit.npf.access),
-                   exit.npf.guest_physical, exit.npf.present ? "not permitted" : "outside guest memory");
-}
-
-struct GuestMemory {
+struct BuiltinMemory {
     paddr base;
     u64 size;
 };
 
 // The guest's RAM, contiguous from guest-physical 0, with its code copied in.
-bool load_builtin_guest(const BuiltinGuest& guest, GuestMemory& memory) {
+bool load_builtin_guest(const BuiltinGuest& guest, BuiltinMemory& memory) {
     u64 code_end = 0;
     if (!is_aligned(guest.memory_bytes, kPageSize) || guest.code_size == 0 ||
         !checked_add(guest.code_gpa, guest.code_size, code_end) || code_end > guest.memory_bytes) {
@@ -83,7 +35,7 @@ bool load_builtin_guest(const BuiltinGuest& guest, GuestMemory& memory) {
 
 // Code pages read-execute, the rest read-write: nothing the guest can write is executable.
 Result<VmHandle, VirtError> create_builtin_vm(const VirtOps& ops, const BuiltinGuest& guest,
-                                              const GuestMemory& memory) {
+                                              const BuiltinMemory& memory) {
     auto vm = ops.create_vm();
     if (!vm) return vm;
     u64 code_start = align_down(guest.code_gpa, kPageSize);
@@ -105,30 +57,6 @@ Result<VmHandle, VirtError> create_builtin_vm(const VirtOps& ops, const BuiltinG
 
 }  // namespace
 
-const char* virt_error_name(VirtError error) {
-    switch (error) {
-    case VirtError::unsupported: return "not supported on this CPU or build";
-    case VirtError::disabled_by_firmware: return "disabled by firmware";
-    case VirtError::out_of_asids: return "out of ASIDs";
-    case VirtError::bad_guest: return "bad guest description";
-    case VirtError::overlapping_mapping: return "guest-physical memory mapped twice";
-    case VirtError::out_of_memory: return "out of memory";
-    }
-    return "?";
-}
-
-const VirtOps* select_virt_ops() {
-    if (ops_selected) return selected_ops;
-    ops_selected = true;
-    switch (platform::cpu_features().vendor) {
-    case CpuVendor::amd: selected_ops = svm_backend(); break;
-    case CpuVendor::intel: selected_ops = vmx_backend(); break;
-    case CpuVendor::unknown: break;
-    }
-    if (selected_ops && !selected_ops->supported()) selected_ops = nullptr;
-    return selected_ops;
-}
-
 u32 run_builtin_guest(const char* name, u64 time_slice) {
     const BuiltinGuest* guest = find_builtin_guest(name);
     if (!guest) {
@@ -145,77 +73,42 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
         return kFailureStatus;
     }
 
-    GuestMemory memory{};
+    BuiltinMemory memory{};
     if (!load_builtin_guest(*guest, memory)) {
         ops->disable();
         return kFailureStatus;
     }
-    VcpuState state{};
-    auto vm = create_builtin_vm(*ops, *guest, memory);
-    if (!vm) {
-        log::error("virt: creating guest {}: {}", name, virt_error_name(vm.error()));
+    static Vm vm;
+    vm.set_up(guest->name, "virt: guest", *ops);
+    auto handle = create_builtin_vm(*ops, *guest, memory);
+    if (!handle) {
+        log::error("virt: creating guest {}: {}", name, virt_error_name(handle.error()));
         platform::free_physical(memory.base, memory.size);
         ops->disable();
         return kFailureStatus;
     }
-    auto vcpu = ops->create_vcpu(*vm, InitialMode{guest->mode, 0}, state);
-    if (!vcpu) {
-        log::error("virt: creating guest {}: {}", name, virt_error_name(vcpu.error()));
-        ops->destroy_vm(*vm);
+    vm.handle = *handle;
+    if (auto created = vm.create_vcpu(InitialMode{guest->mode, 0}); !created) {
+        log::error("virt: creating guest {}: {}", name, virt_error_name(created.error()));
+        ops->destroy_vm(vm.handle);
         platform::free_physical(memory.base, memory.size);
         ops->disable();
         return kFailureStatus;
     }
+    VcpuState& state = vm.vcpu.state();
     state.rip = guest->entry;
     state.reg(Gpr::rsp) = guest->stack_top;
     log::info("virt: guest {} starts on {} ({} KiB, entry {:#x})", name, ops->name, guest->memory_bytes >> 10,
               guest->entry);
 
-    KernelEnvironment env(*ops, *vcpu, name);
-    GuestConsole console{};
-    ExitOutcome outcome;
-    VmExit exit{};
-    u64 exits = 0;
-    u64 preemptions = 0;
-    u64 preempted_in_a_row = 0;
-    u64 started = platform::timestamp();
-    for (;;) {
-        if (exits == kMaxExits) {
-            outcome = ExitOutcome{.stop = true, .reason = StopReason::exit_limit, .status = kFailureStatus};
-            flush_console(console, env);
-            break;
-        }
-        exit = ops->run(*vcpu, state, time_slice);
-        ++exits;
-        if (exit.kind == ExitKind::preemption) {
-            ++preemptions;
-            if (++preempted_in_a_row == kMaxPreemptions) {
-                flush_console(console, env);
-                outcome = ExitOutcome{.stop = true, .reason = StopReason::exit_limit, .status = kFailureStatus};
-                log::error("virt: guest {} ran {} time slices without an exit of its own", name, kMaxPreemptions);
-                break;
-            }
-        } else {
-            preempted_in_a_row = 0;
-        }
-        if (log::threshold() >= log::Level::debug)
-            log::debug("virt: exit {} (code {:#x}) at rip {:#x}, length {}", exit_kind_name(exit.kind),
-                       exit.vendor_code, state.rip, exit.instruction_length);
-        outcome = handle_exit(exit, state, console, env);
-        // A built-in guest has nothing that could wake it: waiting is the end of it.
-        if (outcome.wait) outcome = ExitOutcome{.stop = true, .reason = StopReason::halted};
-        if (outcome.stop) break;
-        if (outcome.inject) ops->inject_exception(*vcpu, outcome.vector, outcome.has_error_code, outcome.error_code);
-    }
-    u64 elapsed = platform::timestamp() - started;
-    report_stop(name, outcome, exit, state, exits);
-    log::debug("virt: guest {} ran for {} cycles", name, elapsed);
-    if (preemptions) log::info("virt: guest {} was preempted {} times", name, preemptions);
-    ops->destroy_vcpu(*vcpu);
-    ops->destroy_vm(*vm);
+    Vm* const vms[] = {&vm};
+    vm.start();
+    run_vms(vms, 1, RunOptions{time_slice, kMaxPreemptions, true});
+    if (vm.vcpu.exits.preemptions) log::info("virt: guest {} was preempted {} times", name, vm.vcpu.exits.preemptions);
+    ops->destroy_vm(vm.handle);
     platform::free_physical(memory.base, memory.size);
     ops->disable();
-    return outcome.status;
+    return vm.vcpu.outcome.status;
 }
 
 }  // namespace nestor::virt

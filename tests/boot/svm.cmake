@@ -26,7 +26,7 @@ nestor_boot_test(svm.npf_outside_guest_memory svm ARGS --kernel ${elf32} --appen
   --expect-status 1
   --expect "^\\[npf\\] npf: reading guest-physical 0x20000$"
   --expect "^error: virt: guest npf stopped: bad memory access after [0-9]+ exits"
-  --expect "^error: virt: guest npf: read of guest-physical 0x20000, outside guest memory$"
+  --expect "^error: virt: guest npf: read of guest-physical 0x20000, outside its memory$"
   --reject "did not stop the guest")
 
 nestor_boot_test(svm.unknown_builtin_guest svm ARGS --kernel ${elf32} --append "nestor.builtin-guest=bogus"

@@ -53,8 +53,8 @@ nestor_boot_test(vmx.npf_outside_guest_memory vmx TIMEOUT 120 ARGS --emulator bo
   --append "nestor.builtin-guest=npf"
   --expect-status 1
   --expect "^\\[npf\\] npf: reading guest-physical 0x20000$"
-  --expect "^error: virt: guest npf stopped: bad memory access after [0-9]+ exits \\(exit nested_page_fault code 0x30 "
-  --expect "^error: virt: guest npf: read of guest-physical 0x20000, outside guest memory$"
+  --expect "^error: virt: guest npf stopped: bad memory access after [0-9]+ exits \\(last exit nested_page_fault code 0x30 "
+  --expect "^error: virt: guest npf: read of guest-physical 0x20000, outside its memory$"
   --reject "did not stop the guest")
 
 nestor_boot_test(vmx.unknown_builtin_guest vmx TIMEOUT 120 ARGS --emulator bochs --kernel-elf64 ${elf64}

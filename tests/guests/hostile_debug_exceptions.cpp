@@ -20,10 +20,6 @@ using namespace nestor::guest;
 
 namespace {
 
-constexpr u64 kRflagsTf = u64{1} << 8;
-constexpr u64 kRflagsRf = u64{1} << 16;
-constexpr u64 kRflagsAc = u64{1} << 18;
-constexpr u64 kCr0Am = u64{1} << 18;
 constexpr u64 kDr6Bs = u64{1} << 14;
 constexpr u16 kTssSelector = 0x28;
 

@@ -75,10 +75,7 @@ constexpr u64 kScratchEnd = kScratch + kScratchBytes;
 constexpr u64 kStackFill = 512;  // bytes below the scratch stack's top holding fuzz_stream_done
 constexpr u32 kMaxInstructions = 12;
 constexpr u16 kCodeSelector = 0x08, kDataSelector = 0x10, kTssSelector = 0x18;
-constexpr u32 kMsrEfer = 0xC0000080;
 constexpr u64 kPresent = 1, kWritable = 2, kAccessed = 1u << 5, kDirty = 1u << 6, kNoExecute = u64{1} << 63;
-constexpr u64 kCr0Wp = 1u << 16, kCr4OsXsave = 1u << 18;
-constexpr u64 kRflagsIf = 1u << 9;
 constexpr u16 kExitPort = 0xF4;
 constexpr u64 kHypercallShutdown = NESTOR_HC_SHUTDOWN;
 
@@ -722,7 +719,7 @@ void enter_own_state() {
     u64 cr4 = read_cr4();
     bool has_xsave = (cpuid(1).ecx >> 26) & 1;
     if (has_xsave) {
-        cr4 |= kCr4OsXsave;
+        cr4 |= kCr4Osxsave;
         asm volatile("mov %0, %%cr4" ::"r"(cr4));
         u32 lo, hi;
         asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));

@@ -50,10 +50,6 @@ const Probe kProbes[] = {
     HOSTILE_PROBE("vmfunc", "0x0f, 0x01, 0xd4"),
 };
 
-constexpr u32 kMsrEfer = 0xC0000080;
-constexpr u64 kEferSvme = u64{1} << 12;
-constexpr u64 kCr4Vmxe = u64{1} << 13;
-
 struct MsrProbe {
     const char* name;
     u32 index;
@@ -110,7 +106,7 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         println(", CR4.VMXE now ", (read_cr4() & kCr4Vmxe) ? 1 : 0);
         // What a CPU refuses of any CR4 write: a reserved bit, and clearing PAE in long mode (QEMU's
         // SVM would take both and fail the next VMRUN, stopping the domain as an invalid state).
-        constexpr u64 kCr4Reserved19 = u64{1} << 19, kCr4Pae = u64{1} << 5;
+        constexpr u64 kCr4Reserved19 = u64{1} << 19;
         print("virt: mov cr4|bit19: ");
         hostile::print_outcome(try_run([cr4] {
             asm volatile("mov %0, %%cr4" ::"r"(cr4 | kCr4Reserved19) : "memory");
@@ -119,7 +115,6 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         hostile::print_outcome(try_run([cr4] { asm volatile("mov %0, %%cr4" ::"r"(cr4 & ~kCr4Pae) : "memory"); }));
         println(", CR4 unchanged ", read_cr4() == cr4 ? 1 : 0);
         // EFER.LME may not change while paging is on.
-        constexpr u64 kEferLme = u64{1} << 8;
         print("virt: wrmsr EFER&~LME: ");
         hostile::print_outcome(try_run([efer] { wrmsr(kMsrEfer, efer & ~kEferLme); }));
         println(", EFER unchanged ", rdmsr(kMsrEfer) == efer ? 1 : 0);

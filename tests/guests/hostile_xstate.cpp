@@ -18,8 +18,6 @@ namespace {
 constexpr u32 kCpuid1EcxXsave = 1u << 26;
 constexpr u32 kCpuid1EcxOsxsave = 1u << 27;
 constexpr u32 kCpuid1EcxAvx = 1u << 28;
-constexpr u64 kCr4Osxsave = u64{1} << 18;
-constexpr u64 kXcr0Avx = 0x7;  // x87, SSE, AVX
 constexpr u64 kPatternTag = 0xF11D000000000000;
 constexpr int kRegisters = 16;
 constexpr int kRounds = 60;
@@ -60,7 +58,7 @@ u64 debug_pattern(int i) { return kDebugPattern | u64(i); }
 
 void enable_avx() {
     write_cr4(read_cr4() | kCr4Osxsave);
-    xsetbv(kXcr0Avx);
+    xsetbv(kXcr0X87 | kXcr0Sse | kXcr0Avx);
 }
 
 #define NESTOR_EACH_REG(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)

@@ -40,7 +40,7 @@ enum class Route : u8 {
 const char* route_name(Route route);
 
 // The #VMEXIT of Route::reflect_as_ud: the #UD exception intercept.
-inline constexpr u64 kExitUd = arch::exit_code::exception_base + 6;
+inline constexpr u64 kExitUd = arch::exit_code::exception(6);
 
 // Whether L1's snapshot asks for `code` (the intercept vectors only, not the permission maps).
 bool l1_intercepts(const Vmcb& snapshot, u64 code);
@@ -72,15 +72,14 @@ inline bool reflected_instruction(u64 reflected, u64 code) {
 // with every breakpoint off). The caller clears GIF, as every #VMEXIT does. Inline: a call would
 // cost as much as the four stores.
 inline void resume_l1(VmcbSave& l1) {
-    constexpr u64 kRflagsVm = arch::bit(17);
     l1.cr0 |= arch::kCr0Pe;
-    l1.rflags = (l1.rflags & ~kRflagsVm) | arch::kRflagsFixed1;
+    l1.rflags = (l1.rflags & ~arch::kRflagsVm) | arch::kRflagsFixed1;
     l1.dr7 = arch::kDr7Reset;
     l1.cpl = 0;
 }
 
 // The fields VMLOAD / VMSAVE move (between the CPU and a VMCB in L1's memory). They stay in the
-// CPU across VMRUN and #VMEXIT: L1 and L2 share them, in vmcb01 (nested_context.hpp).
+// CPU across VMRUN and #VMEXIT: L1 and L2 share them, in vmcb01 (nested_hardware.hpp).
 void copy_vmload_state(const VmcbSave& from, VmcbSave& to);
 
 // The exit as L1 sees it (an L2 exit reflected, or one L0 synthesises such as a shadow #NPF).
@@ -135,8 +134,7 @@ inline void write_vmexit_control(VmcbControl& out, const Vmcb& snapshot, const V
 // Writes the #VMEXIT into vmcb12 (L0's writable view of L1's page): L2's state from vmcb02, the
 // exit, NRIP, and int_ctl as L1 set it with V_TPR / V_IRQ as L2 left them. Only the fields the
 // CPU writes, each once, straight into L1's page: L1 cannot run while its vCPU is here. Inline:
-// the exit's fields then go from vmcb02 to vmcb12 without a VmexitInfo in memory between them (a
-// sixth of the writing).
+// the exit's fields then go from vmcb02 to vmcb12 without a VmexitInfo in memory between them.
 [[gnu::always_inline]] inline void write_vmexit(Vmcb& vmcb12, const Vmcb& snapshot, const Vmcb& vmcb02,
                                                 const VmexitInfo& exit) {
     write_vmexit_save(vmcb12.save, snapshot, vmcb02.save);

@@ -28,7 +28,7 @@ public:
     virtual L1Page page(u64 l1_physical) = 0;
     // L0's view of [l1_physical, l1_physical + bytes) when it is L1 RAM in one piece (writable
     // when `writable`), or nullptr. Valid until the component returns to the kernel, and after
-    // that for as long as the VM's mapping generation stays the same (nested_context.hpp: L0
+    // that for as long as the VM's mapping generation stays the same (nested_hardware.hpp: L0
     // unmaps nothing without changing it); for copying many fields of one structure at once (the
     // VMRUN snapshot of vmcb12, the #VMEXIT into it). L1 may change its memory at any time: what
     // is read through it is read once.

@@ -1,12 +1,12 @@
 // Nested SVM: what an L1 hypervisor on AMD sees of SVM, and running its L2. The L1 discovers SVM
 // (CPUID), turns on EFER.SVME, sets up VM_HSAVE_PA and VM_CR, and runs L2 with VMRUN: the core
 // (nested_vmrun.hpp) checks a snapshot of vmcb12 and builds vmcb02, which the SVM backend runs
-// (nestor/x86/svm/nested_context.hpp); L2's exits are routed (exit_reflect.hpp) to L1 as a
+// (nestor/x86/svm/nested_hardware.hpp); L2's exits are routed (exit_reflect.hpp) to L1 as a
 // #VMEXIT, to L0's own rules, or to the shadow nested page table. Built only with AMD_SVM=ON.
 #include "../nested_component.hpp"
 
 #include "nestor/lib/placement_new.hpp"
-#include "nestor/x86/svm/nested_context.hpp"
+#include "nestor/x86/svm/nested_hardware.hpp"
 #include "nested_vmrun.hpp"
 
 namespace nestor::nested {
@@ -59,24 +59,18 @@ struct VcpuBlock {
 
 namespace {
 
-using x86::svm::NestedContext;
+using x86::svm::NestedHardware;
 
 constexpr u32 kMsrVmCr = 0xC0010114;
-constexpr u32 kMsrVmHsavePa = 0xC0010117;
-constexpr u64 kEferSvme = u64{1} << 12;
+using amd_svm::kMsrVmHsavePa;
+using arch::kEferSvme;
 // VM_CR bits an L1 may set: DPD, R_INIT, DIS_A20M. LOCK and SVMDIS stay clear (SVM usable).
 constexpr u64 kVmCrWritable = 0x7;
-constexpr u64 kPageMask = 0xFFF;
+using arch::kPageMask;
 constexpr u64 kBlockBytes = align_up(sizeof(VcpuBlock), kPageSize);
 
-// SVM exit codes of the intercepted instructions (the backend's VmExit::vendor_code).
-constexpr u64 kExitInvlpga = 0x7A;
-constexpr u64 kExitVmrun = 0x80;
-constexpr u64 kExitVmload = 0x82;
-constexpr u64 kExitVmsave = 0x83;
-constexpr u64 kExitStgi = 0x84;
-constexpr u64 kExitClgi = 0x85;
-constexpr u64 kExitSkinit = 0x86;
+// The intercepted instructions' exit codes are the backend's VmExit::vendor_code.
+namespace exit_code = arch::exit_code;
 
 // CPUID as an L1 sees it: SVM revision 1 with nested paging and NRIP save (NRIPS is emulated: the
 // kernel knows every exit's instruction length).
@@ -89,10 +83,11 @@ constexpr u32 kSvmFeatureNrips = 1u << 3;
 // What a vmcb12 may ask for: the EFER bits L1's CPU has, the CR4 bits its CPUID can offer (no
 // VMXE, SMXE, PKE, CET or LA57).
 constexpr u64 kL1Efer = arch::kEferSce | arch::kEferLme | arch::kEferLma | arch::kEferNxe | arch::kEferSvme;
-constexpr u64 kL1Cr4 = 0x7FF | arch::bit(16) | arch::bit(17) | arch::bit(18) | arch::bit(20) | arch::bit(21);
+constexpr u64 kL1Cr4 =
+    arch::kCr4Baseline | arch::kCr4Fsgsbase | arch::kCr4Pcide | arch::kCr4Osxsave | arch::kCr4Smep | arch::kCr4Smap;
 
 SvmVcpu& svm_of(NestedVcpu& vcpu) { return core(vcpu).svm; }
-NestedContext* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedContext*>(vcpu.hardware); }
+NestedHardware* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedHardware*>(vcpu.hardware); }
 
 Decision resume() { return Decision{Action::resume, 0, nullptr}; }
 
@@ -115,20 +110,18 @@ VcpuBlock* block_of(NestedVcpu& vcpu) {
 }
 
 // Whether vmcb02 runs on the shadow NPT (or the empty root), not on L0's tables of L1.
-bool on_shadow(const NestedContext& hw) { return hw.vmcb02->control.nested_cr3 != hw.vmcb01->control.nested_cr3; }
+bool on_shadow(const NestedHardware& hw) {
+    return hw.resources().vmcb02->control.nested_cr3 != hw.resources().vmcb01->control.nested_cr3;
+}
 
 // Back to L1 without a #VMEXIT (reset, teardown): the backend runs vmcb01 again. The shadow's
 // tables are freed, so vmcb02 moves to the empty root: no VMCB ever points at freed tables.
 void leave_guest_mode(NestedVcpu& vcpu) {
     SvmVcpu& s = svm_of(vcpu);
     if (s.block) abandon_guest_mode(s.block->nested);
-    if (NestedContext* hw = hardware_of(vcpu)) {
-        if (on_shadow(*hw)) hw->vmcb02->control.nested_cr3 = hw->empty_npt_root;
-        if (hw->run_l2) {
-            hw->run_l2 = false;
-            hw->switched = true;
-            hw->state_in_vmcb = false;  // the kernel resets the state itself
-        }
+    if (NestedHardware* hw = hardware_of(vcpu)) {
+        if (on_shadow(*hw)) hw->resources().vmcb02->control.nested_cr3 = hw->resources().empty_npt_root;
+        hw->reset_to_l1();  // the kernel resets the state itself
     }
     vcpu.guest_exit = nullptr;
 }
@@ -137,13 +130,13 @@ void leave_guest_mode(NestedVcpu& vcpu) {
 // While L2 runs on the shadow, vmcb02 gets a fresh root and L2's ASID is flushed; outside guest
 // mode (the next VMRUN builds vmcb02 again and takes the flush request) or with no frame left (L2
 // faults on it and shadow_fault tries again), the empty root.
-void restart_shadow(NestedContext& hw, VcpuBlock& block) {
+void restart_shadow(NestedHardware& hw, VcpuBlock& block) {
     block.nested.shadow.drop_all();
     if (!on_shadow(hw)) return;  // vmcb02 runs on L0's tables of L1
-    VmcbControl& c = hw.vmcb02->control;
-    paddr root = hw.run_l2 ? block.nested.shadow.root() : 0;
-    c.nested_cr3 = root ? root : hw.empty_npt_root;
-    if (!hw.run_l2) return;
+    VmcbControl& c = hw.resources().vmcb02->control;
+    paddr root = hw.running_l2() ? block.nested.shadow.root() : 0;
+    c.nested_cr3 = root ? root : hw.resources().empty_npt_root;
+    if (!hw.running_l2()) return;
     block.nested.shadow.take_flush_request();
     c.tlb_control = x86::svm::kTlbControlFlushAll;
 }
@@ -167,36 +160,6 @@ void vcpu_destroy(NestedVcpu& vcpu) {
     s.block_pa = 0;
 }
 
-// The neutral state the vCPU runs with next, from the VMCB it switches to (as the backend does
-// after every exit).
-virt::CpuMode mode_of(const VmcbSave& s) {
-    constexpr u64 kRflagsVm = arch::bit(17);
-    if ((s.efer & arch::kEferLma) && (s.cs.attrib & x86::svm::attrib::long_mode)) return virt::CpuMode::long64;
-    if (!(s.cr0 & arch::kCr0Pe) || (s.rflags & kRflagsVm)) return virt::CpuMode::real16;
-    return (s.cs.attrib & x86::svm::attrib::default32) ? virt::CpuMode::protected32 : virt::CpuMode::protected16;
-}
-
-void load_state(const VmcbSave& s, virt::VcpuState& state) {
-    state.rip = s.rip;
-    state.rflags = s.rflags;
-    state.rax() = s.rax;
-    state.reg(virt::Gpr::rsp) = s.rsp;
-    state.efer = s.efer & ~kEferSvme;
-    state.cr0 = s.cr0;
-    state.cs_base = s.cs.base;
-    state.mode = mode_of(s);
-}
-
-// The kernel's state is the running VMCB's newest: RIP, RFLAGS, RAX, RSP (the backend writes
-// them at the next entry; the component reads the VMCB now).
-void store_state(const virt::VcpuState& state, VmcbSave& s) {
-    s.rip = state.rip;
-    s.rflags = state.rflags | arch::kRflagsFixed1;
-    s.rax = state.reg(virt::Gpr::rax);
-    s.rsp = state.reg(virt::Gpr::rsp);
-    s.efer = state.efer | kEferSvme;
-}
-
 // Long mode first: an L2 that exits to its L1 runs in it nearly always.
 u64 next_rip(const virt::VmExit& exit, const virt::VcpuState& state) {
     if (exit.instruction_length == 0) return 0;
@@ -206,25 +169,19 @@ u64 next_rip(const virt::VmExit& exit, const virt::VcpuState& state) {
     return state.mode == virt::CpuMode::protected32 ? next & 0xFFFFFFFF : next & 0xFFFF;
 }
 
-void switch_to(NestedContext& hw, bool l2, virt::VcpuState& state) {
-    hw.run_l2 = l2;
-    hw.switched = true;
-    load_state(l2 ? hw.vmcb02->save : hw.vmcb01->save, state);
-    hw.state_in_vmcb = true;
-}
-
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
 
 // --- L1's SVM instructions ------------------------------------------------------------------
 
 Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     if (!hw) return stop("nested SVM: this backend cannot run an L2");
     if (exit.instruction_length == 0) return stop("nested SVM: the length of L1's VMRUN is unknown");
     VcpuBlock* block = block_of(vcpu);
     if (!block) return stop("nested SVM: no memory for L1's nested state");
-    Vmcb& vmcb01 = *hw->vmcb01;
-    store_state(state, vmcb01.save);
+    const x86::svm::NestedResources& r = hw->resources();
+    Vmcb& vmcb01 = *r.vmcb01;
+    hw->write_state(state);  // L1's registers into vmcb01, which L1 runs with
     const VmcbControl& l1c = vmcb01.control;
     L1Offer offer{true, kL1PhysicalBits, kL1Efer, kL1Cr4};
     // L0's controls for L2 are those it has for L1, without the CR4-write intercept (which keeps
@@ -236,31 +193,29 @@ Decision vmrun(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& stat
     l0.intercept_misc2 = l1c.intercept_misc2;
     l0.intercept_misc3 = l1c.intercept_misc3;
     l0.tsc_offset = l1c.tsc_offset;
-    l0.l2_asid = hw->l2_asid;
+    l0.l2_asid = r.l2_asid;
     l0.l1_asid = l1c.guest_asid;
-    l0.iopm_pa = hw->merged_iopm_pa;
-    l0.msrpm_pa = hw->merged_msrpm_pa;
+    l0.iopm_pa = r.merged_iopm_pa;
+    l0.msrpm_pa = r.merged_msrpm_pa;
     l0.l1_npt_root = l1c.nested_cr3;
     VmrunEnvironment env{.memory = block->memory,
                          .offer = offer,
                          .l0 = l0,
-                         .l0_iopm = hw->l0_iopm,
-                         .l0_msrpm = hw->l0_msrpm,
-                         .merged_iopm = hw->merged_iopm,
-                         .merged_msrpm = hw->merged_msrpm,
-                         .mapping_generation = *hw->mapping_generation};
-    VmrunOutcome o = emulate_vmrun(block->nested, env, vmcb01.save, state.rax(), next_rip(exit, state), *hw->vmcb02);
+                         .l0_iopm = r.l0_iopm,
+                         .l0_msrpm = r.l0_msrpm,
+                         .merged_iopm = r.merged_iopm,
+                         .merged_msrpm = r.merged_msrpm,
+                         .mapping_generation = *r.mapping_generation};
+    VmrunOutcome o = emulate_vmrun(block->nested, env, vmcb01.save, state.rax(), next_rip(exit, state), *r.vmcb02);
     switch (o.result) {
     case VmrunResult::entered:
-        switch_to(*hw, true, state);
+        hw->enter_l2(state);             // vmcb02 was just built under this mapping generation (emulate_vmrun)
         vcpu.guest_exit = reflect_exit;  // the kernel sends L2's exits straight here
         svm_of(vcpu).gif = true;
         svm_of(vcpu).l2_svme = true;  // the checks let no vmcb12 without EFER.SVME through
-        // vmcb02 was just built on a shadow of this mapping generation (emulate_vmrun).
-        hw->shadow_stale = false;
         return resume();
     case VmrunResult::vmexit_invalid:  // L1 continues after its VMRUN, GIF clear
-        load_state(vmcb01.save, state);
+        hw->enter_l1(state);
         svm_of(vcpu).gif = false;
         return resume();
     case VmrunResult::inject_gp: return inject_gp();
@@ -293,17 +248,17 @@ u64 address_operand(const virt::VcpuState& state) {
 
 // L1's VMLOAD / VMSAVE: RAX is L1-physical.
 Decision vmload_vmsave(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     VcpuBlock* block = block_of(vcpu);
     if (!hw || !block) return stop("nested SVM: no memory for L1's nested state");
     u64 address = address_operand(state);
     if (address & kPageMask) return inject_gp();
-    return move_vmload_state(*block, address, exit.vendor_code == kExitVmload, hw->vmcb01->save);
+    return move_vmload_state(*block, address, exit.vendor_code == exit_code::vmload, hw->resources().vmcb01->save);
 }
 
 // L1's INVLPGA, or L2's that L1 does not intercept: the shadow starts over (shadow_npt.hpp).
 Decision invlpga(NestedVcpu& vcpu) {
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
     if (hw && block) restart_shadow(*hw, *block);
     return complete();
@@ -315,20 +270,21 @@ bool& efer_svme(NestedVcpu& vcpu) { return in_guest_mode(vcpu) ? svm_of(vcpu).l2
 Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     // As on the CPU: SVM instructions #UD unless EFER.SVME is set, and outside protected mode.
     // SKINIT is not offered in CPUID, so it always #UDs.
-    if (!efer_svme(vcpu) || state.mode == virt::CpuMode::real16 || exit.vendor_code == kExitSkinit) return inject_ud();
+    if (!efer_svme(vcpu) || state.mode == virt::CpuMode::real16 || exit.vendor_code == exit_code::skinit)
+        return inject_ud();
     switch (exit.vendor_code) {
-    case kExitVmrun: return vmrun(vcpu, exit, state);
-    case kExitVmload:
-    case kExitVmsave: return vmload_vmsave(vcpu, exit, state);
-    case kExitStgi:
+    case exit_code::vmrun: return vmrun(vcpu, exit, state);
+    case exit_code::vmload:
+    case exit_code::vmsave: return vmload_vmsave(vcpu, exit, state);
+    case exit_code::stgi:
         svm_of(vcpu).gif = true;
         if (VcpuBlock* block = svm_of(vcpu).block) block->nested.gif = true;
         return complete();
-    case kExitClgi:
+    case exit_code::clgi:
         svm_of(vcpu).gif = false;
         if (VcpuBlock* block = svm_of(vcpu).block) block->nested.gif = false;
         return complete();
-    case kExitInvlpga: return invlpga(vcpu);
+    case exit_code::invlpga: return invlpga(vcpu);
     default: break;
     }
     return stop("nested SVM: an unknown SVM instruction exit");
@@ -381,41 +337,41 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
 
 // A #VMEXIT into L1: vmcb12 gets the exit, L1 resumes after its VMRUN with GIF clear. vmcb02's
 // save area must hold L2's newest state (vmexit_to_l1 puts it there). Inlined into each caller:
-// on the reflected exit's path a call of its own cost a tenth of the #VMEXIT.
-[[gnu::always_inline]] inline Decision vmexit_from_vmcb02(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
+// it is on the reflected exit's path, where a call of its own would be a tenth of the #VMEXIT.
+[[gnu::always_inline]] inline Decision vmexit_from_vmcb02(NestedVcpu& vcpu, NestedHardware& hw, VcpuBlock& block,
                                                           const VmexitInfo& info, virt::VcpuState& state) {
-    bool written =
-        emulate_vmexit(block.nested, block.memory, *hw.vmcb02, info, hw.vmcb01->save, *hw.mapping_generation);
-    switch_to(hw, false, state);
+    const x86::svm::NestedResources& r = hw.resources();
+    bool written = emulate_vmexit(block.nested, block.memory, *r.vmcb02, info, r.vmcb01->save, *r.mapping_generation);
+    hw.enter_l1(state);
     vcpu.guest_exit = nullptr;
     svm_of(vcpu).gif = false;
     if (!written) return stop("nested SVM: vmcb12 is no longer in L1's memory");
     return resume();
 }
 
-// The same when `state` is L2's and newer than vmcb02 (store_state): after an exit L0 handled for
-// L2 (exception_for_l2, route_interrupt), whose changes the backend writes only at its next entry.
-[[gnu::always_inline]] inline Decision vmexit_to_l1(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
+// The same when `state` is L2's and newer than vmcb02: after an exit L0 handled for L2
+// (exception_for_l2, route_interrupt), whose changes the backend writes only at its next entry.
+[[gnu::always_inline]] inline Decision vmexit_to_l1(NestedVcpu& vcpu, NestedHardware& hw, VcpuBlock& block,
                                                     const VmexitInfo& info, virt::VcpuState& state) {
-    store_state(state, hw.vmcb02->save);
+    hw.write_state(state);
     return vmexit_from_vmcb02(vcpu, hw, block, info, state);
 }
 
 // L0 unmapped part of L1 while L2 ran on the shadow (the backend noticed): start it over.
-void refresh_shadow(NestedContext& hw, VcpuBlock& block) {
-    hw.shadow_stale = false;
-    block.nested.shadow_generation = *hw.mapping_generation;
+void refresh_shadow(NestedHardware& hw, VcpuBlock& block) {
+    block.nested.shadow_generation = *hw.resources().mapping_generation;
     restart_shadow(hw, block);
 }
 
-Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const L2Exit& e, virt::VcpuState& state) {
+Decision shadow_fault(NestedVcpu& vcpu, NestedHardware& hw, VcpuBlock& block, const L2Exit& e, virt::VcpuState& state) {
     ShadowResult r = block.nested.shadow.fault(block.memory, e.info_2, e.info_1);
+    VmcbControl& vmcb02 = hw.resources().vmcb02->control;
     switch (r.outcome) {
     case ShadowOutcome::mapped:
         // A dropped-and-rebuilt root (budget spent) or an upgraded entry: flush L2's translations.
-        hw.vmcb02->control.nested_cr3 = block.nested.shadow.root();
+        vmcb02.nested_cr3 = block.nested.shadow.root();
         block.nested.shadow.take_flush_request();
-        hw.vmcb02->control.tlb_control = x86::svm::kTlbControlFlushAll;
+        vmcb02.tlb_control = x86::svm::kTlbControlFlushAll;
         return resume();
     case ShadowOutcome::reflect_npf:
         return vmexit_to_l1(vcpu, hw, block,
@@ -425,7 +381,7 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
     case ShadowOutcome::l1_table_not_ram: return stop("nested SVM: L1's nested page table is not in L1's memory");
     case ShadowOutcome::out_of_memory: break;
     }
-    hw.vmcb02->control.nested_cr3 = hw.empty_npt_root;  // the shadow started over and got no root
+    vmcb02.nested_cr3 = hw.resources().empty_npt_root;  // the shadow started over and got no root
     return stop("nested SVM: no memory for the shadow nested page table");
 }
 
@@ -433,12 +389,12 @@ Decision shadow_fault(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, con
 // runs with). RAX is L2-physical:
 // through L1's nested page table when L1 has one, as the CPU's virtualized VMLOAD / VMSAVE
 // translate it (a refusal is L1's #NPF), else it is L1-physical. Never a host address.
-Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block, const virt::VmExit& exit,
+Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedHardware& hw, VcpuBlock& block, const virt::VmExit& exit,
                           virt::VcpuState& state) {
     u64 address = address_operand(state);
     // Unaligned or beyond the physical address width: #GP, as on the CPU (never an alias below it).
     if ((address & kPageMask) || (address >> kL1PhysicalBits) != 0) return inject_gp();
-    bool load = exit.vendor_code == kExitVmload;
+    bool load = exit.vendor_code == exit_code::vmload;
     if (uses_nested_paging(block.nested.snapshot)) {
         u64 access = arch::npf_info::final_address | (load ? 0 : arch::npf_info::write);
         ShadowResult t = block.nested.shadow.translate(block.memory, address, access);
@@ -448,19 +404,19 @@ Decision l2_vmload_vmsave(NestedVcpu& vcpu, NestedContext& hw, VcpuBlock& block,
         if (t.outcome != ShadowOutcome::mapped) return stop("nested SVM: L1's nested page table is not in L1's memory");
         address = t.l1_physical;
     }
-    return move_vmload_state(block, address, load, hw.vmcb01->save);
+    return move_vmload_state(block, address, load, hw.resources().vmcb01->save);
 }
 
 Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
-    if (!hw || !block || !hw->run_l2) [[unlikely]]
+    if (!hw || !block || !hw->running_l2()) [[unlikely]]
         return stop("nested SVM: an L2 exit without an L2");
-    if (hw->shadow_stale) [[unlikely]]
+    if (hw->take_stale_shadow()) [[unlikely]]
         refresh_shadow(*hw, *block);
-    const VmcbControl& c = hw->vmcb02->control;
+    const VmcbControl& c = hw->resources().vmcb02->control;
     // Called as the exit is reported: `state` is what the backend just read from vmcb02's save
-    // area, so a #VMEXIT from here needs no store_state.
+    // area, so a #VMEXIT from here needs no write_state.
     // The common case, an instruction L1 intercepts: what route_l2_exit would answer, in one test.
     if (reflected_instruction(block->nested.reflected, c.exit_code))
         return vmexit_from_vmcb02(
@@ -484,7 +440,7 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
             if (!l1_intercepts(block->nested.snapshot, kExitUd)) return inject_ud();
             return vmexit_from_vmcb02(vcpu, *hw, *block, VmexitInfo{kExitUd, 0, 0, e.exit_int_info, 0}, state);
         }
-        if (e.code == kExitStgi || e.code == kExitClgi || e.code == kExitInvlpga)
+        if (e.code == exit_code::stgi || e.code == exit_code::clgi || e.code == exit_code::invlpga)
             return virtualization_instruction(vcpu, exit, state);
         return l2_vmload_vmsave(vcpu, *hw, *block, exit, state);
     case Route::l0:
@@ -497,9 +453,9 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
 // intercepts the vector: exceptions injected through EVENTINJ are never checked against
 // intercepts by the CPU, so L0 does it. EXITINFO1 is the error code, as for the CPU's own.
 Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code, virt::VcpuState& state) {
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
-    if (!hw || !block || !hw->run_l2) return not_nested();
+    if (!hw || !block || !hw->running_l2()) return not_nested();
     u64 code = arch::exit_code::exception_base + vector;
     if (!l1_intercepts(block->nested.snapshot, code)) return not_nested();
     VmexitInfo info{code, has_error_code ? error_code : 0, 0, 0, 0};
@@ -511,17 +467,17 @@ Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 
 Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
     if (!svm_of(vcpu).gif) return resume();
     if (!in_guest_mode(vcpu)) return not_nested();
-    NestedContext* hw = hardware_of(vcpu);
+    NestedHardware* hw = hardware_of(vcpu);
     VcpuBlock* block = svm_of(vcpu).block;
-    if (!hw || !block || !hw->run_l2) return resume();
-    switch (route_l1_interrupt(true, block->nested.snapshot, hw->vmcb01->save.rflags, state.rflags)) {
+    if (!hw || !block || !hw->running_l2()) return resume();
+    switch (route_l1_interrupt(true, block->nested.snapshot, hw->resources().vmcb01->save.rflags, state.rflags)) {
     case L1Interrupt::blocked: return resume();
     case L1Interrupt::deliver_to_l2: return not_nested();
     case L1Interrupt::vmexit_intr: break;
     }
     // Between two runs of L2: the exit that got here was L0's and is done, so the state is L2's.
     // An event whose delivery that exit interrupted goes to L1 in EXITINTINFO, as on the CPU.
-    VmexitInfo info{x86::svm::exit_code::intr, 0, 0, hw->vmcb02->control.exit_int_info, 0};
+    VmexitInfo info{x86::svm::exit_code::intr, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
 

@@ -22,9 +22,9 @@ struct NestedSvmVcpu {
     u64 reflected = 0;  // reflected_instructions(snapshot) while in guest mode
     // L0's writable view of a vmcb12 page, from the last #VMEXIT that looked it up (nullptr:
     // none), found while the VM's mappings were at `generation`. L0 removes or narrows no mapping
-    // without a new generation (nested_context.hpp), so while it is the same the view is still
+    // without a new generation (nested_hardware.hpp), so while it is the same the view is still
     // L1's page, writable, and the next #VMEXIT into the same vmcb12 writes through it without
-    // looking it up again (the lookup was a tenth of a reflected exit).
+    // looking it up again (a lookup would be a tenth of a reflected exit).
     struct Vmcb12View {
         u64 pa = 0;
         u64 generation = 0;
@@ -48,7 +48,7 @@ struct VmrunEnvironment {
     const u8* l0_msrpm;
     u8* merged_iopm;  // ... and where the merged ones go (the frames l0.iopm_pa / msrpm_pa)
     u8* merged_msrpm;
-    u64 mapping_generation;  // the VM's now (nested_context.hpp): changed by every unmap
+    u64 mapping_generation;  // the VM's now (nested_hardware.hpp): changed by every unmap
 };
 
 enum class VmrunResult : u8 {
@@ -90,7 +90,7 @@ inline Vmcb* vmcb12_for_vmexit(NestedSvmVcpu& vcpu, L1Memory& memory, u64 mappin
     Vmcb* vmcb12 = vmcb12_for_vmexit(vcpu, memory, mapping_generation);
     bool written = vmcb12 != nullptr;
     if (written) write_vmexit(*vmcb12, vcpu.snapshot, vmcb02, exit);
-    resume_l1(l1);  // the VMLOAD state is in `l1` already: L2 ran with L1's (nested_context.hpp)
+    resume_l1(l1);  // the VMLOAD state is in `l1` already: L2 ran with L1's (nested_hardware.hpp)
     vcpu.gif = false;
     vcpu.guest_mode = false;
     return written;

@@ -78,7 +78,7 @@ inline bool uses_nested_paging(const Vmcb& snapshot) {
 // Builds vmcb02 from the checked snapshot, L1's current CPU state `l1_cpu` (its gPAT, which L2
 // shares without L1's nested paging) and L0. Every field is written but the VMLOAD state (FS, GS,
 // TR, LDTR and the syscall MSRs), which is the CPU's, not vmcb12's: the backend loads it from
-// vmcb01 for L2 as for L1 (nested_context.hpp). Its reserved bytes stay as allocated, zero.
+// vmcb01 for L2 as for L1 (nested_hardware.hpp). Its reserved bytes stay as allocated, zero.
 Status<MergeError> build_vmcb02(const Vmcb& snapshot, const VmcbSave& l1_cpu, const L0Controls& l0, Vmcb& vmcb02);
 
 // The merged permission maps (IOPM, MSRPM): a bit is set if L0's is or L1's is; L1's map counts

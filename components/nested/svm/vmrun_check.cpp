@@ -140,9 +140,8 @@ Status<SnapshotError> take_snapshot(L1Memory& memory, u64 vmcb12_pa, Vmcb& snaps
     if (vmcb12_pa & kPageMask) return fail(SnapshotError::unaligned);
     // The fields a VMRUN reads, in two pieces: the control area up to N_CR3 and the save area up to
     // gPAT. The rest of the page (the CPU's outputs, the AVIC, SEV and LBR fields L0 never offers,
-    // the reserved bytes) means nothing to a VMRUN, and copying it was a large part of VMRUN's
-    // cost; in the snapshot those fields stay zero. One window over both (a read per piece cost
-    // as much as the bytes it saved), each byte copied once: whatever L1 writes into vmcb12
+    // the reserved bytes) means nothing to a VMRUN and is not copied; in the snapshot those fields
+    // stay zero. One window over both, each byte copied once: whatever L1 writes into vmcb12
     // meanwhile, the checks and vmcb02 see only the copy.
     constexpr usize kControlBytes = __builtin_offsetof(VmcbControl, nested_cr3) + sizeof(u64);
     constexpr usize kSaveOffset = __builtin_offsetof(Vmcb, save);

@@ -12,9 +12,9 @@ GuestContext* resident_guest_context = nullptr;
 
 namespace {
 
-constexpr u64 kCr0Mp = u64{1} << 1;
-constexpr u64 kCr0Em = u64{1} << 2;
-constexpr u64 kCr0Ts = u64{1} << 3;
+using x86_regs::kCr0Em;
+using x86_regs::kCr0Mp;
+using x86_regs::kCr0Ts;
 constexpr usize kFxsaveFcw = 0;     // x87 control word in the legacy image
 constexpr usize kFxsaveMxcsr = 24;  // MXCSR in the legacy image
 constexpr u16 kFcwReset = 0x037F;

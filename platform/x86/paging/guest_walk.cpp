@@ -1,14 +1,15 @@
 #include "nestor/x86/guest_walk.hpp"
 
+#include "nestor/arch/x86_regs.hpp"
 #include "nestor/lib/util.hpp"
 
 namespace nestor::x86 {
 namespace {
 
-constexpr u64 kCr0Pg = u64{1} << 31;
-constexpr u64 kCr4Pse = u64{1} << 4;
-constexpr u64 kCr4Pae = u64{1} << 5;
-constexpr u64 kEferLma = u64{1} << 10;
+using x86_regs::kCr0Pg;
+using x86_regs::kCr4Pae;
+using x86_regs::kCr4Pse;
+using x86_regs::kEferLma;
 constexpr u64 kPresent = 1;
 constexpr u64 kLarge = u64{1} << 7;
 constexpr u64 kAddress52 = 0x000FFFFFFFFFF000;
@@ -67,6 +68,20 @@ bool guest_translate(const GuestPaging& p, u64 linear, GuestPhysicalReader& memo
     if (p.efer & kEferLma) return walk_64bit_entries(p.cr3 & kAddress52, 4, linear, memory, gpa);
     if (p.cr4 & kCr4Pae) return walk_pae(p.cr3, linear & 0xFFFFFFFF, memory, gpa);
     return walk_32bit(p, linear & 0xFFFFFFFF, memory, gpa);
+}
+
+bool PagedGuestMemory::read(u64 gpa, void* out, usize size) {
+    for (usize done = 0; done < size;) {
+        u64 address = gpa + done;
+        if (address < gpa) return false;  // wrapped past the top of the address space
+        const u8* page = host_page(align_down(address, kPageSize));
+        if (!page) return false;
+        u64 offset = address & (kPageSize - 1);
+        usize chunk = min<usize>(size - done, kPageSize - offset);
+        copy_bytes(static_cast<u8*>(out) + done, page + offset, chunk);
+        done += chunk;
+    }
+    return true;
 }
 
 usize read_guest_linear(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u8* out, usize size) {

@@ -13,6 +13,8 @@
 #include "nestor/virt/virt_ops.hpp"
 #include "nestor/x86/cpu.hpp"
 #include "nestor/x86/guest_context.hpp"
+#include "nestor/x86/guest_walk.hpp"
+#include "nestor/x86/host_cpuid.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/vmx/ept.hpp"
 #include "nestor/x86/vmx/vmcs.hpp"
@@ -30,7 +32,7 @@ using namespace nestor::x86::vmx;
 
 // The VMX VM behind the kernel's opaque handle: EPT, VPID and the permission bitmaps. It lives in
 // a frame of its own.
-struct BackendVm {
+struct VmxVm {
     paddr self;
     paddr ept_root;
     u64 eptp;
@@ -40,11 +42,11 @@ struct BackendVm {
     paddr io_bitmap_b;  // ports 0x8000-0xFFFF
     paddr msr_bitmap;
 };
-static_assert(sizeof(BackendVm) <= kPageSize);
+static_assert(sizeof(VmxVm) <= kPageSize);
 
-struct BackendVcpu {
+struct VmxVcpu {
     paddr self;
-    BackendVm* vm;
+    VmxVm* vm;
     paddr vmcs_pa;
     bool launched;
     bool flush_pending;  // INVEPT/INVVPID before the first entry
@@ -57,14 +59,21 @@ struct BackendVcpu {
     u64 cr0_shadow;
     bool save_efer;
     bool ia32e_mode;
-    bool nested;  // the domain may set CR4.VMXE
+    bool nested;    // the domain may set CR4.VMXE
+    u64 slice_end;  // TSC value at which its time slice ends, while it is slice_owner
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
 };
-static_assert(sizeof(BackendVcpu) <= kPageSize);
+static_assert(sizeof(VmxVcpu) <= kPageSize);
 
 namespace {
+
+// The kernel's opaque handles (virt_ops.hpp) are this backend's own objects.
+VmxVm* vm_of(VmHandle handle) { return reinterpret_cast<VmxVm*>(handle); }
+VmxVcpu* vcpu_of(VcpuHandle handle) { return reinterpret_cast<VmxVcpu*>(handle); }
+VmHandle handle_of(VmxVm* vm) { return reinterpret_cast<VmHandle>(vm); }
+VcpuHandle handle_of(VmxVcpu* vcpu) { return reinterpret_cast<VcpuHandle>(vcpu); }
 
 constexpr u32 kMaxVpids = 64;
 constexpr u64 kInvalidLinkPointer = ~u64{0};
@@ -105,6 +114,7 @@ paddr current_vmcs = 0;
 DescriptorPointer host_gdtr = {};
 DescriptorPointer host_idtr = {};
 bool vpid_used[kMaxVpids] = {};
+const VmxVcpu* slice_owner = nullptr;  // whose time slice is running (VmxVcpu::slice_end)
 
 // --- VMX instructions. Each reports failure (VMfailInvalid: CF, VMfailValid: ZF) as false.
 bool vmxon(paddr region) {
@@ -351,7 +361,8 @@ u16 allocate_vpid() {
 
 void free_table(paddr table, void*) { free_frame(table); }
 
-void vmx_destroy_vm(VmHandle vm) {
+void vmx_destroy_vm(VmHandle handle) {
+    VmxVm* vm = vm_of(handle);
     if (!vm) return;
     if (vm->vcpus) log::warn("vmx: destroying a VM with {} vCPUs", vm->vcpus);
     if (vm->ept_root) {
@@ -366,7 +377,7 @@ void vmx_destroy_vm(VmHandle vm) {
     free_frame(vm->msr_bitmap);
     if (vm->vpid && vm->vpid < kMaxVpids) vpid_used[vm->vpid] = false;
     paddr self = vm->self;
-    vm->~BackendVm();
+    vm->~VmxVm();
     free_frame(self);
 }
 
@@ -382,7 +393,7 @@ Result<VmHandle, VirtError> vmx_create_vm() {
         if (vpid) vpid_used[vpid] = false;
         return fail(VirtError::out_of_memory);
     }
-    BackendVm* vm = new (frame_pointer<void>(self)) BackendVm{};
+    VmxVm* vm = new (frame_pointer<void>(self)) VmxVm{};
     vm->self = self;
     vm->vpid = vpid;
     // Every port and every MSR exits to the kernel.
@@ -392,16 +403,17 @@ Result<VmHandle, VirtError> vmx_create_vm() {
     AllocatorTableMemory memory = ept_memory();
     EptBuilder ept(memory, caps.large_pages);
     if (!vm->io_bitmap_a || !vm->io_bitmap_b || !vm->msr_bitmap || !ept.create_root()) {
-        vmx_destroy_vm(vm);
+        vmx_destroy_vm(handle_of(vm));
         return fail(VirtError::out_of_memory);
     }
     vm->ept_root = ept.root();
     vm->eptp = make_eptp(vm->ept_root);
     log::debug("vmx: VM with VPID {}, EPT root {:#x}", vpid, vm->ept_root);
-    return vm;
+    return handle_of(vm);
 }
 
-Status<VirtError> vmx_map(VmHandle vm, const GuestMapping& mapping) {
+Status<VirtError> vmx_map(VmHandle handle, const GuestMapping& mapping) {
+    VmxVm* vm = vm_of(handle);
     AllocatorTableMemory memory = ept_memory();
     EptBuilder ept(memory, caps.large_pages);
     ept.use_root(vm->ept_root);
@@ -417,7 +429,8 @@ Status<VirtError> vmx_map(VmHandle vm, const GuestMapping& mapping) {
     }
 }
 
-Status<VirtError> vmx_unmap(VmHandle vm, u64 guest_physical, u64 size) {
+Status<VirtError> vmx_unmap(VmHandle handle, u64 guest_physical, u64 size) {
+    VmxVm* vm = vm_of(handle);
     AllocatorTableMemory memory = ept_memory();
     EptBuilder ept(memory, caps.large_pages);
     ept.use_root(vm->ept_root);
@@ -432,7 +445,7 @@ Status<VirtError> vmx_unmap(VmHandle vm, u64 guest_physical, u64 size) {
 
 // Makes the vCPU's VMCS current and its guest context resident: another vCPU's registers can be in
 // the CPU only when another VMCS is current, so an exit back to the same vCPU pays nothing.
-bool make_current(BackendVcpu& vcpu) {
+bool make_current(VmxVcpu& vcpu) {
     if (current_vmcs == vcpu.vmcs_pa) return true;
     if (!vmptrld(vcpu.vmcs_pa)) return false;
     current_vmcs = vcpu.vmcs_pa;
@@ -490,7 +503,8 @@ template <typename Write> void write_segment(Write& w, u32 selector_field, const
     w(field::guest_es_base + 2 * index, s.base);
 }
 
-void vmx_destroy_vcpu(VcpuHandle vcpu) {
+void vmx_destroy_vcpu(VcpuHandle handle) {
+    VmxVcpu* vcpu = vcpu_of(handle);
     if (!vcpu) return;
     if (vcpu->vmcs_pa) {
         if (!vmclear(vcpu->vmcs_pa)) log::warn("vmx: VMCLEAR of {:#x} failed", vcpu->vmcs_pa);
@@ -499,12 +513,14 @@ void vmx_destroy_vcpu(VcpuHandle vcpu) {
     }
     guest_context_destroy(vcpu->context);
     if (vcpu->vm) --vcpu->vm->vcpus;
+    if (slice_owner == vcpu) slice_owner = nullptr;
     paddr self = vcpu->self;
-    vcpu->~BackendVcpu();
+    vcpu->~VmxVcpu();
     free_frame(self);
 }
 
-Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& initial, VcpuState& state) {
+Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode& initial, VcpuState& state) {
+    VmxVm* vm = vm_of(handle);
     if (!vmx_enabled || !vm) return fail(VirtError::unsupported);
     InitialGuestState s{};
     if (!initial_guest_state(initial.mode, initial.cr3, s)) return fail(VirtError::bad_guest);
@@ -520,23 +536,23 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
 
     paddr self = allocate_frame(0);
     if (!self) return fail(VirtError::out_of_memory);
-    BackendVcpu* vcpu = new (frame_pointer<void>(self)) BackendVcpu{};
+    VmxVcpu* vcpu = new (frame_pointer<void>(self)) VmxVcpu{};
     vcpu->self = self;
     vcpu->vm = vm;
     ++vm->vcpus;
     vcpu->vmcs_pa = allocate_frame(0);
     if (!vcpu->vmcs_pa) {
-        vmx_destroy_vcpu(vcpu);
+        vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
     }
     *frame_pointer<u32>(vcpu->vmcs_pa) = caps.revision;
     if (!guest_context_create(vcpu->context, true)) {
-        vmx_destroy_vcpu(vcpu);
+        vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
     }
     if (!vmclear(vcpu->vmcs_pa) || !make_current(*vcpu)) {
         log::error("vmx: VMCLEAR/VMPTRLD of the new VMCS {:#x} failed", vcpu->vmcs_pa);
-        vmx_destroy_vcpu(vcpu);
+        vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::unsupported);
     }
     vcpu->flush_pending = true;
@@ -611,7 +627,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
     if (!w.ok()) {
         log::error("vmx: VMWRITE of field {:#x} failed (VM-instruction error {})", w.failed_field(),
                    vmread(field::instruction_error));
-        vmx_destroy_vcpu(vcpu);
+        vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::unsupported);
     }
 
@@ -624,10 +640,10 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle vm, const InitialMode& in
                initial.mode == CpuMode::real16   ? "real mode"
                : initial.mode == CpuMode::long64 ? "long mode"
                                                  : "protected mode");
-    return vcpu;
+    return handle_of(vcpu);
 }
 
-void refresh_state(BackendVcpu& vcpu, VcpuState& state) {
+void refresh_state(VmxVcpu& vcpu, VcpuState& state) {
     state.rip = vmread(field::guest_rip);
     state.reg(Gpr::rsp) = vmread(field::guest_rsp);
     state.rflags = vmread(field::guest_rflags);
@@ -672,7 +688,43 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
         vmwrite(field::guest_pending_debug_exceptions, vmread(field::guest_pending_debug_exceptions) | debug_qual::bs);
 }
 
-VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+// The TSC ticks left of the slice `vcpu` is about to run, 0 if it is over. A slice spans every run
+// of this vCPU until it expires, as on SVM: reloading the preemption timer with the whole slice at
+// each entry would let a guest that exits often keep the CPU for ever. A slice starts when another
+// vCPU ran since this one (slice_owner is set only here, to the vCPU about to run) or when this
+// one's last slice ended (preemption clears slice_owner). One RDTSC per entry. A slice is at most
+// what the 32-bit timer counts, so the time left always fits it.
+[[gnu::always_inline]] inline u64 slice_left(VmxVcpu& vcpu, u64 time_slice) {
+    u64 now = rdtsc();
+    if (slice_owner != &vcpu) [[unlikely]] {
+        u64 longest = u64{0xFFFFFFFF} << caps.preemption_rate;
+        u64 slice = time_slice < longest ? time_slice : longest;
+        slice_owner = &vcpu;
+        if (__builtin_add_overflow(now, slice, &vcpu.slice_end)) vcpu.slice_end = ~u64{0};
+        return slice;
+    }
+    return vcpu.slice_end > now ? vcpu.slice_end - now : 0;
+}
+
+// The slice ran out between two runs (an exit came before the timer): the vCPU does not enter.
+[[gnu::noinline]] VmExit slice_over() {
+    slice_owner = nullptr;
+    VmExit exit{};
+    exit.kind = ExitKind::preemption;
+    exit.vendor_code = exit_reason::preemption_timer;
+    return exit;
+}
+
+VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
+    u64 timer = 0;
+    if (time_slice) {
+        u64 left = slice_left(*vcpu, time_slice);
+        if (!left) [[unlikely]]
+            return slice_over();
+        timer = ((left - 1) >> caps.preemption_rate) + 1;  // rounded up: at least 1
+    } else {
+        slice_owner = nullptr;
+    }
     if (!make_current(*vcpu)) {
         log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
         return entry_instruction_failure(instruction_error::vmptrld_invalid);
@@ -686,17 +738,14 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     VmcsWriter w;
     w(field::guest_rip, state.rip);
     w(field::guest_rsp, state.reg(Gpr::rsp));
-    w(field::guest_rflags, state.rflags | kRflagsReserved1);
+    w(field::guest_rflags, state.rflags | kRflagsFixed1);
     if (caps.load_efer) w(field::guest_efer, state.efer);  // the kernel emulates the guest's WRMSR
     u32 pin = time_slice ? caps.pin_with_timer : caps.pin_without_timer;
     if (pin != vcpu->pin_controls) {
         w(field::pin_based_controls, pin);
         vcpu->pin_controls = pin;
     }
-    if (time_slice) {
-        u64 ticks = time_slice >> caps.preemption_rate;
-        w(field::preemption_timer_value, ticks == 0 ? 1 : ticks > 0xFFFFFFFF ? 0xFFFFFFFF : ticks);
-    }
+    if (time_slice) w(field::preemption_timer_value, timer);
     if (vcpu->event_pending) {
         w(field::entry_interruption_info, vcpu->pending_info);
         w(field::entry_exception_error_code, vcpu->pending_error_code);
@@ -730,6 +779,7 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
     // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
     // host's handler takes it, or the next entry would exit again at once.
     if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
+    if (basic_reason == exit_reason::preemption_timer) slice_owner = nullptr;  // the next run starts a slice
     if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration)
         raw.guest_physical = vmread(field::guest_physical_address);
     refresh_state(*vcpu, state);
@@ -762,7 +812,7 @@ VmExit run_once(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
 // real register, and follow paging into and out of long mode as the CPU would.
 enum class CrWrite : u8 { done, fault, failed };
 
-CrWrite write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
+CrWrite write_guest_cr0(VmxVcpu& vcpu, VcpuState& state, u64 value) {
     GuestCr cr0{};
     if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return CrWrite::fault;
     u64 old = vmread(field::guest_cr0);
@@ -782,10 +832,9 @@ CrWrite write_guest_cr0(BackendVcpu& vcpu, VcpuState& state, u64 value) {
 
 // CR4.VMXE and SMXE belong to features the guest's CPUID does not offer: #GP, as on a CPU without
 // them (a nested-VMX guest will get VMXE from the nested component).
-constexpr u64 kCr4Vmxe = u64{1} << 13;
-constexpr u64 kCr4NotOffered = kCr4Vmxe | (u64{1} << 14);
+constexpr u64 kCr4NotOffered = kCr4Vmxe | kCr4Smxe;
 
-CrWrite write_guest_cr4(const BackendVcpu& vcpu, u64 value) {
+CrWrite write_guest_cr4(const VmxVcpu& vcpu, u64 value) {
     GuestCr cr4{};
     u64 not_offered = (vcpu.nested ? kCr4NotOffered & ~kCr4Vmxe : kCr4NotOffered) |
                       cr4_extended_state_not_offered(guest_xsave_offer());
@@ -796,10 +845,10 @@ CrWrite write_guest_cr4(const BackendVcpu& vcpu, u64 value) {
     return w.ok() ? CrWrite::done : CrWrite::failed;
 }
 
-void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code);
+void vmx_inject_exception(VcpuHandle handle, u8 vector, bool, u32 error_code);
 
 // MOV to CR0/CR3/CR4 that exited; false (the exit goes to the kernel as unknown) for anything else.
-bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
+bool emulate_cr_access(VmxVcpu& vcpu, VcpuState& state) {
     u64 q = vmread(field::exit_qualification);
     u32 cr = q & 15, access = (q >> 4) & 3, reg = (q >> 8) & 15;
     if (access != 0) return false;  // MOV from CR, CLTS, LMSW: not intercepted by our masks
@@ -810,7 +859,7 @@ bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
                                : CrWrite::failed;
     if (result == CrWrite::failed) return false;
     if (result == CrWrite::fault) {  // RIP stays on the MOV, which faults
-        vmx_inject_exception(&vcpu, 13, true, 0);
+        vmx_inject_exception(handle_of(&vcpu), 13, true, 0);
         return true;
     }
     state.rip += vmread(field::exit_instruction_length);
@@ -819,14 +868,16 @@ bool emulate_cr_access(BackendVcpu& vcpu, VcpuState& state) {
 }
 
 // Control-register writes are the backend's business: they never reach the kernel.
-VmExit vmx_run(VcpuHandle vcpu, VcpuState& state, u64 time_slice) {
+VmExit vmx_run(VcpuHandle handle, VcpuState& state, u64 time_slice) {
+    VmxVcpu* vcpu = vcpu_of(handle);
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
         if (exit.vendor_code != exit_reason::cr_access || !emulate_cr_access(*vcpu, state)) return exit;
     }
 }
 
-void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code) {
+void vmx_inject_exception(VcpuHandle handle, u8 vector, bool, u32 error_code) {
+    VmxVcpu* vcpu = vcpu_of(handle);
     // Whether an error code goes with it follows the architecture (VM entry insists): only in
     // protected mode, only for the vectors that push one.
     bool protected_mode = make_current(*vcpu) && (vmread(field::guest_cr0) & kCr0Pe);
@@ -836,7 +887,8 @@ void vmx_inject_exception(VcpuHandle vcpu, u8 vector, bool, u32 error_code) {
     vcpu->event_pending = true;
 }
 
-bool vmx_inject_interrupt(VcpuHandle vcpu, const VcpuState& state, u8 vector) {
+bool vmx_inject_interrupt(VcpuHandle handle, const VcpuState& state, u8 vector) {
+    VmxVcpu* vcpu = vcpu_of(handle);
     if (!(state.rflags & kRflagsIf) || vcpu->event_pending || !make_current(*vcpu)) return false;
     u64 blocking = vmread(field::guest_interruptibility);
     if (blocking & (interruptibility::sti | interruptibility::mov_ss)) {
@@ -854,13 +906,9 @@ bool vmx_inject_interrupt(VcpuHandle vcpu, const VcpuState& state, u8 vector) {
     return true;
 }
 
-CpuidValues vmx_host_cpuid(u32 leaf, u32 subleaf) {
-    CpuidResult r = cpuid(leaf, subleaf);
-    return {r.eax, r.ebx, r.ecx, r.edx};
-}
-
 // CR4 as the guest sees it: the read shadow for the bits the host owns.
-GuestXsaveControls vmx_xsave_controls(VcpuHandle vcpu) {
+GuestXsaveControls vmx_xsave_controls(VcpuHandle handle) {
+    VmxVcpu* vcpu = vcpu_of(handle);
     u64 cr4 = 0;
     if (make_current(*vcpu)) {
         u64 mask = vmread(field::cr4_guest_host_mask);
@@ -869,10 +917,40 @@ GuestXsaveControls vmx_xsave_controls(VcpuHandle vcpu) {
     return {cr4, guest_context_xcr0(vcpu->context)};
 }
 
-void vmx_set_xcr0(VcpuHandle vcpu, u64 xcr0) { guest_context_set_xcr0(vcpu->context, xcr0); }
+void vmx_set_xcr0(VcpuHandle handle, u64 xcr0) { guest_context_set_xcr0(vcpu_of(handle)->context, xcr0); }
+
+// Guest-physical memory through the VM's EPT: only what the VM maps readable.
+class EptGuestMemory final : public PagedGuestMemory {
+public:
+    explicit EptGuestMemory(const VmxVm& vm) : tables_memory_(ept_memory()), ept_(tables_memory_) {
+        ept_.use_root(vm.ept_root);
+    }
+
+private:
+    const u8* host_page(u64 gpa_page) override {
+        auto translation = ept_.translate(gpa_page);
+        if (!translation || !translation->readable) return nullptr;
+        return frame_pointer<u8>(translation->host_physical);
+    }
+
+    AllocatorTableMemory tables_memory_;
+    EptBuilder ept_;
+};
+
+// The walk uses the CR0 and CR4 the CPU translates with (the VMCS's guest fields), not the
+// guest's read shadows.
+usize vmx_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, usize size) {
+    VmxVcpu* vcpu = vcpu_of(handle);
+    if (!make_current(*vcpu)) return 0;
+    GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), state.efer};
+    EptGuestMemory memory(*vcpu->vm);
+    u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    return read_guest_linear(paging, linear, memory, out, size);
+}
 
 constexpr VirtOps kVmxOps = {
     .name = "vmx",
+    .vendor = CpuVendor::intel,
     .supported = vmx_supported,
     .enable = vmx_enable,
     .disable = vmx_disable,
@@ -885,9 +963,10 @@ constexpr VirtOps kVmxOps = {
     .inject_exception = vmx_inject_exception,
     .inject_interrupt = vmx_inject_interrupt,
     .destroy_vcpu = vmx_destroy_vcpu,
-    .host_cpuid = vmx_host_cpuid,
+    .host_cpuid = x86::host_cpuid,
     .xsave_controls = vmx_xsave_controls,
     .set_xcr0 = vmx_set_xcr0,
+    .read_guest_code = vmx_read_guest_code,
 };
 
 }  // namespace

@@ -50,7 +50,7 @@ constexpr SegmentState segment(u16 selector, u32 limit, u32 access) { return Seg
 bool initial_guest_state(CpuMode mode, u64 cr3, InitialGuestState& out) {
     out = InitialGuestState{};
     out.ldtr = segment(0, 0, ar::unusable);
-    out.rflags = virt::kRflagsReserved1;
+    out.rflags = virt::kRflagsFixed1;
     switch (mode) {
     case CpuMode::real16:
         // As after a reset, with CS base 0: flat 64 KiB segments, the IVT at 0.

@@ -55,7 +55,7 @@ const Breaker kBreakers[] = {
     {"efer_mbz", [](svm::Vmcb& v) { v.save.efer |= bit(1); }},
     {"long_mode_without_pae", [](svm::Vmcb& v) { v.save.cr4 &= ~svm::kCr4Pae; }},
     {"long_mode_without_pe", [](svm::Vmcb& v) { v.save.cr0 &= ~svm::kCr0Pe; }},
-    {"long_mode_cs_l_and_d", [](svm::Vmcb& v) { v.save.cs.attrib |= svm::kAttribDefault32; }},
+    {"long_mode_cs_l_and_d", [](svm::Vmcb& v) { v.save.cs.attrib |= svm::attrib::default32; }},
     {"event_inject_type", [](svm::Vmcb& v) { v.control.event_inject = svm::event::make(0x20, 1); }},
     {"event_inject_vector",
      [](svm::Vmcb& v) { v.control.event_inject = svm::event::make(0x20, svm::event::type_exception); }},

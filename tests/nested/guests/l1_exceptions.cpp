@@ -69,7 +69,6 @@ struct ExpectedFault {
 };
 
 constexpr u8 kVectorNM = 7;
-constexpr u64 kCr0Ts = 1u << 3;
 
 const ExpectedFault kFaults[] = {
     {"ud2", kVectorUD, l2_ud, l2_ud_next, kNotChecked, kNotChecked},
@@ -108,7 +107,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     vmcb.save.cr0 |= kCr0Ts;
     vmcb.control.intercept_misc2 &= ~svm::intercept2::vmmcall;
     vmcb.control.intercept_misc1 |= svm::intercept1::hlt;
-    for (const ExpectedFault& f : kFaults) vmcb.control.intercept_exceptions |= svm::exception_intercept(f.vector);
+    for (const ExpectedFault& f : kFaults) vmcb.control.intercept_exceptions |= svm::intercept_exception(f.vector);
 
     for (const ExpectedFault& f : kFaults)
         if (!take_fault(f)) return 1;

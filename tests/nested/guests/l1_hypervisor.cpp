@@ -66,7 +66,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     }
     u64 info = vmcb.control.exit_info_1;
     println("L2 exit ", hex(code, 1), ": io port ", hex(svm::ioio::port(info), 1), " size ", svm::ioio::size(info),
-            (info & svm::ioio::in) ? " in" : " out", " al ", hex(vmcb.save.rax & 0xFF, 1));
+            (info & svm::ioio::type_in) ? " in" : " out", " al ", hex(vmcb.save.rax & 0xFF, 1));
     vmcb.save.rip = vmcb.control.next_rip;
 
     code = run_l2();

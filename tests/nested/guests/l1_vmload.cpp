@@ -42,7 +42,6 @@ volatile u64 kernel_gs_marker = 0x6B6B6B6B;
 
 constexpr u16 kCodeSelector = 0x08;  // the runtime's GDT: 0x08 code, 0x10 data
 constexpr u64 kSfmaskDf = 1u << 10;
-constexpr u64 kRflagsDf = 1u << 10;
 
 const char* outcome(const ExceptionRecord& r) { return r.raised ? exception_name(r.vector) : "ok"; }
 

@@ -9,12 +9,9 @@ using namespace nestor::guest;
 
 namespace {
 
-constexpr u32 kMsrEfer = 0xC0000080;
 constexpr u32 kMsrVmCr = 0xC0010114;
 constexpr u32 kMsrHsavePa = 0xC0010117;
-constexpr u64 kEferSvme = u64{1} << 12;
 constexpr u32 kMsrFeatureControl = 0x3A;
-constexpr u64 kCr4Vmxe = u64{1} << 13;
 
 void report_msr_read(const char* name, u32 index) {
     u64 value = 0;

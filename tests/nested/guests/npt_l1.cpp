@@ -121,10 +121,10 @@ int remap() {
     set_up_vmcb(npt_l2_remap);
     expect_read(kL2Data, kMagicData);
     npt_map(kL2Data, frame_with(kMagicRemapFlush));
-    vmcb.control.tlb_control = svm::tlb_control::flush_all;
+    vmcb.control.tlb_control = svm::kTlbControlFlushAll;
     println("L1 points ", hex(kL2Data, 1), " at another frame, TLB_CONTROL flush");
     expect_read(kL2Data, kMagicRemapFlush);
-    vmcb.control.tlb_control = svm::tlb_control::nothing;
+    vmcb.control.tlb_control = svm::kTlbControlNothing;
     npt_map(kL2Data, frame_with(kMagicRemapInvlpga));
     svm::invlpga(kL2Data, kAsid);
     println("L1 points ", hex(kL2Data, 1), " at a third frame, INVLPGA");
@@ -143,7 +143,7 @@ int readonly() {
     expect_npf();
     println("L1's frame still holds ", hex(*table(page), 1));
     npt_map(kL2ReadOnly, page, true);
-    vmcb.control.tlb_control = svm::tlb_control::flush_all;
+    vmcb.control.tlb_control = svm::kTlbControlFlushAll;
     println("L1 makes ", hex(kL2ReadOnly, 1), " writable and resumes L2");
     expect_read(kL2ReadOnly, kL2Wrote);
     println("L1's frame now holds ", hex(*table(page), 1));
@@ -154,7 +154,6 @@ int readonly() {
 }
 
 int nx() {
-    constexpr u64 kEferNxe = u64{1} << 11;
     u64 l1_efer = rdmsr(svm::kMsrEfer);
     set_up_npt(frame_with(kMagicData));
     *npt_leaf(kL2Landing) =
@@ -165,7 +164,7 @@ int nx() {
             ", L1's NPT maps ", hex(kL2Landing, 1), " no-execute");
     expect_npf();
     npt_map(kL2Landing, reinterpret_cast<u64>(npt_l2_code_page), false);
-    vmcb.control.tlb_control = svm::tlb_control::flush_all;
+    vmcb.control.tlb_control = svm::kTlbControlFlushAll;
     println("L1 lets L2 execute ", hex(kL2Landing, 1), " and resumes L2");
     expect_exit(svm::exit_code::cpuid);
     println("L2 exit 0x72 cpuid at L2 rip ", hex(vmcb.save.rip, 1));
@@ -253,7 +252,7 @@ int marker(u64 start) {
     wait_until(start, kMarkerStart);
     for (u32 run = 0; run < kRuns; ++run) {
         vmcb.save.rip = entry;
-        vmcb.control.tlb_control = svm::tlb_control::flush_all;
+        vmcb.control.tlb_control = svm::kTlbControlFlushAll;
         yield();
         expect_exit(svm::exit_code::hlt);
     }

@@ -93,3 +93,48 @@ TEST_CASE("guest_walk.reads_across_a_page_boundary") {
     CHECK(out[2] == 0xD9);
     CHECK(read_guest_linear(p, 0x1FFE, g, out, 4) == 2);  // the next page is not mapped
 }
+
+namespace {
+
+// Guest-physical pages 0, 2 and the last page below 2^64 mapped; page 1 unmapped.
+class TwoPages final : public PagedGuestMemory {
+public:
+    TwoPages() : low(kPageSize, 0x11), high(kPageSize, 0x22) {}
+    std::vector<u8> low, high;
+    std::vector<u64> asked;
+
+private:
+    const u8* host_page(u64 gpa_page) override {
+        asked.push_back(gpa_page);
+        if (gpa_page == 0) return low.data();
+        if (gpa_page == 2 * kPageSize || gpa_page == align_down(~u64{0}, kPageSize)) return high.data();
+        return nullptr;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("guest_walk.paged_memory_reads_page_by_page") {
+    TwoPages memory;
+    memory.low[kPageSize - 1] = 0xAB;
+    memory.high[0] = 0xCD;
+    u8 out[4] = {};
+    // Within one page, at the page's end.
+    REQUIRE(memory.read(kPageSize - 1, out, 1) == true);
+    CHECK(out[0] == 0xAB);
+    // Crossing into the unmapped page fails; the mapped page after it reads.
+    CHECK_FALSE(memory.read(kPageSize - 2, out, 4));
+    REQUIRE(memory.read(2 * kPageSize, out, 2));
+    CHECK(out[0] == 0xCD);
+    CHECK(out[1] == 0x22);
+    // Every page is asked for by its aligned address.
+    for (u64 page : memory.asked) CHECK(page % kPageSize == 0);
+    // An address range that wraps past 2^64 is refused, not folded back to page 0.
+    CHECK_FALSE(memory.read(~u64{0}, out, 2));
+}
+
+TEST_CASE("guest_walk.code_linear_address_wraps_outside_long_mode") {
+    CHECK(code_linear_address(0xFFFF0000, 0x10010, false) == 0x10);
+    CHECK(code_linear_address(0xFFFF0000, 0x10010, true) == 0x100000010);
+    CHECK(code_linear_address(0x10000, 0x1234, false) == 0x11234);
+}

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "nestor/nested/nested_ops.hpp"
-#include "nestor/x86/svm/nested_context.hpp"
+#include "nestor/x86/svm/nested_hardware.hpp"
 #include "nestor/x86/svm/vmcb.hpp"
 
 namespace nested_test {
@@ -86,10 +86,79 @@ private:
     static bool inside(u64 gpa, usize bytes) { return gpa < kL1Bytes && kL1Bytes - gpa >= bytes; }
 };
 
-// The SVM backend's side of one nested vCPU (nestor/x86/svm/nested_context.hpp) as the wiring
-// tests drive it: vmcb01 (L1, ASID 1, L0's tables of L1 at 0x8000) and vmcb02, L0's permission
-// maps for L1 (everything intercepted), the merged maps, an empty nested root and the VM's
-// mapping generation. The "physical" addresses are made up; the component never dereferences them.
+// The SVM backend's side of one nested vCPU (nestor/x86/svm/nested_hardware.hpp) as the wiring
+// tests drive it: its operations do what the contract says the backend's do (which VMCB runs, the
+// kernel's state loaded from it or written into it, the stale-shadow hand-off), on made-up
+// "physical" addresses the component never dereferences, and count the calls.
+class FakeSvmBackend final : public x86::svm::NestedHardware {
+public:
+    explicit FakeSvmBackend(const x86::svm::NestedResources& allocated) { resources_ = allocated; }
+
+    void enter_l2(virt::VcpuState& state) override {
+        ++l2_entries;
+        running_l2_ = true;
+        shadow_stale_ = false;
+        pending_event = resources_.vmcb02->control.event_inject;
+        load(resources_.vmcb02->save, state);
+    }
+    void enter_l1(virt::VcpuState& state) override {
+        ++l1_entries;
+        leave_l2();
+        load(resources_.vmcb01->save, state);
+    }
+    void reset_to_l1() override {
+        ++resets;
+        leave_l2();
+    }
+    void write_state(const virt::VcpuState& state) override {
+        ++state_writes;
+        x86::svm::VmcbSave& s = running().save;
+        s.rip = state.rip;
+        s.rflags = state.rflags | 2;
+        s.rax = state.reg(virt::Gpr::rax);
+        s.rsp = state.reg(virt::Gpr::rsp);
+        s.efer = state.efer | kSvme;
+    }
+
+    // What the backend does when it sees L0's unmap at the next entry: vmcb02, when it is on a
+    // shadow (not on L0's tables of L1, vmcb01's), moves to the empty root and is flagged.
+    void l0_unmapped() {
+        if (resources_.vmcb02->control.nested_cr3 == resources_.vmcb01->control.nested_cr3) return;
+        shadow_stale_ = true;
+        resources_.vmcb02->control.nested_cr3 = resources_.empty_npt_root;
+    }
+    x86::svm::Vmcb& running() const { return running_l2_ ? *resources_.vmcb02 : *resources_.vmcb01; }
+    bool shadow_flagged() const { return shadow_stale_; }  // without taking it
+
+    int l2_entries = 0, l1_entries = 0, resets = 0, state_writes = 0;
+    u64 pending_event = 0;  // EVENTINJ for the next entry
+
+private:
+    static constexpr u64 kSvme = u64{1} << 12;
+    void leave_l2() {
+        if (!running_l2_) return;
+        running_l2_ = false;
+        pending_event = 0;
+    }
+    static void load(const x86::svm::VmcbSave& s, virt::VcpuState& state) {
+        state.rip = s.rip;
+        state.rflags = s.rflags;
+        state.reg(virt::Gpr::rax) = s.rax;
+        state.reg(virt::Gpr::rsp) = s.rsp;
+        state.cr0 = s.cr0;
+        state.efer = s.efer & ~kSvme;
+        state.cs_base = s.cs.base;
+        bool long_mode = (s.efer & (u64{1} << 10)) && (s.cs.attrib & x86::svm::attrib::long_mode);
+        state.mode = long_mode                                     ? virt::CpuMode::long64
+                     : !(s.cr0 & 1)                                ? virt::CpuMode::real16
+                     : (s.cs.attrib & x86::svm::attrib::default32) ? virt::CpuMode::protected32
+                                                                   : virt::CpuMode::protected16;
+    }
+};
+
+// One nested vCPU's backend resources: vmcb01 (L1, ASID 1, L0's tables of L1 at 0x8000) and
+// vmcb02, L0's permission maps for L1 (everything intercepted), the merged maps, an empty nested
+// root and the VM's mapping generation, with the backend's operations on them (`hw`).
 struct FakeNestedHardware {
     static constexpr paddr kEmptyNptRoot = 0x9000;
 
@@ -98,23 +167,17 @@ struct FakeNestedHardware {
     std::vector<u8> l0_iopm = std::vector<u8>(0x3000, 0xFF), l0_msrpm = std::vector<u8>(0x2000, 0xFF);
     std::vector<u8> merged_iopm = std::vector<u8>(0x3000), merged_msrpm = std::vector<u8>(0x2000);
     u64 mapping_generation = 1;  // the VM's: changed by every unmap
-    x86::svm::NestedContext hw{vmcb01,
-                               0x1000,
-                               vmcb02,
-                               0x2000,
-                               7,
-                               l0_iopm.data(),
-                               l0_msrpm.data(),
-                               merged_iopm.data(),
-                               merged_msrpm.data(),
-                               0x3000,
-                               0x5000,
-                               false,
-                               false,
-                               false,
-                               kEmptyNptRoot,
-                               &mapping_generation,
-                               false};
+    FakeSvmBackend hw{x86::svm::NestedResources{.vmcb01 = vmcb01,
+                                                .vmcb02 = vmcb02,
+                                                .l2_asid = 7,
+                                                .l0_iopm = l0_iopm.data(),
+                                                .l0_msrpm = l0_msrpm.data(),
+                                                .merged_iopm = merged_iopm.data(),
+                                                .merged_msrpm = merged_msrpm.data(),
+                                                .merged_iopm_pa = 0x3000,
+                                                .merged_msrpm_pa = 0x5000,
+                                                .empty_npt_root = kEmptyNptRoot,
+                                                .mapping_generation = &mapping_generation}};
 
     FakeNestedHardware() {
         vmcb01->control.guest_asid = 1;
@@ -126,6 +189,8 @@ struct FakeNestedHardware {
         std::free(vmcb01);
         std::free(vmcb02);
     }
+    // What the kernel hands the component (NestedVcpu::hardware), as the backend gives it.
+    void* handle() { return static_cast<x86::svm::NestedHardware*>(&hw); }
 };
 
 }  // namespace nested_test

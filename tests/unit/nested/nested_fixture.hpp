@@ -5,6 +5,7 @@
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/exit_handler.hpp"
 #include "nestor/virt/platform_caps.hpp"
+#include "nestor/virt/vm_devices.hpp"
 
 namespace nested_test {
 
@@ -30,13 +31,16 @@ inline CpuFeatures intel_cpu(bool ept = true, bool unrestricted = true) {
     return cpu;
 }
 
-inline VirtOps backend_named(const char* name) {
+// A backend table with only its name and vendor: what the nested support and the platform
+// capabilities judge a backend by. The names differ from the real ones, as the vendor decides.
+inline VirtOps backend_of(CpuVendor vendor, const char* name) {
     VirtOps ops{};
     ops.name = name;
+    ops.vendor = vendor;
     return ops;
 }
-inline const VirtOps kSvmOps = backend_named("svm");
-inline const VirtOps kVmxOps = backend_named("vmx");
+inline const VirtOps kSvmOps = backend_of(CpuVendor::amd, "fake-amd");
+inline const VirtOps kVmxOps = backend_of(CpuVendor::intel, "fake-intel");
 
 class Environment final : public ExitEnvironment {
 public:
@@ -47,7 +51,7 @@ public:
         return {0x11, 0x22, 0x33, 0x44};
     }
     void console_line(const char*, usize) override {}
-    ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+    ExitOutcome hypercall(VcpuState&) override { return {}; }
     nested::NestedVcpu* nested_vcpu() override { return nested; }
 
     nested::NestedVcpu* nested = nullptr;
@@ -55,13 +59,14 @@ public:
 
 struct Guest {
     Environment env;
-    GuestConsole console{};
+    VmDevices devices;
     VcpuState state{};
     Guest() {
+        (void)devices.attach();  // the same devices as every VM's, on a bus that was empty
         state.rip = 0x1000;
         state.mode = CpuMode::protected32;
     }
-    ExitOutcome run(const VmExit& exit) { return handle_exit(exit, state, console, env); }
+    ExitOutcome run(const VmExit& exit) { return handle_exit(exit, state, devices.bus, env); }
     CpuidValues cpuid(u32 leaf) {
         state.rax() = leaf;
         state.rcx() = 0;
@@ -98,7 +103,7 @@ inline VmExit msr_write(u32 index, u64 value) {
     return exit;
 }
 
-inline constexpr u64 kEferSvme = u64{1} << 12;
+using x86_regs::kEferSvme;
 
 // Every MSR of the virtualization interface.
 inline constexpr u32 kVirtualizationMsrs[] = {0x3A,  0x480, 0x481, 0x482, 0x483, 0x484,      0x485,

@@ -59,7 +59,7 @@ TEST_CASE("nested.platform_caps_physcaps_and_sanitiser_agree_with_the_predicate"
     }
 }
 
-TEST_CASE("nested.platform_caps_name_the_backend") {
+TEST_CASE("nested.platform_caps_follow_the_backends_vendor_not_its_name") {
     cap::PlatformCaps svm = platform_caps_for(amd_cpu(), &kSvmOps);
     CHECK(svm.hvm_svm);
     CHECK_FALSE(svm.hvm_vmx);

@@ -121,7 +121,7 @@ TEST_CASE("nested_svm.io_exits_judged_by_l1s_iopm") {
 
 TEST_CASE("nested_svm.msr_exits_judged_by_l1s_msrpm") {
     Running r;
-    constexpr u32 kEfer = 0xC0000080;
+    constexpr u32 kEfer = nestor::x86_regs::kMsrEfer;
     constexpr u32 kPat = 0x277;
     r.l1.ram[kMsrpm + 0x800 + (kEfer - 0xC0000000) / 4] = u8(0x2 << ((kEfer % 4) * 2));  // EFER writes
     r.l1.ram[kMsrpm + kPat / 4] = u8(0x1 << ((kPat % 4) * 2));                           // PAT reads

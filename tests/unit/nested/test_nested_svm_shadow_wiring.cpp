@@ -8,10 +8,9 @@
 
 #include "fake_nested_host.hpp"
 #include "nested_fixture.hpp"
-#include "nestor/x86/svm/nested_context.hpp"
+#include "nestor/x86/svm/nested_hardware.hpp"
 
 using namespace nested_test;
-using nestor::x86::svm::NestedContext;
 using nestor::x86::svm::Vmcb;
 
 namespace {
@@ -24,7 +23,7 @@ constexpr u64 kPml4 = 0x40000, kPdpt = 0x41000, kPd = 0x42000, kPt = 0x43000;
 constexpr u64 kTable = 0x7;
 constexpr u64 kNx = u64{1} << 63;
 constexpr u64 kRead = u64{1} << 32 | 0x4, kFetch = kRead | 0x10;  // vmcb02's EXITINFO1: user, final
-constexpr u64 kEferNxe = u64{1} << 11;
+using nestor::x86_regs::kEferNxe;
 
 using FakeHost = FakeNestedHost;
 
@@ -39,7 +38,7 @@ struct NptL1 : Guest, FakeNestedHardware {
     explicit NptL1(bool l1_nxe = false, bool l2_nxe = false) {
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());
         vcpu.host = &host;
-        vcpu.hardware = &hw;
+        vcpu.hardware = handle();
         REQUIRE(nested_vcpu_initialise(vcpu, domain).ok());
         env.nested = &vcpu;
         state.rip = 0x1000;
@@ -102,9 +101,7 @@ struct NptL1 : Guest, FakeNestedHardware {
     // and vmcb02, when it is on a shadow, moved to the empty root and flagged.
     void unmap() {
         ++mapping_generation;
-        if (vmcb02->control.nested_cr3 == vmcb01->control.nested_cr3) return;
-        hw.shadow_stale = true;
-        vmcb02->control.nested_cr3 = kEmptyRoot;
+        hw.l0_unmapped();
     }
     bool in_l2() { return vcpu.ops->in_guest_mode(vcpu); }
     // The entries of the table at `frame` that are present.
@@ -187,14 +184,51 @@ TEST_CASE("nested_svm_shadow_wiring.stale_shadow_restarts_at_the_next_exit") {
     REQUIRE(carries_on(l1.vmrun()));
     REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
     usize live_before = l1.host.live.size();
-    l1.hw.shadow_stale = true;
-    l1.vmcb02->control.nested_cr3 = kEmptyRoot;
+    l1.unmap();
+    REQUIRE(l1.vmcb02->control.nested_cr3 == kEmptyRoot);
     REQUIRE(carries_on(l1.npf(0x3000, kFetch)));  // L2's fault on the empty root
-    CHECK_FALSE(l1.hw.shadow_stale);
+    CHECK_FALSE(l1.hw.shadow_flagged());
     CHECK(l1.in_l2());
     CHECK(l1.vmcb02->control.nested_cr3 != kEmptyRoot);
     CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
     CHECK(l1.host.live.size() == live_before);  // the old tables went, as many new ones came
+}
+
+// The backend's news of an unmap while vmcb02 runs on a shadow is taken once: the shadow starts
+// over at the next L2 exit and not again at the one after. Nothing is stale while vmcb02 runs on
+// L0's tables of L1, nor once enter_l2 has taken a vmcb02 built after the unmap.
+TEST_CASE("nested_svm_shadow_wiring.a_stale_shadow_is_taken_exactly_once") {
+    NptL1 l1;
+    l1.map(0x3000, 0x60000);
+    l1.map(0x4000, 0x61000);
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    paddr first = l1.vmcb02->control.nested_cr3;
+    l1.unmap();
+    REQUIRE(l1.hw.shadow_flagged());
+    REQUIRE(carries_on(l1.npf(0x3000, kFetch)));
+    CHECK_FALSE(l1.hw.shadow_flagged());
+    paddr second = l1.vmcb02->control.nested_cr3;
+    CHECK(second != first);
+    CHECK(l1.host.is_live(second));
+    REQUIRE(carries_on(l1.npf(0x4000, kRead)));
+    CHECK(l1.vmcb02->control.nested_cr3 == second);  // not started over again
+    CHECK(l1.present_entries(second) == 1);          // the PML4 entry of the shadow's 0x3000 stays
+
+    FakeNestedHardware other;
+    other.vmcb02->control.nested_cr3 = other.vmcb01->control.nested_cr3;  // L0's tables of L1
+    other.hw.l0_unmapped();
+    CHECK_FALSE(other.hw.take_stale_shadow());
+    other.vmcb02->control.nested_cr3 = 0x123000;  // a shadow
+    other.hw.l0_unmapped();
+    CHECK(other.vmcb02->control.nested_cr3 == kEmptyRoot);
+    VcpuState state{};
+    other.hw.enter_l2(state);
+    CHECK_FALSE(other.hw.take_stale_shadow());
+    other.vmcb02->control.nested_cr3 = 0x123000;
+    other.hw.l0_unmapped();
+    CHECK(other.hw.take_stale_shadow());
+    CHECK_FALSE(other.hw.take_stale_shadow());
 }
 
 // The domain dies in the middle of L2 (watchdog, triple fault, exit port): destroying the vCPU
@@ -209,7 +243,7 @@ TEST_CASE("nested_svm_shadow_wiring.destroy_during_l2_releases_everything") {
     nested_vcpu_destroy(l1.vcpu);
     l1.destroyed = true;
     CHECK(l1.host.live.empty());
-    CHECK_FALSE(l1.hw.run_l2);
+    CHECK_FALSE(l1.hw.running_l2());
 }
 
 // The CPU clears EVENTINJ.V in the VMCB at every #VMEXIT (an event it could not deliver is in
@@ -291,7 +325,7 @@ TEST_CASE("nested_svm_shadow_wiring.vmrun_after_an_unmap_starts_the_shadow_over"
     CHECK(l1.host.is_live(root));
     CHECK(l1.present_entries(root) == 0);  // nothing built before the unmap
     CHECK(l1.vmcb02->control.tlb_control == nestor::x86::svm::kTlbControlFlushAll);
-    CHECK_FALSE(l1.hw.shadow_stale);  // vmcb02 was built after the unmap: nothing to redo
+    CHECK_FALSE(l1.hw.shadow_flagged());  // vmcb02 was built after the unmap: nothing to redo
 
     // With no unmap since, the next VMRUN keeps the shadow (and flushes nothing).
     REQUIRE(carries_on(l1.npf(0x3000, kFetch)));

@@ -1,6 +1,6 @@
 // The nested SVM component as the kernel drives it: VMRUN through the table's
-// virtualization_instruction with a fake kernel Host and a fake backend context (the SVM
-// backend's NestedContext), L2 exits through reflect_exit, VMLOAD / VMSAVE / STGI / CLGI.
+// virtualization_instruction with a fake kernel Host and a fake backend (the SVM backend's
+// NestedHardware operations), L2 exits through reflect_exit, VMLOAD / VMSAVE / STGI / CLGI.
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -8,10 +8,9 @@
 
 #include "fake_nested_host.hpp"
 #include "nested_fixture.hpp"
-#include "nestor/x86/svm/nested_context.hpp"
+#include "nestor/x86/svm/nested_hardware.hpp"
 
 using namespace nested_test;
-using nestor::x86::svm::NestedContext;
 using nestor::x86::svm::Vmcb;
 
 namespace {
@@ -22,7 +21,8 @@ constexpr u64 kVmloadArea = 0x20000;
 
 using FakeHost = FakeNestedHost;
 
-constexpr u64 kEferLme = 1u << 8, kEferLma = 1u << 10;
+using nestor::x86_regs::kEferLma;
+using nestor::x86_regs::kEferLme;
 constexpr u64 kLongEfer = kEferLme | kEferLma | kEferSvme;
 constexpr u16 kCode64 = 0xA9B;
 
@@ -50,7 +50,7 @@ struct L1Fixture : Guest, FakeNestedHardware {
         vmcb01->save.lstar = 0xAAAA;
         REQUIRE(nested_domain_initialise(domain, amd_cpu(), kL1Bytes).ok());
         vcpu.host = &host;
-        vcpu.hardware = &hw;
+        vcpu.hardware = handle();
         REQUIRE(nested_vcpu_initialise(vcpu, domain).ok());
         env.nested = &vcpu;
         state.rip = 0x1000;
@@ -77,9 +77,9 @@ struct L1Fixture : Guest, FakeNestedHardware {
         state.rax() = kVmcb12;
         return run(instruction(0x80, 3));
     }
-    // An exit of vmcb02 as the backend reports it.
-    // Like the backend, which writes the kernel's state into vmcb02 at the entry (an exit L0
-    // handled for L2 may have changed it) and reads it back at the exit.
+    // An exit of vmcb02 as the backend reports it: like the backend, which writes the kernel's
+    // state into vmcb02 at the entry (an exit L0 handled for L2 may have changed it) and reads it
+    // back at the exit.
     ExitOutcome l2_exit(ExitKind kind, u64 code, u8 length) {
         nestor::x86::svm::VmcbSave& s = vmcb02->save;
         s.rip = state.rip;
@@ -87,7 +87,6 @@ struct L1Fixture : Guest, FakeNestedHardware {
         s.rax = state.rax();
         s.rsp = state.reg(Gpr::rsp);
         s.efer = state.efer | kEferSvme;
-        hw.state_in_vmcb = false;
         vmcb02->control.exit_code = code;
         VmExit exit{};
         exit.kind = kind;
@@ -105,9 +104,8 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     L1Fixture l1;
     REQUIRE(carries_on(l1.vmrun()));
     CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    CHECK(l1.hw.run_l2);
-    CHECK(l1.hw.switched);
-    CHECK(l1.hw.state_in_vmcb);  // the state is vmcb02's: the entry need not write it again
+    CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.l2_entries == 1);
     CHECK(l1.state.rip == 0x3000);
     CHECK(l1.state.rax() == 0x77);
     CHECK(l1.state.reg(Gpr::rsp) == 0x4000);
@@ -119,9 +117,9 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     l1.state.rip = 0x3000;
     REQUIRE(carries_on(l1.l2_exit(ExitKind::cpuid, 0x72, 2)));
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    CHECK_FALSE(l1.hw.run_l2);
-    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
-    CHECK(l1.hw.state_in_vmcb);     // vmcb01's
+    CHECK_FALSE(l1.hw.running_l2());
+    CHECK(l1.hw.l1_entries == 1);
+    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN, from vmcb01
     CHECK(l1.state.rax() == kVmcb12);
     CHECK(l1.state.reg(Gpr::rsp) == 0x7000);
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);  // GIF clear: held
@@ -134,16 +132,63 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);  // delivered to L1
 }
 
+// The component changes what runs only through the backend's operations (nested_hardware.hpp):
+// L1's registers written into vmcb01 before VMRUN reads them, enter_l2 once L2 is built, and a
+// reflected exit's enter_l1, after which the backend runs vmcb01 with the kernel's state loaded
+// from it, nothing pending for L2, and nothing written back that the backend had just read.
+TEST_CASE("nested_svm_wiring.vmrun_and_a_reflected_exit_go_through_the_backend") {
+    L1Fixture l1;
+    l1.state.rflags = 0x46;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.hw.state_writes == 1);  // L1's, into vmcb01 ...
+    CHECK(l1.vmcb01->save.rflags == 0x46);
+    CHECK(l1.vmcb01->save.rax == kVmcb12);
+    CHECK(l1.hw.l2_entries == 1);  // ... then L2 runs
+    CHECK(l1.hw.l1_entries == 0);
+    CHECK(&l1.hw.running() == l1.vmcb02);
+    CHECK(l1.state.rip == l1.vmcb02->save.rip);
+    CHECK(l1.state.rax() == 0x77);
+    CHECK(l1.state.mode == CpuMode::long64);
+
+    l1.state.rip = 0x3000;
+    l1.hw.pending_event = 0x80000021;  // an event L2's exit interrupted, which the backend queued
+    REQUIRE(carries_on(l1.l2_exit(ExitKind::cpuid, 0x72, 2)));
+    CHECK_FALSE(l1.hw.running_l2());
+    CHECK(&l1.hw.running() == l1.vmcb01);
+    CHECK(l1.hw.l1_entries == 1);
+    CHECK(l1.hw.l2_entries == 1);
+    CHECK(l1.hw.pending_event == 0);  // it went to L1 in vmcb12's EXITINTINFO
+    CHECK(l1.hw.state_writes == 1);   // L2's state was vmcb02's already
+    CHECK(l1.state.rip == 0x1003);
+    CHECK(l1.state.rip == l1.vmcb01->save.rip);
+    CHECK(l1.state.rax() == kVmcb12);
+    CHECK(l1.state.rflags == l1.vmcb01->save.rflags);
+}
+
+// A VMRUN whose checks fail never enters L2: L1 resumes after it, through enter_l1.
+TEST_CASE("nested_svm_wiring.failed_vmrun_resumes_l1_through_the_backend") {
+    L1Fixture l1;
+    l1.write_vmcb12(0);  // ASID 0
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.hw.l2_entries == 0);
+    CHECK(l1.hw.l1_entries == 1);
+    CHECK_FALSE(l1.hw.running_l2());
+    CHECK(l1.state.rip == 0x1003);
+    CHECK(l1.state.rip == l1.vmcb01->save.rip);
+}
+
 TEST_CASE("nested_svm_wiring.reset_in_l2_leaves_the_state_to_the_kernel") {
     L1Fixture l1;
     REQUIRE(carries_on(l1.vmrun()));
-    REQUIRE(l1.hw.state_in_vmcb);
+    int resets = l1.hw.resets;
+    l1.state.rip = 0x3000;
     l1.vcpu.ops->vcpu_reset(l1.vcpu);
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    CHECK_FALSE(l1.hw.run_l2);
-    CHECK(l1.hw.switched);
-    // The kernel resets its state itself: the backend must write it into vmcb01 at the entry.
-    CHECK_FALSE(l1.hw.state_in_vmcb);
+    CHECK_FALSE(l1.hw.running_l2());
+    // The kernel resets its state itself: the component leaves it alone (no #VMEXIT into L1).
+    CHECK(l1.hw.resets == resets + 1);
+    CHECK(l1.hw.l1_entries == 0);
+    CHECK(l1.state.rip == 0x3000);
 }
 
 TEST_CASE("nested_svm_wiring.l0_exits_stay_with_l0_and_l2_resumes") {

@@ -3,11 +3,14 @@
 #include <vector>
 
 #include "nestor/virt/exit_handler.hpp"
+#include "nestor/virt/vm_devices.hpp"
 
 using namespace nestor;
 using namespace nestor::virt;
 
 namespace {
+
+constexpr u16 kGuestConsoleLcr = kGuestConsolePort + Uart16550::kLineControl;
 
 class FakeEnvironment final : public ExitEnvironment {
 public:
@@ -17,7 +20,7 @@ public:
         return {0x11, 0x22, 0x33, 0x44};
     }
     void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
-    ExitOutcome hypercall(VcpuState& state, GuestConsole&) override {
+    ExitOutcome hypercall(VcpuState& state) override {
         hypercall_rips.push_back(state.rip);
         state.rax() = 0x77;
         return hypercall_outcome;
@@ -31,13 +34,14 @@ public:
 
 struct Fixture {
     FakeEnvironment env;
-    GuestConsole console{};
+    VmDevices devices;
     VcpuState state{};
     Fixture() {
+        REQUIRE(devices.attach().ok());
         state.rip = 0x1000;
         state.mode = CpuMode::real16;
     }
-    ExitOutcome run(const VmExit& exit) { return handle_exit(exit, state, console, env); }
+    ExitOutcome run(const VmExit& exit) { return handle_exit(exit, state, devices.bus, env); }
 };
 
 VmExit make(ExitKind kind, u8 length) {
@@ -212,13 +216,13 @@ TEST_CASE("exit.console_long_lines_are_split") {
     Fixture f;
     for (int i = 0; i < 250; ++i) f.run(out(kGuestConsolePort, 'x'));
     CHECK(f.env.lines.size() == 2);
-    CHECK(f.env.lines[0].size() == GuestConsole::kLineCapacity);
+    CHECK(f.env.lines[0].size() == Uart16550::kLineCapacity);
 }
 
 TEST_CASE("exit.in_merges_by_size") {
     Fixture f;
     f.state.rax() = 0x1122334455667788;
-    f.run(in(kGuestConsoleLsr, 1));
+    f.run(in(kGuestConsolePort + Uart16550::kLineStatus, 1));
     CHECK(f.state.rax() == 0x1122334455667760);
     f.run(in(0x60, 2));
     CHECK(f.state.rax() == 0x112233445566FFFF);
@@ -290,7 +294,7 @@ TEST_CASE("exit.intercepted_exception_is_reflected") {
 
 TEST_CASE("exit.debug_and_alignment_check_go_back_to_the_guest") {
     Fixture f;
-    f.state.rflags = kRflagsReserved1 | kRflagsTf;
+    f.state.rflags = kRflagsFixed1 | kRflagsTf;
     VmExit db = make(ExitKind::exception, 0);
     db.exception = ExceptionExit{kVectorDb, false, 0};
     ExitOutcome o = f.run(db);
@@ -298,7 +302,7 @@ TEST_CASE("exit.debug_and_alignment_check_go_back_to_the_guest") {
     CHECK(o.vector == kVectorDb);
     CHECK_FALSE(o.has_error_code);
     CHECK(f.state.rip == 0x1000);
-    CHECK(f.state.rflags == (kRflagsReserved1 | kRflagsTf));  // a trap (or a code breakpoint): RF as it was
+    CHECK(f.state.rflags == (kRflagsFixed1 | kRflagsTf));  // a trap (or a code breakpoint): RF as it was
 
     VmExit ac = make(ExitKind::exception, 0);
     ac.exception = ExceptionExit{kVectorAc, true, 0};
@@ -348,7 +352,7 @@ class PortEnvironment final : public ExitEnvironment {
 public:
     CpuidValues host_cpuid(u32, u32) override { return {}; }
     void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
-    ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+    ExitOutcome hypercall(VcpuState&) override { return {}; }
     bool port_held(u16 port, u8 size) override { return port >= 0x80 && port + size <= 0x84; }
     u32 port_read(u16 port, u8 size) override {
         reads.push_back(port);
@@ -363,21 +367,22 @@ public:
 
 TEST_CASE("exit.held_ports_reach_the_hardware_others_do_not") {
     PortEnvironment env;
-    GuestConsole console{};
+    VmDevices devices;
+    REQUIRE(devices.attach().ok());
     VcpuState state{};
     state.mode = CpuMode::long64;
     VmExit in = make(ExitKind::io, 1);
     in.io = IoExit{0x80, 1, IoDirection::in, false, false, 0};
-    handle_exit(in, state, console, env);
+    handle_exit(in, state, devices.bus, env);
     CHECK((state.rax() & 0xFF) == 0x5A);
     VmExit wide = make(ExitKind::io, 1);
     wide.io = IoExit{0x82, 4, IoDirection::in, false, false, 0};  // 0x82-0x85: not all held
-    handle_exit(wide, state, console, env);
+    handle_exit(wide, state, devices.bus, env);
     CHECK((state.rax() & 0xFFFFFFFF) == 0xFFFFFFFF);
-    handle_exit(out(0x81, 0x1234, 1, 2), state, console, env);
+    handle_exit(out(0x81, 0x1234, 1, 2), state, devices.bus, env);
     REQUIRE(env.writes.size() == 1);
     CHECK(env.writes[0] == std::pair<u16, u32>{0x81, 0x1234});
-    handle_exit(out(0x90, 7), state, console, env);  // not held: goes nowhere
+    handle_exit(out(0x90, 7), state, devices.bus, env);  // not held: goes nowhere
     CHECK(env.writes.size() == 1);
     CHECK(env.reads == std::vector<u16>{0x80});
 }
@@ -387,17 +392,18 @@ TEST_CASE("exit.emulated_ports_are_never_passed_through") {
     public:
         CpuidValues host_cpuid(u32, u32) override { return {}; }
         void console_line(const char* text, usize length) override { lines.emplace_back(text, length); }
-        ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+        ExitOutcome hypercall(VcpuState&) override { return {}; }
         bool port_held(u16, u8) override { return true; }
         void port_write(u16, u8, u32) override { ++hardware_writes; }
         std::vector<std::string> lines;
         int hardware_writes = 0;
     } env;
-    GuestConsole console{};
+    VmDevices devices;
+    REQUIRE(devices.attach().ok());
     VcpuState state{};
-    handle_exit(out(kGuestConsolePort, 'x'), state, console, env);
-    handle_exit(out(kGuestConsolePort, '\n'), state, console, env);
-    ExitOutcome o = handle_exit(out(kGuestExitPort, 5), state, console, env);
+    handle_exit(out(kGuestConsolePort, 'x'), state, devices.bus, env);
+    handle_exit(out(kGuestConsolePort, '\n'), state, devices.bus, env);
+    ExitOutcome o = handle_exit(out(kGuestExitPort, 5), state, devices.bus, env);
     CHECK(env.hardware_writes == 0);
     CHECK(env.lines == std::vector<std::string>{"x"});
     CHECK(o.stop);
@@ -420,7 +426,7 @@ TEST_CASE("exit.cpuid_memo_answers_repeated_questions") {
     auto run = [&](u32 leaf, u32 subleaf) {
         f.state.rax() = leaf;
         f.state.rcx() = subleaf;
-        return handle_exit(make(ExitKind::cpuid, 2), f.state, f.console, f.env, context);
+        return handle_exit(make(ExitKind::cpuid, 2), f.state, f.devices.bus, f.env, context);
     };
     run(0x8000000A, 0);
     CHECK(f.env.cpuid_calls == 1);
@@ -450,7 +456,7 @@ TEST_CASE("exit.cpuid_memo_agrees_with_the_handler_without_one") {
         for (u32 leaf : {0u, 1u, 7u, 0x40000000u, 0x40000001u, 0x80000001u, 0x8000000Au}) {
             with.state.rax() = without.state.rax() = leaf;
             with.state.rcx() = without.state.rcx() = 0;
-            handle_exit(make(ExitKind::cpuid, 2), with.state, with.console, with.env, context);
+            handle_exit(make(ExitKind::cpuid, 2), with.state, with.devices.bus, with.env, context);
             without.run(make(ExitKind::cpuid, 2));
             CHECK(with.state.rax() == without.state.rax());
             CHECK(with.state.rbx() == without.state.rbx());
@@ -466,10 +472,10 @@ TEST_CASE("exit.cpuid_undecodable_is_not_completed_even_from_the_memo") {
     CpuidMemo memo;
     ExitContext context{nullptr, &memo};
     f.state.rax() = 0;
-    handle_exit(make(ExitKind::cpuid, 2), f.state, f.console, f.env, context);
+    handle_exit(make(ExitKind::cpuid, 2), f.state, f.devices.bus, f.env, context);
     f.state.rax() = 0;
     u64 rip = f.state.rip;
-    ExitOutcome o = handle_exit(make(ExitKind::cpuid, 0), f.state, f.console, f.env, context);
+    ExitOutcome o = handle_exit(make(ExitKind::cpuid, 0), f.state, f.devices.bus, f.env, context);
     CHECK(o.stop);
     CHECK(o.reason == StopReason::undecodable);
     CHECK(f.state.rip == rip);
@@ -487,7 +493,7 @@ TEST_CASE("exit.context_handles_every_kind_as_the_plain_handler") {
                       make(ExitKind::virtualization_instruction, 3),
                       make(ExitKind::hlt, 1)};
     for (const VmExit& e : exits) {
-        ExitOutcome a = handle_exit(e, with.state, with.console, with.env, context);
+        ExitOutcome a = handle_exit(e, with.state, with.devices.bus, with.env, context);
         ExitOutcome b = without.run(e);
         CHECK(a.stop == b.stop);
         CHECK(a.reason == b.reason);
@@ -501,12 +507,12 @@ TEST_CASE("exit.context_handles_every_kind_as_the_plain_handler") {
 
 TEST_CASE("exit.hlt_with_interrupts_enabled_waits_without_them_stops") {
     Fixture f;
-    f.state.rflags = kRflagsReserved1 | kRflagsIf;
+    f.state.rflags = kRflagsFixed1 | kRflagsIf;
     ExitOutcome o = f.run(make(ExitKind::hlt, 1));
     CHECK(o.wait);
     CHECK_FALSE(o.stop);
     CHECK(f.state.rip == 0x1001);
-    f.state.rflags = kRflagsReserved1;
+    f.state.rflags = kRflagsFixed1;
     o = f.run(make(ExitKind::hlt, 1));
     CHECK(o.stop);
     CHECK(o.reason == StopReason::halted);

@@ -14,7 +14,7 @@ constexpr CpuidValues kLeaf1{0, 0, 1u << 26, 0};
 constexpr CpuidValues kLeaf7{0, (1u << 0) | (1u << 7) | (1u << 20), 0, 0};
 constexpr XsaveOffer kOffer{true, kXcr0X87 | kXcr0Sse | kXcr0Avx};
 constexpr u64 kLongModeCr4 = kCr4Pae | kCr4Osfxsr | kCr4Osxmmexcpt;
-constexpr u64 kLongModeEfer = (u64{1} << 8) | kEferLma;
+constexpr u64 kLongModeEfer = kEferLme | kEferLma;
 
 }  // namespace
 

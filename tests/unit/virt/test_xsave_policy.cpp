@@ -2,6 +2,7 @@
 
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/exit_handler.hpp"
+#include "nestor/virt/vm_devices.hpp"
 #include "nestor/virt/xsave_policy.hpp"
 
 using namespace nestor;
@@ -138,7 +139,7 @@ public:
         return {0, 0, 0, 0};
     }
     void console_line(const char*, usize) override {}
-    ExitOutcome hypercall(VcpuState&, GuestConsole&) override { return {}; }
+    ExitOutcome hypercall(VcpuState&) override { return {}; }
     GuestXsaveControls guest_xsave_controls() override { return controls; }
     void set_guest_xcr0(u64 xcr0) override {
         controls.xcr0 = xcr0;
@@ -152,10 +153,11 @@ public:
 
 struct XsaveFixture {
     XsaveEnvironment env;
-    GuestConsole console{};
+    VmDevices devices;
     VcpuState state{};
     CpuidMemo memo;
     XsaveFixture() {
+        REQUIRE(devices.attach().ok());
         state.rip = 0x1000;
         state.mode = CpuMode::long64;
     }
@@ -164,7 +166,7 @@ struct XsaveFixture {
         exit.kind = ExitKind::xsetbv;
         exit.instruction_length = 3;
         exit.xsetbv = XsetbvExit{index, value};
-        return handle_exit(exit, state, console, env, ExitContext{nullptr, &memo});
+        return handle_exit(exit, state, devices.bus, env, ExitContext{nullptr, &memo});
     }
     CpuidValues cpuid(u32 leaf, u32 subleaf) {
         VmExit exit{};
@@ -172,7 +174,7 @@ struct XsaveFixture {
         exit.instruction_length = 2;
         state.rax() = leaf;
         state.rcx() = subleaf;
-        handle_exit(exit, state, console, env, ExitContext{nullptr, &memo});
+        handle_exit(exit, state, devices.bus, env, ExitContext{nullptr, &memo});
         return {static_cast<u32>(state.rax()), static_cast<u32>(state.rbx()), static_cast<u32>(state.rcx()),
                 static_cast<u32>(state.rdx())};
     }
@@ -208,7 +210,7 @@ TEST_CASE("exit.xsetbv_beyond_the_offer_gets_gp") {
     VmExit undecodable{};
     undecodable.kind = ExitKind::xsetbv;
     undecodable.xsetbv = XsetbvExit{0, kXcr0X87};
-    CHECK(handle_exit(undecodable, f.state, f.console, f.env).reason == StopReason::undecodable);
+    CHECK(handle_exit(undecodable, f.state, f.devices.bus, f.env).reason == StopReason::undecodable);
 }
 
 TEST_CASE("exit.cpuid_reports_the_guests_own_cr4_and_xcr0") {

@@ -67,3 +67,10 @@ private:
 };
 
 }  // namespace nestor
+
+// Returns the error of a failed Status (or Result) from the enclosing function, whose own error
+// type must be the same.
+#define NESTOR_TRY_STATUS(expr)                                                                           \
+    do {                                                                                                  \
+        if (auto nestor_status_ = (expr); !nestor_status_) return ::nestor::fail(nestor_status_.error()); \
+    } while (0)

@@ -8,10 +8,6 @@
 
 namespace nestor::virt {
 
-// A boot module's name is the last word of its command line ("/boot/hello.elf hello" and
-// "hello" both name "hello").
-bool module_named(const BootModule& module, const char* name);
-
 // True if the boot modules carry a manifest.
 bool has_appliance(const BootInfo& boot);
 

@@ -8,17 +8,16 @@
 
 namespace nestor::virt {
 
-inline constexpr u64 kCr4Pae = u64{1} << 5;
-inline constexpr u64 kCr4Umip = u64{1} << 11;
-inline constexpr u64 kCr4La57 = u64{1} << 12;
-inline constexpr u64 kCr4Vmxe = u64{1} << 13;
-inline constexpr u64 kCr4Smxe = u64{1} << 14;
-inline constexpr u64 kCr4Fsgsbase = u64{1} << 16;
-inline constexpr u64 kCr4Pcide = u64{1} << 17;
-inline constexpr u64 kCr4Smep = u64{1} << 20;
-inline constexpr u64 kCr4Smap = u64{1} << 21;
-// VME, PVI, TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR and OSXMMEXCPT: every x86-64 CPU has them.
-inline constexpr u64 kCr4Baseline = 0x7FF;
+using x86_regs::kCr4Baseline;
+using x86_regs::kCr4Fsgsbase;
+using x86_regs::kCr4La57;
+using x86_regs::kCr4Pae;
+using x86_regs::kCr4Pcide;
+using x86_regs::kCr4Smap;
+using x86_regs::kCr4Smep;
+using x86_regs::kCr4Smxe;
+using x86_regs::kCr4Umip;
+using x86_regs::kCr4Vmxe;
 
 // The CR4 bits a guest may set: the baseline, the features the host's CPUID leaves 1 and 7
 // (subleaf 0) show, and the extended-state bits `offer` allows. Never VMXE or SMXE (the nested

@@ -3,6 +3,7 @@
 // it back after every exit, so the kernel never sees a VMCB or VMCS.
 #pragma once
 
+#include "nestor/arch/x86_regs.hpp"
 #include "nestor/lib/types.hpp"
 
 namespace nestor::virt {
@@ -40,17 +41,17 @@ struct VcpuState {
     u64& rdx() { return reg(Gpr::rdx); }
 };
 
-// Bits of RFLAGS the kernel touches.
-inline constexpr u64 kRflagsReserved1 = u64{1} << 1;  // always 1
-inline constexpr u64 kRflagsTf = u64{1} << 8;
-inline constexpr u64 kRflagsIf = u64{1} << 9;
-inline constexpr u64 kRflagsRf = u64{1} << 16;
+// The architectural bits the kernel touches (nestor/arch/x86_regs.hpp).
+using x86_regs::kCr0Pg;
+using x86_regs::kEferLma;
+using x86_regs::kEferLme;
+using x86_regs::kMsrEfer;
+using x86_regs::kRflagsFixed1;
+using x86_regs::kRflagsIf;
+using x86_regs::kRflagsRf;
+using x86_regs::kRflagsTf;
 
-inline constexpr u32 kMsrEfer = 0xC0000080;
-inline constexpr u64 kEferLme = u64{1} << 8;
-inline constexpr u64 kEferLma = u64{1} << 10;
-inline constexpr u64 kCr0Pg = u64{1} << 31;
 // SCE, LME and NXE: what a guest may set in EFER.
-inline constexpr u64 kEferGuestWritable = (u64{1} << 0) | (u64{1} << 8) | (u64{1} << 11);
+inline constexpr u64 kEferGuestWritable = x86_regs::kEferSce | x86_regs::kEferLme | x86_regs::kEferNxe;
 
 }  // namespace nestor::virt

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "nestor/lib/result.hpp"
+#include "nestor/platform.hpp"
 #include "nestor/virt/exit.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 
@@ -46,17 +47,20 @@ struct InitialMode {
     // then lets it set CR4.VMXE, which every other guest gets #GP for.
     bool nested = false;
     // Nested virtualization: where the backend stores its hardware context for the nested
-    // component (SVM: nestor/x86/svm/nested_context.hpp, a second VMCB to run an L2 on). Opaque to
+    // component (SVM: nestor/x86/svm/nested_hardware.hpp, a second VMCB to run an L2 on and the
+    // operations that switch between it and the vCPU's own). Opaque to
     // the kernel, which only hands it to the component (NestedVcpu::hardware). Left untouched by a
     // backend that cannot run an L2; nullptr: not wanted.
     void** nested_hardware = nullptr;
 };
 
-// The backend's VM and vCPU, opaque to the kernel.
-struct BackendVm;
-struct BackendVcpu;
-using VmHandle = BackendVm*;
-using VcpuHandle = BackendVcpu*;
+// The backend's VM and vCPU, opaque to the kernel. Each backend has types of its own and
+// converts these handles to them at its table; the two types here are declared, never defined,
+// so that no two backends linked into one image define one name differently.
+struct OpaqueVm;
+struct OpaqueVcpu;
+using VmHandle = OpaqueVm*;
+using VcpuHandle = OpaqueVcpu*;
 
 struct CpuidValues {
     u32 eax, ebx, ecx, edx;
@@ -69,7 +73,8 @@ struct GuestXsaveControls {
 };
 
 struct VirtOps {
-    const char* name;  // "svm", "vmx"
+    const char* name;  // "svm", "vmx": for messages
+    CpuVendor vendor;  // whose virtualization extensions it drives: AMD's SVM, Intel's VMX
     // Whether this CPU and this build can run guests with this backend.
     bool (*supported)();
     // Turns virtualization on for the calling CPU (EFER.SVME + host save area / VMXON).
@@ -93,8 +98,9 @@ struct VirtOps {
     // guest's registers. RIP changes the kernel made in `state` (to step over an instruction) take
     // effect on the next run. A run also ends, with ExitKind::preemption, when `time_slice`
     // timestamp ticks have passed (0 = no limit), so a guest that never exits cannot keep the CPU.
-    // SVM counts the slice across a vCPU's runs (the APIC timer keeps going); VMX counts it per
-    // run (the preemption timer is reloaded at each entry).
+    // The slice spans a vCPU's runs, so neither can a guest that exits often: it starts at a run
+    // after the vCPU's last slice ended in preemption or after another vCPU ran, and a run whose
+    // slice is already over ends at once with ExitKind::preemption, the guest running no instruction.
     VmExit (*run)(VcpuHandle vcpu, VcpuState& state, u64 time_slice);
     // Queues an exception for delivery at the next entry. The error code is dropped where the
     // architecture pushes none (real mode).
@@ -114,6 +120,11 @@ struct VirtOps {
     // Makes `xcr0` the vCPU's XCR0 (an XSETBV the kernel checked against the offer): the backend
     // loads it, with the rest of the vCPU's extended state, whenever the vCPU runs.
     void (*set_xcr0)(VcpuHandle vcpu, u64 xcr0);
+
+    // Copies up to `size` bytes of the guest's code at CS:RIP (`state` as the last exit left it)
+    // through the guest's own paging and the VM's nested tables; returns how many could be read
+    // (0: none). An instruction the kernel emulates (an MMIO access) is decoded from these.
+    usize (*read_guest_code)(VcpuHandle vcpu, const VcpuState& state, u8* out, usize size);
 };
 
 // The backends linked into this image. A backend that is absent returns nullptr.

@@ -10,28 +10,29 @@
 
 namespace nestor::virt {
 
-// XCR0 bits: XSAVE state components.
-inline constexpr u64 kXcr0X87 = u64{1} << 0;
-inline constexpr u64 kXcr0Sse = u64{1} << 1;
-inline constexpr u64 kXcr0Avx = u64{1} << 2;
-inline constexpr u64 kXcr0Opmask = u64{1} << 5;
-inline constexpr u64 kXcr0ZmmHi256 = u64{1} << 6;
-inline constexpr u64 kXcr0Hi16Zmm = u64{1} << 7;
-inline constexpr u64 kXcr0Pkru = u64{1} << 9;
-inline constexpr u64 kXcr0Avx512 = kXcr0Opmask | kXcr0ZmmHi256 | kXcr0Hi16Zmm;
+// XCR0 bits: XSAVE state components (nestor/arch/x86_regs.hpp).
+using x86_regs::kXcr0Avx;
+using x86_regs::kXcr0Avx512;
+using x86_regs::kXcr0Hi16Zmm;
+using x86_regs::kXcr0Opmask;
+using x86_regs::kXcr0Pkru;
+using x86_regs::kXcr0Sse;
+using x86_regs::kXcr0X87;
+using x86_regs::kXcr0ZmmHi256;
 // The components a world switch may leave to the guest: user state in XSAVE's standard format,
 // together at most a few KiB. Not MPX's (deprecated), not AMX's (8 KiB of tiles, and XFD), no
 // supervisor state (IA32_XSS: guests get no XSAVES).
 inline constexpr u64 kXcr0Switched = kXcr0X87 | kXcr0Sse | kXcr0Avx | kXcr0Avx512 | kXcr0Pkru;
 inline constexpr u32 kXsaveComponents = 10;  // components 0..9: every one kXcr0Switched may hold
 
-// CR4 bits that turn on extended state or features tied to it.
-inline constexpr u64 kCr4Osfxsr = u64{1} << 9;
-inline constexpr u64 kCr4Osxmmexcpt = u64{1} << 10;
-inline constexpr u64 kCr4Osxsave = u64{1} << 18;
-inline constexpr u64 kCr4Pke = u64{1} << 22;
-inline constexpr u64 kCr4Cet = u64{1} << 23;  // CET's state is supervisor XSAVE state: not offered
-inline constexpr u64 kCr4Pks = u64{1} << 24;  // supervisor protection keys (IA32_PKRS): not offered
+// CR4 bits that turn on extended state or features tied to it. CET's state is supervisor XSAVE
+// state and PKS's (IA32_PKRS) is not switched: neither is offered.
+using x86_regs::kCr4Cet;
+using x86_regs::kCr4Osfxsr;
+using x86_regs::kCr4Osxmmexcpt;
+using x86_regs::kCr4Osxsave;
+using x86_regs::kCr4Pke;
+using x86_regs::kCr4Pks;
 
 inline constexpr u32 kCpuidLeafXsave = 0xD;
 inline constexpr u32 kCpuid1EcxXsave = 1u << 26;

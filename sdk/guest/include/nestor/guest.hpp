@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "nestor/abi/abi.h"
+#include "nestor/arch/x86_regs.hpp"
 
 namespace nestor::guest {
 
@@ -19,6 +20,9 @@ using u16 = uint16_t;
 using u32 = uint32_t;
 using u64 = uint64_t;
 using i64 = int64_t;
+
+// The control-register, EFER, RFLAGS and XCR0 bits.
+using namespace x86_regs;
 
 // ---- Console: the 16550 UART at 0x3F8 ----------------------------------------------------------
 

@@ -5,113 +5,24 @@
 // identity-maps its memory, so a VMCB's address is its physical address.
 #pragma once
 
+#include "nestor/arch/svm_fields.hpp"
 #include "nestor/arch/svm_vmcb.hpp"
+#include "nestor/arch/x86_regs.hpp"
 #include "nestor/guest.hpp"
 
 namespace nestor::guest::svm {
 
-using amd_svm::Vmcb;
-using amd_svm::VmcbControl;
-using amd_svm::VmcbSave;
-using amd_svm::VmcbSegment;
+// The VMCB's layout and the values of its fields (intercept bits, exit codes, EXITINFO layouts,
+// EVENTINJ, the permission maps), and the control-register and EFER bits, as Nestor's SVM backend
+// uses them.
+using namespace amd_svm;
+using namespace x86_regs;
 
-inline constexpr u32 kMsrEfer = 0xC0000080;
-inline constexpr u32 kMsrVmHsavePa = 0xC0010117;
-inline constexpr u64 kEferSvme = u64{1} << 12;
-inline constexpr u64 kIopmBytes = 3 * 4096;
-inline constexpr u64 kMsrpmBytes = 2 * 4096;
-inline constexpr u64 kNestedPagingEnable = 1;
 inline constexpr u64 kResetPat = 0x0007040600070406;
-inline constexpr u64 kEferSce = u64{1} << 0;
-inline constexpr u64 kEferLme = u64{1} << 8;
-inline constexpr u64 kCr0Pe = u64{1} << 0;
-inline constexpr u64 kCr0Nw = u64{1} << 29;
-inline constexpr u64 kCr0Cd = u64{1} << 30;
-inline constexpr u64 kCr4Pae = u64{1} << 5;
-
-// intercept_misc1 / intercept_misc2 bits.
-namespace intercept1 {
-inline constexpr u32 intr = 1u << 0;
-inline constexpr u32 cpuid = 1u << 18;
-inline constexpr u32 hlt = 1u << 24;
-inline constexpr u32 ioio_prot = 1u << 27;
-inline constexpr u32 msr_prot = 1u << 28;
-}  // namespace intercept1
-namespace intercept2 {
-inline constexpr u32 vmrun = 1u << 0;  // VMRUN refuses a VMCB without it
-inline constexpr u32 vmmcall = 1u << 1;
-inline constexpr u32 vmload = 1u << 2;
-inline constexpr u32 vmsave = 1u << 3;
-inline constexpr u32 stgi = 1u << 4;
-inline constexpr u32 clgi = 1u << 5;
-}  // namespace intercept2
-// intercept_exceptions has one bit per vector.
-constexpr u32 exception_intercept(u8 vector) { return 1u << vector; }
-
-namespace exit_code {
-inline constexpr u64 exception_base = 0x40;  // + the vector
-constexpr u64 exception(u8 vector) { return exception_base + vector; }
-inline constexpr u64 intr = 0x60;
-inline constexpr u64 cpuid = 0x72;
-inline constexpr u64 hlt = 0x78;
-inline constexpr u64 ioio = 0x7B;
-inline constexpr u64 msr = 0x7C;  // EXITINFO1: 0 RDMSR, 1 WRMSR; the MSR is the guest's ECX
-inline constexpr u64 vmrun = 0x80;
-inline constexpr u64 vmmcall = 0x81;
-inline constexpr u64 vmload = 0x82;
-inline constexpr u64 vmsave = 0x83;
-inline constexpr u64 npf = 0x400;
-inline constexpr u64 invalid = ~u64{0};  // VMEXIT_INVALID: the VMCB failed VMRUN's checks
-}  // namespace exit_code
-
-// IOIO EXITINFO1: direction (bit 0, 1 = IN), sizes (bits 4-6), the port (bits 16-31).
-namespace ioio {
-inline constexpr u64 in = 1u << 0;
-inline constexpr u64 size8 = 1u << 4;
-inline constexpr u64 size16 = 1u << 5;
-inline constexpr u64 size32 = 1u << 6;
-inline u16 port(u64 info) { return static_cast<u16>(info >> 16); }
-inline unsigned size(u64 info) { return (info & size32) ? 4 : (info & size16) ? 2 : (info & size8) ? 1 : 0; }
-}  // namespace ioio
-
-// The MSR permission map (kMsrpmBytes): two bits per MSR, read then write, for three ranges of
-// 8192 MSRs; an MSR outside them always exits when MSR_PROT is on.
-namespace msrpm {
-inline constexpr u32 kRangeFirst[] = {0x00000000, 0xC0000000, 0xC0010000};
-inline constexpr u32 kRangeBytes = 0x800;
-inline constexpr u32 kMsrsPerRange = 0x2000;
-// Sets (never clears) the intercept bits of `msr`; false if the map cannot name that MSR.
-inline bool intercept(u8* map, u32 msr, bool read, bool write) {
-    for (u32 range = 0; range < 3; ++range) {
-        if (msr < kRangeFirst[range] || msr - kRangeFirst[range] >= kMsrsPerRange) continue;
-        u32 offset = msr - kRangeFirst[range];
-        u8& byte = map[range * kRangeBytes + offset / 4];
-        unsigned shift = (offset % 4) * 2;
-        if (read) byte |= static_cast<u8>(1u << shift);
-        if (write) byte |= static_cast<u8>(2u << shift);
-        return true;
-    }
-    return false;
-}
-}  // namespace msrpm
-
-// EVENTINJ (and EXITINTINFO): vector bits 0-7, type bits 8-10, error code valid bit 11, valid
-// bit 31, the error code in bits 32-63.
-namespace event {
-inline constexpr u64 type_intr = 0;
-inline constexpr u64 type_nmi = 2;
-inline constexpr u64 type_exception = 3;
-inline constexpr u64 type_soft_int = 4;
-inline constexpr u64 error_code_valid = u64{1} << 11;
-inline constexpr u64 valid = u64{1} << 31;
-constexpr u64 make(u8 vector, u64 type) { return valid | (type << 8) | vector; }
-constexpr u64 with_error_code(u64 event, u32 error_code) { return event | error_code_valid | (u64{error_code} << 32); }
-}  // namespace event
 
 // Segment attributes (descriptor bits 40-47 and 52-55) of flat 64-bit code and data.
-inline constexpr u16 kAttribCode64 = 0xA9B;
-inline constexpr u16 kAttribData = 0xC93;
-inline constexpr u16 kAttribDefault32 = 1u << 10;  // D/B: with L, a CS VMRUN must refuse
+inline constexpr u16 kAttribCode64 = attrib::code_rx | attrib::long_mode | attrib::granularity;
+inline constexpr u16 kAttribData = attrib::data_rw | attrib::default32 | attrib::granularity;
 
 // Runs the guest of `vmcb_pa` until its next #VMEXIT. VMRUN itself saves and restores only RAX,
 // RSP, RIP and RFLAGS (through the host save area); the guest starts with, and leaves behind, its
@@ -261,24 +172,6 @@ inline constexpr u64 address_mask = 0x000FFFFFFFFFF000;
 inline constexpr unsigned levels = 4;
 inline unsigned index(u64 guest_physical, unsigned level) { return (guest_physical >> (12 + 9 * (level - 1))) & 511; }
 }  // namespace npt
-
-// A nested page fault (exit_code::npf): EXITINFO2 is the guest-physical address, EXITINFO1 a #PF
-// error code plus where the fault happened.
-namespace npf_info {
-inline constexpr u64 present = u64{1} << 0;  // the entry was present: a rights violation
-inline constexpr u64 write = u64{1} << 1;
-inline constexpr u64 user = u64{1} << 2;  // always set: nested walks are user accesses
-inline constexpr u64 reserved = u64{1} << 3;
-inline constexpr u64 fetch = u64{1} << 4;
-inline constexpr u64 final_address = u64{1} << 32;  // on the access's own guest-physical address
-inline constexpr u64 table_walk = u64{1} << 33;     // on a read of the guest's own page tables
-}  // namespace npf_info
-
-// TLB_CONTROL (VmcbControl::tlb_control): what VMRUN flushes first.
-namespace tlb_control {
-inline constexpr u8 nothing = 0;
-inline constexpr u8 flush_all = 1;
-}  // namespace tlb_control
 
 // INVLPGA: drops the translations of guest-linear `linear` for `asid` (with nested paging, what
 // the CPU cached of the guest's and the nested tables for it).

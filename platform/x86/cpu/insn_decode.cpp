@@ -1,72 +1,10 @@
-#include "nestor/x86/svm/insn_decode.hpp"
+#include "nestor/x86/insn_decode.hpp"
+
+#include "insn_reader.hpp"
 
 namespace nestor::x86 {
-namespace {
 
 using virt::CpuMode;
-
-class Cursor {
-public:
-    Cursor(const u8* bytes, usize available) : bytes_(bytes), available_(available) {}
-
-    // Whether `n` more bytes exist; sets the error otherwise.
-    bool need(usize n) {
-        if (position_ + n > kMaxInstructionLength) {
-            error_ = InsnError::too_long;
-            return false;
-        }
-        if (position_ + n > available_) {
-            error_ = InsnError::truncated;
-            return false;
-        }
-        return true;
-    }
-    u8 peek() const { return bytes_[position_]; }
-    u8 next() { return bytes_[position_++]; }
-    void skip(usize n) { position_ += n; }
-    usize position() const { return position_; }
-    InsnError error() const { return error_; }
-
-private:
-    const u8* bytes_;
-    usize available_;
-    usize position_ = 0;
-    InsnError error_ = InsnError::unsupported;
-};
-
-bool is_segment_prefix(u8 b) { return b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E || b == 0x64 || b == 0x65; }
-
-// Skips a ModRM operand (ModRM byte already read) with its SIB and displacement.
-bool skip_memory_operand(Cursor& c, u8 modrm, bool address16) {
-    u8 mod = modrm >> 6, rm = modrm & 7;
-    if (mod == 3) return true;
-    usize displacement = 0;
-    if (address16) {
-        if (mod == 0 && rm == 6)
-            displacement = 2;
-        else if (mod == 1)
-            displacement = 1;
-        else if (mod == 2)
-            displacement = 2;
-    } else {
-        if (rm == 4) {
-            if (!c.need(1)) return false;
-            u8 sib = c.next();
-            if (mod == 0 && (sib & 7) == 5) displacement = 4;
-        }
-        if (mod == 0 && rm == 5)
-            displacement = 4;  // disp32 (RIP-relative in 64-bit mode)
-        else if (mod == 1)
-            displacement = 1;
-        else if (mod == 2)
-            displacement = 4;
-    }
-    if (!c.need(displacement)) return false;
-    c.skip(displacement);
-    return true;
-}
-
-}  // namespace
 
 const char* insn_op_name(InsnOp op) {
     static const char* const names[] = {"cpuid",    "hlt",      "rdmsr",
@@ -96,45 +34,11 @@ const char* insn_error_name(InsnError error) {
 }
 
 Result<Insn, InsnError> decode_instruction(const u8* bytes, usize available, CpuMode mode) {
-    Cursor c(bytes, available);
+    InsnReader c(bytes, available);
     Insn insn{};
     const bool long64 = mode == CpuMode::long64;
-
-    // Legacy prefixes in any order, then (64-bit mode) REX, which counts only right before the opcode.
-    for (;;) {
-        if (!c.need(1)) return fail(c.error());
-        u8 b = c.peek();
-        if (b == 0x66)
-            insn.operand_size = true;
-        else if (b == 0x67)
-            insn.address_size = true;
-        else if (b == 0xF3)
-            insn.rep = true;
-        else if (b == 0xF2)
-            insn.repne = true;
-        else if (b == 0xF0)
-            insn.lock = true;
-        else if (is_segment_prefix(b))
-            insn.segment = b;
-        else if (long64 && (b & 0xF0) == 0x40) {
-            c.skip(1);
-            ++insn.prefix_count;
-            insn.rex = b;
-            continue;
-        } else
-            break;
-        c.skip(1);
-        ++insn.prefix_count;
-        insn.rex = 0;  // a legacy prefix after REX cancels it
-    }
-
-    bool address16 = false;
-    switch (mode) {
-    case CpuMode::real16:
-    case CpuMode::protected16: address16 = !insn.address_size; break;
-    case CpuMode::protected32: address16 = insn.address_size; break;
-    case CpuMode::long64: address16 = false; break;
-    }
+    if (!read_prefixes(c, mode, insn)) return fail(c.error());
+    const bool address16 = uses_16bit_addressing(mode, insn.address_size);
 
     auto done = [&](InsnOp op) -> Result<Insn, InsnError> {
         insn.op = op;

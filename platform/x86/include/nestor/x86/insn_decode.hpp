@@ -1,7 +1,8 @@
-// Instruction-length decoding for the instructions that exit to the hypervisor. Without NRIP
-// save (QEMU TCG) the CPU does not say where the next instruction starts, so the SVM backend
-// reads the bytes at the guest's CS:RIP and decodes prefixes and opcode itself. Pure logic: no
-// hardware access, tested on the host.
+// Instruction decoding for the instructions that exit to the hypervisor, in any vendor's backend:
+// where the CPU does not say where the next instruction starts (SVM without NRIP save, as under
+// QEMU TCG) the backend reads the bytes at the guest's CS:RIP and decodes prefixes and opcode
+// itself. The MMIO operand decoder (mmio_decode.cpp) shares its prefix and ModRM reading. Pure
+// logic: no hardware access, tested on the host.
 #pragma once
 
 #include "nestor/lib/result.hpp"

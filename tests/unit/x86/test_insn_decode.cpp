@@ -2,7 +2,7 @@
 #include <initializer_list>
 #include <vector>
 
-#include "nestor/x86/svm/insn_decode.hpp"
+#include "nestor/x86/insn_decode.hpp"
 
 using nestor::u8;
 using nestor::virt::CpuMode;

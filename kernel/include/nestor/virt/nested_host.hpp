@@ -1,0 +1,28 @@
+// The kernel's services for the nested component (nested::Host, nested_ops.hpp) for one VM: L1's
+// memory through the VM's guest-memory accessor, and L0 memory from the physical allocator.
+#pragma once
+
+#include "nestor/nested/nested_ops.hpp"
+#include "nestor/virt/guest_memory.hpp"
+
+namespace nestor::virt {
+
+class VmNestedHost final : public nested::Host {
+public:
+    constexpr VmNestedHost() = default;
+    void attach(const GuestMemory& memory) { memory_ = &memory; }
+
+    bool read(u64 gpa, void* out, usize bytes) override;
+    bool write(u64 gpa, const void* in, usize bytes) override;
+    nested::GuestPage page(u64 gpa) override;
+    u8* window(u64 gpa, usize bytes, bool writable) override;
+    bool set_bits(u64 gpa, u64 bits) override;
+    void* allocate(usize bytes, paddr& physical) override;
+    void release(paddr physical, usize bytes) override;
+    void* pointer(paddr physical) override;
+
+private:
+    const GuestMemory* memory_ = nullptr;
+};
+
+}  // namespace nestor::virt

@@ -1,0 +1,91 @@
+// The kernel's running guest: a Vm (one per domain, or one for a built-in guest) and its Vcpu.
+// They own what a running guest has beyond its capabilities: the backend's handles, the
+// vCPU's architectural state (the cap::VCpu's registers, for a domain), its nested state, its
+// CPUID memo, its console, its exit counts and how it stopped; and the VM's one checked
+// accessor of its guest-physical memory. Every part of the kernel that runs guests (the run
+// loop, the scheduler, the toolstack, the platform hypercalls) works on these objects.
+#pragma once
+
+#include "nestor/cap/domain.hpp"
+#include "nestor/cap/notification.hpp"
+#include "nestor/cap/vcpu.hpp"
+#include "nestor/nested/nested_ops.hpp"
+#include "nestor/virt/exit_handler.hpp"
+#include "nestor/virt/guest_memory.hpp"
+#include "nestor/virt/nested_host.hpp"
+#include "nestor/virt/vm_devices.hpp"
+#include "nestor/virt/virt_ops.hpp"
+
+namespace nestor::virt {
+
+class Vm;
+
+// A vCPU's exits, by ExitKind: counted where a total would be (one increment per exit); the
+// total is their sum.
+struct ExitCounts {
+    u64 by_kind[kExitKinds] = {};
+    u64 preemptions = 0;
+    u64 slices_without_exit = 0;  // preemptions in a row, for the watchdog
+
+    u64 total() const {
+        u64 sum = 0;
+        for (u64 n : by_kind) sum += n;
+        return sum;
+    }
+};
+
+class Vcpu {
+public:
+    Vm* vm = nullptr;
+    VcpuHandle handle = nullptr;      // the backend's vCPU; nullptr before creation and once released
+    cap::VCpu* capability = nullptr;  // nullptr for a built-in guest
+    nested::NestedVcpu nested{};      // ops == nullptr: the domain may not nest
+    CpuidMemo cpuid_memo{};           // its CPUID answers (starts empty: fills as the guest asks)
+    ExitCounts exits{};
+    bool waiting = false;        // halted with interrupts on: runs again once a signal arrives
+    bool interrupt_due = false;  // its signal interrupt waits for the vCPU to take it
+    ExitOutcome outcome{};       // how it stopped
+    VmExit last_exit{};          // the exit that stopped it
+    VcpuState own_state{};       // a built-in guest's registers
+
+    // The registers it runs with: its cap::VCpu's for a domain (so VCPU_READ / VCPU_WRITE reach
+    // them while it is stopped), its own for a built-in guest.
+    VcpuState& state() { return capability ? capability->state() : own_state; }
+    // Its nested state if its domain was accepted with nested virtualization, nullptr otherwise.
+    nested::NestedVcpu* nested_state() { return nested.ops ? &nested : nullptr; }
+};
+
+class Vm {
+public:
+    const char* name = nullptr;
+    // How the log names it: "appliance: domain" or "virt: guest".
+    const char* label = nullptr;
+    const VirtOps* ops = nullptr;
+    VmHandle handle = nullptr;
+    cap::Domain* domain = nullptr;              // nullptr for a built-in guest
+    cap::Notification* notification = nullptr;  // where signals for it arrive; nullptr: none can
+    u64 physcaps = 0;                           // its PHYSCAPS answer (cap::physcaps_answer(), fixed at boot)
+    u32 index = 0;                              // its place in the manifest: the badge of its signals
+    GuestMemory memory{};
+    nested::NestedDomain nested{};
+    VmNestedHost nested_host{};
+    VmDevices devices{};  // its console, exit port and the bus that routes exits to them
+    Vcpu vcpu{};          // one vCPU per VM: there is no INIT/SIPI to start a second
+    bool running = false;
+
+    // Names it and attaches its devices to its bus: once, first.
+    void set_up(const char* vm_name, const char* vm_label, const VirtOps& backend);
+    // Binds the VM to its domain and its first vCPU to the domain's vCPU 0.
+    void bind(cap::Domain& bound);
+    // Creates the backend's vCPU in `initial` mode (the architectural values go to its state).
+    Status<VirtError> create_vcpu(const InitialMode& initial);
+    // Marks it running (its vCPU's registers are then out of VCPU_READ / VCPU_WRITE's reach).
+    void start();
+    // It stopped for good with `outcome`: records it and frees its vCPU on the backend.
+    void stop(const ExitOutcome& outcome);
+    // Frees the nested state and the backend's vCPU. The backend's VM stays: the domain's
+    // mappings follow it until the domain goes (its frames stay the toolstack's).
+    void release_vcpu();
+};
+
+}  // namespace nestor::virt

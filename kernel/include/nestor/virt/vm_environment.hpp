@@ -1,0 +1,36 @@
+// What the exit handler needs from outside the guest (ExitEnvironment), for a Vm: the backend's
+// CPUID and extended-state controls, the VM's console and ports, and its hypercalls (the
+// capability dispatch for a domain, only the null call for a built-in guest).
+#pragma once
+
+#include "nestor/cap/hypercall.hpp"
+#include "nestor/log.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/vm.hpp"
+
+namespace nestor::virt {
+
+class VmEnvironment final : public ExitEnvironment {
+public:
+    explicit VmEnvironment(Vm& vm) : vm_(vm) {}
+    CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return vm_.ops->host_cpuid(leaf, subleaf); }
+    void console_line(const char* text, usize) override { log::info("[{}] {}", vm_.name, text); }
+    ExitOutcome hypercall(VcpuState& state) override;
+    nested::NestedVcpu* nested_vcpu() override { return vm_.vcpu.nested_state(); }
+    bool port_held(u16 port, u8 size) override;
+    u32 port_read(u16 port, u8 size) override { return platform::port_read(port, size); }
+    void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
+    GuestXsaveControls guest_xsave_controls() override { return vm_.ops->xsave_controls(vm_.vcpu.handle); }
+    void set_guest_xcr0(u64 xcr0) override { vm_.ops->set_xcr0(vm_.vcpu.handle, xcr0); }
+    Result<MmioAccess, MmioDecodeError> decode_mmio(const VcpuState& state) override {
+        return decode_mmio_at_rip(*vm_.ops, vm_.vcpu.handle, state);
+    }
+
+private:
+    ExitOutcome dispatch_hypercall(VcpuState& state);
+    ExitOutcome platform_call(const cap::HypercallArgs& in, cap::HypercallResult& out);
+    u64 console_write(u64 gpa, u64 length);
+    Vm& vm_;
+};
+
+}  // namespace nestor::virt

@@ -1,0 +1,46 @@
+// The nested component's host services for one VM (nested_host.hpp).
+#include "nestor/virt/nested_host.hpp"
+
+#include "nestor/abi/caps.h"
+#include "nestor/platform.hpp"
+
+namespace nestor::virt {
+
+bool VmNestedHost::read(u64 gpa, void* out, usize bytes) { return memory_ && memory_->read(gpa, out, bytes); }
+
+bool VmNestedHost::write(u64 gpa, const void* in, usize bytes) { return memory_ && memory_->write(gpa, in, bytes); }
+
+nested::GuestPage VmNestedHost::page(u64 gpa) {
+    const cap::Mapping* m = memory_ ? memory_->mapping_at(gpa, NESTOR_RIGHT_MEMORY_READ) : nullptr;
+    if (!m) return nested::GuestPage{false, 0, false, false};
+    return nested::GuestPage{true, align_down(m->hpa + (gpa - m->gpa), kPageSize),
+                             (m->rights & NESTOR_RIGHT_MEMORY_WRITE) != 0, (m->rights & NESTOR_RIGHT_MEMORY_EXEC) != 0};
+}
+
+u8* VmNestedHost::window(u64 gpa, usize bytes, bool writable) {
+    if (!memory_) return nullptr;
+    return memory_->window(gpa, bytes, writable ? NESTOR_RIGHT_MEMORY_WRITE : NESTOR_RIGHT_MEMORY_READ);
+}
+
+bool VmNestedHost::set_bits(u64 gpa, u64 bits) {
+    if (!is_aligned(gpa, sizeof(u64))) return false;
+    u8* word = window(gpa, sizeof(u64), true);
+    if (!word) return false;
+    __atomic_fetch_or(reinterpret_cast<u64*>(word), bits, __ATOMIC_SEQ_CST);
+    return true;
+}
+
+void* VmNestedHost::allocate(usize bytes, paddr& physical) {
+    if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical)) return nullptr;
+    void* memory = platform::physical_to_virtual(physical);
+    fill_bytes(memory, 0, bytes);
+    return memory;
+}
+
+void VmNestedHost::release(paddr physical, usize bytes) {
+    if (physical) platform::free_physical(physical, bytes);
+}
+
+void* VmNestedHost::pointer(paddr physical) { return platform::physical_to_virtual(physical); }
+
+}  // namespace nestor::virt

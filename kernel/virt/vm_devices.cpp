@@ -1,0 +1,12 @@
+#include "nestor/virt/vm_devices.hpp"
+
+namespace nestor::virt {
+
+Status<BusError> VmDevices::attach() {
+    // The console first: its OUTs are the busiest of any port's, and the lookup tries ranges in
+    // the order they were registered.
+    if (auto added = bus.add_ports(kGuestConsolePort, Uart16550::kPorts, console); !added) return added;
+    return bus.add_ports(kGuestExitPort, 1, exit_port);
+}
+
+}  // namespace nestor::virt
