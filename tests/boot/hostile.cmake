@@ -278,3 +278,17 @@ nestor_appliance_test(hostile_debug_exceptions MANIFEST ${hostile_manifests}/hos
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   SVM_ARGS ${checks} ${ac_qemu} VMX_ARGS ${ac_bochs})
+
+# 9. Exiting all the time and never yielding: CPUID in a loop, listed before the healthy domain so
+#    that it runs first. Its time slice spans its runs, so it is preempted and the healthy domain
+#    finishes while the loop still runs; a slice restarted at each entry would keep the CPU with
+#    the loop until its end. The loop then ends by itself (status 0).
+set(checks ${hostile_common})
+hostile_console(checks cpuidloop "cpuidloop: 200000 CPUIDs in a loop" "cpuidloop: done")
+nestor_appliance_test(hostile_cpuid_loop MANIFEST ${hostile_manifests}/hostile_cpuid_loop.manifest
+  GUESTS hostile_cpuid_loop healthy ARGS --expect-status 0 ${checks}
+  --expect-before "^appliance: domain healthy exited with status 0 " "^\\[cpuidloop\\] cpuidloop: done$"
+  --expect "^appliance: domain cpuidloop was preempted [0-9]+ times$"
+  --expect "^appliance: domain cpuidloop exited with status 0 \\(exit port\\) after [0-9]+ exits$"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:")
