@@ -17,17 +17,18 @@ namespace {
 constexpr u32 kMaxDomains = NESTOR_MANIFEST_MAX_DOMAINS;
 constexpr u32 kFailureStatus = 1;
 
-// Everything the appliance owns: one per boot, static, so nothing is allocated for it, and
-// zero-initialised, so it takes no room in the image.
+// Everything the appliance owns: one per boot, static, so nothing is allocated for it. The VMs
+// are built in zeroed storage when the manifest is read: as static objects their vtable pointers
+// would put all of them, mostly zeros, into the image's initialised data.
 struct Appliance {
     Toolstack toolstack;
-    MappingSync mapping_sync;
-    Vm vms[kMaxDomains];
-    Vm* order[kMaxDomains] = {};
-    u32 count = 0;
+    alignas(Vm) u8 storage[sizeof(Vm) * kMaxDomains];
+    Vm* order[kMaxDomains];
+    u32 count;
 };
 
-constinit Appliance appliance;
+constinit Appliance appliance{};
+constinit MappingSync mapping_sync;
 
 Result<manifest::Manifest, bool> read_boot_manifest(const BootInfo& boot) {
     const BootModule* module = find_module(boot, "manifest");
@@ -49,7 +50,7 @@ Result<manifest::Manifest, bool> read_boot_manifest(const BootInfo& boot) {
 u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtOps& ops) {
     u32 built = 0;
     for (u32 i = 0; i < appliance.count; ++i) {
-        Vm& vm = appliance.vms[i];
+        Vm& vm = *appliance.order[i];
         if (auto done = appliance.toolstack.build(vm, i, m.domain(i), boot, ops); !done) {
             log_build_fault(vm.name, done.error());
             vm.release_vcpu();
@@ -59,7 +60,7 @@ u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtO
         ++built;
     }
     for (u32 i = 0; i < appliance.count; ++i) {
-        Vm& vm = appliance.vms[i];
+        Vm& vm = *appliance.order[i];
         if (!vm.running) continue;
         if (auto given = appliance.toolstack.give_signals(vm, m.domain(i), appliance.order); !given) {
             log_build_fault(vm.name, given.error());
@@ -72,7 +73,7 @@ u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtO
 u32 summarize(u32 built) {
     u32 failed = appliance.count - built;
     for (u32 i = 0; i < appliance.count; ++i) {
-        const Vm& vm = appliance.vms[i];
+        const Vm& vm = *appliance.order[i];
         const Vcpu& v = vm.vcpu;
         if (vm.handle && v.outcome.stop && v.outcome.status != 0) ++failed;
         if (v.exits.preemptions) log::info("appliance: domain {} was preempted {} times", vm.name, v.exits.preemptions);
@@ -102,12 +103,12 @@ u32 run_appliance(const BootInfo& boot, const ApplianceOptions& options) {
         return kFailureStatus;
     }
     appliance.count = manifest->domain_count();
-    for (u32 i = 0; i < appliance.count; ++i) appliance.order[i] = &appliance.vms[i];
-    appliance.mapping_sync.follow(appliance.order, appliance.count);
+    for (u32 i = 0; i < appliance.count; ++i) appliance.order[i] = new (&appliance.storage[i * sizeof(Vm)]) Vm{};
+    mapping_sync.follow(appliance.order, appliance.count);
 
     static cap::DirectMapMemory kernel_memory;
     static cap::System system(kernel_memory, platform_caps());
-    system.set_observer(&appliance.mapping_sync);
+    system.set_observer(&mapping_sync);
     if (auto booted = appliance.toolstack.bootstrap(*manifest, system); !booted) {
         log_build_fault("", booted.error());
         return kFailureStatus;

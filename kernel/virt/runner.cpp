@@ -78,7 +78,9 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
         ops->disable();
         return kFailureStatus;
     }
-    static Vm vm;
+    // Zeroed storage, built here: a static Vm would sit in the image's initialised data.
+    alignas(Vm) static u8 storage[sizeof(Vm)];
+    Vm& vm = *new (storage) Vm{};
     vm.set_up(guest->name, "virt: guest", *ops);
     auto handle = create_builtin_vm(*ops, *guest, memory);
     if (!handle) {

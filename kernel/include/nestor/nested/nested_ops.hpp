@@ -85,6 +85,9 @@ public:
     virtual void* pointer(paddr physical) = 0;  // L0's view of memory allocate() returned
 
 protected:
+    // Inlined into the kernel's implementation: an image without the component (NESTED_VIRT=OFF)
+    // carries no nestor::nested symbol but the null table.
+    [[gnu::always_inline]] constexpr Host() = default;
     ~Host() = default;
 };
 
