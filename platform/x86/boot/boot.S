@@ -122,13 +122,15 @@ higher_half_entry:
     movabs $kernel_stack_top, %rsp
     xor %ebp, %ebp
     // Zero .bss ourselves: not every loader clears it. The stack lives in .bss too, so the
-    // boot arguments wait in a register rather than on it.
+    // boot arguments wait in a register rather than on it. kernel.ld aligns both ends to 8, so
+    // it is cleared a quadword at a time.
     mov %rdi, %r12
     movabs $__bss_start, %rdi
     movabs $__bss_end, %rcx
     sub %rdi, %rcx
+    shr $3, %rcx
     xor %eax, %eax
-    rep stosb
+    rep stosq
     mov %r12, %rdi
     // rdi = magic, rsi = physical address of the boot information
     call x86_boot_main
