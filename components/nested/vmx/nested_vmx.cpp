@@ -3,16 +3,17 @@
 // MSRs are issue 7's work, and until then they stop the domain with a report that says so, never
 // a silent #UD. Built only with INTEL_VMX=ON.
 #include "nested_ept.hpp"
+#include "nestor/arch/vmx_vmcs.hpp"
 
 namespace nestor::nested {
 namespace vmx {
 namespace {
 
-constexpr u32 kMsrFeatureControl = 0x3A;
 constexpr u64 kFeatureControlLock = u64{1} << 0;
 constexpr u64 kFeatureControlVmxOutsideSmx = u64{1} << 2;
-constexpr u32 kMsrVmxFirst = 0x480;  // IA32_VMX_BASIC
-constexpr u32 kMsrVmxLast = 0x491;   // IA32_VMX_VMFUNC
+constexpr u32 kMsrFeatureControl = intel_vmx::vmx_msr::feature_control;
+constexpr u32 kMsrVmxFirst = intel_vmx::vmx_msr::vmx_basic;
+constexpr u32 kMsrVmxLast = intel_vmx::vmx_msr::vmx_vmfunc;
 constexpr u32 kCpuid1EcxVmx = 1u << 5;
 
 // VMX exit reasons of the VMX instructions (the backend's VmExit::vendor_code).

@@ -9,6 +9,7 @@
 // on a CPU without SVM/VMX.
 #pragma once
 
+#include "nestor/arch/vmx_vmcs.hpp"
 #include "nestor/nested/nested_ops.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/device_bus.hpp"
@@ -28,12 +29,12 @@ inline constexpr u32 kMsrBiosSignId = 0x8B;  // microcode revision, read by ever
 // that IA32_FEATURE_CONTROL reads as locked with VMX off (kFeatureControlLockedNoVmx), as
 // firmware leaves it on a machine with VMX disabled: guests (Windows among them) read it without
 // a #GP handler, and Xen answers the same. Writing it #GPs, as writing a locked one does.
-inline constexpr u32 kMsrFeatureControl = 0x3A;       // IA32_FEATURE_CONTROL
-inline constexpr u64 kFeatureControlLockedNoVmx = 1;  // bit 0 LOCK; bits 1-2 (VMXON allowed) clear
-inline constexpr u32 kMsrVmxBasic = 0x480;            // first VMX capability MSR (IA32_VMX_BASIC)
-inline constexpr u32 kMsrVmxVmfunc = 0x491;           // last VMX capability MSR (IA32_VMX_VMFUNC)
-inline constexpr u32 kMsrVmCr = 0xC0010114;           // AMD VM_CR
-inline constexpr u32 kMsrVmHsavePa = 0xC0010117;      // AMD VM_HSAVE_PA
+inline constexpr u32 kMsrFeatureControl = intel_vmx::vmx_msr::feature_control;  // IA32_FEATURE_CONTROL
+inline constexpr u64 kFeatureControlLockedNoVmx = 1;                  // bit 0 LOCK; bits 1-2 (VMXON allowed) clear
+inline constexpr u32 kMsrVmxBasic = intel_vmx::vmx_msr::vmx_basic;    // first VMX capability MSR (IA32_VMX_BASIC)
+inline constexpr u32 kMsrVmxVmfunc = intel_vmx::vmx_msr::vmx_vmfunc;  // last VMX capability MSR (IA32_VMX_VMFUNC)
+inline constexpr u32 kMsrVmCr = 0xC0010114;                           // AMD VM_CR
+inline constexpr u32 kMsrVmHsavePa = 0xC0010117;                      // AMD VM_HSAVE_PA
 
 bool is_virtualization_msr(u32 index);
 

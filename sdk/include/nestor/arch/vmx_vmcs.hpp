@@ -5,6 +5,8 @@
 // compiler.
 #pragma once
 
+#include "nestor/arch/x86_regs.hpp"
+
 namespace nestor::intel_vmx {
 
 using u32 = __UINT32_TYPE__;
@@ -32,7 +34,8 @@ inline constexpr u32 vmx_true_pinbased_ctls = 0x48D;
 inline constexpr u32 vmx_true_procbased_ctls = 0x48E;
 inline constexpr u32 vmx_true_exit_ctls = 0x48F;
 inline constexpr u32 vmx_true_entry_ctls = 0x490;
-inline constexpr u32 efer = 0xC0000080;
+inline constexpr u32 vmx_vmfunc = 0x491;  // the last VMX capability MSR
+inline constexpr u32 efer = x86_regs::kMsrEfer;
 inline constexpr u32 fs_base = 0xC0000100;
 inline constexpr u32 gs_base = 0xC0000101;
 }  // namespace vmx_msr

@@ -1,6 +1,7 @@
 // Thin wrappers over x86 instructions that touch machine state.
 #pragma once
 
+#include "nestor/arch/vmx_vmcs.hpp"
 #include "nestor/lib/types.hpp"
 
 namespace nestor::x86 {
@@ -61,12 +62,12 @@ NESTOR_CR_ACCESSORS(4)
 inline void host_machine_check() { asm volatile("int $18" ::: "memory"); }
 
 namespace msr {
-inline constexpr u32 efer = 0xC0000080;
-inline constexpr u32 feature_control = 0x3A;
-inline constexpr u32 vmx_basic = 0x480;
-inline constexpr u32 vmx_procbased_ctls = 0x482;
-inline constexpr u32 vmx_procbased_ctls2 = 0x48B;
-inline constexpr u32 vmx_true_procbased_ctls = 0x48E;
+inline constexpr u32 efer = intel_vmx::vmx_msr::efer;
+inline constexpr u32 feature_control = intel_vmx::vmx_msr::feature_control;
+inline constexpr u32 vmx_basic = intel_vmx::vmx_msr::vmx_basic;
+inline constexpr u32 vmx_procbased_ctls = intel_vmx::vmx_msr::vmx_procbased_ctls;
+inline constexpr u32 vmx_procbased_ctls2 = intel_vmx::vmx_msr::vmx_procbased_ctls2;
+inline constexpr u32 vmx_true_procbased_ctls = intel_vmx::vmx_msr::vmx_true_procbased_ctls;
 }  // namespace msr
 
 // Fills the neutral feature description from CPUID (and the VMX capability MSRs on Intel).
