@@ -340,6 +340,7 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::unknown_exit: return "unknown exit";
     case StopReason::shutdown: return "shutdown";
     case StopReason::watchdog: return "watchdog";
+    case StopReason::reset: return "reset";
     case StopReason::waits_forever: return "waits for a signal nothing can send";
     }
     return "?";

@@ -19,9 +19,14 @@ enum class StopReason : u8 {
     shutdown,       // the shutdown hypercall, or the domain was destroyed
     watchdog,       // ran too many time slices without an exit (set by the run loop)
     waits_forever,  // waits for a signal, and no running domain could send one (set by the run loop)
+    reset,          // the guest reset its machine (keyboard controller, port 0xCF9, the ACPI reset register)
 };
 
 const char* stop_reason_name(StopReason reason);
+
+// The status a domain ends with when it resets its machine (StopReason::reset): not 0, so that a
+// reboot is never mistaken for a clean power-off, and not the failure status 1.
+inline constexpr u32 kResetStatus = 0x52;
 
 // The flags first and no padding anywhere (the flags fill their word): "carry on" ({}) is three
 // 8-byte stores, and every exit returns one.
