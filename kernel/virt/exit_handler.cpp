@@ -306,7 +306,7 @@ ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironm
         guest = *known;
     } else {
         CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
-        guest = guest_cpuid(leaf, subleaf, host, context.nested);
+        guest = guest_cpuid(leaf, subleaf, host, context.nested, context.topology);
         if (cpuid_leaf_follows_guest(leaf))
             follow_guest(leaf, subleaf, guest, env);
         else if (memo)
@@ -365,6 +365,8 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::xsetbv: return "xsetbv";
     case ExitKind::virtualization_instruction: return "virtualization_instruction";
     case ExitKind::invalid_state: return "invalid_state";
+    case ExitKind::interrupt_window: return "interrupt_window";
+    case ExitKind::nmi_window: return "nmi_window";
     case ExitKind::unknown: return "unknown";
     }
     return "?";
@@ -417,6 +419,8 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& b
     case ExitKind::triple_fault: bus.flush(env); return stop(StopReason::triple_fault);
     case ExitKind::external_interrupt:
     case ExitKind::preemption: return {};  // the kernel got the CPU back; the scheduler decides who runs next
+    case ExitKind::interrupt_window:
+    case ExitKind::nmi_window: return {};  // no instruction ran: the run loop injects what it waited for
     case ExitKind::exception:
         // #DB and #AC are intercepted only so that a guest cannot keep the CPU in an endless
         // delivery of them (CVE-2015-8104, CVE-2015-5307: no interrupt, hence no preemption, gets

@@ -20,7 +20,6 @@ using namespace nestor::guest;
 
 namespace {
 
-constexpr u64 kDr6Bs = u64{1} << 14;
 constexpr u16 kTssSelector = 0x28;
 
 using x86::TablePointer;

@@ -20,11 +20,21 @@ constexpr usize kFxsaveMxcsr = 24;  // MXCSR in the legacy image
 constexpr u16 kFcwReset = 0x037F;
 constexpr u32 kMxcsrReset = 0x1F80;
 
+// The MSRs a context may carry (GuestContext::msr): TSC_AUX first, so that a context of either
+// backend carries one run of the list.
+constexpr u32 kCarriedMsrs[] = {x86_regs::kMsrTscAux, x86_regs::kMsrKernelGsBase, x86_regs::kMsrStar,
+                                x86_regs::kMsrLstar,  x86_regs::kMsrCstar,        x86_regs::kMsrSfmask};
+constexpr u8 kTscAux = 0;
+constexpr u8 kAfterTscAux = 1;
+constexpr u8 kAllCarried = sizeof(kCarriedMsrs) / sizeof(kCarriedMsrs[0]);
+static_assert(sizeof(GuestContext::msr) / sizeof(u64) == kAllCarried);
+
 // Per-CPU state (one CPU so far).
 virt::XsaveOffer offer = {};
 u64 cr4_settable = 0;
 u64 cpu_xcr0 = 0;  // what XCR0 holds (XSAVE only)
 bool enabled = false;
+bool tsc_aux = false;  // the CPU has RDTSCP or RDPID, hence TSC_AUX
 
 u64 xgetbv0() {
     u32 lo, hi;
@@ -70,6 +80,7 @@ void save(GuestContext& c) {
     c.dr[2] = read_dr2();
     c.dr[3] = read_dr3();
     if (c.carries_dr6) c.dr6 = read_dr6();
+    for (u8 i = c.msr_first; i < c.msr_end; ++i) c.msr[i] = rdmsr(kCarriedMsrs[i]);
 }
 
 void load(const GuestContext& c) {
@@ -87,6 +98,14 @@ void load(const GuestContext& c) {
     write_dr2(c.dr[2]);
     write_dr3(c.dr[3]);
     if (c.carries_dr6) write_dr6(c.dr6);
+    for (u8 i = c.msr_first; i < c.msr_end; ++i) wrmsr(kCarriedMsrs[i], c.msr[i]);
+}
+
+// TSC_AUX exists where RDTSCP or RDPID, which read it, do.
+bool cpu_has_tsc_aux() {
+    bool rdpid = cpuid(0).eax >= 7 && (cpuid(7, 0).ecx & x86_regs::kCpuid7EcxRdpid);
+    bool rdtscp = cpuid(0x80000000).eax >= 0x80000001 && (cpuid(0x80000001).edx & x86_regs::kCpuidExt1EdxRdtscp);
+    return rdpid || rdtscp;
 }
 
 }  // namespace
@@ -94,6 +113,7 @@ void load(const GuestContext& c) {
 void guest_context_enable() {
     if (enabled) return;
     CpuidResult l1 = cpuid(1), l7 = cpuid(7, 0), ld = cpuid(virt::kCpuidLeafXsave, 0);
+    tsc_aux = cpu_has_tsc_aux();
     offer = virt::xsave_offer({l1.eax, l1.ebx, l1.ecx, l1.edx}, {l7.eax, l7.ebx, l7.ecx, l7.edx},
                               {ld.eax, ld.ebx, ld.ecx, ld.edx});
     cr4_settable = virt::cr4_guest_settable({l1.eax, l1.ebx, l1.ecx, l1.edx}, {l7.eax, l7.ebx, l7.ecx, l7.edx}, offer);
@@ -118,7 +138,9 @@ const virt::XsaveOffer& guest_xsave_offer() { return offer; }
 
 u64 guest_cr4_settable() { return cr4_settable; }
 
-bool guest_context_create(GuestContext& context, bool carries_dr6) {
+bool guest_context_switches_tsc_aux() { return tsc_aux; }
+
+bool guest_context_create(GuestContext& context, bool carries_dr6, bool carries_syscall_msrs) {
     ASSERT(enabled);
     auto frame = kernel_frames().allocate();
     if (!frame) return false;
@@ -131,6 +153,9 @@ bool guest_context_create(GuestContext& context, bool carries_dr6) {
     context.xcr0 = virt::kXcr0X87;
     context.dr6 = 0xFFFF0FF0;
     context.carries_dr6 = carries_dr6;
+    context.msr_first = tsc_aux ? kTscAux : kAfterTscAux;
+    context.msr_end = carries_syscall_msrs ? kAllCarried : kAfterTscAux;
+    if (context.msr_end < context.msr_first) context.msr_end = context.msr_first;
     return true;
 }
 

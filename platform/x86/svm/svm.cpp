@@ -1,6 +1,6 @@
-// The AMD SVM backend: detection, enabling, VMCB set-up, nested paging, the run loop's entry and
-// the decoding of every exit into a vendor-neutral VmExit. It serves the kernel through one
-// constant VirtOps table (svm_backend()).
+// The AMD SVM backend: detection, enabling, VMCB set-up, nested paging, the MSRs a vCPU owns, the
+// event windows, the run loop's entry and the decoding of every exit into a vendor-neutral VmExit.
+// It serves the kernel through one constant VirtOps table (svm_backend()).
 //
 // Written for QEMU TCG's SVM as well as hardware: no NRIP save (instruction lengths are decoded
 // from guest memory), no decode assists, no VMCB clean bits (clean_bits stays 0: the CPU reloads
@@ -96,6 +96,14 @@ struct SvmVcpu {
     bool flush_tlb;
     u64 tlb_generation;  // the VM's generation this vCPU's TLB reflects
     u64 pending_event;   // EVENTINJ for the next entry; 0: none (a queued event has kEventValid)
+    Vmcb* vmcb01;        // the vCPU's own VMCB: `vmcb` but while an L2 runs
+    // The event windows asked for and the NMI blocking the backend keeps (window::*): without vNMI
+    // the CPU shows no NMI blocking, so, as KVM does, an injected NMI blocks the next until the
+    // IRET that ends its handler has run.
+    u8 windows;
+    u64 iret_rip;     // where the IRET that exited is (window::iret_seen)
+    u64 step_rflags;  // the guest's TF and RF when single-stepping began (window::stepping)
+    u64 step_dr6;     // and its DR6
     // The active VMCB's code page: codes[0] for the vCPU's own VMCB, codes[1] for vmcb02 while
     // it runs an L2. Each VMCB keeps its own across the other's run (switch_vmcb).
     CodePageCache* code;
@@ -118,8 +126,18 @@ VmHandle handle_of(SvmVm* vm) { return reinterpret_cast<VmHandle>(vm); }
 VcpuHandle handle_of(SvmVcpu* vcpu) { return reinterpret_cast<VcpuHandle>(vcpu); }
 
 using namespace x86_regs;
-constexpr u64 kResetPat = 0x0007040600070406;
 constexpr u32 kMaxAsids = 64;
+
+// SvmVcpu::windows.
+namespace window {
+constexpr u8 interrupt = 1u << 0;    // an interrupt window is asked for: V_IRQ with the VINTR intercept
+constexpr u8 nmi = 1u << 1;          // an NMI window is asked for
+constexpr u8 nmi_blocked = 1u << 2;  // an injected NMI's handler runs: the IRET intercept ends it
+constexpr u8 iret_seen = 1u << 3;    // its IRET exited: NMIs are open once RIP has left it
+constexpr u8 stepping = 1u << 4;     // single steps (TF) until the NMI window opens
+}  // namespace window
+constexpr u32 kVirtualInterrupt = int_ctl::v_irq | int_ctl::v_ign_tpr;
+constexpr u64 kStepFlags = kRflagsTf | kRflagsRf;
 
 // Per-CPU state (one CPU so far). Constant-initialised.
 bool svm_enabled = false;
@@ -225,6 +243,17 @@ void svm_destroy_vm(VmHandle handle) {
     free_frame(self);
 }
 
+// The MSRs a vCPU owns reach the CPU without an exit: the world switch's VMLOAD and VMSAVE switch
+// the segment bases and the SYSCALL and SYSENTER MSRs with the host's around every run, and the
+// guest context TSC_AUX (the host uses none of them). PAT stays intercepted: the guest's is the
+// VMCB's G_PAT (emulate_pat), which QEMU's TCG does not switch.
+void pass_through_guest_msrs(u8* msrpm) {
+    const u32 msrs[] = {kMsrFsBase, kMsrGsBase, kMsrKernelGsBase, kMsrStar,        kMsrLstar,
+                        kMsrCstar,  kMsrSfmask, kMsrSysenterCs,   kMsrSysenterEsp, kMsrSysenterEip};
+    for (u32 msr : msrs) msrpm::pass_through(msrpm, msr);
+    if (guest_context_switches_tsc_aux()) msrpm::pass_through(msrpm, kMsrTscAux);
+}
+
 Result<VmHandle, VirtError> svm_create_vm() {
     if (!svm_enabled) return fail(VirtError::unsupported);
     paddr self = allocate_zeroed_frame_or_panic("SVM VM");
@@ -239,9 +268,11 @@ Result<VmHandle, VirtError> svm_create_vm() {
         return fail(VirtError::out_of_memory);
     }
     vm->npt_root = npt.root();
-    // Intercept every port and every MSR: the kernel decides each access.
+    // Intercept every port and every MSR: the kernel decides each access, but for the MSRs the
+    // vCPU owns.
     fill_bytes(frame_pointer<u8>(vm->iopm_pa), 0xFF, kIopmBytes);
     fill_bytes(frame_pointer<u8>(vm->msrpm_pa), 0xFF, kMsrpmBytes);
+    pass_through_guest_msrs(frame_pointer<u8>(vm->msrpm_pa));
     return handle_of(vm);
 }
 
@@ -323,7 +354,7 @@ void set_real_mode_state(Vmcb& vmcb) {
     s.dr6 = 0xFFFF0FF0;
     s.dr7 = 0x400;
     s.rflags = kRflagsFixed1;
-    s.g_pat = kResetPat;
+    s.g_pat = kPatReset;
 }
 
 // The multiboot machine state: flat 4 GiB 32-bit segments, protected mode, paging off.
@@ -349,7 +380,11 @@ void set_long64_state(Vmcb& vmcb, u64 cr3) {
 
 Status<VirtError> set_initial_state(Vmcb& vmcb, const InitialMode& initial) {
     switch (initial.mode) {
-    case CpuMode::real16: set_real_mode_state(vmcb); return {};
+    case CpuMode::real16:
+        set_real_mode_state(vmcb);
+        vmcb.save.cs.selector = initial.real_mode_segment;
+        vmcb.save.cs.base = u64{initial.real_mode_segment} << 4;
+        return {};
     case CpuMode::protected32: set_protected32_state(vmcb); return {};
     case CpuMode::long64:
         if (!is_aligned(initial.cr3, kPageSize)) return fail(VirtError::bad_guest);
@@ -424,8 +459,9 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle handle, const InitialMode
     vcpu->vmcb_pa = allocate_zeroed_frame_or_panic("VMCB");
     vcpu->vmcb = frame_pointer<Vmcb>(vcpu->vmcb_pa);
     vcpu->vmload_pa = vcpu->vmcb_pa;
+    vcpu->vmcb01 = vcpu->vmcb;
     vcpu->code = &vcpu->codes[0];
-    if (!guest_context_create(vcpu->context, false)) {
+    if (!guest_context_create(vcpu->context, false, false)) {
         svm_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
     }
@@ -686,8 +722,88 @@ void SvmNestedHardware::enter_l1(VcpuState& state) {
 
 void SvmNestedHardware::write_state(const VcpuState& state) { virt::write_state(state, vcpu->vmcb->save); }
 
+// The interrupt shadow covers the instruction after STI / MOV SS; once the kernel has stepped over
+// it (an emulated HLT after STI), it is over.
+bool shadow_over(Vmcb& vmcb, const VcpuState& state) {
+    if (!(vmcb.control.interrupt_shadow & kInterruptShadow)) return true;
+    if (vmcb.save.rip == state.rip) return false;
+    vmcb.control.interrupt_shadow = 0;
+    return true;
+}
+
+// An NMI handler's IRET that exited has run once RIP has left it: NMIs are open again.
+void note_iret_progress(SvmVcpu& v, const VcpuState& state) {
+    if ((v.windows & window::iret_seen) && state.rip != v.iret_rip)
+        v.windows &= ~(window::iret_seen | window::nmi_blocked);
+}
+
+// Whether the next entry of vmcb01 can deliver an NMI: no NMI handler running, no event queued,
+// no interrupt shadow on the instruction at state.rip.
+bool nmi_injectable(SvmVcpu& v, const VcpuState& state) {
+    note_iret_progress(v, state);
+    if ((v.windows & window::nmi_blocked) || (v.pending_event & event::valid)) return false;
+    return shadow_over(*v.vmcb, state);
+}
+
+// The kernel's state into vmcb01, with what ends the run when a window it asked for opens: V_IRQ
+// and the VINTR intercept for an interrupt window; for an NMI window the IRET intercept while the
+// NMI handler's IRET has not exited, else single steps (an IRET that has not run yet, an event
+// being delivered, a shadow: any instruction may open it). All of it is for this run only
+// (close_windows), so that the nested component never finds it among L1's controls when it
+// builds an L2's VMCB. False: the NMI window is open now, and the run ends before it begins.
+[[gnu::noinline]] bool open_windows(SvmVcpu& v, const VcpuState& state) {
+    bool open = false, step = false;
+    if (v.windows & window::nmi) {
+        open = nmi_injectable(v, state);
+        step = !open && (!(v.windows & window::nmi_blocked) || (v.windows & window::iret_seen));
+    } else {
+        note_iret_progress(v, state);
+    }
+    if (!step) v.windows &= ~window::stepping;
+    if (open) return false;
+    write_state(state, v.vmcb->save);
+    VmcbControl& c = v.vmcb->control;
+    if (v.windows & window::interrupt) {
+        c.int_ctl |= kVirtualInterrupt;
+        c.intercept_misc1 |= intercept1::vintr;
+    }
+    if ((v.windows & (window::nmi_blocked | window::iret_seen)) == window::nmi_blocked)
+        c.intercept_misc1 |= intercept1::iret;
+    if (step) {
+        if (!(v.windows & window::stepping)) {
+            v.step_rflags = state.rflags & kStepFlags;
+            v.step_dr6 = v.vmcb->save.dr6;
+            v.windows |= window::stepping;
+        }
+        v.vmcb->save.rflags |= kStepFlags;
+    }
+    return true;
+}
+
+// After a run of vmcb01 open_windows prepared: its intercepts go, and the kernel sees the guest's
+// own TF and RF, not the single step's.
+void close_windows(SvmVcpu& v, VcpuState& state) {
+    VmcbControl& c = v.vmcb->control;
+    c.int_ctl &= ~kVirtualInterrupt;
+    c.intercept_misc1 &= ~(intercept1::vintr | intercept1::iret);
+    if (v.windows & window::stepping) state.rflags &= ~(kStepFlags & ~v.step_rflags);
+}
+
+// A run that ends before VMRUN: the NMI window is open.
+[[gnu::noinline]] VmExit nmi_window_open() {
+    VmExit exit{};
+    exit.kind = ExitKind::nmi_window;
+    exit.vendor_code = exit_code::nmi;  // no VMRUN: the code of what the window is for
+    return exit;
+}
+
+// Windows (open_windows) are closed again by svm_run, before the kernel sees the exit.
 VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
-    write_state(state, vcpu->vmcb->save);
+    if (vcpu->windows && vcpu->vmcb == vcpu->vmcb01) [[unlikely]] {
+        if (!open_windows(*vcpu, state)) return nmi_window_open();
+    } else {
+        write_state(state, vcpu->vmcb->save);
+    }
     Vmcb& vmcb = *vcpu->vmcb;
     VmcbSave& save = vmcb.save;
     vmcb.control.event_inject = vcpu->pending_event;
@@ -747,15 +863,69 @@ bool emulate_cr4_write(SvmVcpu& vcpu, VcpuState& state) {
     return true;
 }
 
-// CR4 writes are the backend's business: they never reach the kernel.
+// The guest's PAT is the VMCB's G_PAT, which the CPU uses under nested paging; a write with a
+// memory type the SDM does not define #GPs.
+bool emulate_pat(SvmVcpu& vcpu, VcpuState& state, const VmExit& exit) {
+    if (exit.msr.index != kMsrPat || !exit.instruction_length) return false;
+    VmcbSave& s = vcpu.vmcb->save;
+    if (exit.kind == ExitKind::msr_write) {
+        if (!pat_is_valid(exit.msr.value)) {
+            svm_inject_exception(handle_of(&vcpu), 13, true, 0);
+            return true;
+        }
+        s.g_pat = exit.msr.value;
+    } else {
+        state.reg(Gpr::rax) = s.g_pat & 0xFFFFFFFF;
+        state.reg(Gpr::rdx) = s.g_pat >> 32;
+    }
+    u64 next = state.rip + exit.instruction_length;
+    state.rip = state.mode == CpuMode::long64        ? next
+                : state.mode == CpuMode::protected32 ? next & 0xFFFFFFFF
+                                                     : next & 0xFFFF;
+    return true;
+}
+
+// The IRET that ends an injected NMI's handler exited before it ran: it runs at the next entry,
+// and NMIs are open once RIP has left it (with an NMI window asked for, one single step says).
+bool iret_exited(SvmVcpu& vcpu, const VcpuState& state) {
+    vcpu.windows |= window::iret_seen;
+    vcpu.iret_rip = state.rip;
+    return true;
+}
+
+// A #DB is the backend's when it is a single step towards an NMI window the guest did not ask for
+// (its TF was clear): the guest's DR6 is put back, and the next run looks at the window again.
+bool own_single_step(SvmVcpu& vcpu) {
+    if (!(vcpu.windows & window::stepping) || (vcpu.step_rflags & kRflagsTf) || !(vcpu.vmcb->save.dr6 & kDr6Bs))
+        return false;
+    vcpu.vmcb->save.dr6 = vcpu.step_dr6;
+    vcpu.windows &= ~window::stepping;
+    return true;
+}
+
+// An exit of vmcb01 that may be the backend's own business; false: the kernel's. (An L2's exits of
+// these kinds are L1's, which the nested component reflects, or the kernel's.)
+[[gnu::noinline]] bool handled_here(SvmVcpu& vcpu, VcpuState& state, const VmExit& exit) {
+    if (vcpu.vmcb != vcpu.vmcb01) return false;
+    if (vcpu.windows) close_windows(vcpu, state);
+    switch (exit.vendor_code) {
+    case exit_code::cr4_write: return emulate_cr4_write(vcpu, state);
+    case exit_code::msr: return emulate_pat(vcpu, state, exit);
+    case exit_code::iret: return (vcpu.windows & window::nmi_blocked) && iret_exited(vcpu, state);
+    case exit_code::exception(kVectorDb): return own_single_step(vcpu);
+    default: return false;
+    }
+}
+
+// CR4 writes, PAT, an NMI handler's IRET and the single steps towards an NMI window are the
+// backend's business: they never reach the kernel. Three tests for every other exit.
 VmExit svm_run(VcpuHandle handle, VcpuState& state, u64 time_slice) {
     SvmVcpu* vcpu = vcpu_of(handle);
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
-        if (exit.vendor_code != exit_code::cr4_write) return exit;  // every other exit: one test
-        // An L2's CR4 write exits only when L1 intercepts it: the nested component reflects it.
-        bool l2 = vcpu->nested && vcpu->l2.running_l2();
-        if (l2 || !emulate_cr4_write(*vcpu, state)) return exit;
+        if (exit.vendor_code != exit_code::cr4_write && exit.vendor_code != exit_code::msr && !vcpu->windows) [[likely]]
+            return exit;
+        if (!handled_here(*vcpu, state, exit)) return exit;
     }
 }
 
@@ -767,15 +937,38 @@ void svm_inject_exception(VcpuHandle handle, u8 vector, bool has_error_code, u32
 bool svm_inject_interrupt(VcpuHandle handle, const VcpuState& state, u8 vector) {
     SvmVcpu* vcpu = vcpu_of(handle);
     if (!(state.rflags & kRflagsIf) || (vcpu->pending_event & event::valid)) return false;
-    Vmcb& vmcb = *vcpu->vmcb;
-    if (vmcb.control.interrupt_shadow & kInterruptShadow) {
-        // The shadow covers the instruction after STI / MOV SS; once the kernel has stepped over
-        // it (an emulated HLT after STI), it is over.
-        if (vmcb.save.rip == state.rip) return false;
-        vmcb.control.interrupt_shadow = 0;
-    }
+    if (!shadow_over(*vcpu->vmcb, state)) return false;
     vcpu->pending_event = interrupt_event(vector);
     return true;
+}
+
+// The NMIs and windows are L1's: while an L2 runs, the nested component decides what an NMI does
+// first, and a window asked for takes effect when L1 runs again.
+bool svm_inject_nmi(VcpuHandle handle, const VcpuState& state) {
+    SvmVcpu* vcpu = vcpu_of(handle);
+    if (vcpu->vmcb != vcpu->vmcb01 || !nmi_injectable(*vcpu, state)) return false;
+    vcpu->pending_event = nmi_event();
+    vcpu->windows = static_cast<u8>((vcpu->windows | window::nmi_blocked) & ~window::iret_seen);
+    return true;
+}
+
+void svm_request_interrupt_window(VcpuHandle handle, bool on) {
+    SvmVcpu* vcpu = vcpu_of(handle);
+    vcpu->windows = static_cast<u8>(on ? vcpu->windows | window::interrupt : vcpu->windows & ~window::interrupt);
+}
+
+void svm_request_nmi_window(VcpuHandle handle, bool on) {
+    SvmVcpu* vcpu = vcpu_of(handle);
+    vcpu->windows =
+        static_cast<u8>(on ? vcpu->windows | window::nmi : vcpu->windows & ~(window::nmi | window::stepping));
+}
+
+// vmcb02 runs an L2 with L0's offset plus its L1's (the nested component): it moves with L0's.
+void svm_set_tsc_offset(VcpuHandle handle, u64 offset) {
+    SvmVcpu* vcpu = vcpu_of(handle);
+    u64 change = offset - vcpu->vmcb01->control.tsc_offset;
+    vcpu->vmcb01->control.tsc_offset = offset;
+    if (vcpu->vmcb != vcpu->vmcb01) vcpu->vmcb->control.tsc_offset += change;
 }
 
 // The CR4 of the VMCB that ran last: L2's own when the exit was L2's.
@@ -806,6 +999,10 @@ constexpr VirtOps kSvmOps = {
     .run = svm_run,
     .inject_exception = svm_inject_exception,
     .inject_interrupt = svm_inject_interrupt,
+    .request_interrupt_window = svm_request_interrupt_window,
+    .inject_nmi = svm_inject_nmi,
+    .request_nmi_window = svm_request_nmi_window,
+    .set_tsc_offset = svm_set_tsc_offset,
     .destroy_vcpu = svm_destroy_vcpu,
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = svm_xsave_controls,

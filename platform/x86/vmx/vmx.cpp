@@ -1,8 +1,9 @@
 // The Intel VMX backend: detection against the capability MSRs, VMXON, one VMCS per vCPU, EPT
 // with a VPID per VM, unrestricted guest (real-mode guests), I/O and MSR bitmaps that send every
-// port and MSR to the kernel, the VMX preemption timer for run()'s time slice, and the decoding of
-// every exit into a vendor-neutral VmExit (vmx_logic.cpp). It serves the kernel through one
-// constant VirtOps table (vmx_backend()). VMCS details stay in this directory.
+// port and MSR to the kernel but the MSRs a vCPU owns, the VMX preemption timer for run()'s time
+// slice, the event windows, and the decoding of every exit into a vendor-neutral VmExit
+// (vmx_logic.cpp). It serves the kernel through one constant VirtOps table (vmx_backend()). VMCS
+// details stay in this directory.
 //
 // Written for Bochs' VMX (corei7_* models) as well as hardware: CR0.NE is set before VMXON, the
 // controls are computed from the TRUE_ capability MSRs where they exist, and every control is
@@ -49,8 +50,9 @@ struct VmxVcpu {
     VmxVm* vm;
     paddr vmcs_pa;
     bool launched;
-    bool flush_pending;  // INVEPT/INVVPID before the first entry
-    u32 pin_controls;    // as last written
+    bool flush_pending;    // INVEPT/INVVPID before the first entry
+    u32 pin_controls;      // as last written
+    u32 primary_controls;  // as last written (the event windows)
     bool event_pending;
     u32 pending_info;
     u32 pending_error_code;
@@ -78,6 +80,8 @@ VcpuHandle handle_of(VmxVcpu* vcpu) { return reinterpret_cast<VcpuHandle>(vcpu);
 constexpr u32 kMaxVpids = 64;
 constexpr u64 kInvalidLinkPointer = ~u64{0};
 constexpr u64 kDr7Reset = 0x400;
+constexpr u32 kNmiVector = 2;
+constexpr u32 kVectorDf = 8;
 
 struct [[gnu::packed]] DescriptorPointer {
     u16 limit;
@@ -103,6 +107,7 @@ struct Capabilities {
     bool vpid;
     bool load_efer;
     bool save_efer;
+    bool pat;  // the guest's PAT loaded at entry and saved at exit, the host's loaded at exit
 };
 
 // Per-CPU state (one CPU so far). Constant-initialised.
@@ -246,20 +251,26 @@ bool read_capabilities() {
     c.load_efer =
         controls_allowed(exit_msr, exit_ctl::load_efer) && controls_allowed(c.entry_msr, entry_ctl::load_efer);
     c.save_efer = c.load_efer && controls_allowed(exit_msr, exit_ctl::save_efer);
-    const u32 pin_base = pin::external_interrupt_exiting | pin::nmi_exiting;
+    c.pat = controls_allowed(exit_msr, exit_ctl::save_pat | exit_ctl::load_pat) &&
+            controls_allowed(c.entry_msr, entry_ctl::load_pat);
+    // Virtual NMIs: the CPU keeps the guest's NMI blocking (VirtOps::inject_nmi) and offers the
+    // NMI window; every CPU with unrestricted guest has them.
+    const u32 pin_base = pin::external_interrupt_exiting | pin::nmi_exiting | pin::virtual_nmis;
     const Want wants[] = {
         {"pin-based (with the preemption timer)", pin_base | pin::preemption_timer, pin_msr, &c.pin_with_timer},
         {"pin-based", pin_base, pin_msr, &c.pin_without_timer},
         {"primary processor-based",
          primary::hlt_exiting | primary::mwait_exiting | primary::rdpmc_exiting | primary::use_io_bitmaps |
-             primary::use_msr_bitmaps | primary::monitor_exiting | primary::activate_secondary,
+             primary::use_msr_bitmaps | primary::monitor_exiting | primary::activate_secondary |
+             primary::use_tsc_offsetting,
          primary_msr, &c.primary},
         {"secondary processor-based (EPT, unrestricted guest)", secondary_wanted, secondary_msr, &c.secondary},
         {"VM-exit",
          exit_ctl::host_address_space_size | (c.load_efer ? exit_ctl::load_efer : 0) |
-             (c.save_efer ? exit_ctl::save_efer : 0),
+             (c.save_efer ? exit_ctl::save_efer : 0) | (c.pat ? exit_ctl::save_pat | exit_ctl::load_pat : 0),
          exit_msr, &c.exit},
-        {"VM-entry", c.load_efer ? entry_ctl::load_efer : 0, c.entry_msr, &c.entry},
+        {"VM-entry", (c.load_efer ? entry_ctl::load_efer : 0) | (c.pat ? entry_ctl::load_pat : 0), c.entry_msr,
+         &c.entry},
     };
     for (const Want& want : wants) {
         auto adjusted = adjust_controls(want.bits, want.msr);
@@ -381,6 +392,18 @@ void vmx_destroy_vm(VmHandle handle) {
     free_frame(self);
 }
 
+// The MSRs a vCPU owns reach the CPU without an exit: VM entry and exit switch the segment bases,
+// the SYSENTER MSRs and PAT (with its controls; without them PAT #GPs as before) with the host's,
+// and the guest context KERNEL_GS_BASE, the SYSCALL MSRs and TSC_AUX, which the host never uses,
+// when another vCPU is entered: no exit pays for them.
+void pass_through_guest_msrs(u8* bitmap) {
+    const u32 msrs[] = {kMsrFsBase, kMsrGsBase, kMsrKernelGsBase, kMsrStar,        kMsrLstar,
+                        kMsrCstar,  kMsrSfmask, kMsrSysenterCs,   kMsrSysenterEsp, kMsrSysenterEip};
+    for (u32 msr : msrs) msr_bitmap::pass_through(bitmap, msr);
+    if (caps.pat) msr_bitmap::pass_through(bitmap, kMsrPat);
+    if (guest_context_switches_tsc_aux()) msr_bitmap::pass_through(bitmap, kMsrTscAux);
+}
+
 Result<VmHandle, VirtError> vmx_create_vm() {
     if (!vmx_enabled) return fail(VirtError::unsupported);
     u16 vpid = 0;
@@ -396,7 +419,7 @@ Result<VmHandle, VirtError> vmx_create_vm() {
     VmxVm* vm = new (frame_pointer<void>(self)) VmxVm{};
     vm->self = self;
     vm->vpid = vpid;
-    // Every port and every MSR exits to the kernel.
+    // Every port and every MSR exits to the kernel, but the MSRs the vCPU owns.
     vm->io_bitmap_a = allocate_frame(0xFF);
     vm->io_bitmap_b = allocate_frame(0xFF);
     vm->msr_bitmap = allocate_frame(0xFF);
@@ -406,6 +429,7 @@ Result<VmHandle, VirtError> vmx_create_vm() {
         vmx_destroy_vm(handle_of(vm));
         return fail(VirtError::out_of_memory);
     }
+    pass_through_guest_msrs(frame_pointer<u8>(vm->msr_bitmap));
     vm->ept_root = ept.root();
     vm->eptp = make_eptp(vm->ept_root);
     log::debug("vmx: VM with VPID {}, EPT root {:#x}", vpid, vm->ept_root);
@@ -490,6 +514,7 @@ template <typename Write> void write_host_state(Write& w) {
     w(field::host_sysenter_esp, rdmsr(vmx_msr::sysenter_esp));
     w(field::host_sysenter_eip, rdmsr(vmx_msr::sysenter_eip));
     if (caps.load_efer) w(field::host_efer, rdmsr(vmx_msr::efer));
+    if (caps.pat) w(field::host_pat, rdmsr(vmx_msr::pat));
     w(field::host_rip, reinterpret_cast<u64>(vmx_exit_entry));
 }
 
@@ -524,6 +549,9 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     if (!vmx_enabled || !vm) return fail(VirtError::unsupported);
     InitialGuestState s{};
     if (!initial_guest_state(initial.mode, initial.cr3, s)) return fail(VirtError::bad_guest);
+    if (initial.mode == CpuMode::real16) s.cs = SegmentState{initial.real_mode_segment,
+                                                            u64{initial.real_mode_segment} << 4, s.cs.limit,
+                                                            s.cs.access_rights};
     if (s.ia32e_mode &&
         (!controls_allowed(caps.entry_msr, entry_ctl::ia32e_mode_guest) || !is_aligned(initial.cr3, kPageSize)))
         return fail(s.ia32e_mode && !is_aligned(initial.cr3, kPageSize) ? VirtError::bad_guest
@@ -546,7 +574,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
         return fail(VirtError::out_of_memory);
     }
     *frame_pointer<u32>(vcpu->vmcs_pa) = caps.revision;
-    if (!guest_context_create(vcpu->context, true)) {
+    if (!guest_context_create(vcpu->context, true, true)) {
         vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
     }
@@ -557,6 +585,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     }
     vcpu->flush_pending = true;
     vcpu->pin_controls = caps.pin_without_timer;
+    vcpu->primary_controls = caps.primary;
     vcpu->cr0_mask = cr0.mask;
     vcpu->cr0_shadow = cr0.shadow;
     vcpu->save_efer = caps.save_efer;
@@ -566,7 +595,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     VmcsWriter w;
     // Controls.
     w(field::pin_based_controls, vcpu->pin_controls);
-    w(field::primary_controls, caps.primary);
+    w(field::primary_controls, vcpu->primary_controls);
     w(field::secondary_controls, caps.secondary);
     w(field::exit_controls, caps.exit);
     w(field::entry_controls, caps.entry | (s.ia32e_mode ? entry_ctl::ia32e_mode_guest : 0));
@@ -614,6 +643,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     w(field::guest_dr7, kDr7Reset);
     w(field::guest_debugctl, 0);
     if (caps.load_efer) w(field::guest_efer, s.efer);
+    if (caps.pat) w(field::guest_pat, kPatReset);
     w(field::guest_rflags, s.rflags);
     w(field::guest_rsp, 0);
     w(field::guest_rip, 0);
@@ -664,6 +694,13 @@ u64 read_dr6() {
 }
 void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
 
+// The exit came in the middle of an IRET that had unblocked NMIs ("NMI unblocking due to IRET" in
+// the exit qualification or interruption information): the guest runs that IRET again, so NMIs
+// stay blocked until it completes.
+[[gnu::noinline]] void block_nmis_again() {
+    vmwrite(field::guest_interruptibility, vmread(field::guest_interruptibility) | interruptibility::nmi);
+}
+
 // What the backend does before the kernel sees an intercepted exception (vmx_logic decodes it).
 // A machine check is the host's. A #DB leaves DR6 to the VMM (the CPU has not updated the guest's
 // DR6, which is the live register while the guest runs): set it as the CPU would have. ICEBP
@@ -677,6 +714,7 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
         return;
     }
     u32 info = raw.interruption_info;
+    if ((info & intr_info::nmi_unblocking) && (info & intr_info::vector_mask) != kVectorDf) block_nmis_again();
     if ((info & intr_info::vector_mask) != kVectorDb) return;
     write_dr6(dr6_after_debug_exit(read_dr6(), raw.qualification));
     if ((info & intr_info::type_mask) == intr_info::type_privileged_software_exception) {
@@ -780,8 +818,11 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     // host's handler takes it, or the next entry would exit again at once.
     if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
     if (basic_reason == exit_reason::preemption_timer) slice_owner = nullptr;  // the next run starts a slice
-    if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration)
+    if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration) {
         raw.guest_physical = vmread(field::guest_physical_address);
+        if (basic_reason == exit_reason::ept_violation && (raw.qualification & ept_qual::nmi_unblocking))
+            block_nmis_again();
+    }
     refresh_state(*vcpu, state);
     if (basic_reason == exit_reason::exception_or_nmi || basic_reason == exit_reason::machine_check) [[unlikely]]
         intercepted_exception(state, raw);
@@ -794,6 +835,10 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
         vcpu->pending_error_code = static_cast<u32>(vmread(field::idt_vectoring_error_code));
         vcpu->pending_instruction_length = raw.instruction_length;
         vcpu->event_pending = true;
+        // An NMI whose delivery the exit interrupted left NMIs blocked, and VM entry refuses to
+        // inject one so: its delivery blocks them again (as KVM does).
+        if ((vectoring & intr_info::type_mask) == intr_info::type_nmi) [[unlikely]]
+            vmwrite(field::guest_interruptibility, vmread(field::guest_interruptibility) & ~interruptibility::nmi);
     }
 
     if (raw.reason & exit_reason::entry_failure)
@@ -906,6 +951,46 @@ bool vmx_inject_interrupt(VcpuHandle handle, const VcpuState& state, u8 vector) 
     return true;
 }
 
+// NMIs are blocked by an NMI's handler (virtual-NMI blocking, until its IRET) and, as KVM judges
+// it, by the STI / MOV SS shadow; the shadow is over once the kernel has stepped past its
+// instruction, as for inject_interrupt.
+bool vmx_inject_nmi(VcpuHandle handle, const VcpuState& state) {
+    VmxVcpu* vcpu = vcpu_of(handle);
+    if (vcpu->event_pending || !make_current(*vcpu)) return false;
+    u64 blocking = vmread(field::guest_interruptibility);
+    if (blocking & interruptibility::nmi) return false;
+    if (blocking & (interruptibility::sti | interruptibility::mov_ss)) {
+        if (vmread(field::guest_rip) == state.rip) return false;
+        if (!vmwrite(field::guest_interruptibility, blocking & ~(interruptibility::sti | interruptibility::mov_ss)))
+            return false;
+    }
+    vcpu->pending_info = kNmiVector | intr_info::type_nmi | intr_info::valid;
+    vcpu->pending_error_code = 0;
+    vcpu->pending_instruction_length = 0;
+    vcpu->event_pending = true;
+    return true;
+}
+
+// The windows are VM-execution controls: interrupt-window and NMI-window exiting.
+void request_window(VmxVcpu& vcpu, u32 control, bool on) {
+    u32 primary = on ? vcpu.primary_controls | control : vcpu.primary_controls & ~control;
+    if (primary == vcpu.primary_controls || !make_current(vcpu)) return;
+    if (vmwrite(field::primary_controls, primary)) vcpu.primary_controls = primary;
+}
+
+void vmx_request_interrupt_window(VcpuHandle handle, bool on) {
+    request_window(*vcpu_of(handle), primary::interrupt_window_exiting, on);
+}
+
+void vmx_request_nmi_window(VcpuHandle handle, bool on) {
+    request_window(*vcpu_of(handle), primary::nmi_window_exiting, on);
+}
+
+void vmx_set_tsc_offset(VcpuHandle handle, u64 offset) {
+    VmxVcpu* vcpu = vcpu_of(handle);
+    if (make_current(*vcpu)) vmwrite(field::tsc_offset, offset);
+}
+
 // CR4 as the guest sees it: the read shadow for the bits the host owns.
 GuestXsaveControls vmx_xsave_controls(VcpuHandle handle) {
     VmxVcpu* vcpu = vcpu_of(handle);
@@ -962,6 +1047,10 @@ constexpr VirtOps kVmxOps = {
     .run = vmx_run,
     .inject_exception = vmx_inject_exception,
     .inject_interrupt = vmx_inject_interrupt,
+    .request_interrupt_window = vmx_request_interrupt_window,
+    .inject_nmi = vmx_inject_nmi,
+    .request_nmi_window = vmx_request_nmi_window,
+    .set_tsc_offset = vmx_set_tsc_offset,
     .destroy_vcpu = vmx_destroy_vcpu,
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = vmx_xsave_controls,

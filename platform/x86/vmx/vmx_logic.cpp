@@ -198,6 +198,9 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
     case exit_reason::io_smi:
     case exit_reason::other_smi: exit.kind = ExitKind::external_interrupt; break;
     case exit_reason::preemption_timer: exit.kind = ExitKind::preemption; break;
+    // Interrupt-window and NMI-window exiting, set only while the kernel asks for a window.
+    case exit_reason::interrupt_window: exit.kind = ExitKind::interrupt_window; break;
+    case exit_reason::nmi_window: exit.kind = ExitKind::nmi_window; break;
     case exit_reason::ept_violation: {
         const u64 q = raw.qualification;
         exit.kind = ExitKind::nested_page_fault;

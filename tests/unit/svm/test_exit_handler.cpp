@@ -281,6 +281,20 @@ TEST_CASE("exit.external_interrupt_resumes") {
     CHECK(f.state.rip == 0x1000);
 }
 
+TEST_CASE("exit.event_windows_carry_on_without_stepping") {
+    for (ExitKind kind : {ExitKind::interrupt_window, ExitKind::nmi_window}) {
+        Fixture f;
+        ExitOutcome o = f.run(make(kind, 2));  // a length, were there one, is not the window's
+        CHECK_FALSE(o.stop);
+        CHECK_FALSE(o.inject);
+        CHECK_FALSE(o.wait);
+        CHECK_FALSE(o.yield);
+        CHECK(f.state.rip == 0x1000);
+    }
+    CHECK(std::string(exit_kind_name(ExitKind::interrupt_window)) == "interrupt_window");
+    CHECK(std::string(exit_kind_name(ExitKind::nmi_window)) == "nmi_window");
+}
+
 TEST_CASE("exit.intercepted_exception_is_reflected") {
     Fixture f;
     VmExit exit = make(ExitKind::exception, 0);

@@ -88,6 +88,7 @@ TEST_CASE("svm_exit.events_without_an_instruction_ask_for_no_length") {
         {exit_code::invalid32, ExitKind::invalid_state}, {exit_code::rdpmc, ExitKind::performance_counter},
         {exit_code::monitor, ExitKind::monitor_wait},    {exit_code::mwait, ExitKind::monitor_wait},
         {exit_code::misc3_base, ExitKind::unknown},      {exit_code::cr4_write, ExitKind::unknown},
+        {exit_code::vintr, ExitKind::interrupt_window},  {exit_code::iret, ExitKind::unknown},
     };
     for (const Case& c : cases) {
         FakeHardware hw{3, {}, 0};
@@ -299,4 +300,53 @@ TEST_CASE("svm_exit.injected_events") {
     // Real mode pushes no error code.
     CHECK(exception_event(13, true, 0x18, false) == (event::valid | (event::type_exception << event::type_shift) | 13));
     CHECK(exception_event(6, false, 0, true) == (event::valid | (event::type_exception << event::type_shift) | 6));
+    CHECK(nmi_event() == (event::valid | (event::type_nmi << event::type_shift) | 2));
+}
+
+TEST_CASE("svm_exit.interrupt_window_is_vintr_without_an_instruction") {
+    FakeHardware hw{2, {}, 0};
+    VmcbControl control = exit_of(exit_code::vintr);
+    auto exit = decode_exit(control, long_mode_state(), hw);
+    CHECK(exit.kind == ExitKind::interrupt_window);
+    CHECK(exit.vendor_code == 0x64);
+    CHECK(exit.instruction_length == 0);
+    CHECK(hw.asked.empty());
+    // The intercept bits sit where the exit codes say: vector 3 bit n is exit code 0x60 + n.
+    CHECK(intercept1::vintr == 1u << (exit_code::vintr - exit_code::misc1_base));
+    CHECK(intercept1::iret == 1u << (exit_code::iret - exit_code::misc1_base));
+}
+
+TEST_CASE("svm_exit.msr_permission_map_passes_through_only_its_msr") {
+    struct Case {
+        u32 msr;
+        u32 byte;  // of the map
+        u8 shift;  // of its read bit; the write bit follows
+    };
+    const Case cases[] = {{0x277, 0x277 / 4, (0x277 % 4) * 2},
+                          {0xC0000102, 0x800 + 0x102 / 4, (0x102 % 4) * 2},
+                          {0xC0010117, 0x1000 + 0x117 / 4, (0x117 % 4) * 2}};
+    for (const Case& c : cases) {
+        std::vector<u8> map(kMsrpmBytes, 0xFF);
+        REQUIRE(msrpm::pass_through(map.data(), c.msr));
+        CHECK(map[c.byte] == static_cast<u8>(~(3u << c.shift)));
+        for (usize i = 0; i < map.size(); ++i)
+            if (i != c.byte) CHECK(map[i] == 0xFF);
+        REQUIRE(msrpm::intercept(map.data(), c.msr, true, false));
+        CHECK(map[c.byte] == static_cast<u8>(~(2u << c.shift)));
+    }
+    std::vector<u8> map(kMsrpmBytes, 0xFF);
+    CHECK_FALSE(msrpm::pass_through(map.data(), 0x40000000));  // outside the map: always intercepted
+    CHECK(map == std::vector<u8>(kMsrpmBytes, 0xFF));
+}
+
+TEST_CASE("svm_exit.pat_memory_types") {
+    CHECK(x86_regs::pat_is_valid(x86_regs::kPatReset));
+    CHECK(x86_regs::pat_is_valid(0x0706050401000706));  // UC-, WB, WP, WT, WC, UC
+    CHECK(x86_regs::pat_is_valid(0));
+    for (unsigned entry = 0; entry < 8; ++entry) {
+        for (u64 type : {u64{2}, u64{3}, u64{8}, u64{0xFF}}) {
+            u64 pat = (x86_regs::kPatReset & ~(u64{0xFF} << (8 * entry))) | (type << (8 * entry));
+            CHECK_FALSE(x86_regs::pat_is_valid(pat));
+        }
+    }
 }

@@ -143,6 +143,44 @@ TEST_CASE("vmx_exit.events_and_failures") {
     CHECK(failed.vendor_code == 7);
 }
 
+TEST_CASE("vmx_exit.interrupt_and_nmi_windows_run_no_instruction") {
+    VcpuState s{};
+    // The instruction-length field is undefined for these exits: whatever it holds is not used.
+    auto interrupt = decode_exit(raw(exit_reason::interrupt_window, 0, 3), s);
+    CHECK(interrupt.kind == ExitKind::interrupt_window);
+    CHECK(interrupt.vendor_code == 7);
+    CHECK(interrupt.instruction_length == 0);
+    auto nmi = decode_exit(raw(exit_reason::nmi_window, 0, 3), s);
+    CHECK(nmi.kind == ExitKind::nmi_window);
+    CHECK(nmi.vendor_code == 8);
+    CHECK(nmi.instruction_length == 0);
+}
+
+TEST_CASE("vmx_exit.msr_bitmap_passes_through_reads_and_writes_of_its_msr") {
+    struct Case {
+        u32 msr;
+        u32 read_byte;
+    };
+    const Case cases[] = {
+        {0x176, 0x176 / 8}, {0x277, 0x277 / 8}, {0xC0000081, 1024 + 0x81 / 8}, {0xC0000103, 1024 + 0x103 / 8}};
+    for (const Case& c : cases) {
+        u8 bitmap[msr_bitmap::bytes];
+        for (u8& b : bitmap) b = 0xFF;
+        REQUIRE(msr_bitmap::pass_through(bitmap, c.msr));
+        u8 cleared = static_cast<u8>(~(1u << (c.msr % 8)));
+        CHECK(bitmap[c.read_byte] == cleared);
+        CHECK(bitmap[2048 + c.read_byte] == cleared);
+        int untouched = 0;
+        for (u8 b : bitmap) untouched += b == 0xFF;
+        CHECK(untouched == msr_bitmap::bytes - 2);
+    }
+    u8 bitmap[msr_bitmap::bytes] = {};
+    bitmap[0] = 0xFF;
+    CHECK_FALSE(msr_bitmap::pass_through(bitmap, 0x40000000));  // outside both ranges: always exits
+    CHECK_FALSE(msr_bitmap::pass_through(bitmap, 0xC0002000));
+    CHECK(bitmap[0] == 0xFF);
+}
+
 TEST_CASE("vmx_exit.exception_injection") {
     CHECK(exception_injection(6, true) == (6u | (3u << 8) | (1u << 31)));
     CHECK(exception_injection(13, true) == (13u | (3u << 8) | (1u << 11) | (1u << 31)));

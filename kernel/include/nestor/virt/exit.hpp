@@ -24,6 +24,8 @@ enum class ExitKind : u8 {
     xsetbv,                      // XSETBV: the guest sets XCR0
     virtualization_instruction,  // VMRUN, VMLOAD, VMSAVE, STGI, CLGI, INVLPGA, SKINIT or a VMX instruction
     invalid_state,               // the hardware refused to enter the guest (VMEXIT_INVALID, VM-entry failure)
+    interrupt_window,            // the guest can take an external interrupt now (VirtOps::request_interrupt_window)
+    nmi_window,                  // the guest can take an NMI now (VirtOps::request_nmi_window)
     unknown,                     // anything the backend does not decode
 };
 inline constexpr usize kExitKinds = static_cast<usize>(ExitKind::unknown) + 1;

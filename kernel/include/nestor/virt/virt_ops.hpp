@@ -35,7 +35,7 @@ struct GuestMapping {
 };
 
 // How a vCPU starts. The backend derives every segment and control register from this:
-//  - real16: CS:IP = 0:rip, as after a reset with flat 64 KiB segments;
+//  - real16: CS:IP = real_mode_segment:rip, with 64 KiB segments as after a reset;
 //  - protected32: the multiboot machine state: CR0.PE = 1, paging off, flat 4 GiB 32-bit
 //    code and data segments, interrupts off;
 //  - long64: flat 64-bit code, paging on with `cr3` (identity tables the loader built),
@@ -52,6 +52,9 @@ struct InitialMode {
     // the kernel, which only hands it to the component (NestedVcpu::hardware). Left untouched by a
     // backend that cannot run an L2; nullptr: not wanted.
     void** nested_hardware = nullptr;
+    // real16: CS's selector (its base is selector << 4), where a started application processor
+    // begins (the SIPI's vector << 8).
+    u16 real_mode_segment = 0;
 };
 
 // The backend's VM and vCPU, opaque to the kernel. Each backend has types of its own and
@@ -109,6 +112,23 @@ struct VirtOps {
     // no interrupt shadow on the instruction at state.rip, no other event queued); false if not,
     // and the caller tries again after a later exit.
     bool (*inject_interrupt)(VcpuHandle vcpu, const VcpuState& state, u8 vector);
+    // Asks for (on) or stops asking for (off) a run that ends with ExitKind::interrupt_window as
+    // soon as the vCPU can take an external interrupt: where inject_interrupt refused, the caller
+    // asks, and injects at that exit. Such an exit runs no instruction. The request stays until
+    // turned off: with the window open, every run ends at once.
+    void (*request_interrupt_window)(VcpuHandle vcpu, bool on);
+    // Queues an NMI for the next entry if the vCPU can take one now; false while it blocks NMIs
+    // (from an NMI's delivery until the IRET that ends its handler, or in the shadow of STI / MOV
+    // SS on the instruction at state.rip) or another event is queued.
+    bool (*inject_nmi)(VcpuHandle vcpu, const VcpuState& state);
+    // As request_interrupt_window, for NMIs: a run ends with ExitKind::nmi_window once inject_nmi
+    // would succeed.
+    void (*request_nmi_window)(VcpuHandle vcpu, bool on);
+    // The vCPU's TSC offset: from its next run on, RDTSC and RDTSCP in the guest read the host's
+    // TSC + `offset` (wrapping). The caller keeps a domain's TSC from going backwards across its
+    // vCPUs: every vCPU of a domain has the same offset, changed for all of them while none runs
+    // (docs/architecture.md).
+    void (*set_tsc_offset)(VcpuHandle vcpu, u64 offset);
     // Frees everything create_vcpu allocated.
     void (*destroy_vcpu)(VcpuHandle vcpu);
 

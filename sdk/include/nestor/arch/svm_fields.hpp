@@ -20,8 +20,10 @@ inline constexpr u32 intr = 1u << 0;
 inline constexpr u32 nmi = 1u << 1;
 inline constexpr u32 smi = 1u << 2;
 inline constexpr u32 init = 1u << 3;
+inline constexpr u32 vintr = 1u << 4;  // a virtual interrupt (int_ctl V_IRQ) is taken
 inline constexpr u32 rdpmc = 1u << 15;
 inline constexpr u32 cpuid = 1u << 18;
+inline constexpr u32 iret = 1u << 20;
 inline constexpr u32 invd = 1u << 22;
 inline constexpr u32 hlt = 1u << 24;
 inline constexpr u32 invlpga = 1u << 26;
@@ -64,8 +66,10 @@ inline constexpr u64 intr = 0x60;
 inline constexpr u64 nmi = 0x61;
 inline constexpr u64 smi = 0x62;
 inline constexpr u64 init = 0x63;
+inline constexpr u64 vintr = 0x64;
 inline constexpr u64 rdpmc = 0x6F;
 inline constexpr u64 cpuid = 0x72;
+inline constexpr u64 iret = 0x74;  // before the IRET executes
 inline constexpr u64 invd = 0x76;
 inline constexpr u64 hlt = 0x78;
 inline constexpr u64 invlpga = 0x7A;
@@ -181,6 +185,17 @@ inline bool intercept(u8* map, u32 msr, bool read, bool write) {
         unsigned shift = (offset % 4) * 2;
         if (read) byte |= static_cast<u8>(1u << shift);
         if (write) byte |= static_cast<u8>(2u << shift);
+        return true;
+    }
+    return false;
+}
+// Clears both intercept bits of `msr`: the guest reads and writes it without an exit. False if
+// the map cannot name that MSR.
+inline bool pass_through(u8* map, u32 msr) {
+    for (const Range& range : ranges) {
+        if (msr < range.first_msr || msr - range.first_msr >= msrs_per_range) continue;
+        u32 offset = msr - range.first_msr;
+        map[range.byte_offset + offset / 4] &= static_cast<u8>(~(3u << ((offset % 4) * 2)));
         return true;
     }
     return false;

@@ -9,15 +9,17 @@
 
 namespace nestor::intel_vmx {
 
+using u8 = __UINT8_TYPE__;
 using u32 = __UINT32_TYPE__;
 using u64 = __UINT64_TYPE__;
 
 // Capability and control MSRs (SDM appendix A).
 namespace vmx_msr {
 inline constexpr u32 feature_control = 0x3A;
-inline constexpr u32 sysenter_cs = 0x174;
-inline constexpr u32 sysenter_esp = 0x175;
-inline constexpr u32 sysenter_eip = 0x176;
+inline constexpr u32 sysenter_cs = x86_regs::kMsrSysenterCs;
+inline constexpr u32 sysenter_esp = x86_regs::kMsrSysenterEsp;
+inline constexpr u32 sysenter_eip = x86_regs::kMsrSysenterEip;
+inline constexpr u32 pat = x86_regs::kMsrPat;
 inline constexpr u32 vmx_basic = 0x480;
 inline constexpr u32 vmx_pinbased_ctls = 0x481;
 inline constexpr u32 vmx_procbased_ctls = 0x482;
@@ -36,8 +38,8 @@ inline constexpr u32 vmx_true_exit_ctls = 0x48F;
 inline constexpr u32 vmx_true_entry_ctls = 0x490;
 inline constexpr u32 vmx_vmfunc = 0x491;  // the last VMX capability MSR
 inline constexpr u32 efer = x86_regs::kMsrEfer;
-inline constexpr u32 fs_base = 0xC0000100;
-inline constexpr u32 gs_base = 0xC0000101;
+inline constexpr u32 fs_base = x86_regs::kMsrFsBase;
+inline constexpr u32 gs_base = x86_regs::kMsrGsBase;
 }  // namespace vmx_msr
 
 // IA32_FEATURE_CONTROL.
@@ -230,12 +232,14 @@ inline constexpr u32 preemption_timer = 1u << 6;
 // Primary processor-based VM-execution controls.
 namespace primary {
 inline constexpr u32 interrupt_window_exiting = 1u << 2;
+inline constexpr u32 use_tsc_offsetting = 1u << 3;
 inline constexpr u32 hlt_exiting = 1u << 7;
 inline constexpr u32 invlpg_exiting = 1u << 9;
 inline constexpr u32 mwait_exiting = 1u << 10;
 inline constexpr u32 rdpmc_exiting = 1u << 11;
 inline constexpr u32 cr3_load_exiting = 1u << 15;
 inline constexpr u32 cr3_store_exiting = 1u << 16;
+inline constexpr u32 nmi_window_exiting = 1u << 22;  // needs the virtual-NMIs pin control
 inline constexpr u32 unconditional_io_exiting = 1u << 24;
 inline constexpr u32 use_io_bitmaps = 1u << 25;
 inline constexpr u32 use_msr_bitmaps = 1u << 28;
@@ -349,6 +353,7 @@ inline constexpr u64 readable = u64{1} << 3;  // what the translation allowed
 inline constexpr u64 writable = u64{1} << 4;
 inline constexpr u64 executable = u64{1} << 5;
 inline constexpr u64 linear_valid = u64{1} << 7;
+inline constexpr u64 nmi_unblocking = u64{1} << 12;  // the access was by an IRET that unblocked NMIs
 }  // namespace ept_qual
 
 // Interruption-information format (entry injection, exit interruption, IDT vectoring).
@@ -381,7 +386,34 @@ inline constexpr u64 rtm = u64{1} << 16;
 namespace interruptibility {
 inline constexpr u64 sti = u64{1} << 0;
 inline constexpr u64 mov_ss = u64{1} << 1;
+inline constexpr u64 nmi = u64{1} << 3;  // with virtual NMIs: virtual-NMI blocking
 }  // namespace interruptibility
+
+// The MSR bitmap (SDM 24.6.9): a 4 KiB page of four 1 KiB bitmaps, reads of MSRs 0-0x1FFF, reads
+// of 0xC0000000-0xC0001FFF, then writes of each; a set bit makes the access exit. MSRs outside
+// both ranges always exit.
+namespace msr_bitmap {
+inline constexpr u32 bytes = 4096;
+inline constexpr u32 msrs_per_range = 0x2000;
+inline constexpr u32 high_first = 0xC0000000;
+inline constexpr u32 write_offset = 2048;  // the write bitmaps follow the read bitmaps
+// Clears the read and write bits of `msr`: the guest accesses it without an exit. False if the
+// bitmap cannot name it.
+inline bool pass_through(u8* bitmap, u32 msr) {
+    u32 offset;
+    if (msr < msrs_per_range)
+        offset = 0;
+    else if (msr - high_first < msrs_per_range)
+        offset = 1024;
+    else
+        return false;
+    u32 bit = msr & (msrs_per_range - 1);
+    u8 mask = static_cast<u8>(~(1u << (bit % 8)));
+    bitmap[offset + bit / 8] &= mask;
+    bitmap[write_offset + offset + bit / 8] &= mask;
+    return true;
+}
+}  // namespace msr_bitmap
 
 // Segment access rights in the VMCS (SDM table 24-2): descriptor bits 40..47 in 0..7, bits
 // 52..55 in 12..15, and bit 16 "unusable".

@@ -46,6 +46,63 @@ inline constexpr u64 kEferLma = u64{1} << 10;  // long mode active
 inline constexpr u64 kEferNxe = u64{1} << 11;  // no-execute
 inline constexpr u64 kEferSvme = u64{1} << 12;
 
+// The MSRs a vCPU owns (switched with it by the backends): the segment bases, the SYSCALL and
+// SYSENTER targets, TSC_AUX (what RDTSCP and RDPID read) and the page attribute table.
+inline constexpr u32 kMsrSysenterCs = 0x174;
+inline constexpr u32 kMsrSysenterEsp = 0x175;
+inline constexpr u32 kMsrSysenterEip = 0x176;
+inline constexpr u32 kMsrPat = 0x277;
+inline constexpr u32 kMsrStar = 0xC0000081;
+inline constexpr u32 kMsrLstar = 0xC0000082;
+inline constexpr u32 kMsrCstar = 0xC0000083;
+inline constexpr u32 kMsrSfmask = 0xC0000084;
+inline constexpr u32 kMsrFsBase = 0xC0000100;
+inline constexpr u32 kMsrGsBase = 0xC0000101;
+inline constexpr u32 kMsrKernelGsBase = 0xC0000102;
+inline constexpr u32 kMsrTscAux = 0xC0000103;
+
+// IA32_PAT: eight one-byte entries, each a memory type. The value after reset is WB, WT, UC-, UC
+// twice; a write with any other type (2, 3, 8..255) #GPs.
+inline constexpr u64 kPatReset = 0x0007040600070406;
+constexpr bool pat_is_valid(u64 pat) {
+    for (unsigned i = 0; i < 8; ++i) {
+        u64 type = (pat >> (8 * i)) & 0xFF;
+        if (type == 2 || type == 3 || type > 7) return false;
+    }
+    return true;
+}
+
+// CPUID: the instructions that read TSC_AUX.
+inline constexpr u32 kCpuidExt1EdxRdtscp = 1u << 27;  // leaf 0x80000001
+inline constexpr u32 kCpuid7EcxRdpid = 1u << 22;      // leaf 7, subleaf 0
+
+// Platform MSRs (SDM vol. 4 table 2-2, APM vol. 2 appendix A) the PC platform emulates
+// (components/pc/msr_file.cpp); which vendor has which is the model's business.
+inline constexpr u32 kMsrTsc = 0x10;                // IA32_TIME_STAMP_COUNTER
+inline constexpr u32 kMsrPlatformId = 0x17;         // IA32_PLATFORM_ID
+inline constexpr u32 kMsrTscAdjust = 0x3B;          // IA32_TSC_ADJUST
+inline constexpr u32 kMsrSpecCtrl = 0x48;           // IA32_SPEC_CTRL
+inline constexpr u32 kMsrPredCmd = 0x49;            // IA32_PRED_CMD
+inline constexpr u32 kMsrCoreCapabilities = 0xCF;   // IA32_CORE_CAPABILITIES
+inline constexpr u32 kMsrMtrrCap = 0xFE;            // IA32_MTRRCAP
+inline constexpr u32 kMsrArchCapabilities = 0x10A;  // IA32_ARCH_CAPABILITIES
+inline constexpr u32 kMsrMcgCap = 0x179;            // IA32_MCG_CAP
+inline constexpr u32 kMsrMcgStatus = 0x17A;         // IA32_MCG_STATUS
+inline constexpr u32 kMsrMcgCtl = 0x17B;            // IA32_MCG_CTL
+inline constexpr u32 kMsrMiscEnable = 0x1A0;        // IA32_MISC_ENABLE
+inline constexpr u32 kMsrDebugCtl = 0x1D9;          // IA32_DEBUGCTL
+inline constexpr u32 kMsrMtrrPhysBase0 = 0x200;     // IA32_MTRR_PHYSBASEn = 0x200 + 2n, PHYSMASKn = 0x201 + 2n
+inline constexpr u32 kMsrMtrrFix64k00000 = 0x250;   // IA32_MTRR_FIX64K_00000
+inline constexpr u32 kMsrMtrrFix16k80000 = 0x258;   // IA32_MTRR_FIX16K_80000, then _A0000 at 0x259
+inline constexpr u32 kMsrMtrrFix4kC0000 = 0x268;    // IA32_MTRR_FIX4K_C0000 .. _F8000 at 0x268-0x26F
+inline constexpr u32 kMsrMtrrDefType = 0x2FF;       // IA32_MTRR_DEF_TYPE
+inline constexpr u32 kMsrMc0Ctl = 0x400;            // IA32_MCi_CTL/STATUS/ADDR/MISC = 0x400 + 4i + 0..3
+
+inline constexpr u64 kSpecCtrlIbrs = u64{1} << 0;
+inline constexpr u64 kSpecCtrlStibp = u64{1} << 1;
+inline constexpr u64 kSpecCtrlSsbd = u64{1} << 2;
+inline constexpr u64 kPredCmdIbpb = u64{1} << 0;
+
 inline constexpr u64 kRflagsFixed1 = u64{1} << 1;  // reserved, always 1
 inline constexpr u64 kRflagsTf = u64{1} << 8;
 inline constexpr u64 kRflagsIf = u64{1} << 9;
@@ -53,6 +110,8 @@ inline constexpr u64 kRflagsDf = u64{1} << 10;
 inline constexpr u64 kRflagsRf = u64{1} << 16;
 inline constexpr u64 kRflagsVm = u64{1} << 17;
 inline constexpr u64 kRflagsAc = u64{1} << 18;
+
+inline constexpr u64 kDr6Bs = u64{1} << 14;  // the #DB was a single step (RFLAGS.TF)
 
 // XCR0: XSAVE state components.
 inline constexpr u64 kXcr0X87 = u64{1} << 0;

@@ -1,5 +1,8 @@
 // The guest registers neither VMRUN nor VM entry switches, which stay in the CPU while the kernel
-// runs: x87, SSE, AVX, AVX-512 and PKRU state (XSAVE), XCR0, DR0-DR3 and, on VMX, DR6. Each vCPU
+// runs: x87, SSE, AVX, AVX-512 and PKRU state (XSAVE), XCR0, DR0-DR3 and, on VMX, DR6; and the
+// MSRs of the guest's own the kernel never uses (it has no user mode and runs no SWAPGS, SYSCALL,
+// SYSRET, RDTSCP or RDPID): TSC_AUX where the CPU has it, and on VMX KERNEL_GS_BASE, STAR, LSTAR,
+// CSTAR and SFMASK (SVM's VMLOAD and VMSAVE switch those with the host's at every exit). Each vCPU
 // has its own copy; the one whose registers are in the CPU is *resident*, and only entering
 // another vCPU saves them and loads the other's (guest_context_load). The kernel never uses these
 // registers (-mgeneral-regs-only, no breakpoints), so an exit that returns to the same vCPU costs
@@ -19,6 +22,10 @@ struct GuestContext {
     u64 dr[4];    // DR0-DR3
     u64 dr6;
     bool carries_dr6;  // VMX: DR6 is a live register; SVM keeps it in the VMCB
+    // The MSRs it carries: guest_context.cpp's list, entries [msr_first, msr_end).
+    u64 msr[6];
+    u8 msr_first;
+    u8 msr_end;
 };
 
 // Readies the CPU for switching (CR4.OSFXSR and OSXSAVE, CR0.TS and EM clear) and works out the
@@ -28,9 +35,13 @@ const virt::XsaveOffer& guest_xsave_offer();
 // The CR4 bits a guest may set on this CPU (virt::cr4_guest_settable), worked out with the offer.
 u64 guest_cr4_settable();
 
+// Whether the contexts carry TSC_AUX: the CPU has RDTSCP or RDPID (else TSC_AUX does not exist).
+bool guest_context_switches_tsc_aux();
+
 // Allocates the vCPU's image, holding the reset state (x87 and SSE initialised, MXCSR 0x1F80,
-// XCR0 x87 only, breakpoints 0). False: out of memory.
-bool guest_context_create(GuestContext& context, bool carries_dr6);
+// XCR0 x87 only, breakpoints 0, the carried MSRs 0). `carries_syscall_msrs`: KERNEL_GS_BASE and
+// the SYSCALL MSRs too (VMX). False: out of memory.
+bool guest_context_create(GuestContext& context, bool carries_dr6, bool carries_syscall_msrs);
 void guest_context_destroy(GuestContext& context);
 
 // The context whose registers are in the CPU (nullptr: none that still exists).

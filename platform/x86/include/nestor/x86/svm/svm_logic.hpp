@@ -130,6 +130,8 @@ template <typename Hardware> [[gnu::always_inline]] inline virt::VmExit decode_e
     case exit_code::nmi:
     case exit_code::smi:
     case exit_code::init: exit.kind = ExitKind::external_interrupt; break;
+    // V_IRQ, set only to ask for an interrupt window, would be taken: the window is open.
+    case exit_code::vintr: exit.kind = ExitKind::interrupt_window; break;
     case exit_code::npf: decode_npf(c.exit_info_1, c.exit_info_2, exit); break;
     case exit_code::invalid:
     case exit_code::invalid32: exit.kind = ExitKind::invalid_state; break;
@@ -189,5 +191,8 @@ inline u64 exception_event(u8 vector, bool has_error_code, u32 error_code, bool 
 
 // EVENTINJ for external interrupt `vector`.
 inline u64 interrupt_event(u8 vector) { return event::make(vector, event::type_intr); }
+
+// EVENTINJ for an NMI: the CPU ignores the vector field for one, 2 says which it is.
+inline u64 nmi_event() { return event::make(2, event::type_nmi); }
 
 }  // namespace nestor::x86::svm
