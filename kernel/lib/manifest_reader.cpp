@@ -178,8 +178,10 @@ Status<ManifestError> check_record_config(const u8* record) {
     if (record_field<u32>(record, FIELD_OFFSET(Record, cpuid_policy)) >= NESTOR_CPUID_POLICY_COUNT) {
         return fail(ManifestError::unknown_cpuid_policy);
     }
-    if (record_field<u16>(record, FIELD_OFFSET(Record, reserved0)) != 0 ||
-        record_field<u32>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
+    if (record_field<u16>(record, FIELD_OFFSET(Record, platform)) >= NESTOR_MANIFEST_PLATFORM_COUNT) {
+        return fail(ManifestError::unknown_platform);
+    }
+    if (record_field<u32>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
         return fail(ManifestError::domain_reserved_not_zero);
     }
     return {};
@@ -319,6 +321,7 @@ const char* manifest_error_name(ManifestError error) {
     case ManifestError::vcpus_out_of_range: return "vcpus_out_of_range";
     case ManifestError::unknown_flags: return "unknown_flags";
     case ManifestError::unknown_cpuid_policy: return "unknown_cpuid_policy";
+    case ManifestError::unknown_platform: return "unknown_platform";
     case ManifestError::domain_reserved_not_zero: return "domain_reserved_not_zero";
     case ManifestError::too_many_ioport_ranges: return "too_many_ioport_ranges";
     case ManifestError::ioport_range_inverted: return "ioport_range_inverted";
@@ -417,6 +420,7 @@ u64 ManifestDomain::memory_bytes() const { return record_field<u64>(record_, FIE
 u32 ManifestDomain::vcpus() const { return record_field<u32>(record_, FIELD_OFFSET(Record, vcpus)); }
 u32 ManifestDomain::flags() const { return record_field<u32>(record_, FIELD_OFFSET(Record, flags)); }
 u32 ManifestDomain::cpuid_policy() const { return record_field<u32>(record_, FIELD_OFFSET(Record, cpuid_policy)); }
+u32 ManifestDomain::platform() const { return record_field<u16>(record_, FIELD_OFFSET(Record, platform)); }
 u32 ManifestDomain::ioport_range_count() const {
     return record_field<u16>(record_, FIELD_OFFSET(Record, ioport_range_count));
 }

@@ -53,7 +53,7 @@ u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtO
         Vm& vm = *appliance.order[i];
         if (auto done = appliance.toolstack.build(vm, i, m.domain(i), boot, ops); !done) {
             log_build_fault(vm.name, done.error());
-            vm.release_vcpu();
+            vm.release();
             continue;
         }
         vm.start();
@@ -74,12 +74,12 @@ u32 summarize(u32 built) {
     u32 failed = appliance.count - built;
     for (u32 i = 0; i < appliance.count; ++i) {
         const Vm& vm = *appliance.order[i];
-        const Vcpu& v = vm.vcpu;
-        if (vm.handle && v.outcome.stop && v.outcome.status != 0) ++failed;
-        if (v.exits.preemptions) log::info("appliance: domain {} was preempted {} times", vm.name, v.exits.preemptions);
+        if (vm.handle && vm.outcome.stop && vm.outcome.status != 0) ++failed;
+        ExitCounts exits = vm.exits();
+        if (exits.preemptions) log::info("appliance: domain {} was preempted {} times", vm.name, exits.preemptions);
         for (usize kind = 0; kind < kExitKinds; ++kind)
-            if (v.exits.by_kind[kind])
-                log::debug("appliance: domain {}: {} {} exits", vm.name, v.exits.by_kind[kind],
+            if (exits.by_kind[kind])
+                log::debug("appliance: domain {}: {} {} exits", vm.name, exits.by_kind[kind],
                            exit_kind_name(static_cast<ExitKind>(kind)));
     }
     log::info("appliance: {} of {} domains built, {} failed or refused", built, appliance.count, failed);

@@ -34,8 +34,10 @@ void MappingSync::destroyed(cap::Domain& domain) {
     if (!vm) return;
     log::info("appliance: domain {} destroyed", vm->name);
     vm->running = false;
-    if (vm->vcpu.capability) vm->vcpu.capability->set_running(false);
-    vm->vcpu.capability = nullptr;
+    for (u32 i = 0; i < vm->vcpu_count; ++i) {
+        if (vm->vcpus[i].capability) vm->vcpus[i].capability->set_running(false);
+        vm->vcpus[i].capability = nullptr;
+    }
     vm->domain = nullptr;
     vm->memory = GuestMemory{};
 }

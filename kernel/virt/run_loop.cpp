@@ -19,40 +19,40 @@ const char* access_name(MemoryAccess access) {
     return "?";
 }
 
-void report_stop(Vm& vm) {
-    Vcpu& v = vm.vcpu;
-    const ExitOutcome& o = v.outcome;
+void report_stop(Vm& vm, u64 rip) {
+    const ExitOutcome& o = vm.outcome;
+    const VmExit& last = vm.last_exit;
+    u64 exits = vm.exits().total();
     if (o.reason == StopReason::exit_port || o.reason == StopReason::halted || o.reason == StopReason::shutdown) {
         log::info("{} {} exited with status {} ({}) after {} exits", vm.label, vm.name, o.status,
-                  stop_reason_name(o.reason), v.exits.total());
+                  stop_reason_name(o.reason), exits);
         return;
     }
     log::error("{} {} stopped: {} after {} exits (last exit {} code {:#x} at rip {:#x})", vm.label, vm.name,
-               stop_reason_name(o.reason), v.exits.total(), exit_kind_name(v.last_exit.kind), v.last_exit.vendor_code,
-               v.state().rip);
+               stop_reason_name(o.reason), exits, exit_kind_name(last.kind), last.vendor_code, rip);
     if (o.detail) log::error("{} {}: {}", vm.label, vm.name, o.detail);
-    if (v.last_exit.kind == ExitKind::nested_page_fault)
-        log::error("{} {}: {} of guest-physical {:#x}, {}", vm.label, vm.name, access_name(v.last_exit.npf.access),
-                   v.last_exit.npf.guest_physical, v.last_exit.npf.present ? "not permitted" : "outside its memory");
+    if (last.kind == ExitKind::nested_page_fault)
+        log::error("{} {}: {} of guest-physical {:#x}, {}", vm.label, vm.name, access_name(last.npf.access),
+                   last.npf.guest_physical, last.npf.present ? "not permitted" : "outside its memory");
 }
 
 // A signal raised the virtual interrupt the domain asked for (NOTIFICATION_SET_VECTOR): inject it
 // when the vCPU can take it, else it stays due and is tried again after the next exit. A guest
 // hypervisor's state has its say first (GIF, or its guest running: nested_ops.hpp). False if
 // the VM was stopped.
-[[gnu::noinline]] bool raise_interrupt(Vm& vm, VcpuState& state) {
+[[gnu::noinline]] bool raise_interrupt(Vm& vm, Vcpu& v, VcpuState& state) {
     ASSERT(vm.notification);  // an interrupt is only ever due from the domain's notification
-    Vcpu& v = vm.vcpu;
     u8 vector = vm.notification->interrupt_due();
     v.interrupt_due = vector != 0;
     if (!vector) return true;
     if (nested::NestedVcpu* nested = v.nested_state()) {
         nested::Decision decision = nested->ops->route_interrupt(*nested, state);
         if (decision.action == nested::Action::stop) {
-            stop_vm(vm, ExitOutcome{.stop = true,
-                                    .reason = StopReason::unsupported,
-                                    .status = kFailureStatus,
-                                    .detail = decision.report});
+            stop_vm(vm, v,
+                    ExitOutcome{.stop = true,
+                                .reason = StopReason::unsupported,
+                                .status = kFailureStatus,
+                                .detail = decision.report});
             return false;
         }
         if (decision.action != nested::Action::not_nested) return true;
@@ -64,13 +64,28 @@ void report_stop(Vm& vm) {
     return true;
 }
 
+// A slice of a VM with a PC ends at the PC's next timer, if that comes first (at least one tick:
+// 0 would mean no limit at all).
+u64 pc_time_slice(Vm& vm, u64 time_slice) {
+    u64 deadline = vm.pc_ops->next_deadline(vm);
+    u64 now = platform::timestamp();
+    u64 until = deadline > now ? deadline - now : 1;
+    return time_slice == 0 || until < time_slice ? until : time_slice;
+}
+
 // What the run loop does with the outcome of an exit it handled: false when the slice is over.
-[[gnu::always_inline]] inline bool carry_on(Vm& vm, const VmExit& exit, const ExitOutcome& outcome) {
-    Vcpu& v = vm.vcpu;
+[[gnu::always_inline]] inline bool carry_on(Vm& vm, Vcpu& v, const VmExit& exit, const ExitOutcome& outcome) {
     if (outcome.stop || !vm.running) [[unlikely]] {
+        // A PC's vCPU halted with interrupts off waits for what still reaches it (an NMI, INIT):
+        // an operating system parks its other CPUs so before it powers off.
+        if (vm.pc && outcome.reason == StopReason::halted && vm.running) {
+            v.waiting = true;
+            return false;
+        }
         v.last_exit = exit;
-        stop_vm(vm, outcome.stop ? outcome
-                                 : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
+        stop_vm(vm, v,
+                outcome.stop ? outcome
+                             : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
         return false;
     }
     if (outcome.inject) vm.ops->inject_exception(v.handle, outcome.vector, outcome.has_error_code, outcome.error_code);
@@ -82,14 +97,14 @@ void report_stop(Vm& vm) {
 }
 
 // The slice ended by preemption; the watchdog stops a VM preempted too often in a row.
-[[gnu::noinline]] void preempted(Vm& vm, const VmExit& exit, VmEnvironment& env, const RunOptions& options) {
-    Vcpu& v = vm.vcpu;
+[[gnu::noinline]] void preempted(Vm& vm, Vcpu& v, const VmExit& exit, VmEnvironment& env,
+                                 const RunOptions& options) {
     ++v.exits.preemptions;
     if (!options.watchdog || ++v.exits.slices_without_exit < options.watchdog) return;
     vm.devices.bus.flush(env);
     log::error("{} {} ran {} time slices without an exit (watchdog)", vm.label, vm.name, v.exits.slices_without_exit);
     v.last_exit = exit;
-    stop_vm(vm, ExitOutcome{.stop = true, .reason = StopReason::watchdog, .status = kFailureStatus});
+    stop_vm(vm, v, ExitOutcome{.stop = true, .reason = StopReason::watchdog, .status = kFailureStatus});
 }
 
 [[gnu::noinline]] void trace(const VmExit& exit, const VcpuState& state) {
@@ -100,23 +115,36 @@ void report_stop(Vm& vm) {
 // One loop for VMs with nested virtualization (`kNested`: the component's handler for L2's exits
 // is called from the loop) and one for the others, whose exits then pay no test for it; the
 // trace is a third, so that no exit pays for a log level test either.
-template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, const RunOptions& options) {
-    Vcpu& v = vm.vcpu;
+template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOptions& options) {
     VcpuState& state = v.state();
-    VmEnvironment env(vm);
-    const ExitContext context{kNested ? v.nested_state() : nullptr, &v.cpuid_memo};
+    VmEnvironment env(vm, v);
+    const ExitContext context{kNested ? v.nested_state() : nullptr, &v.cpuid_memo, v.cpuid_topology};
     // Signals come from other domains, which ran in other slices: a due interrupt is noticed here
     // and, until the vCPU takes it, retried after every exit (a signal a domain sends itself
     // waits for its next slice).
-    if (vm.notification && vm.notification->interrupt_due()) v.interrupt_due = true;
-    for (;;) {
+    if (vm.notification && v.index == 0 && vm.notification->interrupt_due()) v.interrupt_due = true;
+    u64 time_slice = options.time_slice;
+    u64 slice_end = 0;
+    if (vm.pc) [[unlikely]] {
+        vm.pc_ops->prepare_entry(vm, v, state);
+        time_slice = pc_time_slice(vm, time_slice);
+        slice_end = platform::timestamp() + time_slice;
+    }
+    for (bool entered = false;; entered = true) {
         if (v.interrupt_due) [[unlikely]]
-            if (!raise_interrupt(vm, state)) return;
-        VmExit exit = vm.ops->run(v.handle, state, options.time_slice);
+            if (!raise_interrupt(vm, v, state)) return;
+        if (vm.pc && entered) [[unlikely]] {
+            vm.pc_ops->prepare_entry(vm, v, state);
+            // A PC timer due before this slice ends would fire late: end the slice here, and the
+            // next one ends at that timer.
+            if (vm.pc_ops->next_deadline(vm) < slice_end) return;
+        }
+        VmExit exit = vm.ops->run(v.handle, state, time_slice);
         ++v.exits.by_kind[static_cast<usize>(exit.kind)];
         if constexpr (kTrace) trace(exit, state);
         if (exit.kind == ExitKind::preemption) [[unlikely]] {
-            preempted(vm, exit, env, options);
+            // A slice a PC's timer ended is not one the guest kept the CPU through.
+            if (!vm.pc || platform::timestamp() < vm.pc_ops->next_deadline(vm)) preempted(vm, v, exit, env, options);
             return;
         }
         v.exits.slices_without_exit = 0;
@@ -130,29 +158,32 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, const RunOptions& opt
                     if (exit.kind == ExitKind::external_interrupt) return;
                     continue;
                 }
-                if (!carry_on(vm, exit,
+                if (!carry_on(vm, v, exit,
                               exit_detail::handle_guest_mode_exit(decision, exit, state, vm.devices.bus, env, context)))
                     return;
                 continue;
             }
         }
-        if (!carry_on(vm, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
+        if (!carry_on(vm, v, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
     }
 }
 
 }  // namespace
 
-void run_slice(Vm& vm, const RunOptions& options) {
-    bool nested = vm.vcpu.nested_state() != nullptr;
+void run_slice(Vm& vm, Vcpu& vcpu, const RunOptions& options) {
+    bool nested = vcpu.nested_state() != nullptr;
     if (options.trace_exits && log::threshold() >= log::Level::debug)
-        nested ? run_vcpu<true, true>(vm, options) : run_vcpu<false, true>(vm, options);
+        nested ? run_vcpu<true, true>(vm, vcpu, options) : run_vcpu<false, true>(vm, vcpu, options);
     else
-        nested ? run_vcpu<true, false>(vm, options) : run_vcpu<false, false>(vm, options);
+        nested ? run_vcpu<true, false>(vm, vcpu, options) : run_vcpu<false, false>(vm, vcpu, options);
 }
 
-void stop_vm(Vm& vm, const ExitOutcome& outcome) {
-    vm.stop(outcome);
-    report_stop(vm);
+void stop_vm(Vm& vm, Vcpu& by, const ExitOutcome& outcome) {
+    u64 rip = by.state().rip;
+    vm.stop(outcome, by.last_exit);
+    report_stop(vm, rip);
 }
+
+void stop_vm(Vm& vm, const ExitOutcome& outcome) { stop_vm(vm, vm.vcpus[0], outcome); }
 
 }  // namespace nestor::virt

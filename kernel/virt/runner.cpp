@@ -97,7 +97,7 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
         ops->disable();
         return kFailureStatus;
     }
-    VcpuState& state = vm.vcpu.state();
+    VcpuState& state = vm.vcpus[0].state();
     state.rip = guest->entry;
     state.reg(Gpr::rsp) = guest->stack_top;
     log::info("virt: guest {} starts on {} ({} KiB, entry {:#x})", name, ops->name, guest->memory_bytes >> 10,
@@ -106,11 +106,12 @@ u32 run_builtin_guest(const char* name, u64 time_slice) {
     Vm* const vms[] = {&vm};
     vm.start();
     run_vms(vms, 1, RunOptions{time_slice, kMaxPreemptions, true});
-    if (vm.vcpu.exits.preemptions) log::info("virt: guest {} was preempted {} times", name, vm.vcpu.exits.preemptions);
+    if (vm.vcpus[0].exits.preemptions)
+        log::info("virt: guest {} was preempted {} times", name, vm.vcpus[0].exits.preemptions);
     ops->destroy_vm(vm.handle);
     platform::free_physical(memory.base, memory.size);
     ops->disable();
-    return vm.vcpu.outcome.status;
+    return vm.outcome.status;
 }
 
 }  // namespace nestor::virt

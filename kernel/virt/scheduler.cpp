@@ -8,18 +8,36 @@ namespace {
 
 constexpr u32 kFailureStatus = 1;
 
-// A waiting VM runs again once a signal is pending on its notification. One with no
-// notification (a built-in guest) can never be woken: its wait is the end of it, a halt.
-bool ready(Vm& vm) {
+// A waiting VM runs again once a signal is pending on its notification, or its PC has an
+// interrupt for it. One with neither (a built-in guest) can never be woken: its wait is the end
+// of it, a halt.
+bool ready(Vm& vm, Vcpu& v) {
     if (!vm.running) return false;
-    Vcpu& v = vm.vcpu;
+    // A PC's application processor runs once the guest has started it with INIT-SIPI-SIPI.
+    if (v.awaiting_startup && !vm.pc_ops->start_processor(vm, v)) return false;
     if (!v.waiting) return true;
-    if (!vm.notification) {
+    if (vm.pc && vm.pc_ops->wakes(vm, v)) {
+        v.waiting = false;
+        return true;
+    }
+    if (!vm.notification && !vm.pc) {
         stop_vm(vm, ExitOutcome{.stop = true, .reason = StopReason::halted});
         return false;
     }
-    if (vm.notification->pending()) v.waiting = false;
+    if (vm.notification && v.index == 0 && vm.notification->pending()) v.waiting = false;
     return !v.waiting;
+}
+
+// The earliest timer of the PCs of the VMs still running (~0: none).
+u64 earliest_deadline(Vm* const* vms, u32 count) {
+    u64 earliest = ~u64{0};
+    for (u32 i = 0; i < count; ++i) {
+        Vm& vm = *vms[i];
+        if (!vm.running || !vm.pc) continue;
+        u64 deadline = vm.pc_ops->next_deadline(vm);
+        if (deadline < earliest) earliest = deadline;
+    }
+    return earliest;
 }
 
 bool any_running(Vm* const* vms, u32 count) {
@@ -47,11 +65,19 @@ void run_vms(Vm* const* vms, u32 count, const RunOptions& options) {
         bool ran = false;
         for (u32 i = 0; i < count; ++i) {
             Vm& vm = *vms[i];
-            if (!ready(vm)) continue;
-            run_slice(vm, options);
-            ran = true;
+            for (u32 c = 0; c < vm.vcpu_count; ++c) {
+                if (!ready(vm, vm.vcpus[c])) continue;
+                run_slice(vm, vm.vcpus[c], options);
+                ran = true;
+            }
         }
-        if (!ran) stop_waiting_vms(vms, count);
+        if (ran) continue;
+        // Every running VM waits. A PC's timer will wake one: sleep until it is due (the
+        // physical CPU idles; nothing spins). With no timer armed, nothing can ever wake them.
+        if (u64 deadline = earliest_deadline(vms, count); deadline != ~u64{0})
+            platform::idle_until(deadline);
+        else
+            stop_waiting_vms(vms, count);
     }
 }
 

@@ -45,13 +45,33 @@ BuildFault backend_fault(const char* what, VirtError error) {
 
 }  // namespace
 
+const char* pc_error_name(PcError error) {
+    switch (error) {
+    case PcError::no_room: return "every PC of this boot is in use";
+    case PcError::too_many_vcpus: return "more vCPUs than a PC has local APICs";
+    case PcError::bus_full: return "no room on its device bus";
+    case PcError::tables_dont_fit: return "its ACPI tables do not fit";
+    case PcError::memory_overlaps_devices: return "its memory reaches the I/O APIC and local APIC at 0xFEC00000";
+    }
+    return "?";
+}
+
 void log_build_fault(const char* name, const BuildFault& f) {
     using Kind = BuildFault::Kind;
     switch (f.kind) {
     case Kind::refused: log_domain_refusal(name, static_cast<cap::Error>(f.code)); return;
     case Kind::one_vcpu_only:
-        log::error("appliance: domain {} refused: it asks for {} vCPUs, and this appliance starts one per domain", name,
-                   f.code);
+        log::error("appliance: domain {} refused: it asks for {} vCPUs, more than this appliance starts ({} on the PC "
+                   "platform without nested virtualization, 1 otherwise)",
+                   name, f.code, kMaxVcpusPerVm);
+        return;
+    case Kind::no_pc_platform:
+        log::error("appliance: domain {} refused: it asks for platform \"pc\", and this build has PC_PLATFORM=OFF",
+                   name);
+        return;
+    case Kind::pc:
+        log::error("appliance: domain {}: its PC could not be built: {}", name,
+                   pc_error_name(static_cast<PcError>(f.code)));
         return;
     case Kind::hypercall:
         log::error("appliance: domain {}: {} failed: {}", name, f.what, cap::status_name(f.code));
@@ -108,15 +128,19 @@ cap::KernelObject* Toolstack::object_in(u64 slot) {
 
 Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestDomain& m, const BootInfo& boot,
                                     const VirtOps& ops) {
-    vm.set_up(m.name(), "appliance: domain", ops);
+    bool pc = m.platform() == NESTOR_MANIFEST_PLATFORM_PC;
+    vm.set_up(m.name(), "appliance: domain", ops, pc);
     vm.index = index;
     cap::DomainConfig config{m.vcpus(), m.memory_bytes(), m.flags(), m.cpuid_policy(), NESTOR_GUEST_CSPACE_BITS};
     if (auto sane = cap::sanitise_domain_config(config, system_->platform()); !sane)
         return fail(BuildFault{.kind = BuildFault::Kind::refused, .code = static_cast<u64>(sane.error())});
-    // The capability runtime holds a domain's every vCPU, but the appliance starts only the first
-    // (there is no INIT/SIPI to start the others): a domain built for more would run with fewer
-    // CPUs than its manifest promised, so it is refused instead.
-    if (config.vcpus > 1) return fail(BuildFault{.kind = BuildFault::Kind::one_vcpu_only, .code = config.vcpus});
+    // The capability runtime holds a domain's every vCPU; the appliance starts more than the first
+    // only on a PC, whose guest starts them with INIT-SIPI-SIPI (and not for a guest hypervisor,
+    // whose nested state is per domain for now). Any other domain built for more would run with
+    // fewer CPUs than its manifest promised, so it is refused instead.
+    bool smp = pc && !(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT);
+    if (config.vcpus > (smp ? kMaxVcpusPerVm : 1))
+        return fail(BuildFault{.kind = BuildFault::Kind::one_vcpu_only, .code = config.vcpus});
     auto handle = ops.create_vm();
     if (!handle) return fail(backend_fault("creating its VM", handle.error()));
     vm.handle = *handle;
@@ -130,9 +154,18 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     if (!loaded) return fail(loaded.error());
     NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested));
     NESTOR_TRY_STATUS(set_up_nested(vm, m));
+    if (pc) NESTOR_TRY_STATUS(give_pc(vm, m));
     log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", vm.name, m.memory_bytes() >> 20,
               loaded->mode == CpuMode::long64 ? "64-bit ELF" : "multiboot", loaded->entry,
               nested ? "nested virtualization" : "no nested virtualization", ops.name);
+    return {};
+}
+
+Status<BuildFault> Toolstack::give_pc(Vm& vm, const manifest::ManifestDomain& m) {
+    const PcOps* pc = pc_platform();
+    if (!pc) return fail(BuildFault{.kind = BuildFault::Kind::no_pc_platform});
+    if (auto attached = pc->attach(vm, m.vcpus(), m.memory_bytes()); !attached)
+        return fail(BuildFault{.kind = BuildFault::Kind::pc, .code = static_cast<u64>(attached.error())});
     return {};
 }
 
@@ -143,7 +176,7 @@ Status<BuildFault> Toolstack::create_domain(Vm& vm, const cap::DomainConfig& con
                                 packed, config.memory_bytes),
                            "creating the domain"));
     auto& domain = static_cast<cap::Domain&>(*object_in(slots.domain));
-    vm.bind(domain);
+    vm.bind(domain, config.vcpus);
     vm.physcaps = cap::physcaps_answer(domain);
     return {};
 }
@@ -236,10 +269,10 @@ Result<LoadedGuest, BuildFault> Toolstack::load_image(Vm& vm, const manifest::Ma
 }
 
 Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested) {
-    InitialMode initial{loaded.mode, loaded.cr3, nested, nested ? &vm.vcpu.nested.hardware : nullptr};
+    InitialMode initial{loaded.mode, loaded.cr3, nested, nested ? &vm.vcpus[0].nested.hardware : nullptr};
     if (auto created = vm.create_vcpu(initial); !created)
         return fail(backend_fault("creating its vCPU", created.error()));
-    VcpuState& state = vm.vcpu.state();
+    VcpuState& state = vm.vcpus[0].state();
     state.rip = loaded.entry;
     if (loaded.mode == CpuMode::long64) {
         state.reg(Gpr::rsp) = loaded.stack_top;
@@ -254,9 +287,9 @@ Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool
 // A domain the sanitiser accepted with nested_virt gets the nested component's state.
 Status<BuildFault> Toolstack::set_up_nested(Vm& vm, const manifest::ManifestDomain& m) {
     if (!(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT)) return {};
-    vm.vcpu.nested.host = &vm.nested_host;
+    vm.vcpus[0].nested.host = &vm.nested_host;
     if (!nested_domain_initialise(vm.nested, platform::cpu_features(), m.memory_bytes()) ||
-        !nested_vcpu_initialise(vm.vcpu.nested, vm.nested))
+        !nested_vcpu_initialise(vm.vcpus[0].nested, vm.nested))
         return fail(BuildFault{.kind = BuildFault::Kind::nested_set_up});
     return {};
 }

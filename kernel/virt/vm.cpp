@@ -5,50 +5,67 @@
 
 namespace nestor::virt {
 
-void Vm::set_up(const char* vm_name, const char* vm_label, const VirtOps& backend) {
+void Vm::set_up(const char* vm_name, const char* vm_label, const VirtOps& backend, bool pc_console) {
     name = vm_name;
     label = vm_label;
     ops = &backend;
-    vcpu.vm = this;
+    for (u32 i = 0; i < kMaxVcpusPerVm; ++i) {
+        vcpus[i].vm = this;
+        vcpus[i].index = i;
+    }
     // Fixed ranges on an empty bus: nothing can be refused.
-    auto attached = devices.attach();
+    auto attached = devices.attach(!pc_console);
     ASSERT(attached);
 }
 
-void Vm::bind(cap::Domain& bound) {
+void Vm::bind(cap::Domain& bound, u32 count) {
+    ASSERT(count >= 1 && count <= kMaxVcpusPerVm);
     domain = &bound;
     memory = GuestMemory(&bound);
     nested_host.attach(memory);
-    vcpu.vm = this;
-    vcpu.capability = &bound.vcpu(0);
+    vcpu_count = count;
+    for (u32 i = 0; i < count; ++i) {
+        vcpus[i].vm = this;
+        vcpus[i].index = i;
+        vcpus[i].capability = &bound.vcpu(i);
+    }
 }
 
-Status<VirtError> Vm::create_vcpu(const InitialMode& initial) {
-    vcpu.vm = this;
-    auto created = ops->create_vcpu(handle, initial, vcpu.state());
+Status<VirtError> Vm::create_vcpu(const InitialMode& initial, u32 index) {
+    Vcpu& v = vcpus[index];
+    v.vm = this;
+    v.index = index;
+    auto created = ops->create_vcpu(handle, initial, v.state());
     if (!created) return fail(created.error());
-    vcpu.handle = *created;
+    v.handle = *created;
     return {};
 }
 
 void Vm::start() {
     running = true;
-    if (vcpu.capability) vcpu.capability->set_running(true);
+    for (u32 i = 0; i < vcpu_count; ++i)
+        if (vcpus[i].capability) vcpus[i].capability->set_running(true);
 }
 
-void Vm::stop(const ExitOutcome& outcome) {
-    vcpu.outcome = outcome;
+void Vm::stop(const ExitOutcome& how, const VmExit& last) {
+    outcome = how;
+    last_exit = last;
     running = false;
-    if (vcpu.capability) vcpu.capability->set_running(false);
-    release_vcpu();
+    for (u32 i = 0; i < vcpu_count; ++i)
+        if (vcpus[i].capability) vcpus[i].capability->set_running(false);
+    release();
 }
 
-void Vm::release_vcpu() {
-    // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
-    nested_vcpu_destroy(vcpu.nested);
+void Vm::release() {
+    for (u32 i = 0; i < vcpu_count; ++i) {
+        Vcpu& v = vcpus[i];
+        // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
+        nested_vcpu_destroy(v.nested);
+        if (v.handle) ops->destroy_vcpu(v.handle);
+        v.handle = nullptr;
+    }
     nested_domain_teardown(nested);
-    if (vcpu.handle) ops->destroy_vcpu(vcpu.handle);
-    vcpu.handle = nullptr;
+    if (pc) pc_ops->detach(*this);
 }
 
 }  // namespace nestor::virt

@@ -2,10 +2,11 @@
 
 namespace nestor::virt {
 
-Status<BusError> VmDevices::attach() {
+Status<BusError> VmDevices::attach(bool with_console) {
     // The console first: its OUTs are the busiest of any port's, and the lookup tries ranges in
     // the order they were registered.
-    if (auto added = bus.add_ports(kGuestConsolePort, Uart16550::kPorts, console); !added) return added;
+    if (with_console)
+        if (auto added = bus.add_ports(kGuestConsolePort, Uart16550::kPorts, console); !added) return added;
     return bus.add_ports(kGuestExitPort, 1, exit_port);
 }
 

@@ -39,6 +39,7 @@ enum class ManifestError : u8 {
     vcpus_out_of_range,           // 0 or above NESTOR_MANIFEST_MAX_VCPUS
     unknown_flags,                // bits outside NESTOR_DOMAIN_FLAGS_VALID
     unknown_cpuid_policy,         // not a NESTOR_CPUID_POLICY_*
+    unknown_platform,             // not a NESTOR_MANIFEST_PLATFORM_*
     domain_reserved_not_zero,     // a domain record's reserved field is set
     too_many_ioport_ranges,       // ioport_range_count above the array
     ioport_range_inverted,        // first > last
@@ -92,6 +93,7 @@ public:
     u32 vcpus() const;
     u32 flags() const;         // NESTOR_DOMAIN_FLAG_*
     u32 cpuid_policy() const;  // NESTOR_CPUID_POLICY_*
+    u32 platform() const;      // NESTOR_MANIFEST_PLATFORM_*
     u32 ioport_range_count() const;
     IoPortRange ioport_range(u32 index) const;  // index < ioport_range_count()
     u32 signal_count() const;

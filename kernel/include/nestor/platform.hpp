@@ -32,6 +32,13 @@ namespace platform {
 void console_write(const char* text, usize length);
 const CpuFeatures& cpu_features();
 u64 timestamp();  // cycles; instructions under QEMU -icount
+// The timestamp counter's rate in kHz, measured once on first use (a few ms of boot time).
+u64 timestamp_khz();
+// Idles the CPU (no busy wait) until `deadline` (a timestamp) or the next interrupt, whichever
+// comes first; returns at once if the deadline has passed.
+void idle_until(u64 deadline);
+// The host's wall clock: seconds since 1970-01-01 00:00 UTC (0 if the host's clock is unreadable).
+u64 wall_clock();
 [[noreturn]] void shutdown(ExitStatus status);
 
 // Physical memory for kernel use (e.g. a built-in guest's RAM): `bytes` contiguous, zeroed,

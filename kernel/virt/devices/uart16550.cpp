@@ -24,21 +24,6 @@ DeviceOutcome Uart16550::io_write(u16 port, u8, u32 value, DeviceHost& host) {
     return {};
 }
 
-void Uart16550::flush(DeviceHost& host) {
-    if (length_ == 0) return;
-    line_[length_] = '\0';
-    host.console_line(line_, length_);
-    length_ = 0;
-}
-
-void Uart16550::put(u8 byte, DeviceHost& host) {
-    if (byte == '\n') {
-        flush(host);
-        return;
-    }
-    if (byte == '\r') return;
-    line_[length_++] = (byte >= 0x20 && byte < 0x7F) ? static_cast<char>(byte) : '.';
-    if (length_ == kLineCapacity) flush(host);
-}
+void Uart16550::flush(DeviceHost& host) { line_.flush(host); }
 
 }  // namespace nestor::virt

@@ -36,6 +36,11 @@
 #define NESTOR_MANIFEST_MIN_MEMORY (1ull << 20)           /* 1 MiB: room for a real-mode guest */
 #define NESTOR_MANIFEST_MAX_MEMORY (4ull << 30)           /* 4 GiB per domain */
 
+/* The machine a domain sees (docs/platform.md). */
+#define NESTOR_MANIFEST_PLATFORM_BARE 0u /* a console port and an exit port: SDK guests */
+#define NESTOR_MANIFEST_PLATFORM_PC 1u   /* a PC: local APICs, I/O APIC, PIC, PIT, RTC, 16550A, ACPI */
+#define NESTOR_MANIFEST_PLATFORM_COUNT 2u
+
 /* 32 bytes at offset 0. */
 struct nestor_manifest_header {
     uint32_t magic;              /* NESTOR_MANIFEST_MAGIC */
@@ -81,7 +86,7 @@ struct nestor_manifest_domain {
     uint16_t ioport_range_count;                /* 0..NESTOR_MANIFEST_MAX_IOPORT_RANGES */
     uint16_t signal_count;                      /* 0..NESTOR_MANIFEST_MAX_SIGNALS */
     uint16_t module_count;                      /* 0..NESTOR_MANIFEST_MAX_MODULES */
-    uint16_t reserved0;                         /* zero */
+    uint16_t platform;                          /* NESTOR_MANIFEST_PLATFORM_* */
     uint32_t reserved1;                         /* zero */
     char cmdline[NESTOR_MANIFEST_CMDLINE_SIZE]; /* printable ASCII */
     struct nestor_manifest_ioport_range ioport_ranges[NESTOR_MANIFEST_MAX_IOPORT_RANGES];

@@ -41,6 +41,7 @@ nestor_manifest_domain pack_domain(const ManifestSpec& manifest, const DomainSpe
     record.vcpus = spec.vcpus;
     record.flags = spec.flags;
     record.cpuid_policy = spec.cpuid_policy;
+    record.platform = spec.platform;
     record.ioport_range_count = static_cast<std::uint16_t>(spec.ioports.size());
     for (std::size_t i = 0; i < spec.ioports.size(); ++i) {
         record.ioport_ranges[i] = nestor_manifest_ioport_range{spec.ioports[i].first, spec.ioports[i].last};
@@ -77,6 +78,7 @@ void dump_domain(const manifest::Manifest& manifest, std::uint32_t index, std::o
     out << "  memory   " << format_size(domain.memory_bytes()) << " (" << domain.memory_bytes() << " bytes)\n";
     out << "  vcpus    " << domain.vcpus() << "\n";
     out << "  cpuid    " << cpuid_policy_name(domain.cpuid_policy()) << "\n";
+    out << "  platform " << (domain.platform() == NESTOR_MANIFEST_PLATFORM_PC ? "pc" : "bare") << "\n";
     out << "  flags    " << ((domain.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) ? "nested_virt" : "none") << "\n";
     out << "  cmdline  \"" << domain.cmdline() << "\"\n";
     for (std::uint32_t i = 0; i < domain.ioport_range_count(); ++i) {

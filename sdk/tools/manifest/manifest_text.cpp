@@ -215,6 +215,8 @@ private:
                 flags(entry, spec, lines);
             } else if (key == "cpuid") {
                 cpuid(entry, spec);
+            } else if (key == "platform") {
+                platform(entry, spec);
             } else if (key == "cmdline") {
                 cmdline(entry, spec);
             } else if (key == "ioports") {
@@ -380,6 +382,17 @@ private:
             }
         }
         report(entry.line, "unknown CPUID policy " + quoted(entry.value.text) + " (known: default, minimal, host)");
+    }
+
+    void platform(const Entry& entry, DomainSpec& spec) {
+        if (!expect_kind(entry, Value::Kind::string)) return;
+        if (entry.value.text == "bare") {
+            spec.platform = NESTOR_MANIFEST_PLATFORM_BARE;
+        } else if (entry.value.text == "pc") {
+            spec.platform = NESTOR_MANIFEST_PLATFORM_PC;
+        } else {
+            report(entry.line, "unknown platform " + quoted(entry.value.text) + " (known: bare, pc)");
+        }
     }
 
     void cmdline(const Entry& entry, DomainSpec& spec) {

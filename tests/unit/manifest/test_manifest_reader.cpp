@@ -137,6 +137,8 @@ std::vector<Corruption> corruptions() {
         {ManifestError::unknown_flags, 2, [](Image& i) { put<std::uint32_t>(i, DOMAIN(2, flags), 3); }},
         {ManifestError::unknown_cpuid_policy, 1,
          [](Image& i) { put<std::uint32_t>(i, DOMAIN(1, cpuid_policy), NESTOR_CPUID_POLICY_COUNT); }},
+        {ManifestError::unknown_platform, 1,
+         [](Image& i) { put<std::uint16_t>(i, DOMAIN(1, platform), NESTOR_MANIFEST_PLATFORM_COUNT); }},
         {ManifestError::domain_reserved_not_zero, 1, [](Image& i) { put<std::uint32_t>(i, DOMAIN(1, reserved1), 7); }},
         {ManifestError::too_many_ioport_ranges, 0,
          [](Image& i) { put<std::uint16_t>(i, DOMAIN(0, ioport_range_count), 9); }},

@@ -58,6 +58,7 @@ TEST_CASE("manifest.minimal_domain_gets_defaults") {
     CHECK(d.vcpus == 1);
     CHECK(d.flags == 0);
     CHECK(d.cpuid_policy == NESTOR_CPUID_POLICY_DEFAULT);
+    CHECK(d.platform == NESTOR_MANIFEST_PLATFORM_BARE);
     CHECK(d.cmdline.empty());
     CHECK(d.ioports.empty());
     CHECK(d.signals.empty());
@@ -136,6 +137,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
         "vcpus = 4\n"
         "flags = [\"nested_virt\"]\n"
         "cpuid = \"host\"\n"
+        "platform = \"pc\"\n"
         "cmdline = \"verbose console=com1\"\n"
         "ioports = [\"0x3f8-0x3ff\", \"0x2f8\", 0x60]\n"
         "signals = [\"b\", \"c\"]\n"
@@ -157,6 +159,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
     CHECK(l1.vcpus() == 4);
     CHECK(l1.flags() == NESTOR_DOMAIN_FLAG_NESTED_VIRT);
     CHECK(l1.cpuid_policy() == NESTOR_CPUID_POLICY_HOST);
+    CHECK(l1.platform() == NESTOR_MANIFEST_PLATFORM_PC);
     CHECK(std::string(l1.cmdline()) == "verbose console=com1");
     REQUIRE(l1.ioport_range_count() == 3);
     CHECK(l1.ioport_range(0).first == 0x3f8);
@@ -175,6 +178,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
 
     nestor::manifest::ManifestDomain b = m.domain(1);
     CHECK(b.cpuid_policy() == NESTOR_CPUID_POLICY_MINIMAL);
+    CHECK(b.platform() == NESTOR_MANIFEST_PLATFORM_BARE);
     CHECK(b.memory_bytes() == (1u << 20));
     REQUIRE(b.signal_count() == 1);
     CHECK(b.signal_target(0) == 0);
@@ -198,6 +202,7 @@ TEST_CASE("manifest.dump_describes_what_the_kernel_reads") {
     CHECK(text.find("domain 0 \"a\"") != std::string::npos);
     CHECK(text.find("signals  1 \"b\"") != std::string::npos);
     CHECK(text.find("memory   1M (1048576 bytes)") != std::string::npos);
+    CHECK(text.find("platform bare") != std::string::npos);
 
     image[100] ^= 1;
     REQUIRE_FALSE(dump_manifest(image.data(), image.size(), text));
@@ -398,6 +403,12 @@ TEST_CASE("manifest.flag_wrong_type") {
 TEST_CASE("manifest.unknown_cpuid_policy") {
     CHECK(errors_of(one_domain("cpuid = \"fast\"\n")) ==
           one("6: unknown CPUID policy \"fast\" (known: default, minimal, host)"));
+}
+
+TEST_CASE("manifest.unknown_platform") {
+    CHECK(errors_of(one_domain("platform = \"amiga\"\n")) == one("6: unknown platform \"amiga\" (known: bare, pc)"));
+    CHECK(errors_of(one_domain("platform = 1\n")).size() == 1);
+    CHECK(parsed(one_domain("platform = \"bare\"\n")).domains[0].platform == NESTOR_MANIFEST_PLATFORM_BARE);
 }
 
 TEST_CASE("manifest.cmdline_too_long") {

@@ -107,7 +107,7 @@ class DeviceBus {
 public:
     static constexpr usize kMaxPortRanges = 16;
     static constexpr usize kMaxMmioRanges = 16;
-    static constexpr usize kMaxMsrRanges = 8;
+    static constexpr usize kMaxMsrRanges = 16;  // a PC: the local APIC's 3 and the MSR file's 8
     static constexpr usize kMaxDevices = 16;
 
     constexpr DeviceBus() = default;

@@ -86,6 +86,8 @@ ExitOutcome handle_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, Ex
 struct ExitContext {
     nested::NestedVcpu* nested;  // must be what env.nested_vcpu() returns
     CpuidMemo* cpuid;            // the vCPU's CPUID memo; nullptr: none
+    // A PC's vCPU: its place in the domain's topology and the timing leaf; nullptr: bare platform.
+    const CpuidTopology* topology = nullptr;
 };
 
 // The handlers behind the dispatch below, each out of line: the dispatch inlines into the run

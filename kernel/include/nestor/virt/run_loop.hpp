@@ -13,10 +13,13 @@ struct RunOptions {
     bool trace_exits;  // log every exit (debug level): built-in guests' length checks use it
 };
 
-// Runs the VM's vCPU until its slice ends, it yields, it waits for a signal or it stops.
-void run_slice(Vm& vm, const RunOptions& options);
+// Runs `vcpu` of the VM until its slice ends, it yields, it waits for an event or it stops.
+void run_slice(Vm& vm, Vcpu& vcpu, const RunOptions& options);
 
-// Stops the VM for good with `outcome`, reports why and frees its backend vCPU.
+// Stops the VM for good with `outcome`, which vCPU `by` met (its last exit and RIP are reported),
+// reports why and frees its backend vCPUs.
+void stop_vm(Vm& vm, Vcpu& by, const ExitOutcome& outcome);
+// The same, met by no vCPU in particular (reported as vCPU 0's).
 void stop_vm(Vm& vm, const ExitOutcome& outcome);
 
 }  // namespace nestor::virt

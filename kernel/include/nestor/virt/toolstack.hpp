@@ -22,6 +22,8 @@ struct BuildFault {
         no_module,        // no boot module has the name `what`
         bad_image,        // the image `what` could not be loaded (code: LoadError)
         nested_set_up,    // the nested component could not set up the domain's state
+        no_pc_platform,   // the manifest asks for a PC, and this build has PC_PLATFORM off
+        pc,               // the PC platform could not be attached (code: PcError)
         no_memory,        // (the toolstack itself) not enough memory for the domains (code: MiB)
         runtime_refused,  // (the toolstack itself) the capability runtime refused to boot (code: status)
     };
@@ -66,6 +68,7 @@ private:
     Result<LoadedGuest, BuildFault> load_image(Vm& vm, const manifest::ManifestDomain& m, const BootInfo& boot);
     Status<BuildFault> start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested);
     Status<BuildFault> set_up_nested(Vm& vm, const manifest::ManifestDomain& m);
+    Status<BuildFault> give_pc(Vm& vm, const manifest::ManifestDomain& m);
 
     cap::System* system_ = nullptr;
     cap::Domain* self_ = nullptr;

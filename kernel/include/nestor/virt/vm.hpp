@@ -13,12 +13,16 @@
 #include "nestor/virt/exit_handler.hpp"
 #include "nestor/virt/guest_memory.hpp"
 #include "nestor/virt/nested_host.hpp"
+#include "nestor/virt/pc_ops.hpp"
 #include "nestor/virt/vm_devices.hpp"
 #include "nestor/virt/virt_ops.hpp"
 
 namespace nestor::virt {
 
 class Vm;
+
+// The vCPUs a VM has room for. A domain with more is refused by name.
+inline constexpr u32 kMaxVcpusPerVm = 8;
 
 // A vCPU's exits, by ExitKind: counted where a total would be (one increment per exit); the
 // total is their sum.
@@ -37,16 +41,19 @@ struct ExitCounts {
 class Vcpu {
 public:
     Vm* vm = nullptr;
+    u32 index = 0;                    // its place in the VM: vCPU 0 starts at the entry point
     VcpuHandle handle = nullptr;      // the backend's vCPU; nullptr before creation and once released
     cap::VCpu* capability = nullptr;  // nullptr for a built-in guest
     nested::NestedVcpu nested{};      // ops == nullptr: the domain may not nest
     CpuidMemo cpuid_memo{};           // its CPUID answers (starts empty: fills as the guest asks)
+    const CpuidTopology* cpuid_topology = nullptr;  // a PC's vCPU: its topology and timing leaf
     ExitCounts exits{};
-    bool waiting = false;        // halted with interrupts on: runs again once a signal arrives
+    bool waiting = false;        // halted: runs again once an event arrives for it
     bool interrupt_due = false;  // its signal interrupt waits for the vCPU to take it
-    ExitOutcome outcome{};       // how it stopped
-    VmExit last_exit{};          // the exit that stopped it
-    VcpuState own_state{};       // a built-in guest's registers
+    // A PC's application processor: created, but waiting for INIT-SIPI-SIPI from the guest.
+    bool awaiting_startup = false;
+    VmExit last_exit{};     // its latest exit
+    VcpuState own_state{};  // a built-in guest's registers
 
     // The registers it runs with: its cap::VCpu's for a domain (so VCPU_READ / VCPU_WRITE reach
     // them while it is stopped), its own for a built-in guest.
@@ -70,22 +77,41 @@ public:
     nested::NestedDomain nested{};
     VmNestedHost nested_host{};
     VmDevices devices{};  // its console, exit port and the bus that routes exits to them
-    Vcpu vcpu{};          // one vCPU per VM: there is no INIT/SIPI to start a second
+    // Its PC (`platform = "pc"`): the component's state and table; nullptr for the bare platform.
+    PcState* pc = nullptr;
+    const PcOps* pc_ops = nullptr;
+    // Its vCPUs: vcpus[0] starts at the guest's entry point; on a PC the others wait for the
+    // guest's INIT-SIPI-SIPI. Only the first vcpu_count are used.
+    Vcpu vcpus[kMaxVcpusPerVm]{};
+    u32 vcpu_count = 1;
     bool running = false;
+    ExitOutcome outcome{};  // how it stopped
+    VmExit last_exit{};     // the exit that stopped it (of the vCPU that stopped it)
 
-    // Names it and attaches its devices to its bus: once, first.
-    void set_up(const char* vm_name, const char* vm_label, const VirtOps& backend);
-    // Binds the VM to its domain and its first vCPU to the domain's vCPU 0.
-    void bind(cap::Domain& bound);
-    // Creates the backend's vCPU in `initial` mode (the architectural values go to its state).
-    Status<VirtError> create_vcpu(const InitialMode& initial);
+    // Names it and attaches its devices to its bus: once, first. A VM that will have a PC leaves
+    // the console port to the PC's 16550A.
+    void set_up(const char* vm_name, const char* vm_label, const VirtOps& backend, bool pc_console = false);
+    // Binds the VM to its domain and its first `count` vCPUs to the domain's.
+    void bind(cap::Domain& bound, u32 count = 1);
+    // Creates the backend's vCPU `index` in `initial` mode (the architectural values go to its state).
+    Status<VirtError> create_vcpu(const InitialMode& initial, u32 index = 0);
     // Marks it running (its vCPU's registers are then out of VCPU_READ / VCPU_WRITE's reach).
     void start();
-    // It stopped for good with `outcome`: records it and frees its vCPU on the backend.
-    void stop(const ExitOutcome& outcome);
-    // Frees the nested state and the backend's vCPU. The backend's VM stays: the domain's
-    // mappings follow it until the domain goes (its frames stay the toolstack's).
-    void release_vcpu();
+    // It stopped for good with `outcome` (from `last`'s exit): records it and frees its vCPUs on
+    // the backend.
+    void stop(const ExitOutcome& how, const VmExit& last = VmExit{});
+    // Frees the nested state, the backend's vCPUs and its PC. The backend's VM stays: the
+    // domain's mappings follow it until the domain goes (its frames stay the toolstack's).
+    void release();
+    // Its vCPUs' exit counts, summed.
+    ExitCounts exits() const {
+        ExitCounts sum{};
+        for (u32 i = 0; i < vcpu_count; ++i) {
+            for (usize k = 0; k < kExitKinds; ++k) sum.by_kind[k] += vcpus[i].exits.by_kind[k];
+            sum.preemptions += vcpus[i].exits.preemptions;
+        }
+        return sum;
+    }
 };
 
 }  // namespace nestor::virt

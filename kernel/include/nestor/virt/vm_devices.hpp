@@ -14,8 +14,10 @@ inline constexpr u16 kGuestExitPort = 0xF4;      // where QEMU's isa-debug-exit 
 
 class VmDevices {
 public:
-    // Registers the devices on the bus: once, before the VM's first exit.
-    Status<BusError> attach();
+    // Registers the devices on the bus: once, before the VM's first exit. Without `console`
+    // the console's port is left free (for a PC's 16550A); the console still prints the
+    // console hypercall's text.
+    Status<BusError> attach(bool console = true);
 
     DeviceBus bus;
     Uart16550 console{kGuestConsolePort};

@@ -12,18 +12,20 @@ namespace nestor::virt {
 
 class VmEnvironment final : public ExitEnvironment {
 public:
-    explicit VmEnvironment(Vm& vm) : vm_(vm) {}
+    // The environment of vCPU `vcpu` of `vm`.
+    VmEnvironment(Vm& vm, Vcpu& vcpu) : vm_(vm), vcpu_(vcpu) {}
+    explicit VmEnvironment(Vm& vm) : VmEnvironment(vm, vm.vcpus[0]) {}
     CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return vm_.ops->host_cpuid(leaf, subleaf); }
     void console_line(const char* text, usize) override { log::info("[{}] {}", vm_.name, text); }
     ExitOutcome hypercall(VcpuState& state) override;
-    nested::NestedVcpu* nested_vcpu() override { return vm_.vcpu.nested_state(); }
+    nested::NestedVcpu* nested_vcpu() override { return vcpu_.nested_state(); }
     bool port_held(u16 port, u8 size) override;
     u32 port_read(u16 port, u8 size) override { return platform::port_read(port, size); }
     void port_write(u16 port, u8 size, u32 value) override { platform::port_write(port, size, value); }
-    GuestXsaveControls guest_xsave_controls() override { return vm_.ops->xsave_controls(vm_.vcpu.handle); }
-    void set_guest_xcr0(u64 xcr0) override { vm_.ops->set_xcr0(vm_.vcpu.handle, xcr0); }
+    GuestXsaveControls guest_xsave_controls() override { return vm_.ops->xsave_controls(vcpu_.handle); }
+    void set_guest_xcr0(u64 xcr0) override { vm_.ops->set_xcr0(vcpu_.handle, xcr0); }
     Result<MmioAccess, MmioDecodeError> decode_mmio(const VcpuState& state) override {
-        return decode_mmio_at_rip(*vm_.ops, vm_.vcpu.handle, state);
+        return decode_mmio_at_rip(*vm_.ops, vcpu_.handle, state);
     }
 
 private:
@@ -31,6 +33,7 @@ private:
     ExitOutcome platform_call(const cap::HypercallArgs& in, cap::HypercallResult& out);
     u64 console_write(u64 gpa, u64 length);
     Vm& vm_;
+    Vcpu& vcpu_;
 };
 
 }  // namespace nestor::virt

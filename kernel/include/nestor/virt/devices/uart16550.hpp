@@ -6,6 +6,7 @@
 #pragma once
 
 #include "nestor/virt/device_bus.hpp"
+#include "nestor/virt/devices/console_line.hpp"
 
 namespace nestor::virt {
 
@@ -19,7 +20,7 @@ public:
     static constexpr u8 kLcrDivisorLatch = 0x80;  // DLAB
     static constexpr u8 kLsrIdle = 0x60;          // THR empty and transmitter idle
     // Longer lines are printed in pieces of this length.
-    static constexpr usize kLineCapacity = 120;
+    static constexpr usize kLineCapacity = ConsoleLine::kCapacity;
 
     constexpr explicit Uart16550(u16 base) : base_(base) {}
 
@@ -34,13 +35,12 @@ public:
     // One byte of console text (from THR, or the console hypercall): '\n' ends the line, '\r' is
     // dropped, other non-printable bytes show as '.', so that a guest cannot send escape
     // sequences to the host's console.
-    void put(u8 byte, DeviceHost& host);
+    void put(u8 byte, DeviceHost& host) { line_.put(byte, host); }
 
 private:
     u16 base_;
     u8 line_control_ = 0;
-    usize length_ = 0;
-    char line_[kLineCapacity + 1] = {};
+    ConsoleLine line_;
 };
 
 }  // namespace nestor::virt

@@ -1,0 +1,244 @@
+// One vCPU's local APIC, xAPIC (MMIO page) and x2APIC (MSRs 0x800-0x8FF), as the Intel SDM vol. 3
+// chapter 11 describes it; where the SDM leaves a choice, as KVM's arch/x86/kvm/lapic.c does.
+// Version 0x14 with seven LVT entries (CMCI included), no directed EOI (SVR bit 12 stays 0), and
+// a timer with one-shot, periodic and TSC-deadline modes that follows the guest's TSC.
+//
+// Messages are delivered at once: delivery status (ICR and LVT bit 12) always reads 0. Vectors
+// 0-15 are never set in IRR: sending one (fixed or lowest priority) sets ESR's "send illegal
+// vector" and sends nothing; receiving one sets "receive illegal vector". ESR reads what the
+// last write to it latched.
+#pragma once
+
+#include "nestor/pc/links.hpp"
+#include "nestor/virt/device_bus.hpp"
+
+namespace nestor::pc {
+
+class LocalApic final : public virt::Device {
+public:
+    static constexpr u64 kDefaultBase = 0xFEE00000;
+    static constexpr u64 kMmioSize = 0x1000;
+
+    static constexpr u32 kMsrApicBase = 0x1B;      // IA32_APIC_BASE
+    static constexpr u32 kMsrTscDeadline = 0x6E0;  // IA32_TSC_DEADLINE
+    static constexpr u32 kMsrX2apicFirst = 0x800;  // x2APIC register n at 0x800 + offset / 16
+    static constexpr u32 kMsrX2apicCount = 0x100;
+
+    // IA32_APIC_BASE.
+    static constexpr u64 kBaseBsp = u64{1} << 8;
+    static constexpr u64 kBaseX2apic = u64{1} << 10;  // EXTD
+    static constexpr u64 kBaseEnable = u64{1} << 11;  // EN: the APIC is hardware-enabled
+    // The page's address: bits 51:12 (the largest MAXPHYADDR); the rest is reserved.
+    static constexpr u64 kBaseAddress = 0x000FFFFFFFFFF000;
+
+    // Register offsets in the xAPIC page.
+    static constexpr u32 kId = 0x20;
+    static constexpr u32 kVersion = 0x30;
+    static constexpr u32 kTpr = 0x80;
+    static constexpr u32 kApr = 0x90;
+    static constexpr u32 kPpr = 0xA0;
+    static constexpr u32 kEoi = 0xB0;
+    static constexpr u32 kRrd = 0xC0;
+    static constexpr u32 kLdr = 0xD0;
+    static constexpr u32 kDfr = 0xE0;
+    static constexpr u32 kSvr = 0xF0;
+    static constexpr u32 kIsr = 0x100;  // eight registers each, 16 bytes apart
+    static constexpr u32 kTmr = 0x180;
+    static constexpr u32 kIrr = 0x200;
+    static constexpr u32 kEsr = 0x280;
+    static constexpr u32 kLvtCmci = 0x2F0;
+    static constexpr u32 kIcrLow = 0x300;
+    static constexpr u32 kIcrHigh = 0x310;
+    static constexpr u32 kLvtTimer = 0x320;
+    static constexpr u32 kLvtThermal = 0x330;
+    static constexpr u32 kLvtPerformance = 0x340;
+    static constexpr u32 kLvtLint0 = 0x350;
+    static constexpr u32 kLvtLint1 = 0x360;
+    static constexpr u32 kLvtError = 0x370;
+    static constexpr u32 kTimerInitialCount = 0x380;
+    static constexpr u32 kTimerCurrentCount = 0x390;
+    static constexpr u32 kTimerDivide = 0x3E0;
+    static constexpr u32 kSelfIpi = 0x3F0;  // x2APIC only
+
+    // Version 0x14 (an integrated APIC), maximum LVT entry 6 (bits 23:16), no directed EOI.
+    static constexpr u32 kVersionValue = 0x14 | (6u << 16);
+
+    static constexpr u32 kSvrEnable = 1u << 8;
+    static constexpr u32 kSvrWritable = 0x3FF;  // vector, enable, focus checking
+    static constexpr u32 kSvrReset = 0xFF;
+    static constexpr u32 kDfrReset = 0xFFFFFFFF;
+    static constexpr u32 kDfrModel = 0xF0000000;  // the only writable bits: flat 0xF, cluster 0x0
+    static constexpr u32 kLdrXapic = 0xFF000000;  // the logical ID's bits in xAPIC mode
+    static constexpr u32 kIdXapicShift = 24;
+
+    // LVT fields.
+    static constexpr u32 kLvtVector = 0xFF;
+    static constexpr u32 kLvtModeShift = 8;
+    static constexpr u32 kLvtMode = 7u << kLvtModeShift;
+    static constexpr u32 kLvtActiveLow = 1u << 13;
+    static constexpr u32 kLvtLevel = 1u << 15;
+    static constexpr u32 kLvtMasked = 1u << 16;
+    static constexpr u32 kLvtTimerModeShift = 17;
+    static constexpr u32 kLvtTimerMode = 3u << kLvtTimerModeShift;
+    static constexpr u32 kLvtReset = kLvtMasked;
+    enum class TimerMode : u8 { one_shot = 0, periodic = 1, tsc_deadline = 2, reserved = 3 };
+
+    static constexpr u32 kDivideWritable = 0xB;  // bits 0, 1 and 3
+
+    // ESR bits this model sets.
+    static constexpr u32 kEsrSendIllegalVector = 1u << 5;
+    static constexpr u32 kEsrReceiveIllegalVector = 1u << 6;
+
+    // ICR (low half) fields.
+    static constexpr u32 kIcrVector = 0xFF;
+    static constexpr u32 kIcrModeShift = 8;
+    static constexpr u32 kIcrLogical = 1u << 11;
+    static constexpr u32 kIcrAssert = 1u << 14;
+    static constexpr u32 kIcrLevel = 1u << 15;
+    static constexpr u32 kIcrShorthandShift = 18;
+    // What an ICR write keeps: vector, mode, destination mode, level, trigger, shorthand.
+    static constexpr u32 kIcrWritable = 0x000CCFFF;
+    // x2APIC's must-be-zero ICR bits (31:20, 17:16, 13): a WRMSR setting one is #GP.
+    static constexpr u64 kX2apicIcrReserved = 0xFFF32000;
+    static constexpr u32 kXapicDestinationShift = 24;
+
+    static constexpr u8 kFirstLegalVector = 16;
+    static constexpr u8 kGeneralProtection = 13;
+
+    // `timer_khz`: the timer's input clock before the divide configuration.
+    LocalApic(u32 apic_id, const GuestClock& clock, ApicBus& bus, EoiListener& eoi, u64 timer_khz, bool bootstrap);
+    LocalApic(const LocalApic&) = delete;
+    LocalApic& operator=(const LocalApic&) = delete;
+
+    // The xAPIC page: only 32-bit accesses at a register's 16-byte boundary act; other widths
+    // and offsets read 0 and write nothing. In x2APIC mode or hardware-disabled the page is no
+    // device: reads all-ones, writes go nowhere.
+    virt::DeviceOutcome mmio_read(u64 address, u8 size, u64& value, virt::DeviceHost& host) override;
+    virt::DeviceOutcome mmio_write(u64 address, u8 size, u64 value, virt::DeviceHost& host) override;
+    // IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC registers (x2APIC mode only). What the
+    // SDM calls reserved, read-only or write-only for that access is #GP(0).
+    virt::DeviceOutcome msr_read(u32 index, u64& value, virt::DeviceHost& host) override;
+    virt::DeviceOutcome msr_write(u32 index, u64 value, virt::DeviceHost& host) override;
+
+    u64 base() const { return apic_base_ & kBaseAddress; }
+    u64 apic_base() const { return apic_base_; }
+    bool x2apic() const { return (apic_base_ & kBaseX2apic) != 0; }
+    bool hardware_enabled() const { return (apic_base_ & kBaseEnable) != 0; }
+    bool software_enabled() const { return (svr_ & kSvrEnable) != 0; }
+    bool bootstrap() const { return (apic_base_ & kBaseBsp) != 0; }
+    // The ID messages are matched against: the xAPIC ID register, or the x2APIC ID.
+    u32 id() const { return x2apic() ? initial_id_ : xapic_id_; }
+
+    // The timer: the guest TSC of its next expiry (kNoDeadline: none), and what is due at `now`
+    // (the vector in IRR unless masked; a periodic timer re-arms, once, however late `now` is).
+    u64 deadline() const { return deadline_; }
+    void advance(u64 now);
+
+    // This APIC as a destination on the bus.
+    bool matches(const ApicMessage& message) const;
+    void accept(const ApicMessage& message);
+    u8 arbitration_priority() const;
+
+    // For the vCPU. The highest IRR vector whose priority class is above PPR's (-1: none, or
+    // the APIC disabled); acknowledge() once it is injected.
+    int pending_vector() const;
+    void acknowledge(u8 vector);
+    bool nmi_pending() const { return nmi_pending_; }
+    bool take_nmi();
+    bool init_pending() const { return init_pending_; }
+    // The vCPU takes an INIT by resetting itself and calling reset_for_init(); it leaves an
+    // application processor waiting for a startup IPI.
+    bool take_init();
+    bool waiting_for_startup() const { return waiting_for_startup_; }
+    // The startup IPI's vector, or -1; one that arrived behind an INIT waits until it is taken.
+    int take_startup();
+    u8 tpr() const { return tpr_; }
+    void set_tpr(u8 tpr) { tpr_ = tpr; }  // CR8 writes: tpr = cr8 << 4
+    u8 ppr() const;
+    // Whether the 8259A's INTR reaches this vCPU: LINT0 unmasked as ExtINT, or no APIC at all.
+    bool accepts_pic_interrupts() const;
+    // INIT: every register to its reset value but the ID and IA32_APIC_BASE; a pending NMI is lost.
+    void reset_for_init();
+
+private:
+    static constexpr usize kLvtCount = 7;
+    static constexpr usize kVectorWords = 8;
+    enum LvtIndex : u8 { kTimerLvt = 0, kThermalLvt, kPerformanceLvt, kLint0Lvt, kLint1Lvt, kErrorLvt, kCmciLvt };
+
+    bool mmio_active(u64 address) const;
+    bool read_register(u32 offset, u32& value) const;
+    bool read_vector_register(u32 offset, u32& value) const;
+    bool write_register(u32 offset, u32 value);
+    bool write_apic_base(u64 value);
+    bool write_x2apic_icr(u64 value);
+    void write_svr(u32 value);
+    void write_esr();
+    void write_lvt(usize index, u32 value);
+    void write_initial_count(u32 value);
+    void write_divide(u32 value);
+    void write_tsc_deadline(u64 value);
+    void reset_registers();
+
+    void end_of_interrupt();
+    void send_ipi(u32 icr_low, u32 destination);
+    void self_ipi(u8 vector);
+    void accept_fixed(const ApicMessage& message);
+    void accept_startup(u8 vector);
+    void deliver_local(usize lvt_index);
+    void signal_error(u32 bits);
+    bool matches_physical(u32 destination) const;
+    bool matches_logical(u32 destination) const;
+
+    TimerMode timer_mode() const {
+        return static_cast<TimerMode>((lvt_[kTimerLvt] & kLvtTimerMode) >> kLvtTimerModeShift);
+    }
+    bool count_mode() const;
+    void timer_mode_changed(TimerMode old_mode);
+    void start_countdown(u64 now, u32 count);
+    void rearm_period(u64 now);
+    u32 current_count(u64 now) const;
+    u64 divisor() const;
+    u64 tsc_khz() const;
+    u64 counts_to_tsc(u32 counts) const;
+    u64 tsc_to_counts(u64 ticks) const;
+    u64 end_of_countdown() const;
+
+    const GuestClock& clock_;
+    ApicBus& bus_;
+    EoiListener& eoi_;
+    u64 timer_khz_;
+    u32 initial_id_;  // the x2APIC ID; the xAPIC ID's reset value is its low byte
+    u64 apic_base_;
+
+    u8 xapic_id_ = 0;
+    u8 tpr_ = 0;
+    u32 ldr_ = 0;
+    u32 dfr_ = kDfrReset;
+    u32 svr_ = kSvrReset;
+    u32 isr_[kVectorWords] = {};
+    u32 tmr_[kVectorWords] = {};
+    u32 irr_[kVectorWords] = {};
+    u32 esr_ = 0;             // what the last ESR write latched
+    u32 pending_errors_ = 0;  // errors since then
+    u32 icr_low_ = 0;
+    u32 icr_high_ = 0;
+    u32 lvt_[kLvtCount] = {};
+    u32 divide_config_ = 0;
+
+    // The timer. A countdown ran from `count_at_start_` at guest TSC `countdown_start_`; the
+    // register of initial count reloads a periodic one.
+    u32 timer_initial_ = 0;
+    u32 count_at_start_ = 0;
+    u64 countdown_start_ = 0;
+    bool counting_ = false;
+    u64 tsc_deadline_ = 0;  // IA32_TSC_DEADLINE while armed
+    u64 deadline_ = kNoDeadline;
+
+    bool nmi_pending_ = false;
+    bool init_pending_ = false;
+    bool startup_pending_ = false;
+    bool waiting_for_startup_ = false;
+    u8 startup_vector_ = 0;
+};
+
+}  // namespace nestor::pc

@@ -1,0 +1,155 @@
+// The kernel's side of the PC platform (nestor/virt/pc_ops.hpp): a pool of PCs, one per domain
+// that asks, each on the guest's clock, driven from the run loop and the scheduler.
+#include "nestor/lib/placement_new.hpp"
+#include "nestor/log.hpp"
+#include "nestor/manifest.h"
+#include "nestor/pc/acpi_tables.hpp"
+#include "nestor/pc/pc_platform.hpp"
+#include "nestor/platform.hpp"
+#include "nestor/virt/cpuid_policy.hpp"
+#include "nestor/virt/vm.hpp"
+
+namespace nestor::virt {
+
+// The guest's timestamp counter is the host's: the TSC is not offset, so it never goes backwards
+// and reads the same on every vCPU of a domain.
+class HostClock final : public pc::GuestClock {
+public:
+    u64 now() const override { return platform::timestamp(); }
+    u64 tsc_khz() const override { return platform::timestamp_khz(); }
+};
+
+struct PcState {
+    HostClock clock;
+    pc::PcPlatform platform;
+    CpuidTopology topology[pc::kMaxVcpus];
+    bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
+
+    PcState(u32 vcpus, const pc::MsrConfig& msrs) : platform(clock, vcpus, msrs) {}
+};
+
+namespace {
+
+constexpr u32 kPcs = NESTOR_MANIFEST_MAX_DOMAINS;
+// The ACPI tables of a PC with the most vCPUs take well under this.
+constexpr usize kTablesBuffer = 4096;
+
+struct PcPool {
+    alignas(PcState) u8 storage[sizeof(PcState) * kPcs];
+    bool used[kPcs];
+};
+constinit PcPool pool{};
+
+PcState* take(u32 vcpus, const pc::MsrConfig& msrs) {
+    for (u32 i = 0; i < kPcs; ++i) {
+        if (pool.used[i]) continue;
+        pool.used[i] = true;
+        return new (&pool.storage[i * sizeof(PcState)]) PcState(vcpus, msrs);
+    }
+    return nullptr;
+}
+
+void give_back(PcState* pc) {
+    for (u32 i = 0; i < kPcs; ++i)
+        if (reinterpret_cast<PcState*>(&pool.storage[i * sizeof(PcState)]) == pc) pool.used[i] = false;
+}
+
+Status<PcError> write_acpi_tables(Vm& vm, u32 vcpus) {
+    u8 tables[kTablesBuffer] = {};
+    pc::AcpiConfig config{};
+    config.vcpus = vcpus;
+    config.io_apic_id = pc::kIoApicId;
+    config.pm_base = pc::kPmBase;
+    auto built = pc::build_acpi_tables(config, tables, sizeof(tables), pc::kAcpiTablesAddress);
+    if (!built) return fail(PcError::tables_dont_fit);
+    if (!vm.memory.write(pc::kAcpiTablesAddress, tables, built->size)) return fail(PcError::tables_dont_fit);
+    return {};
+}
+
+Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
+    if (vcpus > pc::kMaxVcpus || vcpus > kMaxVcpusPerVm) return fail(PcError::too_many_vcpus);
+    if (memory_bytes > pc::kMmioHoleStart) return fail(PcError::memory_overlaps_devices);
+    CpuidTopology first{vm.ops->vendor, 0, vcpus, static_cast<u32>(platform::timestamp_khz()),
+                        static_cast<u32>(pc::kApicTimerKhz)};
+    auto leaf = [&](u32 number, u32 subleaf) {
+        return guest_cpuid(number, subleaf, vm.ops->host_cpuid(number, subleaf), nullptr, &first);
+    };
+    pc::MsrConfig msrs = pc::msr_config_from_cpuid(vm.ops->vendor, leaf(7, 0), leaf(7, 2), leaf(0x80000008, 0));
+    PcState* pc = take(vcpus, msrs);
+    if (!pc) return fail(PcError::no_room);
+    for (u32 i = 0; i < vcpus; ++i) {
+        pc->topology[i] = first;
+        pc->topology[i].apic_id = i;
+        vm.vcpus[i].cpuid_topology = &pc->topology[i];
+        vm.vcpus[i].awaiting_startup = i != 0;
+    }
+    vm.pc = pc;
+    vm.pc_ops = pc_platform();
+    if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
+    pc->platform.rtc().set_wall_clock(platform::wall_clock(), platform::timestamp());
+    pc->platform.rtc().set_memory_size(memory_bytes);
+    return write_acpi_tables(vm, vcpus);
+}
+
+void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
+    pc::PcPlatform& pc = vm.pc->platform;
+    pc.select_vcpu(v.index);
+    pc.advance(vm.pc->clock.now());
+    pc::PendingEvent event = pc.pending(v.index);
+    bool nmi = event.kind == pc::PendingEvent::Kind::nmi;
+    bool injected = event.kind == pc::PendingEvent::Kind::none ||
+                    (nmi ? vm.ops->inject_nmi(v.handle, state) : vm.ops->inject_interrupt(v.handle, state, event.vector));
+    if (injected && event.kind != pc::PendingEvent::Kind::none) pc.taken(v.index, event);
+    // What it cannot take yet makes it exit as soon as it can; a window left open once nothing
+    // waits would make it exit before every instruction.
+    vm.ops->request_nmi_window(v.handle, nmi && !injected);
+    vm.ops->request_interrupt_window(v.handle, !nmi && !injected);
+}
+
+bool wakes(Vm& vm, Vcpu& v) { return vm.pc->platform.wakes(v.index); }
+
+// INIT puts an application processor into wait-for-SIPI; the SIPI that follows starts it in real
+// mode at CS = vector << 8, IP = 0, as the SDM's MP initialisation protocol says.
+bool start_processor(Vm& vm, Vcpu& v) {
+    pc::LocalApic& apic = vm.pc->platform.apic(v.index);
+    if (apic.take_init()) {
+        apic.reset_for_init();
+        vm.pc->init_seen[v.index] = true;
+    }
+    if (!vm.pc->init_seen[v.index]) return false;
+    int vector = apic.take_startup();
+    if (vector < 0) return false;
+    InitialMode initial{CpuMode::real16, 0};
+    initial.real_mode_segment = static_cast<u16>(vector << 8);
+    if (auto created = vm.create_vcpu(initial, v.index); !created) {
+        log::error("appliance: domain {}: starting vCPU {}: {}", vm.name, v.index, virt_error_name(created.error()));
+        return false;
+    }
+    v.state().rip = 0;
+    v.awaiting_startup = false;
+    log::info("appliance: domain {}: vCPU {} started at {:#x}", vm.name, v.index, u64{static_cast<u32>(vector)} << 12);
+    return true;
+}
+
+u64 next_deadline(const Vm& vm) { return vm.pc->platform.next_deadline(); }
+
+void detach(Vm& vm) {
+    vm.pc->~PcState();
+    give_back(vm.pc);
+    vm.pc = nullptr;
+}
+
+constexpr PcOps kPcOps{
+    .attach = attach,
+    .prepare_entry = prepare_entry,
+    .wakes = wakes,
+    .start_processor = start_processor,
+    .next_deadline = next_deadline,
+    .detach = detach,
+};
+
+}  // namespace
+
+const PcOps* pc_platform() { return &kPcOps; }
+
+}  // namespace nestor::virt

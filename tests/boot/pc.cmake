@@ -1,0 +1,30 @@
+# The PC platform (docs/platform.md): an SDK guest drives each device of its PC as an operating
+# system would (tests/guests/pc_devices.cpp) beside a bare domain, as pc.svm_devices (QEMU) and
+# pc.vmx_devices (Bochs). It ends itself through ACPI S5.
+set(pc_device_checks
+  --expect-status 0
+  --expect "^\\[pc\\] ok: timing leaf: TSC kHz$"
+  --expect "^\\[pc\\] ok: periodic timer: 10 interrupts$"
+  --expect "^\\[pc\\] ok: periodic timer: at its period, not faster$"
+  --expect "^\\[pc\\] ok: PIT calibration agrees with the timing leaf within 2%$"
+  --expect "^\\[pc\\] ok: PIT IRQ 0 through I/O APIC pin 2$"
+  --expect "^\\[pc\\] ok: 16550A transmitter-empty interrupt on IRQ 4$"
+  --expect "^\\[pc\\] ok: x2APIC self IPI taken$"
+  --expect "^\\[pc\\] ok: TSC-deadline timer fired$"
+  --expect "^\\[pc\\] ok: RTC date in BCD, 21st century$"
+  --expect "^\\[pc\\] ok: ACPI MADT: one local APIC$"
+  --expect "^\\[pc\\] ok: PCI configuration space: no device at 00:00.0$"
+  --expect "^\\[pc\\] ok: an unknown MSR raises #GP$"
+  --expect "^\\[pc\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^\\[pc\\] powering off through ACPI S5$"
+  --expect "^appliance: domain pc exited with status 0 \\(shutdown\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --reject "still running after S5"
+  --reject "FAIL:"
+  --reject "PANIC" --reject "CPU exception")
+nestor_appliance_test(devices AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_devices.manifest GUESTS pc_devices healthy
+  ARGS ${pc_device_checks}
+  # The host's date: QEMU's clock is the machine's, Bochs's is set to 2000-01-01 (run-emulator).
+  SVM_ARGS --expect "^\\[pc\\] rtc: 20[0-9][0-9]-[0-9]+-[0-9]+$"
+  VMX_ARGS --expect "^\\[pc\\] rtc: 2000-1-1$")

@@ -1,0 +1,235 @@
+// A guest of the PC platform (`platform = "pc"`) that drives each device as an operating system
+// would and checks what it sees: the timing leaf, the local APIC's registers and its timer in
+// periodic and TSC-deadline modes, x2APIC and a self IPI, the PIT (a calibration against the
+// timing leaf, and its IRQ 0 through the I/O APIC), the 16550A's transmit interrupt, the RTC, the
+// ACPI tables, PCI configuration space with no device, an unknown MSR, and ACPI S5 to end.
+#include "nestor/guest.hpp"
+
+using namespace nestor::guest;
+
+namespace {
+
+constexpr u64 kApicBase = 0xFEE00000;
+constexpr u64 kIoApicBase = 0xFEC00000;
+constexpr u32 kApicId = 0x20, kApicVersion = 0x30, kApicEoi = 0xB0, kApicSvr = 0xF0, kApicLvtTimer = 0x320,
+              kApicInitialCount = 0x380, kApicDivide = 0x3E0;
+constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrX2apicId = 0x802, kMsrX2apicEoi = 0x80B,
+              kMsrX2apicLvtTimer = 0x832, kMsrSelfIpi = 0x83F;
+constexpr u64 kApicBaseX2apic = 1u << 10;
+constexpr u32 kLvtPeriodic = 1u << 17, kLvtTscDeadline = 2u << 17, kLvtMasked = 1u << 16;
+constexpr u8 kTimerVector = 0x30, kSelfIpiVector = 0x31, kDeadlineVector = 0x32, kPitVector = 0x33,
+             kSerialVector = 0x34;
+constexpr u16 kPmControl = 0x604;
+constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);  // SLP_TYP 5, SLP_EN
+
+volatile u32 counts[256];
+volatile u64 last_tsc[256];
+bool x2apic = false;
+
+volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+
+void end_of_interrupt() {
+    if (x2apic)
+        wrmsr(kMsrX2apicEoi, 0);
+    else
+        apic(kApicEoi) = 0;
+}
+
+void on_interrupt(u8 vector) {
+    counts[vector] = counts[vector] + 1;
+    last_tsc[vector] = rdtsc();
+    end_of_interrupt();
+}
+
+// Sleeps in HLT until `vector` has been taken `count` times, or `tsc_limit` ticks passed.
+bool wait_for(u8 vector, u32 count, u64 tsc_limit) {
+    u64 start = rdtsc();
+    while (counts[vector] < count) {
+        if (rdtsc() - start > tsc_limit) return false;
+        asm volatile("sti; hlt; cli" ::: "memory");
+    }
+    return true;
+}
+
+void io_apic_route(u32 pin, u8 vector, bool masked) {
+    volatile u32* select = reinterpret_cast<volatile u32*>(kIoApicBase);
+    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + 0x10);
+    *select = 0x10 + 2 * pin + 1;
+    *window = 0;  // destination: APIC 0
+    *select = 0x10 + 2 * pin;
+    *window = vector | (masked ? kLvtMasked : 0);  // fixed, physical, edge, active high
+}
+
+u64 tsc_khz = 0;
+
+void check_timing_leaf() {
+    CpuidResult max = cpuid(0x40000000);
+    check(max.eax >= 0x40000010, "hypervisor leaves reach the timing leaf 0x40000010");
+    CpuidResult timing = cpuid(0x40000010);
+    tsc_khz = timing.eax;
+    check(timing.eax != 0, "timing leaf: TSC kHz");
+    check(timing.ebx == 1000000, "timing leaf: APIC timer at 1 GHz");
+    check((cpuid(0x80000007).edx & (1u << 8)) != 0, "invariant TSC");
+    check((cpuid(1).ecx & (1u << 21)) != 0, "CPUID offers x2APIC");
+}
+
+void check_xapic_timer() {
+    check(apic(kApicId) >> 24 == 0, "xAPIC ID 0");
+    check((apic(kApicVersion) & 0xFF) == 0x14, "xAPIC version 0x14");
+    apic(kApicSvr) = 0x1FF;
+    apic(kApicDivide) = 0xB;  // divide by 1
+    apic(kApicLvtTimer) = kTimerVector | kLvtPeriodic;
+    apic(kApicInitialCount) = 1000000;  // 1 ms at 1 GHz
+    u64 start = rdtsc();
+    bool taken = wait_for(kTimerVector, 10, tsc_khz * 1000);
+    u64 elapsed_us = (last_tsc[kTimerVector] - start) * 1000 / tsc_khz;
+    apic(kApicLvtTimer) = kLvtMasked;
+    check(taken, "periodic timer: 10 interrupts");
+    println("periodic timer: 10 interrupts in ", elapsed_us / 1000, " ms");
+    check(elapsed_us >= 9000 && elapsed_us < 100000, "periodic timer: at its period, not faster");
+}
+
+void check_x2apic() {
+    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
+    x2apic = true;
+    check(rdmsr(kMsrX2apicId) == 0, "x2APIC ID 0");
+    wrmsr(kMsrSelfIpi, kSelfIpiVector);
+    check(wait_for(kSelfIpiVector, 1, tsc_khz * 100), "x2APIC self IPI taken");
+    wrmsr(kMsrX2apicLvtTimer, kDeadlineVector | kLvtTscDeadline);
+    u64 deadline = rdtsc() + tsc_khz;  // 1 ms
+    wrmsr(kMsrTscDeadline, deadline);
+    check(wait_for(kDeadlineVector, 1, tsc_khz * 1000), "TSC-deadline timer fired");
+    check(last_tsc[kDeadlineVector] >= deadline, "TSC-deadline timer not before its deadline");
+}
+
+u64 pit_calibrated_khz() {
+    constexpr u16 kCount = 11932;  // 10 ms
+    u8 control = inb(0x61);
+    outb(0x61, static_cast<u8>((control & ~0x02) | 0x01));
+    outb(0x43, 0xB0);  // channel 2, lobyte/hibyte, mode 0
+    outb(0x42, kCount & 0xFF);
+    outb(0x42, kCount >> 8);
+    u64 start = rdtsc();
+    while ((inb(0x61) & 0x20) == 0) {
+    }
+    u64 elapsed = rdtsc() - start;
+    outb(0x61, control);
+    return elapsed * 1193182 / (u64{kCount} * 1000);
+}
+
+void check_pit() {
+    u64 khz = pit_calibrated_khz();
+    u64 difference = khz > tsc_khz ? khz - tsc_khz : tsc_khz - khz;
+    println("pit: calibrated ", khz * 100 / tsc_khz, "% of the timing leaf");
+    check(difference * 50 < tsc_khz, "PIT calibration agrees with the timing leaf within 2%");
+    io_apic_route(2, kPitVector, false);
+    outb(0x43, 0x34);  // channel 0, lobyte/hibyte, mode 2
+    outb(0x40, 1193 & 0xFF);
+    outb(0x40, 1193 >> 8);  // 1 kHz
+    check(wait_for(kPitVector, 5, tsc_khz * 1000), "PIT IRQ 0 through I/O APIC pin 2");
+    io_apic_route(2, kPitVector, true);
+}
+
+void check_serial_interrupt() {
+    io_apic_route(4, kSerialVector, false);
+    outb(0x3F8 + 4, 0x08);  // MCR: OUT2 lets the UART's interrupt out
+    outb(0x3F8 + 1, 0x02);  // IER: transmitter empty
+    check(wait_for(kSerialVector, 1, tsc_khz * 100), "16550A transmitter-empty interrupt on IRQ 4");
+    outb(0x3F8 + 1, 0x00);
+    io_apic_route(4, kSerialVector, true);
+}
+
+u8 cmos(u8 index) {
+    outb(0x70, index);
+    return inb(0x71);
+}
+
+void check_rtc() {
+    while (cmos(0x0A) & 0x80) {
+    }
+    u8 year = cmos(9), month = cmos(8), day = cmos(7), century = cmos(0x32);
+    auto decimal = [](u8 bcd) { return u64{(bcd >> 4) * 10u + (bcd & 0xFu)}; };
+    println("rtc: ", decimal(century) * 100 + decimal(year), "-", decimal(month), "-", decimal(day));
+    auto bcd = [](u8 v, u8 low, u8 high) { return (v & 0xF) < 10 && (v >> 4) < 10 && v >= low && v <= high; };
+    check(century == 0x20 && bcd(year, 0, 0x99) && bcd(month, 1, 0x12) && bcd(day, 1, 0x31),
+          "RTC date in BCD, 21st century");
+    check(cmos(0x0D) == 0x80, "RTC status D: valid RAM and time");
+}
+
+bool checksum_ok(const u8* bytes, u64 length) {
+    u8 sum = 0;
+    for (u64 i = 0; i < length; ++i) sum = static_cast<u8>(sum + bytes[i]);
+    return sum == 0;
+}
+
+bool signature_is(const u8* bytes, const char* signature) {
+    for (int i = 0; signature[i]; ++i)
+        if (bytes[i] != static_cast<u8>(signature[i])) return false;
+    return true;
+}
+
+u32 read32(const u8* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<u32>(p[3]) << 24); }
+u64 read64(const u8* p) { return read32(p) | (static_cast<u64>(read32(p + 4)) << 32); }
+
+void check_acpi() {
+    const u8* rsdp = nullptr;
+    for (u64 a = 0xE0000; a < 0x100000; a += 16) {
+        const u8* p = reinterpret_cast<const u8*>(a);
+        if (signature_is(p, "RSD PTR ") && checksum_ok(p, 20)) {
+            rsdp = p;
+            break;
+        }
+    }
+    if (!check(rsdp != nullptr, "ACPI RSDP in the BIOS area")) return;
+    const u8* xsdt = reinterpret_cast<const u8*>(read64(rsdp + 24));
+    check(signature_is(xsdt, "XSDT") && checksum_ok(xsdt, read32(xsdt + 4)), "ACPI XSDT");
+    u32 entries = (read32(xsdt + 4) - 36) / 8;
+    bool madt = false, fadt = false;
+    for (u32 i = 0; i < entries; ++i) {
+        const u8* table = reinterpret_cast<const u8*>(read64(xsdt + 36 + 8 * i));
+        if (!checksum_ok(table, read32(table + 4))) continue;
+        if (signature_is(table, "FACP")) fadt = true;
+        if (!signature_is(table, "APIC")) continue;
+        u32 cpus = 0;
+        for (u32 at = 44; at + 2 <= read32(table + 4); at += table[at + 1]) {
+            if (table[at + 1] == 0) break;
+            if (table[at] == 0 && (table[at + 4] & 1)) ++cpus;
+        }
+        println("acpi: the MADT lists ", cpus, " processor(s)");
+        madt = cpus == 1;
+    }
+    check(madt, "ACPI MADT: one local APIC");
+    check(fadt, "ACPI FADT");
+}
+
+void check_no_pci_device() {
+    outl(0xCF8, 0x80000000);
+    check(inl(0xCFC) == 0xFFFFFFFF, "PCI configuration space: no device at 00:00.0");
+}
+
+void check_unknown_msr() {
+    ExceptionRecord r = try_run([] { (void)rdmsr(0xC0DE0001); });
+    check(r.raised && r.vector == kVectorGP, "an unknown MSR raises #GP");
+}
+
+}  // namespace
+
+extern "C" int guest_main(const nestor_guest_boot*) {
+    const u8 vectors[] = {kTimerVector, kSelfIpiVector, kDeadlineVector, kPitVector, kSerialVector};
+    for (u8 v : vectors) set_interrupt_handler(v, on_interrupt);
+    check_timing_leaf();
+    if (tsc_khz == 0) return check_summary();
+    check_xapic_timer();
+    check_pit();
+    check_serial_interrupt();
+    check_x2apic();
+    check_rtc();
+    check_acpi();
+    check_no_pci_device();
+    check_unknown_msr();
+    if (check_summary() != 0) return 1;
+    println("powering off through ACPI S5");
+    outw(kPmControl, kSleepS5);
+    println("still running after S5");
+    return 2;
+}

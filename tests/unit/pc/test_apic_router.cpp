@@ -1,0 +1,190 @@
+#include <catch2/catch.hpp>
+#include <memory>
+#include <vector>
+
+#include "nestor/pc/apic_router.hpp"
+
+using namespace nestor;
+using namespace nestor::pc;
+using Action = virt::DeviceOutcome::Action;
+using L = LocalApic;
+
+namespace {
+
+class FakeClock final : public GuestClock {
+public:
+    u64 now() const override { return 1000; }
+    u64 tsc_khz() const override { return 2000000; }
+};
+
+class NullEoi final : public EoiListener {
+public:
+    void end_of_interrupt(u8) override {}
+};
+
+class NullHost final : public virt::DeviceHost {
+public:
+    void console_line(const char*, usize) override {}
+};
+
+class RecordingWakeup final : public VcpuWakeup {
+public:
+    void interrupt_arrived(usize apic_index) override { woken.push_back(apic_index); }
+    std::vector<usize> woken;
+};
+
+// A bus of APICs with the given IDs, software-enabled, in xAPIC mode.
+class Machine {
+public:
+    explicit Machine(std::initializer_list<u32> ids) : router(wakeup) {
+        for (u32 id : ids) {
+            apics.push_back(std::make_unique<LocalApic>(id, clock, router, eoi, 1000000, apics.empty()));
+            REQUIRE(router.add(*apics.back()));
+            write(apics.size() - 1, L::kSvr, 0x1FF);
+        }
+    }
+
+    void write(usize index, u32 offset, u32 value) {
+        LocalApic& apic = *apics[index];
+        CHECK(apic.mmio_write(apic.base() + offset, 4, value, host).action == Action::complete);
+    }
+    void to_x2apic(usize index) {
+        LocalApic& apic = *apics[index];
+        REQUIRE(apic.msr_write(L::kMsrApicBase, apic.apic_base() | L::kBaseX2apic, host).action == Action::complete);
+    }
+    void send(u32 destination, bool logical, DeliveryMode mode = DeliveryMode::fixed, u8 vector = 0x40) {
+        wakeup.woken.clear();
+        router.deliver({destination, vector, mode, logical, false});
+    }
+    // Which APICs have `vector` pending.
+    std::vector<usize> holding(u8 vector = 0x40) const {
+        std::vector<usize> result;
+        for (usize i = 0; i < apics.size(); ++i)
+            if (apics[i]->pending_vector() == vector) result.push_back(i);
+        return result;
+    }
+    void clear() {
+        for (auto& apic : apics) apic->reset_for_init();
+        for (usize i = 0; i < apics.size(); ++i) write(i, L::kSvr, 0x1FF);
+    }
+
+    FakeClock clock;
+    NullEoi eoi;
+    NullHost host;
+    RecordingWakeup wakeup;
+    ApicRouter router;
+    std::vector<std::unique_ptr<LocalApic>> apics;
+};
+
+using Indices = std::vector<usize>;
+
+}  // namespace
+
+TEST_CASE("pc.apic_router.physical_and_broadcast") {
+    Machine machine{0, 1, 2};
+    machine.send(1, false);
+    CHECK(machine.holding() == Indices{1});
+    CHECK(machine.wakeup.woken == Indices{1});
+    machine.clear();
+    machine.send(7, false);
+    CHECK(machine.holding().empty());
+    CHECK(machine.wakeup.woken.empty());
+    machine.send(0xFF, false);
+    CHECK(machine.holding() == Indices{0, 1, 2});
+    CHECK(machine.wakeup.woken == Indices{0, 1, 2});
+}
+
+TEST_CASE("pc.apic_router.flat_logical") {
+    Machine machine{0, 1, 2};
+    for (usize i = 0; i < 3; ++i) machine.write(i, L::kLdr, (1u << i) << 24);
+    machine.send(0x05, true);
+    CHECK(machine.holding() == Indices{0, 2});
+    machine.clear();
+    for (usize i = 0; i < 3; ++i) machine.write(i, L::kLdr, (1u << i) << 24);
+    machine.send(0x08, true);
+    CHECK(machine.holding().empty());
+}
+
+TEST_CASE("pc.apic_router.cluster_logical") {
+    Machine machine{0, 1, 2};
+    const u32 ldrs[] = {0x11, 0x12, 0x21};
+    for (usize i = 0; i < 3; ++i) {
+        machine.write(i, L::kDfr, 0x0FFFFFFF);
+        machine.write(i, L::kLdr, ldrs[i] << 24);
+    }
+    machine.send(0x13, true);
+    CHECK(machine.holding() == Indices{0, 1});
+    machine.send(0x21, true, DeliveryMode::fixed, 0x50);
+    CHECK(machine.holding(0x50) == Indices{2});
+}
+
+TEST_CASE("pc.apic_router.x2apic_logical") {
+    Machine machine{0, 1, 17};
+    for (usize i = 0; i < 3; ++i) machine.to_x2apic(i);
+    machine.send(0x00000003, true);
+    CHECK(machine.holding() == Indices{0, 1});
+    machine.send(0x00010002, true, DeliveryMode::fixed, 0x50);
+    CHECK(machine.holding(0x50) == Indices{2});
+    machine.send(17, false, DeliveryMode::fixed, 0x60);
+    CHECK(machine.holding(0x60) == Indices{2});
+}
+
+TEST_CASE("pc.apic_router.lowest_priority") {
+    Machine machine{0, 1, 2};
+    machine.write(0, L::kTpr, 0x40);
+    machine.write(1, L::kTpr, 0x20);
+    machine.write(2, L::kTpr, 0x20);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority);
+    CHECK(machine.holding() == Indices{1});  // the lowest priority; of equals, the first
+    CHECK(machine.wakeup.woken == Indices{1});
+    machine.send(0x05, true, DeliveryMode::lowest_priority, 0x50);  // flat LDRs are 0: no match
+    CHECK(machine.holding(0x50).empty());
+    // A software-disabled APIC takes no part.
+    machine.write(1, L::kSvr, 0xFF);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x30);
+    CHECK(machine.apics[2]->pending_vector() == 0x30);
+    for (usize i = 0; i < 3; ++i) machine.write(i, L::kSvr, 0xFF);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x70);
+    CHECK(machine.wakeup.woken.empty());
+}
+
+TEST_CASE("pc.apic_router.ipis_between_apics") {
+    Machine machine{0, 1, 2};
+    // APIC 0 sends a fixed IPI to ID 2 through its ICR.
+    machine.write(0, L::kIcrHigh, 0x02000000);
+    machine.write(0, L::kIcrLow, 0x00004041);
+    CHECK(machine.holding(0x41) == Indices{2});
+    // All but self, from APIC 1.
+    machine.write(1, L::kIcrLow, 0x000C4042);
+    CHECK(machine.holding(0x42) == Indices{0, 2});
+    CHECK(machine.wakeup.woken == Indices{2, 0, 2});
+    // Self.
+    machine.write(1, L::kIcrLow, 0x00044043);
+    CHECK(machine.apics[1]->pending_vector() == 0x43);
+    // NMI and INIT reach every addressed APIC, software-enabled or not.
+    machine.write(2, L::kSvr, 0xFF);
+    machine.write(0, L::kIcrLow, 0x00084400);  // NMI, all including self
+    for (auto& apic : machine.apics) CHECK(apic->take_nmi());
+    machine.write(0, L::kIcrLow, 0x000C4500);  // INIT, all excluding self
+    CHECK_FALSE(machine.apics[0]->take_init());
+    CHECK(machine.apics[1]->take_init());
+    CHECK(machine.apics[2]->take_init());
+    machine.write(0, L::kIcrLow, 0x000C4608);  // startup, all excluding self
+    CHECK(machine.apics[1]->take_startup() == 0x08);
+    CHECK(machine.apics[2]->take_startup() == 0x08);
+}
+
+TEST_CASE("pc.apic_router.capacity") {
+    FakeClock clock;
+    NullEoi eoi;
+    ApicRouter router;
+    std::vector<std::unique_ptr<LocalApic>> apics;
+    for (u32 id = 0; id <= ApicRouter::kMaxApics; ++id)
+        apics.push_back(std::make_unique<LocalApic>(id, clock, router, eoi, 1000000, id == 0));
+    for (usize i = 0; i < ApicRouter::kMaxApics; ++i) CHECK(router.add(*apics[i]));
+    CHECK_FALSE(router.add(*apics.back()));
+    CHECK(router.size() == ApicRouter::kMaxApics);
+    router.deliver({0xFF, 0, DeliveryMode::nmi, false, false});  // no wake-up hook: fine
+    CHECK(apics[63]->take_nmi());
+    CHECK_FALSE(apics[64]->take_nmi());
+}
