@@ -557,6 +557,11 @@ void LocalApic::advance(u64 now) {
 void LocalApic::rearm_period(u64 now) {
     start_countdown(deadline_, timer_initial_);
     if (deadline_ <= now) start_countdown(now, timer_initial_);
+    // A periodic interrupt comes at most every min_period_ ticks: a period of a few ticks would
+    // take the CPU back from the guest before its handler ran.
+    u64 earliest = 0;
+    if (__builtin_add_overflow(now, min_period_, &earliest)) earliest = kNoDeadline;
+    if (deadline_ < earliest) deadline_ = earliest;
 }
 
 u32 LocalApic::current_count(u64 now) const {
@@ -580,13 +585,9 @@ u64 LocalApic::tsc_khz() const {
 
 // TSC ticks until `counts` timer counts have passed, rounded up: the deadline is the first TSC
 // value at which the count has reached 0.
-u64 LocalApic::counts_to_tsc(u32 counts) const {
-    return mul_div_up(u64{counts} * divisor(), tsc_khz(), timer_khz_);
-}
+u64 LocalApic::counts_to_tsc(u32 counts) const { return mul_div_up(u64{counts} * divisor(), tsc_khz(), timer_khz_); }
 
-u64 LocalApic::tsc_to_counts(u64 ticks) const {
-    return mul_div(ticks, timer_khz_, divisor() * tsc_khz());
-}
+u64 LocalApic::tsc_to_counts(u64 ticks) const { return mul_div(ticks, timer_khz_, divisor() * tsc_khz()); }
 
 u64 LocalApic::end_of_countdown() const { return saturate(u128{countdown_start_} + counts_to_tsc(count_at_start_)); }
 

@@ -67,7 +67,8 @@ Status<PcError> write_acpi_tables(Vm& vm, u32 vcpus) {
 }
 
 Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
-    if (vcpus > pc::kMaxVcpus || vcpus > kMaxVcpusPerVm) return fail(PcError::too_many_vcpus);
+    static_assert(pc::kMaxVcpus <= kMaxVcpusPerVm, "a PC's vCPUs fit its VM");
+    if (vcpus > pc::kMaxVcpus) return fail(PcError::too_many_vcpus);
     if (memory_bytes > pc::kMmioHoleStart) return fail(PcError::memory_overlaps_devices);
     CpuidTopology first{vm.ops->vendor, 0, vcpus, static_cast<u32>(platform::timestamp_khz()),
                         static_cast<u32>(pc::kApicTimerKhz)};
@@ -97,8 +98,9 @@ void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     pc.advance(vm.pc->clock.now());
     pc::PendingEvent event = pc.pending(v.index);
     bool nmi = event.kind == pc::PendingEvent::Kind::nmi;
-    bool injected = event.kind == pc::PendingEvent::Kind::none ||
-                    (nmi ? vm.ops->inject_nmi(v.handle, state) : vm.ops->inject_interrupt(v.handle, state, event.vector));
+    bool injected =
+        event.kind == pc::PendingEvent::Kind::none ||
+        (nmi ? vm.ops->inject_nmi(v.handle, state) : vm.ops->inject_interrupt(v.handle, state, event.vector));
     if (injected && event.kind != pc::PendingEvent::Kind::none) pc.taken(v.index, event);
     // What it cannot take yet makes it exit as soon as it can; a window left open once nothing
     // waits would make it exit before every instruction.
@@ -133,6 +135,10 @@ bool start_processor(Vm& vm, Vcpu& v) {
 
 u64 next_deadline(const Vm& vm) { return vm.pc->platform.next_deadline(); }
 
+bool end_slice(Vm& vm, u64 slice_end) {
+    return vm.pc->platform.take_woken_others() || vm.pc->platform.next_deadline() < slice_end;
+}
+
 void detach(Vm& vm) {
     vm.pc->~PcState();
     give_back(vm.pc);
@@ -145,6 +151,7 @@ constexpr PcOps kPcOps{
     .wakes = wakes,
     .start_processor = start_processor,
     .next_deadline = next_deadline,
+    .end_slice = end_slice,
     .detach = detach,
 };
 

@@ -1,6 +1,7 @@
 // One domain's PC (pc_platform.hpp).
 #include "nestor/pc/pc_platform.hpp"
 
+#include "nestor/lib/mul_div.hpp"
 #include "nestor/lib/placement_new.hpp"
 
 namespace nestor::pc {
@@ -26,6 +27,7 @@ PcPlatform::PcPlatform(const GuestClock& clock, u32 vcpus, const MsrConfig& msr_
         apics_[i] =
             new (&apic_storage_[i * sizeof(LocalApic)]) LocalApic(i, clock, apic_bus_, io_apic_, kApicTimerKhz, i == 0);
         msrs_[i] = new (&msr_storage_[i * sizeof(MsrFile)]) MsrFile(msr_config, clock);
+        apics_[i]->set_min_period(mul_div(clock.tsc_khz(), kMinTimerPeriodUs, 1000));
         apic_bus_.add(*apics_[i]);
     }
 }
@@ -47,8 +49,7 @@ Status<virt::BusError> PcPlatform::attach(virt::DeviceBus& bus) {
     NESTOR_TRY_STATUS(bus.add_ports(CmosRtc::kIndexPort, CmosRtc::kPortCount, rtc_));
     constexpr u16 kSinglePorts[] = {SystemPorts::kKeyboardDataPort, SystemPorts::kKeyboardStatusPort,
                                     SystemPorts::kPostCodePort, SystemPorts::kSystemControlPortA};
-    for (u16 port : kSinglePorts)
-        NESTOR_TRY_STATUS(bus.add_ports(port, 1, system_ports_));
+    for (u16 port : kSinglePorts) NESTOR_TRY_STATUS(bus.add_ports(port, 1, system_ports_));
     NESTOR_TRY_STATUS(bus.add_ports(SystemPorts::kPciConfigPorts, SystemPorts::kPciConfigPortCount, system_ports_));
     return bus.add_ports(kPmBase, kPmPortCount, pm_);
 }
@@ -96,10 +97,19 @@ bool PcPlatform::wakes(u32 index) {
     return pending(index).kind != PendingEvent::Kind::none;
 }
 
-void PcPlatform::interrupt_arrived(usize) {}
+void PcPlatform::interrupt_arrived(usize apic_index) {
+    if (apic_index != current_) woken_ |= 1u << apic_index;
+}
+
+bool PcPlatform::take_woken_others() {
+    bool any = woken_ != 0;
+    woken_ = 0;
+    return any;
+}
 
 bool PcPlatform::apic_msr(u32 index) const {
-    return index == LocalApic::kMsrApicBase || index == LocalApic::kMsrTscDeadline || index - LocalApic::kMsrX2apicFirst < LocalApic::kMsrX2apicCount;
+    return index == LocalApic::kMsrApicBase || index == LocalApic::kMsrTscDeadline ||
+           index - LocalApic::kMsrX2apicFirst < LocalApic::kMsrX2apicCount;
 }
 
 virt::DeviceOutcome PcPlatform::LocalDevices::mmio_read(u64 address, u8 size, u64& value, virt::DeviceHost& host) {

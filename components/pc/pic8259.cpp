@@ -149,7 +149,7 @@ void Pic8259::operation2(u8 ocw2) {
     case kSpecificEoi: end_of_interrupt(level, false); break;
     case kRotateOnSpecificEoi: end_of_interrupt(level, true); break;
     case kSetPriority: highest_ = static_cast<u8>((level + 1) & 7); break;  // `level` becomes the lowest
-    case kNoOperation: break;
+    default: break;  // kNoOperation: the three bits name nothing else
     }
 }
 

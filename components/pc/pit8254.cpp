@@ -317,6 +317,9 @@ void Pit8254::advance(u64 now) {
     irqs_.set_level(kIrqLine, true);
     irqs_.set_level(kIrqLine, false);
     rearm(now);
+    // At most every kMinTimerPeriodUs: a count of 2 would otherwise ask for a timer every 1.7 us.
+    u64 earliest = add_saturating(now, tsc_hz() / (1000000 / kMinTimerPeriodUs));
+    if (next_irq_ != kNoDeadline && next_irq_ < earliest) next_irq_ = earliest;
 }
 
 }  // namespace nestor::pc

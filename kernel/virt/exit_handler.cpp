@@ -133,15 +133,19 @@ void set_edx_eax(VcpuState& state, u64 value) {
 // The rule for every guest without nested virtualization (and for MSRs the component leaves to
 // the kernel): EFER is the guest's own, the virtualization interface is absent, the allow-list
 // reads 0 and ignores writes.
-ExitOutcome plain_msr(const VmExit& exit, VcpuState& state) {
+ExitOutcome plain_msr(const VmExit& exit, VcpuState& state, ExitEnvironment& env) {
     u32 index = exit.msr.index;
     if (index == kMsrEfer) return handle_efer(exit, state);
     bool read = exit.kind == ExitKind::msr_read;
     u64 value = 0;
-    if (read && index == kMsrFeatureControl)
+    if (read && index == kMsrFeatureControl) {
         value = kFeatureControlLockedNoVmx;
-    else if (is_virtualization_msr(index) || !msr_allowed(index))
+    } else if (is_virtualization_msr(index)) {
         return inject(kVectorGp, true, 0);
+    } else if (!msr_allowed(index)) {
+        env.unknown_msr(index, !read);
+        return inject(kVectorGp, true, 0);
+    }
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     if (read) set_edx_eax(state, value);
     return {};
@@ -187,15 +191,15 @@ ExitOutcome handle_msr(const VmExit& exit, VcpuState& state, DeviceBus& bus, Exi
                        nested::NestedVcpu* nested) {
     if (const BusRange<u32>* range = bus.msr_range(exit.msr.index))
         return device_msr(exit, state, *range->device, bus, env);
-    if (!nested) return plain_msr(exit, state);
+    if (!nested) return plain_msr(exit, state, env);
     bool read = exit.kind == ExitKind::msr_read;
     nested::Decision d = read ? nested->ops->msr_read(*nested, exit.msr.index, state)
                               : nested->ops->msr_write(*nested, exit.msr.index, exit.msr.value, state);
-    if (d.action == nested::Action::not_nested) return plain_msr(exit, state);
+    if (d.action == nested::Action::not_nested) return plain_msr(exit, state, env);
     if (d.action == nested::Action::forward && !read) {
         VmExit rest = exit;
         rest.msr.value = d.value;
-        return plain_msr(rest, state);
+        return plain_msr(rest, state, env);
     }
     return apply(d, exit, state, bus, env);
 }

@@ -97,8 +97,7 @@ u64 pc_time_slice(Vm& vm, u64 time_slice) {
 }
 
 // The slice ended by preemption; the watchdog stops a VM preempted too often in a row.
-[[gnu::noinline]] void preempted(Vm& vm, Vcpu& v, const VmExit& exit, VmEnvironment& env,
-                                 const RunOptions& options) {
+[[gnu::noinline]] void preempted(Vm& vm, Vcpu& v, const VmExit& exit, VmEnvironment& env, const RunOptions& options) {
     ++v.exits.preemptions;
     if (!options.watchdog || ++v.exits.slices_without_exit < options.watchdog) return;
     vm.devices.bus.flush(env);
@@ -128,6 +127,8 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
     if (vm.pc) [[unlikely]] {
         vm.pc_ops->prepare_entry(vm, v, state);
         time_slice = pc_time_slice(vm, time_slice);
+        // This slice ends at the PC's next timer: the backend must not go on with a longer one.
+        vm.ops->new_slice(v.handle);
         slice_end = platform::timestamp() + time_slice;
     }
     for (bool entered = false;; entered = true) {
@@ -135,9 +136,9 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
             if (!raise_interrupt(vm, v, state)) return;
         if (vm.pc && entered) [[unlikely]] {
             vm.pc_ops->prepare_entry(vm, v, state);
-            // A PC timer due before this slice ends would fire late: end the slice here, and the
-            // next one ends at that timer.
-            if (vm.pc_ops->next_deadline(vm) < slice_end) return;
+            // A PC timer due before this slice ends would fire late, an IPI's receiver would wait
+            // for it: end the slice here.
+            if (vm.pc_ops->end_slice(vm, slice_end)) return;
         }
         VmExit exit = vm.ops->run(v.handle, state, time_slice);
         ++v.exits.by_kind[static_cast<usize>(exit.kind)];

@@ -15,6 +15,7 @@ set(pc_device_checks
   --expect "^\\[pc\\] ok: ACPI MADT: one local APIC$"
   --expect "^\\[pc\\] ok: PCI configuration space: no device at 00:00.0$"
   --expect "^\\[pc\\] ok: an unknown MSR raises #GP$"
+  --expect "^warn: appliance: domain pc: read of unknown MSR 0xc0de0001: #GP$"
   --expect "^\\[pc\\] checks: [0-9]+ passed, 0 failed$"
   --expect "^\\[pc\\] powering off through ACPI S5$"
   --expect "^appliance: domain pc exited with status 0 \\(shutdown\\)"
@@ -28,3 +29,19 @@ nestor_appliance_test(devices AREA pc
   # The host's date: QEMU's clock is the machine's, Bochs's is set to 2000-01-01 (run-emulator).
   SVM_ARGS --expect "^\\[pc\\] rtc: 20[0-9][0-9]-[0-9]+-[0-9]+$"
   VMX_ARGS --expect "^\\[pc\\] rtc: 2000-1-1$")
+
+# SMP: four vCPUs, the three application processors started by the guest with INIT-SIPI-SIPI
+# into real mode, then an IPI to each and one back (tests/guests/pc_smp.cpp).
+nestor_appliance_test(smp AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_smp.manifest GUESTS pc_smp healthy
+  ARGS --expect-status 0
+  --expect "^\\[smp\\] smp: the MADT lists 4 processors$"
+  --expect "^appliance: domain smp: vCPU 1 started at 0x70000$"
+  --expect "^appliance: domain smp: vCPU 3 started at 0x70000$"
+  --expect "^\\[smp\\] smp: 3 application processors arrived$"
+  --expect "^\\[smp\\] ok: an IPI to an application processor and its IPI back$"
+  --expect "^\\[smp\\] ok: each application processor took one ping$"
+  --expect "^\\[smp\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^appliance: domain smp exited with status 0 \\(shutdown\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --reject "FAIL:" --reject "PANIC" --reject "CPU exception")

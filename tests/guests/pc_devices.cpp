@@ -186,7 +186,7 @@ void check_acpi() {
     u32 entries = (read32(xsdt + 4) - 36) / 8;
     bool madt = false, fadt = false;
     for (u32 i = 0; i < entries; ++i) {
-        const u8* table = reinterpret_cast<const u8*>(read64(xsdt + 36 + 8 * i));
+        const u8* table = reinterpret_cast<const u8*>(read64(xsdt + 36 + u64{8} * i));
         if (!checksum_ok(table, read32(table + 4))) continue;
         if (signature_is(table, "FACP")) fadt = true;
         if (!signature_is(table, "APIC")) continue;

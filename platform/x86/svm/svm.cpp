@@ -964,6 +964,10 @@ void svm_request_nmi_window(VcpuHandle handle, bool on) {
 }
 
 // vmcb02 runs an L2 with L0's offset plus its L1's (the nested component): it moves with L0's.
+void svm_new_slice(VcpuHandle handle) {
+    if (slice_owner == vcpu_of(handle)) slice_owner = nullptr;
+}
+
 void svm_set_tsc_offset(VcpuHandle handle, u64 offset) {
     SvmVcpu* vcpu = vcpu_of(handle);
     u64 change = offset - vcpu->vmcb01->control.tsc_offset;
@@ -1003,6 +1007,7 @@ constexpr VirtOps kSvmOps = {
     .inject_nmi = svm_inject_nmi,
     .request_nmi_window = svm_request_nmi_window,
     .set_tsc_offset = svm_set_tsc_offset,
+    .new_slice = svm_new_slice,
     .destroy_vcpu = svm_destroy_vcpu,
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = svm_xsave_controls,

@@ -549,9 +549,9 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     if (!vmx_enabled || !vm) return fail(VirtError::unsupported);
     InitialGuestState s{};
     if (!initial_guest_state(initial.mode, initial.cr3, s)) return fail(VirtError::bad_guest);
-    if (initial.mode == CpuMode::real16) s.cs = SegmentState{initial.real_mode_segment,
-                                                            u64{initial.real_mode_segment} << 4, s.cs.limit,
-                                                            s.cs.access_rights};
+    if (initial.mode == CpuMode::real16)
+        s.cs = SegmentState{initial.real_mode_segment, u64{initial.real_mode_segment} << 4, s.cs.limit,
+                            s.cs.access_rights};
     if (s.ia32e_mode &&
         (!controls_allowed(caps.entry_msr, entry_ctl::ia32e_mode_guest) || !is_aligned(initial.cr3, kPageSize)))
         return fail(s.ia32e_mode && !is_aligned(initial.cr3, kPageSize) ? VirtError::bad_guest
@@ -986,6 +986,10 @@ void vmx_request_nmi_window(VcpuHandle handle, bool on) {
     request_window(*vcpu_of(handle), primary::nmi_window_exiting, on);
 }
 
+void vmx_new_slice(VcpuHandle handle) {
+    if (slice_owner == vcpu_of(handle)) slice_owner = nullptr;
+}
+
 void vmx_set_tsc_offset(VcpuHandle handle, u64 offset) {
     VmxVcpu* vcpu = vcpu_of(handle);
     if (make_current(*vcpu)) vmwrite(field::tsc_offset, offset);
@@ -1051,6 +1055,7 @@ constexpr VirtOps kVmxOps = {
     .inject_nmi = vmx_inject_nmi,
     .request_nmi_window = vmx_request_nmi_window,
     .set_tsc_offset = vmx_set_tsc_offset,
+    .new_slice = vmx_new_slice,
     .destroy_vcpu = vmx_destroy_vcpu,
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = vmx_xsave_controls,

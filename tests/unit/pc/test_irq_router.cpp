@@ -93,7 +93,7 @@ TEST_CASE("pc.irq_router.pci_lines_reach_only_the_ioapic") {
     for (u8 line = Pic8259Pair::kLines; line < IoApic::kPins; ++line) f.pulse(line);
     CHECK(f.pic_irr() == 0);
     REQUIRE(f.bus.vectors.size() == IoApic::kPins - Pic8259Pair::kLines);
-    for (u8 i = 0; i < f.bus.vectors.size(); ++i) CHECK(f.bus.vectors[i] == 0x80 + Pic8259Pair::kLines + i);
+    for (usize i = 0; i < f.bus.vectors.size(); ++i) CHECK(f.bus.vectors[i] == 0x80 + Pic8259Pair::kLines + i);
     for (u32 line = IoApic::kPins; line < 256; ++line) f.pulse(static_cast<u8>(line));
     CHECK(f.bus.vectors.size() == IoApic::kPins - Pic8259Pair::kLines);
     CHECK(f.pic_irr() == 0);

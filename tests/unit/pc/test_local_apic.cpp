@@ -889,3 +889,17 @@ TEST_CASE("pc.lapic.hostile_msrs") {
         CHECK((rig.apic.apic_base() & ~(L::kBaseAddress | L::kBaseBsp | L::kBaseX2apic | L::kBaseEnable)) == 0);
     }
 }
+
+TEST_CASE("pc.lapic.timer_periodic_has_a_floor") {
+    Rig rig;
+    rig.enable();
+    rig.apic.set_min_period(1000);
+    const u64 start = rig.clock.tsc;
+    rig.start_timer(kPeriodic | 0x40, kDivideBy1, 1);  // a period of 2 ticks
+    rig.clock.tsc = rig.apic.deadline();
+    rig.apic.advance(rig.clock.tsc);
+    CHECK(rig.take() == 0x40);
+    // The next period is the floor's, not 2 ticks.
+    CHECK(rig.apic.deadline() == rig.clock.tsc + 1000);
+    CHECK(rig.apic.deadline() > start + 2);
+}

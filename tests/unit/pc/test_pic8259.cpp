@@ -570,7 +570,7 @@ TEST_CASE("pc.pic.hostile_port_traffic_never_breaks_it") {
         case 1:
         case 2: f.pic.io_write(port, size, value, f.host); break;
         case 3: f.pic.set_level(static_cast<u8>(random() % 20), random() & 1); break;
-        case 4: f.pic.acknowledge(); break;
+        default: f.pic.acknowledge(); break;
         }
     }
     CHECK((f.in(kMasterElcr) & ~Pic8259Pair::kMasterElcrMask) == 0);

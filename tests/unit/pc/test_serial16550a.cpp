@@ -425,7 +425,7 @@ std::string linux_autoconfig(Rig& rig) {
     }
     case 1: type = "unknown"; break;
     case 2: type = "16550"; break;
-    case 3: {
+    default: {  // 3: both FIFO-enabled bits
         type = "16550A";
         out(3, 0x80);
         if (in(kEfr) == 0) return "16650 or FSL64";

@@ -66,6 +66,8 @@ public:
     virtual Result<MmioAccess, MmioDecodeError> decode_mmio(const VcpuState& /*state*/) {
         return fail(MmioDecodeError::unreadable);
     }
+    // The guest touched an MSR nothing emulates (it gets #GP): for the log, once per MSR.
+    virtual void unknown_msr(u32 /*index*/, bool /*write*/) {}
 
 protected:
     ~ExitEnvironment() = default;

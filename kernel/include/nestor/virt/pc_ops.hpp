@@ -41,6 +41,10 @@ struct PcOps {
     bool (*start_processor)(Vm& vm, Vcpu& vcpu);
     // The guest timestamp at which the PC's next timer is due (~0: none armed).
     u64 (*next_deadline)(const Vm& vm);
+    // After an exit of a slice that ends at `slice_end`: should the slice end now? It should when
+    // a timer comes due before then (it would fire late) or the exit sent an interrupt to another
+    // vCPU of the VM (an IPI: the receiver should run soon).
+    bool (*end_slice)(Vm& vm, u64 slice_end);
     // The VM stopped: its PC goes back to the pool.
     void (*detach)(Vm& vm);
 };

@@ -129,6 +129,10 @@ struct VirtOps {
     // vCPUs: every vCPU of a domain has the same offset, changed for all of them while none runs
     // (docs/architecture.md).
     void (*set_tsc_offset)(VcpuHandle vcpu, u64 offset);
+    // Ends the vCPU's time slice: its next run starts a new one, of the time_slice that run
+    // passes. For a caller that wants a shorter slice than the one running (a guest timer due
+    // sooner), and after the CPU idled (which used the timer a slice runs on).
+    void (*new_slice)(VcpuHandle vcpu);
     // Frees everything create_vcpu allocated.
     void (*destroy_vcpu)(VcpuHandle vcpu);
 

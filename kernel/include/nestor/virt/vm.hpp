@@ -14,6 +14,7 @@
 #include "nestor/virt/guest_memory.hpp"
 #include "nestor/virt/nested_host.hpp"
 #include "nestor/virt/pc_ops.hpp"
+#include "nestor/virt/unknown_msr_log.hpp"
 #include "nestor/virt/vm_devices.hpp"
 #include "nestor/virt/virt_ops.hpp"
 
@@ -41,11 +42,11 @@ struct ExitCounts {
 class Vcpu {
 public:
     Vm* vm = nullptr;
-    u32 index = 0;                    // its place in the VM: vCPU 0 starts at the entry point
-    VcpuHandle handle = nullptr;      // the backend's vCPU; nullptr before creation and once released
-    cap::VCpu* capability = nullptr;  // nullptr for a built-in guest
-    nested::NestedVcpu nested{};      // ops == nullptr: the domain may not nest
-    CpuidMemo cpuid_memo{};           // its CPUID answers (starts empty: fills as the guest asks)
+    u32 index = 0;                                  // its place in the VM: vCPU 0 starts at the entry point
+    VcpuHandle handle = nullptr;                    // the backend's vCPU; nullptr before creation and once released
+    cap::VCpu* capability = nullptr;                // nullptr for a built-in guest
+    nested::NestedVcpu nested{};                    // ops == nullptr: the domain may not nest
+    CpuidMemo cpuid_memo{};                         // its CPUID answers (starts empty: fills as the guest asks)
     const CpuidTopology* cpuid_topology = nullptr;  // a PC's vCPU: its topology and timing leaf
     ExitCounts exits{};
     bool waiting = false;        // halted: runs again once an event arrives for it
@@ -85,8 +86,9 @@ public:
     Vcpu vcpus[kMaxVcpusPerVm]{};
     u32 vcpu_count = 1;
     bool running = false;
-    ExitOutcome outcome{};  // how it stopped
-    VmExit last_exit{};     // the exit that stopped it (of the vCPU that stopped it)
+    ExitOutcome outcome{};         // how it stopped
+    VmExit last_exit{};            // the exit that stopped it (of the vCPU that stopped it)
+    UnknownMsrLog unknown_msrs{};  // the MSRs nothing emulates that it touched (each logged once)
 
     // Names it and attaches its devices to its bus: once, first. A VM that will have a PC leaves
     // the console port to the PC's 16550A.

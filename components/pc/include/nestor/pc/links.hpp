@@ -24,6 +24,9 @@ protected:
 
 // A model with no timer armed reports this deadline.
 inline constexpr u64 kNoDeadline = ~u64{0};
+// Periodic timers fire at most this often (KVM's floor): a guest asking for a period of a few
+// ticks would otherwise be interrupted before its handler ran, for ever.
+inline constexpr u64 kMinTimerPeriodUs = 200;
 
 // Interrupt lines: ISA IRQ 0-15 and the I/O APIC's GSIs 0-23 (the same numbers; IRQ 0 reaches
 // GSI 2 through the MADT's override, which the router applies). A device raises and lowers its

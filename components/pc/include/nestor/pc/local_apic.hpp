@@ -131,6 +131,9 @@ public:
 
     // The timer: the guest TSC of its next expiry (kNoDeadline: none), and what is due at `now`
     // (the vector in IRR unless masked; a periodic timer re-arms, once, however late `now` is).
+    // The shortest period a periodic timer runs at, in TSC ticks (0: none; the platform sets
+    // KVM's 200 us).
+    void set_min_period(u64 tsc_ticks) { min_period_ = tsc_ticks; }
     u64 deadline() const { return deadline_; }
     void advance(u64 now);
 
@@ -161,6 +164,7 @@ public:
     void reset_for_init();
 
 private:
+    u64 min_period_ = 0;
     static constexpr usize kLvtCount = 7;
     static constexpr usize kVectorWords = 8;
     enum LvtIndex : u8 { kTimerLvt = 0, kThermalLvt, kPerformanceLvt, kLint0Lvt, kLint1Lvt, kErrorLvt, kCmciLvt };

@@ -21,9 +21,9 @@
 namespace nestor::pc {
 
 // The platform's fixed places that the ACPI tables (acpi_tables.hpp) do not already name.
-inline constexpr u32 kMaxVcpus = 16;           // local APICs a PC has room for
+inline constexpr u32 kMaxVcpus = 8;            // local APICs a PC has room for
 inline constexpr u64 kApicTimerKhz = 1000000;  // the local APIC timer's input clock: 1 GHz, as KVM's
-inline constexpr u8 kIoApicId = 0;  // as QEMU's: I/O APIC IDs are not local APIC IDs
+inline constexpr u8 kIoApicId = 0;             // as QEMU's: I/O APIC IDs are not local APIC IDs
 inline constexpr u16 kConsolePort = 0x3F8;     // COM1
 inline constexpr u8 kConsoleIrq = 4;
 inline constexpr u16 kPmBase = 0x600;  // the ACPI PM1a event/control blocks and PM timer, as on QEMU's PIIX4
@@ -58,6 +58,9 @@ public:
     void taken(u32 index, const PendingEvent& event);
     // Whether anything pending would wake vCPU `index` from HLT.
     bool wakes(u32 index);
+    // Whether an interrupt reached another vCPU than the selected one since the last call (an
+    // IPI: the sender's slice should end so that the receiver runs soon).
+    bool take_woken_others();
 
     u32 vcpus() const { return vcpus_; }
     LocalApic& apic(u32 index) { return *apics_[index]; }
@@ -84,6 +87,7 @@ private:
     const GuestClock& clock_;
     u32 vcpus_;
     u32 current_ = 0;
+    u32 woken_ = 0;  // bit n: vCPU n got an interrupt while another was selected
     IoApic io_apic_;
     Pic8259Pair pic_;
     IrqRouter irqs_;

@@ -1,0 +1,233 @@
+// Round trips of the PC platform, timed by a PC domain (`platform = "pc"`, two vCPUs) with rdtsc
+// as bench/guests/exit_bench.cpp does: an xAPIC MMIO read (the version register), an x2APIC EOI
+// (WRMSR), a TSC-deadline timer's interrupt (from the deadline to the handler's first RDTSC,
+// halted meanwhile), and an IPI to the second vCPU and back (both halted between). Under QEMU
+// -icount a TSC tick is one instruction, so the figures count the hypervisor's instructions (plus
+// the guest's few). Prints "bench NAME TICKS" lines for bench/run-benchmarks.
+#include "nestor/guest.hpp"
+
+using namespace nestor::guest;
+
+namespace {
+
+constexpr u64 kIterations = 1000;
+constexpr u64 kApicBase = 0xFEE00000;
+constexpr u32 kApicVersion = 0x30;
+constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrX2apicEoi = 0x80B, kMsrX2apicSvr = 0x80F,
+              kMsrX2apicIcr = 0x830, kMsrX2apicLvtTimer = 0x832;
+constexpr u64 kApicBaseX2apic = 1u << 10;
+constexpr u32 kSvrEnabled = 0x1FF;
+constexpr u32 kLvtTscDeadline = 2u << 17;
+constexpr u64 kIcrInit = 5u << 8, kIcrStartup = 6u << 8, kIcrAssert = 1u << 14;
+constexpr u8 kTimerVector = 0x30, kPingVector = 0x31, kPongVector = 0x32;
+// Far enough ahead that the guest halts before the deadline: the row is the idle path's.
+constexpr u64 kTimerLead = 50000;
+
+template <typename F> u64 ticks_per_iteration(F body) {
+    body();  // the first round trip warms what the hypervisor caches
+    u64 start = rdtsc();
+    for (u64 i = 0; i < kIterations; ++i) body();
+    return (rdtsc() - start) / kIterations;
+}
+
+void enter_x2apic() {
+    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
+    wrmsr(kMsrX2apicSvr, kSvrEnabled);
+}
+
+void end_of_interrupt() { wrmsr(kMsrX2apicEoi, 0); }
+
+void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
+
+// With interrupts enabled only inside the HLT (STI's shadow covers it), so that an interrupt
+// cannot slip in between the test and the halt.
+void halt_once() { asm volatile("sti; hlt; cli" ::: "memory"); }
+
+// ---- The timer -------------------------------------------------------------------------------
+
+volatile u64 timer_handler_tsc = 0;
+
+void on_timer(u8) {
+    timer_handler_tsc = rdtsc();
+    end_of_interrupt();
+}
+
+u64 timer_latency() {
+    timer_handler_tsc = 0;
+    u64 deadline = rdtsc() + kTimerLead;
+    wrmsr(kMsrTscDeadline, deadline);
+    while (timer_handler_tsc == 0) halt_once();
+    return timer_handler_tsc - deadline;
+}
+
+u64 timer_delivery_ticks() {
+    set_interrupt_handler(kTimerVector, on_timer);
+    wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTscDeadline);
+    (void)timer_latency();
+    u64 total = 0;
+    for (u64 i = 0; i < kIterations; ++i) total += timer_latency();
+    return total / kIterations;
+}
+
+// ---- The second vCPU -----------------------------------------------------------------------------
+
+// It starts in real mode at 0x10000 (SIPI vector 0x10) and goes straight to long mode with the
+// bootstrap processor's paging, then to pc_bench_ap_main on a stack of its own. A macro: the
+// trampoline's assembly needs it too.
+#define PC_BENCH_TRAMPOLINE 0x10000
+#define PC_BENCH_TEXT(x) #x
+#define PC_BENCH_STRING(x) PC_BENCH_TEXT(x)
+constexpr u64 kTrampolineAddress = PC_BENCH_TRAMPOLINE;
+constexpr u8 kStartupVector = kTrampolineAddress >> 12;
+
+struct [[gnu::packed]] TablePointer {
+    u16 limit;
+    u64 base;
+};
+
+// What the trampoline loads, written by the bootstrap processor into its copy (the layout of
+// the data at pc_bench_trampoline_data).
+struct [[gnu::packed]] TrampolineData {
+    u32 cr4;
+    u32 cr3;
+    u32 efer;
+    u32 cr0;
+};
+
+}  // namespace
+
+extern "C" {
+extern const u8 pc_bench_trampoline[], pc_bench_trampoline_data[], pc_bench_trampoline_end[];
+alignas(16) u8 pc_bench_ap_stack[16384];
+[[noreturn]] void pc_bench_ap_main();
+}
+
+// The trampoline: 16-bit code at CS = 0x1000, its data addressed from DS = CS.
+asm(R"(
+    .section .text.pc_bench_trampoline, "ax"
+    .code16
+    .global pc_bench_trampoline, pc_bench_trampoline_data, pc_bench_trampoline_end
+pc_bench_trampoline:
+    cli
+    mov %cs, %ax
+    mov %ax, %ds
+    lgdtl trampoline_gdt_pointer - pc_bench_trampoline
+    movl pc_bench_trampoline_data - pc_bench_trampoline, %eax
+    mov %eax, %cr4
+    movl pc_bench_trampoline_data + 4 - pc_bench_trampoline, %eax
+    mov %eax, %cr3
+    mov $0xC0000080, %ecx
+    movl pc_bench_trampoline_data + 8 - pc_bench_trampoline, %eax
+    xor %edx, %edx
+    wrmsr
+    movl pc_bench_trampoline_data + 12 - pc_bench_trampoline, %eax
+    mov %eax, %cr0
+    ljmpl *(trampoline_far_jump - pc_bench_trampoline)
+    .balign 8
+trampoline_gdt:
+    .quad 0
+    .quad 0x00AF9A000000FFFF
+    .quad 0x00CF92000000FFFF
+trampoline_gdt_pointer:
+    .short 3 * 8 - 1
+    .long )" PC_BENCH_STRING(PC_BENCH_TRAMPOLINE) R"( + trampoline_gdt - pc_bench_trampoline
+trampoline_far_jump:
+    .long trampoline_long_mode
+    .short 0x08
+pc_bench_trampoline_data:
+    .skip 16
+pc_bench_trampoline_end:
+
+    .code64
+trampoline_long_mode:
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    xor %eax, %eax
+    mov %eax, %fs
+    mov %eax, %gs
+    lea pc_bench_ap_stack + 16384(%rip), %rsp
+    xor %ebp, %ebp
+    call pc_bench_ap_main
+    .text
+)");
+
+namespace {
+
+TablePointer bsp_idt;
+volatile bool ap_running = false;
+volatile u32 pongs = 0;
+
+void on_ping(u8) {
+    send_ipi(0, kPongVector);
+    end_of_interrupt();
+}
+
+void on_pong(u8) {
+    pongs = pongs + 1;
+    end_of_interrupt();
+}
+
+u64 read_efer() { return rdmsr(0xC0000080); }
+
+void copy_trampoline() {
+    u8* to = reinterpret_cast<u8*>(kTrampolineAddress);
+    for (const u8* from = pc_bench_trampoline; from < pc_bench_trampoline_end; ++from) *to++ = *from;
+    TrampolineData data{static_cast<u32>(read_cr4()), static_cast<u32>(read_cr3()),
+                        static_cast<u32>(read_efer() & ~u64{1u << 10}),  // LMA follows paging
+                        static_cast<u32>(read_cr0())};
+    auto* slot =
+        reinterpret_cast<TrampolineData*>(kTrampolineAddress + (pc_bench_trampoline_data - pc_bench_trampoline));
+    *slot = data;
+}
+
+// INIT, then the startup IPI twice, as the MP specification's sequence has it. It halts until the
+// second vCPU says it runs (an IPI), or a second of TSC passed (the timer).
+bool start_second_vcpu() {
+    asm volatile("sidt %0" : "=m"(bsp_idt));
+    copy_trampoline();
+    send_ipi(1, kIcrInit | kIcrAssert);
+    send_ipi(1, kIcrStartup | kStartupVector);
+    send_ipi(1, kIcrStartup | kStartupVector);
+    timer_handler_tsc = 0;
+    wrmsr(kMsrTscDeadline, rdtsc() + cpuid(0x40000010).eax * u64{1000});
+    while (!ap_running && timer_handler_tsc == 0) halt_once();
+    wrmsr(kMsrTscDeadline, 0);
+    return ap_running;
+}
+
+void ipi_roundtrip() {
+    u32 before = pongs;
+    send_ipi(1, kPingVector);
+    while (pongs == before) halt_once();
+}
+
+}  // namespace
+
+extern "C" [[noreturn]] void pc_bench_ap_main() {
+    asm volatile("lidt %0" ::"m"(bsp_idt));
+    enter_x2apic();
+    ap_running = true;
+    send_ipi(0, kPongVector);
+    for (;;) halt_once();
+}
+
+extern "C" int guest_main(const nestor_guest_boot*) {
+    // An xAPIC register read: the MMIO exit, its decode and the local APIC's answer.
+    u64 mmio_ticks = ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kApicBase + kApicVersion); });
+    enter_x2apic();
+    u64 eoi_ticks = ticks_per_iteration([] { end_of_interrupt(); });
+    u64 timer_ticks = timer_delivery_ticks();
+    println("bench xapic_mmio_read_roundtrip ", mmio_ticks);
+    println("bench x2apic_eoi_roundtrip ", eoi_ticks);
+    println("bench timer_interrupt_delivery ", timer_ticks);
+    set_interrupt_handler(kPingVector, on_ping);
+    set_interrupt_handler(kPongVector, on_pong);
+    if (!start_second_vcpu()) {
+        println("bench: the second vCPU did not start");
+        return 1;
+    }
+    println("bench ipi_roundtrip ", ticks_per_iteration(ipi_roundtrip));
+    return 0;
+}

@@ -1,0 +1,104 @@
+// An SMP guest of the PC platform (`vcpus = 4`): the BSP finds its processors in the MADT and
+// CPUID, starts each application processor with INIT-SIPI-SIPI into a real-mode trampoline
+// (pc_smp_trampoline.S), then pings each with an IPI and waits for its IPI back, timing the round
+// trip in TSC ticks. Ends through ACPI S5 while the APs sleep.
+#include "nestor/guest.hpp"
+
+using namespace nestor::guest;
+
+extern "C" const u8 pc_smp_trampoline_start[], pc_smp_trampoline_end[];
+extern "C" const u32 pc_smp_arrived_offset, pc_smp_pings_offset;
+
+namespace {
+
+constexpr u64 kTrampoline = 0x70000;
+constexpr u8 kStartupVector = kTrampoline >> 12;
+constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicId = 0x802, kMsrEoi = 0x80B, kMsrIcr = 0x830, kMsrSvr = 0x80F;
+constexpr u64 kIcrInit = 0x4500, kIcrStartup = 0x4600;  // level assert, INIT / start-up
+constexpr u8 kPingVector = 0x40, kPongVector = 0x41;
+constexpr u16 kPmControl = 0x604;
+constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);
+
+volatile u32 pongs = 0;
+u64 tsc_khz = 0;
+
+void on_pong(u8) {
+    pongs = pongs + 1;
+    wrmsr(kMsrEoi, 0);
+}
+
+volatile u32& shared(u32 offset) { return *reinterpret_cast<volatile u32*>(kTrampoline + offset); }
+
+void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrIcr, (u64{apic_id} << 32) | command); }
+
+// Spins (pausing) until `value` reaches `target` or `ms` milliseconds of TSC passed.
+bool wait_until(volatile u32& value, u32 target, u64 ms) {
+    u64 start = rdtsc();
+    while (value < target)
+        if (rdtsc() - start > ms * tsc_khz) return false;
+    return true;
+}
+
+u32 madt_processors() {
+    for (u64 a = 0xE0000; a < 0x100000; a += 16) {
+        const u8* p = reinterpret_cast<const u8*>(a);
+        if (p[0] != 'R' || p[1] != 'S' || p[2] != 'D' || p[3] != ' ') continue;
+        const u8* xsdt = reinterpret_cast<const u8*>(*reinterpret_cast<const u64*>(p + 24));
+        u32 entries = (*reinterpret_cast<const u32*>(xsdt + 4) - 36) / 8;
+        for (u32 i = 0; i < entries; ++i) {
+            const u8* t = reinterpret_cast<const u8*>(*reinterpret_cast<const u64*>(xsdt + 36 + 8 * i));
+            if (t[0] != 'A' || t[1] != 'P' || t[2] != 'I' || t[3] != 'C') continue;
+            u32 length = *reinterpret_cast<const u32*>(t + 4), cpus = 0;
+            for (u32 at = 44; at + 2 <= length && t[at + 1] != 0; at += t[at + 1])
+                if (t[at] == 0 && (t[at + 4] & 1)) ++cpus;
+            return cpus;
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+extern "C" int guest_main(const nestor_guest_boot*) {
+    tsc_khz = cpuid(0x40000010).eax;
+    u32 cpus = madt_processors();
+    println("smp: the MADT lists ", cpus, " processors");
+    check(cpus == 4, "MADT: four processors");
+    check(((cpuid(1).ebx >> 16) & 0xFF) >= 4, "CPUID: at least four logical processors in the package");
+    check(cpuid(0xB, 1).ebx == 4, "CPUID 0xB: four processors at the core level");
+    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | 0xC00);
+    wrmsr(kMsrSvr, 0x1FF);
+    check(rdmsr(kMsrX2apicId) == 0, "the BSP is APIC 0");
+    set_interrupt_handler(kPongVector, on_pong);
+
+    u8* trampoline = reinterpret_cast<u8*>(kTrampoline);
+    for (const u8* p = pc_smp_trampoline_start; p < pc_smp_trampoline_end; ++p) *trampoline++ = *p;
+    volatile u32& arrived = shared(pc_smp_arrived_offset);
+    volatile u32& pings = shared(pc_smp_pings_offset);
+    for (u32 ap = 1; ap < 4; ++ap) {
+        send_ipi(ap, kIcrInit);
+        send_ipi(ap, kIcrStartup | kStartupVector);
+        send_ipi(ap, kIcrStartup | kStartupVector);
+    }
+    bool all = wait_until(arrived, 3, 1000);
+    println("smp: ", arrived, " application processors arrived");
+    check(all, "INIT-SIPI-SIPI started three application processors");
+
+    enable_interrupts();
+    u64 total = 0;
+    for (u32 ap = 1; ap < 4; ++ap) {
+        u32 before = pongs;
+        u64 start = rdtsc();
+        send_ipi(ap, kPingVector);
+        bool answered = wait_until(pongs, before + 1, 1000);
+        total += rdtsc() - start;
+        check(answered, "an IPI to an application processor and its IPI back");
+    }
+    disable_interrupts();
+    check(pings == 3, "each application processor took one ping");
+    println("smp: ping round trips took ", total / 3, " TSC ticks on average");
+    if (check_summary() != 0) return 1;
+    println("powering off through ACPI S5");
+    outw(kPmControl, kSleepS5);
+    return 2;
+}
