@@ -1,9 +1,14 @@
 # The appliances a preset can compose (NESTOR_APPLIANCE): a manifest and the guest images it
-# names. The guests are built in the kernel stage (appliances/guests, sdk/guest/examples).
+# names. The guests are built in the kernel stage (appliances/guests, sdk/guest/examples); images
+# made otherwise come from the appliance's SETUP file (NestorAppliance.cmake).
 set(NESTOR_APPLIANCE_demo_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/demo.manifest)
 set(NESTOR_APPLIANCE_demo_GUESTS demo_hello demo_ping demo_l1)
 set(NESTOR_APPLIANCE_minimal_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/minimal.manifest)
 set(NESTOR_APPLIANCE_minimal_GUESTS hello)
+# linux: Debian's kernel and an initramfs, made from Debian packages at build time (linux/linux.cmake).
+set(NESTOR_APPLIANCE_linux_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/linux.manifest)
+set(NESTOR_APPLIANCE_linux_GUESTS)
+set(NESTOR_APPLIANCE_linux_SETUP ${CMAKE_CURRENT_LIST_DIR}/linux/linux.cmake)
 
 # Every guest image the kernel stage builds that host-stage images or tests use.
 set(NESTOR_GUEST_IMAGES demo_hello demo_ping demo_l1 hello sdk_selftest nested_probe exit_bench

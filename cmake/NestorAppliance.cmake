@@ -110,6 +110,12 @@ function(nestor_appliance_modules out kernel name)
   foreach(guest IN LISTS NESTOR_APPLIANCE_${name}_GUESTS)
     list(APPEND modules "${NESTOR_KERNEL_${kernel}_GUESTS}/${guest}.elf ${guest}")
   endforeach()
+  # Images the kernel stage does not build come from the appliance's set-up file, which says how
+  # they are made and sets appliance_files to their "file name" modules.
+  if(NESTOR_APPLIANCE_${name}_SETUP)
+    include(${NESTOR_APPLIANCE_${name}_SETUP})
+    list(APPEND modules ${appliance_files})
+  endif()
   set(${out} ${modules} PARENT_SCOPE)
 endfunction()
 

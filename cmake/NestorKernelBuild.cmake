@@ -40,7 +40,8 @@ function(nestor_kernel_build name)
 endfunction()
 
 # The kernel this preset composes.
-nestor_kernel_build(main -DAMD_SVM=${AMD_SVM} -DINTEL_VMX=${INTEL_VMX} -DNESTED_VIRT=${NESTED_VIRT})
+nestor_kernel_build(main -DAMD_SVM=${AMD_SVM} -DINTEL_VMX=${INTEL_VMX} -DNESTED_VIRT=${NESTED_VIRT}
+                    -DPC_PLATFORM=${PC_PLATFORM})
 
 # Its bootable image: the kernel and, when the preset names one, an appliance.
 include(NestorAppliance)

@@ -23,7 +23,9 @@ struct PcState {
     HostClock clock;
     pc::PcPlatform platform;
     CpuidTopology topology[pc::kMaxVcpus];
-    bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
+    bool init_seen[pc::kMaxVcpus] = {};
+    u8 window[pc::kMaxVcpus] = {};  // the event window each vCPU's backend was last asked for  // an application
+                                    // processor's INIT arrived (it then waits for a SIPI)
 
     PcState(u32 vcpus, const pc::MsrConfig& msrs) : platform(clock, vcpus, msrs) {}
 };
@@ -31,6 +33,7 @@ struct PcState {
 namespace {
 
 constexpr u32 kPcs = NESTOR_MANIFEST_MAX_DOMAINS;
+constexpr u8 kNoWindow = 0, kInterruptWindow = 1, kNmiWindow = 2;
 // The ACPI tables of a PC with the most vCPUs take well under this.
 constexpr usize kTablesBuffer = 4096;
 
@@ -104,8 +107,13 @@ void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     if (injected && event.kind != pc::PendingEvent::Kind::none) pc.taken(v.index, event);
     // What it cannot take yet makes it exit as soon as it can; a window left open once nothing
     // waits would make it exit before every instruction.
-    vm.ops->request_nmi_window(v.handle, nmi && !injected);
-    vm.ops->request_interrupt_window(v.handle, !nmi && !injected);
+    // The backend is told only of a change (most entries have nothing waiting, as before).
+    u8 window = injected ? kNoWindow : nmi ? kNmiWindow : kInterruptWindow;
+    u8& open = vm.pc->window[v.index];
+    if (window == open) return;
+    if ((window ^ open) & kNmiWindow) vm.ops->request_nmi_window(v.handle, window == kNmiWindow);
+    if ((window ^ open) & kInterruptWindow) vm.ops->request_interrupt_window(v.handle, window == kInterruptWindow);
+    open = window;
 }
 
 bool wakes(Vm& vm, Vcpu& v) { return vm.pc->platform.wakes(v.index); }

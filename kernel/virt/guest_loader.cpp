@@ -18,7 +18,6 @@ constexpr usize kCmdlineBytes = 0x200;
 constexpr u64 kModuleListGpa = kMultibootInfoGpa + 0x400;
 constexpr u64 kModuleStringsGpa = kMultibootInfoGpa + 0x500;
 constexpr usize kModuleStringBytes = 0x100;
-constexpr u64 kLowMemoryEnd = 0x9F000;  // 636 KiB of conventional memory, as on a PC
 
 enum InfoFlag : u32 { memory = 1u << 0, cmdline = 1u << 2, mods = 1u << 3, mmap = 1u << 6 };
 
@@ -50,24 +49,6 @@ bool has_multiboot_magic(const FileView& file) {
     for (usize offset = 0; offset + 12 <= limit; offset += 4)
         if (file.read(offset, 4) == kMultibootHeaderMagic) return true;
     return false;
-}
-
-// Identity page tables for the first 4 GiB with 2 MiB pages: a PML4, a PDPT and four PDs.
-bool write_identity_tables(GuestRam& ram) {
-    constexpr u64 kPresentWritable = 0x3, kLarge = 0x80;
-    const u64 pml4 = kLongModeTablesGpa, pdpt = pml4 + kPageSize, pd = pdpt + kPageSize;
-    if (!ram.fill(pml4, 0, 6 * kPageSize)) return false;
-    u64 entry = pdpt | kPresentWritable;
-    if (!ram.write(pml4, &entry, 8)) return false;
-    for (u64 i = 0; i < 4; ++i) {
-        entry = (pd + i * kPageSize) | kPresentWritable;
-        if (!ram.write(pdpt + i * 8, &entry, 8)) return false;
-    }
-    for (u64 i = 0; i < 4 * 512; ++i) {
-        entry = (i * kLargePageSize) | kPresentWritable | kLarge;
-        if (!ram.write(pd + i * 8, &entry, 8)) return false;
-    }
-    return true;
 }
 
 Status<LoadError> check_multiboot_header(const FileView& file) {
@@ -206,6 +187,24 @@ bool write_info(GuestRam& ram, const char* cmdline, usize module_count, u32 map_
 
 }  // namespace
 
+// A PML4, a PDPT and four PDs of 2 MiB pages.
+bool write_identity_tables(GuestRam& ram) {
+    constexpr u64 kPresentWritable = 0x3, kLarge = 0x80;
+    const u64 pml4 = kLongModeTablesGpa, pdpt = pml4 + kPageSize, pd = pdpt + kPageSize;
+    if (!ram.fill(pml4, 0, 6 * kPageSize)) return false;
+    u64 entry = pdpt | kPresentWritable;
+    if (!ram.write(pml4, &entry, 8)) return false;
+    for (u64 i = 0; i < 4; ++i) {
+        entry = (pd + i * kPageSize) | kPresentWritable;
+        if (!ram.write(pdpt + i * 8, &entry, 8)) return false;
+    }
+    for (u64 i = 0; i < 4 * 512; ++i) {
+        entry = (i * kLargePageSize) | kPresentWritable | kLarge;
+        if (!ram.write(pd + i * 8, &entry, 8)) return false;
+    }
+    return true;
+}
+
 Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image_size, const char* cmdline,
                                                     const GuestModule* modules, usize module_count, GuestRam& ram) {
     if (module_count > kMaxGuestModules) return fail(LoadError::too_many_modules);
@@ -233,10 +232,22 @@ Result<LoadedGuest, LoadError> load_multiboot_guest(const u8* image, usize image
     u32 map_length = 0;
     if (!write_memory_map(ram, map_length) || !write_info(ram, cmdline, module_count, map_length))
         return fail(LoadError::segment_outside_ram);
-    if (multiboot) return LoadedGuest{CpuMode::protected32, elf->entry, kMultibootInfoGpa, 0, 0, image_end};
+    if (multiboot)
+        return LoadedGuest{.mode = CpuMode::protected32,
+                           .entry = elf->entry,
+                           .info_gpa = kMultibootInfoGpa,
+                           .cr3 = 0,
+                           .stack_top = 0,
+                           .image_end = image_end,
+                           .protocol = BootProtocol::multiboot};
     if (!write_identity_tables(ram)) return fail(LoadError::segment_outside_ram);
-    return LoadedGuest{CpuMode::long64,    elf->entry,        kMultibootInfoGpa,
-                       kLongModeTablesGpa, kLongModeStackTop, image_end};
+    return LoadedGuest{.mode = CpuMode::long64,
+                       .entry = elf->entry,
+                       .info_gpa = kMultibootInfoGpa,
+                       .cr3 = kLongModeTablesGpa,
+                       .stack_top = kLongModeStackTop,
+                       .image_end = image_end,
+                       .protocol = BootProtocol::elf64};
 }
 
 const char* load_error_name(LoadError error) {
@@ -252,6 +263,19 @@ const char* load_error_name(LoadError error) {
     case LoadError::entry_outside_image: return "the entry point is not in a loaded segment";
     case LoadError::modules_do_not_fit: return "the modules do not fit in guest RAM";
     case LoadError::too_many_modules: return "too many modules";
+    case LoadError::not_bzimage: return "not a Linux bzImage: its setup header or kernel runs past the file";
+    case LoadError::linux_protocol_too_old: return "Linux boot protocol older than 2.12 (no 64-bit entry to tell)";
+    case LoadError::linux_no_64bit_entry: return "the Linux kernel has no 64-bit entry point (XLF_KERNEL_64)";
+    case LoadError::linux_does_not_fit: return "the Linux kernel and its initrd do not fit in guest RAM";
+    }
+    return "?";
+}
+
+const char* boot_protocol_name(BootProtocol protocol) {
+    switch (protocol) {
+    case BootProtocol::multiboot: return "multiboot";
+    case BootProtocol::elf64: return "64-bit ELF";
+    case BootProtocol::linux_bzimage: return "Linux bzImage";
     }
     return "?";
 }

@@ -8,6 +8,7 @@
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/boot_modules.hpp"
+#include "nestor/virt/linux_loader.hpp"
 #include "nestor/virt/platform_caps.hpp"
 
 namespace nestor::virt {
@@ -61,9 +62,10 @@ void log_build_fault(const char* name, const BuildFault& f) {
     switch (f.kind) {
     case Kind::refused: log_domain_refusal(name, static_cast<cap::Error>(f.code)); return;
     case Kind::one_vcpu_only:
-        log::error("appliance: domain {} refused: it asks for {} vCPUs, more than this appliance starts ({} on the PC "
-                   "platform without nested virtualization, 1 otherwise)",
-                   name, f.code, kMaxVcpusPerVm);
+        log::error(
+            "appliance: domain {} refused: it asks for {} vCPUs, more than this appliance starts ({} on the PC "
+            "platform without nested virtualization, 1 otherwise)",
+            name, f.code, kMaxVcpusPerVm);
         return;
     case Kind::no_pc_platform:
         log::error("appliance: domain {} refused: it asks for platform \"pc\", and this build has PC_PLATFORM=OFF",
@@ -156,7 +158,7 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     NESTOR_TRY_STATUS(set_up_nested(vm, m));
     if (pc) NESTOR_TRY_STATUS(give_pc(vm, m));
     log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", vm.name, m.memory_bytes() >> 20,
-              loaded->mode == CpuMode::long64 ? "64-bit ELF" : "multiboot", loaded->entry,
+              boot_protocol_name(loaded->protocol), loaded->entry,
               nested ? "nested virtualization" : "no nested virtualization", ops.name);
     return {};
 }
@@ -260,8 +262,12 @@ Result<LoadedGuest, BuildFault> Toolstack::load_image(Vm& vm, const manifest::Ma
         modules[i] = GuestModule{module_bytes(*found), module_size(*found), extra.cmdline};
     }
     VmRam ram(vm.memory, m.memory_bytes());
-    auto loaded =
-        load_multiboot_guest(module_bytes(*image), module_size(*image), m.cmdline(), modules, m.module_count(), ram);
+    const u8* bytes = module_bytes(*image);
+    usize size = module_size(*image);
+    // A bzImage is told by its setup header; a Linux kernel's modules are its initrd.
+    auto loaded = is_bzimage(bytes, size)
+                      ? load_linux_guest(bytes, size, m.cmdline(), modules, m.module_count(), ram)
+                      : load_multiboot_guest(bytes, size, m.cmdline(), modules, m.module_count(), ram);
     if (!loaded)
         return fail(BuildFault{
             .kind = BuildFault::Kind::bad_image, .what = m.image(), .code = static_cast<u64>(loaded.error())});
@@ -274,12 +280,19 @@ Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool
         return fail(backend_fault("creating its vCPU", created.error()));
     VcpuState& state = vm.vcpus[0].state();
     state.rip = loaded.entry;
-    if (loaded.mode == CpuMode::long64) {
-        state.reg(Gpr::rsp) = loaded.stack_top;
-        state.reg(Gpr::rdi) = loaded.info_gpa;
-    } else {
+    switch (loaded.protocol) {
+    case BootProtocol::multiboot:
         state.rax() = kMultibootBootMagic;
         state.rbx() = loaded.info_gpa;
+        break;
+    case BootProtocol::elf64:
+        state.reg(Gpr::rsp) = loaded.stack_top;
+        state.reg(Gpr::rdi) = loaded.info_gpa;
+        break;
+    case BootProtocol::linux_bzimage:
+        state.reg(Gpr::rsp) = loaded.stack_top;
+        state.reg(Gpr::rsi) = loaded.info_gpa;
+        break;
     }
     return {};
 }

@@ -45,3 +45,15 @@ nestor_appliance_test(smp AREA pc
   --expect "^appliance: domain smp exited with status 0 \\(shutdown\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --reject "FAIL:" --reject "PANIC" --reject "CPU exception")
+
+# A kernel built with PC_PLATFORM=OFF (the minimal preset's) refuses a PC domain by name and runs
+# the bare one beside it.
+set(pc_off_bin ${CMAKE_CURRENT_BINARY_DIR}/pc_platform_off.bin)
+nestor_pack_manifest(OUTPUT ${pc_off_bin} MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_devices.manifest)
+add_custom_target(pack_pc_platform_off ALL DEPENDS ${pc_off_bin})
+nestor_boot_test(pc.platform_off_refused pc ARGS --kernel ${NESTOR_KERNEL_MINIMAL_DIR}/nestor.elf32
+  --initrd "${pc_off_bin} manifest,${NESTOR_KERNEL_main_GUESTS}/pc_devices.elf pc_devices,${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy"
+  --expect-status 1
+  --expect "^error: appliance: domain pc refused: it asks for platform \"pc\", and this build has PC_PLATFORM=OFF$"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 1 of 2 domains built, 1 failed or refused$")

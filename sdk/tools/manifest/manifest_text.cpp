@@ -197,6 +197,7 @@ private:
     void domain(const Table& table, DomainSpec& spec, DomainLines& lines) {
         spec.line = table.line;
         bool has_name = false, has_image = false, has_memory = false;
+        int initrd_line = 0, modules_line = 0;
         for (const Entry& entry : table.entries) {
             const std::string& key = entry.key;
             if (key == "name") {
@@ -224,7 +225,11 @@ private:
             } else if (key == "signals") {
                 signals(entry, spec, lines);
             } else if (key == "modules") {
+                modules_line = entry.line;
                 modules(entry, spec);
+            } else if (key == "initrd") {
+                initrd_line = entry.line;
+                initrd(entry, spec);
             } else {
                 report(entry.line, "unknown key " + quoted(key) + " in [[domain]]");
             }
@@ -233,6 +238,11 @@ private:
         if (!has_name) report(table.line, who + " has no \"name\"");
         if (!has_image) report(table.line, who + " has no \"image\"");
         if (!has_memory) report(table.line, who + " has no \"memory\"");
+        if (initrd_line && modules_line)
+            report(std::max(initrd_line, modules_line),
+                   who +
+                       " has both \"initrd\" and \"modules\": a Linux kernel's initrd is its modules, one after "
+                       "another; list them all in \"modules\"");
         check_nested_virt(spec, lines);
     }
 
@@ -498,6 +508,14 @@ private:
             ModuleSpec module_spec;
             if (module(item, module_spec)) spec.modules.push_back(std::move(module_spec));
         }
+    }
+
+    // initrd = "NAME": a Linux kernel's initrd, packed as its one module (the kernel hands a
+    // bzImage its modules as the initrd).
+    void initrd(const Entry& entry, DomainSpec& spec) {
+        if (!expect_kind(entry, Value::Kind::string)) return;
+        if (check_identifier(entry.line, "initrd image name", entry.value.text, true))
+            spec.modules.push_back(ModuleSpec{entry.value.text, ""});
     }
 
     bool module(const Value& table, ModuleSpec& spec) {

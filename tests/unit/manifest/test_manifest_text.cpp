@@ -102,7 +102,7 @@ TEST_CASE("manifest.syntax_allows_comments_blank_lines_and_multiline_arrays") {
 
 TEST_CASE("manifest.checked_in_appliances_are_valid") {
     // The demo has a nested domain: it needs a NESTED_VIRT=ON build (its preset has it on).
-    for (auto [name, nested_virt] : {std::pair{"demo", true}, std::pair{"minimal", false}}) {
+    for (auto [name, nested_virt] : {std::pair{"demo", true}, std::pair{"minimal", false}, std::pair{"linux", false}}) {
         std::string path = std::string(NESTOR_SOURCE_DIR) + "/appliances/" + name + ".manifest";
         ParseOutcome outcome = parse_manifest_file(path, BuildOptions{nested_virt});
         INFO(path);
@@ -500,6 +500,32 @@ TEST_CASE("manifest.module_image_bad_charset") {
 TEST_CASE("manifest.too_many_modules") {
     CHECK(errors_of(one_domain("modules = [{image=\"m1\"}, {image=\"m2\"}, {image=\"m3\"}, {image=\"m4\"},\n"
                                "  {image=\"m5\"}]\n")) == one("7: more than 4 modules"));
+}
+
+// --- initrd (a Linux kernel's) -----------------------------------------------------------------
+
+TEST_CASE("manifest.initrd_is_packed_as_the_domain_s_one_module") {
+    ManifestSpec m = parsed(one_domain("initrd = \"initramfs\"\ncmdline = \"console=ttyS0\"\n"));
+    REQUIRE(m.domains[0].modules.size() == 1);
+    CHECK(m.domains[0].modules[0].image == "initramfs");
+    CHECK(m.domains[0].modules[0].cmdline.empty());
+    std::vector<std::uint8_t> image = pack_manifest(m);
+    auto read = nestor::manifest::read_manifest(image.data(), image.size());
+    REQUIRE(read);
+    REQUIRE(read->domain(0).module_count() == 1);
+    CHECK(std::string(read->domain(0).module(0).image) == "initramfs");
+}
+
+TEST_CASE("manifest.initrd_with_modules_is_refused") {
+    CHECK(errors_of(one_domain("initrd = \"i\"\nmodules = [{ image = \"m\" }]\n")) ==
+          one("7: domain \"a\" has both \"initrd\" and \"modules\": a Linux kernel's initrd is its modules, one "
+              "after another; list them all in \"modules\""));
+}
+
+TEST_CASE("manifest.initrd_image_bad_charset_or_type") {
+    CHECK(errors_of(one_domain("initrd = \"a/b\"\n")) ==
+          one("6: initrd image name \"a/b\" may only use A-Z, a-z, 0-9, '.', '_' and '-'"));
+    CHECK(errors_of(one_domain("initrd = 3\n")) == one("6: \"initrd\" must be a string, not a number"));
 }
 
 // --- syntax -----------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ TEST_CASE("loader.loads_segment_zeroes_bss_and_reports_entry") {
     REQUIRE(r);
     CHECK(r->entry == 0x100010);
     CHECK(r->info_gpa == kMultibootInfoGpa);
+    CHECK(r->protocol == BootProtocol::multiboot);
     CHECK(r->image_end == 0x102000);
     CHECK(ram.bytes[0x100000] == 1);
     CHECK(ram.bytes[0x100003] == 4);
@@ -223,6 +224,7 @@ TEST_CASE("loader.plain_elf64_starts_in_long_mode_on_identity_tables") {
     CHECK(r->cr3 == kLongModeTablesGpa);
     CHECK(r->stack_top == kLongModeStackTop);
     CHECK(r->info_gpa == kMultibootInfoGpa);  // RDI: the same information block
+    CHECK(r->protocol == BootProtocol::elf64);
     CHECK(ram.string_at(ram.u32_at(kMultibootInfoGpa + 16)) == "plain");
     // PML4[0] -> PDPT; PDPT[0..3] -> four PDs; PD entries are 2 MiB identity pages.
     u64 pdpt = ram.u64_at(kLongModeTablesGpa) & ~u64{0xFFF};
