@@ -46,7 +46,7 @@ u32 madt_processors() {
         const u8* xsdt = reinterpret_cast<const u8*>(*reinterpret_cast<const u64*>(p + 24));
         u32 entries = (*reinterpret_cast<const u32*>(xsdt + 4) - 36) / 8;
         for (u32 i = 0; i < entries; ++i) {
-            const u8* t = reinterpret_cast<const u8*>(*reinterpret_cast<const u64*>(xsdt + 36 + 8 * i));
+            const u8* t = reinterpret_cast<const u8*>(*reinterpret_cast<const u64*>(xsdt + 36 + u64{8} * i));
             if (t[0] != 'A' || t[1] != 'P' || t[2] != 'I' || t[3] != 'C') continue;
             u32 length = *reinterpret_cast<const u32*>(t + 4), cpus = 0;
             for (u32 at = 44; at + 2 <= length && t[at + 1] != 0; at += t[at + 1])
