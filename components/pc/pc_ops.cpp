@@ -8,6 +8,7 @@
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/vm.hpp"
+#include "nestor/virt/vm_environment.hpp"
 
 namespace nestor::virt {
 
@@ -147,7 +148,16 @@ bool end_slice(Vm& vm, u64 slice_end) {
     return vm.pc->platform.take_woken_others() || vm.pc->platform.next_deadline() < slice_end;
 }
 
+void serve_console(Vm& vm) {
+    pc::Serial16550A& serial = vm.pc->platform.serial();
+    u8 byte = 0;
+    while (serial.receive_space() > 0 && platform::console_read(byte)) serial.receive(byte);
+    VmEnvironment host(vm);
+    serial.flush_part(host);
+}
+
 void detach(Vm& vm) {
+    log::end_console_line(vm.name);
     vm.pc->~PcState();
     give_back(vm.pc);
     vm.pc = nullptr;
@@ -160,6 +170,7 @@ constexpr PcOps kPcOps{
     .start_processor = start_processor,
     .next_deadline = next_deadline,
     .end_slice = end_slice,
+    .serve_console = serve_console,
     .detach = detach,
 };
 

@@ -181,7 +181,13 @@ Status<ManifestError> check_record_config(const u8* record) {
     if (record_field<u16>(record, FIELD_OFFSET(Record, platform)) >= NESTOR_MANIFEST_PLATFORM_COUNT) {
         return fail(ManifestError::unknown_platform);
     }
-    if (record_field<u32>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
+    u16 console = record_field<u16>(record, FIELD_OFFSET(Record, console));
+    if (console >= NESTOR_MANIFEST_CONSOLE_COUNT) return fail(ManifestError::unknown_console);
+    if (console == NESTOR_MANIFEST_CONSOLE_INPUT &&
+        record_field<u16>(record, FIELD_OFFSET(Record, platform)) != NESTOR_MANIFEST_PLATFORM_PC) {
+        return fail(ManifestError::console_input_without_pc);
+    }
+    if (record_field<u16>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
         return fail(ManifestError::domain_reserved_not_zero);
     }
     return {};
@@ -261,6 +267,17 @@ Status<ManifestFault> check_names_unique(const Manifest& manifest) {
     return {};
 }
 
+// The host's console input goes to one domain at most; the second to ask is the one at fault.
+Status<ManifestFault> check_one_console_input(const Manifest& manifest) {
+    bool taken = false;
+    for (u32 i = 0; i < manifest.domain_count(); ++i) {
+        if (manifest.domain(i).console() != NESTOR_MANIFEST_CONSOLE_INPUT) continue;
+        if (taken) return fail(ManifestFault{ManifestError::console_input_twice, i});
+        taken = true;
+    }
+    return {};
+}
+
 // A component record: a known name, NUL-padded, a size; no name twice.
 constexpr StringRule kComponentRule{Charset::name, false, ManifestError::unknown_component,
                                     ManifestError::unknown_component};
@@ -322,6 +339,9 @@ const char* manifest_error_name(ManifestError error) {
     case ManifestError::unknown_flags: return "unknown_flags";
     case ManifestError::unknown_cpuid_policy: return "unknown_cpuid_policy";
     case ManifestError::unknown_platform: return "unknown_platform";
+    case ManifestError::unknown_console: return "unknown_console";
+    case ManifestError::console_input_without_pc: return "console_input_without_pc";
+    case ManifestError::console_input_twice: return "console_input_twice";
     case ManifestError::domain_reserved_not_zero: return "domain_reserved_not_zero";
     case ManifestError::too_many_ioport_ranges: return "too_many_ioport_ranges";
     case ManifestError::ioport_range_inverted: return "ioport_range_inverted";
@@ -369,6 +389,8 @@ Result<Manifest, ManifestFault> read_manifest(const void* image, usize size) {
     Manifest manifest(bytes, table->count, table->offset, table->component_count);
     Status<ManifestFault> unique = check_names_unique(manifest);
     if (!unique) return fail(unique.error());
+    Status<ManifestFault> console_input = check_one_console_input(manifest);
+    if (!console_input) return fail(console_input.error());
     Status<ManifestError> components = check_components(bytes, *table);
     if (!components) return header_fault(components.error());
     return manifest;
@@ -421,6 +443,7 @@ u32 ManifestDomain::vcpus() const { return record_field<u32>(record_, FIELD_OFFS
 u32 ManifestDomain::flags() const { return record_field<u32>(record_, FIELD_OFFSET(Record, flags)); }
 u32 ManifestDomain::cpuid_policy() const { return record_field<u32>(record_, FIELD_OFFSET(Record, cpuid_policy)); }
 u32 ManifestDomain::platform() const { return record_field<u16>(record_, FIELD_OFFSET(Record, platform)); }
+u32 ManifestDomain::console() const { return record_field<u16>(record_, FIELD_OFFSET(Record, console)); }
 u32 ManifestDomain::ioport_range_count() const {
     return record_field<u16>(record_, FIELD_OFFSET(Record, ioport_range_count));
 }

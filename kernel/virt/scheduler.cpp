@@ -40,6 +40,17 @@ u64 earliest_deadline(Vm* const* vms, u32 count) {
     return earliest;
 }
 
+// The running VM that takes the host's console input, if any.
+Vm* console_taker(Vm* const* vms, u32 count) {
+    for (u32 i = 0; i < count; ++i)
+        if (vms[i]->running && vms[i]->console_input) return vms[i];
+    return nullptr;
+}
+
+// How long an idle CPU sleeps at most while a VM takes the console's input: the host's UART is
+// polled, and a user sees an echo this late at worst.
+constexpr u64 kConsolePollMs = 10;
+
 bool any_running(Vm* const* vms, u32 count) {
     for (u32 i = 0; i < count; ++i)
         if (vms[i]->running) return true;
@@ -63,18 +74,27 @@ void stop_waiting_vms(Vm* const* vms, u32 count) {
 void run_vms(Vm* const* vms, u32 count, const RunOptions& options) {
     while (any_running(vms, count)) {
         bool ran = false;
+        Vm* typing = console_taker(vms, count);
         for (u32 i = 0; i < count; ++i) {
             Vm& vm = *vms[i];
             for (u32 c = 0; c < vm.vcpu_count; ++c) {
+                if (&vm == typing && vm.running) vm.pc_ops->serve_console(vm);
                 if (!ready(vm, vm.vcpus[c])) continue;
                 run_slice(vm, vm.vcpus[c], options);
                 ran = true;
             }
         }
+        if (typing && typing->running) typing->pc_ops->serve_console(*typing);
         if (ran) continue;
-        // Every running VM waits. A PC's timer will wake one: sleep until it is due (the
-        // physical CPU idles; nothing spins). With no timer armed, nothing can ever wake them.
-        if (u64 deadline = earliest_deadline(vms, count); deadline != ~u64{0})
+        // Every running VM waits. A PC's timer or what a user types will wake one: sleep until
+        // the timer is due or it is time to look at the console (the physical CPU idles; nothing
+        // spins). With neither, nothing can ever wake them.
+        u64 deadline = earliest_deadline(vms, count);
+        if (typing) {
+            u64 poll = platform::timestamp() + platform::timestamp_khz() * kConsolePollMs;
+            if (poll < deadline) deadline = poll;
+        }
+        if (deadline != ~u64{0})
             platform::idle_until(deadline);
         else
             stop_waiting_vms(vms, count);

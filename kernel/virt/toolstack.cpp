@@ -157,9 +157,11 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested));
     NESTOR_TRY_STATUS(set_up_nested(vm, m));
     if (pc) NESTOR_TRY_STATUS(give_pc(vm, m));
+    vm.console_input = m.console() == NESTOR_MANIFEST_CONSOLE_INPUT;
     log::info("appliance: domain {}: {} MiB, {} entry {:#x}, {} on {}", vm.name, m.memory_bytes() >> 20,
               boot_protocol_name(loaded->protocol), loaded->entry,
               nested ? "nested virtualization" : "no nested virtualization", ops.name);
+    if (vm.console_input) log::info("appliance: domain {} takes the console's input (its serial port COM1)", vm.name);
     return {};
 }
 

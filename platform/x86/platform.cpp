@@ -12,6 +12,7 @@ constexpr u16 kBochsShutdownPort = 0x8900;
 }  // namespace
 
 void console_write(const char* text, usize length) { x86::uart::write(x86::uart::kCom1, text, length); }
+bool console_read(u8& byte) { return x86::uart::read(x86::uart::kCom1, byte); }
 
 [[noreturn]] void shutdown(ExitStatus status) {
     // The marker line lets harnesses judge emulators that cannot report a status (Bochs).

@@ -30,6 +30,25 @@ nestor_appliance_test(devices AREA pc
   SVM_ARGS --expect "^\\[pc\\] rtc: 20[0-9][0-9]-[0-9]+-[0-9]+$"
   VMX_ARGS --expect "^\\[pc\\] rtc: 2000-1-1$")
 
+# Console input: what is typed on the host's serial console reaches the domain that takes it, at
+# its 16550A by receive interrupts; its prompt and the echo show on one line before the line ends;
+# 48 bytes typed while the guest does not read all arrive (the host holds back what the FIFO
+# cannot take).
+nestor_appliance_test(console_input AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_console.manifest GUESTS pc_console healthy
+  ARGS --expect-status 0
+  --type-after "^\\[console\\] type a line: $" "hello nestor\\n"
+  --type-after "^\\[console\\] not reading for a while$" "0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ\\n"
+  --expect "^appliance: domain console takes the console's input \\(its serial port COM1\\)$"
+  --expect "^\\[console\\] type a line: hello nestor$"
+  --expect "^\\[console\\] ok: a typed line arrives by receive interrupts, echoed after its prompt$"
+  --expect "^\\[console\\] ok: 48 bytes typed ahead arrive whole$"
+  --expect "^\\[console\\] ok: no receiver overrun$"
+  --expect "^\\[console\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^appliance: domain console exited with status 0 \\(shutdown\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --reject "FAIL:" --reject "PANIC" --reject "CPU exception")
+
 # SMP: four vCPUs, the three application processors started by the guest with INIT-SIPI-SIPI
 # into real mode, then an IPI to each and one back (tests/guests/pc_smp.cpp).
 nestor_appliance_test(smp AREA pc

@@ -25,6 +25,14 @@ template <typename... Args> void warn(const char* fmt, const Args&... args) { wr
 template <typename... Args> void info(const char* fmt, const Args&... args) { write(Level::info, fmt, args...); }
 template <typename... Args> void debug(const char* fmt, const Args&... args) { write(Level::debug, fmt, args...); }
 
+// A guest's console text at the info level, after "[source] ": a whole line (ends_line), or the
+// start of one, which later text of the same source continues without the prefix. Any other
+// output first ends a line left open, and then shows it again (the start of a line that a user is
+// typing stays whole at the bottom).
+void console_text(const char* source, const char* text, usize length, bool ends_line);
+// `source` will print nothing more: a line it left open is ended.
+void end_console_line(const char* source);
+
 // Parses "error", "warn", "info" or "debug"; false for anything else.
 bool parse_level(const char* text, Level& out);
 

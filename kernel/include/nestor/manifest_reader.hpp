@@ -57,9 +57,12 @@ enum class ManifestError : u8 {
     unknown_component,            // a component name unterminated, badly padded or not known
     duplicate_component,          // the same component twice
     component_empty,              // a component of size 0
+    unknown_console,              // not a NESTOR_MANIFEST_CONSOLE_*
+    console_input_without_pc,     // console input asked of a domain without the PC platform
+    console_input_twice,          // a second domain asks for the host's console input
 };
 
-inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::component_empty) + 1;
+inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::console_input_twice) + 1;
 
 // For the boot log: the enumerator's name, e.g. "bad_checksum".
 const char* manifest_error_name(ManifestError error);
@@ -94,6 +97,7 @@ public:
     u32 flags() const;         // NESTOR_DOMAIN_FLAG_*
     u32 cpuid_policy() const;  // NESTOR_CPUID_POLICY_*
     u32 platform() const;      // NESTOR_MANIFEST_PLATFORM_*
+    u32 console() const;       // NESTOR_MANIFEST_CONSOLE_*
     u32 ioport_range_count() const;
     IoPortRange ioport_range(u32 index) const;  // index < ioport_range_count()
     u32 signal_count() const;

@@ -30,6 +30,8 @@ struct CpuFeatures {
 namespace platform {
 
 void console_write(const char* text, usize length);
+// One byte typed on the host's console, if one has arrived (never waits).
+bool console_read(u8& byte);
 const CpuFeatures& cpu_features();
 u64 timestamp();  // cycles; instructions under QEMU -icount
 // The timestamp counter's rate in kHz, measured once on first use (a few ms of boot time).

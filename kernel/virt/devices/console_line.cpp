@@ -13,10 +13,19 @@ void ConsoleLine::put(u8 byte, DeviceHost& host) {
 }
 
 void ConsoleLine::flush(DeviceHost& host) {
-    if (length_ == 0) return;
+    if (length_ == 0 && !part_shown_) return;
     line_[length_] = '\0';
     host.console_line(line_, length_);
     length_ = 0;
+    part_shown_ = false;
+}
+
+void ConsoleLine::flush_part(DeviceHost& host) {
+    if (length_ == 0) return;
+    line_[length_] = '\0';
+    host.console_part(line_, length_);
+    length_ = 0;
+    part_shown_ = true;
 }
 
 }  // namespace nestor::virt

@@ -13,6 +13,7 @@ enum Register : u16 {
     modem_control = 4,
     line_status = 5
 };
+constexpr u8 kDataReady = 1 << 0;
 constexpr u8 kTransmitterEmpty = 1 << 5;
 constexpr u8 kTransmitterIdle = 1 << 6;  // holding register and shift register both empty
 
@@ -45,6 +46,12 @@ void write(u16 base, const char* text, usize length) {
 void flush(u16 base) {
     for (u32 spins = 0; spins < 100000 && !(inb(base + line_status) & kTransmitterIdle); ++spins) {
     }
+}
+
+bool read(u16 base, u8& byte) {
+    if (!(inb(base + line_status) & kDataReady)) return false;
+    byte = inb(base + data);
+    return true;
 }
 
 }  // namespace nestor::x86::uart

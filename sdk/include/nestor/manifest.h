@@ -41,6 +41,13 @@
 #define NESTOR_MANIFEST_PLATFORM_PC 1u   /* a PC: local APICs, I/O APIC, PIC, PIT, RTC, 16550A, ACPI */
 #define NESTOR_MANIFEST_PLATFORM_COUNT 2u
 
+/* A domain's console: its text goes to the host's console, prefixed with its name; the one domain
+ * (at most) whose console is INPUT also gets what is typed on the host's console, at its PC's
+ * serial port. */
+#define NESTOR_MANIFEST_CONSOLE_OUTPUT 0u
+#define NESTOR_MANIFEST_CONSOLE_INPUT 1u
+#define NESTOR_MANIFEST_CONSOLE_COUNT 2u
+
 /* 32 bytes at offset 0. */
 struct nestor_manifest_header {
     uint32_t magic;              /* NESTOR_MANIFEST_MAGIC */
@@ -87,7 +94,8 @@ struct nestor_manifest_domain {
     uint16_t signal_count;                      /* 0..NESTOR_MANIFEST_MAX_SIGNALS */
     uint16_t module_count;                      /* 0..NESTOR_MANIFEST_MAX_MODULES */
     uint16_t platform;                          /* NESTOR_MANIFEST_PLATFORM_* */
-    uint32_t reserved1;                         /* zero */
+    uint16_t console;                           /* NESTOR_MANIFEST_CONSOLE_*; INPUT needs the PC platform */
+    uint16_t reserved1;                         /* zero */
     char cmdline[NESTOR_MANIFEST_CMDLINE_SIZE]; /* printable ASCII */
     struct nestor_manifest_ioport_range ioport_ranges[NESTOR_MANIFEST_MAX_IOPORT_RANGES];
     /* Domains this one may signal (a notification capability each), by record index: in range,

@@ -71,6 +71,7 @@ bool parse_number(std::string_view text, std::uint64_t limit, std::uint64_t& out
 struct DomainLines {
     int name = 0;
     int nested_virt = 0;            // the "nested_virt" flag item, 0 if not asked
+    int console = 0;                // the "console" key, 0 if not given
     std::vector<int> signal_items;  // one per DomainSpec::signals entry
 };
 
@@ -192,6 +193,24 @@ private:
         }
         check_names_unique(manifest.domains, lines);
         check_signal_targets(manifest.domains, lines);
+        check_console_input(manifest.domains, lines);
+    }
+
+    void check_console_input(const std::vector<DomainSpec>& specs, const std::vector<DomainLines>& lines) {
+        const DomainSpec* taker = nullptr;
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            if (specs[i].console != NESTOR_MANIFEST_CONSOLE_INPUT) continue;
+            if (specs[i].platform != NESTOR_MANIFEST_PLATFORM_PC)
+                report(lines[i].console, "domain " + quoted(specs[i].name) +
+                                             " asks for the console's input, which reaches a domain through the "
+                                             "serial port of platform \"pc\"");
+            if (taker)
+                report(lines[i].console, "domain " + quoted(specs[i].name) +
+                                             " asks for the console's input, which domain " + quoted(taker->name) +
+                                             " already takes: one domain at most");
+            else
+                taker = &specs[i];
+        }
     }
 
     void domain(const Table& table, DomainSpec& spec, DomainLines& lines) {
@@ -218,6 +237,9 @@ private:
                 cpuid(entry, spec);
             } else if (key == "platform") {
                 platform(entry, spec);
+            } else if (key == "console") {
+                lines.console = entry.line;
+                console(entry, spec);
             } else if (key == "cmdline") {
                 cmdline(entry, spec);
             } else if (key == "ioports") {
@@ -402,6 +424,17 @@ private:
             spec.platform = NESTOR_MANIFEST_PLATFORM_PC;
         } else {
             report(entry.line, "unknown platform " + quoted(entry.value.text) + " (known: bare, pc)");
+        }
+    }
+
+    void console(const Entry& entry, DomainSpec& spec) {
+        if (!expect_kind(entry, Value::Kind::string)) return;
+        if (entry.value.text == "output") {
+            spec.console = NESTOR_MANIFEST_CONSOLE_OUTPUT;
+        } else if (entry.value.text == "input") {
+            spec.console = NESTOR_MANIFEST_CONSOLE_INPUT;
+        } else {
+            report(entry.line, "unknown console " + quoted(entry.value.text) + " (known: output, input)");
         }
     }
 

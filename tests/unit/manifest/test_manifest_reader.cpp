@@ -139,7 +139,18 @@ std::vector<Corruption> corruptions() {
          [](Image& i) { put<std::uint32_t>(i, DOMAIN(1, cpuid_policy), NESTOR_CPUID_POLICY_COUNT); }},
         {ManifestError::unknown_platform, 1,
          [](Image& i) { put<std::uint16_t>(i, DOMAIN(1, platform), NESTOR_MANIFEST_PLATFORM_COUNT); }},
-        {ManifestError::domain_reserved_not_zero, 1, [](Image& i) { put<std::uint32_t>(i, DOMAIN(1, reserved1), 7); }},
+        {ManifestError::unknown_console, 1,
+         [](Image& i) { put<std::uint16_t>(i, DOMAIN(1, console), NESTOR_MANIFEST_CONSOLE_COUNT); }},
+        {ManifestError::console_input_without_pc, 2,
+         [](Image& i) { put<std::uint16_t>(i, DOMAIN(2, console), NESTOR_MANIFEST_CONSOLE_INPUT); }},
+        {ManifestError::console_input_twice, 2,
+         [](Image& i) {
+             for (std::uint32_t d : {0u, 2u}) {
+                 put<std::uint16_t>(i, DOMAIN(d, platform), NESTOR_MANIFEST_PLATFORM_PC);
+                 put<std::uint16_t>(i, DOMAIN(d, console), NESTOR_MANIFEST_CONSOLE_INPUT);
+             }
+         }},
+        {ManifestError::domain_reserved_not_zero, 1, [](Image& i) { put<std::uint16_t>(i, DOMAIN(1, reserved1), 7); }},
         {ManifestError::too_many_ioport_ranges, 0,
          [](Image& i) { put<std::uint16_t>(i, DOMAIN(0, ioport_range_count), 9); }},
         {ManifestError::ioport_range_inverted, 0,

@@ -411,6 +411,25 @@ TEST_CASE("manifest.unknown_platform") {
     CHECK(parsed(one_domain("platform = \"bare\"\n")).domains[0].platform == NESTOR_MANIFEST_PLATFORM_BARE);
 }
 
+TEST_CASE("manifest.console") {
+    CHECK(errors_of(one_domain("console = \"keyboard\"\n")) ==
+          one("6: unknown console \"keyboard\" (known: output, input)"));
+    CHECK(errors_of(one_domain("console = \"input\"\n")) ==
+          one("6: domain \"a\" asks for the console's input, which reaches a domain through the serial port of "
+              "platform \"pc\""));
+    CHECK(parsed(one_domain("console = \"input\"\nplatform = \"pc\"\n")).domains[0].console ==
+          NESTOR_MANIFEST_CONSOLE_INPUT);
+    CHECK(parsed(one_domain("")).domains[0].console == NESTOR_MANIFEST_CONSOLE_OUTPUT);
+}
+
+TEST_CASE("manifest.console_input_twice") {
+    std::string text = one_domain("console = \"input\"\nplatform = \"pc\"\n") +
+                       "[[domain]]\nname = \"b\"\nimage = \"x\"\nmemory = \"1M\"\nplatform = \"pc\"\n"
+                       "console = \"input\"\n";
+    CHECK(errors_of(text) ==
+          one("13: domain \"b\" asks for the console's input, which domain \"a\" already takes: one domain at most"));
+}
+
 TEST_CASE("manifest.cmdline_too_long") {
     CHECK(errors_of(one_domain("cmdline = \"" + std::string(256, 'x') + "\"\n")) ==
           one("6: cmdline is longer than 255 characters"));

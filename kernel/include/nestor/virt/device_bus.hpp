@@ -15,6 +15,9 @@ class DeviceHost {
 public:
     // One complete line of the guest's console, without its newline.
     virtual void console_line(const char* text, usize length) = 0;
+    // The start of a line not ended yet, printed now (a shell's prompt, the echo of what a user
+    // types); what follows continues it. By default it is printed as a line of its own.
+    virtual void console_part(const char* text, usize length) { console_line(text, length); }
 
 protected:
     ~DeviceHost() = default;
@@ -107,7 +110,7 @@ class DeviceBus {
 public:
     static constexpr usize kMaxPortRanges = 16;
     static constexpr usize kMaxMmioRanges = 16;
-    static constexpr usize kMaxMsrRanges = 16;  // a PC: the local APIC's 3 and the MSR file's 8
+    static constexpr usize kMaxMsrRanges = 16;  // a PC: the local APIC's 3 and the MSR file's 9
     static constexpr usize kMaxDevices = 16;
 
     constexpr DeviceBus() = default;

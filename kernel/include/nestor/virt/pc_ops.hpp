@@ -39,12 +39,17 @@ struct PcOps {
     // its local APIC? If so the backend's vCPU is created in real mode at the SIPI's vector and
     // the vCPU runs from now on (true).
     bool (*start_processor)(Vm& vm, Vcpu& vcpu);
-    // The guest timestamp at which the PC's next timer is due (~0: none armed).
+    // The host timestamp (platform::timestamp) at which the PC's next timer is due (~0: none
+    // armed). The PC's models count in the guest's TSC, which has an offset of its own.
     u64 (*next_deadline)(const Vm& vm);
     // After an exit of a slice that ends at `slice_end`: should the slice end now? It should when
     // a timer comes due before then (it would fire late) or the exit sent an interrupt to another
     // vCPU of the VM (an IPI: the receiver should run soon).
     bool (*end_slice)(Vm& vm, u64 slice_end);
+    // For the VM that takes the host's console input: hands its serial port what has been typed
+    // (as much as the port has room for; the rest waits in the host's UART) and prints what the
+    // guest has sent since, even before its line ends (a prompt, an echo).
+    void (*serve_console)(Vm& vm);
     // The VM stopped: its PC goes back to the pool.
     void (*detach)(Vm& vm);
 };

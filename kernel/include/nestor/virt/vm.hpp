@@ -81,6 +81,7 @@ public:
     // Its PC (`platform = "pc"`): the component's state and table; nullptr for the bare platform.
     PcState* pc = nullptr;
     const PcOps* pc_ops = nullptr;
+    bool console_input = false;  // what is typed on the host's console goes to its PC's serial port
     // Its vCPUs: vcpus[0] starts at the guest's entry point; on a PC the others wait for the
     // guest's INIT-SIPI-SIPI. Only the first vcpu_count are used.
     Vcpu vcpus[kMaxVcpusPerVm]{};

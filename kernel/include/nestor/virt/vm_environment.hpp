@@ -16,7 +16,8 @@ public:
     VmEnvironment(Vm& vm, Vcpu& vcpu) : vm_(vm), vcpu_(vcpu) {}
     explicit VmEnvironment(Vm& vm) : VmEnvironment(vm, vm.vcpus[0]) {}
     CpuidValues host_cpuid(u32 leaf, u32 subleaf) override { return vm_.ops->host_cpuid(leaf, subleaf); }
-    void console_line(const char* text, usize) override { log::info("[{}] {}", vm_.name, text); }
+    void console_line(const char* text, usize length) override { log::console_text(vm_.name, text, length, true); }
+    void console_part(const char* text, usize length) override { log::console_text(vm_.name, text, length, false); }
     ExitOutcome hypercall(VcpuState& state) override;
     nested::NestedVcpu* nested_vcpu() override { return vcpu_.nested_state(); }
     bool port_held(u16 port, u8 size) override;

@@ -98,6 +98,9 @@ public:
     virt::DeviceOutcome io_write(u16 port, u8 size, u32 value, virt::DeviceHost& host) override;
     // Prints the partial line.
     void flush(virt::DeviceHost& host) override;
+    // Prints the partial line as the start of a line that further output continues: for the
+    // console a user types into, whose prompt and echo should show before the line ends.
+    void flush_part(virt::DeviceHost& host) { console_.flush_part(host); }
 
     // One byte from the host's side of the line. False when the receiver overruns (LSR.OE set):
     // with the FIFO on, the new byte is lost (the FIFO is full); without it, the unread byte is

@@ -18,9 +18,12 @@ public:
     void put(u8 byte, DeviceHost& host);
     // Prints the partial line, if there is one.
     void flush(DeviceHost& host);
+    // Prints the partial line, if there is one, as the start of a line the next text continues.
+    void flush_part(DeviceHost& host);
 
 private:
     usize length_ = 0;
+    bool part_shown_ = false;        // the line's start went out with flush_part: its end must follow
     char line_[kCapacity + 1] = {};  // with room for a terminating NUL
 };
 

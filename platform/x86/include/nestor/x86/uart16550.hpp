@@ -11,5 +11,7 @@ void init(u16 base);
 void write(u16 base, const char* text, usize length);
 // Waits until everything written has left the UART (bounded), e.g. before powering off.
 void flush(u16 base);
+// One received byte, if the UART holds one (never waits).
+bool read(u16 base, u8& byte);
 
 }  // namespace nestor::x86::uart
