@@ -45,9 +45,17 @@ struct SvmVcpu {
     paddr block_pa;
 };
 
-// What an L1 hypervisor on VMX has set up.
+namespace vmx {
+struct Vmcs12;  // vmx/vmcs12.hpp: the current VMCS, cached in L0 memory
+}
+
+// What an L1 hypervisor on VMX has set up (vmx/vmx_instructions.hpp).
 struct VmxVcpu {
-    bool vmxon;  // after VMXON (not yet: VMX instructions stop the domain)
+    bool vmxon;            // in VMX operation (after VMXON, until VMXOFF)
+    u64 vmxon_pointer;     // VMXON's operand
+    u64 current_vmcs;      // the current-VMCS pointer; ~0 when none
+    vmx::Vmcs12* cache;    // L0's copy of the current VMCS (allocated at the first VMXON)
+    paddr cache_physical;  // 0 before then
 };
 
 struct DomainCore {

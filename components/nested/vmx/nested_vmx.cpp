@@ -1,23 +1,23 @@
-// Nested VMX: what an L1 hypervisor on Intel sees of VMX. For now it can discover VMX (CPUID)
-// and find IA32_FEATURE_CONTROL locked with VMX allowed; the VMX instructions and the capability
-// MSRs are issue 7's work, and until then they stop the domain with a report that says so, never
-// a silent #UD. Built only with INTEL_VMX=ON.
+// Nested VMX: what an L1 hypervisor on Intel sees of VMX. It discovers VMX (CPUID), finds
+// IA32_FEATURE_CONTROL locked with VMX allowed, reads the capability MSRs (vmx_capabilities.hpp)
+// and runs the VMX instructions (vmx_instructions.hpp) with their architectural checks against a
+// vmcs12 cached in L0 memory (vmcs12.hpp). VMLAUNCH / VMRESUME pass their checks and then stop
+// the domain: running L2 comes later. Built only with INTEL_VMX=ON.
 #include "nested_ept.hpp"
 #include "nestor/arch/vmx_vmcs.hpp"
+#include "vmx_capabilities.hpp"
+#include "vmx_instructions.hpp"
 
 namespace nestor::nested {
 namespace vmx {
 namespace {
 
-constexpr u64 kFeatureControlLock = u64{1} << 0;
-constexpr u64 kFeatureControlVmxOutsideSmx = u64{1} << 2;
 constexpr u32 kMsrFeatureControl = intel_vmx::vmx_msr::feature_control;
 constexpr u32 kMsrVmxFirst = intel_vmx::vmx_msr::vmx_basic;
 constexpr u32 kMsrVmxLast = intel_vmx::vmx_msr::vmx_vmfunc;
 constexpr u32 kCpuid1EcxVmx = 1u << 5;
-
-// VMX exit reasons of the VMX instructions (the backend's VmExit::vendor_code).
-constexpr u64 kExitVmfunc = 59;
+constexpr u8 kVectorSs = 12;
+constexpr const char* kNoHardware = "nested VMX: the backend lent no VMX context for this vCPU";
 
 Availability availability(const CpuFeatures& cpu) {
     if (!cpu.vmx) return {false, "the CPU has no VMX"};
@@ -26,39 +26,67 @@ Availability availability(const CpuFeatures& cpu) {
     return {true, ""};
 }
 
-void vcpu_reset(NestedVcpu& vcpu) { core(vcpu).vmx = VmxVcpu{false}; }
-
-const char* not_implemented(u64 reason) {
-    switch (reason) {
-    case 19: return "nested VMX: VMCLEAR is not implemented yet";
-    case 20: return "nested VMX: VMLAUNCH is not implemented yet";
-    case 21: return "nested VMX: VMPTRLD is not implemented yet";
-    case 22: return "nested VMX: VMPTRST is not implemented yet";
-    case 23: return "nested VMX: VMREAD is not implemented yet";
-    case 24: return "nested VMX: VMRESUME is not implemented yet";
-    case 25: return "nested VMX: VMWRITE is not implemented yet";
-    case 26: return "nested VMX: VMXOFF is not implemented yet";
-    case 27: return "nested VMX: VMXON is not implemented yet";
-    case 50: return "nested VMX: INVEPT is not implemented yet";
-    case 53: return "nested VMX: INVVPID is not implemented yet";
-    default: return "nested VMX: an unknown VMX instruction exit";
-    }
+void vcpu_destroy(NestedVcpu& vcpu) {
+    VmxVcpu& vmx = core(vcpu).vmx;
+    if (vmx.cache && vcpu.host) leave_vmx_operation(vmx, *vcpu.host);
 }
 
-Decision virtualization_instruction(NestedVcpu&, const virt::VmExit& exit, virt::VcpuState& state) {
+// Power-on: outside VMX operation, no current VMCS (the cache, if any, goes back to L0).
+void vcpu_reset(NestedVcpu& vcpu) {
+    vcpu_destroy(vcpu);
+    core(vcpu).vmx = VmxVcpu{false, 0, kNoCurrentVmcs, nullptr, 0};
+}
+
+x86::vmx::NestedHardware* hardware_of(NestedVcpu& vcpu) {
+    return static_cast<x86::vmx::NestedHardware*>(vcpu.hardware);
+}
+
+// L1's CPU at this exit, read once from the backend.
+L1Cpu read_l1_cpu(x86::vmx::NestedHardware& hw, const virt::VcpuState& state) {
+    L1Cpu cpu{};
+    cpu.cr0 = state.cr0;
+    cpu.cr4 = hw.cr4();
+    cpu.efer = state.efer;
+    cpu.rflags = state.rflags;
+    cpu.mode = state.mode;
+    cpu.interruptibility = hw.interruptibility();
+    cpu.exit = hw.instruction_exit();
+    for (u32 i = 0; i < 6; ++i) cpu.segments[i] = hw.segment(i);
+    cpu.physical_address_bits = hw.physical_address_bits();
+    return cpu;
+}
+
+Decision decide(const Result& result, x86::vmx::NestedHardware& hw, virt::VcpuState& state) {
+    switch (result.outcome) {
+    case Outcome::succeed:
+    case Outcome::fail_invalid:
+    case Outcome::fail_valid: apply_flags(result, state); return complete();
+    case Outcome::undefined_opcode: return inject_ud();
+    case Outcome::general_protection: return inject_gp();
+    case Outcome::stack_fault: hw.inject_exception(kVectorSs, 0); return Decision{Action::resume, 0, nullptr};
+    case Outcome::stop: break;
+    }
+    return stop(result.report);
+}
+
+Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
     // As on the CPU: VMX instructions #UD outside protected mode; VMFUNC #UDs unless L1 enabled
-    // it for an L2, which cannot run yet.
-    if (state.mode == virt::CpuMode::real16 || exit.vendor_code == kExitVmfunc) return inject_ud();
-    return stop(not_implemented(exit.vendor_code));
+    // it for an L2, and VM functions are not offered.
+    if (state.mode == virt::CpuMode::real16 || exit.vendor_code == intel_vmx::exit_reason::vmfunc) return inject_ud();
+    x86::vmx::NestedHardware* hw = hardware_of(vcpu);
+    if (!hw || !vcpu.host) return stop(kNoHardware);
+    L1Cpu cpu = read_l1_cpu(*hw, state);
+    InstructionContext context{core(vcpu).vmx, *vcpu.host, *hw, cpu, state};
+    return decide(execute(exit.vendor_code, context), *hw, state);
 }
 
 bool is_capability_msr(u32 index) { return index >= kMsrVmxFirst && index <= kMsrVmxLast; }
 
 Decision msr_read(NestedVcpu&, u32 index, const virt::VcpuState&) {
-    // Locked by "firmware" with VMX allowed outside SMX, as an L1 expects before VMXON.
-    if (index == kMsrFeatureControl) return complete(kFeatureControlLock | kFeatureControlVmxOutsideSmx);
-    if (is_capability_msr(index)) return stop("nested VMX: the VMX capability MSRs are not implemented yet");
-    return not_nested();
+    if (index == kMsrFeatureControl) return complete(feature_control());
+    if (!is_capability_msr(index)) return not_nested();
+    u64 value = 0;
+    return capability_msr(index, value) ? complete(value) : inject_gp();
 }
 
 // FEATURE_CONTROL is locked and the capability MSRs are read-only: writes #GP, as on the CPU.
@@ -82,7 +110,7 @@ constexpr VendorPart kPart = {
     .name = "vmx",
     .availability = availability,
     .vcpu_reset = vcpu_reset,
-    .vcpu_destroy = nullptr,
+    .vcpu_destroy = vcpu_destroy,
     .virtualization_instruction = virtualization_instruction,
     .msr_read = msr_read,
     .msr_write = msr_write,

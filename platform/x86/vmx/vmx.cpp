@@ -18,6 +18,7 @@
 #include "nestor/x86/host_cpuid.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 #include "nestor/x86/vmx/ept.hpp"
+#include "nestor/x86/vmx/nested_hardware.hpp"
 #include "nestor/x86/vmx/vmcs.hpp"
 #include "nestor/x86/vmx/vmx_logic.hpp"
 
@@ -45,6 +46,25 @@ struct VmxVm {
 };
 static_assert(sizeof(VmxVm) <= kPageSize);
 
+struct VmxVcpu;
+
+// What the nested VMX component gets of a vCPU of a nested domain (nested_hardware.hpp). Its
+// operations are defined with the rest of the backend, below.
+class VmxNestedHardware final : public x86::vmx::NestedHardware {
+public:
+    void attach(VmxVcpu* vcpu) { vcpu_ = vcpu; }
+    x86::vmx::InstructionExit instruction_exit() override;
+    x86::vmx::GuestSegment segment(u32 index) override;
+    u64 cr4() override;
+    u64 interruptibility() override;
+    bool translate(u64 linear, u64 efer, u64& guest_physical) override;
+    void inject_exception(u8 vector, u32 error_code) override;
+    u32 physical_address_bits() override;
+
+private:
+    VmxVcpu* vcpu_ = nullptr;
+};
+
 struct VmxVcpu {
     paddr self;
     VmxVm* vm;
@@ -66,6 +86,7 @@ struct VmxVcpu {
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
+    VmxNestedHardware nested_hardware;  // lent to the nested component when `nested`
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
 
@@ -591,6 +612,10 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     vcpu->save_efer = caps.save_efer;
     vcpu->ia32e_mode = s.ia32e_mode;
     vcpu->nested = initial.nested;
+    if (initial.nested && initial.nested_hardware) {
+        vcpu->nested_hardware.attach(vcpu);
+        *initial.nested_hardware = static_cast<x86::vmx::NestedHardware*>(&vcpu->nested_hardware);
+    }
 
     VmcsWriter w;
     // Controls.
@@ -1036,6 +1061,39 @@ usize vmx_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, us
     u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
     return read_guest_linear(paging, linear, memory, out, size);
 }
+
+}  // namespace
+
+// The nested component asks while it handles an exit of this vCPU, whose VMCS is current then.
+x86::vmx::InstructionExit VmxNestedHardware::instruction_exit() {
+    if (!make_current(*vcpu_)) return {};
+    return {vmread(field::exit_qualification), static_cast<u32>(vmread(field::exit_instruction_info))};
+}
+
+x86::vmx::GuestSegment VmxNestedHardware::segment(u32 index) {
+    if (index > 5 || !make_current(*vcpu_)) return {0, 0, access_rights::unusable};
+    return {vmread(field::guest_es_base + 2 * index), static_cast<u32>(vmread(field::guest_es_limit + 2 * index)),
+            static_cast<u32>(vmread(field::guest_es_access_rights + 2 * index))};
+}
+
+u64 VmxNestedHardware::cr4() { return vmx_xsave_controls(handle_of(vcpu_)).cr4; }
+
+u64 VmxNestedHardware::interruptibility() { return make_current(*vcpu_) ? vmread(field::guest_interruptibility) : 0; }
+
+bool VmxNestedHardware::translate(u64 linear, u64 efer, u64& guest_physical) {
+    if (!make_current(*vcpu_)) return false;
+    GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), efer};
+    EptGuestMemory memory(*vcpu_->vm);
+    return guest_translate(paging, linear, memory, guest_physical);
+}
+
+void VmxNestedHardware::inject_exception(u8 vector, u32 error_code) {
+    vmx_inject_exception(handle_of(vcpu_), vector, true, error_code);
+}
+
+u32 VmxNestedHardware::physical_address_bits() { return host_cpuid(0x80000008, 0).eax & 0xFF; }
+
+namespace {
 
 constexpr VirtOps kVmxOps = {
     .name = "vmx",

@@ -13,8 +13,9 @@ inline constexpr u32 kModuleMagic = 0x444f4d4e;  // "NMOD" as little-endian byte
 // Raised when a hook's meaning changes without its layout changing, and when the backend's side
 // of the component's contract changes, which the kernel cannot fingerprint (it never includes
 // platform headers): NestedVcpu::hardware, the SVM backend's NestedHardware (its operations and
-// resources, nestor/x86/svm/nested_hardware.hpp), is part of what this number stands for.
-inline constexpr u32 kModuleInterfaceVersion = 2;
+// resources, nestor/x86/svm/nested_hardware.hpp) and the VMX backend's
+// (nestor/x86/vmx/nested_hardware.hpp), is part of what this number stands for.
+inline constexpr u32 kModuleInterfaceVersion = 3;
 inline constexpr const char* kModuleEntrySymbol = "nestor_nested_module";
 
 struct ModuleDescriptor {

@@ -30,6 +30,7 @@ inline constexpr u32 vmx_cr0_fixed0 = 0x486;
 inline constexpr u32 vmx_cr0_fixed1 = 0x487;
 inline constexpr u32 vmx_cr4_fixed0 = 0x488;
 inline constexpr u32 vmx_cr4_fixed1 = 0x489;
+inline constexpr u32 vmx_vmcs_enum = 0x48A;
 inline constexpr u32 vmx_procbased_ctls2 = 0x48B;
 inline constexpr u32 vmx_ept_vpid_cap = 0x48C;
 inline constexpr u32 vmx_true_pinbased_ctls = 0x48D;
@@ -237,13 +238,18 @@ inline constexpr u32 hlt_exiting = 1u << 7;
 inline constexpr u32 invlpg_exiting = 1u << 9;
 inline constexpr u32 mwait_exiting = 1u << 10;
 inline constexpr u32 rdpmc_exiting = 1u << 11;
+inline constexpr u32 rdtsc_exiting = 1u << 12;
 inline constexpr u32 cr3_load_exiting = 1u << 15;
 inline constexpr u32 cr3_store_exiting = 1u << 16;
+inline constexpr u32 cr8_load_exiting = 1u << 19;
+inline constexpr u32 cr8_store_exiting = 1u << 20;
 inline constexpr u32 nmi_window_exiting = 1u << 22;  // needs the virtual-NMIs pin control
+inline constexpr u32 mov_dr_exiting = 1u << 23;
 inline constexpr u32 unconditional_io_exiting = 1u << 24;
 inline constexpr u32 use_io_bitmaps = 1u << 25;
 inline constexpr u32 use_msr_bitmaps = 1u << 28;
 inline constexpr u32 monitor_exiting = 1u << 29;
+inline constexpr u32 pause_exiting = 1u << 30;
 inline constexpr u32 activate_secondary = 1u << 31;
 }  // namespace primary
 
@@ -456,13 +462,18 @@ inline constexpr u64 eptp_ad_enable = u64{1} << 6;
 
 // VM-instruction error numbers worth a name in a report (SDM 30.4).
 namespace instruction_error {
+inline constexpr u32 vmclear_invalid_address = 2;
+inline constexpr u32 vmclear_vmxon_pointer = 3;
 inline constexpr u32 vmlaunch_nonclear = 4;
 inline constexpr u32 vmresume_nonlaunched = 5;
 inline constexpr u32 entry_invalid_control = 7;
 inline constexpr u32 entry_invalid_host_state = 8;
 inline constexpr u32 vmptrld_invalid = 9;
+inline constexpr u32 vmptrld_vmxon_pointer = 10;
 inline constexpr u32 vmptrld_wrong_revision = 11;
 inline constexpr u32 unsupported_field = 12;
+inline constexpr u32 vmwrite_read_only = 13;
+inline constexpr u32 vmxon_in_root = 15;
 inline constexpr u32 entry_events_blocked_by_mov_ss = 26;
 inline constexpr u32 invalid_invept_invvpid = 28;
 }  // namespace instruction_error
