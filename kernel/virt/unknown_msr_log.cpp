@@ -8,15 +8,15 @@ bool UnknownMsrLog::seen(u32 index) const {
     return false;
 }
 
-bool UnknownMsrLog::first_time(u32 index) {
-    if (seen(index)) return false;
-    if (!full()) {
+UnknownMsrLog::Report UnknownMsrLog::note(u32 index) {
+    if (seen(index)) return Report::none;
+    if (count_ < kCapacity) {
         indices_[count_++] = index;
-        return true;
+        return Report::this_msr;
     }
-    if (overflow_reported_) return false;
+    if (overflow_reported_) return Report::none;
     overflow_reported_ = true;
-    return true;
+    return Report::further_msrs;
 }
 
 }  // namespace nestor::virt

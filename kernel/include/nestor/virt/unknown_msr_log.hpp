@@ -11,12 +11,15 @@ class UnknownMsrLog {
 public:
     static constexpr u32 kCapacity = 32;
 
-    // True the first time `index` is seen. Once kCapacity indices are remembered, true exactly
-    // once more (for a line saying further MSRs go unreported; full() tells which line to
-    // print) and false from then on.
-    bool first_time(u32 index);
-    // kCapacity indices are remembered: a first_time() that answers true now means "the rest".
-    bool full() const { return count_ == kCapacity; }
+    enum class Report : u8 {
+        none,          // seen before, or after the line about the rest
+        this_msr,      // the first touch of this MSR: report it
+        further_msrs,  // the log is full: say, once, that further MSRs go unreported
+    };
+
+    // What to report of a touch of MSR `index`: each of the first kCapacity MSRs once, then one
+    // line for all the others.
+    Report note(u32 index);
 
 private:
     bool seen(u32 index) const;

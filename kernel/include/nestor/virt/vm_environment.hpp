@@ -26,11 +26,11 @@ public:
     GuestXsaveControls guest_xsave_controls() override { return vm_.ops->xsave_controls(vcpu_.handle); }
     void set_guest_xcr0(u64 xcr0) override { vm_.ops->set_xcr0(vcpu_.handle, xcr0); }
     void unknown_msr(u32 index, bool write) override {
-        if (!vm_.unknown_msrs.first_time(index)) return;
-        if (vm_.unknown_msrs.full())
-            log::warn("{} {}: further unknown MSRs go unreported", vm_.label, vm_.name);
-        else
+        UnknownMsrLog::Report report = vm_.unknown_msrs.note(index);
+        if (report == UnknownMsrLog::Report::this_msr)
             log::warn("{} {}: {} of unknown MSR {:#x}: #GP", vm_.label, vm_.name, write ? "write" : "read", index);
+        else if (report == UnknownMsrLog::Report::further_msrs)
+            log::warn("{} {}: further unknown MSRs go unreported", vm_.label, vm_.name);
     }
     Result<MmioAccess, MmioDecodeError> decode_mmio(const VcpuState& state) override {
         return decode_mmio_at_rip(*vm_.ops, vcpu_.handle, state);
