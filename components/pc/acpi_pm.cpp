@@ -1,5 +1,7 @@
 #include "nestor/pc/acpi_pm.hpp"
 
+#include "nestor/pc/byte_ports.hpp"
+
 namespace nestor::pc {
 
 namespace {
@@ -105,19 +107,16 @@ bool AcpiPm::write_control(u16 value) {
 virt::DeviceOutcome AcpiPm::io_read(u16 port, u8 size, u32& value, virt::DeviceHost&) {
     if (!valid_width(size)) return {};
     Snapshot now{timer_ticks()};
-    u32 offset = static_cast<u16>(port - base_);
-    u32 result = 0;
-    for (u32 i = 0; i < size; ++i) result |= u32{read_byte(offset + i, now)} << (8 * i);
-    value = result;
+    value = read_bytes(port, size, [&](u16 at) { return read_byte(static_cast<u16>(at - base_), now); });
     return {};
 }
 
 virt::DeviceOutcome AcpiPm::io_write(u16 port, u8 size, u32 value, virt::DeviceHost&) {
     if (!valid_width(size)) return {};
     Snapshot now{timer_ticks()};
-    u32 offset = static_cast<u16>(port - base_);
     bool powered_off = false;
-    for (u32 i = 0; i < size; ++i) powered_off |= !write_byte(offset + i, byte_of(value, i), now);
+    write_bytes(port, size, value,
+                [&](u16 at, u8 byte) { powered_off |= !write_byte(static_cast<u16>(at - base_), byte, now); });
     return powered_off ? virt::DeviceOutcome::end_guest(virt::StopReason::shutdown, 0) : virt::DeviceOutcome{};
 }
 

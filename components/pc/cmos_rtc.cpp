@@ -1,12 +1,13 @@
 #include "nestor/pc/cmos_rtc.hpp"
 
+#include "nestor/pc/byte_ports.hpp"
+
 namespace nestor::pc {
 
 namespace {
 
 using u128 = unsigned __int128;
 
-constexpr u64 kMaxTscKhz = u64{1} << 32;  // keeps TSC ticks per second below 2^42
 constexpr i64 kSecondsPerDay = 86400;
 constexpr u64 kTimeBaseHz = 32768;  // the periodic interrupt's time base
 constexpr u32 kAlarmSearchSteps = 512;
@@ -87,23 +88,17 @@ CmosRtc::CmosRtc(const GuestClock& clock, IrqLines& irqs) : clock_(clock), irqs_
     synced_ = host_tsc_;
 }
 
-u64 CmosRtc::tsc_hz() const {
-    u64 khz = clock_.tsc_khz();
-    khz = khz == 0 ? 1 : khz > kMaxTscKhz ? kMaxTscKhz : khz;
-    return khz * 1000;
-}
+u64 CmosRtc::tsc_hz() const { return timer_tsc_hz(clock_); }
 
 // ---- the ports ----
 
 virt::DeviceOutcome CmosRtc::io_read(u16 port, u8 size, u32& value, virt::DeviceHost&) {
-    u32 result = 0;
-    for (u8 i = 0; i < size && i < 4; ++i) result |= u32{read_byte(static_cast<u16>(port + i))} << (8 * i);
-    value = result;
+    value = read_bytes(port, size, [this](u16 at) { return read_byte(at); });
     return {};
 }
 
 virt::DeviceOutcome CmosRtc::io_write(u16 port, u8 size, u32 value, virt::DeviceHost&) {
-    for (u8 i = 0; i < size && i < 4; ++i) write_byte(static_cast<u16>(port + i), static_cast<u8>(value >> (8 * i)));
+    write_bytes(port, size, value, [this](u16 at, u8 byte) { write_byte(at, byte); });
     return {};
 }
 

@@ -28,6 +28,8 @@ bool is_mtrr(u32 index) {
 
 bool is_bank(u32 index) { return index - kMsrMc0Ctl < 4 * kMaxMachineCheckBanks; }
 
+bool is_amd_pstate_def(u32 index) { return index - kMsrAmdPstateDef0 < kAmdPstateDefs; }
+
 bool fixed_mtrr_is_valid(u64 value) {
     for (u32 i = 0; i < 8; ++i)
         if (!mtrr_type_is_valid((value >> (8 * i)) & 0xFF)) return false;
@@ -62,9 +64,9 @@ MsrConfig msr_config_from_cpuid(CpuVendor vendor, const CpuidValues& leaf7, cons
     return config;
 }
 
-MsrFile::MsrFile(const MsrConfig& config, const GuestClock& clock)
+MsrFile::MsrFile(const MsrConfig& config, GuestTsc& tsc)
     : config_(config),
-      clock_(clock),
+      tsc_(tsc),
       banks_(config.machine_check_banks < kMaxMachineCheckBanks ? config.machine_check_banks : kMaxMachineCheckBanks) {
     u32 bits = config.physical_address_bits;
     bits = bits < kMinPhysicalAddressBits   ? kMinPhysicalAddressBits
@@ -76,11 +78,10 @@ MsrFile::MsrFile(const MsrConfig& config, const GuestClock& clock)
 }
 
 void MsrFile::reset() {
-    tsc_adjustment_ = 0;
     spec_ctrl_ = 0;
     misc_enable_ = kMiscEnableReset;
     mcg_status_ = 0;
-    hwcr_ = 0;
+    hwcr_ = kHwcrReset;
     osvw_id_length_ = 0;
     osvw_status_ = 0;
     mtrr_def_type_ = 0;
@@ -104,10 +105,10 @@ DeviceOutcome MsrFile::msr_write(u32 index, u64 value, DeviceHost&) {
 // The MSRs both vendors have; the rest is the vendor's.
 DeviceOutcome MsrFile::read_common(u32 index, u64& value) const {
     switch (index) {
-    case kMsrTsc: value = clock_.now() + tsc_adjustment_; return {};
+    case kMsrTsc: value = tsc_.now(); return {};
     case kMsrTscAdjust:
         if (!config_.tsc_adjust) return gp();
-        value = tsc_adjustment_;
+        value = tsc_.adjust();
         return {};
     case kMsrSpecCtrl:
         if (!config_.spec_ctrl) return gp();
@@ -133,12 +134,11 @@ DeviceOutcome MsrFile::read_common(u32 index, u64& value) const {
 
 DeviceOutcome MsrFile::write_common(u32 index, u64 value) {
     switch (index) {
-    // WRMSR to either moves the TSC and TSC_ADJUST by the same amount (SDM vol. 3B 18.17.3):
-    // one number holds both.
-    case kMsrTsc: tsc_adjustment_ = value - clock_.now(); return {};
+    // WRMSR to either moves the TSC and TSC_ADJUST by the same amount (SDM vol. 3B 18.17.3).
+    case kMsrTsc: tsc_.write_tsc(value); return {};
     case kMsrTscAdjust:
         if (!config_.tsc_adjust) return gp();
-        tsc_adjustment_ = value;
+        tsc_.write_adjust(value);
         return {};
     case kMsrSpecCtrl:
         if (!config_.spec_ctrl || (value & ~config_.spec_ctrl_bits)) return gp();
@@ -191,6 +191,10 @@ DeviceOutcome MsrFile::write_misc_enable(u64 value) {
 }
 
 DeviceOutcome MsrFile::read_amd(u32 index, u64& value) const {
+    if (is_amd_pstate_def(index)) {
+        value = 0;
+        return {};
+    }
     switch (index) {
     case kMsrAmdHwcr: value = hwcr_; return {};
     case kMsrAmdOsvwIdLength: value = osvw_id_length_; return {};
@@ -207,6 +211,7 @@ DeviceOutcome MsrFile::read_amd(u32 index, u64& value) const {
 }
 
 DeviceOutcome MsrFile::write_amd(u32 index, u64 value) {
+    if (is_amd_pstate_def(index)) return {};
     switch (index) {
     case kMsrAmdHwcr: return write_hwcr(value);
     case kMsrAmdOsvwIdLength: osvw_id_length_ = value; return {};
@@ -230,7 +235,7 @@ DeviceOutcome MsrFile::write_amd(u32 index, u64 value) {
 DeviceOutcome MsrFile::write_hwcr(u64 value) {
     value &= ~kHwcrIgnored;
     if (value & ~kHwcrWritable) return gp();
-    hwcr_ = value;
+    hwcr_ = kHwcrReset | value;
     return {};
 }
 

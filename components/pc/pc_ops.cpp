@@ -12,8 +12,8 @@
 
 namespace nestor::virt {
 
-// The guest's timestamp counter is the host's: the TSC is not offset, so it never goes backwards
-// and reads the same on every vCPU of a domain.
+// The host's timestamp counter, from which each PC's own TSC (PcPlatform::tsc()) starts at 0:
+// every vCPU of the domain runs with that TSC's offset.
 class HostClock final : public pc::GuestClock {
 public:
     u64 now() const override { return platform::timestamp(); }
@@ -24,9 +24,9 @@ struct PcState {
     HostClock clock;
     pc::PcPlatform platform;
     CpuidTopology topology[pc::kMaxVcpus];
-    bool init_seen[pc::kMaxVcpus] = {};
-    u8 window[pc::kMaxVcpus] = {};  // the event window each vCPU's backend was last asked for  // an application
-                                    // processor's INIT arrived (it then waits for a SIPI)
+    bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
+    u8 window[pc::kMaxVcpus] = {};       // the event window each vCPU's backend was last asked for
+    u64 tsc_offset[pc::kMaxVcpus] = {};  // the TSC offset each vCPU's backend was last given (a new one has 0)
 
     PcState(u32 vcpus, const pc::MsrConfig& msrs) : platform(clock, vcpus, msrs) {}
 };
@@ -91,16 +91,32 @@ Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
     vm.pc = pc;
     vm.pc_ops = pc_platform();
     if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
-    pc->platform.rtc().set_wall_clock(platform::wall_clock(), platform::timestamp());
+    pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
     pc->platform.rtc().set_memory_size(memory_bytes);
     return write_acpi_tables(vm, vcpus);
+}
+
+// A guest hypervisor has its say on its PC's interrupts first (nested_ops.hpp route_interrupt):
+// held while its GIF is clear, a #VMEXIT(INTR) into it while its guest runs and it intercepts
+// INTR, else the vCPU's now. False: not injected now, and no window either (the CPU's would open
+// at once): the STGI or #VMEXIT that lets it through is an exit, and the next entry tries again.
+bool nested_lets_interrupt_in(Vcpu& v, VcpuState& state) {
+    nested::NestedVcpu* nested = v.nested_state();
+    return !nested || nested->ops->route_interrupt(*nested, state).action == nested::Action::not_nested;
 }
 
 void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     pc::PcPlatform& pc = vm.pc->platform;
     pc.select_vcpu(v.index);
-    pc.advance(vm.pc->clock.now());
+    // The domain's TSC offset, set on this vCPU's backend once and again after a guest's WRMSR
+    // to IA32_TSC or IA32_TSC_ADJUST (on any vCPU) moved it.
+    if (u64 offset = pc.tsc().offset(); vm.pc->tsc_offset[v.index] != offset) {
+        vm.ops->set_tsc_offset(v.handle, offset);
+        vm.pc->tsc_offset[v.index] = offset;
+    }
+    pc.advance(pc.tsc().now());
     pc::PendingEvent event = pc.pending(v.index);
+    if (event.kind == pc::PendingEvent::Kind::interrupt && !nested_lets_interrupt_in(v, state)) event = {};
     bool nmi = event.kind == pc::PendingEvent::Kind::nmi;
     bool injected =
         event.kind == pc::PendingEvent::Kind::none ||
@@ -138,15 +154,15 @@ bool start_processor(Vm& vm, Vcpu& v) {
     }
     v.state().rip = 0;
     v.awaiting_startup = false;
+    vm.pc->tsc_offset[v.index] = 0;  // a new backend vCPU: its first entry sets the domain's
     log::info("appliance: domain {}: vCPU {} started at {:#x}", vm.name, v.index, u64{static_cast<u32>(vector)} << 12);
     return true;
 }
 
-u64 next_deadline(const Vm& vm) { return vm.pc->platform.next_deadline(); }
+// The kernel's timers run on the host's TSC.
+u64 next_deadline(const Vm& vm) { return vm.pc->platform.tsc().host_time(vm.pc->platform.next_deadline()); }
 
-bool end_slice(Vm& vm, u64 slice_end) {
-    return vm.pc->platform.take_woken_others() || vm.pc->platform.next_deadline() < slice_end;
-}
+bool end_slice(Vm& vm) { return vm.pc->platform.take_woken_others(); }
 
 void serve_console(Vm& vm) {
     pc::Serial16550A& serial = vm.pc->platform.serial();

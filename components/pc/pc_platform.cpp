@@ -11,28 +11,29 @@ u64 earlier(u64 a, u64 b) { return a < b ? a : b; }
 
 }  // namespace
 
-PcPlatform::PcPlatform(const GuestClock& clock, u32 vcpus, const MsrConfig& msr_config)
-    : clock_(clock),
+PcPlatform::PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config)
+    : tsc_(host_clock),
       vcpus_(vcpus == 0          ? 1
              : vcpus > kMaxVcpus ? kMaxVcpus
                                  : vcpus),
       io_apic_(apic_bus_, kIoApicId),
       irqs_(pic_, io_apic_),
-      pit_(clock, irqs_),
-      rtc_(clock, irqs_),
+      pit_(tsc_, irqs_),
+      rtc_(tsc_, irqs_),
       serial_(kConsolePort, kConsoleIrq, irqs_),
-      pm_(clock, irqs_, kPmBase) {
+      pm_(tsc_, irqs_, kPmBase) {
     apic_bus_.set_wakeup(*this);
     for (u32 i = 0; i < vcpus_; ++i) {
         apics_[i] =
-            new (&apic_storage_[i * sizeof(LocalApic)]) LocalApic(i, clock, apic_bus_, io_apic_, kApicTimerKhz, i == 0);
-        msrs_[i] = new (&msr_storage_[i * sizeof(MsrFile)]) MsrFile(msr_config, clock);
-        apics_[i]->set_min_period(mul_div(clock.tsc_khz(), kMinTimerPeriodUs, 1000));
+            new (&apic_storage_[i * sizeof(LocalApic)]) LocalApic(i, tsc_, apic_bus_, io_apic_, kApicTimerKhz, i == 0);
+        msrs_[i] = new (&msr_storage_[i * sizeof(MsrFile)]) MsrFile(msr_config, tsc_);
+        apics_[i]->set_min_period(mul_div(tsc_.tsc_khz(), kMinTimerPeriodUs, 1000));
         apic_bus_.add(*apics_[i]);
     }
 }
 
 Status<virt::BusError> PcPlatform::attach(virt::DeviceBus& bus) {
+    bus_ = &bus;
     // The console and the local APIC first: theirs are the busiest ranges.
     NESTOR_TRY_STATUS(bus.add_ports(kConsolePort, Serial16550A::kPorts, serial_));
     NESTOR_TRY_STATUS(bus.add_mmio(kLocalApicAddress, LocalApic::kMmioSize, local_));
@@ -93,7 +94,7 @@ void PcPlatform::taken(u32 index, const PendingEvent& event) {
 }
 
 bool PcPlatform::wakes(u32 index) {
-    advance(clock_.now());
+    advance(tsc_.now());
     return pending(index).kind != PendingEvent::Kind::none;
 }
 
@@ -126,8 +127,21 @@ virt::DeviceOutcome PcPlatform::LocalDevices::msr_read(u32 index, u64& value, vi
 }
 
 virt::DeviceOutcome PcPlatform::LocalDevices::msr_write(u32 index, u64 value, virt::DeviceHost& host) {
-    if (pc_.apic_msr(index)) return pc_.apics_[pc_.current_]->msr_write(index, value, host);
-    return pc_.msrs_[pc_.current_]->msr_write(index, value, host);
+    if (!pc_.apic_msr(index)) return pc_.msrs_[pc_.current_]->msr_write(index, value, host);
+    LocalApic& apic = *pc_.apics_[pc_.current_];
+    virt::DeviceOutcome outcome = apic.msr_write(index, value, host);
+    if (index == LocalApic::kMsrApicBase) pc_.claim_apic_page(apic.base());
+    return outcome;
+}
+
+// A local APIC's page reaches it only through the bus: a page moved where no range claims it
+// becomes another range of the local devices, which hand each access to the selected vCPU's
+// APIC (one whose page is elsewhere reads all-ones and ignores writes, as an empty bus would).
+// The ranges stay once added: a guest moving its pages about uses up the bus's room, and then
+// its APIC's new page is nothing's. A page over guest RAM is RAM's (its accesses never exit),
+// and a page over the I/O APIC's is the I/O APIC's.
+void PcPlatform::claim_apic_page(u64 base) {
+    if (bus_ && !bus_->mmio_range(base)) (void)bus_->add_mmio(base, LocalApic::kMmioSize, local_);
 }
 
 }  // namespace nestor::pc

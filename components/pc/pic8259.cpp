@@ -1,5 +1,7 @@
 #include "nestor/pc/pic8259.hpp"
 
+#include "nestor/pc/byte_ports.hpp"
+
 namespace nestor::pc {
 
 namespace {
@@ -165,16 +167,14 @@ void Pic8259::operation3(u8 ocw3) {
 }
 
 virt::DeviceOutcome Pic8259Pair::io_read(u16 port, u8 size, u32& value, virt::DeviceHost&) {
-    if (size == 0 || size > 4) return {};
-    u32 result = 0;
-    for (u8 i = 0; i < size; ++i) result |= u32{read_byte(static_cast<u16>(port + i))} << (8 * i);
-    value = result;
+    if (size == 0 || size > kMaxPortBytes) return {};
+    value = read_bytes(port, size, [this](u16 at) { return read_byte(at); });
     return {};
 }
 
 virt::DeviceOutcome Pic8259Pair::io_write(u16 port, u8 size, u32 value, virt::DeviceHost&) {
-    if (size == 0 || size > 4) return {};
-    for (u8 i = 0; i < size; ++i) write_byte(static_cast<u16>(port + i), static_cast<u8>(value >> (8 * i)));
+    if (size == 0 || size > kMaxPortBytes) return {};
+    write_bytes(port, size, value, [this](u16 at, u8 byte) { write_byte(at, byte); });
     return {};
 }
 

@@ -1,13 +1,14 @@
 #include "nestor/pc/pit8254.hpp"
 
+#include "nestor/pc/byte_ports.hpp"
+
 namespace nestor::pc {
 
 namespace {
 
 using u128 = unsigned __int128;
 
-constexpr u64 kMaxTscKhz = u64{1} << 32;  // keeps TSC ticks per second below 2^42
-constexpr u64 kFullCount = 0x10000;       // a count of 0 counts 65536
+constexpr u64 kFullCount = 0x10000;  // a count of 0 counts 65536
 
 u64 saturate(u128 value) { return value > ~u64{0} ? ~u64{0} : static_cast<u64>(value); }
 
@@ -48,23 +49,17 @@ Pit8254::Pit8254(const GuestClock& clock, IrqLines& irqs) : clock_(clock), irqs_
     channels_[2].gate = false;  // port 0x61 starts with channel 2's gate low
 }
 
-u64 Pit8254::tsc_hz() const {
-    u64 khz = clock_.tsc_khz();
-    khz = khz == 0 ? 1 : khz > kMaxTscKhz ? kMaxTscKhz : khz;
-    return khz * 1000;
-}
+u64 Pit8254::tsc_hz() const { return timer_tsc_hz(clock_); }
 
 // ---- the ports ----
 
 virt::DeviceOutcome Pit8254::io_read(u16 port, u8 size, u32& value, virt::DeviceHost&) {
-    u32 result = 0;
-    for (u8 i = 0; i < size && i < 4; ++i) result |= u32{read_byte(static_cast<u16>(port + i))} << (8 * i);
-    value = result;
+    value = read_bytes(port, size, [this](u16 at) { return read_byte(at); });
     return {};
 }
 
 virt::DeviceOutcome Pit8254::io_write(u16 port, u8 size, u32 value, virt::DeviceHost&) {
-    for (u8 i = 0; i < size && i < 4; ++i) write_byte(static_cast<u16>(port + i), static_cast<u8>(value >> (8 * i)));
+    write_bytes(port, size, value, [this](u16 at, u8 byte) { write_byte(at, byte); });
     return {};
 }
 

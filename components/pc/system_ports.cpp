@@ -1,5 +1,7 @@
 #include "nestor/pc/system_ports.hpp"
 
+#include "nestor/pc/byte_ports.hpp"
+
 namespace nestor::pc {
 
 namespace {
@@ -31,9 +33,7 @@ virt::DeviceOutcome SystemPorts::io_read(u16 port, u8 size, u32& value, virt::De
             value = all_ones(size);  // the data window: no device at any address
         return {};
     }
-    u32 result = 0;
-    for (u8 i = 0; i < size; ++i) result |= u32{read_byte(static_cast<u16>(port + i))} << (8 * i);
-    value = result;
+    value = read_bytes(port, size, [this](u16 at) { return read_byte(at); });
     return {};
 }
 

@@ -71,17 +71,26 @@ CpuidValues host_leaf(u32 leaf, u32 subleaf, const CpuidValues& host) {
 // TSX_FORCE_ABORT and L1D_FLUSH (their MSRs). 0x80000001: the extended APIC space, IBS, SKINIT,
 // the watchdog timer, the node ID MSR, the performance TSC. 0x80000008: IRPERF (an HWCR bit).
 // 0x80000021: automatic IBRS (an EFER bit).
+// And the speculation controls: the MSR file would only store IA32_SPEC_CTRL, never load it into
+// the CPU, so a guest shown IBRS, STIBP, SSBD, PSFD, IPRED/RRSBA/DDP/BHI control or IBPB would
+// believe itself protected and not be. Without them IA32_SPEC_CTRL and IA32_PRED_CMD do not
+// exist (msr_config_from_cpuid) and the guest picks mitigations that need no MSR. Leaf 7.0 EDX:
+// IBRS/IBPB, STIBP, SSBD; 7.2 EDX: PSFD, IPRED_CTRL, RRSBA_CTRL, DDPD_U, BHI_CTRL; 0x80000008
+// EBX: IBPB, IBRS, STIBP, their "always on", "preferred" and "same mode" reports, SSBD,
+// VIRT_SSBD, PSFD, IBPB_RET; 0x80000021 EAX: SBPB and IBPB_BRTYPE (PRED_CMD's).
 struct HiddenFeatures {
     u32 leaf;
+    u32 subleaf;  // leaf 7's; the other leaves have none
     CpuidValues bits;
 };
 template <typename... Bit> constexpr u32 bits(Bit... bit) { return ((1u << bit) | ...); }
 constexpr HiddenFeatures kPcHidden[] = {
-    {0x00000001, {0, 0, bits(2, 4, 6, 7, 8, 10, 14, 18), bits(18, 21, 22, 29, 31)}},
-    {0x00000007, {0, bits(2, 12, 15), bits(5, 13, 24, 30), bits(13, 28)}},
-    {0x80000001, {0, 0, bits(3, 10, 12, 13, 19, 27), 0}},
-    {0x80000008, {0, kCpuidExt8EbxIrperf, 0, 0}},
-    {0x80000021, {bits(8), 0, 0, 0}},
+    {0x00000001, 0, {0, 0, bits(2, 4, 6, 7, 8, 10, 14, 18), bits(18, 21, 22, 29, 31)}},
+    {0x00000007, 0, {0, bits(2, 12, 15), bits(5, 13, 24, 30), bits(13, 26, 27, 28, 31)}},
+    {0x00000007, 2, {0, 0, 0, bits(0, 1, 2, 3, 4)}},
+    {0x80000001, 0, {0, 0, bits(3, 10, 12, 13, 19, 27), 0}},
+    {0x80000008, 0, {0, kCpuidExt8EbxIrperf | bits(12, 14, 15, 16, 17, 18, 19, 24, 25, 28, 30), 0, 0}},
+    {0x80000021, 0, {bits(8, 27, 28), 0, 0, 0}},
 };
 
 // Leaves about facilities the PC does not have: resource monitoring and allocation (0xF, 0x10,
@@ -93,9 +102,8 @@ bool pc_leaf_is_absent(u32 leaf) {
 }
 
 void hide_pc_features(u32 leaf, u32 subleaf, CpuidValues& out) {
-    if (subleaf != 0 && leaf == 7) return;
     for (const HiddenFeatures& hidden : kPcHidden) {
-        if (hidden.leaf != leaf) continue;
+        if (hidden.leaf != leaf || (leaf == 7 && hidden.subleaf != subleaf)) continue;
         out.eax &= ~hidden.bits.eax;
         out.ebx &= ~hidden.bits.ebx;
         out.ecx &= ~hidden.bits.ecx;

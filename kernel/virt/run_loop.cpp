@@ -73,6 +73,17 @@ u64 pc_time_slice(Vm& vm, u64 time_slice) {
     return time_slice == 0 || until < time_slice ? until : time_slice;
 }
 
+// The exit armed a PC timer due before the slice ends: the slice ends at that timer instead, or
+// it would fire late. Not at once: that would hand the rest of the slice to another vCPU at every
+// timer the guest arms, and with a tick shorter than a slice (a slow TSC) a vCPU whose sibling
+// spins would run little but its timer interrupts.
+[[gnu::noinline]] void end_slice_at(Vm& vm, Vcpu& v, u64 deadline, u64& time_slice, u64& slice_end) {
+    u64 now = platform::timestamp();
+    time_slice = deadline > now ? deadline - now : 1;
+    slice_end = deadline;
+    vm.ops->new_slice(v.handle);
+}
+
 // What the run loop does with the outcome of an exit it handled: false when the slice is over.
 [[gnu::always_inline]] inline bool carry_on(Vm& vm, Vcpu& v, const VmExit& exit, const ExitOutcome& outcome) {
     if (outcome.stop || !vm.running) [[unlikely]] {
@@ -136,9 +147,10 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
             if (!raise_interrupt(vm, v, state)) return;
         if (vm.pc && entered) [[unlikely]] {
             vm.pc_ops->prepare_entry(vm, v, state);
-            // A PC timer due before this slice ends would fire late, an IPI's receiver would wait
-            // for it: end the slice here.
-            if (vm.pc_ops->end_slice(vm, slice_end)) return;
+            // An IPI's receiver would wait for this slice to end: end it here.
+            if (vm.pc_ops->end_slice(vm)) return;
+            if (u64 deadline = vm.pc_ops->next_deadline(vm); deadline < slice_end)
+                end_slice_at(vm, v, deadline, time_slice, slice_end);
         }
         VmExit exit = vm.ops->run(v.handle, state, time_slice);
         ++v.exits.by_kind[static_cast<usize>(exit.kind)];

@@ -65,6 +65,20 @@ nestor_appliance_test(smp AREA pc
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --reject "FAIL:" --reject "PANIC" --reject "CPU exception")
 
+# SMP on one physical CPU: the BSP has a TSC-deadline tick a fifth of a time slice long and work
+# to finish while the application processor spins on a flag without exits. Each tick arms the
+# next: the slice must end at that timer, not at the exit that armed it, or the BSP would run
+# only its tick handler while the AP spins (tests/guests/pc_short_tick.cpp).
+nestor_appliance_test(smp_short_tick AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_short_tick.manifest GUESTS pc_short_tick
+  ARGS --expect-status 0
+  --expect "^appliance: domain tick: vCPU 1 started at 0x70000$"
+  --expect "^\\[tick\\] tick: the BSP ran [0-9]+ iterations in [0-9]+k TSC ticks, through [0-9]+ ticks$"
+  --expect "^\\[tick\\] ok: the spinning application processor saw the flag$"
+  --expect "^\\[tick\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^appliance: domain tick exited with status 0 \\(shutdown\\)"
+  --reject "FAIL:" --reject "PANIC" --reject "CPU exception" --reject "watchdog")
+
 # A kernel built with PC_PLATFORM=OFF (the minimal preset's) refuses a PC domain by name and runs
 # the bare one beside it.
 set(pc_off_bin ${CMAKE_CURRENT_BINARY_DIR}/pc_platform_off.bin)

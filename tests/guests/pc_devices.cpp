@@ -117,8 +117,22 @@ u64 pit_calibrated_khz() {
     return elapsed * 1193182 / (u64{kCount} * 1000);
 }
 
+// The median of five calibrations: a host that deschedules the emulator's CPU between the PIT's
+// end and the TSC read (a loaded machine, under TCG) lengthens one, never shortens it.
+u64 pit_calibrated_khz_median() {
+    u64 runs[5];
+    for (u64& run : runs) run = pit_calibrated_khz();
+    for (int i = 1; i < 5; ++i)
+        for (int j = i; j > 0 && runs[j - 1] > runs[j]; --j) {
+            u64 t = runs[j];
+            runs[j] = runs[j - 1];
+            runs[j - 1] = t;
+        }
+    return runs[2];
+}
+
 void check_pit() {
-    u64 khz = pit_calibrated_khz();
+    u64 khz = pit_calibrated_khz_median();
     u64 difference = khz > tsc_khz ? khz - tsc_khz : tsc_khz - khz;
     println("pit: calibrated ", khz * 100 / tsc_khz, "% of the timing leaf");
     check(difference * 50 < tsc_khz, "PIT calibration agrees with the timing leaf within 2%");

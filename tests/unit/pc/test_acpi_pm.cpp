@@ -1,29 +1,18 @@
 #include <catch2/catch.hpp>
 
 #include "nestor/pc/acpi_pm.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return tsc; }
-    u64 tsc_khz() const override { return khz; }
-    u64 tsc = 0;
-    u64 khz = 2'000'000;
-};
 
 class RecordingLines final : public IrqLines {
 public:
     void set_level(u8, bool high) override { raised += high ? 1 : 0; }
     int raised = 0;
-};
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
 };
 
 constexpr u16 kBase = kDefaultPmBase;

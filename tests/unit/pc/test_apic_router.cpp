@@ -3,29 +3,15 @@
 #include <vector>
 
 #include "nestor/pc/apic_router.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 using Action = virt::DeviceOutcome::Action;
 using L = LocalApic;
 
 namespace {
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return 1000; }
-    u64 tsc_khz() const override { return 2000000; }
-};
-
-class NullEoi final : public EoiListener {
-public:
-    void end_of_interrupt(u8) override {}
-};
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
 
 class RecordingWakeup final : public VcpuWakeup {
 public:
@@ -68,7 +54,7 @@ public:
         for (usize i = 0; i < apics.size(); ++i) write(i, L::kSvr, 0x1FF);
     }
 
-    FakeClock clock;
+    FakeClock clock{1000};
     NullEoi eoi;
     NullHost host;
     RecordingWakeup wakeup;
@@ -175,7 +161,7 @@ TEST_CASE("pc.apic_router.ipis_between_apics") {
 }
 
 TEST_CASE("pc.apic_router.capacity") {
-    FakeClock clock;
+    FakeClock clock{1000};
     NullEoi eoi;
     ApicRouter router;
     std::vector<std::unique_ptr<LocalApic>> apics;

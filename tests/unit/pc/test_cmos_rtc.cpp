@@ -2,19 +2,13 @@
 #include <vector>
 
 #include "nestor/pc/cmos_rtc.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return tsc; }
-    u64 tsc_khz() const override { return khz; }
-    u64 tsc = 5'000'000'000;  // 5 s at 1 GHz: a 1024 Hz tick and a second boundary
-    u64 khz = 1'000'000;
-};
 
 class LevelLines final : public IrqLines {
 public:
@@ -28,16 +22,11 @@ public:
     usize changes = 0;
 };
 
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
-
 constexpr u64 kHz = 1'000'000'000;
 constexpr u64 kNov14_2023_221320 = 1700000000;  // a Tuesday
 
 struct Rig {
-    FakeClock clock;
+    FakeClock clock{5'000'000'000, 1'000'000};  // 5 s at 1 GHz: a 1024 Hz tick and a second boundary
     LevelLines lines;
     CmosRtc rtc{clock, lines};
     NullHost host;

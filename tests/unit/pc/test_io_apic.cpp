@@ -3,9 +3,11 @@
 #include <vector>
 
 #include "nestor/pc/io_apic.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
 
@@ -13,11 +15,6 @@ class RecordingBus final : public ApicBus {
 public:
     void deliver(const ApicMessage& message) override { messages.push_back(message); }
     std::vector<ApicMessage> messages;
-};
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
 };
 
 constexpr u8 kId = 9;

@@ -2,9 +2,11 @@
 #include <vector>
 
 #include "nestor/pc/irq_router.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
 
@@ -12,11 +14,6 @@ class RecordingBus final : public ApicBus {
 public:
     void deliver(const ApicMessage& message) override { vectors.push_back(message.vector); }
     std::vector<u8> vectors;
-};
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
 };
 
 // A PIC pair and an I/O APIC behind a router, every PIC line unmasked (vectors 0x30-0x3F) and

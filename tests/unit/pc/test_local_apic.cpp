@@ -3,21 +3,15 @@
 #include <vector>
 
 #include "nestor/pc/local_apic.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 using Action = virt::DeviceOutcome::Action;
 using L = LocalApic;
 
 namespace {
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return tsc; }
-    u64 tsc_khz() const override { return khz; }
-    u64 tsc = 1000000;
-    u64 khz = 2000000;  // 2 GHz
-};
 
 class RecordingBus final : public ApicBus {
 public:
@@ -29,11 +23,6 @@ class RecordingEoi final : public EoiListener {
 public:
     void end_of_interrupt(u8 vector) override { vectors.push_back(vector); }
     std::vector<u8> vectors;
-};
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
 };
 
 // A 1 GHz timer clock under a 2 GHz TSC: with divide-by-1 one count lasts two TSC ticks.
@@ -91,7 +80,7 @@ public:
         write(L::kTimerInitialCount, count);
     }
 
-    FakeClock clock;
+    FakeClock clock{1'000'000, 2'000'000};  // 2 GHz
     RecordingBus bus;
     RecordingEoi eoi;
     NullHost host;

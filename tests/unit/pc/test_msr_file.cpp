@@ -4,27 +4,17 @@
 
 #include "nestor/pc/msr_file.hpp"
 #include "nestor/virt/exit_handler.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 using namespace nestor::x86_regs;
 using virt::CpuidValues;
 using virt::DeviceHost;
 using virt::DeviceOutcome;
 
 namespace {
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return ticks; }
-    u64 tsc_khz() const override { return 2000000; }
-    u64 ticks = 0;
-};
-
-class NullHost final : public DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
 
 constexpr u64 kAllOnes = ~u64{0};
 constexpr u64 kRdclNo = u64{1} << 0;
@@ -43,10 +33,11 @@ MsrConfig config_for(CpuVendor vendor) {
     return config;
 }
 
-// One vCPU's MSR file on a clock the test moves.
+// One vCPU's MSR file on a clock the test moves (the domain's TSC starts at 0 with it).
 struct Vcpu {
-    explicit Vcpu(const MsrConfig& config) : msrs(config, clock) {}
+    explicit Vcpu(const MsrConfig& config) : tsc(clock), msrs(config, tsc) {}
     FakeClock clock;
+    GuestTsc tsc;
     NullHost host;
     MsrFile msrs;
 
@@ -107,7 +98,8 @@ TEST_CASE("pc.msrs.ranges_leave_other_owners_alone") {
 TEST_CASE("pc.msrs.ranges_fit_on_the_bus_beside_the_local_apic") {
     virt::DeviceBus bus;
     FakeClock clock;
-    MsrFile msrs(config_for(CpuVendor::intel), clock);
+    GuestTsc tsc(clock);
+    MsrFile msrs(config_for(CpuVendor::intel), tsc);
     class Apic final : public virt::Device {
     } apic;
     REQUIRE(bus.add_msrs(0x800, 0x100, apic).ok());
@@ -163,26 +155,26 @@ TEST_CASE("pc.msrs.every_emulated_msr_is_in_a_range") {
 TEST_CASE("pc.msrs.tsc_follows_the_clock_and_its_adjustment") {
     for (CpuVendor vendor : kVendors) {
         Vcpu vcpu(config_for(vendor));
-        vcpu.clock.ticks = 1000;
+        vcpu.clock.tsc = 1000;
         CHECK(rd(vcpu, kMsrTsc) == 1000);
         CHECK(rd(vcpu, kMsrTscAdjust) == 0);
-        CHECK(vcpu.msrs.tsc_adjustment() == 0);
+        CHECK(vcpu.tsc.adjust() == 0);
         // WRMSR to the TSC moves TSC_ADJUST by as much (SDM vol. 3B 18.17.3).
         CHECK(wr(vcpu, kMsrTsc, 5000));
-        CHECK(vcpu.msrs.tsc_adjustment() == 4000);
+        CHECK(vcpu.tsc.adjust() == 4000);
         CHECK(rd(vcpu, kMsrTscAdjust) == 4000);
-        vcpu.clock.ticks = 2000;
+        vcpu.clock.tsc = 2000;
         CHECK(rd(vcpu, kMsrTsc) == 6000);
         // And WRMSR to TSC_ADJUST moves the TSC.
         CHECK(wr(vcpu, kMsrTscAdjust, 100));
         CHECK(rd(vcpu, kMsrTsc) == 2100);
-        CHECK(vcpu.msrs.tsc_adjustment() == 100);
+        CHECK(vcpu.tsc.adjust() == 100);
         // Backwards: a negative adjustment, as TSC_ADJUST reads it (two's complement).
         CHECK(wr(vcpu, kMsrTsc, 1500));
-        CHECK(vcpu.msrs.tsc_adjustment() == -500);
+        CHECK(static_cast<i64>(vcpu.tsc.adjust()) == -500);
         CHECK(rd(vcpu, kMsrTscAdjust) == static_cast<u64>(-500));
         CHECK(rd(vcpu, kMsrTsc) == 1500);
-        vcpu.clock.ticks = 3000;
+        vcpu.clock.tsc = 3000;
         CHECK(rd(vcpu, kMsrTsc) == 2500);
     }
 }
@@ -435,8 +427,7 @@ TEST_CASE("pc.msrs.amd_model_specific") {
     Vcpu amd(config_for(CpuVendor::amd));
     CHECK(rd(amd, kMsrAmdSyscfg) == 0);
     CHECK(write_gps(amd, kMsrAmdSyscfg, 0));
-    CHECK(rd(amd, kMsrAmdHwcr) == 0);
-    CHECK(wr(amd, kMsrAmdHwcr, kHwcrTscFreqSel | kHwcrIgnored));
+    CHECK(wr(amd, kMsrAmdHwcr, kHwcrIgnored));
     CHECK(rd(amd, kMsrAmdHwcr) == kHwcrTscFreqSel);
     for (u32 bit : {0u, 1u, 9u, 17u, 25u, 30u, 63u}) CHECK(write_gps(amd, kMsrAmdHwcr, u64{1} << bit));
     CHECK(rd(amd, kMsrAmdHwcr) == kHwcrTscFreqSel);
@@ -510,7 +501,7 @@ TEST_CASE("pc.msrs.unknown_vendor_has_only_the_common_msrs") {
 
 TEST_CASE("pc.msrs.reset_restores_power_on_values") {
     Vcpu vcpu(config_for(CpuVendor::amd));
-    vcpu.clock.ticks = 50;
+    vcpu.clock.tsc = 50;
     CHECK(wr(vcpu, kMsrTsc, 10));
     CHECK(wr(vcpu, kMsrMtrrDefType, 0xC06));
     CHECK(wr(vcpu, kMsrMtrrPhysBase0, 0x1006));
@@ -522,8 +513,8 @@ TEST_CASE("pc.msrs.reset_restores_power_on_values") {
     CHECK(wr(vcpu, kMsrMc0Ctl + 1, 5));
     CHECK(wr(vcpu, kMsrAmdOsvwStatus, 1));
     vcpu.msrs.reset();
-    CHECK(vcpu.msrs.tsc_adjustment() == 0);
-    CHECK(rd(vcpu, kMsrTsc) == 50);
+    CHECK(rd(vcpu, kMsrTsc) == 10);  // the domain's, not the vCPU's to reset
+    CHECK(vcpu.tsc.adjust() == static_cast<u64>(-40));
     CHECK(rd(vcpu, kMsrMtrrDefType) == 0);
     CHECK(rd(vcpu, kMsrMtrrPhysBase0) == 0);
     CHECK(rd(vcpu, kMsrMtrrFix4kC0000) == 0);
@@ -531,8 +522,58 @@ TEST_CASE("pc.msrs.reset_restores_power_on_values") {
     CHECK(rd(vcpu, kMsrMc0Ctl + 1) == 0);
     CHECK(rd(vcpu, kMsrMcgStatus) == 0);
     CHECK(rd(vcpu, kMsrSpecCtrl) == 0);
-    CHECK(rd(vcpu, kMsrAmdHwcr) == 0);
+    CHECK(rd(vcpu, kMsrAmdHwcr) == kHwcrTscFreqSel);
     CHECK(rd(vcpu, kMsrAmdOsvwStatus) == 0);
+}
+
+// Linux's check_tsc_freq_sel (amd.c) on family 10h and later with a constant TSC: bit 24 clear
+// is "[Firmware Bug]: TSC doesn't count with P0 frequency!". It reads 1 from reset, and no write
+// clears it (it is read-only on the hardware).
+TEST_CASE("pc.msrs.amd_hwcr_tsc_counts_at_p0") {
+    Vcpu amd(config_for(CpuVendor::amd));
+    CHECK(rd(amd, kMsrAmdHwcr) == kHwcrTscFreqSel);
+    CHECK(wr(amd, kMsrAmdHwcr, 0));
+    CHECK(rd(amd, kMsrAmdHwcr) == kHwcrTscFreqSel);
+    CHECK(wr(amd, kMsrAmdHwcr, kHwcrMcStatusWrEn));
+    CHECK(rd(amd, kMsrAmdHwcr) == (kHwcrTscFreqSel | kHwcrMcStatusWrEn));
+    CHECK(wr(amd, kMsrAmdHwcr, kHwcrTscFreqSel));
+    CHECK(rd(amd, kMsrAmdHwcr) == kHwcrTscFreqSel);
+    // OpenBSD's tsc_freq_msr() then reads PStateDef[0]: not enabled, so it calibrates.
+    for (u32 index = kMsrAmdPstateDef0; index < kMsrAmdPstateDef0 + kAmdPstateDefs; ++index) {
+        CHECK(in_ranges(index));
+        CHECK(rd(amd, index) == 0);
+        CHECK(wr(amd, index, u64{1} << 63));
+        CHECK(rd(amd, index) == 0);
+    }
+    CHECK_FALSE(in_ranges(kMsrAmdPstateDef0 + kAmdPstateDefs));
+    Vcpu intel(config_for(CpuVendor::intel));
+    CHECK(read_gps(intel, kMsrAmdPstateDef0));
+}
+
+// What a PC vCPU is really shown: cpuid_policy hides the speculation controls (the file would
+// only store IA32_SPEC_CTRL), so neither it nor IA32_PRED_CMD exists, on either vendor, whatever
+// the host has.
+TEST_CASE("pc.msrs.pc_cpuid_offers_no_speculation_controls") {
+    using namespace virt;
+    const CpuidValues host{0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF};
+    for (CpuVendor vendor : kVendors) {
+        CpuidTopology pc{vendor, 0, 2, 2000000, 1000000};
+        auto leaf = [&](u32 number, u32 subleaf) { return guest_cpuid(number, subleaf, host, nullptr, &pc); };
+        MsrConfig config = msr_config_from_cpuid(vendor, leaf(7, 0), leaf(7, 2), leaf(0x80000008, 0));
+        CHECK_FALSE(config.spec_ctrl);
+        CHECK(config.spec_ctrl_bits == 0);
+        CHECK(config.tsc_adjust);
+        Vcpu vcpu(config);
+        CHECK(read_gps(vcpu, kMsrSpecCtrl));
+        CHECK(write_gps(vcpu, kMsrSpecCtrl, 0));
+        CHECK(write_gps(vcpu, kMsrPredCmd, kPredCmdIbpb));
+        CHECK(write_gps(vcpu, kMsrPredCmd, 0));
+    }
+    MsrConfig enhanced;
+    enhanced.arch_capabilities = true;
+    enhanced.arch_capabilities_value = u64{1} << 1;  // IBRS_ALL: a promise about SPEC_CTRL
+    Vcpu vcpu(enhanced);
+    CHECK(rd(vcpu, kMsrArchCapabilities) == 0);
 }
 
 TEST_CASE("pc.msrs.config_from_cpuid") {
@@ -585,7 +626,7 @@ TEST_CASE("pc.msrs.hostile_accesses_complete_or_gp") {
             config.spec_ctrl = config.arch_capabilities = config.tsc_adjust = config.lfence_serializing = optional;
             config.machine_check_banks = optional ? 40 : 3;
             Vcpu vcpu(config);
-            vcpu.clock.ticks = random();
+            vcpu.clock.tsc = random();
             for (const MsrRange& range : MsrFile::kRanges)
                 for (u32 index = range.first; index - range.first < range.count; ++index) {
                     INFO(std::hex << index);

@@ -2,16 +2,13 @@
 #include <random>
 
 #include "nestor/pc/pic8259.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
 
 constexpr u16 kMasterCommand = 0x20;
 constexpr u16 kMasterData = 0x21;

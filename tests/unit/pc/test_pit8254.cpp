@@ -2,21 +2,15 @@
 #include <vector>
 
 #include "nestor/pc/pit8254.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 
 namespace {
 
 using u128 = unsigned __int128;
-
-class FakeClock final : public GuestClock {
-public:
-    u64 now() const override { return tsc; }
-    u64 tsc_khz() const override { return khz; }
-    u64 tsc = 1'000'000;
-    u64 khz = 1'000'000;  // 1 GHz
-};
 
 struct Edge {
     u8 line;
@@ -41,11 +35,6 @@ private:
     const FakeClock& clock_;
 };
 
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
-
 // The guest TSC delta by which `ticks` PIT input ticks have passed, and the ticks passed in a
 // delta: computed here independently with 128-bit division.
 u64 tsc_of(u64 ticks, u64 khz) {
@@ -55,7 +44,7 @@ u64 tsc_of(u64 ticks, u64 khz) {
 u64 ticks_of(u64 tsc, u64 khz) { return static_cast<u64>(u128{tsc} * Pit8254::kInputHz / (u128{khz} * 1000)); }
 
 struct Rig {
-    FakeClock clock;
+    FakeClock clock{1'000'000, 1'000'000};  // 1 GHz
     RecordingLines lines{clock};
     Pit8254 pit{clock, lines};
     NullHost host;

@@ -3,17 +3,14 @@
 #include "nestor/pc/cmos_rtc.hpp"
 #include "nestor/pc/pit8254.hpp"
 #include "nestor/pc/system_ports.hpp"
+#include "pc_fakes.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::testing;
 using Action = virt::DeviceOutcome::Action;
 
 namespace {
-
-class NullHost final : public virt::DeviceHost {
-public:
-    void console_line(const char*, usize) override {}
-};
 
 struct Rig {
     SystemPorts ports;
@@ -122,16 +119,27 @@ TEST_CASE("pc.system_ports.pci_config_address_and_no_devices") {
     CHECK(rig.in(SystemPorts::kPciConfigAddress, 4) == 0x00000000);
 }
 
+// Linux's pci_check_type1() exactly: a byte to 0xCFB, save the address register, write the
+// enable bit alone and expect it back, then restore what it saved. Its bus scan then reads
+// all-ones: no device. (That the scan finds no host bridge makes Linux's pci_sanity_check() fail
+// unless DMI reports a BIOS from 2001 or later: the platform has no SMBIOS tables.)
+TEST_CASE("pc.system_ports.linux_type1_probe_sequence") {
+    Rig rig;
+    check_complete(rig.out(0xCFB, 0x01, 1));
+    u32 saved = rig.in(SystemPorts::kPciConfigAddress, 4);
+    CHECK(saved == 0);  // the address register after reset
+    check_complete(rig.out(SystemPorts::kPciConfigAddress, SystemPorts::kPciConfigEnable, 4));
+    CHECK(rig.in(SystemPorts::kPciConfigAddress, 4) == SystemPorts::kPciConfigEnable);
+    // pci_conf1_read(0, 0, devfn 0, PCI_CLASS_DEVICE = 0x0A, 2): address, then a word at 0xCFE.
+    check_complete(rig.out(SystemPorts::kPciConfigAddress, 0x80000008, 4));
+    CHECK(rig.in(static_cast<u16>(SystemPorts::kPciConfigData + 2), 2) == 0xFFFF);
+    check_complete(rig.out(SystemPorts::kPciConfigAddress, saved, 4));
+    CHECK(rig.in(SystemPorts::kPciConfigAddress, 4) == saved);
+}
+
 TEST_CASE("pc.system_ports.ranges_register_beside_the_pit_and_the_rtc") {
-    class Clock final : public GuestClock {
-    public:
-        u64 now() const override { return 0; }
-        u64 tsc_khz() const override { return 1'000'000; }
-    } clock;
-    class Lines final : public IrqLines {
-    public:
-        void set_level(u8, bool) override {}
-    } lines;
+    FakeClock clock(0, 1'000'000);
+    NullLines lines;
     Pit8254 pit(clock, lines);
     CmosRtc rtc(clock, lines);
     SystemPorts ports;

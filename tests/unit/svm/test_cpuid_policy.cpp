@@ -277,7 +277,7 @@ TEST_CASE("cpuid_policy.pc_hides_features_without_their_msrs") {
     CHECK(seven.ebx == ~(kCpuid7EbxMpx | kCpuid7EbxProcessorTrace | (1u << 2) | (1u << 12) | (1u << 15)));
     CHECK((seven.ecx & ((1u << 5) | (1u << 13) | (1u << 24) | (1u << 30))) == 0);  // WAITPKG, TME, bus lock, SGX-LC
     CHECK((seven.edx & ((1u << 13) | (1u << 28))) == 0);                           // TSX_FORCE_ABORT, L1D_FLUSH
-    CHECK((seven.edx & (kCpuid7EdxSpecCtrl | kCpuid7EdxArchCapabilities)) != 0);   // the MSR file has these
+    CHECK((seven.edx & kCpuid7EdxArchCapabilities) != 0);                          // the MSR file has it
     CHECK(cpuid_policy(7, 1, kAllOnes, &pc).ebx == 0xFFFFFFFF);                    // other subleaves: the host's
     CHECK((cpuid_policy(7, 0, kAllOnes).ecx & (1u << 5)) != 0);                    // bare: WAITPKG stays
     CpuidValues ext1 = cpuid_policy(0x80000001, 0, kAllOnes, &pc);
@@ -294,6 +294,31 @@ TEST_CASE("cpuid_policy.pc_hides_features_without_their_msrs") {
         CHECK(v.edx == 0);
         CHECK(cpuid_policy(leaf, 0, kAllOnes).eax == 0xFFFFFFFF);  // bare: the host's
     }
+}
+
+// IA32_SPEC_CTRL would be stored, never loaded into the CPU: a PC guest is shown no speculation
+// control, so it neither believes itself protected nor finds the MSRs (msr_config_from_cpuid).
+TEST_CASE("cpuid_policy.pc_hides_the_speculation_controls") {
+    for (CpuVendor vendor : {CpuVendor::intel, CpuVendor::amd}) {
+        CpuidTopology pc = pc_vcpu(vendor, 0, 2);
+        CpuidValues seven = cpuid_policy(7, 0, kAllOnes, &pc);
+        CHECK((seven.edx & (kCpuid7EdxSpecCtrl | kCpuid7EdxStibp | kCpuid7EdxSsbd)) == 0);
+        CHECK((seven.edx & ((1u << 10) | kCpuid7EdxArchCapabilities)) != 0);  // MD_CLEAR (VERW) stays
+        CpuidValues seven_2 = cpuid_policy(7, 2, kAllOnes, &pc);
+        CHECK((seven_2.edx & 0x1F) == 0);       // PSFD, IPRED_CTRL, RRSBA_CTRL, DDPD_U, BHI_CTRL
+        CHECK((seven_2.edx & (1u << 5)) != 0);  // MCDT_NO: a report, no MSR
+        CHECK(cpuid_policy(7, 1, kAllOnes, &pc).edx == 0xFFFFFFFF);
+        u32 ext8 = cpuid_policy(0x80000008, 0, kAllOnes, &pc).ebx;
+        for (u32 bit : {12u, 14u, 15u, 16u, 17u, 18u, 19u, 24u, 25u, 28u, 30u}) {
+            INFO(bit);
+            CHECK((ext8 & (1u << bit)) == 0);
+        }
+        CHECK((ext8 & ((1u << 26) | (1u << 29))) != 0);  // SSB_NO, BTC_NO: reports stay
+        CHECK((cpuid_policy(0x80000021, 0, kAllOnes, &pc).eax & ((1u << 27) | (1u << 28))) == 0);  // SBPB, IBPB_BRTYPE
+    }
+    // A domain without a PC: the host's (its MSRs are none but 0x8B anyway).
+    CHECK((cpuid_policy(7, 0, kAllOnes).edx & kCpuid7EdxSpecCtrl) != 0);
+    CHECK((cpuid_policy(0x80000008, 0, kAllOnes).ebx & kCpuidExt8EbxIbpb) != 0);
 }
 
 TEST_CASE("cpuid_policy.guest_cpuid_passes_the_pc_topology") {

@@ -42,10 +42,10 @@ struct PcOps {
     // The host timestamp (platform::timestamp) at which the PC's next timer is due (~0: none
     // armed). The PC's models count in the guest's TSC, which has an offset of its own.
     u64 (*next_deadline)(const Vm& vm);
-    // After an exit of a slice that ends at `slice_end`: should the slice end now? It should when
-    // a timer comes due before then (it would fire late) or the exit sent an interrupt to another
-    // vCPU of the VM (an IPI: the receiver should run soon).
-    bool (*end_slice)(Vm& vm, u64 slice_end);
+    // After an exit: should the slice end now? It should when the exit sent an interrupt to
+    // another vCPU of the VM (an IPI: the receiver should run soon). A timer the exit armed ends
+    // the slice only when it comes due (next_deadline: the run loop shortens the slice to it).
+    bool (*end_slice)(Vm& vm);
     // For the VM that takes the host's console input: hands its serial port what has been typed
     // (as much as the port has room for; the rest waits in the host's UART) and prints what the
     // guest has sent since, even before its line ends (a prompt, an echo).

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "nestor/arch/x86_regs.hpp"
-#include "nestor/pc/links.hpp"
+#include "nestor/pc/guest_tsc.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/device_bus.hpp"
@@ -22,6 +22,8 @@ inline constexpr u32 kMsrAmdSyscfg = 0xC0010010;       // SYSCFG
 inline constexpr u32 kMsrAmdHwcr = 0xC0010015;         // HWCR
 inline constexpr u32 kMsrAmdNbCfg = 0xC001001F;        // NB_CFG
 inline constexpr u32 kMsrAmdPatchLoader = 0xC0010020;  // PATCH_LOADER (write-only)
+inline constexpr u32 kMsrAmdPstateDef0 = 0xC0010064;   // PStateDef[0..7]
+inline constexpr u32 kAmdPstateDefs = 8;
 inline constexpr u32 kMsrAmdOsvwIdLength = 0xC0010140;
 inline constexpr u32 kMsrAmdOsvwStatus = 0xC0010141;
 inline constexpr u32 kMsrAmdDcCfg = 0xC0011022;
@@ -53,12 +55,17 @@ inline constexpr u64 kMiscEnableBtsUnavailable = u64{1} << 11;
 inline constexpr u64 kMiscEnablePebsUnavailable = u64{1} << 12;
 inline constexpr u64 kMiscEnableReset = kMiscEnableFastStrings | kMiscEnableBtsUnavailable | kMiscEnablePebsUnavailable;
 
-// AMD HWCR: McStatusWrEn lets MCi_STATUS take non-zero values; TscFreqSel is writable as in
-// KVM; writes of bits 3, 6 and 8 (TLB cache, flush filter, IGNNE emulation) are ignored.
+// AMD HWCR: McStatusWrEn lets MCi_STATUS take non-zero values. TscFreqSel (the TSC counts at
+// the P0 frequency) is read-only 1, as on family 10h and later: Linux reports a firmware bug
+// when it reads 0 on a CPU with a constant TSC. Writes of it, and of bits 3, 6 and 8 (TLB cache,
+// flush filter, IGNNE emulation), are ignored. With TscFreqSel set OpenBSD reads PStateDef[0]
+// with a plain RDMSR: the P-state definitions read 0 (not enabled: no P-state to take a
+// frequency from, so it calibrates), and writes to them are ignored.
 inline constexpr u64 kHwcrMcStatusWrEn = u64{1} << 18;
 inline constexpr u64 kHwcrTscFreqSel = u64{1} << 24;
-inline constexpr u64 kHwcrWritable = kHwcrMcStatusWrEn | kHwcrTscFreqSel;
-inline constexpr u64 kHwcrIgnored = (u64{1} << 3) | (u64{1} << 6) | (u64{1} << 8);
+inline constexpr u64 kHwcrReset = kHwcrTscFreqSel;
+inline constexpr u64 kHwcrWritable = kHwcrMcStatusWrEn;
+inline constexpr u64 kHwcrIgnored = (u64{1} << 3) | (u64{1} << 6) | (u64{1} << 8) | kHwcrTscFreqSel;
 inline constexpr u64 kDeCfgLfenceSerializing = u64{1} << 1;  // AMD DE_CFG[1]
 
 // IA32_DEBUGCTL: reads 0. LBR and BTF writes are dropped (KVM without LBR virtualization);
@@ -75,9 +82,10 @@ inline constexpr u64 kSpecCtrlBhiDisS = u64{1} << 10;
 // IA32_ARCH_CAPABILITIES bits a guest may be shown: the "not affected" and "mitigated" reports.
 // The bits announcing further MSRs (TSX_CTRL, MCU_CONTROL, MISC_PACKAGE_CTRLS, DOITM,
 // MCU_ENUMERATION, FB_CLEAR_CTRL, XAPIC_DISABLE, OVERCLOCKING_STATUS, GDS_CTRL, ...) are never
-// shown: the PC has none of those MSRs.
+// shown: the PC has none of those MSRs. Nor is IBRS_ALL (enhanced IBRS): it is a promise about
+// IA32_SPEC_CTRL.IBRS, which a PC guest does not have (cpuid_policy hides the speculation
+// controls).
 inline constexpr u64 kArchCapabilitiesOffered = (u64{1} << 0)      // RDCL_NO
-                                                | (u64{1} << 1)    // IBRS_ALL
                                                 | (u64{1} << 2)    // RSBA
                                                 | (u64{1} << 3)    // SKIP_L1DFL_VMENTRY
                                                 | (u64{1} << 4)    // SSB_NO
@@ -135,20 +143,18 @@ public:
         {x86_regs::kMsrMtrrDefType, 1},                           // MTRR_DEF_TYPE
         {x86_regs::kMsrMc0Ctl, 4 * kMaxMachineCheckBanks},        // the machine-check banks
         {kMsrAmdSyscfg, kMsrAmdPatchLoader - kMsrAmdSyscfg + 1},  // SYSCFG .. PATCH_LOADER
+        {kMsrAmdPstateDef0, kAmdPstateDefs},                      // PStateDef[0..7]
         {kMsrAmdOsvwIdLength, 2},                                 // OSVW
         {kMsrAmdDcCfg, kMsrAmdExCfg - kMsrAmdDcCfg + 1},          // DC_CFG .. EX_CFG
     };
 
-    MsrFile(const MsrConfig& config, const GuestClock& clock);
+    // `tsc` is the domain's TSC, which IA32_TSC and IA32_TSC_ADJUST read and write.
+    MsrFile(const MsrConfig& config, GuestTsc& tsc);
 
     virt::DeviceOutcome msr_read(u32 index, u64& value, virt::DeviceHost& host) override;
     virt::DeviceOutcome msr_write(u32 index, u64 value, virt::DeviceHost& host) override;
 
-    // What this vCPU's TSC adds to the guest clock (signed): a WRMSR to IA32_TSC or
-    // IA32_TSC_ADJUST sets it, and the platform gives it to the backend as the vCPU's TSC offset
-    // so that RDTSC agrees with RDMSR.
-    i64 tsc_adjustment() const { return static_cast<i64>(tsc_adjustment_); }
-    // Every register back to its value after RESET.
+    // Every register back to its value after RESET, but the TSC: that is the domain's.
     void reset();
 
 private:
@@ -169,14 +175,13 @@ private:
     bool has_bank(u32 index) const { return index - x86_regs::kMsrMc0Ctl < 4 * banks_; }
 
     MsrConfig config_;
-    const GuestClock& clock_;
+    GuestTsc& tsc_;
     u32 banks_;
     u64 reserved_address_bits_;  // the bits of a variable MTRR at and above MAXPHYADDR
-    u64 tsc_adjustment_ = 0;
     u64 spec_ctrl_ = 0;
     u64 misc_enable_ = kMiscEnableReset;
     u64 mcg_status_ = 0;
-    u64 hwcr_ = 0;
+    u64 hwcr_ = kHwcrReset;
     u64 osvw_id_length_ = 0;
     u64 osvw_status_ = 0;
     u64 mtrr_def_type_ = 0;

@@ -2,7 +2,8 @@
 // domain's device bus. The kernel's glue (pc_ops.cpp) drives it at three points: before a vCPU
 // enters (timers that are due, the interrupt it should take), while a vCPU waits (what wakes it,
 // when the next timer is due), and, through the bus, at each exit that touches a device.
-// Pure logic: the host tests build one on a fake clock.
+// Pure logic: the host tests build one on a fake clock. Every model follows the domain's TSC
+// (GuestTsc), which starts at 0 with the platform.
 #pragma once
 
 #include "nestor/pc/apic_router.hpp"
@@ -39,11 +40,13 @@ struct PendingEvent {
 
 class PcPlatform final : private VcpuWakeup {
 public:
-    PcPlatform(const GuestClock& clock, u32 vcpus, const MsrConfig& msr_config);
+    // `host_clock` is the host's TSC; the guest's starts from it at 0 (tsc()).
+    PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config);
     PcPlatform(const PcPlatform&) = delete;
     PcPlatform& operator=(const PcPlatform&) = delete;
 
-    // Registers every device on `bus` (once).
+    // Registers every device on `bus` (once). The platform keeps `bus`: a local APIC moved
+    // elsewhere through IA32_APIC_BASE has its page added to it.
     Status<virt::BusError> attach(virt::DeviceBus& bus);
     // Whose local devices (local APIC, MSRs) the bus's next accesses reach.
     void select_vcpu(u32 index) { current_ = index < vcpus_ ? index : 0; }
@@ -63,6 +66,9 @@ public:
     bool take_woken_others();
 
     u32 vcpus() const { return vcpus_; }
+    // The domain's TSC: the clock of every model, and the offset of every vCPU's backend.
+    GuestTsc& tsc() { return tsc_; }
+    const GuestTsc& tsc() const { return tsc_; }
     LocalApic& apic(u32 index) { return *apics_[index]; }
     Serial16550A& serial() { return serial_; }
     CmosRtc& rtc() { return rtc_; }
@@ -83,8 +89,9 @@ private:
 
     void interrupt_arrived(usize apic_index) override;
     bool apic_msr(u32 index) const;
+    void claim_apic_page(u64 base);
 
-    const GuestClock& clock_;
+    GuestTsc tsc_;
     u32 vcpus_;
     u32 current_ = 0;
     u32 woken_ = 0;  // bit n: vCPU n got an interrupt while another was selected
@@ -100,6 +107,7 @@ private:
     LocalDevices local_{*this};
     // The PIC's vector once its INTA cycle ran and before the vCPU could take it.
     int latched_pic_vector_ = -1;
+    virt::DeviceBus* bus_ = nullptr;
     alignas(LocalApic) u8 apic_storage_[sizeof(LocalApic) * kMaxVcpus];
     alignas(MsrFile) u8 msr_storage_[sizeof(MsrFile) * kMaxVcpus];
     LocalApic* apics_[kMaxVcpus] = {};

@@ -1,0 +1,140 @@
+// The platform as the kernel drives it: its devices on a bus, the local ones (local APIC, MSRs)
+// those of the selected vCPU.
+#include <catch2/catch.hpp>
+
+#include "nestor/pc/pc_platform.hpp"
+#include "pc_fakes.hpp"
+
+using namespace nestor;
+using namespace nestor::pc;
+using namespace nestor::pc::testing;
+using Action = virt::DeviceOutcome::Action;
+
+namespace {
+
+// A PC of two vCPUs on its bus, on a host TSC the test moves.
+struct Pc {
+    FakeClock host{7'000'000'000};
+    MsrConfig config;
+    PcPlatform platform{host, 2, config};
+    virt::DeviceBus bus;
+    NullHost console;
+
+    Pc() { REQUIRE(platform.attach(bus).ok()); }
+    u64 rdmsr(u32 vcpu, u32 index) {
+        platform.select_vcpu(vcpu);
+        u64 value = 0;
+        REQUIRE(bus.msr_range(index)->device->msr_read(index, value, console).action == Action::complete);
+        return value;
+    }
+    void wrmsr(u32 vcpu, u32 index, u64 value) {
+        platform.select_vcpu(vcpu);
+        REQUIRE(bus.msr_range(index)->device->msr_write(index, value, console).action == Action::complete);
+    }
+    virt::DeviceOutcome try_wrmsr(u32 vcpu, u32 index, u64 value) {
+        platform.select_vcpu(vcpu);
+        return bus.msr_range(index)->device->msr_write(index, value, console);
+    }
+    void apic_write(u32 vcpu, u32 offset, u32 value, u64 base = kLocalApicAddress) {
+        platform.select_vcpu(vcpu);
+        u64 address = base + offset;
+        REQUIRE(bus.mmio_range(address)->device->mmio_write(address, 4, value, console).action == Action::complete);
+    }
+    // What vCPU `vcpu` reads at `address`; nullopt-like ~0ull when nothing on the bus claims it.
+    u64 mmio_read(u32 vcpu, u64 address) {
+        platform.select_vcpu(vcpu);
+        const virt::BusRange<u64>* range = bus.mmio_range(address);
+        if (!range) return ~u64{0};
+        u64 value = 0;
+        REQUIRE(range->device->mmio_read(address, 4, value, console).action == Action::complete);
+        return value;
+    }
+};
+
+}  // namespace
+
+// One TSC for the domain: it starts at 0, reads the same on every vCPU, and a write on one vCPU
+// moves it (and TSC_ADJUST) on all, so no vCPU sees another's TSC behind its own.
+TEST_CASE("pc.guest_tsc.one_clock_for_every_vcpu_of_a_domain") {
+    Pc pc;
+    pc.host.tsc += 4000;
+    CHECK(pc.rdmsr(0, x86_regs::kMsrTsc) == 4000);
+    CHECK(pc.rdmsr(1, x86_regs::kMsrTsc) == 4000);
+    pc.wrmsr(1, x86_regs::kMsrTsc, 1'000'000);
+    CHECK(pc.rdmsr(0, x86_regs::kMsrTsc) == 1'000'000);
+    CHECK(pc.rdmsr(0, x86_regs::kMsrTscAdjust) == 996'000);
+    CHECK(pc.rdmsr(1, x86_regs::kMsrTscAdjust) == 996'000);
+    pc.wrmsr(0, x86_regs::kMsrTscAdjust, 0);
+    CHECK(pc.rdmsr(1, x86_regs::kMsrTsc) == 4000);
+    CHECK(pc.host.tsc + pc.platform.tsc().offset() == 4000);  // RDTSC on either vCPU's backend
+}
+
+// The timers count in the guest's TSC: a TSC-deadline is the guest's value, the PIT's and the
+// PM timer's ticks start with the domain, and the host is asked to wake at the matching host time.
+TEST_CASE("pc.guest_tsc.timers_follow_the_guest_clock") {
+    Pc pc;
+    pc.apic_write(1, LocalApic::kSvr, 0x1FF);
+    pc.apic_write(1, LocalApic::kLvtTimer, 0x40 | (2u << 17));  // TSC-deadline mode
+    pc.wrmsr(1, LocalApic::kMsrTscDeadline, 50'000);
+    CHECK(pc.platform.next_deadline() == 50'000);
+    CHECK(pc.platform.tsc().host_time(pc.platform.next_deadline()) == 7'000'050'000);
+    pc.wrmsr(0, x86_regs::kMsrTsc, 40'000);  // the deadline is the guest TSC's: it comes sooner
+    CHECK(pc.platform.tsc().host_time(pc.platform.next_deadline()) == 7'000'010'000);
+    pc.host.tsc += 10'000;
+    pc.platform.advance(pc.platform.tsc().now());
+    CHECK(pc.platform.apic(1).pending_vector() == 0x40);
+    // The PM timer (3.579545 MHz) starts at 0 with the domain, not with the host's TSC.
+    u32 pm = 0xFFFFFFFF;
+    REQUIRE(pc.bus.port_range(kPmBase + kPmTimerOffset)
+                ->device->io_read(kPmBase + kPmTimerOffset, 4, pm, pc.console)
+                .action == Action::complete);
+    CHECK(pm == static_cast<u32>(u64{50'000} * kPmTimerHz / (pc.host.khz * 1000)));
+}
+
+// IA32_APIC_BASE moves a vCPU's xAPIC page on the bus: its registers answer at the new page, not
+// at the old one, and the other vCPUs' pages stay where they were.
+TEST_CASE("pc.platform.apic_base_moves_the_page_on_the_bus") {
+    Pc pc;
+    constexpr u64 kMoved = 0xFED00000;
+    constexpr u64 kEnabledBsp = LocalApic::kBaseEnable | LocalApic::kBaseBsp;
+    CHECK(pc.bus.mmio_range(kMoved + LocalApic::kVersion) == nullptr);
+    CHECK(pc.mmio_read(0, kLocalApicAddress + LocalApic::kId) == 0);
+    pc.wrmsr(0, LocalApic::kMsrApicBase, kMoved | kEnabledBsp);
+    CHECK(pc.rdmsr(0, LocalApic::kMsrApicBase) == (kMoved | kEnabledBsp));
+    CHECK(pc.bus.mmio_range(kMoved + LocalApic::kVersion) != nullptr);
+    CHECK(pc.mmio_read(0, kMoved + LocalApic::kVersion) == 0x00060014);
+    CHECK(pc.mmio_read(0, kLocalApicAddress + LocalApic::kVersion) == 0xFFFFFFFF);  // the old page: nothing
+    CHECK(pc.mmio_read(1, kLocalApicAddress + LocalApic::kId) == u64{1} << 24);     // vCPU 1's has not moved
+    CHECK(pc.mmio_read(1, kMoved + LocalApic::kId) == 0xFFFFFFFF);
+    pc.apic_write(0, LocalApic::kTpr, 0x20, kMoved);
+    CHECK(pc.mmio_read(0, kMoved + LocalApic::kTpr) == 0x20);
+    // Back home, and again to the same page: no second range for a page already claimed.
+    pc.wrmsr(0, LocalApic::kMsrApicBase, kLocalApicAddress | kEnabledBsp);
+    CHECK(pc.mmio_read(0, kLocalApicAddress + LocalApic::kTpr) == 0x20);
+    const virt::BusRange<u64>* moved = pc.bus.mmio_range(kMoved);
+    pc.wrmsr(0, LocalApic::kMsrApicBase, kMoved | kEnabledBsp);
+    CHECK(pc.bus.mmio_range(kMoved) == moved);
+    // Onto the I/O APIC's page: the I/O APIC keeps it.
+    pc.wrmsr(1, LocalApic::kMsrApicBase, IoApic::kBase | LocalApic::kBaseEnable);
+    CHECK(pc.bus.mmio_range(IoApic::kBase)->device != pc.bus.mmio_range(kMoved)->device);
+}
+
+// The SDM's transitions (vol. 3A 11.12.5) through the platform: xAPIC -> x2APIC, never back but
+// through disabled; disabled -> x2APIC and EXTD without EN raise #GP and change nothing.
+TEST_CASE("pc.platform.x2apic_transitions") {
+    Pc pc;
+    const u64 xapic = pc.rdmsr(1, LocalApic::kMsrApicBase);
+    const u64 x2apic = xapic | LocalApic::kBaseX2apic;
+    const u64 disabled = xapic & ~LocalApic::kBaseEnable;
+    auto gp = [](virt::DeviceOutcome outcome) { return outcome.action == Action::fault && outcome.vector == 13; };
+    CHECK(gp(pc.try_wrmsr(1, LocalApic::kMsrApicBase, disabled | LocalApic::kBaseX2apic)));  // EXTD without EN
+    pc.wrmsr(1, LocalApic::kMsrApicBase, x2apic);
+    CHECK(pc.rdmsr(1, LocalApic::kMsrX2apicFirst + 2) == 1);     // the x2APIC ID register
+    CHECK(gp(pc.try_wrmsr(1, LocalApic::kMsrApicBase, xapic)));  // x2APIC -> xAPIC
+    CHECK(pc.rdmsr(1, LocalApic::kMsrApicBase) == x2apic);
+    pc.wrmsr(1, LocalApic::kMsrApicBase, disabled);
+    CHECK(gp(pc.try_wrmsr(1, LocalApic::kMsrApicBase, x2apic)));  // disabled -> x2APIC
+    pc.wrmsr(1, LocalApic::kMsrApicBase, xapic);
+    CHECK(pc.mmio_read(1, kLocalApicAddress + LocalApic::kVersion) == 0x00060014);
+    CHECK(pc.rdmsr(0, LocalApic::kMsrApicBase) == (kLocalApicAddress | LocalApic::kBaseEnable | LocalApic::kBaseBsp));
+}
