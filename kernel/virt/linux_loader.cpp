@@ -1,5 +1,7 @@
 #include "nestor/virt/linux_loader.hpp"
 
+#include "nestor/lib/cmdline.hpp"
+#include "nestor/lib/format.hpp"
 #include "nestor/lib/util.hpp"
 
 namespace nestor::virt {
@@ -141,11 +143,33 @@ bool write_initrd(GuestRam& ram, u64 at, const GuestModule* parts, usize count) 
     return true;
 }
 
-bool write_cmdline(GuestRam& ram, const char* cmdline, u64 cmdline_size) {
+// Appends " tsc_early_khz=<tsc_khz>" to the `length` bytes of command line at kLinuxCmdlineGpa if
+// it fits whole within `limit` (a cut number would be a wrong rate); returns the new length.
+Result<usize, LoadError> append_tsc_rate(GuestRam& ram, usize length, usize limit, u64 tsc_khz) {
+    char rate[40];
+    usize added = format_into(rate, sizeof rate, "{}tsc_early_khz={}", length ? " " : "", tsc_khz);
+    if (length + added > limit) return length;
+    if (!ram.write(kLinuxCmdlineGpa + length, rate, added)) return fail(LoadError::linux_does_not_fit);
+    return length + added;
+}
+
+// The domain's command line, then the TSC's rate (when known) unless it gives one itself: Linux
+// takes tsc_early_khz instead of calibrating the TSC against the PIT or the PM timer, whose every
+// read is an exit (slow enough under an emulator for its calibration to fail or to come out
+// wrong, and the clocksource watchdog then marks the TSC unstable).
+bool write_cmdline(GuestRam& ram, const char* cmdline, u64 cmdline_size, u64 tsc_khz) {
+    const char* given = cmdline ? cmdline : "";
     usize limit = min<u64>(cmdline_size, kLinuxCmdlineBytes - 1);
     usize length = 0;
-    while (cmdline && cmdline[length] && length < limit) ++length;
-    return (length == 0 || ram.write(kLinuxCmdlineGpa, cmdline, length)) && ram.fill(kLinuxCmdlineGpa + length, 0, 1);
+    while (given[length] && length < limit) ++length;
+    if (length && !ram.write(kLinuxCmdlineGpa, given, length)) return false;
+    char ignored[2];
+    if (tsc_khz != 0 && !given[length] && !cmdline_option(given, "tsc_early_khz", ignored, sizeof ignored)) {
+        auto appended = append_tsc_rate(ram, length, limit, tsc_khz);
+        if (!appended) return false;
+        length = *appended;
+    }
+    return ram.fill(kLinuxCmdlineGpa + length, 0, 1);
 }
 
 bool write_e820(GuestRam& ram) {
@@ -182,7 +206,8 @@ bool is_bzimage(const u8* image, usize image_size) {
 }
 
 Result<LoadedGuest, LoadError> load_linux_guest(const u8* image, usize image_size, const char* cmdline,
-                                                const GuestModule* initrd_parts, usize part_count, GuestRam& ram) {
+                                                const GuestModule* initrd_parts, usize part_count, GuestRam& ram,
+                                                u64 tsc_khz) {
     if (part_count > kMaxGuestModules) return fail(LoadError::too_many_modules);
     auto header = read_setup_header(image, image_size);
     if (!header) return fail(header.error());
@@ -192,8 +217,8 @@ Result<LoadedGuest, LoadError> load_linux_guest(const u8* image, usize image_siz
     if (!placed) return fail(placed.error());
     if (!ram.write(placed->load, image + header->kernel_offset, header->kernel_size) ||
         !write_initrd(ram, placed->initrd, initrd_parts, part_count) ||
-        !write_cmdline(ram, cmdline, header->cmdline_size) || !write_boot_params(ram, image, *header, *placed) ||
-        !write_identity_tables(ram))
+        !write_cmdline(ram, cmdline, header->cmdline_size, tsc_khz) ||
+        !write_boot_params(ram, image, *header, *placed) || !write_identity_tables(ram))
         return fail(LoadError::linux_does_not_fit);
     return LoadedGuest{.mode = CpuMode::long64,
                        .entry = placed->load + kEntry64Offset,

@@ -44,6 +44,12 @@ BuildFault backend_fault(const char* what, VirtError error) {
     return BuildFault{.kind = BuildFault::Kind::backend, .what = what, .code = static_cast<u64>(error)};
 }
 
+// The TSC rate a Linux guest is told on its command line (its TSC runs at the host's rate), as
+// measured at boot: on AMD no CPUID leaf gives Linux the rate and it would calibrate against
+// exiting PIT and PM timer reads; on Intel CPUID 0x15/0x16 may not be the TSC's (Bochs' claim
+// 3.5 GHz for a 100 MHz TSC).
+u64 linux_tsc_khz(const Vm&) { return platform::timestamp_khz(); }
+
 }  // namespace
 
 const char* pc_error_name(PcError error) {
@@ -268,7 +274,7 @@ Result<LoadedGuest, BuildFault> Toolstack::load_image(Vm& vm, const manifest::Ma
     usize size = module_size(*image);
     // A bzImage is told by its setup header; a Linux kernel's modules are its initrd.
     auto loaded = is_bzimage(bytes, size)
-                      ? load_linux_guest(bytes, size, m.cmdline(), modules, m.module_count(), ram)
+                      ? load_linux_guest(bytes, size, m.cmdline(), modules, m.module_count(), ram, linux_tsc_khz(vm))
                       : load_multiboot_guest(bytes, size, m.cmdline(), modules, m.module_count(), ram);
     if (!loaded)
         return fail(BuildFault{

@@ -192,6 +192,28 @@ TEST_CASE("linux_loader.command_line_is_cut_at_the_kernel_s_cmdline_size") {
     CHECK(ram2.string_at(kLinuxCmdlineGpa).empty());
 }
 
+TEST_CASE("linux_loader.command_line_gets_the_tsc_rate_unless_it_has_one") {
+    std::vector<u8> image = bzimage({});
+    auto with_rate = [&](const char* cmdline) {
+        FakeRam ram(64 * kMiB);
+        REQUIRE(load_linux_guest(image.data(), image.size(), cmdline, nullptr, 0, ram, 2120469));
+        return ram.string_at(kLinuxCmdlineGpa);
+    };
+    CHECK(with_rate("console=ttyS0") == "console=ttyS0 tsc_early_khz=2120469");
+    CHECK(with_rate("") == "tsc_early_khz=2120469");
+    CHECK(with_rate(nullptr) == "tsc_early_khz=2120469");
+    CHECK(with_rate("console=ttyS0 tsc_early_khz=1000") == "console=ttyS0 tsc_early_khz=1000");
+    FakeRam ram(64 * kMiB);
+    REQUIRE(load(image, ram, "console=ttyS0"));  // no rate known: the line as given
+    CHECK(ram.string_at(kLinuxCmdlineGpa) == "console=ttyS0");
+    Header small;
+    small.cmdline_size = 20;  // no room for the whole rate: none (a cut number would be wrong)
+    std::vector<u8> short_line = bzimage(small);
+    FakeRam cut(64 * kMiB);
+    REQUIRE(load_linux_guest(short_line.data(), short_line.size(), "console=ttyS0", nullptr, 0, cut, 2120469));
+    CHECK(cut.string_at(kLinuxCmdlineGpa) == "console=ttyS0");
+}
+
 TEST_CASE("linux_loader.relocatable_kernel_preferring_low_memory_goes_above_the_loader_area") {
     Header low;
     low.pref_address = 0x10000;

@@ -9,7 +9,8 @@
 //    kernel's init_size;
 //  - a zeroed boot_params (the "zero page") gets the image's setup header, an e820 map (usable RAM
 //    below 636 KiB and from 1 MiB, the BIOS area between reserved: the PC's ACPI tables are there),
-//    the command line, the initrd's address and size and type_of_loader 0xFF;
+//    the command line (with the TSC's rate, tsc_early_khz, when the caller knows it), the initrd's
+//    address and size and type_of_loader 0xFF;
 //  - the vCPU starts at the 64-bit entry (load address + 0x200) in long mode on the identity page
 //    tables of the first 4 GiB, interrupts off, RSI = boot_params.
 // The image comes from a boot module and is checked before use: nothing is read past the file.
@@ -31,8 +32,11 @@ inline constexpr usize kLinuxCmdlineBytes = 0x1000;  // the most the loader copi
 bool is_bzimage(const u8* image, usize image_size);
 
 // Loads the kernel, its initrd (`initrd_parts` concatenated; none is no initrd) and its command
-// line into `ram`; the result starts in long64 with protocol linux_bzimage.
+// line into `ram`; the result starts in long64 with protocol linux_bzimage. A `tsc_khz` other than
+// 0 is the rate of the TSC the guest reads: the command line gets `tsc_early_khz=<tsc_khz>` unless
+// it has a tsc_early_khz of its own.
 Result<LoadedGuest, LoadError> load_linux_guest(const u8* image, usize image_size, const char* cmdline,
-                                                const GuestModule* initrd_parts, usize part_count, GuestRam& ram);
+                                                const GuestModule* initrd_parts, usize part_count, GuestRam& ram,
+                                                u64 tsc_khz = 0);
 
 }  // namespace nestor::virt
