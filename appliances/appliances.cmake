@@ -9,6 +9,10 @@ set(NESTOR_APPLIANCE_minimal_GUESTS hello)
 set(NESTOR_APPLIANCE_linux_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/linux.manifest)
 set(NESTOR_APPLIANCE_linux_GUESTS)
 set(NESTOR_APPLIANCE_linux_SETUP ${CMAKE_CURRENT_LIST_DIR}/linux/linux.cmake)
+# linux_kvm: the same kernel as an L1 hypervisor (nested_virt) with KVM's modules (linux_kvm/linux_kvm.cmake).
+set(NESTOR_APPLIANCE_linux_kvm_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/linux_kvm.manifest)
+set(NESTOR_APPLIANCE_linux_kvm_GUESTS)
+set(NESTOR_APPLIANCE_linux_kvm_SETUP ${CMAKE_CURRENT_LIST_DIR}/linux_kvm/linux_kvm.cmake)
 
 # Every guest image the kernel stage builds that host-stage images or tests use.
 set(NESTOR_GUEST_IMAGES demo_hello demo_ping demo_l1 hello sdk_selftest nested_probe exit_bench

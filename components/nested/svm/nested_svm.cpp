@@ -475,6 +475,12 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
     case L1Interrupt::deliver_to_l2: return not_nested();
     case L1Interrupt::vmexit_intr: break;
     }
+    // An event L1 injected that L2 has not been entered with yet goes first, as the CPU delivers
+    // EVENTINJ before it recognises an interrupt: the #VMEXIT(INTR) waits for an exit after that
+    // entry (every #VMEXIT clears EVENTINJ.V). Exiting now instead, with the event handed back in
+    // EXITINTINFO, never lets L2 run when L1 raises the interrupt itself to exit at once, as Linux
+    // KVM does (a self-IPI) when it injects an interrupt with another one waiting.
+    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
     // Between two runs of L2: the exit that got here was L0's and is done, so the state is L2's.
     // An event whose delivery that exit interrupted goes to L1 in EXITINTINFO, as on the CPU.
     VmexitInfo info{x86::svm::exit_code::intr, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};

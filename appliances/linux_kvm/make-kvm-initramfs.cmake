@@ -1,0 +1,47 @@
+# cmake -DBUSYBOX=FILE -DPACKAGE_ROOT=DIR -DINIT=FILE -DCLIENT=FILE -DWORK=DIR -DOUT=FILE.cpio.gz
+#   -P make-kvm-initramfs.cmake
+# The linux_kvm appliance's second initramfs, unpacked by the kernel over the linux appliance's:
+# /kvm-init (the init script), /bin/kvm-client and /lib/modules/{irqbypass,kvm,kvm-amd}.ko, the
+# modules taken from the kernel package unpacked in PACKAGE_ROOT (the kernel's own, so their
+# version magic matches). kvm needs irqbypass, kvm-amd needs kvm. Modules Debian compresses with xz
+# are decompressed with busybox's unxz, so that busybox's insmod loads them.
+cmake_minimum_required(VERSION 3.25)
+find_program(gzip gzip REQUIRED)
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK}/bin ${WORK}/lib/modules)
+set(executable OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+file(COPY_FILE ${INIT} ${WORK}/kvm-init)
+file(CHMOD ${WORK}/kvm-init PERMISSIONS ${executable})
+file(COPY_FILE ${CLIENT} ${WORK}/bin/kvm-client)
+file(CHMOD ${WORK}/bin/kvm-client PERMISSIONS ${executable})
+
+set(list ".\nbin\nbin/kvm-client\nkvm-init\nlib\nlib/modules\n")
+foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd)
+  get_filename_component(name ${module} NAME)
+  file(GLOB found ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko.xz)
+  list(LENGTH found count)
+  if(NOT count EQUAL 1)
+    message(FATAL_ERROR "the kernel package holds not exactly one ${module}.ko(.xz): '${found}'")
+  endif()
+  if(found MATCHES "\\.xz$")
+    execute_process(COMMAND ${BUSYBOX} unxz -c ${found} OUTPUT_FILE ${WORK}/lib/modules/${name}.ko RESULT_VARIABLE status)
+    if(NOT status EQUAL 0)
+      message(FATAL_ERROR "busybox unxz ${found} failed")
+    endif()
+  else()
+    file(COPY_FILE ${found} ${WORK}/lib/modules/${name}.ko)
+  endif()
+  string(APPEND list "lib/modules/${name}.ko\n")
+endforeach()
+
+file(WRITE ${WORK}.list "${list}")
+string(REGEX REPLACE "\\.gz$" "" cpio ${OUT})
+execute_process(COMMAND ${BUSYBOX} cpio -o -H newc -R 0:0 WORKING_DIRECTORY ${WORK} INPUT_FILE ${WORK}.list
+                OUTPUT_FILE ${cpio} RESULT_VARIABLE status ERROR_VARIABLE error)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "busybox cpio failed: ${error}")
+endif()
+execute_process(COMMAND ${gzip} -9 -n -f ${cpio} RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "gzip ${cpio} failed")
+endif()
