@@ -13,7 +13,8 @@ set(linux_kvm_kernel ${NESTOR_KERNEL_main_ELF32})
 if(NOT NESTOR_NESTED_MODE STREQUAL "ON")
   set(linux_kvm_kernel ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf32)
 endif()
-add_custom_target(pack_linux_kvm_client ALL DEPENDS ${bin})
+# The second initramfs is a boot module of the test only: nothing else makes the build produce it.
+add_custom_target(pack_linux_kvm_client ALL DEPENDS ${bin} ${linux_kvm_dir}/kvm-initramfs.cpio.gz)
 # Every check of the client, each on its own line.
 set(linux_kvm_checks api_version real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
   l2_writes_memory_client_reads cpuid_from_kvm_table exception_to_l2_handler kvm_interrupt_to_l2_handler
