@@ -2,8 +2,9 @@
 # downloads and makes them), a second initramfs the kernel unpacks over the first, holding KVM's
 # modules from the same kernel package, Nestor's KVM client and this appliance's init
 # (make-kvm-initramfs.cmake), and the client itself, a static freestanding Linux program built with
-# the host's clang (tests/linux/kvm_client.cpp). Included by nestor_appliance_modules() and by the
-# boot tests; sets appliance_files to the boot modules ("file name").
+# the host's clang (tests/linux/kvm_client.cpp; it makes one Nestor hypercall, with the SDK's ABI
+# headers). Included by nestor_appliance_modules() and by the boot tests; sets appliance_files to
+# the boot modules ("file name").
 include(${CMAKE_CURRENT_LIST_DIR}/../linux/linux.cmake)
 set(linux_kvm_here ${CMAKE_CURRENT_LIST_DIR})
 set(linux_kvm_dir ${CMAKE_BINARY_DIR}/linux-kvm-images)
@@ -15,9 +16,10 @@ if(NOT linux_kvm_images_defined)
   add_custom_command(OUTPUT ${linux_kvm_dir}/kvm-client
     COMMAND ${CMAKE_CXX_COMPILER} --target=x86_64-linux-gnu -std=c++20 -O2 -Wall -Wextra -Werror -ffreestanding
             -fno-exceptions -fno-rtti -fno-stack-protector -fno-pic -static -nostdlib -fuse-ld=lld -s
-            -o ${linux_kvm_dir}/kvm-client ${linux_kvm_client_dir}/kvm_client.cpp
+            -I${PROJECT_SOURCE_DIR}/sdk/include -o ${linux_kvm_dir}/kvm-client ${linux_kvm_client_dir}/kvm_client.cpp
     DEPENDS ${linux_kvm_client_dir}/kvm_client.cpp ${linux_kvm_client_dir}/kvm_api.hpp
-            ${linux_kvm_client_dir}/linux_syscalls.hpp
+            ${linux_kvm_client_dir}/linux_syscalls.hpp ${PROJECT_SOURCE_DIR}/sdk/include/nestor/abi/hypercall.h
+            ${PROJECT_SOURCE_DIR}/sdk/include/nestor/abi/guest_slots.h
     COMMENT "Building Nestor's KVM client (a static Linux program)")
   add_custom_command(OUTPUT ${linux_kvm_dir}/kvm-initramfs.cpio.gz
     COMMAND ${CMAKE_COMMAND} -DBUSYBOX=${linux_dir}/busybox -DPACKAGE_ROOT=${linux_dir}/root

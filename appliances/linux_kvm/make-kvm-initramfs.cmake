@@ -1,9 +1,10 @@
 # cmake -DBUSYBOX=FILE -DPACKAGE_ROOT=DIR -DINIT=FILE -DCLIENT=FILE -DWORK=DIR -DOUT=FILE.cpio.gz
 #   -P make-kvm-initramfs.cmake
 # The linux_kvm appliance's second initramfs, unpacked by the kernel over the linux appliance's:
-# /kvm-init (the init script), /bin/kvm-client and /lib/modules/{irqbypass,kvm,kvm-amd}.ko, the
-# modules taken from the kernel package unpacked in PACKAGE_ROOT (the kernel's own, so their
-# version magic matches). kvm needs irqbypass, kvm-amd needs kvm. Modules Debian compresses with xz
+# /kvm-init (the init script), /bin/kvm-client and /lib/modules/{irqbypass,kvm,kvm-amd,msr}.ko,
+# the modules taken from the kernel package unpacked in PACKAGE_ROOT (the kernel's own, so their
+# version magic matches). kvm needs irqbypass, kvm-amd needs kvm; msr (/dev/cpu/N/msr) is how the
+# client reads Nestor's nested-memory MSR. Modules Debian compresses with xz
 # are decompressed with busybox's unxz, so that busybox's insmod loads them.
 cmake_minimum_required(VERSION 3.25)
 find_program(gzip gzip REQUIRED)
@@ -16,7 +17,7 @@ file(COPY_FILE ${CLIENT} ${WORK}/bin/kvm-client)
 file(CHMOD ${WORK}/bin/kvm-client PERMISSIONS ${executable})
 
 set(list ".\nbin\nbin/kvm-client\nkvm-init\nlib\nlib/modules\n")
-foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd)
+foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kernel/msr)
   get_filename_component(name ${module} NAME)
   file(GLOB found ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko.xz)
   list(LENGTH found count)

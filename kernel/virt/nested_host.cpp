@@ -34,11 +34,14 @@ void* VmNestedHost::allocate(usize bytes, paddr& physical) {
     if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical)) return nullptr;
     void* memory = platform::physical_to_virtual(physical);
     fill_bytes(memory, 0, bytes);
+    held_bytes_ += bytes;
     return memory;
 }
 
 void VmNestedHost::release(paddr physical, usize bytes) {
-    if (physical) platform::free_physical(physical, bytes);
+    if (!physical) return;
+    platform::free_physical(physical, bytes);
+    held_bytes_ -= bytes;
 }
 
 void* VmNestedHost::pointer(paddr physical) { return platform::physical_to_virtual(physical); }

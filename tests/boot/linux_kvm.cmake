@@ -1,34 +1,76 @@
 # Linux KVM as an L1 on Nestor's nested SVM (label "nested"): Debian's kernel in a nested_virt PC
 # domain loads kvm and kvm_amd, /dev/kvm appears, and Nestor's KVM client
-# (tests/linux/kvm_client.cpp) runs its L2 guests and checks their exits. Its images come from the
+# (tests/linux/kvm_client.cpp) runs its L2 guests and checks their exits, or storms VMRUNs, or
+# powers Linux off under a running L2, each beside the healthy SDK domain. Its images come from the
 # Debian packages the linux tests download (appliances/linux_kvm/linux_kvm.cmake). On QEMU only:
 # nested VMX does not run L2s yet.
 include(${PROJECT_SOURCE_DIR}/appliances/linux_kvm/linux_kvm.cmake)  # appliance_files
 string(REPLACE ";" "," linux_kvm_modules "${appliance_files}")
 
-set(bin ${CMAKE_CURRENT_BINARY_DIR}/linux_kvm_client.bin)
-nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/linux_kvm.manifest NESTED on)
 # A kernel with the nested component: the preset's, or the one tests/build makes beside it.
 set(linux_kvm_kernel ${NESTOR_KERNEL_main_ELF32})
 if(NOT NESTOR_NESTED_MODE STREQUAL "ON")
   set(linux_kvm_kernel ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf32)
 endif()
-# The second initramfs is a boot module of the test only: nothing else makes the build produce it.
-add_custom_target(pack_linux_kvm_client ALL DEPENDS ${bin} ${linux_kvm_dir}/kvm-initramfs.cpio.gz)
-# Every check of the client, each on its own line.
-set(linux_kvm_checks api_version real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
+
+# What every case checks: Linux with KVM beside the healthy SDK domain (which must finish with its
+# report, HEALTHY_YIELDS yields), both domains ending with status 0, no kernel warning, oops or
+# failed insmod in Linux, no fault in Nestor.
+function(linux_kvm_common out healthy_yields)
+  set(${out}
+    --expect-status 0
+    --expect "^appliance: domain linux: 192 MiB, Linux bzImage entry 0x1000200, nested virtualization on svm$"
+    --expect "^\\[linux\\] NESTOR-KVM: cpu flags: npt nrip_save svm $"
+    --expect "^\\[linux\\] NESTOR-KVM: /dev/kvm present$"
+    --expect "^\\[linux\\] KVM-CLIENT: PASS api_version$"
+    --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
+    --expect "^\\[healthy\\] healthy: yielded ${healthy_yields} times, 0 refused$"
+    --expect "^\\[healthy\\] healthy: done$"
+    --expect "^appliance: domain healthy exited with status 0 \\(exit port\\) after [0-9]+ exits$"
+    --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+    --reject "KVM-CLIENT: FAIL" --reject "NESTOR-KVM: insmod" --reject "WARNING:" --reject "BUG:"
+    --reject "Call Trace" --reject "Oops" --reject "PANIC" --reject "CPU exception" --reject "^error:"
+    PARENT_SCOPE)
+endfunction()
+
+# linux_kvm_test(CASE MANIFEST ARGS ...): nested.linux_kvm_CASE, the manifest (packed for nested
+# virtualization) booted with the Linux and KVM images and the healthy guest.
+function(linux_kvm_test case manifest)
+  set(bin ${CMAKE_CURRENT_BINARY_DIR}/linux_kvm_${case}.bin)
+  nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/${manifest} NESTED on)
+  add_custom_target(pack_linux_kvm_${case} ALL DEPENDS ${bin})
+  nestor_boot_test(nested.linux_kvm_${case} nested TIMEOUT 300 ARGS --kernel ${linux_kvm_kernel}
+    --initrd "${bin} manifest,${linux_kvm_modules},${appliance_guests}/healthy.elf healthy" ${ARGN})
+endfunction()
+
+# 1. The client's checks, each on its own line; hundred_vms also reads Nestor's nested-memory MSR
+#    before and after its VMs (the same, or it fails).
+set(linux_kvm_checks real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
   l2_writes_memory_client_reads cpuid_from_kvm_table exception_to_l2_handler kvm_interrupt_to_l2_handler
   memory_slot_moved two_vcpus_in_turn long_mode_l2 l1_timer_preempts_spinning_l2 hundred_vms)
-set(linux_kvm_expects)
+linux_kvm_common(checks 5)
 foreach(check IN LISTS linux_kvm_checks)
-  list(APPEND linux_kvm_expects --expect "^\\[linux\\] KVM-CLIENT: PASS ${check}$")
+  list(APPEND checks --expect "^\\[linux\\] KVM-CLIENT: PASS ${check}$")
 endforeach()
-nestor_boot_test(nested.linux_kvm_client nested TIMEOUT 300 ARGS --kernel ${linux_kvm_kernel}
-  --initrd "${bin} manifest,${linux_kvm_modules}" --expect-status 0
-  --expect "^appliance: domain linux: 192 MiB, Linux bzImage entry 0x1000200, nested virtualization on svm$"
-  --expect "^\\[linux\\] NESTOR-KVM: cpu flags: npt nrip_save svm $"
-  --expect "^\\[linux\\] NESTOR-KVM: /dev/kvm present$" ${linux_kvm_expects}
-  --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$"
-  --expect "^appliance: domain linux exited with status 0 \\(shutdown\\)"
-  --reject "KVM-CLIENT: FAIL" --reject "NESTOR-KVM: insmod" --reject "WARNING:" --reject "BUG:"
-  --reject "Call Trace" --reject "PANIC" --reject "CPU exception" --reject "^error:")
+linux_kvm_test(client linux_kvm.manifest ${checks}
+  --expect "^\\[linux\\] KVM-CLIENT: Nestor's nested state: [1-9][0-9]* KiB before the hundred VMs, [1-9][0-9]* KiB after$"
+  --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$")
+
+# 2. A VMRUN storm: an L2 exits as fast as it can (CPUID after CPUID, each a #VMEXIT KVM handles
+#    and a VMRUN, an OUT to the client every thousand) for 5 s. The healthy domain, woken by the
+#    client's signal as the storm starts, must finish its 100 yields before the storm ends.
+linux_kvm_common(checks 100)
+linux_kvm_test(vmrun_storm linux_kvm_storm.manifest ${checks}
+  --expect-before "^\\[linux\\] KVM-CLIENT: storm: started" "^\\[healthy\\] healthy: woken, badge 0x0001$"
+  --expect-before "^\\[healthy\\] healthy: done$" "^\\[linux\\] KVM-CLIENT: storm: stopped after [1-9][0-9]* CPUID exits in L2, [1-9][0-9]* OUTs to the client$"
+  --expect "^\\[linux\\] KVM-CLIENT: PASS vmrun_storm$"
+  --expect "^\\[linux\\] KVM-CLIENT: DONE 2 passed, 0 failed$")
+
+# 3. Linux powers off while its L2 runs: a child of the client keeps an L2 spinning in KVM_RUN,
+#    the client sees its count move and calls reboot(2); KVM leaves SVM on its way down (its L2
+#    VMRUNs #UD from then on) and the domain ends through ACPI with status 0.
+linux_kvm_common(checks 5)
+linux_kvm_test(poweroff_in_l2 linux_kvm_poweroff_in_l2.manifest ${checks}
+  --expect-before "^\\[linux\\] KVM-CLIENT: L2 spins in a child's KVM_RUN \\(its count moved from [1-9][0-9]* to [1-9][0-9]*\\): powering off$"
+    "^\\[linux\\] \\[ *[0-9.]+\\] kvm: exiting hardware virtualization$"
+  --expect "^\\[linux\\] \\[ *[0-9.]+\\] reboot: Power down$")

@@ -3,8 +3,15 @@
 // guests on Linux KVM, which runs them on Nestor's nested SVM, and checks each exit KVM reports.
 // Every check prints one line, `KVM-CLIENT: PASS name` or `KVM-CLIENT: FAIL name: why`; the last
 // line is `KVM-CLIENT: DONE n passed, m failed`, and the exit status is the number failed.
+//
+// Its argument (the init passes the kernel's `nestor.kvm=MODE`) chooses what it does: nothing, the
+// checks; `storm`, one L2 exiting as fast as it can for a few seconds (while Nestor's healthy
+// neighbour, woken by a signal, must finish); `poweroff_in_l2`, a child process keeps an L2
+// spinning in KVM_RUN and the client powers L1 off under it.
 #include "kvm_api.hpp"
 #include "linux_syscalls.hpp"
+#include "nestor/abi/guest_slots.h"
+#include "nestor/abi/hypercall.h"
 
 // Where a signal handler returns to: rt_sigreturn (the kernel's sigaction needs SA_RESTORER).
 extern "C" void kvm_client_restorer();
@@ -19,6 +26,24 @@ using namespace kvm_client;
 
 constexpr u64 kGuestMemoryBytes = 0x10000;
 constexpr u64 kCodeAddress = 0x1000;
+// Nestor's nested-memory MSR (kernel/include/nestor/virt/devices/nested_memory_msr.hpp): the
+// bytes of L0 memory Nestor holds for this domain's nested state. Read through Linux's msr driver
+// (the init loads msr.ko), which runs RDMSR in L1's kernel: a user-space port, the other way, is
+// out of reach (Debian's cloud kernel has no /dev/port, and an IN after ioperm(2) #GPs under QEMU
+// TCG, on bare QEMU too).
+constexpr long kMsrNestedMemory = 0x4E534D00;
+
+// The bytes the MSR reports, or a negative error of open / pread (-EIO: the MSR #GPs, no MSR).
+long nested_memory_bytes() {
+    int fd = sys_open("/dev/cpu/0/msr", kOpenReadOnly | kOpenCloseOnExec);
+    if (fd < 0) return fd;
+    u64 value = 0;
+    long r = sys_pread(fd, &value, sizeof(value), kMsrNestedMemory);
+    sys_close(fd);
+    if (r < 0) return r;
+    if (r != static_cast<long>(sizeof(value))) return -5;  // -EIO: a short read
+    return static_cast<long>(value);
+}
 
 struct Counts {
     int passed = 0;
@@ -406,14 +431,32 @@ bool check_l1_timer_preempts_l2(int kvm, Vm& vm, const char* name) {
     return true;
 }
 
-// A hundred VMs in a row, each created, run to its OUT and HLT, and destroyed.
+bool one_vm(int kvm, const char* name) {
+    Vm one;
+    bool ok = check_real_mode_out_and_hlt(kvm, one, name);
+    destroy_vm(one);
+    return ok;
+}
+
+// A hundred VMs in a row, each created, run to its OUT and HLT, and destroyed; then Nestor holds
+// as much L0 memory for L1's nested state as before them (its nested-memory MSR). The first
+// reading follows one VM like the hundred, so that both find Nestor's shadow of KVM's nested page
+// table holding what one such L2 leaves in it: a leak of even one page fails the check.
 bool check_hundred_vms(int kvm, Vm& vm, const char* name) {
-    for (int i = 0; i < 100; ++i) {
-        Vm one;
-        bool ok = check_real_mode_out_and_hlt(kvm, one, name);
-        destroy_vm(one);
-        if (!ok) return fail(name, "failed at VM number", static_cast<u64>(i)), false;
-    }
+    if (!one_vm(kvm, name)) return false;
+    long before = nested_memory_bytes();
+    // 0 would mean no nested state at all after a VM ran: no check.
+    if (before <= 0) return fail(name, "Nestor's nested-memory MSR reads", static_cast<u64>(before)), false;
+    for (int i = 0; i < 100; ++i)
+        if (!one_vm(kvm, name)) return fail(name, "failed at VM number", static_cast<u64>(i)), false;
+    long after = nested_memory_bytes();
+    print("KVM-CLIENT: Nestor's nested state: ");
+    print_decimal(static_cast<u64>(before) >> 10);
+    print(" KiB before the hundred VMs, ");
+    print_decimal(static_cast<u64>(after) >> 10);
+    print(" KiB after\n");
+    if (after != before)
+        return fail(name, "Nestor's nested state after the hundred VMs, in bytes:", static_cast<u64>(after)), false;
     return create_vm(kvm, vm, name);  // and one more, still possible
 }
 
@@ -430,21 +473,36 @@ void run_check(int kvm, Check check, const char* name) {
     destroy_vm(vm);
 }
 
-int run_checks() {
+void print_done() {
+    print("KVM-CLIENT: DONE ");
+    print_decimal(static_cast<u64>(counts.passed));
+    print(" passed, ");
+    print_decimal(static_cast<u64>(counts.failed));
+    print(" failed\n");
+}
+
+// /dev/kvm, open, at the API version this client knows; -1 (and reported) if not.
+int open_kvm() {
     int kvm = sys_open("/dev/kvm", kOpenReadWrite | kOpenCloseOnExec);
     if (kvm < 0) {
         fail("open_dev_kvm", "open returned", static_cast<u64>(kvm));
         ++counts.failed;
-        return 1;
+        return -1;
     }
     long version = sys_ioctl(kvm, KVM_GET_API_VERSION, 0);
     if (version != 12) {
         fail("api_version", "KVM_GET_API_VERSION is not 12:", static_cast<u64>(version));
         ++counts.failed;
-        return 1;
+        return -1;
     }
     pass("api_version");
     ++counts.passed;
+    return kvm;
+}
+
+int run_checks() {
+    int kvm = open_kvm();
+    if (kvm < 0) return 1;
     run_check(kvm, check_real_mode_out_and_hlt, "real_mode_out_then_hlt");
     run_check(kvm, check_port_in, "real_mode_port_in");
     run_check(kvm, check_mmio, "mmio_write_and_read");
@@ -457,12 +515,165 @@ int run_checks() {
     run_check(kvm, check_long_mode, "long_mode_l2");
     run_check(kvm, check_l1_timer_preempts_l2, "l1_timer_preempts_spinning_l2");
     run_check(kvm, check_hundred_vms, "hundred_vms");
-    print("KVM-CLIENT: DONE ");
-    print_decimal(static_cast<u64>(counts.passed));
-    print(" passed, ");
-    print_decimal(static_cast<u64>(counts.failed));
-    print(" failed\n");
+    print_done();
     return counts.failed;
+}
+
+// --- storm -------------------------------------------------------------------------------------
+
+constexpr unsigned kStormSeconds = 5;
+constexpr u64 kStormCounter = 0x3000;  // L2 counts its CPUIDs here
+constexpr u32 kCpuidsPerOut = 1000;
+
+volatile bool alarm_rang = false;
+void on_storm_alarm(int) { alarm_rang = true; }
+
+// Signals the notification in the domain's signal slot `index` (the manifest's `signals`), with
+// Nestor's hypercall (sdk/include/nestor/abi/hypercall.h) from L1's user space: VMMCALL, which
+// Nestor takes whatever the CPL (L1 runs no L2 now). The status (0: NESTOR_E_OK).
+long nestor_signal(u64 index) {
+    long rax = NESTOR_HC_NOTIFICATION_SIGNAL;
+    register long rdi asm("rdi") = static_cast<long>(NESTOR_GUEST_SLOT_SIGNAL_BASE + index);
+    register long rsi asm("rsi") = 0;
+    register long rdx asm("rdx") = 0;
+    register long r10 asm("r10") = 0;
+    register long r8 asm("r8") = 0;
+    register long r9 asm("r9") = 0;
+    asm volatile("vmmcall" : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r9)::"memory");
+    return rax;
+}
+
+// L2 exits as fast as it can: CPUID after CPUID, each a #VMEXIT that KVM answers in L1's kernel
+// and a VMRUN (Nestor emulates both), counted in L2's memory, and every kCpuidsPerOut an OUT that
+// KVM_RUN returns to the client, which runs it again at once. For kStormSeconds (L1's alarm),
+// with Nestor's healthy neighbour woken just before (the test wants its end before the storm's).
+bool check_vmrun_storm(int kvm, Vm& vm, const char* name) {
+    static constexpr u8 kCode[] = {
+        0xbe, 0xe8, 0x03,              // start: mov si, 1000
+        0x66, 0x31, 0xc0,              // inner: xor eax, eax
+        0x0f, 0xa2,                    //   cpuid
+        0x66, 0xff, 0x06, 0x00, 0x30,  //   inc dword [0x3000]
+        0x4e,                          //   dec si
+        0x75, 0xf3,                    //   jnz inner
+        0xe6, 0x10,                    // out 0x10, al
+        0xeb, 0xec,                    // jmp start
+    };
+    static_assert(kCpuidsPerOut == 0x03e8);
+    if (!start_real_mode(kvm, vm, kCode, name)) return false;
+    KernelSigaction action{on_storm_alarm, kSaRestorer, kvm_client_restorer, 0};
+    if (long r = sys_rt_sigaction(kSigAlarm, &action); r < 0)
+        return fail(name, "rt_sigaction returned", static_cast<u64>(r)), false;
+    print("KVM-CLIENT: storm: started, L2 exits for ");
+    print_decimal(kStormSeconds);
+    print(" s\n");
+    if (long r = nestor_signal(0); r != 0)
+        return fail(name, "signalling Nestor's healthy domain returned", static_cast<u64>(r)), false;
+    sys_alarm(kStormSeconds);
+    u64 outs = 0;
+    while (!alarm_rang) {
+        long r = sys_ioctl(vm.vcpu, KVM_RUN, 0);
+        if (r == kErrorInterrupted) break;
+        if (r < 0) return fail(name, "KVM_RUN returned", static_cast<u64>(r)), false;
+        const auto& io = vm.run->io;
+        if (vm.run->exit_reason != KVM_EXIT_IO || io.port != 0x10 || io.direction != KVM_EXIT_IO_OUT)
+            return fail(name, "an exit that is not L2's OUT, reason", vm.run->exit_reason), false;
+        ++outs;
+    }
+    u64 cpuids = 0;
+    for (int i = 3; i >= 0; --i) cpuids = cpuids << 8 | vm.memory[kStormCounter + i];
+    print("KVM-CLIENT: storm: stopped after ");
+    print_decimal(cpuids);
+    print(" CPUID exits in L2, ");
+    print_decimal(outs);
+    print(" OUTs to the client\n");
+    // Every OUT follows kCpuidsPerOut CPUIDs; a storm that ran a thousandth of that is no storm.
+    if (outs == 0 || cpuids < outs * kCpuidsPerOut) return fail(name, "too few exits: CPUIDs", cpuids), false;
+    return true;
+}
+
+int run_storm() {
+    int kvm = open_kvm();
+    if (kvm < 0) return 1;
+    run_check(kvm, check_vmrun_storm, "vmrun_storm");
+    print_done();
+    return counts.failed;
+}
+
+// --- power-off with L2 running ------------------------------------------------------------------
+
+constexpr u64 kSharedAddress = 0x10000;  // L2-physical: the page the child and the parent share
+
+// The child: a VM whose L2 counts in the shared page for ever (real mode, DS = 0x1000), run by
+// KVM_RUN, which returns only for a signal. Never returns; exits 1 if KVM refuses.
+[[noreturn]] void spin_l2(int kvm, u8* shared) {
+    static constexpr u8 kCode[] = {
+        0xb8, 0x00, 0x10,              // mov ax, 0x1000
+        0x8e, 0xd8,                    // mov ds, ax
+        0x66, 0xff, 0x06, 0x00, 0x00,  // loop: inc dword [0]
+        0xeb, 0xf9,                    // jmp loop
+    };
+    const char* name = "poweroff_in_l2";
+    Vm vm;
+    if (!start_real_mode(kvm, vm, kCode, name) || !set_slot(vm, 1, kSharedAddress, 4096, shared, name))
+        sys_exit_group(1);
+    for (;;) {
+        long r = sys_ioctl(vm.vcpu, KVM_RUN, 0);
+        if (r < 0 && r != kErrorInterrupted) {
+            fail(name, "the child's KVM_RUN returned", static_cast<u64>(r));
+            sys_exit_group(1);
+        }
+    }
+}
+
+u32 shared_counter(const volatile u8* shared) {
+    u32 value = 0;
+    for (int i = 3; i >= 0; --i) value = value << 8 | shared[i];
+    return value;
+}
+
+// A child process keeps an L2 spinning in KVM_RUN; once its count is seen to move, the client
+// powers L1 off (reboot(2), as `poweroff -f`): KVM leaves SVM on every CPU while its vCPU is in
+// KVM_RUN, and Linux ends the domain through ACPI. Returns only if that fails.
+int run_poweroff_in_l2() {
+    const char* name = "poweroff_in_l2";
+    int kvm = open_kvm();
+    if (kvm < 0) return 1;
+    long mapped = sys_mmap(nullptr, 4096, kProtRead | kProtWrite, kMapShared | kMapAnonymous, -1, 0);
+    if (mapped < 0) return fail(name, "mmap of the shared page returned", static_cast<u64>(mapped)), 1;
+    u8* shared = reinterpret_cast<u8*>(mapped);
+    long child = sys_fork();
+    if (child < 0) return fail(name, "fork returned", static_cast<u64>(child)), 1;
+    if (child == 0) spin_l2(kvm, shared);
+    Timespec tenth{0, 100'000'000};
+    u32 first = 0, now = 0;
+    for (int i = 0; i < 100 && (first == 0 || now == first); ++i) {
+        sys_nanosleep(tenth);
+        now = shared_counter(shared);
+        if (first == 0) first = now;
+    }
+    if (first == 0 || now == first) return fail(name, "the child's L2 does not count:", now), 1;
+    print("KVM-CLIENT: L2 spins in a child's KVM_RUN (its count moved from ");
+    print_decimal(first);
+    print(" to ");
+    print_decimal(now);
+    print("): powering off\n");
+    long r = sys_reboot(kRebootPowerOff);
+    return fail(name, "reboot returned", static_cast<u64>(r)), 1;
+}
+
+bool same(const char* a, const char* b) {
+    while (*a && *a == *b) ++a, ++b;
+    return *a == *b;
+}
+
+int run(int argc, char** argv) {
+    if (argc < 2) return run_checks();
+    if (same(argv[1], "storm")) return run_storm();
+    if (same(argv[1], "poweroff_in_l2")) return run_poweroff_in_l2();
+    print("KVM-CLIENT: FAIL mode: unknown, ");
+    print(argv[1]);
+    print("\n");
+    return 1;
 }
 
 }  // namespace
@@ -479,12 +690,16 @@ extern "C" void* memcpy(void* destination, const void* source, kvm_client::usize
     return start;
 }
 
-extern "C" [[noreturn]] void kvm_client_main() { sys_exit_group(run_checks()); }
+// `stack` is where the kernel left argc, then argv.
+extern "C" [[noreturn]] void kvm_client_main(long* stack) {
+    sys_exit_group(run(static_cast<int>(stack[0]), reinterpret_cast<char**>(stack + 1)));
+}
 
-// The entry point: the kernel starts it with RSP 16-byte aligned and no return address.
+// The entry point: the kernel starts it with RSP 16-byte aligned, at argc, and no return address.
 asm(".globl _start\n"
     "_start:\n"
     "  xor %ebp, %ebp\n"
+    "  mov %rsp, %rdi\n"
     "  and $-16, %rsp\n"
     "  call kvm_client_main\n"
     "  ud2\n");

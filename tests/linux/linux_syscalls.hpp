@@ -15,11 +15,16 @@ constexpr long kSysOpen = 2;
 constexpr long kSysClose = 3;
 constexpr long kSysMmap = 9;
 constexpr long kSysMunmap = 11;
+constexpr long kSysPread64 = 17;
 constexpr long kSysRtSigaction = 13;
 constexpr long kSysIoctl = 16;
+constexpr long kSysNanosleep = 35;
 constexpr long kSysAlarm = 37;
+constexpr long kSysFork = 57;
+constexpr long kSysReboot = 169;
 constexpr long kSysExitGroup = 231;
 
+constexpr int kOpenReadOnly = 0;
 constexpr int kOpenReadWrite = 02;
 constexpr int kOpenCloseOnExec = 02000000;
 constexpr int kProtRead = 1;
@@ -30,6 +35,15 @@ constexpr int kMapAnonymous = 0x20;
 constexpr int kSigAlarm = 14;
 constexpr long kErrorInterrupted = -4;  // -EINTR
 constexpr u64 kSaRestorer = 0x04000000;
+// reboot(2): its two magic numbers and the power-off command (LINUX_REBOOT_*).
+constexpr long kRebootMagic1 = 0xfee1dead;
+constexpr long kRebootMagic2 = 672274793;
+constexpr long kRebootPowerOff = 0x4321fedc;
+
+struct Timespec {
+    long seconds;
+    long nanoseconds;
+};
 
 // The kernel's struct sigaction on x86-64 (not libc's).
 struct KernelSigaction {
@@ -71,6 +85,16 @@ inline long sys_rt_sigaction(int signal, const KernelSigaction* action) {
     return syscall6(kSysRtSigaction, signal, reinterpret_cast<long>(action), 0, 8, 0, 0);
 }
 inline long sys_alarm(unsigned seconds) { return syscall6(kSysAlarm, seconds, 0, 0, 0, 0, 0); }
+inline long sys_nanosleep(const Timespec& duration) {
+    return syscall6(kSysNanosleep, reinterpret_cast<long>(&duration), 0, 0, 0, 0, 0);
+}
+// 0 in the child, the child's PID in the parent.
+inline long sys_fork() { return syscall6(kSysFork, 0, 0, 0, 0, 0, 0); }
+// Returns only if refused.
+inline long sys_reboot(long command) { return syscall6(kSysReboot, kRebootMagic1, kRebootMagic2, command, 0, 0, 0); }
+inline long sys_pread(int fd, void* out, usize length, long offset) {
+    return syscall6(kSysPread64, fd, reinterpret_cast<long>(out), static_cast<long>(length), offset, 0, 0);
+}
 [[noreturn]] inline void sys_exit_group(int status) {
     syscall6(kSysExitGroup, status, 0, 0, 0, 0, 0);
     __builtin_unreachable();

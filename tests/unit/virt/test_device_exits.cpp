@@ -211,6 +211,31 @@ TEST_CASE("devices.unclaimed_ports_keep_the_kernels_rules") {
     CHECK(o.status == 9);
 }
 
+// The nested-memory MSR: only a VM with nested virtualization has it; RDMSR answers the bytes of
+// L0 memory its nested state holds at that moment; WRMSR is #GP(0) and changes nothing.
+TEST_CASE("devices.nested_memory_msr_reports_the_held_bytes") {
+    Machine m;
+    ExitOutcome o = m.run(msr(ExitKind::msr_read, kMsrNestedMemory));  // not attached: an unknown MSR
+    CHECK(o.inject);
+    CHECK(o.vector == kVectorGp);
+    u64 held = 0x123456789000;
+    REQUIRE(m.devices.attach_nested_memory(held).ok());
+    CHECK_FALSE(m.run(msr(ExitKind::msr_read, kMsrNestedMemory)).inject);
+    CHECK(m.state.rax() == 0x56789000);
+    CHECK(m.state.rdx() == 0x1234);
+    held -= 0x1000;  // read at each access
+    CHECK_FALSE(m.run(msr(ExitKind::msr_read, kMsrNestedMemory)).inject);
+    CHECK(m.state.rax() == 0x56788000);
+    CHECK(m.state.rip == 0x2004);
+    o = m.run(msr(ExitKind::msr_write, kMsrNestedMemory, 0));
+    CHECK(o.inject);
+    CHECK(o.vector == kVectorGp);
+    CHECK(o.has_error_code);
+    CHECK(o.error_code == 0);
+    CHECK(held == 0x123456788000);
+    CHECK(m.state.rip == 0x2004);  // the faulting WRMSR is not completed
+}
+
 TEST_CASE("devices.msr_exits_reach_the_claiming_device_first") {
     Machine m;
     m.device.answer = 0x1122334455667788;

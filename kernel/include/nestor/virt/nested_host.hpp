@@ -1,5 +1,6 @@
 // The kernel's services for the nested component (nested::Host, nested_ops.hpp) for one VM: L1's
-// memory through the VM's guest-memory accessor, and L0 memory from the physical allocator.
+// memory through the VM's guest-memory accessor, and L0 memory from the physical allocator, whose
+// bytes it counts (the nested-memory port reports them: devices/nested_memory_port.hpp).
 #pragma once
 
 #include "nestor/nested/nested_ops.hpp"
@@ -20,9 +21,12 @@ public:
     void* allocate(usize bytes, paddr& physical) override;
     void release(paddr physical, usize bytes) override;
     void* pointer(paddr physical) override;
+    // The L0 memory the component holds now: allocated and not released.
+    const u64& held_bytes() const { return held_bytes_; }
 
 private:
     const GuestMemory* memory_ = nullptr;
+    u64 held_bytes_ = 0;
 };
 
 }  // namespace nestor::virt
