@@ -86,6 +86,7 @@ CmosRtc::CmosRtc(const GuestClock& clock, IrqLines& irqs) : clock_(clock), irqs_
     ram_[kStatusB] = kPowerOnStatusB;
     host_tsc_ = clock.now();
     synced_ = host_tsc_;
+    refresh_deadline();
 }
 
 u64 CmosRtc::tsc_hz() const { return timer_tsc_hz(clock_); }
@@ -94,11 +95,13 @@ u64 CmosRtc::tsc_hz() const { return timer_tsc_hz(clock_); }
 
 virt::DeviceOutcome CmosRtc::io_read(u16 port, u8 size, u32& value, virt::DeviceHost&) {
     value = read_bytes(port, size, [this](u16 at) { return read_byte(at); });
+    refresh_deadline();  // reading status C clears its flags
     return {};
 }
 
 virt::DeviceOutcome CmosRtc::io_write(u16 port, u8 size, u32 value, virt::DeviceHost&) {
     write_bytes(port, size, value, [this](u16 at, u8 byte) { write_byte(at, byte); });
+    refresh_deadline();
     return {};
 }
 
@@ -266,6 +269,7 @@ void CmosRtc::set_wall_clock(u64 unix_seconds, u64 at_guest_tsc) {
     sync(clock_.now());
     host_seconds_ = unix_seconds > static_cast<u64>(kMaxSeconds) ? kMaxSeconds : static_cast<i64>(unix_seconds);
     host_tsc_ = at_guest_tsc;
+    refresh_deadline();
 }
 
 void CmosRtc::set_memory_size(u64 bytes_below_4g) {
@@ -282,6 +286,21 @@ void CmosRtc::set_memory_size(u64 bytes_below_4g) {
     put(kExtendedMemory, extended);
     put(kExtendedMemory2, extended);
     put(kHighMemory, bytes_below_4g > 16 * kMiB ? (bytes_below_4g - 16 * kMiB) / (64 * kKiB) : 0);
+}
+
+CmosRtc::Battery CmosRtc::battery() const {
+    Battery kept{};
+    for (u32 i = 0; i < kRamSize; ++i) kept.ram[i] = ram_[i];
+    kept.guest_offset = guest_offset_;
+    return kept;
+}
+
+void CmosRtc::restore_battery(const Battery& kept) {
+    for (u32 i = 0; i < kRamSize; ++i) ram_[i] = kept.ram[i];
+    guest_offset_ = kept.guest_offset;
+    ram_[kStatusB] &= static_cast<u8>(~(kPeriodicEnable | kAlarmEnable | kUpdateEnable | kSquareWave));
+    ram_[kStatusC] = 0;
+    update_irq();
 }
 
 // ---- interrupts ----
@@ -383,7 +402,7 @@ u64 CmosRtc::alarm_deadline(u64 after) const {
     return add_saturating(after, hz - moment.into_second + (delay - 1) * hz);
 }
 
-u64 CmosRtc::deadline() const {
+u64 CmosRtc::compute_deadline() const {
     u8 status_b = ram_[kStatusB];
     u8 flags = ram_[kStatusC];
     u64 best = kNoDeadline;
@@ -398,6 +417,13 @@ u64 CmosRtc::deadline() const {
     return best;
 }
 
-void CmosRtc::advance(u64 now) { sync(now); }
+// Before the next enabled event nothing is due: the flags of the others are set as well by the
+// sync a later read of status C does (an event is flagged once however late), so the platform's
+// every entry costs a comparison.
+void CmosRtc::advance(u64 now) {
+    if (now < deadline_) return;
+    sync(now);
+    refresh_deadline();
+}
 
 }  // namespace nestor::pc

@@ -187,7 +187,10 @@ Status<ManifestError> check_record_config(const u8* record) {
         record_field<u16>(record, FIELD_OFFSET(Record, platform)) != NESTOR_MANIFEST_PLATFORM_PC) {
         return fail(ManifestError::console_input_without_pc);
     }
-    if (record_field<u16>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
+    if (record_field<u8>(record, FIELD_OFFSET(Record, on_reset)) >= NESTOR_MANIFEST_ON_RESET_COUNT) {
+        return fail(ManifestError::unknown_on_reset);
+    }
+    if (record_field<u8>(record, FIELD_OFFSET(Record, reserved1)) != 0) {
         return fail(ManifestError::domain_reserved_not_zero);
     }
     return {};
@@ -342,6 +345,7 @@ const char* manifest_error_name(ManifestError error) {
     case ManifestError::unknown_console: return "unknown_console";
     case ManifestError::console_input_without_pc: return "console_input_without_pc";
     case ManifestError::console_input_twice: return "console_input_twice";
+    case ManifestError::unknown_on_reset: return "unknown_on_reset";
     case ManifestError::domain_reserved_not_zero: return "domain_reserved_not_zero";
     case ManifestError::too_many_ioport_ranges: return "too_many_ioport_ranges";
     case ManifestError::ioport_range_inverted: return "ioport_range_inverted";
@@ -444,6 +448,7 @@ u32 ManifestDomain::flags() const { return record_field<u32>(record_, FIELD_OFFS
 u32 ManifestDomain::cpuid_policy() const { return record_field<u32>(record_, FIELD_OFFSET(Record, cpuid_policy)); }
 u32 ManifestDomain::platform() const { return record_field<u16>(record_, FIELD_OFFSET(Record, platform)); }
 u32 ManifestDomain::console() const { return record_field<u16>(record_, FIELD_OFFSET(Record, console)); }
+u32 ManifestDomain::on_reset() const { return record_field<u8>(record_, FIELD_OFFSET(Record, on_reset)); }
 u32 ManifestDomain::ioport_range_count() const {
     return record_field<u16>(record_, FIELD_OFFSET(Record, ioport_range_count));
 }

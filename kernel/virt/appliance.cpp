@@ -11,6 +11,7 @@
 #include "nestor/virt/platform_caps.hpp"
 #include "nestor/virt/scheduler.hpp"
 #include "nestor/virt/toolstack.hpp"
+#include "nestor/virt/vm_restart.hpp"
 
 namespace nestor::virt {
 namespace {
@@ -26,6 +27,9 @@ struct Appliance {
     alignas(Vm) u8 storage[sizeof(Vm) * kMaxDomains];
     Vm* order[kMaxDomains];
     u32 count;
+    // What the domains were built from, kept for booting one again after a reset.
+    const manifest::Manifest* manifest;
+    const BootInfo* boot;
 };
 
 constinit Appliance appliance{};
@@ -47,6 +51,14 @@ Result<manifest::Manifest, bool> read_boot_manifest(const BootInfo& boot) {
     return read.value();
 }
 
+// A domain with on_reset = "restart" after a reset (vm_restart.hpp): built again from its manifest
+// record and the boot modules, by the toolstack that built it.
+bool boot_again(Vm& vm) {
+    auto done = appliance.toolstack.boot_again(vm, appliance.manifest->domain(vm.index), *appliance.boot);
+    if (!done) log_build_fault(vm.name, done.error());
+    return done.ok();
+}
+
 // Builds every domain; a refused or failed one is reported and skipped, so the others still run.
 u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtOps& ops) {
     u32 built = 0;
@@ -56,6 +68,10 @@ u32 build_domains(const manifest::Manifest& m, const BootInfo& boot, const VirtO
             log_build_fault(vm.name, done.error());
             vm.release();
             continue;
+        }
+        if (m.domain(i).on_reset() == NESTOR_MANIFEST_ON_RESET_RESTART) {
+            vm.boot_again = boot_again;
+            log::info("appliance: domain {} restarts when it resets (at most {} times)", vm.name, kMaxRestarts);
         }
         vm.start();
         ++built;
@@ -113,6 +129,8 @@ u32 run_appliance(const BootInfo& boot, const ApplianceOptions& options) {
         return kFailureStatus;
     }
     appliance.count = manifest->domain_count();
+    appliance.manifest = &*manifest;
+    appliance.boot = &boot;
     for (u32 i = 0; i < appliance.count; ++i) appliance.order[i] = new (&appliance.storage[i * sizeof(Vm)]) Vm{};
     mapping_sync.follow(appliance.order, appliance.count);
 

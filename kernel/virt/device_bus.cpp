@@ -37,6 +37,13 @@ Status<BusError> add_range(Table& table, u64 first, u64 count, u64 top, Device& 
 
 }  // namespace
 
+void DeviceBus::clear() {
+    ports_.clear();
+    mmio_.clear();
+    msrs_.clear();
+    device_count_ = 0;
+}
+
 Status<BusError> DeviceBus::check_device(Device& device) const {
     for (usize i = 0; i < device_count_; ++i)
         if (devices_[i] == &device) return {};

@@ -81,6 +81,11 @@ void log_build_fault(const char* name, const BuildFault& f) {
         log::error("appliance: domain {}: its PC could not be built: {}", name,
                    pc_error_name(static_cast<PcError>(f.code)));
         return;
+    case Kind::pc_reset:
+        log::error("appliance: domain {}: its PC could not be reset: {}", name,
+                   pc_error_name(static_cast<PcError>(f.code)));
+        return;
+    case Kind::memory_clear: log::error("appliance: domain {}: its memory could not be cleared", name); return;
     case Kind::hypercall:
         log::error("appliance: domain {}: {} failed: {}", name, f.what, cap::status_name(f.code));
         return;
@@ -168,6 +173,27 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
               boot_protocol_name(loaded->protocol), loaded->entry,
               nested ? "nested virtualization" : "no nested virtualization", ops.name);
     if (vm.console_input) log::info("appliance: domain {} takes the console's input (its serial port COM1)", vm.name);
+    return {};
+}
+
+Status<BuildFault> Toolstack::boot_again(Vm& vm, const manifest::ManifestDomain& m, const BootInfo& boot) {
+    bool nested = (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0;
+    // Nothing of the boot before may survive: every byte it wrote is cleared before the images
+    // are loaded again (the loader writes only what the image and its boot information hold).
+    if (!vm.memory.fill(0, 0, m.memory_bytes())) return fail(BuildFault{.kind = BuildFault::Kind::memory_clear});
+    // A signal may have set a vector for interrupts: the guest booted again has set none.
+    if (vm.notification) vm.notification->set_vector(0);
+    // Fixed ranges on an empty bus: nothing can be refused.
+    auto attached = vm.devices.reset(vm.pc == nullptr);
+    ASSERT(attached);
+    auto loaded = load_image(vm, m, boot);
+    if (!loaded) return fail(loaded.error());
+    NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested));
+    NESTOR_TRY_STATUS(set_up_nested(vm, m));
+    if (vm.pc) {
+        if (auto reset = vm.pc_ops->reset(vm); !reset)
+            return fail(BuildFault{.kind = BuildFault::Kind::pc_reset, .code = static_cast<u64>(reset.error())});
+    }
     return {};
 }
 
@@ -310,7 +336,8 @@ Status<BuildFault> Toolstack::set_up_nested(Vm& vm, const manifest::ManifestDoma
     if (!(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT)) return {};
     vm.vcpus[0].nested.host = &vm.nested_host;
     if (!nested_domain_initialise(vm.nested, platform::cpu_features(), m.memory_bytes()) ||
-        !nested_vcpu_initialise(vm.vcpus[0].nested, vm.nested))
+        !nested_vcpu_initialise(vm.vcpus[0].nested, vm.nested) ||
+        !vm.devices.attach_nested_memory(vm.nested_host.held_bytes()))
         return fail(BuildFault{.kind = BuildFault::Kind::nested_set_up});
     return {};
 }

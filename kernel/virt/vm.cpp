@@ -56,7 +56,7 @@ void Vm::stop(const ExitOutcome& how, const VmExit& last) {
     release();
 }
 
-void Vm::release() {
+void Vm::release_vcpus() {
     for (u32 i = 0; i < vcpu_count; ++i) {
         Vcpu& v = vcpus[i];
         // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
@@ -65,7 +65,26 @@ void Vm::release() {
         v.handle = nullptr;
     }
     nested_domain_teardown(nested);
+}
+
+void Vm::release() {
+    release_vcpus();
     if (pc) pc_ops->detach(*this);
+}
+
+void Vm::power_off() {
+    release_vcpus();
+    nested = nested::NestedDomain{};
+    for (u32 i = 0; i < vcpu_count; ++i) {
+        Vcpu& v = vcpus[i];
+        v.state() = VcpuState{};
+        v.nested = nested::NestedVcpu{};
+        v.cpuid_memo.clear();
+        v.waiting = false;
+        v.interrupt_due = false;
+        v.awaiting_startup = false;
+        v.exits.slices_without_exit = 0;
+    }
 }
 
 }  // namespace nestor::virt

@@ -10,4 +10,15 @@ Status<BusError> VmDevices::attach(bool with_console) {
     return bus.add_ports(kGuestExitPort, 1, exit_port);
 }
 
+Status<BusError> VmDevices::reset(bool with_console) {
+    bus.clear();
+    console = Uart16550{kGuestConsolePort};
+    return attach(with_console);
+}
+
+Status<BusError> VmDevices::attach_nested_memory(const u64& held_bytes) {
+    nested_memory.watch(held_bytes);
+    return bus.add_msrs(kMsrNestedMemory, 1, nested_memory);
+}
+
 }  // namespace nestor::virt

@@ -113,3 +113,24 @@ nestor_linux_test(shell MANIFEST ${linux_manifests}/linux_shell.manifest ARGS --
   --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
   --reject "^\\[linux\\] .*(WARNING:|BUG:|Call Trace|Oops|Kernel panic)"
   --reject "^error:" ${linux_kernel_checks})
+
+# 6. on_reset = "restart" (tests/appliances/linux_reboot_restart.manifest): Linux resets with
+#    `reboot -f`, boots again from its images on two vCPUs (the second started again by the
+#    guest's INIT-SIPI-SIPI), finds the year its first boot set in the RTC (battery-backed: a reset
+#    keeps it) and powers off: status 0. On SVM only (QEMU, 30 s; the SDK guest's reset test
+#    covers VMX).
+set(bin ${CMAKE_CURRENT_BINARY_DIR}/linux_reboot_restart.bin)
+nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${linux_manifests}/linux_reboot_restart.manifest)
+add_custom_target(pack_linux_reboot_restart ALL DEPENDS ${bin})
+set(checks ${linux_kernel_checks})
+linux_boot_checks(checks linux 128)
+nestor_boot_test(linux.svm_reboot_restart linux TIMEOUT 120 ARGS --kernel ${NESTOR_KERNEL_main_ELF32}
+  --initrd "${bin} manifest,${linux_modules}" --expect-status 0 ${checks}
+  --expect "^\\[linux\\] NESTOR-LINUX-BOOT: 1$"
+  --expect "^appliance: domain linux reset: restarting \\(1\\)$"
+  --expect-before "^appliance: domain linux reset: restarting \\(1\\)$" "^\\[linux\\] NESTOR-LINUX-BOOT: 2$"
+  --expect "^\\[linux\\] NESTOR-LINUX-BOOT: 2$"
+  --expect "^\\[linux\\] \\[ *[0-9.]+\\] rtc_cmos rtc_cmos: setting system clock to 1999-12-31T"
+  --expect "^\\[linux\\] \\[ *[0-9.]+\\] reboot: Power down$"
+  --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
+  --reject "restarting \\(2\\)" --reject "^error:")

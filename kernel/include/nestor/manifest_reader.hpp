@@ -60,9 +60,10 @@ enum class ManifestError : u8 {
     unknown_console,              // not a NESTOR_MANIFEST_CONSOLE_*
     console_input_without_pc,     // console input asked of a domain without the PC platform
     console_input_twice,          // a second domain asks for the host's console input
+    unknown_on_reset,             // not a NESTOR_MANIFEST_ON_RESET_*
 };
 
-inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::console_input_twice) + 1;
+inline constexpr u32 kManifestErrorCount = static_cast<u32>(ManifestError::unknown_on_reset) + 1;
 
 // For the boot log: the enumerator's name, e.g. "bad_checksum".
 const char* manifest_error_name(ManifestError error);
@@ -98,6 +99,7 @@ public:
     u32 cpuid_policy() const;  // NESTOR_CPUID_POLICY_*
     u32 platform() const;      // NESTOR_MANIFEST_PLATFORM_*
     u32 console() const;       // NESTOR_MANIFEST_CONSOLE_*
+    u32 on_reset() const;      // NESTOR_MANIFEST_ON_RESET_*
     u32 ioport_range_count() const;
     IoPortRange ioport_range(u32 index) const;  // index < ioport_range_count()
     u32 signal_count() const;

@@ -48,6 +48,14 @@
 #define NESTOR_MANIFEST_CONSOLE_INPUT 1u
 #define NESTOR_MANIFEST_CONSOLE_COUNT 2u
 
+/* What a reset of a domain's machine does (a triple fault; on the PC platform also the keyboard
+ * controller, port 0xCF9 and the ACPI reset register): STOP ends the domain with the reset status;
+ * RESTART boots it again from its images, as at boot, at most NESTOR_MANIFEST_MAX_RESTARTS times. */
+#define NESTOR_MANIFEST_ON_RESET_STOP 0u
+#define NESTOR_MANIFEST_ON_RESET_RESTART 1u
+#define NESTOR_MANIFEST_ON_RESET_COUNT 2u
+#define NESTOR_MANIFEST_MAX_RESTARTS 16u /* then the next reset stops it: a guest never loops for ever */
+
 /* 32 bytes at offset 0. */
 struct nestor_manifest_header {
     uint32_t magic;              /* NESTOR_MANIFEST_MAGIC */
@@ -95,7 +103,8 @@ struct nestor_manifest_domain {
     uint16_t module_count;                      /* 0..NESTOR_MANIFEST_MAX_MODULES */
     uint16_t platform;                          /* NESTOR_MANIFEST_PLATFORM_* */
     uint16_t console;                           /* NESTOR_MANIFEST_CONSOLE_*; INPUT needs the PC platform */
-    uint16_t reserved1;                         /* zero */
+    uint8_t on_reset;                           /* NESTOR_MANIFEST_ON_RESET_* */
+    uint8_t reserved1;                          /* zero */
     char cmdline[NESTOR_MANIFEST_CMDLINE_SIZE]; /* printable ASCII */
     struct nestor_manifest_ioport_range ioport_ranges[NESTOR_MANIFEST_MAX_IOPORT_RANGES];
     /* Domains this one may signal (a notification capability each), by record index: in range,

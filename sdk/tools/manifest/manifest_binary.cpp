@@ -43,6 +43,7 @@ nestor_manifest_domain pack_domain(const ManifestSpec& manifest, const DomainSpe
     record.cpuid_policy = spec.cpuid_policy;
     record.platform = spec.platform;
     record.console = spec.console;
+    record.on_reset = spec.on_reset;
     record.ioport_range_count = static_cast<std::uint16_t>(spec.ioports.size());
     for (std::size_t i = 0; i < spec.ioports.size(); ++i) {
         record.ioport_ranges[i] = nestor_manifest_ioport_range{spec.ioports[i].first, spec.ioports[i].last};
@@ -81,6 +82,7 @@ void dump_domain(const manifest::Manifest& manifest, std::uint32_t index, std::o
     out << "  cpuid    " << cpuid_policy_name(domain.cpuid_policy()) << "\n";
     out << "  platform " << (domain.platform() == NESTOR_MANIFEST_PLATFORM_PC ? "pc" : "bare") << "\n";
     out << "  console  " << (domain.console() == NESTOR_MANIFEST_CONSOLE_INPUT ? "input" : "output") << "\n";
+    out << "  on_reset " << (domain.on_reset() == NESTOR_MANIFEST_ON_RESET_RESTART ? "restart" : "stop") << "\n";
     out << "  flags    " << ((domain.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) ? "nested_virt" : "none") << "\n";
     out << "  cmdline  \"" << domain.cmdline() << "\"\n";
     for (std::uint32_t i = 0; i < domain.ioport_range_count(); ++i) {

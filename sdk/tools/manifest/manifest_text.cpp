@@ -240,6 +240,8 @@ private:
             } else if (key == "console") {
                 lines.console = entry.line;
                 console(entry, spec);
+            } else if (key == "on_reset") {
+                on_reset(entry, spec);
             } else if (key == "cmdline") {
                 cmdline(entry, spec);
             } else if (key == "ioports") {
@@ -435,6 +437,17 @@ private:
             spec.console = NESTOR_MANIFEST_CONSOLE_INPUT;
         } else {
             report(entry.line, "unknown console " + quoted(entry.value.text) + " (known: output, input)");
+        }
+    }
+
+    void on_reset(const Entry& entry, DomainSpec& spec) {
+        if (!expect_kind(entry, Value::Kind::string)) return;
+        if (entry.value.text == "stop") {
+            spec.on_reset = NESTOR_MANIFEST_ON_RESET_STOP;
+        } else if (entry.value.text == "restart") {
+            spec.on_reset = NESTOR_MANIFEST_ON_RESET_RESTART;
+        } else {
+            report(entry.line, "unknown on_reset " + quoted(entry.value.text) + " (known: stop, restart)");
         }
     }
 

@@ -44,6 +44,7 @@ struct DomainSpec {
     std::uint32_t cpuid_policy = 0;  // NESTOR_CPUID_POLICY_*
     std::uint16_t platform = 0;      // NESTOR_MANIFEST_PLATFORM_*
     std::uint16_t console = 0;       // NESTOR_MANIFEST_CONSOLE_*
+    std::uint8_t on_reset = 0;       // NESTOR_MANIFEST_ON_RESET_*
     std::vector<IoPortSpec> ioports;
     std::vector<std::string> signals;  // names of other domains
     std::vector<ModuleSpec> modules;

@@ -150,7 +150,9 @@ std::vector<Corruption> corruptions() {
                  put<std::uint16_t>(i, DOMAIN(d, console), NESTOR_MANIFEST_CONSOLE_INPUT);
              }
          }},
-        {ManifestError::domain_reserved_not_zero, 1, [](Image& i) { put<std::uint16_t>(i, DOMAIN(1, reserved1), 7); }},
+        {ManifestError::unknown_on_reset, 2,
+         [](Image& i) { put<std::uint8_t>(i, DOMAIN(2, on_reset), NESTOR_MANIFEST_ON_RESET_COUNT); }},
+        {ManifestError::domain_reserved_not_zero, 1, [](Image& i) { put<std::uint8_t>(i, DOMAIN(1, reserved1), 7); }},
         {ManifestError::too_many_ioport_ranges, 0,
          [](Image& i) { put<std::uint16_t>(i, DOMAIN(0, ioport_range_count), 9); }},
         {ManifestError::ioport_range_inverted, 0,

@@ -138,6 +138,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
         "flags = [\"nested_virt\"]\n"
         "cpuid = \"host\"\n"
         "platform = \"pc\"\n"
+        "on_reset = \"restart\"\n"
         "cmdline = \"verbose console=com1\"\n"
         "ioports = [\"0x3f8-0x3ff\", \"0x2f8\", 0x60]\n"
         "signals = [\"b\", \"c\"]\n"
@@ -160,6 +161,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
     CHECK(l1.flags() == NESTOR_DOMAIN_FLAG_NESTED_VIRT);
     CHECK(l1.cpuid_policy() == NESTOR_CPUID_POLICY_HOST);
     CHECK(l1.platform() == NESTOR_MANIFEST_PLATFORM_PC);
+    CHECK(l1.on_reset() == NESTOR_MANIFEST_ON_RESET_RESTART);
     CHECK(std::string(l1.cmdline()) == "verbose console=com1");
     REQUIRE(l1.ioport_range_count() == 3);
     CHECK(l1.ioport_range(0).first == 0x3f8);
@@ -179,6 +181,7 @@ TEST_CASE("manifest.round_trip_text_binary_reader") {
     nestor::manifest::ManifestDomain b = m.domain(1);
     CHECK(b.cpuid_policy() == NESTOR_CPUID_POLICY_MINIMAL);
     CHECK(b.platform() == NESTOR_MANIFEST_PLATFORM_BARE);
+    CHECK(b.on_reset() == NESTOR_MANIFEST_ON_RESET_STOP);
     CHECK(b.memory_bytes() == (1u << 20));
     REQUIRE(b.signal_count() == 1);
     CHECK(b.signal_target(0) == 0);
@@ -203,6 +206,7 @@ TEST_CASE("manifest.dump_describes_what_the_kernel_reads") {
     CHECK(text.find("signals  1 \"b\"") != std::string::npos);
     CHECK(text.find("memory   1M (1048576 bytes)") != std::string::npos);
     CHECK(text.find("platform bare") != std::string::npos);
+    CHECK(text.find("on_reset stop") != std::string::npos);
 
     image[100] ^= 1;
     REQUIRE_FALSE(dump_manifest(image.data(), image.size(), text));
@@ -420,6 +424,19 @@ TEST_CASE("manifest.console") {
     CHECK(parsed(one_domain("console = \"input\"\nplatform = \"pc\"\n")).domains[0].console ==
           NESTOR_MANIFEST_CONSOLE_INPUT);
     CHECK(parsed(one_domain("")).domains[0].console == NESTOR_MANIFEST_CONSOLE_OUTPUT);
+}
+
+TEST_CASE("manifest.on_reset") {
+    CHECK(errors_of(one_domain("on_reset = \"reboot\"\n")) ==
+          one("6: unknown on_reset \"reboot\" (known: stop, restart)"));
+    CHECK(errors_of(one_domain("on_reset = 1\n")) == one("6: \"on_reset\" must be a string, not a number"));
+    CHECK(errors_of(one_domain("on_reset = \"stop\"\non_reset = \"restart\"\n")) ==
+          one("7: duplicate key \"on_reset\" (first set on line 6)"));
+    // A bare domain may restart too: a triple fault is its reset.
+    CHECK(parsed(one_domain("on_reset = \"restart\"\n")).domains[0].on_reset == NESTOR_MANIFEST_ON_RESET_RESTART);
+    CHECK(parsed(one_domain("on_reset = \"stop\"\nplatform = \"pc\"\n")).domains[0].on_reset ==
+          NESTOR_MANIFEST_ON_RESET_STOP);
+    CHECK(parsed(one_domain("")).domains[0].on_reset == NESTOR_MANIFEST_ON_RESET_STOP);
 }
 
 TEST_CASE("manifest.console_input_twice") {

@@ -205,6 +205,34 @@ TEST_CASE("pc.rtc.set_freezes_updates_and_the_guest_sets_the_time") {
     CHECK(rig.read(CmosRtc::kSeconds) == 0x03);
 }
 
+// A machine reset builds the PC again (pc_ops.cpp): the RTC and its RAM are battery-backed, so the
+// new RTC takes the old one's RAM, settings and the time the guest set; the RESET pin clears the
+// interrupt enables (PIE, AIE, UIE, SQWE) and the flags of status C.
+TEST_CASE("pc.rtc.a_reset_keeps_the_battery_backed_state_but_the_interrupt_enables") {
+    Rig rig;
+    u64 t0 = rig.clock.tsc;
+    rig.rtc.set_wall_clock(kNov14_2023_221320, t0);
+    rig.write(0x40, 0x5A);  // NVRAM
+    rig.write(CmosRtc::kStatusB, CmosRtc::k24Hour | CmosRtc::kBinary | CmosRtc::kPeriodicEnable |
+                                     CmosRtc::kUpdateEnable | CmosRtc::kSquareWave);
+    rig.write(CmosRtc::kHours, 8);  // the guest's time: 08:13:20
+    rig.run_to(t0 + kHz);
+    CHECK(rig.lines.level);
+    CmosRtc::Battery kept = rig.rtc.battery();
+
+    Rig after;
+    after.at(t0 + kHz);
+    after.rtc.set_wall_clock(kNov14_2023_221320 + 1, t0 + kHz);
+    after.rtc.restore_battery(kept);
+    CHECK(after.read(0x40) == 0x5A);
+    CHECK(after.read(CmosRtc::kStatusB) == (CmosRtc::k24Hour | CmosRtc::kBinary));
+    CHECK(after.read(CmosRtc::kHours) == 8);
+    CHECK(after.read(CmosRtc::kSeconds) == 21);
+    CHECK(after.read(CmosRtc::kStatusC) == 0);
+    CHECK_FALSE(after.lines.level);
+    CHECK(after.rtc.deadline() == kNoDeadline);
+}
+
 TEST_CASE("pc.rtc.divider_reset_stops_the_clock_and_the_periodic_interrupt") {
     Rig rig;
     u64 t0 = rig.clock.tsc;

@@ -52,3 +52,20 @@ TEST_CASE("pc.guest_tsc.host_time_of_a_guest_deadline") {
     CHECK(tsc.host_time(kNoDeadline - 4) == host.tsc + 6);
     CHECK(tsc.host_time(5) == host.tsc);  // "after the wrap" is behind it: due now, no hang
 }
+
+// A machine reset builds the PC again (pc_ops.cpp): its TSC starts where the one before was, so it
+// never goes backwards, with TSC_ADJUST back at 0.
+TEST_CASE("pc.guest_tsc.a_reset_starts_it_where_the_tsc_before_was") {
+    FakeClock host(5000);
+    GuestTsc before(host);
+    host.tsc = 9000;
+    before.write_adjust(1'000'000);
+    u64 at_reset = before.now();
+    CHECK(at_reset == 1'004'000);
+    GuestTsc after(host, at_reset);
+    CHECK(after.now() == at_reset);
+    CHECK(after.adjust() == 0);
+    host.tsc += 10;
+    CHECK(after.now() == at_reset + 10);
+    CHECK(host.tsc + after.offset() == after.now());
+}

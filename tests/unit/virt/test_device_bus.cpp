@@ -141,3 +141,25 @@ TEST_CASE("bus.flush_reaches_each_device_once") {
     CHECK(uart.flushes == 1);
     CHECK(other.flushes == 1);
 }
+
+// A machine reset empties the bus: nothing answers, a flush reaches no device, and the same
+// ranges and devices can be registered again, to capacity.
+TEST_CASE("bus.clear_forgets_every_range_and_device") {
+    DeviceBus bus;
+    FlushCounter device;
+    REQUIRE(bus.add_ports(0x3F8, 8, device).ok());
+    REQUIRE(bus.add_mmio(0xFEE00000, 0x1000, device).ok());
+    REQUIRE(bus.add_msrs(0x800, 0x100, device).ok());
+    bus.clear();
+    CHECK(bus.port_range(0x3F8) == nullptr);
+    CHECK(bus.mmio_range(0xFEE00000) == nullptr);
+    CHECK(bus.msr_range(0x800) == nullptr);
+    CountingHost host;
+    bus.flush(host);
+    CHECK(device.flushes == 0);
+    for (u16 i = 0; i < DeviceBus::kMaxPortRanges; ++i)
+        REQUIRE(bus.add_ports(static_cast<u16>(0x100 + i), 1, device).ok());
+    CHECK(device_of(bus.port_range(0x100)) == &device);
+    bus.flush(host);
+    CHECK(device.flushes == 1);
+}

@@ -98,6 +98,7 @@ public:
         return false;
     }
     bool full() const { return count_ == kCapacity; }
+    void clear() { count_ = 0; }
     void add(Address first, Address last, Device& device) { ranges_[count_++] = {first, last, &device}; }
     usize size() const { return count_; }
 
@@ -133,6 +134,8 @@ public:
 
     // The guest stops: every device hands on what it holds (Device::flush).
     void flush(DeviceHost& host);
+    // A machine reset: nothing is registered any more (the devices are registered again).
+    void clear();
 
 private:
     Status<BusError> check_device(Device& device) const;

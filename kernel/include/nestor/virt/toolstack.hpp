@@ -24,6 +24,8 @@ struct BuildFault {
         nested_set_up,    // the nested component could not set up the domain's state
         no_pc_platform,   // the manifest asks for a PC, and this build has PC_PLATFORM off
         pc,               // the PC platform could not be attached (code: PcError)
+        pc_reset,         // (booting again) the PC could not be reset (code: PcError)
+        memory_clear,     // (booting again) its memory could not be cleared
         no_memory,        // (the toolstack itself) not enough memory for the domains (code: MiB)
         runtime_refused,  // (the toolstack itself) the capability runtime refused to boot (code: status)
     };
@@ -46,6 +48,11 @@ public:
     // Builds domain `index` of the manifest into `vm` (on `ops`, which created nothing yet).
     Status<BuildFault> build(Vm& vm, u32 index, const manifest::ManifestDomain& m, const BootInfo& boot,
                              const VirtOps& ops);
+    // Boots domain `vm`, built from `m`, again after a reset of its machine (vm_restart.hpp; its
+    // vCPUs powered off): its memory cleared and loaded from its images exactly as build() did,
+    // vCPU 0 at the entry, its devices and nested state as new. The capabilities it holds and the
+    // memory they map are the same: nothing is retyped.
+    Status<BuildFault> boot_again(Vm& vm, const manifest::ManifestDomain& m, const BootInfo& boot);
     // After every domain is built: a SIGNAL capability to each domain `vm` may signal.
     Status<BuildFault> give_signals(Vm& vm, const manifest::ManifestDomain& m, Vm* const* vms);
 

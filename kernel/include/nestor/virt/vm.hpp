@@ -82,6 +82,10 @@ public:
     PcState* pc = nullptr;
     const PcOps* pc_ops = nullptr;
     bool console_input = false;  // what is typed on the host's console goes to its PC's serial port
+    // A domain whose manifest says on_reset = "restart": boots it again after a reset of its
+    // machine (vm_restart.hpp); false when that failed (reported). nullptr: a reset stops it.
+    bool (*boot_again)(Vm& vm) = nullptr;
+    u32 restarts = 0;  // how often it booted again
     // Its vCPUs: vcpus[0] starts at the guest's entry point; on a PC the others wait for the
     // guest's INIT-SIPI-SIPI. Only the first vcpu_count are used.
     Vcpu vcpus[kMaxVcpusPerVm]{};
@@ -106,6 +110,10 @@ public:
     // Frees the nested state, the backend's vCPUs and its PC. The backend's VM stays: the
     // domain's mappings follow it until the domain goes (its frames stay the toolstack's).
     void release();
+    // A machine reset, before the VM boots again: frees the nested state and the backend's vCPUs
+    // (its PC stays, to be reset), and puts every vCPU's registers and bookkeeping back as they
+    // were before its first entry.
+    void power_off();
     // Its vCPUs' exit counts, summed.
     ExitCounts exits() const {
         ExitCounts sum{};
@@ -115,6 +123,10 @@ public:
         }
         return sum;
     }
+
+private:
+    // The nested state and the backend's vCPUs freed (release, power_off).
+    void release_vcpus();
 };
 
 }  // namespace nestor::virt

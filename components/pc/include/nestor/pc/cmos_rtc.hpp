@@ -101,9 +101,20 @@ public:
     // Fills the memory-size bytes for `bytes_below_4g` of RAM below 4 GiB, as QEMU does for SeaBIOS.
     void set_memory_size(u64 bytes_below_4g);
 
+    // What a machine reset leaves alone: the RTC and its RAM are battery-backed, so its 128 bytes
+    // and the time the guest set stay (as on a PC, and in QEMU's model). The RTC of a PC built
+    // again at a reset takes them from the one before (battery, then restore_battery, which does
+    // what the chip's RESET pin does: PIE, AIE, UIE and SQWE cleared, and the flags of status C).
+    struct Battery {
+        u8 ram[kRamSize];
+        i64 guest_offset;
+    };
+    Battery battery() const;
+    void restore_battery(const Battery& kept);
+
     bool nmi_masked() const { return nmi_masked_; }
     // The guest TSC of the next event that would raise IRQ 8, or kNoDeadline.
-    u64 deadline() const;
+    u64 deadline() const { return deadline_; }
     // Sets the flags of the events due at `now` (once each, however late) and raises IRQ 8 if an
     // enabled one is set.
     void advance(u64 now);
@@ -136,6 +147,8 @@ private:
     u64 next_alarm_delay(i64 seconds) const;
     u64 periodic_deadline(u64 after) const;
     u64 alarm_deadline(u64 after) const;
+    u64 compute_deadline() const;
+    void refresh_deadline() { deadline_ = compute_deadline(); }
 
     const GuestClock& clock_;
     IrqLines& irqs_;
@@ -147,6 +160,7 @@ private:
     i64 guest_offset_ = 0;  // the RTC's time minus the host's
     u64 synced_ = 0;        // status C holds every event up to this guest TSC
     bool irq_high_ = false;
+    u64 deadline_ = kNoDeadline;  // deadline(), worked out again after every change
 };
 
 }  // namespace nestor::pc

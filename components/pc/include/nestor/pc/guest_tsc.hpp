@@ -15,8 +15,9 @@ namespace nestor::pc {
 
 class GuestTsc final : public GuestClock {
 public:
-    // The guest's TSC reads 0 now: `host` is the host's TSC.
-    explicit GuestTsc(const GuestClock& host) : host_(host), offset_(0 - host.now()) {}
+    // The guest's TSC reads `start` now: 0 for a new PC, where the TSC was for a PC built again at
+    // a machine reset (so that it never goes backwards). `host` is the host's TSC.
+    explicit GuestTsc(const GuestClock& host, u64 start = 0) : host_(host), offset_(start - host.now()) {}
     GuestTsc(const GuestTsc&) = delete;
     GuestTsc& operator=(const GuestTsc&) = delete;
 
