@@ -9,7 +9,6 @@ namespace {
 using u128 = unsigned __int128;
 using virt::DeviceOutcome;
 
-constexpr u32 kVectorsPerWord = 32;
 constexpr u32 kVectorBankSize = 0x80;  // ISR, TMR and IRR: eight registers 16 bytes apart
 constexpr u32 kRegisterStride = 0x10;
 constexpr u32 kPriorityClass = 0xF0;
@@ -35,18 +34,6 @@ constexpr u32 kLvtWritable[] = {
 };
 
 DeviceOutcome general_protection() { return DeviceOutcome::exception(LocalApic::kGeneralProtection, true, 0); }
-
-int highest_vector(const u32 (&bits)[8]) {
-    for (int word = 7; word >= 0; --word)
-        if (bits[word] != 0) return word * static_cast<int>(kVectorsPerWord) + 31 - __builtin_clz(bits[word]);
-    return -1;
-}
-
-void set_vector(u32 (&bits)[8], u8 vector) { bits[vector / kVectorsPerWord] |= 1u << (vector % kVectorsPerWord); }
-void clear_vector(u32 (&bits)[8], u8 vector) { bits[vector / kVectorsPerWord] &= ~(1u << (vector % kVectorsPerWord)); }
-bool test_vector(const u32 (&bits)[8], u8 vector) {
-    return (bits[vector / kVectorsPerWord] >> (vector % kVectorsPerWord)) & 1;
-}
 
 u32 priority_class(int vector) { return vector < 0 ? 0 : static_cast<u32>(vector) & kPriorityClass; }
 
@@ -131,23 +118,27 @@ DeviceOutcome LocalApic::msr_write(u32 index, u64 value, virt::DeviceHost&) {
         write_tsc_deadline(value);
         return {};
     }
-    if (index - kMsrX2apicFirst >= kMsrX2apicCount || !x2apic()) return general_protection();
+    return write_x2apic(index, value) ? DeviceOutcome{} : general_protection();
+}
+
+bool LocalApic::write_x2apic(u32 index, u64 value) {
+    // EOI first: an x2APIC guest writes it after every interrupt.
+    if (index == kMsrX2apicFirst + kEoi / kRegisterStride && x2apic()) {
+        if (value != 0) return false;
+        end_of_interrupt();
+        return true;
+    }
+    if (index - kMsrX2apicFirst >= kMsrX2apicCount || !x2apic()) return false;
     const u32 offset = (index - kMsrX2apicFirst) * kRegisterStride;
-    if (offset == kIcrLow) return write_x2apic_icr(value) ? DeviceOutcome{} : general_protection();
+    if (offset == kIcrLow) return write_x2apic_icr(value);
     // Every other x2APIC register is 32 bits wide: its bits 63:32 are reserved.
-    if (value >> 32 != 0 || !write_register(offset, static_cast<u32>(value))) return general_protection();
-    return {};
+    return value >> 32 == 0 && write_register(offset, static_cast<u32>(value));
 }
 
 // ---- Registers ----
 
 // False: nothing to read there in the current mode (xAPIC reads 0, x2APIC raises #GP).
 bool LocalApic::read_register(u32 offset, u32& value) const {
-    if (offset >= kIsr && offset < kIrr + kVectorBankSize) return read_vector_register(offset, value);
-    if (const int index = lvt_index(offset); index >= 0) {
-        value = lvt_[index];
-        return true;
-    }
     switch (offset) {
     case kId: value = x2apic() ? initial_id_ : u32{xapic_id_} << kIdXapicShift; return true;
     case kVersion: value = kVersionValue; return true;
@@ -163,26 +154,27 @@ bool LocalApic::read_register(u32 offset, u32& value) const {
     case kTimerInitialCount: value = timer_initial_; return true;
     case kTimerCurrentCount: value = current_count(clock_.now()); return true;
     case kTimerDivide: value = divide_config_; return true;
-    default: return false;  // EOI and SELF IPI are write-only; RRD and the rest reserved
+    default: break;
     }
+    if (offset >= kIsr && offset < kIrr + kVectorBankSize) return read_vector_register(offset, value);
+    const int index = lvt_index(offset);
+    if (index < 0) return false;  // EOI and SELF IPI are write-only; RRD and the rest reserved
+    value = lvt_[index];
+    return true;
 }
 
 bool LocalApic::read_vector_register(u32 offset, u32& value) const {
     const u32 word = (offset % kVectorBankSize) / kRegisterStride;
     switch ((offset - kIsr) / kVectorBankSize) {
-    case 0: value = isr_[word]; break;
-    case 1: value = tmr_[word]; break;
-    default: value = irr_[word]; break;
+    case 0: value = isr_.word[word]; break;
+    case 1: value = tmr_.word[word]; break;
+    default: value = irr_.word[word]; break;
     }
     return true;
 }
 
 // False: no register to write there in the current mode, or a value x2APIC refuses (#GP).
 bool LocalApic::write_register(u32 offset, u32 value) {
-    if (const int index = lvt_index(offset); index >= 0) {
-        write_lvt(static_cast<usize>(index), value);
-        return true;
-    }
     switch (offset) {
     case kId:
         if (x2apic()) return false;
@@ -221,8 +213,12 @@ bool LocalApic::write_register(u32 offset, u32 value) {
         if (!x2apic() || value > kIcrVector) return false;
         self_ipi(static_cast<u8>(value));
         return true;
-    default: return false;
+    default: break;
     }
+    const int index = lvt_index(offset);
+    if (index < 0) return false;
+    write_lvt(static_cast<usize>(index), value);
+    return true;
 }
 
 // The SDM's mode transitions: disabled <-> xAPIC -> x2APIC -> disabled. EXTD without EN,
@@ -276,7 +272,7 @@ void LocalApic::reset_registers() {
     if (!x2apic()) ldr_ = 0;  // x2APIC's is derived from its ID
     dfr_ = kDfrReset;
     svr_ = kSvrReset;
-    for (usize word = 0; word < kVectorWords; ++word) isr_[word] = tmr_[word] = irr_[word] = 0;
+    isr_ = tmr_ = irr_ = Vectors{};
     esr_ = pending_errors_ = 0;
     icr_low_ = icr_high_ = 0;
     for (u32& entry : lvt_) entry = kLvtReset;
@@ -296,7 +292,7 @@ void LocalApic::reset_for_init() {
 // ---- Priorities and the vCPU's side ----
 
 u8 LocalApic::ppr() const {
-    const u32 isrv = priority_class(highest_vector(isr_));
+    const u32 isrv = priority_class(isr_.highest());
     return static_cast<u8>((tpr_ & kPriorityClass) >= isrv ? tpr_ : isrv);
 }
 
@@ -304,8 +300,8 @@ u8 LocalApic::ppr() const {
 // the larger of (TPR AND ISRV)'s class and IRRV's.
 u8 LocalApic::arbitration_priority() const {
     const u32 tpr_class = tpr_ & kPriorityClass;
-    const u32 isrv = priority_class(highest_vector(isr_));
-    const u32 irrv = priority_class(highest_vector(irr_));
+    const u32 isrv = priority_class(isr_.highest());
+    const u32 irrv = priority_class(irr_.highest());
     if (tpr_class >= irrv && tpr_class > isrv) return tpr_;
     const u32 both = tpr_class & isrv;
     return static_cast<u8>(both > irrv ? both : irrv);
@@ -313,14 +309,29 @@ u8 LocalApic::arbitration_priority() const {
 
 int LocalApic::pending_vector() const {
     if (!hardware_enabled() || !software_enabled()) return -1;
-    const int vector = highest_vector(irr_);
+    const int vector = irr_.highest();
     if (vector < 0 || priority_class(vector) <= (ppr() & kPriorityClass)) return -1;
     return vector;
 }
 
+u8 LocalApic::cr8_threshold() const {
+    if (!hardware_enabled() || !software_enabled()) return 0;
+    const u32 irrv = priority_class(irr_.highest());
+    if (irrv <= priority_class(isr_.highest()) || irrv > (tpr_ & kPriorityClass)) return 0;
+    return static_cast<u8>(irrv >> 4);
+}
+
+bool LocalApic::nothing_new(u8 threshold) const {
+    const int irr = irr_.highest();
+    if (irr < 0 || !hardware_enabled() || !software_enabled()) return threshold == 0;
+    const u32 irrv = priority_class(irr), isrv = priority_class(isr_.highest()), tpr = tpr_ & kPriorityClass;
+    if (irrv > tpr && irrv > isrv) return false;  // deliverable
+    return (irrv > isrv ? irrv >> 4 : 0) == threshold;
+}
+
 void LocalApic::acknowledge(u8 vector) {
-    clear_vector(irr_, vector);
-    set_vector(isr_, vector);
+    irr_.clear(vector);
+    isr_.set(vector);
 }
 
 bool LocalApic::take_nmi() {
@@ -351,11 +362,11 @@ bool LocalApic::accepts_pic_interrupts() const {
 }
 
 void LocalApic::end_of_interrupt() {
-    const int vector = highest_vector(isr_);
+    const int vector = isr_.highest();
     if (vector < 0) return;
     const u8 in_service = static_cast<u8>(vector);
-    clear_vector(isr_, in_service);
-    if (test_vector(tmr_, in_service)) eoi_.end_of_interrupt(in_service);
+    isr_.clear(in_service);
+    if (tmr_.test(in_service)) eoi_.end_of_interrupt(in_service);
 }
 
 // ---- Messages ----
@@ -446,11 +457,11 @@ void LocalApic::accept_fixed(const ApicMessage& message) {
     if (message.level_triggered && !message.assert) return;
     if (!software_enabled()) return;  // software-disabled: fixed interrupts are dropped, as KVM
     if (message.vector < kFirstLegalVector) return signal_error(kEsrReceiveIllegalVector);
-    set_vector(irr_, message.vector);
+    irr_.set(message.vector);
     if (message.level_triggered)
-        set_vector(tmr_, message.vector);
+        tmr_.set(message.vector);
     else
-        clear_vector(tmr_, message.vector);
+        tmr_.clear(message.vector);
 }
 
 // A startup IPI counts only in wait-for-SIPI, or behind an INIT that will lead there.
@@ -475,8 +486,8 @@ void LocalApic::deliver_local(usize lvt_index) {
         pending_errors_ |= kEsrReceiveIllegalVector;  // no second error interrupt for it
         return;
     }
-    set_vector(irr_, vector);
-    clear_vector(tmr_, vector);
+    irr_.set(vector);
+    tmr_.clear(vector);
 }
 
 void LocalApic::signal_error(u32 bits) {

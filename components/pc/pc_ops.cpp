@@ -7,6 +7,7 @@
 #include "nestor/pc/pc_platform.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
+#include "nestor/virt/exit_handler.hpp"
 #include "nestor/virt/vm.hpp"
 #include "nestor/virt/vm_environment.hpp"
 
@@ -27,8 +28,12 @@ struct PcState {
     bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
     u8 window[pc::kMaxVcpus] = {};       // the event window each vCPU's backend was last asked for
     u64 tsc_offset[pc::kMaxVcpus] = {};  // the TSC offset each vCPU's backend was last given (a new one has 0)
+    // What it was built with: a machine reset builds it again from these.
+    pc::MsrConfig msrs;
+    u64 memory_bytes;
 
-    PcState(u32 vcpus, const pc::MsrConfig& msrs) : platform(clock, vcpus, msrs) {}
+    PcState(u32 vcpus, const pc::MsrConfig& msr_config, u64 memory, u64 tsc_start = 0)
+        : platform(clock, vcpus, msr_config, tsc_start), msrs(msr_config), memory_bytes(memory) {}
 };
 
 namespace {
@@ -44,11 +49,11 @@ struct PcPool {
 };
 constinit PcPool pool{};
 
-PcState* take(u32 vcpus, const pc::MsrConfig& msrs) {
+PcState* take(u32 vcpus, const pc::MsrConfig& msrs, u64 memory_bytes) {
     for (u32 i = 0; i < kPcs; ++i) {
         if (pool.used[i]) continue;
         pool.used[i] = true;
-        return new (&pool.storage[i * sizeof(PcState)]) PcState(vcpus, msrs);
+        return new (&pool.storage[i * sizeof(PcState)]) PcState(vcpus, msrs, memory_bytes);
     }
     return nullptr;
 }
@@ -70,6 +75,24 @@ Status<PcError> write_acpi_tables(Vm& vm, u32 vcpus) {
     return {};
 }
 
+// The VM's PC as at power-on: each vCPU's topology (from `first`, vCPU 0's; the application
+// processors wait for INIT-SIPI-SIPI), its devices on the VM's bus, the host's wall clock and the
+// memory size in its RTC, its ACPI tables in the VM's memory.
+Status<PcError> power_on(Vm& vm, const CpuidTopology& first) {
+    PcState* pc = vm.pc;
+    u32 vcpus = pc->platform.vcpus();
+    for (u32 i = 0; i < vcpus; ++i) {
+        pc->topology[i] = first;
+        pc->topology[i].apic_id = i;
+        vm.vcpus[i].cpuid_topology = &pc->topology[i];
+        vm.vcpus[i].awaiting_startup = i != 0;
+    }
+    if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
+    pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
+    pc->platform.rtc().set_memory_size(pc->memory_bytes);
+    return write_acpi_tables(vm, vcpus);
+}
+
 Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
     static_assert(pc::kMaxVcpus <= kMaxVcpusPerVm, "a PC's vCPUs fit its VM");
     if (vcpus > pc::kMaxVcpus) return fail(PcError::too_many_vcpus);
@@ -80,20 +103,30 @@ Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
         return guest_cpuid(number, subleaf, vm.ops->host_cpuid(number, subleaf), nullptr, &first);
     };
     pc::MsrConfig msrs = pc::msr_config_from_cpuid(vm.ops->vendor, leaf(7, 0), leaf(7, 2), leaf(0x80000008, 0));
-    PcState* pc = take(vcpus, msrs);
+    PcState* pc = take(vcpus, msrs, memory_bytes);
     if (!pc) return fail(PcError::no_room);
-    for (u32 i = 0; i < vcpus; ++i) {
-        pc->topology[i] = first;
-        pc->topology[i].apic_id = i;
-        vm.vcpus[i].cpuid_topology = &pc->topology[i];
-        vm.vcpus[i].awaiting_startup = i != 0;
-    }
     vm.pc = pc;
     vm.pc_ops = pc_platform();
-    if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
-    pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
-    pc->platform.rtc().set_memory_size(memory_bytes);
-    return write_acpi_tables(vm, vcpus);
+    return power_on(vm, first);
+}
+
+// A machine reset: the PC built again in its place from what it was built with, with what a reset
+// leaves alone carried over: the TSC runs on (it never goes backwards), and the RTC with its CMOS
+// RAM is battery-backed. The VM's bus was emptied (VmDevices::reset) and its memory cleared.
+Status<PcError> reset(Vm& vm) {
+    PcState* pc = vm.pc;
+    log::end_console_line(vm.name);
+    const u64 tsc = pc->platform.tsc().now();
+    const pc::CmosRtc::Battery battery = pc->platform.rtc().battery();
+    const CpuidTopology first = pc->topology[0];
+    const u32 vcpus = pc->platform.vcpus();
+    const pc::MsrConfig msrs = pc->msrs;
+    const u64 memory_bytes = pc->memory_bytes;
+    pc->~PcState();
+    new (pc) PcState(vcpus, msrs, memory_bytes, tsc);
+    NESTOR_TRY_STATUS(power_on(vm, first));
+    pc->platform.rtc().restore_battery(battery);
+    return {};
 }
 
 // A guest hypervisor has its say on its PC's interrupts first (nested_ops.hpp route_interrupt):
@@ -105,9 +138,14 @@ bool nested_lets_interrupt_in(Vcpu& v, VcpuState& state) {
     return !nested || nested->ops->route_interrupt(*nested, state).action == nested::Action::not_nested;
 }
 
-void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
+// The kernel's timers run on the host's TSC.
+u64 next_deadline(const Vm& vm) { return vm.pc->platform.tsc().host_time(vm.pc->platform.next_deadline()); }
+
+PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     pc::PcPlatform& pc = vm.pc->platform;
-    pc.select_vcpu(v.index);
+    pc.select_vcpu(v.index, &state.cr8);
+    pc::LocalApic& apic = pc.apic(v.index);
+    apic.sync_cr8(state.cr8);  // the guest may have written CR8 since its last exit
     // The domain's TSC offset, set on this vCPU's backend once and again after a guest's WRMSR
     // to IA32_TSC or IA32_TSC_ADJUST (on any vCPU) moved it.
     if (u64 offset = pc.tsc().offset(); vm.pc->tsc_offset[v.index] != offset) {
@@ -122,18 +160,107 @@ void prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
         event.kind == pc::PendingEvent::Kind::none ||
         (nmi ? vm.ops->inject_nmi(v.handle, state) : vm.ops->inject_interrupt(v.handle, state, event.vector));
     if (injected && event.kind != pc::PendingEvent::Kind::none) pc.taken(v.index, event);
+    // What TPR holds back arrives once the guest lowers CR8 below its class: the run ends then.
+    state.cr8 = apic.cr8();
+    state.cr8_threshold = apic.cr8_threshold();
     // What it cannot take yet makes it exit as soon as it can; a window left open once nothing
     // waits would make it exit before every instruction.
     // The backend is told only of a change (most entries have nothing waiting, as before).
     u8 window = injected ? kNoWindow : nmi ? kNmiWindow : kInterruptWindow;
     u8& open = vm.pc->window[v.index];
-    if (window == open) return;
-    if ((window ^ open) & kNmiWindow) vm.ops->request_nmi_window(v.handle, window == kNmiWindow);
-    if ((window ^ open) & kInterruptWindow) vm.ops->request_interrupt_window(v.handle, window == kInterruptWindow);
-    open = window;
+    if (window != open) {
+        if ((window ^ open) & kNmiWindow) vm.ops->request_nmi_window(v.handle, window == kNmiWindow);
+        if ((window ^ open) & kInterruptWindow) vm.ops->request_interrupt_window(v.handle, window == kInterruptWindow);
+        open = window;
+    }
+    return {next_deadline(vm), pc.take_woken_others()};
 }
 
-bool wakes(Vm& vm, Vcpu& v) { return vm.pc->platform.wakes(v.index); }
+// The short path of an x2APIC register write (WRMSR 0x800-0x8FF, the busiest exit of an x2APIC
+// guest: an EOI after every interrupt): straight to the vCPU's local APIC, not through the
+// kernel's MSR dispatch and the bus. A write the APIC refuses takes the kernel's path, which
+// raises its #GP. An EOI or TPR write after which nothing can be delivered (IRR holds nothing
+// above PPR, nothing new waits for TPR, no other vCPU got an interrupt) needs no entry work.
+PcExit x2apic_write(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+    pc::PcPlatform& pc = vm.pc->platform;
+    pc::LocalApic& apic = pc.apic(v.index);
+    apic.sync_cr8(state.cr8);
+    if (!exit.instruction_length || !apic.write_x2apic(exit.msr.index, exit.msr.value)) return {false, true};
+    state.cr8 = apic.cr8();
+    (void)complete_instruction(exit, state);
+    const u32 offset = (exit.msr.index - pc::LocalApic::kMsrX2apicFirst) * 16;
+    const bool quiet = (offset == pc::LocalApic::kEoi || offset == pc::LocalApic::kTpr) &&
+                       apic.nothing_new(state.cr8_threshold) && !pc.woken_others();
+    return {true, !quiet};
+}
+
+// The short path of an access to the local APIC's page at its usual place (which only the local
+// APICs claim on the bus): straight from the nested page fault to the vCPU's local APIC, not
+// through the kernel's dispatch and the bus. What the kernel's MMIO emulation would refuse or
+// stop for (an instruction it cannot decode, one that does not match the fault) takes its path,
+// which says why. A read changes nothing; a write is quiet as for x2APIC.
+PcExit xapic_access(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+    const u64 address = exit.npf.guest_physical;
+    pc::PcPlatform& pc = vm.pc->platform;
+    pc::LocalApic& apic = pc.apic(v.index);
+    if (apic.base() != pc::kLocalApicAddress || apic.x2apic() || !apic.hardware_enabled()) return {false, true};
+    auto decoded = decode_mmio_at_rip(*vm.ops, v.handle, state);
+    if (!decoded) return {false, true};
+    const MmioAccess& access = *decoded;
+    const bool write = access.direction == MmioDirection::write;
+    const bool sized = access.size == 1 || access.size == 2 || access.size == 4 || access.size == 8;
+    if (!sized || write != (exit.npf.access == MemoryAccess::write) ||
+        (address & (pc::LocalApic::kMmioSize - 1)) + access.size > pc::LocalApic::kMmioSize)
+        return {false, true};
+    apic.sync_cr8(state.cr8);
+    VmEnvironment host(vm, v);
+    VmExit completed = exit;
+    completed.instruction_length = access.length;
+    if (!write) {
+        u64 value = ~u64{0};
+        (void)apic.mmio_read(address, access.size, value, host);
+        mmio_load_register(access, state, value);
+        (void)complete_instruction(completed, state);
+        return {true, false};
+    }
+    (void)apic.mmio_write(address, access.size, mmio_store_value(access, state), host);
+    state.cr8 = apic.cr8();
+    (void)complete_instruction(completed, state);
+    const u64 offset = address - pc::kLocalApicAddress;
+    const bool quiet = (offset == pc::LocalApic::kEoi || offset == pc::LocalApic::kTpr) &&
+                       apic.nothing_new(state.cr8_threshold) && !pc.woken_others();
+    return {true, !quiet};
+}
+
+// Which exits may change what prepare_entry finds: those that reach the PC's devices, but for MMIO
+// reads (the local and I/O APICs' reads change nothing), and those that bring what waited (an
+// event window, a CR8 lowered below the threshold). The others (CPUID, XSETBV, WBINVD, RDPMC,
+// MONITOR/MWAIT, a reflected #DB or #AC) reach none.
+PcExit exit_served(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+    switch (exit.kind) {
+    case ExitKind::msr_write:
+        if (exit.msr.index - pc::LocalApic::kMsrX2apicFirst < pc::LocalApic::kMsrX2apicCount)
+            return x2apic_write(vm, v, exit, state);
+        return {false, true};
+    case ExitKind::nested_page_fault:
+        if (exit.npf.guest_physical - pc::kLocalApicAddress < pc::LocalApic::kMmioSize &&
+            exit.npf.access != MemoryAccess::execute)
+            return xapic_access(vm, v, exit, state);
+        return {false, exit.npf.access != MemoryAccess::read};
+    case ExitKind::cpuid:
+    case ExitKind::xsetbv:
+    case ExitKind::cache_invalidate:
+    case ExitKind::performance_counter:
+    case ExitKind::monitor_wait:
+    case ExitKind::exception: return {false, false};
+    default: return {false, true};
+    }
+}
+
+bool wakes(Vm& vm, Vcpu& v) {
+    vm.pc->platform.apic(v.index).sync_cr8(v.state().cr8);
+    return vm.pc->platform.wakes(v.index);
+}
 
 // INIT puts an application processor into wait-for-SIPI; the SIPI that follows starts it in real
 // mode at CS = vector << 8, IP = 0, as the SDM's MP initialisation protocol says.
@@ -159,11 +286,6 @@ bool start_processor(Vm& vm, Vcpu& v) {
     return true;
 }
 
-// The kernel's timers run on the host's TSC.
-u64 next_deadline(const Vm& vm) { return vm.pc->platform.tsc().host_time(vm.pc->platform.next_deadline()); }
-
-bool end_slice(Vm& vm) { return vm.pc->platform.take_woken_others(); }
-
 void serve_console(Vm& vm) {
     pc::Serial16550A& serial = vm.pc->platform.serial();
     u8 byte = 0;
@@ -181,11 +303,12 @@ void detach(Vm& vm) {
 
 constexpr PcOps kPcOps{
     .attach = attach,
+    .reset = reset,
     .prepare_entry = prepare_entry,
+    .exit_served = exit_served,
     .wakes = wakes,
     .start_processor = start_processor,
     .next_deadline = next_deadline,
-    .end_slice = end_slice,
     .serve_console = serve_console,
     .detach = detach,
 };

@@ -11,8 +11,8 @@ u64 earlier(u64 a, u64 b) { return a < b ? a : b; }
 
 }  // namespace
 
-PcPlatform::PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config)
-    : tsc_(host_clock),
+PcPlatform::PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config, u64 tsc_start)
+    : tsc_(host_clock, tsc_start),
       vcpus_(vcpus == 0          ? 1
              : vcpus > kMaxVcpus ? kMaxVcpus
                                  : vcpus),
@@ -113,23 +113,34 @@ bool PcPlatform::apic_msr(u32 index) const {
            index - LocalApic::kMsrX2apicFirst < LocalApic::kMsrX2apicCount;
 }
 
-virt::DeviceOutcome PcPlatform::LocalDevices::mmio_read(u64 address, u8 size, u64& value, virt::DeviceHost& host) {
-    return pc_.apics_[pc_.current_]->mmio_read(address, size, value, host);
+LocalApic& PcPlatform::current_apic() {
+    LocalApic& apic = *apics_[current_];
+    if (cr8_) apic.sync_cr8(*cr8_);
+    return apic;
 }
 
+virt::DeviceOutcome PcPlatform::LocalDevices::mmio_read(u64 address, u8 size, u64& value, virt::DeviceHost& host) {
+    return pc_.current_apic().mmio_read(address, size, value, host);
+}
+
+// A write may have set TPR: the vCPU's CR8 follows.
 virt::DeviceOutcome PcPlatform::LocalDevices::mmio_write(u64 address, u8 size, u64 value, virt::DeviceHost& host) {
-    return pc_.apics_[pc_.current_]->mmio_write(address, size, value, host);
+    LocalApic& apic = pc_.current_apic();
+    virt::DeviceOutcome outcome = apic.mmio_write(address, size, value, host);
+    if (pc_.cr8_) *pc_.cr8_ = apic.cr8();
+    return outcome;
 }
 
 virt::DeviceOutcome PcPlatform::LocalDevices::msr_read(u32 index, u64& value, virt::DeviceHost& host) {
-    if (pc_.apic_msr(index)) return pc_.apics_[pc_.current_]->msr_read(index, value, host);
+    if (pc_.apic_msr(index)) return pc_.current_apic().msr_read(index, value, host);
     return pc_.msrs_[pc_.current_]->msr_read(index, value, host);
 }
 
 virt::DeviceOutcome PcPlatform::LocalDevices::msr_write(u32 index, u64 value, virt::DeviceHost& host) {
     if (!pc_.apic_msr(index)) return pc_.msrs_[pc_.current_]->msr_write(index, value, host);
-    LocalApic& apic = *pc_.apics_[pc_.current_];
+    LocalApic& apic = pc_.current_apic();
     virt::DeviceOutcome outcome = apic.msr_write(index, value, host);
+    if (pc_.cr8_) *pc_.cr8_ = apic.cr8();
     if (index == LocalApic::kMsrApicBase) pc_.claim_apic_page(apic.base());
     return outcome;
 }

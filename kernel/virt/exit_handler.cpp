@@ -25,19 +25,7 @@ ExitOutcome inject(u8 vector, bool has_error_code = false, u32 error_code = 0) {
     return out;
 }
 
-// Steps over the exiting instruction; false if its length is unknown.
-bool complete(const VmExit& exit, VcpuState& state) {
-    if (exit.instruction_length == 0) return false;
-    u64 next = state.rip + exit.instruction_length;
-    switch (state.mode) {
-    case CpuMode::real16:
-    case CpuMode::protected16: next &= 0xFFFF; break;
-    case CpuMode::protected32: next &= 0xFFFFFFFF; break;
-    case CpuMode::long64: break;
-    }
-    state.rip = next;
-    return true;
-}
+bool complete(const VmExit& exit, VcpuState& state) { return complete_instruction(exit, state); }
 
 u32 low_bits(u64 value, u8 size) {
     return size >= 4 ? static_cast<u32>(value) : static_cast<u32>(value & ((u64{1} << (8 * size)) - 1));
@@ -371,6 +359,7 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::invalid_state: return "invalid_state";
     case ExitKind::interrupt_window: return "interrupt_window";
     case ExitKind::nmi_window: return "nmi_window";
+    case ExitKind::task_priority: return "task_priority";
     case ExitKind::unknown: return "unknown";
     }
     return "?";
@@ -424,7 +413,8 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& b
     case ExitKind::external_interrupt:
     case ExitKind::preemption: return {};  // the kernel got the CPU back; the scheduler decides who runs next
     case ExitKind::interrupt_window:
-    case ExitKind::nmi_window: return {};  // no instruction ran: the run loop injects what it waited for
+    case ExitKind::nmi_window: return {};     // no instruction ran: the run loop injects what it waited for
+    case ExitKind::task_priority: return {};  // the MOV to CR8 is done: the run loop injects what the TPR held back
     case ExitKind::exception:
         // #DB and #AC are intercepted only so that a guest cannot keep the CPU in an endless
         // delivery of them (CVE-2015-8104, CVE-2015-5307: no interrupt, hence no preemption, gets

@@ -4,6 +4,7 @@
 
 #include "nestor/log.hpp"
 #include "nestor/virt/vm_environment.hpp"
+#include "nestor/virt/vm_restart.hpp"
 
 namespace nestor::virt {
 namespace {
@@ -66,8 +67,7 @@ void report_stop(Vm& vm, u64 rip) {
 
 // A slice of a VM with a PC ends at the PC's next timer, if that comes first (at least one tick:
 // 0 would mean no limit at all).
-u64 pc_time_slice(Vm& vm, u64 time_slice) {
-    u64 deadline = vm.pc_ops->next_deadline(vm);
+u64 pc_time_slice(u64 deadline, u64 time_slice) {
     u64 now = platform::timestamp();
     u64 until = deadline > now ? deadline - now : 1;
     return time_slice == 0 || until < time_slice ? until : time_slice;
@@ -94,6 +94,8 @@ u64 pc_time_slice(Vm& vm, u64 time_slice) {
             return false;
         }
         v.last_exit = exit;
+        // A reset boots a domain again when its manifest says so (vm_restart.hpp).
+        if (restart_on_reset(vm, v, outcome)) return false;
         stop_vm(vm, v,
                 outcome.stop ? outcome
                              : ExitOutcome{.stop = true, .reason = StopReason::shutdown, .status = kFailureStatus});
@@ -135,9 +137,11 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
     if (vm.notification && v.index == 0 && vm.notification->interrupt_due()) v.interrupt_due = true;
     u64 time_slice = options.time_slice;
     u64 slice_end = 0;
+    // Whether the PC's entry work is due before the next entry (PcOps::exit_served): always for a
+    // nested vCPU, whose L1 has its say on every interrupt.
+    bool pc_work = kNested && vm.pc;
     if (vm.pc) [[unlikely]] {
-        vm.pc_ops->prepare_entry(vm, v, state);
-        time_slice = pc_time_slice(vm, time_slice);
+        time_slice = pc_time_slice(vm.pc_ops->prepare_entry(vm, v, state).deadline, time_slice);
         // This slice ends at the PC's next timer: the backend must not go on with a longer one.
         vm.ops->new_slice(v.handle);
         slice_end = platform::timestamp() + time_slice;
@@ -145,12 +149,11 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
     for (bool entered = false;; entered = true) {
         if (v.interrupt_due) [[unlikely]]
             if (!raise_interrupt(vm, v, state)) return;
-        if (vm.pc && entered) [[unlikely]] {
-            vm.pc_ops->prepare_entry(vm, v, state);
+        if (pc_work && entered) [[unlikely]] {
+            PcEntry entry = vm.pc_ops->prepare_entry(vm, v, state);
             // An IPI's receiver would wait for this slice to end: end it here.
-            if (vm.pc_ops->end_slice(vm)) return;
-            if (u64 deadline = vm.pc_ops->next_deadline(vm); deadline < slice_end)
-                end_slice_at(vm, v, deadline, time_slice, slice_end);
+            if (entry.end_slice) return;
+            if (entry.deadline < slice_end) end_slice_at(vm, v, entry.deadline, time_slice, slice_end);
         }
         VmExit exit = vm.ops->run(v.handle, state, time_slice);
         ++v.exits.by_kind[static_cast<usize>(exit.kind)];
@@ -176,6 +179,11 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
                     return;
                 continue;
             }
+        }
+        if (vm.pc && !kNested) [[unlikely]] {
+            PcExit pc_exit = vm.pc_ops->exit_served(vm, v, exit, state);
+            pc_work = pc_exit.entry_work;
+            if (pc_exit.served) continue;
         }
         if (!carry_on(vm, v, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
     }

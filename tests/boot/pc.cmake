@@ -79,6 +79,26 @@ nestor_appliance_test(smp_short_tick AREA pc
   --expect "^appliance: domain tick exited with status 0 \\(shutdown\\)"
   --reject "FAIL:" --reject "PANIC" --reject "CPU exception" --reject "watchdog")
 
+# CR8 is the local APIC's TPR class in xAPIC and x2APIC mode, both ways, and an interrupt of a
+# class not above the TPR's waits until CR8 or the TPR drops below it, then arrives at once
+# (tests/guests/pc_tpr.cpp): the CR8 write intercept (SVM) or the TPR threshold (VMX).
+nestor_appliance_test(tpr AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_tpr.manifest GUESTS pc_tpr
+  ARGS --expect-status 0
+  --expect "^\\[tpr\\] ok: xAPIC: CR8 5 reads as TPR 0x50$"
+  --expect "^\\[tpr\\] ok: xAPIC: TPR 0x73 reads as CR8 7$"
+  --expect "^\\[tpr\\] ok: xAPIC: an interrupt of class 4 waits while CR8 is 4$"
+  --expect "^\\[tpr\\] ok: xAPIC: CR8 raised to 6 and back to 4 lets nothing through$"
+  --expect "^\\[tpr\\] ok: xAPIC: CR8 lowered to 3, the interrupt arrives at once$"
+  --expect "^\\[tpr\\] ok: x2APIC: CR8 6 reads as TPR 0x60$"
+  --expect "^\\[tpr\\] ok: x2APIC: TPR 0x25 reads as CR8 2$"
+  --expect "^\\[tpr\\] ok: x2APIC: TPR lowered to 0x40, the interrupt arrives at once$"
+  --expect "^\\[tpr\\] ok: x2APIC: an interrupt of class 6 waits while CR8 is 7, then 6$"
+  --expect "^\\[tpr\\] ok: x2APIC: CR8 lowered to 5, the interrupt arrives at once$"
+  --expect "^\\[tpr\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^appliance: domain tpr exited with status 0 \\(shutdown\\)"
+  --reject "FAIL:" --reject "PANIC" --reject "CPU exception")
+
 # A kernel built with PC_PLATFORM=OFF (the minimal preset's) refuses a PC domain by name and runs
 # the bare one beside it.
 set(pc_off_bin ${CMAKE_CURRENT_BINARY_DIR}/pc_platform_off.bin)
@@ -90,3 +110,35 @@ nestor_boot_test(pc.platform_off_refused pc ARGS --kernel ${NESTOR_KERNEL_MINIMA
   --expect "^error: appliance: domain pc refused: it asks for platform \"pc\", and this build has PC_PLATFORM=OFF$"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --expect "^appliance: 1 of 2 domains built, 1 failed or refused$")
+
+# on_reset = "restart" (vm_restart.hpp): the PC guest boots three times, reset through port 0xCF9
+# and then the keyboard controller; at each boot its memory and devices are as at power-on, only
+# its RTC and CMOS RAM (its boot count) and its TSC carried on (tests/guests/pc_reset.cpp). A bare
+# guest that triple-faults at every boot is restarted 16 times, then stopped; a healthy one
+# finishes.
+nestor_appliance_test(reset_restart AREA pc
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_reset.manifest GUESTS pc_reset hostile_triple_fault healthy
+  ARGS --expect-status 1
+  --expect "^appliance: domain boots restarts when it resets \\(at most 16 times\\)$"
+  --expect "^\\[boots\\] reset: boot 1$"
+  --expect "^\\[boots\\] reset: resetting through port 0xCF9$"
+  --expect "^appliance: domain boots reset: restarting \\(1\\)$"
+  --expect "^\\[boots\\] reset: boot 2$"
+  --expect "^\\[boots\\] reset: resetting through the keyboard controller$"
+  --expect "^appliance: domain boots reset: restarting \\(2\\)$"
+  --expect "^\\[boots\\] reset: boot 3$"
+  --expect "^\\[boots\\] ok: its image as loaded: initialised data as built, zeroed data 0$"
+  --expect "^\\[boots\\] ok: memory outside the image is zero$"
+  --expect "^\\[boots\\] ok: local APIC: SVR and TPR at their reset values$"
+  --expect "^\\[boots\\] ok: RTC: status B at its power-on value$"
+  --expect "^\\[boots\\] ok: RTC: status B kept \\(battery-backed\\) but its interrupt enables$"
+  --expect "^\\[boots\\] ok: the TSC ran on through the reset$"
+  --expect "^\\[boots\\] checks: [0-9]+ passed, 0 failed$"
+  --expect "^appliance: domain boots exited with status 0 \\(shutdown\\)"
+  --expect "^appliance: domain looper triple fault: restarting \\(16\\)$"
+  --expect "^error: appliance: domain looper triple fault again after 16 restarts, the most a domain gets: it stops$"
+  --expect "^error: appliance: domain looper stopped: triple fault"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 3 of 3 domains built, 1 failed or refused$"
+  --reject "restarting \\(17\\)" --reject "domain boots reset: restarting \\(3\\)" --reject "reset: boot 4"
+  --reject "FAIL:" --reject "PANIC" --reject "CPU exception")

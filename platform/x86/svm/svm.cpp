@@ -58,6 +58,13 @@ struct CodePageCache {
 
 struct SvmVcpu;
 
+// CR8 and the threshold of the kernel's that vmcb01 holds (load_task_priority).
+struct TaskPriority {
+    u8 cr8;
+    u8 threshold;
+    bool operator==(const TaskPriority&) const = default;
+};
+
 namespace {
 
 // What the nested component gets of a vCPU of a nested domain (nested_hardware.hpp). Its
@@ -111,6 +118,7 @@ struct SvmVcpu {
     paddr parked_l2_root;  // vmcb02's nested root when L2 last stopped running
     bool nested;           // created with InitialMode::nested: `l2` is allocated
     SvmNestedHardware l2;
+    TaskPriority task_priority;
     // Extended state, XCR0 and DR0-DR3, which VMRUN leaves alone: L1 and its L2 share them, as
     // they share the CPU's.
     GuestContext context;
@@ -138,6 +146,7 @@ constexpr u8 stepping = 1u << 4;     // single steps (TF) until the NMI window o
 }  // namespace window
 constexpr u32 kVirtualInterrupt = int_ctl::v_irq | int_ctl::v_ign_tpr;
 constexpr u64 kStepFlags = kRflagsTf | kRflagsRf;
+constexpr u64 kCr8Max = 0xF;  // CR8's bits 63:4 are reserved
 
 // Per-CPU state (one CPU so far). Constant-initialised.
 bool svm_enabled = false;
@@ -486,6 +495,8 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle handle, const InitialMode
     state.cs_base = vmcb.save.cs.base;
     state.mode = mode_of(vmcb.save);
     state.rflags = vmcb.save.rflags;
+    state.cr8 = 0;
+    state.cr8_threshold = 0;
     log::debug("svm: vCPU ASID {} VMCB {:#x} NPT {:#x}", asid, vcpu->vmcb_pa, vm->npt_root);
     return handle_of(vcpu);
 }
@@ -789,6 +800,19 @@ void close_windows(SvmVcpu& v, VcpuState& state) {
     if (v.windows & window::stepping) state.rflags &= ~(kStepFlags & ~v.step_rflags);
 }
 
+TaskPriority task_priority_of(const VcpuState& state) { return {state.cr8, state.cr8_threshold}; }
+
+// With V_INTR_MASKING the guest's CR8 is V_TPR, and the host's TPR stays its own. A threshold
+// makes CR8 writes exit (emulate_cr8_write): the CPU compares no TPR with a pending interrupt
+// that EVENTINJ has not injected yet. Both are L1's, in vmcb01 even while an L2 runs (which has
+// a CR8 of its own in vmcb02), and loaded only when the kernel changed them.
+[[gnu::noinline]] void load_task_priority(SvmVcpu& vcpu, const VcpuState& state) {
+    VmcbControl& c = vcpu.vmcb01->control;
+    c.int_ctl = (c.int_ctl & ~int_ctl::v_tpr) | state.cr8;
+    c.intercept_cr = state.cr8_threshold ? kInterceptCr4Write | kInterceptCr8Write : kInterceptCr4Write;
+    vcpu.task_priority = task_priority_of(state);
+}
+
 // A run that ends before VMRUN: the NMI window is open.
 [[gnu::noinline]] VmExit nmi_window_open() {
     VmExit exit{};
@@ -806,6 +830,8 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
     }
     Vmcb& vmcb = *vcpu->vmcb;
     VmcbSave& save = vmcb.save;
+    if (task_priority_of(state) != vcpu->task_priority) [[unlikely]]
+        load_task_priority(*vcpu, state);
     vmcb.control.event_inject = vcpu->pending_event;
     vcpu->pending_event = 0;
     if (vcpu->tlb_generation != vcpu->vm->tlb_generation) [[unlikely]] {
@@ -827,6 +853,7 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
     vmcb.control.tlb_control = kTlbControlNothing;  // a flush is once; a store costs less than a test
     bool preempted = vmcb.control.exit_code == exit_code::intr && interrupted(vcpu);
     read_state(save, state);
+    state.cr8 = vcpu->task_priority.cr8 = static_cast<u8>(vcpu->vmcb01->control.int_ctl & kCr8Max);
     // An event whose delivery the exit interrupted is delivered again on the next entry.
     if (vmcb.control.exit_int_info & event::valid) [[unlikely]]
         vcpu->pending_event = vmcb.control.exit_int_info;
@@ -838,19 +865,21 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
 
 void svm_inject_exception(VcpuHandle handle, u8 vector, bool has_error_code, u32 error_code);
 
+// The MOV to control register `cr` that exited, decoded from the guest's code (no decode assists).
+bool decode_cr_write(SvmVcpu& vcpu, const VcpuState& state, u8 cr, MovToCr& mov) {
+    u64 linear = state.cs_base + state.rip;
+    u64 offset = linear & (kPageSize - 1);
+    if (offset + 5 > kPageSize) return false;
+    const u8* code = code_page(vcpu, linear - offset);
+    return code && decode_mov_to_cr(code + offset, state.mode, state.gpr, mov) && mov.cr == cr;
+}
+
 // CR4 writes are intercepted so that a value the guest's CPU would refuse (a bit it lacks, such as
 // VMXE, SMXE or an extended-state bit not offered, or a combination long mode forbids) gets the
 // CPU's #GP(0) instead of reaching the VMCB, where the next VMRUN would fail as an invalid state.
-// Without decode assists the MOV is decoded from the guest's code (decode_mov_to_cr4).
 bool emulate_cr4_write(SvmVcpu& vcpu, VcpuState& state) {
-    u64 linear = state.cs_base + state.rip;
-    u64 offset = linear & (kPageSize - 1);
-    if (offset + 4 > kPageSize) return false;
-    const u8* code = code_page(vcpu, linear - offset);
-    if (!code) return false;
-    code += offset;
-    MovToCr4 mov{};
-    if (!decode_mov_to_cr4(code, state.mode, state.gpr, mov)) return false;
+    MovToCr mov{};
+    if (!decode_cr_write(vcpu, state, 4, mov)) return false;
     const VmcbSave& s = vcpu.vmcb->save;
     if (cr4_write_faults(s.cr4, mov.value, s.efer, s.cr3, guest_cr4_settable())) {
         svm_inject_exception(handle_of(&vcpu), 13, true, 0);
@@ -861,6 +890,24 @@ bool emulate_cr4_write(SvmVcpu& vcpu, VcpuState& state) {
     vcpu.code->host = nullptr;
     state.rip += mov.length;
     return true;
+}
+
+// CR8 writes exit only while the kernel has a threshold (load_task_priority): the value becomes
+// the guest's CR8 (V_TPR) as without the intercept, and one below the threshold ends the run as
+// ExitKind::task_priority, for the kernel to deliver what the TPR held back. Bits 63:4 are
+// reserved (#GP).
+bool emulate_cr8_write(SvmVcpu& vcpu, VcpuState& state, VmExit& exit) {
+    MovToCr mov{};
+    if (!decode_cr_write(vcpu, state, 8, mov)) return false;
+    if (mov.value > kCr8Max) {
+        svm_inject_exception(handle_of(&vcpu), 13, true, 0);
+        return true;
+    }
+    state.cr8 = static_cast<u8>(mov.value);
+    state.rip += mov.length;
+    if (state.cr8 >= state.cr8_threshold) return true;
+    exit.kind = ExitKind::task_priority;
+    return false;
 }
 
 // The guest's PAT is the VMCB's G_PAT, which the CPU uses under nested paging; a write with a
@@ -905,11 +952,12 @@ bool own_single_step(SvmVcpu& vcpu) {
 
 // An exit of vmcb01 that may be the backend's own business; false: the kernel's. (An L2's exits of
 // these kinds are L1's, which the nested component reflects, or the kernel's.)
-[[gnu::noinline]] bool handled_here(SvmVcpu& vcpu, VcpuState& state, const VmExit& exit) {
+[[gnu::noinline]] bool handled_here(SvmVcpu& vcpu, VcpuState& state, VmExit& exit) {
     if (vcpu.vmcb != vcpu.vmcb01) return false;
     if (vcpu.windows) close_windows(vcpu, state);
     switch (exit.vendor_code) {
     case exit_code::cr4_write: return emulate_cr4_write(vcpu, state);
+    case exit_code::cr8_write: return emulate_cr8_write(vcpu, state, exit);
     case exit_code::msr: return emulate_pat(vcpu, state, exit);
     case exit_code::iret: return (vcpu.windows & window::nmi_blocked) && iret_exited(vcpu, state);
     case exit_code::exception(kVectorDb): return own_single_step(vcpu);
@@ -917,13 +965,15 @@ bool own_single_step(SvmVcpu& vcpu) {
     }
 }
 
-// CR4 writes, PAT, an NMI handler's IRET and the single steps towards an NMI window are the
-// backend's business: they never reach the kernel. Three tests for every other exit.
+// CR4 and CR8 writes, PAT, an NMI handler's IRET and the single steps towards an NMI window are
+// the backend's business: they reach the kernel only as a CR8 write below the threshold. A few
+// tests for every other exit (the CR writes decode as unknown).
 VmExit svm_run(VcpuHandle handle, VcpuState& state, u64 time_slice) {
     SvmVcpu* vcpu = vcpu_of(handle);
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
-        if (exit.vendor_code != exit_code::cr4_write && exit.vendor_code != exit_code::msr && !vcpu->windows) [[likely]]
+        bool pat = exit.vendor_code == exit_code::msr && exit.msr.index == kMsrPat;
+        if (exit.kind != ExitKind::unknown && !pat && !vcpu->windows) [[likely]]
             return exit;
         if (!handled_here(*vcpu, state, exit)) return exit;
     }
@@ -983,10 +1033,18 @@ GuestXsaveControls svm_xsave_controls(VcpuHandle handle) {
 
 void svm_set_xcr0(VcpuHandle handle, u64 xcr0) { guest_context_set_xcr0(vcpu_of(handle)->context, xcr0); }
 
+// From the vCPU's code page when the bytes lie in it (an MMIO access's instruction, decoded at
+// every such exit: two page walks would be most of its cost), else through both walks.
 usize svm_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, usize size) {
     SvmVcpu* vcpu = vcpu_of(handle);
-    return read_guest_code(*vcpu, code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64), out,
-                           size);
+    u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    u64 offset = linear & (kPageSize - 1);
+    if (offset + size <= kPageSize)
+        if (const u8* page = code_page(*vcpu, linear - offset)) {
+            copy_bytes(out, page + offset, size);
+            return size;
+        }
+    return read_guest_code(*vcpu, linear, out, size);
 }
 
 constexpr VirtOps kSvmOps = {

@@ -201,6 +201,8 @@ VmExit decode_exit(const RawExit& raw, const virt::VcpuState& state) {
     // Interrupt-window and NMI-window exiting, set only while the kernel asks for a window.
     case exit_reason::interrupt_window: exit.kind = ExitKind::interrupt_window; break;
     case exit_reason::nmi_window: exit.kind = ExitKind::nmi_window; break;
+    // A MOV to CR8 (VTPR, with the TPR shadow) below the TPR threshold: a trap, after the MOV.
+    case exit_reason::tpr_below_threshold: exit.kind = ExitKind::task_priority; break;
     case exit_reason::ept_violation: {
         const u64 q = raw.qualification;
         exit.kind = ExitKind::nested_page_fault;

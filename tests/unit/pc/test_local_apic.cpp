@@ -322,6 +322,72 @@ TEST_CASE("pc.lapic.pending_vector_against_ppr") {
     CHECK(rig.in(L::kIrr, 0x45));            // but still requested
 }
 
+TEST_CASE("pc.lapic.cr8_is_the_tpr_class") {
+    Rig rig;
+    rig.enable();
+    rig.write(L::kTpr, 0x73);
+    CHECK(rig.apic.cr8() == 7);
+    rig.apic.sync_cr8(7);  // the class TPR has: its low bits stay
+    CHECK(rig.read(L::kTpr) == 0x73);
+    rig.apic.sync_cr8(2);  // a MOV to CR8 clears TPR's bits 3:0
+    CHECK(rig.read(L::kTpr) == 0x20);
+    CHECK(rig.read(L::kPpr) == 0x20);
+    rig.to_x2apic();
+    rig.apic.sync_cr8(0xC);
+    CHECK(rig.msr(x2apic_msr(L::kTpr)) == 0xC0);
+    REQUIRE(rig.wrmsr(x2apic_msr(L::kTpr), 0x5A).action == Action::complete);
+    CHECK(rig.apic.cr8() == 5);
+}
+
+TEST_CASE("pc.lapic.cr8_threshold_names_what_tpr_holds_back") {
+    Rig rig;
+    rig.enable();
+    CHECK(rig.apic.cr8_threshold() == 0);  // nothing waits
+    rig.receive(0x45);
+    rig.apic.sync_cr8(4);  // class 4 is not above TPR's: held
+    CHECK(rig.apic.pending_vector() == -1);
+    CHECK(rig.apic.cr8_threshold() == 4);
+    rig.apic.sync_cr8(6);
+    CHECK(rig.apic.pending_vector() == -1);
+    CHECK(rig.apic.cr8_threshold() == 4);
+    rig.apic.sync_cr8(3);  // below the threshold: delivered, and nothing waits for TPR
+    CHECK(rig.apic.cr8_threshold() == 0);
+    CHECK(rig.take() == 0x45);
+    // In service, 0x45 holds back 0x41 whatever TPR says: lowering CR8 would not help.
+    rig.receive(0x41);
+    rig.apic.sync_cr8(0);
+    CHECK(rig.apic.pending_vector() == -1);
+    CHECK(rig.apic.cr8_threshold() == 0);
+    // A higher class waits for TPR alone once 0x45 is in service.
+    rig.receive(0x61);
+    rig.apic.sync_cr8(6);
+    CHECK(rig.apic.cr8_threshold() == 6);
+    rig.write(L::kEoi, 0);  // 0x45 done; 0x61 still waits for TPR
+    CHECK(rig.apic.cr8_threshold() == 6);
+    rig.apic.sync_cr8(5);
+    CHECK(rig.take() == 0x61);
+    CHECK(rig.apic.cr8_threshold() == 0);  // 0x41 is below the in-service 0x61
+    rig.write(L::kEoi, 0);
+    CHECK(rig.apic.cr8_threshold() == 4);  // 0x41's class is not above CR8 5
+    rig.write(L::kSvr, 0xFF);
+    CHECK(rig.apic.cr8_threshold() == 0);  // software-disabled: nothing is delivered at all
+}
+
+// nothing_new(threshold): the answer of pending_vector() < 0 and cr8_threshold() == threshold in one.
+TEST_CASE("pc.lapic.nothing_new_agrees_with_pending_and_threshold") {
+    std::mt19937 random(14);
+    for (int round = 0; round < 2000; ++round) {
+        Rig rig;
+        if (random() % 8) rig.enable();
+        for (int n = random() % 4; n > 0; --n) rig.receive(static_cast<u8>(16 + random() % 240));
+        if (random() % 2) (void)rig.take();
+        rig.apic.sync_cr8(static_cast<u8>(random() % 16));
+        for (u8 threshold = 0; threshold < 16; ++threshold)
+            CHECK(rig.apic.nothing_new(threshold) ==
+                  (rig.apic.pending_vector() < 0 && rig.apic.cr8_threshold() == threshold));
+    }
+}
+
 TEST_CASE("pc.lapic.irr_isr_order_and_nesting") {
     Rig rig;
     rig.enable();

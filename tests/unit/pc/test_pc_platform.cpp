@@ -138,3 +138,36 @@ TEST_CASE("pc.platform.x2apic_transitions") {
     CHECK(pc.mmio_read(1, kLocalApicAddress + LocalApic::kVersion) == 0x00060014);
     CHECK(pc.rdmsr(0, LocalApic::kMsrApicBase) == (kLocalApicAddress | LocalApic::kBaseEnable | LocalApic::kBaseBsp));
 }
+
+// CR8 is the selected vCPU's local APIC TPR class both ways: the guest writes it without an exit,
+// so the APIC takes it before an access (a TPR or PPR read right after a MOV to CR8), and a TPR
+// write through the xAPIC page or x2APIC MSR 0x808 is what the vCPU's CR8 holds after it.
+TEST_CASE("pc.platform.cr8_follows_tpr_both_ways") {
+    Pc pc;
+    u8 cr8[2] = {0, 0};
+    pc.apic_write(0, LocalApic::kSvr, 0x1FF);
+    pc.platform.select_vcpu(0, &cr8[0]);
+    cr8[0] = 5;  // MOV to CR8 while the guest ran
+    u64 value = 0;
+    u64 tpr = kLocalApicAddress + LocalApic::kTpr;
+    REQUIRE(pc.bus.mmio_range(tpr)->device->mmio_read(tpr, 4, value, pc.console).action == Action::complete);
+    CHECK(value == 0x50);
+    REQUIRE(pc.bus.mmio_range(tpr)->device->mmio_write(tpr, 4, 0x73, pc.console).action == Action::complete);
+    CHECK(cr8[0] == 7);
+    CHECK(pc.platform.apic(0).tpr() == 0x73);
+    CHECK(pc.platform.apic(1).tpr() == 0);  // the other vCPU's is its own
+    // x2APIC: MSR 0x808.
+    pc.platform.select_vcpu(1, &cr8[1]);
+    u32 apic_base = LocalApic::kMsrApicBase;
+    REQUIRE(pc.bus.msr_range(apic_base)
+                ->device
+                ->msr_write(apic_base, LocalApic::kDefaultBase | LocalApic::kBaseEnable | LocalApic::kBaseX2apic,
+                            pc.console)
+                .action == Action::complete);
+    cr8[1] = 9;
+    u32 x2apic_tpr = LocalApic::kMsrX2apicFirst + LocalApic::kTpr / 16;
+    REQUIRE(pc.bus.msr_range(x2apic_tpr)->device->msr_read(x2apic_tpr, value, pc.console).action == Action::complete);
+    CHECK(value == 0x90);
+    REQUIRE(pc.bus.msr_range(x2apic_tpr)->device->msr_write(x2apic_tpr, 0x20, pc.console).action == Action::complete);
+    CHECK(cr8[1] == 2);
+}

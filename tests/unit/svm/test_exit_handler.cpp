@@ -282,7 +282,7 @@ TEST_CASE("exit.external_interrupt_resumes") {
 }
 
 TEST_CASE("exit.event_windows_carry_on_without_stepping") {
-    for (ExitKind kind : {ExitKind::interrupt_window, ExitKind::nmi_window}) {
+    for (ExitKind kind : {ExitKind::interrupt_window, ExitKind::nmi_window, ExitKind::task_priority}) {
         Fixture f;
         ExitOutcome o = f.run(make(kind, 2));  // a length, were there one, is not the window's
         CHECK_FALSE(o.stop);
@@ -293,6 +293,7 @@ TEST_CASE("exit.event_windows_carry_on_without_stepping") {
     }
     CHECK(std::string(exit_kind_name(ExitKind::interrupt_window)) == "interrupt_window");
     CHECK(std::string(exit_kind_name(ExitKind::nmi_window)) == "nmi_window");
+    CHECK(std::string(exit_kind_name(ExitKind::task_priority)) == "task_priority");
 }
 
 TEST_CASE("exit.intercepted_exception_is_reflected") {

@@ -89,6 +89,7 @@ TEST_CASE("svm_exit.events_without_an_instruction_ask_for_no_length") {
         {exit_code::monitor, ExitKind::monitor_wait},    {exit_code::mwait, ExitKind::monitor_wait},
         {exit_code::misc3_base, ExitKind::unknown},      {exit_code::cr4_write, ExitKind::unknown},
         {exit_code::vintr, ExitKind::interrupt_window},  {exit_code::iret, ExitKind::unknown},
+        {exit_code::cr8_write, ExitKind::unknown},  // the backend's: emulate_cr8_write
     };
     for (const Case& c : cases) {
         FakeHardware hw{3, {}, 0};
@@ -254,25 +255,45 @@ TEST_CASE("svm_exit.plain_length_of_the_common_encodings") {
     CHECK(plain_length(prefixed_cpuid, InsnOp::cpuid) == 0);
 }
 
-TEST_CASE("svm_exit.mov_to_cr4_operand_and_length") {
+TEST_CASE("svm_exit.mov_to_cr_operand_and_length") {
     u64 gprs[16] = {};
     for (u64 i = 0; i < 16; ++i) gprs[i] = 0x1111'0000'0000'0000 | (0x100 + i);
-    MovToCr4 mov{};
+    MovToCr mov{};
     const u8 rax[] = {0x0F, 0x22, 0xE0};  // mov cr4, rax
-    REQUIRE(decode_mov_to_cr4(rax, CpuMode::long64, gprs, mov));
+    REQUIRE(decode_mov_to_cr(rax, CpuMode::long64, gprs, mov));
+    CHECK(mov.cr == 4);
     CHECK(mov.value == gprs[0]);
     CHECK(mov.length == 3);
     const u8 r9[] = {0x41, 0x0F, 0x22, 0xE1};  // mov cr4, r9
-    REQUIRE(decode_mov_to_cr4(r9, CpuMode::long64, gprs, mov));
+    REQUIRE(decode_mov_to_cr(r9, CpuMode::long64, gprs, mov));
+    CHECK(mov.cr == 4);
     CHECK(mov.value == gprs[9]);
     CHECK(mov.length == 4);
     // Outside long mode 0x41 is INC ECX, not REX, and the value is 32 bits.
     const u8 ecx[] = {0x0F, 0x22, 0xE1};
-    REQUIRE(decode_mov_to_cr4(ecx, CpuMode::protected32, gprs, mov));
+    REQUIRE(decode_mov_to_cr(ecx, CpuMode::protected32, gprs, mov));
     CHECK(mov.value == 0x101);
-    CHECK_FALSE(decode_mov_to_cr4(r9, CpuMode::protected32, gprs, mov));
+    CHECK_FALSE(decode_mov_to_cr(r9, CpuMode::protected32, gprs, mov));
     const u8 cr3[] = {0x0F, 0x22, 0xD8};  // mov cr3, rax
-    CHECK_FALSE(decode_mov_to_cr4(cr3, CpuMode::long64, gprs, mov));
+    REQUIRE(decode_mov_to_cr(cr3, CpuMode::long64, gprs, mov));
+    CHECK(mov.cr == 3);
+    const u8 not_mov[] = {0x0F, 0x20, 0xE0, 0x90};  // mov rax, cr4: a read
+    CHECK_FALSE(decode_mov_to_cr(not_mov, CpuMode::long64, gprs, mov));
+    // CR8: REX.R names it (mov cr8, rdx; mov cr8, r11), and AMD's LOCK MOV CR0 outside 64-bit mode.
+    const u8 cr8_rdx[] = {0x44, 0x0F, 0x22, 0xC2};
+    REQUIRE(decode_mov_to_cr(cr8_rdx, CpuMode::long64, gprs, mov));
+    CHECK(mov.cr == 8);
+    CHECK(mov.value == gprs[2]);
+    CHECK(mov.length == 4);
+    const u8 cr8_r11[] = {0x45, 0x0F, 0x22, 0xC3};
+    REQUIRE(decode_mov_to_cr(cr8_r11, CpuMode::long64, gprs, mov));
+    CHECK(mov.cr == 8);
+    CHECK(mov.value == gprs[11]);
+    const u8 lock_cr0[] = {0xF0, 0x0F, 0x22, 0xC1};  // lock mov cr0, ecx: CR8
+    REQUIRE(decode_mov_to_cr(lock_cr0, CpuMode::protected32, gprs, mov));
+    CHECK(mov.cr == 8);
+    CHECK(mov.value == 0x101);
+    CHECK(mov.length == 4);
 }
 
 TEST_CASE("svm_exit.mode_of_the_guest_state") {

@@ -154,6 +154,11 @@ TEST_CASE("vmx_exit.interrupt_and_nmi_windows_run_no_instruction") {
     CHECK(nmi.kind == ExitKind::nmi_window);
     CHECK(nmi.vendor_code == 8);
     CHECK(nmi.instruction_length == 0);
+    // A MOV to CR8 below the TPR threshold is a trap: the MOV is done, nothing is left to step over.
+    auto tpr = decode_exit(raw(exit_reason::tpr_below_threshold, 0, 4), s);
+    CHECK(tpr.kind == ExitKind::task_priority);
+    CHECK(tpr.vendor_code == 43);
+    CHECK(tpr.instruction_length == 0);
 }
 
 TEST_CASE("vmx_exit.msr_bitmap_passes_through_reads_and_writes_of_its_msr") {

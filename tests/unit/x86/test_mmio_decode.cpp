@@ -139,6 +139,10 @@ TEST_CASE("mmio.addressing_forms_lengths") {
     check_register({0x8B, 0x04, 0xDD, 0x00, 0x00, 0x00, 0x00}, k64, kRead, 4, Gpr::rax, false, 7);  // (,%rbx,8)
     check_register({0x67, 0x8B, 0x04, 0x24}, k64, kRead, 4, Gpr::rax, false, 4);                    // movl (%esp), %eax
     check_register({0x65, 0x8B, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00}, k64, kRead, 4, Gpr::rax, false, 8);  // %gs:16
+    // The short path's forms (at most REX): an absolute address through SIB, REX.W and REX.R.
+    check_register({0x8B, 0x04, 0x25, 0x30, 0x00, 0xE0, 0xFE}, k64, kRead, 4, Gpr::rax, false, 7);  // 0xfee00030
+    check_register({0x4C, 0x89, 0x4C, 0x24, 0x08}, k64, kWrite, 8, Gpr::r9, false, 5);              // movq %r9, 8(%rsp)
+    check_register({0x89, 0x88, 0xB0, 0x00, 0x00, 0x00}, k32, kWrite, 4, Gpr::rcx, false, 6);       // 0xb0(%eax)
     // 15 bytes, the longest an instruction may be: movq %gs:0x10000000(%eax,%ecx,4), %rax
     check_register({0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0x48, 0x8B, 0x84, 0x88, 0x00, 0x00, 0x00, 0x10}, k64,
                    kRead, 8, Gpr::rax, false, 15);

@@ -26,6 +26,7 @@ enum class ExitKind : u8 {
     invalid_state,               // the hardware refused to enter the guest (VMEXIT_INVALID, VM-entry failure)
     interrupt_window,            // the guest can take an external interrupt now (VirtOps::request_interrupt_window)
     nmi_window,                  // the guest can take an NMI now (VirtOps::request_nmi_window)
+    task_priority,               // the guest lowered CR8 below VcpuState::cr8_threshold (its MOV is done)
     unknown,                     // anything the backend does not decode
 };
 inline constexpr usize kExitKinds = static_cast<usize>(ExitKind::unknown) + 1;

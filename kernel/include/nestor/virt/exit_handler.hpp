@@ -73,6 +73,20 @@ protected:
     ~ExitEnvironment() = default;
 };
 
+// Steps over the exiting instruction (RIP wraps at the code size); false if its length is unknown.
+inline bool complete_instruction(const VmExit& exit, VcpuState& state) {
+    if (exit.instruction_length == 0) return false;
+    u64 next = state.rip + exit.instruction_length;
+    switch (state.mode) {
+    case CpuMode::real16:
+    case CpuMode::protected16: next &= 0xFFFF; break;
+    case CpuMode::protected32: next &= 0xFFFFFFFF; break;
+    case CpuMode::long64: break;
+    }
+    state.rip = next;
+    return true;
+}
+
 inline constexpr u8 kVectorUd = 6;
 inline constexpr u8 kVectorGp = 13;
 

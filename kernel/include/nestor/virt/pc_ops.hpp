@@ -7,6 +7,7 @@
 #pragma once
 
 #include "nestor/lib/result.hpp"
+#include "nestor/virt/exit.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 
 namespace nestor::virt {
@@ -25,14 +26,41 @@ enum class PcError : u8 {
 
 const char* pc_error_name(PcError error);
 
+// What the run loop learns from prepare_entry.
+struct PcEntry {
+    // The host timestamp at which the PC's next timer is due (next_deadline): a timer armed by the
+    // exit before comes due before the slice ends, and the run loop shortens the slice to it.
+    u64 deadline;
+    // The slice should end now: an interrupt reached another vCPU of the VM (an IPI: the
+    // receiver should run soon).
+    bool end_slice;
+};
+
+// What the PC made of an exit before the kernel handled it.
+struct PcExit {
+    bool served;      // done (the instruction completed): the kernel has nothing more to do with it
+    bool entry_work;  // it may have changed what prepare_entry finds: call it before the next entry
+};
+
 struct PcOps {
     // Gives `vm` a PC with `vcpus` local APICs: its devices on the VM's bus, its ACPI tables in
     // the VM's memory (mapped already), its wall clock from the host. Sets vm.pc.
     Status<PcError> (*attach)(Vm& vm, u32 vcpus, u64 memory_bytes);
+    // A machine reset of the VM, which boots again (vm_restart.hpp): every device as at power-on
+    // and attached again to the VM's bus (emptied first), its ACPI tables written again (its
+    // memory was cleared), each application processor waiting for INIT-SIPI-SIPI again. What a
+    // reset leaves alone stays: the RTC's time and CMOS RAM (battery-backed) and the TSC, which
+    // runs on.
+    Status<PcError> (*reset)(Vm& vm);
     // Before `vcpu` enters: raises what the platform's timers have due, and injects the interrupt
     // the vCPU should take next (or asks for an interrupt window when it cannot yet). Its exits
-    // then reach its own local APIC and MSRs.
-    void (*prepare_entry)(Vm& vm, Vcpu& vcpu, VcpuState& state);
+    // then reach its own local APIC and MSRs. The run loop calls it at the start of a slice and
+    // after each exit that may have changed what it finds (exit_served says which).
+    PcEntry (*prepare_entry)(Vm& vm, Vcpu& vcpu, VcpuState& state);
+    // Before the kernel handles an exit of a vCPU of the VM (without nested virtualization): the
+    // PC serves the exits it has a short path for itself (an x2APIC register write), and says
+    // whether the exit may have changed what prepare_entry finds.
+    PcExit (*exit_served)(Vm& vm, Vcpu& vcpu, const VmExit& exit, VcpuState& state);
     // For a halted vCPU: has something arrived that wakes it (timers that are due are raised first)?
     bool (*wakes)(Vm& vm, Vcpu& vcpu);
     // For an application processor that waits for its start: did the guest's INIT and SIPI reach
@@ -42,10 +70,6 @@ struct PcOps {
     // The host timestamp (platform::timestamp) at which the PC's next timer is due (~0: none
     // armed). The PC's models count in the guest's TSC, which has an offset of its own.
     u64 (*next_deadline)(const Vm& vm);
-    // After an exit: should the slice end now? It should when the exit sent an interrupt to
-    // another vCPU of the VM (an IPI: the receiver should run soon). A timer the exit armed ends
-    // the slice only when it comes due (next_deadline: the run loop shortens the slice to it).
-    bool (*end_slice)(Vm& vm);
     // For the VM that takes the host's console input: hands its serial port what has been typed
     // (as much as the port has room for; the rest waits in the host's UART) and prints what the
     // guest has sent since, even before its line ends (a prompt, an echo).

@@ -32,6 +32,14 @@ struct VcpuState {
     u64 cr0;
     u64 cs_base;
     CpuMode mode;
+    // The guest's task priority, CR8 (0-15: the local APIC's TPR bits 7:4). The guest writes it
+    // without an exit; the backend stores it here after each exit and loads it at each entry, so
+    // the kernel may change it (an xAPIC or x2APIC TPR write).
+    u8 cr8;
+    // The kernel's, for the next entries: the run ends with ExitKind::task_priority as soon as the
+    // guest lowers CR8 below this (0: never), as an interrupt the TPR holds back waits for it.
+    // Never above cr8.
+    u8 cr8_threshold;
 
     u64& reg(Gpr r) { return gpr[static_cast<usize>(r)]; }
     u64 reg(Gpr r) const { return gpr[static_cast<usize>(r)]; }

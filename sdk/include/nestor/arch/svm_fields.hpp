@@ -13,6 +13,7 @@ inline constexpr u32 kMsrVmHsavePa = 0xC0010117;  // where VMRUN keeps the host'
 
 // control.intercept_cr: bits 0-15 reads of CR0-CR15, bits 16-31 writes.
 inline constexpr u32 kInterceptCr4Write = 1u << (16 + 4);
+inline constexpr u32 kInterceptCr8Write = 1u << (16 + 8);
 
 // Intercept vector 3 (control.intercept_misc1): bit n is exit code 0x60 + n.
 namespace intercept1 {
@@ -56,6 +57,7 @@ namespace exit_code {
 inline constexpr u64 cr_read_base = 0x00;
 inline constexpr u64 cr_write_base = 0x10;
 inline constexpr u64 cr4_write = 0x14;
+inline constexpr u64 cr8_write = 0x18;
 inline constexpr u64 dr_read_base = 0x20;
 inline constexpr u64 dr_write_base = 0x30;
 inline constexpr u64 exception_base = 0x40;  // + the vector

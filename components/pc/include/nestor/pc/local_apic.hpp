@@ -119,6 +119,9 @@ public:
     // SDM calls reserved, read-only or write-only for that access is #GP(0).
     virt::DeviceOutcome msr_read(u32 index, u64& value, virt::DeviceHost& host) override;
     virt::DeviceOutcome msr_write(u32 index, u64 value, virt::DeviceHost& host) override;
+    // A WRMSR to x2APIC register `index` (0x800-0x8FF), as msr_write does it; false: #GP(0),
+    // and nothing changed.
+    bool write_x2apic(u32 index, u64 value);
 
     u64 base() const { return apic_base_ & kBaseAddress; }
     u64 apic_base() const { return apic_base_; }
@@ -156,8 +159,22 @@ public:
     // The startup IPI's vector, or -1; one that arrived behind an INIT waits until it is taken.
     int take_startup();
     u8 tpr() const { return tpr_; }
-    void set_tpr(u8 tpr) { tpr_ = tpr; }  // CR8 writes: tpr = cr8 << 4
+    void set_tpr(u8 tpr) { tpr_ = tpr; }
     u8 ppr() const;
+    // CR8 is the TPR's priority class (SDM 10.8.6.1). The vCPU writes it without an exit:
+    // sync_cr8() takes the value it holds, as a MOV to CR8 sets it (bits 3:0 of TPR cleared)
+    // unless the class is what TPR has already; cr8() gives the vCPU the TPR's.
+    u8 cr8() const { return static_cast<u8>(tpr_ >> 4); }
+    void sync_cr8(u8 cr8) {
+        if (cr8 != tpr_ >> 4) tpr_ = static_cast<u8>(cr8 << 4);
+    }
+    // When TPR alone holds back the highest interrupt in IRR (its class above the in-service
+    // one's, not above TPR's): its class, the value CR8 must drop below for it to be delivered.
+    // 0 when nothing waits for TPR.
+    u8 cr8_threshold() const;
+    // Nothing in IRR can be delivered, and `threshold` is still cr8_threshold(): the vCPU's last
+    // entry stands (one pass over IRR and ISR for both questions).
+    bool nothing_new(u8 threshold) const;
     // Whether the 8259A's INTR reaches this vCPU: LINT0 unmasked as ExtINT, or no APIC at all.
     bool accepts_pic_interrupts() const;
     // INIT: every register to its reset value but the ID and IA32_APIC_BASE; a pending NMI is lost.
@@ -219,9 +236,31 @@ private:
     u32 ldr_ = 0;
     u32 dfr_ = kDfrReset;
     u32 svr_ = kSvrReset;
-    u32 isr_[kVectorWords] = {};
-    u32 tmr_[kVectorWords] = {};
-    u32 irr_[kVectorWords] = {};
+    // 256 vector bits as the eight 32-bit registers the guest reads, with the words that hold
+    // any: the highest vector is two bit scans (every exit asks for IRR's and ISR's).
+    struct Vectors {
+        u32 word[kVectorWords] = {};
+        u8 nonzero = 0;
+
+        void set(u8 vector) {
+            word[vector / 32] |= 1u << (vector % 32);
+            nonzero = static_cast<u8>(nonzero | (1u << (vector / 32)));
+        }
+        void clear(u8 vector) {
+            u32& bits = word[vector / 32];
+            bits &= ~(1u << (vector % 32));
+            if (bits == 0) nonzero = static_cast<u8>(nonzero & ~(1u << (vector / 32)));
+        }
+        bool test(u8 vector) const { return (word[vector / 32] >> (vector % 32)) & 1; }
+        int highest() const {
+            if (nonzero == 0) return -1;
+            const int top = 31 - __builtin_clz(nonzero);
+            return top * 32 + 31 - __builtin_clz(word[top]);
+        }
+    };
+    Vectors isr_;
+    Vectors tmr_;
+    Vectors irr_;
     u32 esr_ = 0;             // what the last ESR write latched
     u32 pending_errors_ = 0;  // errors since then
     u32 icr_low_ = 0;

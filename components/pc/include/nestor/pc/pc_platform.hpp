@@ -40,16 +40,23 @@ struct PendingEvent {
 
 class PcPlatform final : private VcpuWakeup {
 public:
-    // `host_clock` is the host's TSC; the guest's starts from it at 0 (tsc()).
-    PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config);
+    // `host_clock` is the host's TSC; the guest's starts from it at `tsc_start` (tsc()): 0 for a
+    // new PC, the TSC of the PC before for one built again at a machine reset.
+    PcPlatform(const GuestClock& host_clock, u32 vcpus, const MsrConfig& msr_config, u64 tsc_start = 0);
     PcPlatform(const PcPlatform&) = delete;
     PcPlatform& operator=(const PcPlatform&) = delete;
 
     // Registers every device on `bus` (once). The platform keeps `bus`: a local APIC moved
     // elsewhere through IA32_APIC_BASE has its page added to it.
     Status<virt::BusError> attach(virt::DeviceBus& bus);
-    // Whose local devices (local APIC, MSRs) the bus's next accesses reach.
-    void select_vcpu(u32 index) { current_ = index < vcpus_ ? index : 0; }
+    // Whose local devices (local APIC, MSRs) the bus's next accesses reach. `cr8`: where that
+    // vCPU's CR8 is kept while it runs (virt::VcpuState::cr8), which the guest changes without an
+    // exit: its local APIC takes it before each access and gives it back after (nullptr: no CPU
+    // holds one, as in a test).
+    void select_vcpu(u32 index, u8* cr8 = nullptr) {
+        current_ = index < vcpus_ ? index : 0;
+        cr8_ = cr8;
+    }
 
     // The guest timestamp of the earliest armed timer (kNoDeadline: none).
     u64 next_deadline() const;
@@ -64,6 +71,7 @@ public:
     // Whether an interrupt reached another vCPU than the selected one since the last call (an
     // IPI: the sender's slice should end so that the receiver runs soon).
     bool take_woken_others();
+    bool woken_others() const { return woken_ != 0; }
 
     u32 vcpus() const { return vcpus_; }
     // The domain's TSC: the clock of every model, and the offset of every vCPU's backend.
@@ -88,13 +96,16 @@ private:
     };
 
     void interrupt_arrived(usize apic_index) override;
+    // The selected local APIC, with the CR8 its vCPU holds now (select_vcpu).
+    LocalApic& current_apic();
     bool apic_msr(u32 index) const;
     void claim_apic_page(u64 base);
 
     GuestTsc tsc_;
     u32 vcpus_;
     u32 current_ = 0;
-    u32 woken_ = 0;  // bit n: vCPU n got an interrupt while another was selected
+    u8* cr8_ = nullptr;  // the selected vCPU's CR8
+    u32 woken_ = 0;      // bit n: vCPU n got an interrupt while another was selected
     IoApic io_apic_;
     Pic8259Pair pic_;
     IrqRouter irqs_;

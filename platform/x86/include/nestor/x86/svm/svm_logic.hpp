@@ -1,7 +1,7 @@
 // The SVM backend's pure logic, with no hardware or memory access, built into the kernel and
 // unchanged into the host unit tests: the mapping of a VMCB's EXITCODE / EXITINFO to the
 // vendor-neutral VmExit, the IOIO and nested-page-fault EXITINFO layouts, the plain encodings of
-// the intercepted instructions, the MOV to CR4 the backend emulates, the CPU mode of a guest
+// the intercepted instructions, the MOVs to CR4 and CR8 the backend emulates, the CPU mode of a guest
 // state and the EVENTINJ values of injected events. Everything here is on the exit path, so it is
 // inline: svm.cpp compiles it into its run loop as if it were written there.
 #pragma once
@@ -167,16 +167,21 @@ template <typename Hardware> [[gnu::always_inline]] inline virt::VmExit decode_e
     return exit;
 }
 
-// A MOV to CR4 at `code` (at least four readable bytes): [REX] 0F 22 /r with the CR number in
-// ModRM.reg and the source GPR in ModRM.rm. False if the bytes are something else.
-struct MovToCr4 {
+// A MOV to a control register at `code` (at least five readable bytes): [REX] 0F 22 /r with the
+// CR number in ModRM.reg (REX.R adds 8: CR8) and the source GPR in ModRM.rm, or AMD's LOCK 0F 22
+// /r, which names CR8 by CR0 (CR8 outside 64-bit mode). False if the bytes are something else.
+struct MovToCr {
     u64 value;  // truncated to 32 bits outside long mode
+    u8 cr;
     u8 length;
 };
-inline bool decode_mov_to_cr4(const u8* code, virt::CpuMode mode, const u64* gprs, MovToCr4& out) {
-    u8 rex = (mode == virt::CpuMode::long64 && (code[0] & 0xF0) == 0x40) ? code[0] : 0;
-    const u8* op = code + (rex ? 1 : 0);
-    if (op[0] != 0x0F || op[1] != 0x22 || ((op[2] >> 3) & 7) != 4) return false;
+inline bool decode_mov_to_cr(const u8* code, virt::CpuMode mode, const u64* gprs, MovToCr& out) {
+    const u8 lock = code[0] == 0xF0 ? 1 : 0;
+    const u8* at = code + lock;
+    u8 rex = (mode == virt::CpuMode::long64 && (at[0] & 0xF0) == 0x40) ? at[0] : 0;
+    const u8* op = at + (rex ? 1 : 0);
+    if (op[0] != 0x0F || op[1] != 0x22) return false;
+    out.cr = static_cast<u8>((((op[2] >> 3) & 7) | ((rex & 4) << 1)) + (lock ? 8 : 0));
     out.value = gprs[(op[2] & 7) | ((rex & 1) << 3)];
     if (mode != virt::CpuMode::long64) out.value &= 0xFFFFFFFF;
     out.length = static_cast<u8>(op + 3 - code);
