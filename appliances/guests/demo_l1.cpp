@@ -3,12 +3,15 @@
 // L1's page tables): it prints through the console port, which L1's I/O permission map lets
 // through (so the line comes from L2 itself, with no help from L1), then reports to L1 with
 // VMMCALL and halts; L1 intercepts both and says what it saw. On an Intel CPU the domain sees VMX
-// instead, which Nestor does not offer to an L1 yet: it says so and ends cleanly.
+// instead and does the same with VMLAUNCH: an I/O bitmap that lets COM1 through, VMCALL and HLT
+// exits.
 #include "nestor/guest.hpp"
 #include "nestor/svm.hpp"
+#include "nestor/vmx.hpp"
 
 using namespace nestor::guest;
 namespace svm = nestor::guest::svm;
+namespace vmx = nestor::guest::vmx;
 
 namespace {
 
@@ -20,6 +23,9 @@ alignas(4096) svm::Vmcb vmcb;
 alignas(4096) u8 host_save_area[4096];
 alignas(4096) u8 iopm[svm::kIopmBytes];
 alignas(16) u8 l2_stack[16384];
+alignas(4096) u8 vmxon_region[4096];
+alignas(4096) u8 vmcs[4096];
+alignas(4096) u8 io_bitmaps[2][4096];
 
 // L2's whole life. Runs in L2, never called by L1.
 [[noreturn]] void l2_main() {
@@ -68,16 +74,56 @@ int run_l2() {
     }
 }
 
+// L2's whole life under VMX: the same greeting, with VMCALL.
+[[noreturn]] void l2_main_vmx() {
+    println("L2: hello from a guest of a guest: L1 started me with VMLAUNCH, Nestor runs L1");
+    asm volatile("vmcall" ::"a"(kHelloFromL2) : "memory");
+    for (;;) asm volatile("hlt");
+}
+
+int run_l2_vmx() {
+    if (!vmx::enter_vmx_operation(vmxon_region, vmcs)) return 1;
+    for (u64 i = 0; i < sizeof(io_bitmaps); ++i) io_bitmaps[0][i] = 0xFF;
+    for (u16 port = kCom1; port < kCom1 + kCom1Ports; ++port)
+        io_bitmaps[0][port / 8] &= static_cast<u8>(~(1u << (port % 8)));
+    vmx::write_64bit_controls(0, vmx::primary::hlt_exiting | vmx::primary::use_io_bitmaps, 0);
+    vmx::vmwrite(vmx::field::io_bitmap_a, reinterpret_cast<u64>(io_bitmaps[0]));
+    vmx::vmwrite(vmx::field::io_bitmap_b, reinterpret_cast<u64>(io_bitmaps[1]));
+    vmx::write_own_host_state();
+    // As if l2_main_vmx had been called.
+    vmx::write_own_guest_state(reinterpret_cast<u64>(&l2_main_vmx),
+                               reinterpret_cast<u64>(l2_stack + sizeof(l2_stack)) - 8);
+    println("L1: a hypervisor inside a Nestor domain, starting its own guest (L2) with VMLAUNCH");
+    bool greeted = false;
+    for (bool launch = true;; launch = false) {
+        u64 failed = vmx::enter(launch);
+        if (failed) {
+            println("L1: VM entry failed, VM-instruction error ", vmx::vmread(vmx::field::instruction_error));
+            return 1;
+        }
+        u32 reason = static_cast<u32>(vmx::vmread(vmx::field::exit_reason));
+        if (reason == vmx::exit_reason::vmcall) {
+            println("L1: L2 called me with VMCALL");
+            greeted = true;
+            vmx::skip_instruction();
+            continue;
+        }
+        if (reason == vmx::exit_reason::hlt && greeted) {
+            println("L1: L2 halted; its guest life is over, so is mine");
+            return 0;
+        }
+        println("L1: unexpected exit ", reason, " from L2 at rip ", hex(vmx::vmread(vmx::field::guest_rip)));
+        return 1;
+    }
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     bool svm_offered = cpuid(0x80000001).ecx & (1u << 2);
     bool vmx_offered = cpuid(1).ecx & (1u << 5);
     if (svm_offered) return run_l2();
-    if (vmx_offered) {
-        println("L1: this CPU offers VMX; Nestor runs L2 guests on AMD SVM only so far: no L2 here");
-        return 0;
-    }
+    if (vmx_offered) return run_l2_vmx();
     println("L1: neither SVM nor VMX is offered to this domain: it needs the nested_virt flag");
     return 1;
 }

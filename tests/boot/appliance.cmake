@@ -70,11 +70,13 @@ set(demo_checks_svm
   --expect "^\\[nested\\] L1: L2 called me with VMMCALL, rax 0x4c32 \\(\"L2\"\\)$"
   --expect "^\\[nested\\] L1: L2 halted. its guest life is over, so is mine$"
   --reject "^\\[nested\\] L1: this CPU offers VMX")
-# On Intel the L1 sees VMX, which Nestor does not offer to an L1 yet: it says so and ends well.
+# On Intel the L1 sees VMX and does the same with VMLAUNCH and VMCALL.
 set(demo_checks_vmx
   --expect "^appliance: domain nested: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
-  --expect "^\\[nested\\] L1: this CPU offers VMX. Nestor runs L2 guests on AMD SVM only so far: no L2 here$"
-  --reject "^\\[nested\\] L2:"
+  --expect "^\\[nested\\] L1: a hypervisor inside a Nestor domain, starting its own guest \\(L2\\) with VMLAUNCH$"
+  --expect "^\\[nested\\] L2: hello from a guest of a guest: L1 started me with VMLAUNCH, Nestor runs L1$"
+  --expect "^\\[nested\\] L1: L2 called me with VMCALL$"
+  --expect "^\\[nested\\] L1: L2 halted. its guest life is over, so is mine$"
   --reject "not implemented yet")
 if(NESTOR_NESTED_MODE STREQUAL "ON")
   set(demo_kernel main)
@@ -88,6 +90,19 @@ nestor_appliance_test(appliance_demo MANIFEST ${PROJECT_SOURCE_DIR}/appliances/d
   KERNEL_DIR ${NESTOR_KERNEL_${demo_kernel}_DIR} NESTED on
   GUESTS demo_hello demo_ping demo_l1 ARGS --expect-status 0 ${demo_checks}
   SVM_ARGS ${demo_checks_svm} VMX_ARGS ${demo_checks_vmx})
+
+# A domain with nested virtualization that restarts on reset (vm_restart.hpp): each of its 16
+# restarts releases its nested state and its vCPU and sets them up again; then it stops.
+nestor_appliance_test(appliance_restart_nested MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/nested_restart.manifest
+  KERNEL_DIR ${NESTOR_KERNEL_${demo_kernel}_DIR} NESTED on
+  GUESTS hostile_triple_fault healthy ARGS --expect-status 1
+  --expect "^appliance: domain l1: 8 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on (svm|vmx)$"
+  --expect "^appliance: domain l1 triple fault: restarting \\(16\\)$"
+  --expect "^error: appliance: domain l1 triple fault again after 16 restarts, the most a domain gets: it stops$"
+  --expect "^error: appliance: domain l1 stopped: triple fault"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 1 failed or refused$"
+  --reject "booting it again" --reject "nested virtualization failed" --reject "PANIC" --reject "CPU exception")
 
 nestor_appliance_test(appliance_sdk_guests_as_domains
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/two_sdk_guests.manifest GUESTS hello sdk_selftest

@@ -58,3 +58,36 @@ nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator b
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   --reject "not implemented yet")
+
+# An L1 on Intel VMX runs an L2 (tests/nested/guests/vmx_l2_runs.cpp), beside a healthy domain:
+# exits reflected with reason, instruction length and qualification; a guest-state check failing
+# as a VM exit with reason 0x80000021; L2's memory through L1's EPT (the shadow EPT), an EPT
+# violation reflected with its qualification and guest-physical address, and L1's new mapping.
+set(vmx_l2_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_runs.bin)
+nestor_pack_manifest(OUTPUT ${vmx_l2_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_runs.manifest NESTED on)
+add_custom_target(pack_vmx_l2_runs ALL DEPENDS ${vmx_l2_manifest})
+set(vmx_l2_initrd "${vmx_l2_manifest} manifest")
+string(APPEND vmx_l2_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l2_runs.elf vmx_l2_runs")
+string(APPEND vmx_l2_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_l2_runs nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_l2_initrd}" --expect-status 0
+  --expect "^\\[l1\\] vmlaunch with activity state hlt: exit reason 0x80000021, guest rip unchanged yes$"
+  --expect "^\\[l1\\] l2 cpuid: exit reason 10, length 2, qualification 0x0$"
+  --expect "^\\[l1\\] l2 out: exit reason 30, length 2, qualification 0x800040$"
+  --expect "^\\[l1\\] l2 hlt: exit reason 12, length 1, qualification 0x0$"
+  --expect "^\\[l1\\] l2 vmcall: exit reason 18, length 3, qualification 0x0$"
+  --expect "^\\[l1\\] l2 wrote: yes$"
+  --expect "^\\[l1\\] l2 ud2: exit reason 0, interruption info 0x80000306$"
+  --expect "^\\[l1\\] ept l2 vmcall: exit reason 18, length 3, qualification 0x0$"
+  --expect "^\\[l1\\] l2 wrote through l1's ept: yes$"
+  --expect "^\\[l1\\] ept violation: exit reason 48, qualification read 1, rights 0, guest-physical 0x40001000$"
+  --expect "^\\[l1\\] ept l2 vmcall after the remap: exit reason 18, length 3, qualification 0x0$"
+  --expect "^\\[l1\\] l2 read through the new mapping: 0x1a7e$"
+  --expect "^\\[l1\\] done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:"
+  --reject "not implemented yet")

@@ -2,11 +2,9 @@
 
 namespace nestor::nested::ept {
 
-// Outside guest mode an EPT violation is the L1's own access: the kernel's rule applies. In
-// guest mode it would need the L1's EPT walked, which comes with VMLAUNCH (issue 7).
-Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit&) {
-    if (!in_guest_mode(vcpu)) return not_nested();
-    ASSERT_UNREACHABLE();  // no L2 runs before VMLAUNCH is implemented
-}
+// An EPT violation the kernel judges is L1's own access, or L2's when L1 gives L2 no EPT (L2's
+// addresses are then L1's): the kernel's rule applies. Faults on the shadow of L1's EPT never
+// get here (vmx_l2.cpp handles them as L2's exits).
+Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { return not_nested(); }
 
 }  // namespace nestor::nested::ept

@@ -1,12 +1,13 @@
 // Nested VMX: what an L1 hypervisor on Intel sees of VMX. It discovers VMX (CPUID), finds
 // IA32_FEATURE_CONTROL locked with VMX allowed, reads the capability MSRs (vmx_capabilities.hpp)
 // and runs the VMX instructions (vmx_instructions.hpp) with their architectural checks against a
-// vmcs12 cached in L0 memory (vmcs12.hpp). VMLAUNCH / VMRESUME pass their checks and then stop
-// the domain: running L2 comes later. Built only with INTEL_VMX=ON.
+// vmcs12 cached in L0 memory (vmcs12.hpp). VMLAUNCH / VMRESUME that pass them run L2 (vmx_l2.hpp).
+// Built only with INTEL_VMX=ON.
 #include "nested_ept.hpp"
 #include "nestor/arch/vmx_vmcs.hpp"
 #include "vmx_capabilities.hpp"
 #include "vmx_instructions.hpp"
+#include "vmx_l2.hpp"
 
 namespace nestor::nested {
 namespace vmx {
@@ -27,6 +28,7 @@ Availability availability(const CpuFeatures& cpu) {
 }
 
 void vcpu_destroy(NestedVcpu& vcpu) {
+    abandon_l2(vcpu);
     VmxVcpu& vmx = core(vcpu).vmx;
     if (vmx.cache && vcpu.host) leave_vmx_operation(vmx, *vcpu.host);
 }
@@ -56,8 +58,9 @@ L1Cpu read_l1_cpu(x86::vmx::NestedHardware& hw, const virt::VcpuState& state) {
     return cpu;
 }
 
-Decision decide(const Result& result, x86::vmx::NestedHardware& hw, virt::VcpuState& state) {
+Decision decide(NestedVcpu& vcpu, const Result& result, x86::vmx::NestedHardware& hw, virt::VcpuState& state) {
     switch (result.outcome) {
+    case Outcome::enter_l2: return enter_l2(vcpu, hw, state, result.error != 0);
     case Outcome::succeed:
     case Outcome::fail_invalid:
     case Outcome::fail_valid: apply_flags(result, state); return complete();
@@ -77,7 +80,7 @@ Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, 
     if (!hw || !vcpu.host) return stop(kNoHardware);
     L1Cpu cpu = read_l1_cpu(*hw, state);
     InstructionContext context{core(vcpu).vmx, *vcpu.host, *hw, cpu, state};
-    return decide(execute(exit.vendor_code, context), *hw, state);
+    return decide(vcpu, execute(exit.vendor_code, context), *hw, state);
 }
 
 bool is_capability_msr(u32 index) { return index >= kMsrVmxFirst && index <= kMsrVmxLast; }
@@ -99,12 +102,17 @@ void cpuid(const NestedVcpu&, u32 leaf, u32, virt::CpuidValues& guest) {
     if (leaf == 1) guest.ecx |= kCpuid1EcxVmx;
 }
 
-// No L2 runs before VMLAUNCH is implemented, so nothing can be reflected yet.
-Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
-Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state) {
+    if (!in_guest_mode(vcpu)) return not_nested();
+    return l2_exit(vcpu, exit, state);
+}
 
-// Nothing of L1's state holds interrupts back outside guest mode (there is no VMX guest mode yet).
-Decision route_interrupt(NestedVcpu&, virt::VcpuState&) { return not_nested(); }
+// Nothing of L1's state holds interrupts back outside guest mode (VMX has no GIF); in it, L1's
+// external-interrupt exiting decides.
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!in_guest_mode(vcpu)) return not_nested();
+    return l2_interrupt(vcpu, state);
+}
 
 constexpr VendorPart kPart = {
     .name = "vmx",
@@ -116,7 +124,7 @@ constexpr VendorPart kPart = {
     .msr_write = msr_write,
     .cpuid = cpuid,
     .reflect_exit = reflect_exit,
-    .exception_for_l2 = exception_for_l2,
+    .exception_for_l2 = l2_exception,
     .route_interrupt = route_interrupt,
     .nested_page_fault = ept::nested_page_fault,
 };

@@ -3,6 +3,7 @@
 #include "nestor/arch/vmx_vmcs.hpp"
 #include "vmx_capabilities.hpp"
 #include "vmx_entry_checks.hpp"
+#include "vmx_l2.hpp"
 
 namespace nestor::nested::vmx {
 namespace {
@@ -248,7 +249,7 @@ Result vmlaunch_or_vmresume(InstructionContext& c, bool launch) {
         return vm_fail(c, instruction_error::entry_invalid_control);
     if (check_host_state(*c.vmx.cache, c.cpu.physical_address_bits, c.cpu.efer & kEferLma) != EntryCheck::ok)
         return vm_fail(c, instruction_error::entry_invalid_host_state);
-    return stop(kRunningL2NotImplemented);
+    return {Outcome::enter_l2, launch ? 1u : 0u, nullptr};
 }
 
 struct InvalidationDescriptor {
@@ -282,7 +283,9 @@ Result invept(InstructionContext& c) {
     if (!memory_access(c, &d, sizeof(d), false, failed)) return failed;  // read even for all-context
     if (type == kInveptSingleContext && !valid_eptp(d.first, c.cpu.physical_address_bits))
         return vm_fail(c, instruction_error::invalid_invept_invvpid);
-    return succeed();  // no L2 has run on L1's EPT, so nothing is cached for it
+    // Every context: the shadow of L1's EPT starts over (each entry into L2 flushes its VPID).
+    if (c.vmx.cache) shadow_ept_drop(l2_state(c.vmx).shadow, c.host);
+    return succeed();
 }
 
 Result invvpid(InstructionContext& c) {
@@ -300,7 +303,7 @@ Result invvpid(InstructionContext& c) {
     bool needs_vpid =
         type == kInvvpidSingleContext || type == kInvvpidIndividualAddress || type == kInvvpidSingleRetainingGlobals;
     if (needs_vpid && vpid == 0) return vm_fail(c, instruction_error::invalid_invept_invvpid);
-    return succeed();  // no L2 has run with a VPID of L1's
+    return succeed();  // every entry into L2 flushes L2's VPID: nothing of L1's VPIDs is cached
 }
 
 }  // namespace
@@ -331,6 +334,7 @@ void apply_flags(const Result& result, virt::VcpuState& state) {
 
 void leave_vmx_operation(VmxVcpu& vmx, Host& host) {
     if (vmx.cache) {
+        shadow_ept_drop(l2_state(vmx).shadow, host);
         release_current(vmx, host);
         host.release(vmx.cache_physical, kPageBytes);
     }

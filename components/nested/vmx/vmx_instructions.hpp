@@ -2,8 +2,8 @@
 // pseudo-code's order: the #UD cases (CR0.PE, RFLAGS.VM, compatibility mode, CR4.VMXE / VMX
 // operation), #GP for CPL > 0 and VMXON's fixed bits and FEATURE_CONTROL, the memory operand's
 // segment and canonical checks (#GP / #SS), then VMfailInvalid / VMfailValid with the SDM's
-// VM-instruction error number. L1 is in VMX root operation as far as the component knows: no
-// L2 runs yet, so no instruction exits to an L1 in VMX non-root operation.
+// VM-instruction error number. They run for L1 in VMX root operation only: L2's VMX instructions
+// exit to L1 (vmx_l2.hpp).
 //
 // Pure code over the kernel's Host (L1's memory, L0's memory for the cache) and the backend's
 // NestedHardware (L1's paging, an #SS), so the host unit tests drive it with fakes.
@@ -25,6 +25,7 @@ enum class Outcome : u8 {
     general_protection,
     stack_fault,  // #SS(0): a memory operand through SS
     stop,         // stop the domain: `report` says why
+    enter_l2,     // VMLAUNCH (`error` 1) / VMRESUME (0) passed its checks: run L2 (vmx_l2.hpp)
 };
 
 struct Result {
@@ -51,8 +52,5 @@ void apply_flags(const Result& result, virt::VcpuState& state);
 // Leaves VMX operation (VMXOFF, a reset, the vCPU's end): the current VMCS is written back to
 // L1's memory and the cache goes back to L0.
 void leave_vmx_operation(VmxVcpu& vmx, Host& host);
-
-// The report of the instructions that stop the domain once their checks pass.
-inline constexpr const char* kRunningL2NotImplemented = "nested VMX: running L2 is not implemented yet";
 
 }  // namespace nestor::nested::vmx

@@ -43,10 +43,26 @@ struct VmxVm {
     paddr io_bitmap_a;  // ports 0x0000-0x7FFF
     paddr io_bitmap_b;  // ports 0x8000-0xFFFF
     paddr msr_bitmap;
+    // Changed by every unmap (nested_hardware.hpp), and the vCPU that may run an L2 on a shadow
+    // EPT (a nested domain has one vCPU).
+    u64 mapping_generation;
+    struct VmxVcpu* nested_vcpu;
 };
 static_assert(sizeof(VmxVm) <= kPageSize);
 
 struct VmxVcpu;
+
+// What differs between a vCPU's two VMCSs (vmcs01 for L1, vmcs02 for L2 of a nested domain): the
+// fields of VmxVcpu that describe the VMCS that runs, swapped when the component switches.
+struct VmcsLevel {
+    paddr vmcs_pa;
+    bool launched;
+    u32 pin_controls;
+    u32 primary_controls;
+    u64 cr0_mask;
+    u64 cr0_shadow;
+    bool ia32e_mode;
+};
 
 // What the nested VMX component gets of a vCPU of a nested domain (nested_hardware.hpp). Its
 // operations are defined with the rest of the backend, below.
@@ -60,9 +76,32 @@ public:
     bool translate(u64 linear, u64 efer, u64& guest_physical) override;
     void inject_exception(u8 vector, u32 error_code) override;
     u32 physical_address_bits() override;
+    const x86::vmx::L0Controls& l0_controls() override { return controls_; }
+    u64 read(x86::vmx::Level level, u32 field) override;
+    void write(x86::vmx::Level level, u32 field, u64 value) override;
+    bool write_ok() override { return writes_ok_; }
+    void enter_l2(VcpuState& state, bool flush) override;
+    void enter_l1(const x86::vmx::L1ControlState& control, VcpuState& state) override;
+    void reset_to_l1() override;
+    void write_state(const VcpuState& state) override;
+    void use_l2_eptp(u64 eptp) override;
+    u64 mapping_generation() override;
+
+    bool prepare(VmxVcpu* vcpu);  // allocates vmcs02 and the rest, with the vCPU
+    void release();
+    void l0_unmapped();  // the VM lost memory: no shadow EPT of L2 may go on being used
 
 private:
+    bool use(x86::vmx::Level level);
+    void swap_levels();
+
     VmxVcpu* vcpu_ = nullptr;
+    VmcsLevel other_{};  // the level that does not run
+    paddr vmcs01_pa_ = 0;
+    paddr vmcs02_pa_ = 0;
+    paddr empty_ept_root_ = 0;
+    x86::vmx::L0Controls controls_{};
+    bool writes_ok_ = true;
 };
 
 struct VmxVcpu {
@@ -83,6 +122,11 @@ struct VmxVcpu {
     bool ia32e_mode;
     bool nested;    // the domain may set CR4.VMXE
     u64 slice_end;  // TSC value at which its time slice ends, while it is slice_owner
+    // The TPR shadow: the guest's CR8 is VTPR[7:4] in the virtual-APIC page (its only use here),
+    // the host's TPR stays its own; the TPR threshold as last written.
+    paddr virtual_apic_pa;
+    volatile u8* vtpr;
+    u8 tpr_threshold;
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
@@ -103,6 +147,7 @@ constexpr u64 kInvalidLinkPointer = ~u64{0};
 constexpr u64 kDr7Reset = 0x400;
 constexpr u32 kNmiVector = 2;
 constexpr u32 kVectorDf = 8;
+constexpr usize kVtprOffset = 0x80;  // VTPR in the virtual-APIC page, where the xAPIC has its TPR
 
 struct [[gnu::packed]] DescriptorPointer {
     u16 limit;
@@ -283,7 +328,7 @@ bool read_capabilities() {
         {"primary processor-based",
          primary::hlt_exiting | primary::mwait_exiting | primary::rdpmc_exiting | primary::use_io_bitmaps |
              primary::use_msr_bitmaps | primary::monitor_exiting | primary::activate_secondary |
-             primary::use_tsc_offsetting,
+             primary::use_tsc_offsetting | primary::use_tpr_shadow,
          primary_msr, &c.primary},
         {"secondary processor-based (EPT, unrestricted guest)", secondary_wanted, secondary_msr, &c.secondary},
         {"VM-exit",
@@ -408,6 +453,7 @@ void vmx_destroy_vm(VmHandle handle) {
     free_frame(vm->io_bitmap_b);
     free_frame(vm->msr_bitmap);
     if (vm->vpid && vm->vpid < kMaxVpids) vpid_used[vm->vpid] = false;
+    if (vm->nested_vcpu) log::warn("vmx: destroying a VM whose nested vCPU lives on");
     paddr self = vm->self;
     vm->~VmxVm();
     free_frame(self);
@@ -480,6 +526,8 @@ Status<VirtError> vmx_unmap(VmHandle handle, u64 guest_physical, u64 size) {
     EptBuilder ept(memory, caps.large_pages);
     ept.use_root(vm->ept_root);
     auto unmapped = ept.unmap(guest_physical, size);
+    ++vm->mapping_generation;
+    if (vm->nested_vcpu) vm->nested_vcpu->nested_hardware.l0_unmapped();
     // One CPU so far: invalidating here covers every vCPU of the VM (INVEPT single-context also
     // drops the VPID-tagged combined translations of this EPTP). Even a refused unmap is flushed.
     if (vmx_enabled) flush_ept(vm->eptp);
@@ -552,11 +600,13 @@ template <typename Write> void write_segment(Write& w, u32 selector_field, const
 void vmx_destroy_vcpu(VcpuHandle handle) {
     VmxVcpu* vcpu = vcpu_of(handle);
     if (!vcpu) return;
+    if (vcpu->nested) vcpu->nested_hardware.release();  // vmcs01 is the vCPU's VMCS again
     if (vcpu->vmcs_pa) {
         if (!vmclear(vcpu->vmcs_pa)) log::warn("vmx: VMCLEAR of {:#x} failed", vcpu->vmcs_pa);
         if (current_vmcs == vcpu->vmcs_pa) current_vmcs = 0;
         free_frame(vcpu->vmcs_pa);
     }
+    free_frame(vcpu->virtual_apic_pa);
     guest_context_destroy(vcpu->context);
     if (vcpu->vm) --vcpu->vm->vcpus;
     if (slice_owner == vcpu) slice_owner = nullptr;
@@ -595,6 +645,12 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
         return fail(VirtError::out_of_memory);
     }
     *frame_pointer<u32>(vcpu->vmcs_pa) = caps.revision;
+    vcpu->virtual_apic_pa = allocate_frame(0);
+    if (!vcpu->virtual_apic_pa) {
+        vmx_destroy_vcpu(handle_of(vcpu));
+        return fail(VirtError::out_of_memory);
+    }
+    vcpu->vtpr = frame_pointer<u8>(vcpu->virtual_apic_pa) + kVtprOffset;
     if (!guest_context_create(vcpu->context, true, true)) {
         vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
@@ -612,10 +668,6 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     vcpu->save_efer = caps.save_efer;
     vcpu->ia32e_mode = s.ia32e_mode;
     vcpu->nested = initial.nested;
-    if (initial.nested && initial.nested_hardware) {
-        vcpu->nested_hardware.attach(vcpu);
-        *initial.nested_hardware = static_cast<x86::vmx::NestedHardware*>(&vcpu->nested_hardware);
-    }
 
     VmcsWriter w;
     // Controls.
@@ -641,6 +693,8 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     w(field::ept_pointer, vm->eptp);
     if (vm->vpid) w(field::vpid, vm->vpid);
     w(field::tsc_offset, 0);
+    w(field::virtual_apic_page_address, vcpu->virtual_apic_pa);
+    w(field::tpr_threshold, 0);
     w(field::cr0_guest_host_mask, cr0.mask);
     w(field::cr0_read_shadow, cr0.shadow);
     // Writes of the extended-state bits not offered exit too (write_guest_cr4 refuses them).
@@ -685,12 +739,21 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
         vmx_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::unsupported);
     }
+    if (initial.nested && initial.nested_hardware) {
+        if (!vcpu->nested_hardware.prepare(vcpu)) {
+            vmx_destroy_vcpu(handle_of(vcpu));
+            return fail(VirtError::out_of_memory);
+        }
+        *initial.nested_hardware = static_cast<x86::vmx::NestedHardware*>(&vcpu->nested_hardware);
+    }
 
     state.cr0 = s.cr0;
     state.efer = s.efer;
     state.cs_base = s.cs.base;
     state.rflags = s.rflags;
     state.mode = guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights);
+    state.cr8 = 0;
+    state.cr8_threshold = 0;
     log::debug("vmx: vCPU VMCS {:#x} VPID {} EPT {:#x}, {}", vcpu->vmcs_pa, vm->vpid, vm->ept_root,
                initial.mode == CpuMode::real16   ? "real mode"
                : initial.mode == CpuMode::long64 ? "long mode"
@@ -769,6 +832,16 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
     return vcpu.slice_end > now ? vcpu.slice_end - now : 0;
 }
 
+// CR8 into VTPR, and the kernel's threshold into the TPR threshold: a MOV to CR8 below it exits
+// (after it ran: ExitKind::task_priority). VM entry refuses a threshold above VTPR[7:4].
+[[gnu::always_inline]] inline void load_task_priority(VmxVcpu& vcpu, const VcpuState& state, VmcsWriter& w) {
+    *vcpu.vtpr = static_cast<u8>(state.cr8 << 4);
+    u8 threshold = state.cr8_threshold < state.cr8 ? state.cr8_threshold : state.cr8;
+    if (threshold == vcpu.tpr_threshold) return;
+    w(field::tpr_threshold, threshold);
+    vcpu.tpr_threshold = threshold;
+}
+
 // The slice ran out between two runs (an exit came before the timer): the vCPU does not enter.
 [[gnu::noinline]] VmExit slice_over() {
     slice_owner = nullptr;
@@ -809,6 +882,7 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
         vcpu->pin_controls = pin;
     }
     if (time_slice) w(field::preemption_timer_value, timer);
+    load_task_priority(*vcpu, state, w);
     if (vcpu->event_pending) {
         w(field::entry_interruption_info, vcpu->pending_info);
         w(field::entry_exception_error_code, vcpu->pending_error_code);
@@ -849,6 +923,7 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
             block_nmis_again();
     }
     refresh_state(*vcpu, state);
+    state.cr8 = static_cast<u8>(*vcpu->vtpr >> 4);
     if (basic_reason == exit_reason::exception_or_nmi || basic_reason == exit_reason::machine_check) [[unlikely]]
         intercepted_exception(state, raw);
 
@@ -942,7 +1017,10 @@ VmExit vmx_run(VcpuHandle handle, VcpuState& state, u64 time_slice) {
     VmxVcpu* vcpu = vcpu_of(handle);
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
-        if (exit.vendor_code != exit_reason::cr_access || !emulate_cr_access(*vcpu, state)) return exit;
+        // L2's control-register accesses are the nested component's (L1 may intercept them).
+        if (exit.vendor_code != exit_reason::cr_access || vcpu->nested_hardware.running_l2() ||
+            !emulate_cr_access(*vcpu, state))
+            return exit;
     }
 }
 
@@ -1092,6 +1170,192 @@ void VmxNestedHardware::inject_exception(u8 vector, u32 error_code) {
 }
 
 u32 VmxNestedHardware::physical_address_bits() { return host_cpuid(0x80000008, 0).eax & 0xFF; }
+
+// --- running L2 (nested_hardware.hpp) ---------------------------------------------------------
+
+bool VmxNestedHardware::prepare(VmxVcpu* vcpu) {
+    vcpu_ = vcpu;
+    vmcs01_pa_ = vcpu->vmcs_pa;
+    vmcs02_pa_ = allocate_frame(0);
+    empty_ept_root_ = allocate_frame(0);
+    paddr merged = allocate_frame(0xFF);  // until the component fills it: every MSR exits
+    controls_.merged_msr_bitmap_pa = merged;
+    if (!vmcs02_pa_ || !empty_ept_root_ || !merged) return false;
+    *frame_pointer<u32>(vmcs02_pa_) = caps.revision;
+    if (!vmclear(vmcs02_pa_)) return false;
+    if (current_vmcs == vmcs02_pa_) current_vmcs = 0;
+    if (caps.vpid) {
+        controls_.l2_vpid = allocate_vpid();
+        if (!controls_.l2_vpid) return false;
+    }
+    VmxVm& vm = *vcpu->vm;
+    controls_.pin = caps.pin_without_timer;
+    controls_.primary = caps.primary;
+    controls_.secondary = caps.secondary;
+    controls_.exit = caps.exit;
+    controls_.entry = caps.entry;
+    controls_.exception_bitmap = (1u << kVectorDb) | (1u << kVectorAc) | (1u << kVectorMc);
+    controls_.cr0_fixed0 = caps.cr0.fixed0;
+    controls_.cr0_fixed1 = caps.cr0.fixed1;
+    controls_.cr4_fixed0 = caps.cr4.fixed0;
+    controls_.cr4_fixed1 = caps.cr4.fixed1;
+    controls_.cr0_mask = caps.cr0.fixed0 & ~(kCr0Pe | kCr0Pg);
+    controls_.cr4_mask = caps.cr4.fixed0 | cr4_extended_state_not_offered(guest_xsave_offer());
+    controls_.l1_eptp = vm.eptp;
+    controls_.empty_eptp = make_eptp(empty_ept_root_);
+    controls_.io_bitmap_a = vm.io_bitmap_a;
+    controls_.io_bitmap_b = vm.io_bitmap_b;
+    controls_.l0_msr_bitmap = frame_pointer<u8>(vm.msr_bitmap);
+    controls_.merged_msr_bitmap = frame_pointer<u8>(merged);
+    controls_.load_efer = caps.load_efer;
+    controls_.save_efer = caps.save_efer;
+    other_ = VmcsLevel{vmcs02_pa_, false, 0, 0, 0, 0, false};
+    vm.nested_vcpu = vcpu;
+    return true;
+}
+
+void VmxNestedHardware::release() {
+    if (!vcpu_) return;
+    reset_to_l1();
+    if (vmcs02_pa_) {
+        if (!vmclear(vmcs02_pa_)) log::warn("vmx: VMCLEAR of vmcs02 {:#x} failed", vmcs02_pa_);
+        if (current_vmcs == vmcs02_pa_) current_vmcs = 0;
+    }
+    free_frame(vmcs02_pa_);
+    free_frame(empty_ept_root_);
+    free_frame(controls_.merged_msr_bitmap_pa);
+    if (controls_.l2_vpid && controls_.l2_vpid < kMaxVpids) vpid_used[controls_.l2_vpid] = false;
+    if (vcpu_->vm && vcpu_->vm->nested_vcpu == vcpu_) vcpu_->vm->nested_vcpu = nullptr;
+    vmcs02_pa_ = empty_ept_root_ = 0;
+    controls_ = {};
+    vcpu_ = nullptr;
+}
+
+bool VmxNestedHardware::use(x86::vmx::Level level) {
+    paddr pa = level == x86::vmx::Level::l2 ? vmcs02_pa_ : vmcs01_pa_;
+    if (current_vmcs == pa) return true;
+    if (!vmptrld(pa)) return false;
+    current_vmcs = pa;
+    guest_context_load(vcpu_->context);
+    return true;
+}
+
+u64 VmxNestedHardware::read(x86::vmx::Level level, u32 field) { return use(level) ? vmread(field) : 0; }
+
+void VmxNestedHardware::write(x86::vmx::Level level, u32 field, u64 value) {
+    if (!use(level) || !vmwrite(field, value)) {
+        if (writes_ok_)
+            log::error("vmx: VMWRITE of field {:#x} into vmcs0{} failed", field, level == x86::vmx::Level::l2 ? 2 : 1);
+        writes_ok_ = false;
+    }
+}
+
+// The vCPU's fields describe the VMCS that runs; `other_` keeps the other's.
+void VmxNestedHardware::swap_levels() {
+    VmxVcpu& v = *vcpu_;
+    VmcsLevel running{v.vmcs_pa,  v.launched,   v.pin_controls, v.primary_controls,
+                      v.cr0_mask, v.cr0_shadow, v.ia32e_mode};
+    v.vmcs_pa = other_.vmcs_pa;
+    v.launched = other_.launched;
+    v.pin_controls = other_.pin_controls;
+    v.primary_controls = other_.primary_controls;
+    v.cr0_mask = other_.cr0_mask;
+    v.cr0_shadow = other_.cr0_shadow;
+    v.ia32e_mode = other_.ia32e_mode;
+    other_ = running;
+    v.event_pending = false;  // an event pending for one level is not the other's
+}
+
+void VmxNestedHardware::enter_l2(VcpuState& state, bool flush) {
+    // L2 shares L1's virtual-APIC page (its CR8 is L1's: the TPR shadow is not offered to L1).
+    u64 virtual_apic =
+        (caps.primary & primary::use_tpr_shadow) ? read(x86::vmx::Level::l1, field::virtual_apic_page_address) : 0;
+    if (use(x86::vmx::Level::l2)) {
+        VmcsWriter w;
+        write_host_state(w);
+        w(field::vmcs_link_pointer, kInvalidLinkPointer);
+        if (caps.primary & primary::use_tpr_shadow) {
+            w(field::virtual_apic_page_address, virtual_apic);
+            w(field::tpr_threshold, vcpu_->tpr_threshold);  // as cached: the same in both VMCSs
+        }
+        if (!w.ok()) writes_ok_ = false;
+    }
+    if (!running_l2_) swap_levels();
+    running_l2_ = true;
+    shadow_stale_ = false;
+    VmxVcpu& v = *vcpu_;
+    v.pin_controls = static_cast<u32>(vmread(field::pin_based_controls));
+    v.primary_controls = static_cast<u32>(vmread(field::primary_controls));
+    v.cr0_mask = vmread(field::cr0_guest_host_mask);
+    v.cr0_shadow = vmread(field::cr0_read_shadow);
+    v.ia32e_mode = vmread(field::entry_controls) & entry_ctl::ia32e_mode_guest;
+    if (flush) {
+        flush_ept(vmread(field::ept_pointer));
+        flush_vpid(controls_.l2_vpid);
+    }
+    refresh_state(v, state);
+}
+
+void VmxNestedHardware::enter_l1(const x86::vmx::L1ControlState& control, VcpuState& state) {
+    reset_to_l1();
+    VmxVcpu& v = *vcpu_;
+    if (!make_current(v)) return;
+    GuestCr cr0{}, cr4{};
+    // The VM-entry checks held vmcs12's host CR0 / CR4 to L1's fixed bits; the CPU's are forced.
+    if (!guest_control_register(control.cr0, caps.cr0, kCr0Pe | kCr0Pg, cr0))
+        cr0 = GuestCr{(control.cr0 | caps.cr0.fixed0) & caps.cr0.fixed1, v.cr0_mask, control.cr0};
+    if (!guest_control_register(control.cr4, caps.cr4, 0, cr4))
+        cr4 = GuestCr{(control.cr4 | caps.cr4.fixed0) & caps.cr4.fixed1, 0, control.cr4};
+    VmcsWriter w;
+    w(field::guest_cr0, cr0.value);
+    w(field::cr0_read_shadow, cr0.shadow);
+    w(field::guest_cr3, control.cr3);
+    w(field::guest_cr4, cr4.value);
+    w(field::cr4_read_shadow, cr4.shadow);
+    v.cr0_shadow = cr0.shadow;
+    v.ia32e_mode = control.efer & kEferLma;
+    if (caps.load_efer) w(field::guest_efer, control.efer);
+    w(field::entry_controls, caps.entry | (v.ia32e_mode ? entry_ctl::ia32e_mode_guest : 0));
+    if (!w.ok()) writes_ok_ = false;
+    refresh_state(v, state);
+    if (!caps.save_efer) state.efer = control.efer;
+}
+
+void VmxNestedHardware::reset_to_l1() {
+    if (!running_l2_) return;
+    swap_levels();
+    running_l2_ = false;
+    shadow_stale_ = false;
+}
+
+void VmxNestedHardware::write_state(const VcpuState& state) {
+    if (!make_current(*vcpu_)) return;
+    VmcsWriter w;
+    w(field::guest_rip, state.rip);
+    w(field::guest_rsp, state.reg(Gpr::rsp));
+    w(field::guest_rflags, state.rflags | kRflagsFixed1);
+    if (caps.load_efer) w(field::guest_efer, state.efer);
+    if (!w.ok()) writes_ok_ = false;
+}
+
+void VmxNestedHardware::use_l2_eptp(u64 eptp) {
+    write(x86::vmx::Level::l2, field::ept_pointer, eptp);
+    flush_ept(eptp);
+    flush_vpid(controls_.l2_vpid);
+}
+
+u64 VmxNestedHardware::mapping_generation() { return vcpu_->vm->mapping_generation; }
+
+// With one CPU the unmap happens while the kernel runs: vmcs02 moves to the empty root before L2
+// runs again, and the component drops the shadow at L2's next exit (take_stale_shadow).
+void VmxNestedHardware::l0_unmapped() {
+    if (!running_l2_ || !use(x86::vmx::Level::l2)) return;
+    u64 eptp = vmread(field::ept_pointer);
+    if (eptp == controls_.l1_eptp) return;  // L2 runs on L0's EPT of L1, which the unmap changed
+    vmwrite(field::ept_pointer, controls_.empty_eptp);
+    flush_ept(eptp);
+    shadow_stale_ = true;
+}
 
 namespace {
 

@@ -3,6 +3,7 @@
 // kernel's exit handler with a fake kernel Host (1 MiB of L1 RAM) and a fake VMX backend.
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <map>
 #include <set>
 #include <string>
 
@@ -58,6 +59,79 @@ public:
     }
     void inject_exception(u8 vector, u32) override { injected_vector = vector; }
     u32 physical_address_bits() override { return 39; }
+
+    // Running L2: two VMCSs as maps of fields, the kernel's state loaded from the one that runs.
+    x86::vmx::L0Controls controls{};
+    std::map<u32, u64> vmcs[2];
+    u8 l0_msr_bitmap[4096] = {};
+    u8 merged_msr_bitmap[4096] = {};
+    x86::vmx::L1ControlState l1_control{};
+    u64 generation = 0;
+    int flushes = 0;
+    FakeVmxHardware() {
+        controls.pin = iv::pin::external_interrupt_exiting | iv::pin::nmi_exiting | iv::pin::virtual_nmis;
+        controls.primary = iv::primary::hlt_exiting | iv::primary::use_io_bitmaps | iv::primary::use_msr_bitmaps |
+                           iv::primary::activate_secondary;
+        controls.secondary = iv::secondary::enable_ept | iv::secondary::enable_vpid |
+                             iv::secondary::unrestricted_guest | iv::secondary::enable_rdtscp;
+        controls.exit = iv::exit_ctl::host_address_space_size | iv::exit_ctl::save_efer | iv::exit_ctl::load_efer;
+        controls.entry = iv::entry_ctl::load_efer;
+        controls.exception_bitmap = (1u << 1) | (1u << 17) | (1u << 18);
+        controls.cr0_mask = x86_regs::kCr0Ne;
+        controls.cr4_mask = x86_regs::kCr4Vmxe;
+        controls.l1_eptp = 0xAAA01E;
+        controls.empty_eptp = 0xBBB01E;
+        controls.io_bitmap_a = 0x1000;
+        controls.io_bitmap_b = 0x2000;
+        controls.l0_msr_bitmap = l0_msr_bitmap;
+        controls.merged_msr_bitmap = merged_msr_bitmap;
+        controls.merged_msr_bitmap_pa = 0x3000;
+        controls.l2_vpid = 7;
+        controls.load_efer = controls.save_efer = true;
+    }
+    std::map<u32, u64>& of(x86::vmx::Level level) { return vmcs[level == x86::vmx::Level::l2 ? 1 : 0]; }
+    const x86::vmx::L0Controls& l0_controls() override { return controls; }
+    u64 read(x86::vmx::Level level, u32 field) override { return of(level)[field]; }
+    void write(x86::vmx::Level level, u32 field, u64 value) override { of(level)[field] = value; }
+    bool write_ok() override { return true; }
+    void load(x86::vmx::Level level, virt::VcpuState& state) {
+        auto& v = of(level);
+        state.rip = v[iv::field::guest_rip];
+        state.reg(virt::Gpr::rsp) = v[iv::field::guest_rsp];
+        state.rflags = v[iv::field::guest_rflags];
+        state.efer = v[iv::field::guest_efer];
+        state.cr0 = v[iv::field::guest_cr0];
+    }
+    void enter_l2(virt::VcpuState& state, bool flush) override {
+        running_l2_ = true;
+        if (flush) ++flushes;
+        load(x86::vmx::Level::l2, state);
+    }
+    void enter_l1(const x86::vmx::L1ControlState& control, virt::VcpuState& state) override {
+        running_l2_ = false;
+        l1_control = control;
+        vmcs[0][iv::field::guest_cr0] = control.cr0;
+        vmcs[0][iv::field::guest_efer] = control.efer;
+        load(x86::vmx::Level::l1, state);
+    }
+    void reset_to_l1() override { running_l2_ = false; }
+    void write_state(const virt::VcpuState& state) override {
+        auto& v = of(running_l2_ ? x86::vmx::Level::l2 : x86::vmx::Level::l1);
+        v[iv::field::guest_rip] = state.rip;
+        v[iv::field::guest_rsp] = state.reg(virt::Gpr::rsp);
+        v[iv::field::guest_rflags] = state.rflags;
+    }
+    void use_l2_eptp(u64 eptp) override {
+        vmcs[1][iv::field::ept_pointer] = eptp;
+        ++flushes;
+    }
+    u64 mapping_generation() override { return generation; }
+    // The CPU's exit of L2: reason and qualification into vmcs02.
+    void l2_exits(u32 reason, u64 qualification = 0, u32 length = 0) {
+        vmcs[1][iv::field::exit_reason] = reason;
+        vmcs[1][iv::field::exit_qualification] = qualification;
+        vmcs[1][iv::field::exit_instruction_length] = length;
+    }
 };
 
 struct VmxL1 : Guest {
@@ -590,7 +664,7 @@ TEST_CASE("nested_vmx.vmlaunch_vmresume_instruction_checks") {
     }
 }
 
-TEST_CASE("nested_vmx.vmlaunch_entry_check_errors_and_the_report") {
+TEST_CASE("nested_vmx.vmlaunch_entry_check_errors_then_invalid_guest_state") {
     VmxL1 l1;
     nv::Vmcs12 v = good_vmcs12();
     v.revision = nv::kVmcs12Revision;
@@ -605,10 +679,19 @@ TEST_CASE("nested_vmx.vmlaunch_entry_check_errors_and_the_report") {
     CHECK(completed(l1.simple(iv::exit_reason::vmlaunch)));
     CHECK(l1.error() == 7);
     l1.vmwrite(iv::field::pin_based_controls, nv::capabilities().true_pin.must_be_one);
+    l1.vmwrite(iv::field::host_rip, 0x7000);
+    // No guest state at all (CR0 0): a VM exit into L1 with "invalid guest state", L1 at its host
+    // RIP, the launch state still clear, nothing of L2 run.
     ExitOutcome o = l1.simple(iv::exit_reason::vmlaunch);
-    CHECK(o.stop);
-    REQUIRE(o.detail != nullptr);
-    CHECK(std::string(o.detail) == "nested VMX: running L2 is not implemented yet");
+    CHECK(!o.stop);
+    CHECK(!l1.hw.running_l2());
+    CHECK(l1.state.rip == 0x7000);
+    CHECK(l1.vmread(iv::field::exit_reason) == 0x80000021);
+    CHECK(l1.vmread(iv::field::exit_qualification) == 0);
+    CHECK(l1.hw.l1_control.cr0 == kCr0);
+    CHECK(l1.hw.l1_control.cr3 == 0x1000);
+    CHECK(completed(l1.simple(iv::exit_reason::vmresume)));
+    CHECK(l1.error() == 5);  // still clear
 }
 
 TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
@@ -787,4 +870,211 @@ TEST_CASE("nested_vmx.memory_operand_address_and_segment_checks") {
         CHECK(nv::memory_operand(nv::decode_information(info64), cpu, state, 8, false).fault ==
               OperandFault::general_protection);
     }
+}
+
+namespace {
+
+// A vmcs12 that enters L2: good_vmcs12's controls and host state (host RIP 0x7000), HLT and
+// unconditional I/O exiting, #UD in the exception bitmap, no EPT, and a 64-bit L2 at 0x4000.
+nv::Vmcs12 runnable_vmcs12(bool ept = false) {
+    using namespace iv;
+    const nv::Capabilities& caps = nv::capabilities();
+    nv::Vmcs12 v = good_vmcs12();
+    v.revision = nv::kVmcs12Revision;
+    u32 primary = caps.true_primary.must_be_one | primary::hlt_exiting | primary::unconditional_io_exiting;
+    nv::write_field(v, field::primary_controls, ept ? primary | primary::activate_secondary : primary);
+    nv::write_field(v, field::secondary_controls, ept ? secondary::enable_ept : 0);
+    nv::write_field(v, field::ept_pointer, 0x30000 | (3 << 3) | 6);
+    nv::write_field(v, field::exception_bitmap, 1u << 6);
+    nv::write_field(v, field::host_rip, 0x7000);
+    nv::write_field(v, field::host_rsp, 0x8000);
+    nv::write_field(v, field::guest_cr0, kCr0);
+    nv::write_field(v, field::guest_cr4, kCr4);
+    nv::write_field(v, field::guest_cr3, 0x2000);
+    nv::write_field(v, field::guest_rflags, 2);
+    nv::write_field(v, field::guest_rip, 0x4000);
+    nv::write_field(v, field::guest_rsp, 0x5000);
+    nv::write_field(v, field::vmcs_link_pointer, ~u64{0});
+    return v;
+}
+
+struct RunningL2 : VmxL1 {
+    explicit RunningL2(bool ept = false) {
+        nv::Vmcs12 v = runnable_vmcs12(ept);
+        REQUIRE(host.write(kVmcsA, &v, sizeof(v)));
+        hw.vmcs[0][iv::field::guest_efer] = x86_regs::kEferLme | x86_regs::kEferLma;
+        REQUIRE(completed(vmxon()));
+        REQUIRE(completed(vmptrld(kVmcsA)));
+        REQUIRE(completed(simple(iv::exit_reason::vmlaunch)));
+        REQUIRE(hw.running_l2());
+    }
+    // L2 exits with `reason` (the CPU's fields in vmcs02) as the backend decodes it into `exit`.
+    ExitOutcome l2_exit(VmExit exit, u32 reason, u64 qualification = 0) {
+        exit.vendor_code = reason;
+        hw.l2_exits(reason, qualification, exit.instruction_length);
+        return run(exit);
+    }
+    ExitOutcome l2_instruction(ExitKind kind, u32 reason, u8 length, u64 qualification = 0) {
+        VmExit exit{};
+        exit.kind = kind;
+        exit.instruction_length = length;
+        return l2_exit(exit, reason, qualification);
+    }
+    // L1 runs at its host RIP with the exit's reason in vmcs12 (read with VMREAD, which moves RIP).
+    bool reflected(u32 reason) {
+        bool at_host_rip = state.rip == 0x7000;
+        return !hw.running_l2() && at_host_rip && vmread(iv::field::exit_reason) == reason;
+    }
+    void resume_l2() {
+        REQUIRE(completed(simple(iv::exit_reason::vmresume)));
+        REQUIRE(hw.running_l2());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("nested_vmx.vmcs02_is_l0s_controls_with_l1s") {
+    RunningL2 l1;
+    auto& v02 = l1.hw.vmcs[1];
+    const x86::vmx::L0Controls& l0 = l1.hw.controls;
+    CHECK(l1.state.rip == 0x4000);
+    CHECK(l1.state.reg(Gpr::rsp) == 0x5000);
+    CHECK((v02[iv::field::pin_based_controls] & l0.pin) == l0.pin);
+    CHECK((v02[iv::field::primary_controls] & (l0.primary | iv::primary::unconditional_io_exiting)) ==
+          (l0.primary | iv::primary::unconditional_io_exiting));
+    // Not offered to L1, so not to L2: RDTSCP #UDs there; L0's EPT of L1 without L1's own.
+    CHECK((v02[iv::field::secondary_controls] & iv::secondary::enable_rdtscp) == 0);
+    CHECK((v02[iv::field::secondary_controls] & iv::secondary::unrestricted_guest) == 0);
+    CHECK(v02[iv::field::ept_pointer] == l0.l1_eptp);
+    CHECK(v02[iv::field::vpid] == 7);
+    CHECK(v02[iv::field::exception_bitmap] == (l0.exception_bitmap | (1u << 6)));
+    CHECK(v02[iv::field::msr_bitmap] == l0.merged_msr_bitmap_pa);
+    CHECK(v02[iv::field::io_bitmap_a] == l0.io_bitmap_a);
+    CHECK((v02[iv::field::entry_controls] & iv::entry_ctl::ia32e_mode_guest) != 0);
+    // Without "load EFER" L2's EFER is L1's with LME / LMA from "IA-32e mode guest".
+    CHECK(v02[iv::field::guest_efer] == (x86_regs::kEferLme | x86_regs::kEferLma));
+    // L1 uses no MSR bitmap: every MSR access of L2 exits.
+    CHECK(l1.hw.merged_msr_bitmap[0] == 0xFF);
+    CHECK(l1.hw.flushes == 1);
+}
+
+TEST_CASE("nested_vmx.l2_exits_reach_l1_by_l1s_controls") {
+    RunningL2 l1;
+    // CPUID always: exit reason 10, length 2, L2's RIP saved, L1 at its host RIP and RSP.
+    CHECK(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    CHECK(l1.state.reg(Gpr::rsp) == 0x8000);
+    CHECK(l1.state.rflags == 2);
+    CHECK(l1.reflected(iv::exit_reason::cpuid));
+    CHECK(l1.vmread(iv::field::exit_instruction_length) == 2);
+    CHECK(l1.vmread(iv::field::guest_rip) == 0x4000);
+    l1.resume_l2();
+    // OUT with unconditional I/O exiting: the qualification as the CPU gave it.
+    VmExit out{};
+    out.kind = ExitKind::io;
+    out.instruction_length = 2;
+    out.io.port = 0x80;
+    out.io.size = 1;
+    CHECK(!l1.l2_exit(out, iv::exit_reason::io_instruction, 0x800040).stop);
+    CHECK(l1.reflected(iv::exit_reason::io_instruction));
+    CHECK(l1.vmread(iv::field::exit_qualification) == 0x800040);
+    l1.resume_l2();
+    CHECK(!l1.l2_instruction(ExitKind::hlt, iv::exit_reason::hlt, 1).stop);
+    CHECK(l1.reflected(iv::exit_reason::hlt));
+    l1.resume_l2();
+    // An RDMSR without L1's MSR bitmap is L1's.
+    VmExit rdmsr{};
+    rdmsr.kind = ExitKind::msr_read;
+    rdmsr.instruction_length = 2;
+    rdmsr.msr.index = 0x10;
+    CHECK(!l1.l2_exit(rdmsr, iv::exit_reason::rdmsr).stop);
+    CHECK(l1.reflected(iv::exit_reason::rdmsr));
+    l1.resume_l2();
+    // #UD in L1's exception bitmap; #DB (L0's intercept only) goes back to L2.
+    VmExit ud{};
+    ud.kind = ExitKind::exception;
+    ud.exception.vector = 6;
+    l1.hw.vmcs[1][iv::field::exit_interruption_info] = 0x80000306;
+    CHECK(!l1.l2_exit(ud, iv::exit_reason::exception_or_nmi).stop);
+    CHECK(l1.reflected(iv::exit_reason::exception_or_nmi));
+    CHECK(l1.vmread(iv::field::exit_interruption_info) == 0x80000306);
+    l1.resume_l2();
+    VmExit db{};
+    db.kind = ExitKind::exception;
+    db.exception.vector = 1;
+    ExitOutcome o = l1.l2_exit(db, iv::exit_reason::exception_or_nmi);
+    CHECK(o.inject);
+    CHECK(o.vector == 1);
+    CHECK(l1.hw.running_l2());
+    // A physical interrupt is L0's: L2 stays.
+    VmExit intr{};
+    intr.kind = ExitKind::external_interrupt;
+    CHECK(!l1.l2_exit(intr, iv::exit_reason::external_interrupt).stop);
+    CHECK(l1.hw.running_l2());
+    // VMCALL and L2's own VMX instructions are always L1's.
+    CHECK(!l1.l2_instruction(ExitKind::hypercall, iv::exit_reason::vmcall, 3).stop);
+    CHECK(l1.reflected(iv::exit_reason::vmcall));
+    l1.resume_l2();
+    CHECK(!l1.l2_instruction(ExitKind::virtualization_instruction, iv::exit_reason::vmptrld, 3).stop);
+    CHECK(l1.reflected(iv::exit_reason::vmptrld));
+}
+
+TEST_CASE("nested_vmx.hardware_entry_failure_reaches_l1_and_vmlaunch_stays_clear") {
+    RunningL2 l1;
+    VmExit failed{};
+    failed.kind = ExitKind::invalid_state;
+    CHECK(!l1.l2_exit(failed, 0x80000021).stop);
+    CHECK(l1.reflected(0x80000021));
+    CHECK(completed(l1.simple(iv::exit_reason::vmresume)));
+    CHECK(l1.error() == 5);  // the VMLAUNCH did not launch
+}
+
+TEST_CASE("nested_vmx.shadow_ept_maps_through_l1s_ept_and_reflects_its_refusals") {
+    RunningL2 l1(true);
+    // L1's EPT at 0x30000: L2-physical 0x40000000 -> L1 0x50000 (read / write), 0x40001000 absent,
+    // 0x40002000 write-only (malformed).
+    constexpr u64 kRwx = 7, kWb = 6 << 3;
+    l1.host.put(0x30000, 0x31000 | kRwx);
+    l1.host.put(0x31000 + 8 * 1, 0x32000 | kRwx);
+    l1.host.put(0x32000, 0x33000 | kRwx);
+    l1.host.put(0x33000, 0x50000 | 3 | kWb);
+    l1.host.put(0x33000 + 16, 0x51000 | 2 | kWb);
+    auto& v02 = l1.hw.vmcs[1];
+    u64 shadow_eptp = v02[iv::field::ept_pointer];
+    CHECK(shadow_eptp != l1.hw.controls.l1_eptp);
+    CHECK((shadow_eptp & 0x3F) == 0x1E);
+    VmExit fault{};
+    fault.kind = ExitKind::nested_page_fault;
+    fault.npf.guest_physical = 0x40000000;
+    CHECK(!l1.l2_exit(fault, iv::exit_reason::ept_violation, 0x182).stop);  // a write, linear valid
+    CHECK(l1.hw.running_l2());                                              // fixed up by L0
+    // The shadow's leaf is L0's host frame of L1 0x50000, read / write, no execute.
+    const u64* root = static_cast<const u64*>(l1.host.pointer(shadow_eptp & ~0xFFFull));
+    const u64* pdpt = static_cast<const u64*>(l1.host.pointer(root[0] & ~0xFFFull));
+    const u64* pd = static_cast<const u64*>(l1.host.pointer(pdpt[1] & ~0xFFFull));
+    const u64* pt = static_cast<const u64*>(l1.host.pointer(pd[0] & ~0xFFFull));
+    CHECK((pt[0] & ~0xFFFull) == l1.host.page(0x50000).host);
+    CHECK((pt[0] & 7) == 3);
+    // A fetch there: a violation with L1's rights (read, write) in bits 5:3.
+    CHECK(!l1.l2_exit(fault, iv::exit_reason::ept_violation, 0x184).stop);
+    CHECK(l1.reflected(iv::exit_reason::ept_violation));
+    CHECK(l1.vmread(iv::field::exit_qualification) == (0x184 | (3 << 3)));
+    CHECK(l1.vmread(iv::field::guest_physical_address) == 0x40000000);
+    l1.resume_l2();
+    fault.npf.guest_physical = 0x40001000;
+    CHECK(!l1.l2_exit(fault, iv::exit_reason::ept_violation, 0x181).stop);
+    CHECK(l1.reflected(iv::exit_reason::ept_violation));
+    CHECK(l1.vmread(iv::field::exit_qualification) == 0x181);
+    l1.resume_l2();
+    fault.npf.guest_physical = 0x40002000;
+    CHECK(!l1.l2_exit(fault, iv::exit_reason::ept_violation, 0x181).stop);
+    CHECK(l1.reflected(iv::exit_reason::ept_misconfiguration));
+    CHECK(l1.vmread(iv::field::guest_physical_address) == 0x40002000);
+    // Outside L1's memory: the domain is stopped, nothing mapped.
+    l1.host.put(0x33000 + 24, (u64{1} << 30) | 3 | kWb);
+    l1.resume_l2();
+    fault.npf.guest_physical = 0x40003000;
+    ExitOutcome o = l1.l2_exit(fault, iv::exit_reason::ept_violation, 0x181);
+    CHECK(o.stop);
+    REQUIRE(o.detail != nullptr);
+    CHECK(std::string(o.detail) == "nested VMX: L1's EPT sends L2 outside L1's memory");
 }

@@ -3,15 +3,19 @@
 // backend lends nested SVM its NestedHardware (nestor/x86/svm/nested_hardware.hpp). The kernel
 // only passes it along, opaque (InitialMode::nested_hardware, NestedVcpu::hardware).
 //
-// So far it serves L1's VMX instructions: what the exit recorded of the instruction (its
-// qualification and instruction information), the part of L1's CPU an instruction is checked
-// against (segments, CR4 as L1 sees it, interruptibility), L1's own paging for its memory
-// operands, and the exceptions the kernel's Decision cannot name (#SS). The operations are
-// virtual, so a NESTED_VIRT=MODULE component reaches them through this table, never a symbol.
-// They read the VMCS of the vCPU whose exit is being handled.
+// It serves L1's VMX instructions: what the exit recorded of the instruction (its qualification
+// and instruction information), the part of L1's CPU an instruction is checked against (segments,
+// CR4 as L1 sees it, interruptibility), L1's own paging for its memory operands, and the
+// exceptions the kernel's Decision cannot name (#SS). And it runs L2: the backend keeps a second
+// VMCS per vCPU (vmcs02), which the component fills field by field from vmcs12 under L0's
+// controls (L0Controls), and switches between vmcs01 (L1) and vmcs02 only when the component
+// says so (enter_l2, enter_l1). The operations are virtual, so a NESTED_VIRT=MODULE component
+// reaches them through this table, never a symbol. They act on the VMCSs of the vCPU whose exit
+// is being handled.
 #pragma once
 
 #include "nestor/lib/types.hpp"
+#include "nestor/virt/vcpu_state.hpp"
 
 namespace nestor::x86::vmx {
 
@@ -30,6 +34,39 @@ struct InstructionExit {
     u32 information;
 };
 
+// What L0 needs in every vmcs02: its controls for L1, which the component ORs L1's into, and the
+// resources the backend allocated for L2 with the vCPU (fixed for its life).
+struct L0Controls {
+    u32 pin;        // without the preemption timer (the backend's, per run)
+    u32 primary;    // without the event windows (the backend's, per run)
+    u32 secondary;  // EPT, VPID, unrestricted guest, WBINVD exiting, and what L1 may use as on the host
+    u32 exit;
+    u32 entry;  // without "IA-32e mode guest"
+    u32 exception_bitmap;
+    u64 cr0_fixed0, cr0_fixed1;  // the CPU's: what vmcs02's guest CR0 / CR4 must hold
+    u64 cr4_fixed0, cr4_fixed1;
+    u64 cr0_mask;  // the CR0 / CR4 bits L0 owns in every guest: L2's writes of them exit
+    u64 cr4_mask;
+    u64 l1_eptp;                     // L0's EPT of L1: L2's tables when L1 gives it no EPT of its own
+    u64 empty_eptp;                  // a root that maps nothing (a shadow EPT L0 invalidated)
+    paddr io_bitmap_a, io_bitmap_b;  // L0's: every port exits
+    const u8* l0_msr_bitmap;         // L0's MSR bitmap for L1 (the MSRs the vCPU owns pass)
+    u8* merged_msr_bitmap;           // vmcs02's, which the component fills (L0's OR L1's)
+    paddr merged_msr_bitmap_pa;
+    u16 l2_vpid;  // every L2 of the vCPU runs with it (never L1's, never 0)
+    bool load_efer;
+    bool save_efer;
+};
+
+enum class Level : u8 { l1, l2 };  // vmcs01 (L1 as L0 runs it) or vmcs02
+
+// L1's control registers and EFER as the VM exit into it loads them (the vmcs12 host state), in
+// L1's view: the backend forces the fixed bits behind its own masks, as for every guest.
+struct L1ControlState {
+    u64 cr0, cr3, cr4;
+    u64 efer;
+};
+
 class NestedHardware {
 public:
     virtual InstructionExit instruction_exit() = 0;
@@ -45,11 +82,47 @@ public:
     virtual void inject_exception(u8 vector, u32 error_code) = 0;
     virtual u32 physical_address_bits() = 0;  // MAXPHYADDR as L1's CPUID reports it
 
+    // --- running L2 ---
+    virtual const L0Controls& l0_controls() = 0;
+    // VMREAD / VMWRITE of vmcs01 or vmcs02. A field the CPU does not have reads 0, a write of it
+    // is ignored (write_ok() says false until the next enter_l2).
+    virtual u64 read(Level level, u32 field) = 0;
+    virtual void write(Level level, u32 field, u64 value) = 0;
+    virtual bool write_ok() = 0;
+    // vmcs02, whose controls and guest state the component wrote, runs from the next entry; the
+    // backend adds its host state and the kernel's `state` becomes vmcs02's guest state. L2's
+    // cached translations are dropped when `flush` (a new shadow, a new L2).
+    virtual void enter_l2(virt::VcpuState& state, bool flush) = 0;
+    // A VM exit into L1: vmcs01 runs from the next entry, with `control` (and the rest of L1's
+    // state the component wrote into vmcs01) as its guest state, no event pending for L1; the
+    // kernel's `state` becomes L1's.
+    virtual void enter_l1(const L1ControlState& control, virt::VcpuState& state) = 0;
+    // Back to L1 without a VM exit (a reset, the vCPU's end): vmcs01 runs from the next entry.
+    virtual void reset_to_l1() = 0;
+    // Writes the kernel's `state` (RIP, RSP, RFLAGS, EFER), newer than the running VMCS, into it.
+    virtual void write_state(const virt::VcpuState& state) = 0;
+    // While L2 runs on a shadow EPT: points vmcs02 at `eptp` and drops L2's cached translations.
+    virtual void use_l2_eptp(u64 eptp) = 0;
+    // The VM's mapping generation: every unmap changes it, before the memory can be reused.
+    virtual u64 mapping_generation() = 0;
+
+    bool running_l2() const { return running_l2_; }
+    // Whether L0 unmapped part of the VM while vmcs02 ran on a shadow EPT (the backend has pointed
+    // vmcs02 at the empty root meanwhile); answers true once.
+    bool take_stale_shadow() {
+        bool stale = shadow_stale_;
+        shadow_stale_ = false;
+        return stale;
+    }
+
 protected:
     NestedHardware() = default;
     ~NestedHardware() = default;
     NestedHardware(const NestedHardware&) = delete;
     NestedHardware& operator=(const NestedHardware&) = delete;
+
+    bool running_l2_ = false;
+    bool shadow_stale_ = false;
 };
 
 }  // namespace nestor::x86::vmx

@@ -1,0 +1,83 @@
+#include "vmx_guest_checks.hpp"
+
+#include "nestor/arch/vmx_vmcs.hpp"
+#include "vmx_capabilities.hpp"
+
+namespace nestor::nested::vmx {
+namespace {
+
+using namespace intel_vmx;
+using namespace x86_regs;
+
+constexpr u64 kEferAllowed = kEferSce | kEferLme | kEferLma | kEferNxe;
+constexpr u64 kRflagsReserved = ~u64{0x3FFFFF} | (u64{1} << 15) | (u64{1} << 5) | (u64{1} << 3);
+constexpr u64 kRflagsFixed = u64{1} << 1;
+constexpr u64 kInterruptibilityOffered = interruptibility::sti | interruptibility::mov_ss | interruptibility::nmi;
+constexpr u64 kSmiBlocking = u64{1} << 2;
+constexpr u64 kLinkPointerNone = ~u64{0};
+constexpr u64 kQualificationLinkPointer = 4;
+
+u64 field(const Vmcs12& v, u32 encoding) { return read_field(v, encoding); }
+
+bool unrestricted(const Vmcs12& v) {
+    return (field(v, field::primary_controls) & primary::activate_secondary) &&
+           (field(v, field::secondary_controls) & secondary::unrestricted_guest);
+}
+
+bool ia32e_guest(const Vmcs12& v) { return field(v, field::entry_controls) & entry_ctl::ia32e_mode_guest; }
+
+u32 injected_type(const Vmcs12& v) {
+    u32 info = static_cast<u32>(field(v, field::entry_interruption_info));
+    return (info & intr_info::valid) ? (info & intr_info::type_mask) : ~u32{0};
+}
+
+GuestCheck control_registers(const Vmcs12& v) {
+    const Capabilities& caps = capabilities();
+    u64 cr0 = field(v, field::guest_cr0), cr4 = field(v, field::guest_cr4);
+    u64 fixed0 = caps.cr0_fixed0 & ~(unrestricted(v) ? kCr0Pe | kCr0Pg : 0);
+    if (!fixed_bits_hold(cr0, fixed0, caps.cr0_fixed1) || ((cr0 & kCr0Pg) && !(cr0 & kCr0Pe))) return GuestCheck::cr0;
+    if (!fixed_bits_hold(cr4, caps.cr4_fixed0, caps.cr4_fixed1)) return GuestCheck::cr4;
+    if (ia32e_guest(v) ? !(cr0 & kCr0Pg) || !(cr4 & kCr4Pae) : (cr4 & kCr4Pcide) != 0) return GuestCheck::ia32e_mode;
+    if (field(v, field::entry_controls) & entry_ctl::load_efer) {
+        u64 efer = field(v, field::guest_efer);
+        bool lma = efer & kEferLma;
+        if ((efer & ~kEferAllowed) || lma != ia32e_guest(v) || ((cr0 & kCr0Pg) && lma != ((efer & kEferLme) != 0)))
+            return GuestCheck::efer;
+    }
+    if ((field(v, field::entry_controls) & entry_ctl::load_debug_controls) && (field(v, field::guest_dr7) >> 32))
+        return GuestCheck::dr7;
+    return GuestCheck::ok;
+}
+
+GuestCheck flags_and_blocking(const Vmcs12& v) {
+    u64 rflags = field(v, field::guest_rflags);
+    bool protected_mode = field(v, field::guest_cr0) & kCr0Pe;
+    if ((rflags & kRflagsReserved) || !(rflags & kRflagsFixed)) return GuestCheck::rflags;
+    if ((rflags & kRflagsVm) && (ia32e_guest(v) || !protected_mode)) return GuestCheck::rflags;
+    u32 type = injected_type(v);
+    if (type == intr_info::type_external && !(rflags & kRflagsIf)) return GuestCheck::rflags;
+    if (field(v, field::guest_activity_state) != 0) return GuestCheck::activity_state;
+    u64 blocking = field(v, field::guest_interruptibility);
+    bool sti = blocking & interruptibility::sti, mov_ss = blocking & interruptibility::mov_ss;
+    if ((blocking & ~(kInterruptibilityOffered | kSmiBlocking)) || (blocking & kSmiBlocking) || (sti && mov_ss))
+        return GuestCheck::interruptibility;
+    if (sti && !(rflags & kRflagsIf)) return GuestCheck::interruptibility;
+    if (type == intr_info::type_external && (sti || mov_ss)) return GuestCheck::interruptibility;
+    if (type == intr_info::type_nmi && (mov_ss || (blocking & interruptibility::nmi)))
+        return GuestCheck::interruptibility;
+    if (field(v, field::vmcs_link_pointer) != kLinkPointerNone) return GuestCheck::link_pointer;
+    return GuestCheck::ok;
+}
+
+}  // namespace
+
+GuestCheck check_guest_state(const Vmcs12& v) {
+    GuestCheck registers = control_registers(v);
+    return registers != GuestCheck::ok ? registers : flags_and_blocking(v);
+}
+
+u64 guest_check_qualification(GuestCheck check) {
+    return check == GuestCheck::link_pointer ? kQualificationLinkPointer : 0;
+}
+
+}  // namespace nestor::nested::vmx

@@ -1,0 +1,31 @@
+// The checks VMLAUNCH / VMRESUME make on vmcs12's guest-state area (SDM 26.3.1) before vmcs02 is
+// built from it: those that hold L2 to what L1 was offered (the CR0 / CR4 fixed bits of the
+// capability table, EFER bits, the activity states and the VMCS link pointer, since VMCS
+// shadowing is not offered) and those whose failure must reach L1 as the SDM gives it. A failure
+// is a VM exit into L1 with exit reason 33 ("VM-entry failure due to invalid guest state") and
+// bit 31 set, the qualification 0 (or 4 for the link pointer). Every other guest-state check is
+// the CPU's own on vmcs02, whose failure L1 gets in the same form (vmx_l2.cpp).
+#pragma once
+
+#include "vmcs12.hpp"
+
+namespace nestor::nested::vmx {
+
+enum class GuestCheck : u8 {
+    ok,
+    cr0,               // against L1's CR0 FIXED0 / FIXED1 (PE and PG exempt under unrestricted guest), PG without PE
+    cr4,               // against CR4 FIXED0 / FIXED1
+    ia32e_mode,        // IA-32e mode guest without CR0.PG / CR4.PAE, or CR4.PCIDE without it
+    efer,              // with "load EFER": reserved bits, LMA unlike IA-32e mode guest, LME unlike LMA with paging
+    dr7,               // with "load debug controls": bits 63:32
+    rflags,            // reserved bits, bit 1, VM in IA-32e mode or real mode, IF for an external interrupt
+    activity_state,    // only the active state is offered
+    interruptibility,  // reserved bits, SMI blocking, STI and MOV SS together, STI without IF, blocking an event
+    link_pointer,      // VMCS shadowing is not offered: all ones
+};
+
+GuestCheck check_guest_state(const Vmcs12& vmcs);
+// The exit qualification of the failure (SDM 26.8: 4 for the VMCS link pointer, else 0).
+u64 guest_check_qualification(GuestCheck check);
+
+}  // namespace nestor::nested::vmx

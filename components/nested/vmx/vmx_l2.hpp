@@ -1,0 +1,41 @@
+// Running L2 for an L1 on VMX: VMLAUNCH / VMRESUME that passed the instruction, control and
+// host-state checks enter L2 (the guest-state checks, vmcs02, the shadow EPT), and L2's exits are
+// routed by L1's controls: reflected into L1 as an emulated VM exit (vmcs12's exit information
+// and guest state, L1's host state loaded), or left to L0 (Decision not_nested: the kernel's rule
+// for the exit applies to L2's state), or fixed up in the shadow EPT.
+#pragma once
+
+#include "../nested_component.hpp"
+#include "nestor/x86/vmx/nested_hardware.hpp"
+#include "shadow_ept.hpp"
+#include "vmcs12.hpp"
+
+namespace nestor::nested::vmx {
+
+// What running L2 keeps per vCPU besides vmcs12, in the same page of L0 memory as the cache of
+// the current VMCS (allocated zeroed at VMXON, given back at VMXOFF).
+struct L2State {
+    ShadowEpt shadow;
+    bool launching;  // a VMLAUNCH whose first entry the CPU has not yet taken or refused
+};
+
+struct CacheBlock {
+    Vmcs12 vmcs12;  // first: VmxVcpu::cache points at it
+    L2State l2;
+};
+static_assert(sizeof(CacheBlock) <= 4096, "the VMCS cache and L2's state share a page");
+
+inline L2State& l2_state(VmxVcpu& vmx) { return reinterpret_cast<CacheBlock*>(vmx.cache)->l2; }
+
+// After the instruction checks of VMLAUNCH (`launch`) or VMRESUME passed.
+Decision enter_l2(NestedVcpu& vcpu, x86::vmx::NestedHardware& hw, virt::VcpuState& state, bool launch);
+// NestedVcpu::guest_exit while L2 runs.
+Decision l2_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
+// An exception L0 raised for L2: L1's when its exception bitmap says so.
+Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code, virt::VcpuState& state);
+// An interrupt of L1's due while L2 runs: a VM exit when L1 exits on external interrupts.
+Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state);
+// Back to L1 without a VM exit (a reset, the vCPU's end).
+void abandon_l2(NestedVcpu& vcpu);
+
+}  // namespace nestor::nested::vmx
