@@ -379,7 +379,7 @@ TEST_CASE("pc.lapic.nothing_new_agrees_with_pending_and_threshold") {
     for (int round = 0; round < 2000; ++round) {
         Rig rig;
         if (random() % 8) rig.enable();
-        for (int n = random() % 4; n > 0; --n) rig.receive(static_cast<u8>(16 + random() % 240));
+        for (u64 n = random() % 4; n > 0; --n) rig.receive(static_cast<u8>(16 + random() % 240));
         if (random() % 2) (void)rig.take();
         rig.apic.sync_cr8(static_cast<u8>(random() % 16));
         for (u8 threshold = 0; threshold < 16; ++threshold)
