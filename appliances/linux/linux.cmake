@@ -16,7 +16,7 @@ if(NOT linux_images_defined)
   add_custom_command(OUTPUT ${linux_dir}/initramfs.cpio.gz
     COMMAND ${CMAKE_COMMAND} -DBUSYBOX=${linux_dir}/busybox -DINIT=${linux_here}/init
             -DWORK=${linux_dir}/initramfs -DOUT=${linux_dir}/initramfs.cpio.gz -P ${linux_here}/make-initramfs.cmake
-    DEPENDS ${linux_dir}/busybox ${linux_here}/init ${linux_here}/make-initramfs.cmake
+    DEPENDS ${linux_dir}/busybox ${linux_here}/init ${linux_here}/make-initramfs.cmake ${linux_here}/pack-cpio.cmake
     COMMENT "Making the linux appliance's initramfs")
   # Built by every build that includes this file (the linux preset's image, the dev suite's tests).
   add_custom_target(linux_images ALL DEPENDS ${linux_dir}/vmlinuz ${linux_dir}/initramfs.cpio.gz)

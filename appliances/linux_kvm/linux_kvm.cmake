@@ -26,7 +26,7 @@ if(NOT linux_kvm_images_defined)
             -DINIT=${linux_kvm_here}/init -DCLIENT=${linux_kvm_dir}/kvm-client -DWORK=${linux_kvm_dir}/initramfs
             -DOUT=${linux_kvm_dir}/kvm-initramfs.cpio.gz -P ${linux_kvm_here}/make-kvm-initramfs.cmake
     DEPENDS ${linux_dir}/busybox ${linux_kvm_dir}/kvm-client ${linux_kvm_here}/init
-            ${linux_kvm_here}/make-kvm-initramfs.cmake
+            ${linux_kvm_here}/make-kvm-initramfs.cmake ${linux_kvm_here}/../linux/pack-cpio.cmake
     COMMENT "Making the linux_kvm appliance's second initramfs (KVM modules, KVM client, init)")
 endif()
 list(APPEND appliance_files "${linux_kvm_dir}/kvm-initramfs.cpio.gz kvm-initramfs")

@@ -7,7 +7,7 @@
 # client reads Nestor's nested-memory MSR. Modules Debian compresses with xz
 # are decompressed with busybox's unxz, so that busybox's insmod loads them.
 cmake_minimum_required(VERSION 3.25)
-find_program(gzip gzip REQUIRED)
+include(${CMAKE_CURRENT_LIST_DIR}/../linux/pack-cpio.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK}/bin ${WORK}/lib/modules)
 set(executable OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
@@ -35,14 +35,4 @@ foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86
   string(APPEND list "lib/modules/${name}.ko\n")
 endforeach()
 
-file(WRITE ${WORK}.list "${list}")
-string(REGEX REPLACE "\\.gz$" "" cpio ${OUT})
-execute_process(COMMAND ${BUSYBOX} cpio -o -H newc -R 0:0 WORKING_DIRECTORY ${WORK} INPUT_FILE ${WORK}.list
-                OUTPUT_FILE ${cpio} RESULT_VARIABLE status ERROR_VARIABLE error)
-if(NOT status EQUAL 0)
-  message(FATAL_ERROR "busybox cpio failed: ${error}")
-endif()
-execute_process(COMMAND ${gzip} -9 -n -f ${cpio} RESULT_VARIABLE status)
-if(NOT status EQUAL 0)
-  message(FATAL_ERROR "gzip ${cpio} failed")
-endif()
+pack_cpio(${BUSYBOX} ${WORK} "${list}" ${OUT})
