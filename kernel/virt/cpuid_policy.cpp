@@ -186,6 +186,12 @@ void pc_host_leaf(u32 leaf, u32 subleaf, CpuidValues& out, const CpuidTopology& 
     case kCpuidLeafTopology:
     case kCpuidLeafTopologyV2: out = pc_x2apic_topology(subleaf, pc); break;
     case 0x80000007: out = {0, 0, 0, kCpuidExt7EdxInvariantTsc}; break;  // no power or RAS features
+    case 0x00000007:
+        // TSC_ADJUST is emulated on every host (the PC's MSR file). With the invariant TSC it
+        // tells Linux the TSC needs no clocksource watchdog: the watchdog compares it with a
+        // jiffies count that loses ticks whenever the host is late, and then condemns the TSC.
+        if (subleaf == 0) out.ebx |= kCpuid7EbxTscAdjust;
+        break;
     case 0x80000008:
         if (amd(pc)) pc_leaf_80000008(out, pc);
         break;

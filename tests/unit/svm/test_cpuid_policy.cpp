@@ -250,6 +250,15 @@ TEST_CASE("cpuid_policy.pc_invariant_tsc_and_no_power_management") {
     CHECK(cpuid_policy(0x80000007, 0, kAllOnes).edx == 0xFFFFFFFF);  // bare: the host's
 }
 
+TEST_CASE("cpuid_policy.pc_offers_tsc_adjust_on_every_host") {
+    for (CpuVendor vendor : kBothVendors) {
+        CpuidTopology pc = pc_vcpu(vendor, 0, 2);
+        CHECK(cpuid_policy(7, 0, kZeros, &pc).ebx == kCpuid7EbxTscAdjust);
+        CHECK(cpuid_policy(7, 1, kZeros, &pc).ebx == 0);  // leaf 7's other subleaves are the host's
+    }
+    CHECK(cpuid_policy(7, 0, kZeros).ebx == 0);  // bare: the host's
+}
+
 TEST_CASE("cpuid_policy.pc_hypervisor_leaves") {
     for (CpuVendor vendor : kBothVendors) {
         CpuidTopology pc = pc_vcpu(vendor, 0, 2);
