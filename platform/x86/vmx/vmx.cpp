@@ -52,6 +52,17 @@ static_assert(sizeof(VmxVm) <= kPageSize);
 
 struct VmxVcpu;
 
+// The host bytes of the guest code page the last MMIO instruction was decoded from, with what
+// they were found under: the VMCS, the guest's paging registers and the VM's mapping generation
+// (an unmap changes it; the frame could then belong to someone else).
+struct CodePageCache {
+    u64 linear_page;
+    paddr vmcs_pa;
+    u64 cr0, cr3, cr4;
+    u64 mapping_generation;
+    const u8* host;  // null: nothing cached
+};
+
 // What differs between a vCPU's two VMCSs (vmcs01 for L1, vmcs02 for L2 of a nested domain): the
 // fields of VmxVcpu that describe the VMCS that runs, swapped when the component switches.
 struct VmcsLevel {
@@ -131,6 +142,7 @@ struct VmxVcpu {
     // VMCS (make_current).
     GuestContext context;
     VmxNestedHardware nested_hardware;  // lent to the nested component when `nested`
+    CodePageCache code;
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
 
@@ -1117,6 +1129,7 @@ public:
     explicit EptGuestMemory(const VmxVm& vm) : tables_memory_(ept_memory()), ept_(tables_memory_) {
         ept_.use_root(vm.ept_root);
     }
+    const u8* page(u64 gpa_page) { return host_page(gpa_page); }
 
 private:
     const u8* host_page(u64 gpa_page) override {
@@ -1129,14 +1142,42 @@ private:
     EptBuilder ept_;
 };
 
+// The host bytes of the guest code page at `linear_page`, remembered per vCPU: an MMIO access's
+// instruction is decoded at every such exit, and the guest's page walk with an EPT walk at each
+// of its steps would be most of the exit's cost. A guest that rewrites its own page tables under
+// the same CR3 may have one access decoded from its old code page; that only concerns the guest.
+const u8* code_page(VmxVcpu& vcpu, const GuestPaging& paging, u64 linear_page) {
+    CodePageCache& c = vcpu.code;
+    const u64 generation = vcpu.vm->mapping_generation;
+    if (c.host && c.linear_page == linear_page && c.vmcs_pa == vcpu.vmcs_pa && c.cr0 == paging.cr0 &&
+        c.cr3 == paging.cr3 && c.cr4 == paging.cr4 && c.mapping_generation == generation)
+        return c.host;
+    EptGuestMemory memory(*vcpu.vm);
+    u64 gpa = 0;
+    const u8* page = guest_translate(paging, linear_page, memory, gpa) ? memory.page(gpa) : nullptr;
+    if (page == nullptr) {
+        c.host = nullptr;
+        return nullptr;
+    }
+    c = CodePageCache{linear_page, vcpu.vmcs_pa, paging.cr0, paging.cr3, paging.cr4, generation, page};
+    return page;
+}
+
 // The walk uses the CR0 and CR4 the CPU translates with (the VMCS's guest fields), not the
-// guest's read shadows.
+// guest's read shadows. From the cached code page when the bytes lie in it, else through both
+// walks.
 usize vmx_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, usize size) {
     VmxVcpu* vcpu = vcpu_of(handle);
     if (!make_current(*vcpu)) return 0;
     GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), state.efer};
-    EptGuestMemory memory(*vcpu->vm);
     u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    u64 offset = linear & (kPageSize - 1);
+    if (offset + size <= kPageSize)
+        if (const u8* page = code_page(*vcpu, paging, linear - offset)) {
+            copy_bytes(out, page + offset, size);
+            return size;
+        }
+    EptGuestMemory memory(*vcpu->vm);
     return read_guest_linear(paging, linear, memory, out, size);
 }
 
