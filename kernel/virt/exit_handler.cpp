@@ -285,31 +285,40 @@ ExitOutcome handle_xsetbv(const VmExit& exit, VcpuState& state, ExitEnvironment&
     return {};
 }
 
-// CPUID: from the vCPU's memo when it holds the answer, otherwise through the policy (and the
-// nested component's hook), remembered for next time, but for the leaves that follow the guest's
-// own CR4 and XCR0.
-ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context) {
-    CpuidMemo* memo = context.cpuid;
-    u32 leaf = static_cast<u32>(state.rax());
-    u32 subleaf = static_cast<u32>(state.rcx());
-    const CpuidValues* known = memo ? memo->find(leaf, subleaf) : nullptr;
-    CpuidValues guest;
-    if (known) {
-        guest = *known;
-    } else {
-        CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
-        guest = guest_cpuid(leaf, subleaf, host, context.nested, context.topology);
-        if (cpuid_leaf_follows_guest(leaf))
-            follow_guest(leaf, subleaf, guest, env);
-        else if (memo)
-            memo->remember(leaf, subleaf, guest);
-    }
+// CPUID's answer into RAX, RBX, RCX and RDX, past the instruction.
+[[gnu::always_inline]] inline ExitOutcome answer_cpuid(const VmExit& exit, VcpuState& state, const CpuidValues& guest) {
     if (!complete(exit, state)) return stop(StopReason::undecodable);
     state.rax() = guest.eax;
     state.rbx() = guest.ebx;
     state.rcx() = guest.ecx;
     state.rdx() = guest.edx;
     return {};
+}
+
+// A CPUID the memo does not hold: through the policy (and the nested component's hook),
+// remembered for next time, but for the leaves that follow the guest's own CR4 and XCR0.
+[[gnu::noinline]] ExitOutcome cpuid_from_policy(const VmExit& exit, VcpuState& state, ExitEnvironment& env,
+                                                const ExitContext& context) {
+    u32 leaf = static_cast<u32>(state.rax());
+    u32 subleaf = static_cast<u32>(state.rcx());
+    CpuidValues host = cpuid_leaf_is_synthetic(leaf) ? CpuidValues{0, 0, 0, 0} : env.host_cpuid(leaf, subleaf);
+    CpuidValues guest = guest_cpuid(leaf, subleaf, host, context.nested, context.topology);
+    if (cpuid_leaf_follows_guest(leaf))
+        follow_guest(leaf, subleaf, guest, env);
+    else if (context.cpuid)
+        context.cpuid->remember(leaf, subleaf, guest);
+    return answer_cpuid(exit, state, guest);
+}
+
+// CPUID: from the vCPU's memo when it holds the answer (the short path most CPUIDs take),
+// otherwise through the policy.
+ExitOutcome handle_cpuid_exit(const VmExit& exit, VcpuState& state, ExitEnvironment& env, const ExitContext& context) {
+    const CpuidMemo* memo = context.cpuid;
+    const CpuidValues* known =
+        memo ? memo->find(static_cast<u32>(state.rax()), static_cast<u32>(state.rcx())) : nullptr;
+    if (!known) [[unlikely]]
+        return cpuid_from_policy(exit, state, env, context);
+    return answer_cpuid(exit, state, *known);
 }
 
 }  // namespace

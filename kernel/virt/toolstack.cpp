@@ -165,7 +165,7 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     NESTOR_TRY_STATUS(give_ioports(slots, m));
     auto loaded = load_image(vm, m, boot);
     if (!loaded) return fail(loaded.error());
-    NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested));
+    NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested, pc));
     NESTOR_TRY_STATUS(set_up_nested(vm, m));
     if (pc) NESTOR_TRY_STATUS(give_pc(vm, m));
     vm.console_input = m.console() == NESTOR_MANIFEST_CONSOLE_INPUT;
@@ -188,7 +188,7 @@ Status<BuildFault> Toolstack::boot_again(Vm& vm, const manifest::ManifestDomain&
     ASSERT(attached);
     auto loaded = load_image(vm, m, boot);
     if (!loaded) return fail(loaded.error());
-    NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested));
+    NESTOR_TRY_STATUS(start_vcpu(vm, *loaded, nested, vm.pc != nullptr));
     NESTOR_TRY_STATUS(set_up_nested(vm, m));
     if (vm.pc) {
         if (auto reset = vm.pc_ops->reset(vm); !reset)
@@ -308,8 +308,9 @@ Result<LoadedGuest, BuildFault> Toolstack::load_image(Vm& vm, const manifest::Ma
     return *loaded;
 }
 
-Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested) {
+Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested, bool pc) {
     InitialMode initial{loaded.mode, loaded.cr3, nested, nested ? &vm.vcpus[0].nested.hardware : nullptr};
+    initial.task_priority = pc;  // a PC's local APIC holds the guest's TPR
     if (auto created = vm.create_vcpu(initial); !created)
         return fail(backend_fault("creating its vCPU", created.error()));
     VcpuState& state = vm.vcpus[0].state();

@@ -118,7 +118,14 @@ struct SvmVcpu {
     paddr parked_l2_root;  // vmcb02's nested root when L2 last stopped running
     bool nested;           // created with InitialMode::nested: `l2` is allocated
     SvmNestedHardware l2;
+    // The kernel keeps the guest's TPR (InitialMode::task_priority): CR8 goes between the VMCB
+    // and VcpuState at every exit and entry. Else the guest's CR8 is only V_TPR, its own.
+    bool syncs_task_priority;
     TaskPriority task_priority;
+    // VcpuState's CR0 and EFER are the VMCB's (read_state or an MSR exit's read_msr_exit_state):
+    // the next entry loads EFER, which the kernel may have changed (an emulated WRMSR). Else they
+    // may be older than the VMCB's, which the guest changes without an exit (EFER.LMA).
+    bool efer_in_state;
     // Extended state, XCR0 and DR0-DR3, which VMRUN leaves alone: L1 and its L2 share them, as
     // they share the CPU's.
     GuestContext context;
@@ -470,6 +477,7 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle handle, const InitialMode
     vcpu->vmload_pa = vcpu->vmcb_pa;
     vcpu->vmcb01 = vcpu->vmcb;
     vcpu->code = &vcpu->codes[0];
+    vcpu->syncs_task_priority = initial.task_priority;
     if (!guest_context_create(vcpu->context, false, false)) {
         svm_destroy_vcpu(handle_of(vcpu));
         return fail(VirtError::out_of_memory);
@@ -674,25 +682,46 @@ inline __attribute__((always_inline)) void enter_guest(paddr guest_vmcb, paddr v
     vmcb02.control.nested_cr3 = vcpu.l2.resources().empty_npt_root;
 }
 
-// The kernel's state, the newest, into the VMCB about to run.
+// The kernel's state, the newest, into the VMCB about to run: what every exit may change. EFER
+// only when VcpuState holds the VMCB's (SvmVcpu::efer_in_state): write_efer.
 [[gnu::always_inline]] inline void write_state(const VcpuState& state, VmcbSave& save) {
     save.rip = state.rip;
     save.rflags = state.rflags | kRflagsFixed1;
     save.rax = state.reg(Gpr::rax);
     save.rsp = state.reg(Gpr::rsp);
+}
+
+inline void write_efer(const VcpuState& state, VmcbSave& save) {
     save.efer = state.efer | kEferSvme;  // VMRUN refuses a guest state without SVME
 }
 
-// The VMCB's state, after an exit or a switch between L1 and L2, as the kernel's.
-[[gnu::always_inline]] inline void read_state(const VmcbSave& save, VcpuState& state) {
+// What every exit's handling reads of the VMCB's state, as the kernel's. CR0 and EFER only the
+// EFER MSR's emulation needs (read_msr_exit_state).
+[[gnu::always_inline]] inline void read_exit_state(const VmcbSave& save, VcpuState& state) {
     state.rip = save.rip;
     state.rflags = save.rflags;
     state.reg(Gpr::rax) = save.rax;
     state.reg(Gpr::rsp) = save.rsp;
-    state.cr0 = save.cr0;
-    state.efer = save.efer & ~kEferSvme;
     state.cs_base = save.cs.base;
     state.mode = mode_of(save);
+}
+
+[[gnu::always_inline]] inline void read_control_state(const VmcbSave& save, VcpuState& state) {
+    state.cr0 = save.cr0;
+    state.efer = save.efer & ~kEferSvme;
+}
+
+// An MSR exit: the kernel emulates EFER from VcpuState, and the next entry loads what it wrote.
+[[gnu::always_inline]] inline void read_msr_exit_state(SvmVcpu& vcpu, const VmcbSave& save, VcpuState& state) {
+    read_control_state(save, state);
+    vcpu.efer_in_state = true;
+}
+
+// The VMCB's state in full, after a switch between L1 and L2, as the kernel's.
+[[gnu::always_inline]] inline void read_state(SvmVcpu& vcpu, const VmcbSave& save, VcpuState& state) {
+    read_exit_state(save, state);
+    read_control_state(save, state);
+    vcpu.efer_in_state = true;
 }
 
 // vmcb02 becomes the active VMCB. A pending event of L1's goes; vmcb02's EVENTINJ is delivered.
@@ -710,7 +739,7 @@ void SvmNestedHardware::enter_l2(VcpuState& state) {
     v.pending_event = c.event_inject & event::defined_bits;
     v.code = &v.codes[1];
     if (c.tlb_control != kTlbControlNothing || c.nested_cr3 != v.parked_l2_root) v.codes[1].host = nullptr;
-    read_state(resources_.vmcb02->save, state);
+    read_state(v, resources_.vmcb02->save, state);
 }
 
 // vmcb01 becomes the active VMCB again, without a pending event (an exit's EXITINTINFO went to L1
@@ -728,10 +757,13 @@ void SvmNestedHardware::reset_to_l1() {
 
 void SvmNestedHardware::enter_l1(VcpuState& state) {
     reset_to_l1();
-    read_state(resources_.vmcb01->save, state);
+    read_state(*vcpu, resources_.vmcb01->save, state);
 }
 
-void SvmNestedHardware::write_state(const VcpuState& state) { virt::write_state(state, vcpu->vmcb->save); }
+void SvmNestedHardware::write_state(const VcpuState& state) {
+    virt::write_state(state, vcpu->vmcb->save);
+    if (vcpu->efer_in_state) write_efer(state, vcpu->vmcb->save);
+}
 
 // The interrupt shadow covers the instruction after STI / MOV SS; once the kernel has stepped over
 // it (an emulated HLT after STI), it is over.
@@ -830,7 +862,12 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
     }
     Vmcb& vmcb = *vcpu->vmcb;
     VmcbSave& save = vmcb.save;
-    if (task_priority_of(state) != vcpu->task_priority) [[unlikely]]
+    if (vcpu->efer_in_state) [[unlikely]] {
+        write_efer(state, save);
+        vcpu->efer_in_state = false;
+    }
+    bool task_priority = vcpu->syncs_task_priority;
+    if (task_priority && task_priority_of(state) != vcpu->task_priority) [[unlikely]]
         load_task_priority(*vcpu, state);
     vmcb.control.event_inject = vcpu->pending_event;
     vcpu->pending_event = 0;
@@ -852,14 +889,18 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
 
     vmcb.control.tlb_control = kTlbControlNothing;  // a flush is once; a store costs less than a test
     bool preempted = vmcb.control.exit_code == exit_code::intr && interrupted(vcpu);
-    read_state(save, state);
-    state.cr8 = vcpu->task_priority.cr8 = static_cast<u8>(vcpu->vmcb01->control.int_ctl & kCr8Max);
+    read_exit_state(save, state);
+    if (vmcb.control.exit_code == exit_code::msr) [[unlikely]]
+        read_msr_exit_state(*vcpu, save, state);
+    if (task_priority) state.cr8 = vcpu->task_priority.cr8 = static_cast<u8>(vcpu->vmcb01->control.int_ctl & kCr8Max);
     // An event whose delivery the exit interrupted is delivered again on the next entry.
     if (vmcb.control.exit_int_info & event::valid) [[unlikely]]
         vcpu->pending_event = vmcb.control.exit_int_info;
     ExitHardware hardware{*vcpu, state};
     VmExit exit = decode_exit(vmcb.control, state, hardware);
-    if (preempted && exit.kind == ExitKind::external_interrupt) exit.kind = ExitKind::preemption;
+    // Only an INTR exit is preempted, which decodes as ExitKind::external_interrupt.
+    if (preempted) [[unlikely]]
+        exit.kind = ExitKind::preemption;
     return exit;
 }
 

@@ -73,7 +73,7 @@ private:
     Status<BuildFault> give_notification(Vm& vm, Slots& slots);
     Status<BuildFault> give_ioports(const Slots& slots, const manifest::ManifestDomain& m);
     Result<LoadedGuest, BuildFault> load_image(Vm& vm, const manifest::ManifestDomain& m, const BootInfo& boot);
-    Status<BuildFault> start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested);
+    Status<BuildFault> start_vcpu(Vm& vm, const LoadedGuest& loaded, bool nested, bool pc);
     Status<BuildFault> set_up_nested(Vm& vm, const manifest::ManifestDomain& m);
     Status<BuildFault> give_pc(Vm& vm, const manifest::ManifestDomain& m);
 

@@ -24,17 +24,20 @@ struct VcpuState {
     u64 gpr[static_cast<usize>(Gpr::count)];
     u64 rip;
     u64 rflags;
-    // The guest's EFER as the guest sees it (never SVME): the kernel emulates writes to it and
-    // the backend loads it at every entry; the CPU updates LMA.
+    // The guest's EFER as the guest sees it (never SVME): the kernel emulates writes to it (an
+    // MSR exit) and the backend loads it at the next entry; the CPU updates LMA. With cr0 it is
+    // current at least after an MSR exit and while the nested component switches between L1 and
+    // L2 (a backend may leave both older after other exits: only EFER's emulation reads them).
     u64 efer;
-    // Read-only for the kernel (the backend refreshes them after each exit): what the exit
-    // handler needs to judge the guest's mode.
+    // Read-only for the kernel, as the others below (the backend refreshes cs_base and mode
+    // after each exit): what the exit handler needs to judge the guest's mode.
     u64 cr0;
     u64 cs_base;
     CpuMode mode;
     // The guest's task priority, CR8 (0-15: the local APIC's TPR bits 7:4). The guest writes it
     // without an exit; the backend stores it here after each exit and loads it at each entry, so
-    // the kernel may change it (an xAPIC or x2APIC TPR write).
+    // the kernel may change it (an xAPIC or x2APIC TPR write): for a vCPU created with
+    // InitialMode::task_priority, else it may be left alone.
     u8 cr8;
     // The kernel's, for the next entries: the run ends with ExitKind::task_priority as soon as the
     // guest lowers CR8 below this (0: never), as an interrupt the TPR holds back waits for it.

@@ -55,6 +55,10 @@ struct InitialMode {
     // real16: CS's selector (its base is selector << 4), where a started application processor
     // begins (the SIPI's vector << 8).
     u16 real_mode_segment = 0;
+    // The kernel keeps the guest's task priority (a local APIC's TPR: VcpuState::cr8 and
+    // cr8_threshold). Without it a backend may leave both alone on every exit and entry: the
+    // guest's CR8 is then its own, and VcpuState::cr8 says nothing.
+    bool task_priority = false;
 };
 
 // The backend's VM and vCPU, opaque to the kernel. Each backend has types of its own and
