@@ -86,7 +86,8 @@ void check_xapic_timer() {
     apic(kApicLvtTimer) = kLvtMasked;
     check(taken, "periodic timer: 10 interrupts");
     println("periodic timer: 10 interrupts in ", elapsed_us / 1000, " ms");
-    check(elapsed_us >= 9000 && elapsed_us < 100000, "periodic timer: at its period, not faster");
+    // Never faster than its period; slower only by what a loaded host's descheduling adds.
+    check(elapsed_us >= 9000 && elapsed_us < 500000, "periodic timer: at its period, not faster");
 }
 
 void check_x2apic() {
@@ -102,37 +103,49 @@ void check_x2apic() {
     check(last_tsc[kDeadlineVector] >= deadline, "TSC-deadline timer not before its deadline");
 }
 
-u64 pit_calibrated_khz() {
+// One calibration: TSC ticks over 10 ms of the PIT, from midpoint to midpoint of the TSC reads
+// that bound the count's start and the rise of OUT, and how far apart those reads are (a host
+// that deschedules the emulator at either instant spreads them).
+struct Calibration {
+    u64 khz;
+    u64 spread;
+};
+
+Calibration pit_calibration() {
     constexpr u16 kCount = 11932;  // 10 ms
     u8 control = inb(0x61);
     outb(0x61, static_cast<u8>((control & ~0x02) | 0x01));
     outb(0x43, 0xB0);  // channel 2, lobyte/hibyte, mode 0
     outb(0x42, kCount & 0xFF);
-    outb(0x42, kCount >> 8);
-    u64 start = rdtsc();
-    while ((inb(0x61) & 0x20) == 0) {
+    u64 start_before = rdtsc();
+    outb(0x42, kCount >> 8);  // the count starts with its high byte
+    u64 start_after = rdtsc();
+    u64 low_read = start_after, read_begin = 0, read_end = 0;
+    for (;;) {
+        read_begin = rdtsc();
+        bool out = (inb(0x61) & 0x20) != 0;
+        read_end = rdtsc();
+        if (out) break;
+        low_read = read_begin;
     }
-    u64 elapsed = rdtsc() - start;
     outb(0x61, control);
-    return elapsed * 1193182 / (u64{kCount} * 1000);
+    u64 elapsed = (low_read + read_end) / 2 - (start_before + start_after) / 2;
+    return {elapsed * 1193182 / (u64{kCount} * 1000), (start_after - start_before) + (read_end - low_read)};
 }
 
-// The median of five calibrations: a host that deschedules the emulator's CPU between the PIT's
-// end and the TSC read (a loaded machine, under TCG) lengthens one, never shortens it.
-u64 pit_calibrated_khz_median() {
-    u64 runs[5];
-    for (u64& run : runs) run = pit_calibrated_khz();
-    for (int i = 1; i < 5; ++i)
-        for (int j = i; j > 0 && runs[j - 1] > runs[j]; --j) {
-            u64 t = runs[j];
-            runs[j] = runs[j - 1];
-            runs[j - 1] = t;
-        }
-    return runs[2];
+// The tightest of up to eight calibrations, done once one's reads lie within 0.4% of it.
+u64 pit_calibrated_khz() {
+    Calibration best{0, ~u64{0}};
+    for (int i = 0; i < 8; ++i) {
+        Calibration c = pit_calibration();
+        if (c.spread < best.spread) best = c;
+        if ((best.spread << 8) < best.khz * 10) break;  // 10 ms of ticks at khz
+    }
+    return best.khz;
 }
 
 void check_pit() {
-    u64 khz = pit_calibrated_khz_median();
+    u64 khz = pit_calibrated_khz();
     u64 difference = khz > tsc_khz ? khz - tsc_khz : tsc_khz - khz;
     println("pit: calibrated ", khz * 100 / tsc_khz, "% of the timing leaf");
     check(difference * 50 < tsc_khz, "PIT calibration agrees with the timing leaf within 2%");
