@@ -272,7 +272,7 @@ void CmosRtc::set_wall_clock(u64 unix_seconds, u64 at_guest_tsc) {
     refresh_deadline();
 }
 
-void CmosRtc::set_memory_size(u64 bytes_below_4g) {
+void CmosRtc::set_memory_size(u64 bytes_below_4g, u64 bytes_above_4g) {
     constexpr u64 kKiB = 1024;
     constexpr u64 kMiB = 1024 * kKiB;
     auto put = [this](u8 index, u64 value) {
@@ -286,6 +286,9 @@ void CmosRtc::set_memory_size(u64 bytes_below_4g) {
     put(kExtendedMemory, extended);
     put(kExtendedMemory2, extended);
     put(kHighMemory, bytes_below_4g > 16 * kMiB ? (bytes_below_4g - 16 * kMiB) / (64 * kKiB) : 0);
+    u64 above = bytes_above_4g / (64 * kKiB);
+    above = above > 0xFFFFFF ? 0xFFFFFF : above;
+    for (u8 i = 0; i < 3; ++i) ram_[kMemoryAbove4g + i] = static_cast<u8>(above >> (8 * i));
 }
 
 CmosRtc::Battery CmosRtc::battery() const {

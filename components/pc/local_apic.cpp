@@ -299,10 +299,11 @@ u8 LocalApic::ppr() const {
 // SDM 11.6.2.4, as written: APR = TPR if TPR's class is at least IRRV's and above ISRV's, else
 // the larger of (TPR AND ISRV)'s class and IRRV's.
 u8 LocalApic::arbitration_priority() const {
-    const u32 tpr_class = tpr_ & kPriorityClass;
+    const u8 tpr = task_priority();
+    const u32 tpr_class = tpr & kPriorityClass;
     const u32 isrv = priority_class(isr_.highest());
     const u32 irrv = priority_class(irr_.highest());
-    if (tpr_class >= irrv && tpr_class > isrv) return tpr_;
+    if (tpr_class >= irrv && tpr_class > isrv) return tpr;
     const u32 both = tpr_class & isrv;
     return static_cast<u8>(both > irrv ? both : irrv);
 }
@@ -359,6 +360,20 @@ bool LocalApic::accepts_pic_interrupts() const {
     if (!hardware_enabled()) return true;
     const u32 lint0 = lvt_[kLint0Lvt];
     return (lint0 & kLvtMasked) == 0 && ((lint0 & kLvtMode) >> kLvtModeShift) == static_cast<u32>(DeliveryMode::extint);
+}
+
+bool LocalApic::raise_lint1() {
+    if (!hardware_enabled()) {
+        nmi_pending_ = true;
+        return true;
+    }
+    const u32 lint1 = lvt_[kLint1Lvt];
+    const u32 mode = (lint1 & kLvtMode) >> kLvtModeShift;
+    if ((lint1 & kLvtMasked) != 0 ||
+        (mode != static_cast<u32>(DeliveryMode::nmi) && mode != static_cast<u32>(DeliveryMode::fixed)))
+        return false;
+    deliver_local(kLint1Lvt);
+    return true;
 }
 
 void LocalApic::end_of_interrupt() {

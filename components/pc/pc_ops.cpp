@@ -89,14 +89,14 @@ Status<PcError> power_on(Vm& vm, const CpuidTopology& first) {
     }
     if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
     pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
-    pc->platform.rtc().set_memory_size(pc->memory_bytes);
+    const RamLayout ram = ram_layout(pc->memory_bytes, true);
+    pc->platform.rtc().set_memory_size(ram.below_4g, ram.above_4g);
     return write_acpi_tables(vm, vcpus);
 }
 
 Status<PcError> attach(Vm& vm, u32 vcpus, u64 memory_bytes) {
     static_assert(pc::kMaxVcpus <= kMaxVcpusPerVm, "a PC's vCPUs fit its VM");
     if (vcpus > pc::kMaxVcpus) return fail(PcError::too_many_vcpus);
-    if (memory_bytes > pc::kMmioHoleStart) return fail(PcError::memory_overlaps_devices);
     CpuidTopology first{vm.ops->vendor, 0, vcpus, static_cast<u32>(platform::timestamp_khz()),
                         static_cast<u32>(pc::kApicTimerKhz)};
     auto leaf = [&](u32 number, u32 subleaf) {

@@ -98,6 +98,13 @@ bool PcPlatform::wakes(u32 index) {
     return pending(index).kind != PendingEvent::Kind::none;
 }
 
+bool PcPlatform::press_nmi_button() {
+    if (!pit_.io_channel_check() || rtc_.nmi_masked()) return false;
+    for (u32 i = 0; i < vcpus_; ++i)
+        if (apics_[i]->raise_lint1()) interrupt_arrived(i);
+    return true;
+}
+
 void PcPlatform::interrupt_arrived(usize apic_index) {
     if (apic_index != current_) woken_ |= 1u << apic_index;
 }

@@ -285,13 +285,22 @@ void Pit8254::set_gate(Channel& channel, bool high) {
 u8 Pit8254::read_system_control() const {
     const Channel& channel = channels_[2];
     u64 now = clock_.now();
-    return static_cast<u8>((channel.gate ? kGate2 : 0) | (speaker_data_ ? kSpeakerData : 0) |
-                           (refresh_phase(now, tsc_hz()) ? kRefresh : 0) | (out_at(channel, now) ? kOut2 : 0));
+    return static_cast<u8>((channel.gate ? kGate2 : 0) | (speaker_data_ ? kSpeakerData : 0) | nmi_disables_ |
+                           (refresh_phase(now, tsc_hz()) ? kRefresh : 0) | (out_at(channel, now) ? kOut2 : 0) |
+                           (io_check_ ? kIochk : 0));
 }
 
 void Pit8254::write_system_control(u8 value) {
     speaker_data_ = (value & kSpeakerData) != 0;
+    nmi_disables_ = value & (kSerrDisable | kIochkDisable);
+    if ((value & kIochkDisable) != 0) io_check_ = false;
     set_gate(channels_[2], (value & kGate2) != 0);
+}
+
+bool Pit8254::io_channel_check() {
+    if ((nmi_disables_ & kIochkDisable) != 0) return false;
+    io_check_ = true;
+    return true;
 }
 
 // ---- channel 0's interrupt ----

@@ -139,16 +139,18 @@ bool write_memory_map(GuestRam& ram, u32& map_length) {
     };
     const Entry entries[] = {{0, kLowMemoryEnd, 1},
                              {kLowMemoryEnd, kLoaderAreaEnd - kLowMemoryEnd, 2},
-                             {kLoaderAreaEnd, ram.size() - kLoaderAreaEnd, 1}};
-    u8 bytes[3 * 24];
-    for (usize i = 0; i < 3; ++i) {
+                             {kLoaderAreaEnd, ram.size() - kLoaderAreaEnd, 1},
+                             {kHighRamBase, ram.high_size(), 1}};
+    const usize count = ram.high_size() != 0 ? 4 : 3;  // RAM above 4 GiB: a PC's above its hole
+    u8 bytes[4 * 24];
+    for (usize i = 0; i < count; ++i) {
         put32(bytes + 24 * i, 20);  // the size field does not count itself
         put64(bytes + 24 * i + 4, entries[i].base);
         put64(bytes + 24 * i + 12, entries[i].length);
         put32(bytes + 24 * i + 20, entries[i].type);
     }
-    map_length = sizeof(bytes);
-    return ram.write(kMemoryMapGpa, bytes, sizeof(bytes));
+    map_length = static_cast<u32>(24 * count);
+    return ram.write(kMemoryMapGpa, bytes, map_length);
 }
 
 Status<LoadError> load_modules(const GuestModule* modules, usize count, GuestRam& ram, u64& image_end) {

@@ -179,14 +179,16 @@ bool write_e820(GuestRam& ram) {
     };
     const Entry entries[] = {{0, kLowMemoryEnd, kE820Ram},
                              {kLowMemoryEnd, kLoaderAreaEnd - kLowMemoryEnd, kE820Reserved},
-                             {kLoaderAreaEnd, ram.size() - kLoaderAreaEnd, kE820Ram}};
-    for (usize i = 0; i < array_size(entries); ++i) {
+                             {kLoaderAreaEnd, ram.size() - kLoaderAreaEnd, kE820Ram},
+                             {kHighRamBase, ram.high_size(), kE820Ram}};
+    const usize count = ram.high_size() != 0 ? 4 : 3;  // RAM above 4 GiB: a PC's above its hole
+    for (usize i = 0; i < count; ++i) {
         u64 at = kLinuxBootParamsGpa + kE820Table + i * kE820EntryBytes;
         if (!put(ram, at, entries[i].base, 8) || !put(ram, at + 8, entries[i].length, 8) ||
             !put(ram, at + 16, entries[i].type, 4))
             return false;
     }
-    return put(ram, kLinuxBootParamsGpa + kE820EntryCount, array_size(entries), 1);
+    return put(ram, kLinuxBootParamsGpa + kE820EntryCount, count, 1);
 }
 
 bool write_boot_params(GuestRam& ram, const u8* image, const SetupHeader& h, const Placement& p) {

@@ -30,15 +30,20 @@ u64 untyped_bytes(const manifest::Manifest& m) {
 // Guest RAM as the loader writes it: through the VM's guest-memory accessor.
 class VmRam final : public GuestRam {
 public:
-    VmRam(const GuestMemory& memory, u64 size) : memory_(memory), size_(size) {}
-    u64 size() const override { return size_; }
+    VmRam(const GuestMemory& memory, RamLayout layout) : memory_(memory), layout_(layout) {}
+    u64 size() const override { return layout_.below_4g; }
+    u64 high_size() const override { return layout_.above_4g; }
     bool write(u64 gpa, const void* data, usize length) override { return memory_.write(gpa, data, length); }
     bool fill(u64 gpa, u8 value, usize length) override { return memory_.fill(gpa, value, length); }
 
 private:
     const GuestMemory& memory_;
-    u64 size_;
+    RamLayout layout_;
 };
+
+RamLayout layout_of(const manifest::ManifestDomain& m) {
+    return ram_layout(m.memory_bytes(), m.platform() == NESTOR_MANIFEST_PLATFORM_PC);
+}
 
 BuildFault backend_fault(const char* what, VirtError error) {
     return BuildFault{.kind = BuildFault::Kind::backend, .what = what, .code = static_cast<u64>(error)};
@@ -58,7 +63,6 @@ const char* pc_error_name(PcError error) {
     case PcError::too_many_vcpus: return "more vCPUs than a PC has local APICs";
     case PcError::bus_full: return "no room on its device bus";
     case PcError::tables_dont_fit: return "its ACPI tables do not fit";
-    case PcError::memory_overlaps_devices: return "its memory reaches the I/O APIC and local APIC at 0xFEC00000";
     }
     return "?";
 }
@@ -160,7 +164,7 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     bool nested = (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0;
     Slots& slots = slots_[index];
     NESTOR_TRY_STATUS(create_domain(vm, config, slots));
-    NESTOR_TRY_STATUS(give_memory(slots, m.memory_bytes()));
+    NESTOR_TRY_STATUS(give_memory(slots, layout_of(m)));
     NESTOR_TRY_STATUS(give_notification(vm, slots));
     NESTOR_TRY_STATUS(give_ioports(slots, m));
     auto loaded = load_image(vm, m, boot);
@@ -180,7 +184,9 @@ Status<BuildFault> Toolstack::boot_again(Vm& vm, const manifest::ManifestDomain&
     bool nested = (m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT) != 0;
     // Nothing of the boot before may survive: every byte it wrote is cleared before the images
     // are loaded again (the loader writes only what the image and its boot information hold).
-    if (!vm.memory.fill(0, 0, m.memory_bytes())) return fail(BuildFault{.kind = BuildFault::Kind::memory_clear});
+    const RamLayout layout = layout_of(m);
+    if (!vm.memory.fill(0, 0, layout.below_4g) || !vm.memory.fill(kHighRamBase, 0, layout.above_4g))
+        return fail(BuildFault{.kind = BuildFault::Kind::memory_clear});
     // A signal may have set a vector for interrupts: the guest booted again has set none.
     if (vm.notification) vm.notification->set_vector(0);
     // Fixed ranges on an empty bus: nothing can be refused.
@@ -217,19 +223,28 @@ Status<BuildFault> Toolstack::create_domain(Vm& vm, const cap::DomainConfig& con
     return {};
 }
 
-// Guest RAM from guest-physical 0: one memory region per power of two, largest first, so every
-// region starts on a multiple of its size.
-Status<BuildFault> Toolstack::give_memory(const Slots& slots, u64 bytes) {
-    u64 gpa = 0;
-    for (u64 bits = kMaxRegionBits; bits >= 12 && gpa < bytes; --bits) {
-        while (bytes - gpa >= (u64{1} << bits)) {
+// Guest RAM as its layout says: from guest-physical 0, and a PC's rest from 4 GiB. Each range is
+// one memory region per power of two, largest first, so every region starts on a multiple of its
+// size (both ranges start on a multiple of the largest).
+Status<BuildFault> Toolstack::give_memory(const Slots& slots, RamLayout layout) {
+    NESTOR_TRY_STATUS(give_ram_range(slots, 0, layout.below_4g));
+    return give_ram_range(slots, kHighRamBase, layout.above_4g);
+}
+
+Status<BuildFault> Toolstack::give_ram_range(const Slots& slots, u64 base, u64 bytes) {
+    static_assert(kHighRamBase % (u64{1} << kMaxRegionBits) == 0 && kPcLowRamEnd % (u64{1} << kMaxRegionBits) == 0,
+                  "RAM ranges start and a PC's low one ends on the largest region");
+    u64 offset = 0;
+    for (u64 bits = kMaxRegionBits; bits >= 12 && offset < bytes; --bits) {
+        while (bytes - offset >= (u64{1} << bits)) {
             u64 region = take_slot();
             NESTOR_TRY_STATUS(step(call(NESTOR_HC_UNTYPED_RETYPE, cap::kBootSlotUntyped, NESTOR_CAP_MEMORY, bits,
                                         NESTOR_CSPACE_ROOT, region),
                                    "carving guest memory"));
-            NESTOR_TRY_STATUS(step(call(NESTOR_HC_DOMAIN_MAP, slots.domain, region, gpa, NESTOR_RIGHTS_VALID_MEMORY),
-                                   "mapping guest memory"));
-            gpa += u64{1} << bits;
+            NESTOR_TRY_STATUS(
+                step(call(NESTOR_HC_DOMAIN_MAP, slots.domain, region, base + offset, NESTOR_RIGHTS_VALID_MEMORY),
+                     "mapping guest memory"));
+            offset += u64{1} << bits;
         }
     }
     return {};
@@ -295,7 +310,7 @@ Result<LoadedGuest, BuildFault> Toolstack::load_image(Vm& vm, const manifest::Ma
         if (!found) return fail(BuildFault{.kind = BuildFault::Kind::no_module, .what = extra.image});
         modules[i] = GuestModule{module_bytes(*found), module_size(*found), extra.cmdline};
     }
-    VmRam ram(vm.memory, m.memory_bytes());
+    VmRam ram(vm.memory, layout_of(m));
     const u8* bytes = module_bytes(*image);
     usize size = module_size(*image);
     // A bzImage is told by its setup header; a Linux kernel's modules are its initrd.
@@ -336,7 +351,8 @@ Status<BuildFault> Toolstack::start_vcpu(Vm& vm, const LoadedGuest& loaded, bool
 Status<BuildFault> Toolstack::set_up_nested(Vm& vm, const manifest::ManifestDomain& m) {
     if (!(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT)) return {};
     vm.vcpus[0].nested.host = &vm.nested_host;
-    if (!nested_domain_initialise(vm.nested, platform::cpu_features(), m.memory_bytes()) ||
+    // Its structures (host save area, VMCS) must lie in the RAM from 0, never in a PC's hole.
+    if (!nested_domain_initialise(vm.nested, platform::cpu_features(), layout_of(m).below_4g) ||
         !nested_vcpu_initialise(vm.vcpus[0].nested, vm.nested) ||
         !vm.devices.attach_nested_memory(vm.nested_host.held_bytes()))
         return fail(BuildFault{.kind = BuildFault::Kind::nested_set_up});

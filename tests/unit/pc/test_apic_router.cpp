@@ -134,6 +134,30 @@ TEST_CASE("pc.apic_router.lowest_priority") {
     CHECK(machine.wakeup.woken.empty());
 }
 
+// The guest moves CR8 without an exit: arbitration takes each APIC's TPR class from the CR8 its
+// vCPU holds, not from what its model saw last.
+TEST_CASE("pc.apic_router.lowest_priority_reads_the_vcpus_cr8") {
+    Machine machine{0, 1, 2};
+    u8 cr8[3] = {0, 0, 0};
+    for (usize i = 0; i < 3; ++i) machine.apics[i]->set_cr8_source(&cr8[i]);
+    cr8[0] = 4;  // vCPU 0 raised its CR8 while it ran; its model's TPR is still 0
+    machine.send(0xFF, false, DeliveryMode::lowest_priority);
+    CHECK(machine.holding() == Indices{1});
+    CHECK(machine.apics[0]->tpr() == 0);  // arbitration reads CR8; the model keeps its own
+    CHECK(machine.apics[0]->arbitration_priority() == 0x40);
+    // Same class as the model's: the model's TPR, bits 3:0 included, is the vCPU's.
+    machine.write(2, L::kTpr, 0x2F);
+    cr8[1] = 3;
+    cr8[2] = 2;
+    CHECK(machine.apics[2]->arbitration_priority() == 0x2F);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x50);
+    CHECK(machine.holding(0x50) == Indices{2});
+    // Every CR8 lowered: the lowest index wins again.
+    cr8[0] = cr8[1] = cr8[2] = 0;
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x60);
+    CHECK(machine.holding(0x60) == Indices{0});
+}
+
 TEST_CASE("pc.apic_router.ipis_between_apics") {
     Machine machine{0, 1, 2};
     // APIC 0 sends a fixed IPI to ID 2 through its ICR.

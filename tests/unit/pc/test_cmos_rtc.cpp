@@ -390,6 +390,14 @@ TEST_CASE("pc.rtc.memory_size_bytes") {
     CHECK(pair(CmosRtc::kHighMemory) == (3584 - 16) * 16);
     rig.rtc.set_memory_size(~u64{0});
     CHECK(pair(CmosRtc::kHighMemory) == 0xFFFF);
+    // RAM from 4 GiB (a PC's above its hole): three bytes of 64 KiB units.
+    auto triple = [&](u8 index) { return pair(index) | rig.read(static_cast<u8>(index + 2)) << 16; };
+    CHECK(triple(CmosRtc::kMemoryAbove4g) == 0);
+    rig.rtc.set_memory_size(3072 * kMiB, 1024 * kMiB + 64 * 1024);
+    CHECK(pair(CmosRtc::kHighMemory) == (3072 - 16) * 16);
+    CHECK(triple(CmosRtc::kMemoryAbove4g) == 1024 * 16 + 1);
+    rig.rtc.set_memory_size(3072 * kMiB, ~u64{0});
+    CHECK(triple(CmosRtc::kMemoryAbove4g) == 0xFFFFFF);
 }
 
 TEST_CASE("pc.rtc.cmos_ram_reads_back_and_the_index_wraps") {

@@ -851,6 +851,31 @@ TEST_CASE("pc.lapic.pic_interrupts_through_lint0") {
     CHECK(rig.apic.accepts_pic_interrupts());  // no APIC: the 8259A drives INTR
 }
 
+// LINT1, the platform's NMI line: as its LVT entry says (masked at reset), and straight to the
+// processor's NMI input while the APIC is hardware-disabled.
+TEST_CASE("pc.lapic.lint1_raises_what_its_lvt_says") {
+    Rig rig;
+    rig.enable();
+    CHECK_FALSE(rig.apic.raise_lint1());  // masked at reset
+    CHECK_FALSE(rig.apic.nmi_pending());
+    rig.write(L::kLvtLint1, 4u << L::kLvtModeShift);  // NMI, as Linux programs the BSP's
+    CHECK(rig.apic.raise_lint1());
+    CHECK(rig.apic.take_nmi());
+    CHECK(rig.apic.pending_vector() == -1);
+    rig.write(L::kLvtLint1, 0x45);  // fixed, vector 0x45
+    CHECK(rig.apic.raise_lint1());
+    CHECK_FALSE(rig.apic.nmi_pending());
+    CHECK(rig.take() == 0x45);
+    rig.write(L::kLvtLint1, (7u << L::kLvtModeShift));  // ExtINT: nothing comes from LINT1 so
+    CHECK_FALSE(rig.apic.raise_lint1());
+    rig.write(L::kLvtLint1, (4u << L::kLvtModeShift) | L::kLvtMasked);
+    CHECK_FALSE(rig.apic.raise_lint1());
+    CHECK_FALSE(rig.apic.nmi_pending());
+    REQUIRE(rig.wrmsr(L::kMsrApicBase, rig.apic.apic_base() & ~L::kBaseEnable).action == Action::complete);
+    CHECK(rig.apic.raise_lint1());
+    CHECK(rig.apic.take_nmi());
+}
+
 TEST_CASE("pc.lapic.reset_for_init") {
     Rig rig;
     rig.enable();

@@ -171,3 +171,72 @@ TEST_CASE("pc.platform.cr8_follows_tpr_both_ways") {
     REQUIRE(pc.bus.msr_range(x2apic_tpr)->device->msr_write(x2apic_tpr, 0x20, pc.console).action == Action::complete);
     CHECK(cr8[1] == 2);
 }
+
+// A vCPU's CR8 moves while it runs, without an exit: a lowest-priority IPI another vCPU sends
+// later goes by the CR8 each vCPU holds (where the glue keeps it, VcpuState::cr8), not by the TPR
+// its local APIC saw at its last exit.
+TEST_CASE("pc.platform.lowest_priority_uses_each_vcpus_current_cr8") {
+    Pc pc;
+    u8 cr8[2] = {0, 0};
+    pc.apic_write(0, LocalApic::kSvr, 0x1FF);
+    pc.apic_write(1, LocalApic::kSvr, 0x1FF);
+    pc.platform.select_vcpu(0, &cr8[0]);  // vCPU 0 enters
+    cr8[0] = 6;                           // MOV to CR8 while it ran
+    pc.platform.select_vcpu(1, &cr8[1]);  // then vCPU 1 runs and sends to every APIC
+    auto send_lowest_priority = [&](u8 vector) {
+        pc.apic_write(1, LocalApic::kIcrHigh, 0xFF000000);
+        pc.apic_write(1, LocalApic::kIcrLow, vector | (u32{1} << LocalApic::kIcrModeShift));
+    };
+    send_lowest_priority(0x41);
+    CHECK(pc.platform.apic(1).pending_vector() == 0x41);
+    CHECK(pc.platform.apic(0).pending_vector() == -1);
+    pc.platform.apic(1).acknowledge(0x41);
+    pc.apic_write(1, LocalApic::kEoi, 0);
+    // vCPU 0 lowered it again, vCPU 1 raised its own.
+    cr8[0] = 0;
+    cr8[1] = 3;
+    send_lowest_priority(0x42);
+    CHECK(pc.platform.apic(0).pending_vector() == 0x42);
+    CHECK(pc.platform.apic(1).pending_vector() == -1);
+}
+
+// The NMI button: IOCHK# through port 0x61 to every local APIC's LINT1. Only a vCPU whose LVT
+// LINT1 is an unmasked NMI takes it (Linux programs the BSP's so and masks the others'); port
+// 0x61 bit 3 disables it and CMOS index bit 7 masks it.
+TEST_CASE("pc.platform.nmi_button_reaches_lint1") {
+    Pc pc;
+    auto pio = [&](u16 port, bool write, u8 value = 0) {
+        u32 data = value;
+        const virt::BusRange<u16>* range = pc.bus.port_range(port);
+        REQUIRE(range);
+        virt::DeviceOutcome outcome = write ? range->device->io_write(port, 1, data, pc.console)
+                                            : range->device->io_read(port, 1, data, pc.console);
+        REQUIRE(outcome.action == Action::complete);
+        return static_cast<u8>(data);
+    };
+    pc.apic_write(0, LocalApic::kSvr, 0x1FF);
+    pc.apic_write(1, LocalApic::kSvr, 0x1FF);
+    pc.apic_write(0, LocalApic::kLvtLint1, 4u << LocalApic::kLvtModeShift);  // NMI
+    CHECK(pc.platform.press_nmi_button());
+    CHECK(pc.platform.pending(0).kind == PendingEvent::Kind::nmi);
+    CHECK(pc.platform.pending(1).kind == PendingEvent::Kind::none);  // LINT1 masked
+    pc.platform.taken(0, pc.platform.pending(0));
+    CHECK(pc.platform.pending(0).kind == PendingEvent::Kind::none);
+    CHECK((pio(Pit8254::kSystemControlPort, false) & Pit8254::kIochk) != 0);  // the NMI's reason
+    // Masked through the CMOS index port: no NMI, the reason still shows.
+    pio(CmosRtc::kIndexPort, true, CmosRtc::kNmiMask);
+    pio(Pit8254::kSystemControlPort, true, Pit8254::kIochkDisable);  // the handler clears it
+    pio(Pit8254::kSystemControlPort, true, 0);
+    CHECK_FALSE(pc.platform.press_nmi_button());
+    CHECK(pc.platform.pending(0).kind == PendingEvent::Kind::none);
+    CHECK((pio(Pit8254::kSystemControlPort, false) & Pit8254::kIochk) != 0);
+    // Unmasked, but IOCHK NMIs disabled in port 0x61.
+    pio(CmosRtc::kIndexPort, true, 0);
+    pio(Pit8254::kSystemControlPort, true, Pit8254::kIochkDisable);
+    CHECK_FALSE(pc.platform.press_nmi_button());
+    CHECK(pc.platform.pending(0).kind == PendingEvent::Kind::none);
+    pio(Pit8254::kSystemControlPort, true, 0);
+    CHECK(pc.platform.press_nmi_button());
+    CHECK(pc.platform.wakes(0));
+    CHECK_FALSE(pc.platform.wakes(1));
+}

@@ -487,8 +487,10 @@ TEST_CASE("pc.pit.port61_gate_speaker_refresh_and_out2") {
     Rig rig;
     CHECK((rig.in(0x61) & (Pit8254::kGate2 | Pit8254::kSpeakerData)) == 0);
     rig.out(0x61, Pit8254::kGate2 | Pit8254::kSpeakerData | 0xCC);
-    CHECK((rig.in(0x61) & 0xCF) == (Pit8254::kGate2 | Pit8254::kSpeakerData));  // the rest is not kept
-    rig.out(0x61, Pit8254::kOut2 | Pit8254::kRefresh);                          // read-only bits: nothing changes
+    // The NMI enables are kept; the status bits (SERR# 7, IOCHK# 6) are read-only.
+    CHECK((rig.in(0x61) & 0xCF) ==
+          (Pit8254::kGate2 | Pit8254::kSpeakerData | Pit8254::kSerrDisable | Pit8254::kIochkDisable));
+    rig.out(0x61, Pit8254::kOut2 | Pit8254::kRefresh);  // read-only bits: nothing changes
     CHECK((rig.in(0x61) & (Pit8254::kGate2 | Pit8254::kSpeakerData)) == 0);
 
     // The refresh bit toggles every 18 input ticks (15.085 us) of guest time.
@@ -702,4 +704,22 @@ TEST_CASE("pc.pit.hostile_accesses_never_crash") {
         }
     }
     CHECK(rig.lines.edges.size() % 2 == 0);  // every edge a whole pulse
+}
+
+// IOCHK# (the NMI button): port 0x61 bit 6 shows it until the guest sets bit 3, as Linux's
+// io_check_error() does; with bit 3 set it raises no NMI and shows nothing.
+TEST_CASE("pc.pit.port61_io_channel_check") {
+    Rig rig;
+    CHECK((rig.in(0x61) & Pit8254::kIochk) == 0);
+    CHECK(rig.pit.io_channel_check());
+    CHECK((rig.in(0x61) & Pit8254::kIochk) != 0);
+    rig.out(0x61, Pit8254::kGate2);  // other bits: the status stays
+    CHECK((rig.in(0x61) & Pit8254::kIochk) != 0);
+    rig.out(0x61, Pit8254::kIochkDisable);  // clears and disables
+    CHECK((rig.in(0x61) & Pit8254::kIochk) == 0);
+    CHECK_FALSE(rig.pit.io_channel_check());
+    CHECK((rig.in(0x61) & Pit8254::kIochk) == 0);
+    rig.out(0x61, 0);  // enabled again
+    CHECK(rig.pit.io_channel_check());
+    CHECK((rig.in(0x61) & (Pit8254::kIochk | Pit8254::kIochkDisable)) == Pit8254::kIochk);
 }

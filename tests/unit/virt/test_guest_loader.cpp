@@ -15,6 +15,7 @@ class FakeRam final : public GuestRam {
 public:
     explicit FakeRam(u64 size) : bytes(size, 0xAA) {}
     u64 size() const override { return bytes.size(); }
+    u64 high_size() const override { return high; }
     bool write(u64 gpa, const void* data, usize length) override {
         if (gpa > bytes.size() || length > bytes.size() - gpa) return false;
         if (length) std::memcpy(bytes.data() + gpa, data, length);
@@ -37,6 +38,7 @@ public:
     }
     std::string string_at(u64 gpa) const { return reinterpret_cast<const char*>(bytes.data() + gpa); }
     std::vector<u8> bytes;
+    u64 high = 0;  // RAM from 4 GiB, only in the memory maps (nothing is loaded there)
 };
 
 template <typename T> void put(std::vector<u8>& f, usize at, T v) {
@@ -139,6 +141,36 @@ TEST_CASE("loader.information_block_follows_multiboot_v1") {
     CHECK(ram.u64_at(map + 48 + 4) == 0x100000);
     CHECK(ram.u64_at(map + 48 + 12) == (7u << 20));
     CHECK(ram.u32_at(map + 48 + 20) == 1);
+}
+
+// A PC's RAM stops at 3 GiB, below its hole (the I/O APIC, the local APIC), and goes on at 4 GiB;
+// a bare domain's is one range from 0.
+TEST_CASE("loader.pc_ram_is_split_at_3_gib") {
+    constexpr u64 kGiB = u64{1} << 30;
+    auto same = [](RamLayout a, RamLayout b) { return a.below_4g == b.below_4g && a.above_4g == b.above_4g; };
+    CHECK(kPcLowRamEnd == 3 * kGiB);
+    CHECK(same(ram_layout(4 * kGiB, true), {3 * kGiB, kGiB}));
+    CHECK(same(ram_layout(3 * kGiB, true), {3 * kGiB, 0}));
+    CHECK(same(ram_layout(3 * kGiB + 4096, true), {3 * kGiB, 4096}));
+    CHECK(same(ram_layout(16u << 20, true), {16u << 20, 0}));
+    CHECK(same(ram_layout(4 * kGiB, false), {4 * kGiB, 0}));
+}
+
+// The RAM above 4 GiB is a fourth entry of the multiboot memory map; mem_upper counts only the
+// RAM from 1 MiB up to the first hole, as multiboot says.
+TEST_CASE("loader.memory_map_shows_ram_above_4_gib") {
+    FakeRam ram(8u << 20);
+    ram.high = 1u << 30;
+    REQUIRE(load(elf64(0x100000, 0x100000, {0xF4}, 1), ram));
+    const u64 info = kMultibootInfoGpa;
+    CHECK(ram.u32_at(info + 8) == (7u << 20) / 1024);
+    REQUIRE(ram.u32_at(info + 44) == 96);
+    u32 map = ram.u32_at(info + 48);
+    CHECK(ram.u64_at(map + 48 + 12) == (7u << 20));
+    CHECK(ram.u32_at(map + 72) == 20);
+    CHECK(ram.u64_at(map + 72 + 4) == kHighRamBase);
+    CHECK(ram.u64_at(map + 72 + 12) == (1u << 30));
+    CHECK(ram.u32_at(map + 72 + 20) == 1);
 }
 
 TEST_CASE("loader.modules_follow_the_image_page_aligned") {

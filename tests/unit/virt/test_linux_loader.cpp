@@ -18,6 +18,7 @@ class FakeRam final : public GuestRam {
 public:
     explicit FakeRam(u64 size) : bytes(size, 0xAA) {}
     u64 size() const override { return bytes.size(); }
+    u64 high_size() const override { return high; }
     bool write(u64 gpa, const void* data, usize length) override {
         if (gpa > bytes.size() || length > bytes.size() - gpa) return false;
         if (length) std::memcpy(bytes.data() + gpa, data, length);
@@ -35,6 +36,7 @@ public:
     }
     std::string string_at(u64 gpa) const { return reinterpret_cast<const char*>(bytes.data() + gpa); }
     std::vector<u8> bytes;
+    u64 high = 0;  // RAM from 4 GiB, only in the memory maps (nothing is loaded there)
 };
 
 template <typename T> void put(std::vector<u8>& f, usize at, T v) { std::memcpy(f.data() + at, &v, sizeof(T)); }
@@ -150,6 +152,26 @@ TEST_CASE("linux_loader.e820_maps_ram_and_reserves_the_bios_area") {
         CHECK(ram.at(entry + 16, 4) == expected[i][2]);
     }
     CHECK(ram.at(kBp + 0x2D0 + 60, 8) == 0);  // nothing after the third entry
+}
+
+// A PC's RAM above its hole (from 4 GiB) is a fourth RAM entry; the initrd still goes at the top
+// of the RAM below the hole.
+TEST_CASE("linux_loader.e820_maps_ram_above_4_gib") {
+    std::vector<u8> initrd(10000, 0x5C);
+    FakeRam ram(64 * kMiB);
+    ram.high = 1024 * kMiB;
+    REQUIRE(load(bzimage({}), ram, "", {{initrd.data(), initrd.size(), nullptr}}));
+    REQUIRE(ram.at(kBp + 0x1E8, 1) == 4);
+    const u64 expected[4][3] = {
+        {0, 0x9F000, 1}, {0x9F000, 0x61000, 2}, {0x100000, 63 * kMiB, 1}, {kHighRamBase, 1024 * kMiB, 1}};
+    for (u64 i = 0; i < 4; ++i) {
+        u64 entry = kBp + 0x2D0 + 20 * i;
+        CHECK(ram.at(entry, 8) == expected[i][0]);
+        CHECK(ram.at(entry + 8, 8) == expected[i][1]);
+        CHECK(ram.at(entry + 16, 4) == expected[i][2]);
+    }
+    CHECK(ram.at(kBp + 0x2D0 + 80, 8) == 0);  // nothing after the fourth entry
+    CHECK(ram.at(kBp + 0x218, 4) == ((64 * kMiB - 10000) & ~u64{0xFFF}));
 }
 
 TEST_CASE("linux_loader.initrd_goes_high_page_aligned_below_initrd_addr_max") {

@@ -12,14 +12,18 @@
 
 #include "nestor/lib/result.hpp"
 #include "nestor/lib/types.hpp"
+#include "nestor/virt/ram_layout.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 
 namespace nestor::virt {
 
-// A domain's RAM from guest-physical 0 as the loader sees it.
+// A domain's RAM as the loader sees it (ram_layout.hpp): size() bytes from guest-physical 0,
+// where everything the loaders place goes, and high_size() bytes from 4 GiB (a PC's RAM above its
+// hole), which only the memory maps describe.
 class GuestRam {
 public:
     virtual u64 size() const = 0;
+    virtual u64 high_size() const { return 0; }
     // False if [gpa, gpa + length) is not entirely inside the RAM.
     virtual bool write(u64 gpa, const void* data, usize length) = 0;
     virtual bool fill(u64 gpa, u8 value, usize length) = 0;

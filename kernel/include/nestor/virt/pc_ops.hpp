@@ -17,11 +17,10 @@ class Vcpu;
 struct PcState;  // the component's; opaque to the kernel
 
 enum class PcError : u8 {
-    no_room,                  // every PC of this boot is in use
-    too_many_vcpus,           // more vCPUs than a PC here has local APICs
-    bus_full,                 // the VM's device bus has no room for the PC's devices
-    tables_dont_fit,          // the ACPI tables do not fit their place in guest memory
-    memory_overlaps_devices,  // the domain's memory reaches the I/O APIC and local APIC pages (0xFEC00000)
+    no_room,          // every PC of this boot is in use
+    too_many_vcpus,   // more vCPUs than a PC here has local APICs
+    bus_full,         // the VM's device bus has no room for the PC's devices
+    tables_dont_fit,  // the ACPI tables do not fit their place in guest memory
 };
 
 const char* pc_error_name(PcError error);

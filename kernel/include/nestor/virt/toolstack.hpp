@@ -69,7 +69,8 @@ private:
     cap::KernelObject* object_in(u64 slot);
 
     Status<BuildFault> create_domain(Vm& vm, const cap::DomainConfig& config, Slots& slots);
-    Status<BuildFault> give_memory(const Slots& slots, u64 bytes);
+    Status<BuildFault> give_memory(const Slots& slots, RamLayout layout);
+    Status<BuildFault> give_ram_range(const Slots& slots, u64 base, u64 bytes);
     Status<BuildFault> give_notification(Vm& vm, Slots& slots);
     Status<BuildFault> give_ioports(const Slots& slots, const manifest::ManifestDomain& m);
     Result<LoadedGuest, BuildFault> load_image(Vm& vm, const manifest::ManifestDomain& m, const BootInfo& boot);

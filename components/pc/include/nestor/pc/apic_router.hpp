@@ -1,8 +1,9 @@
 // A domain's APIC bus: hands each interrupt message (from the I/O APIC, or an IPI from a local
 // APIC's ICR) to the local APICs it addresses, and tells the platform which vCPUs got something
 // so that a halted one wakes. Lowest-priority messages go to one matching, software-enabled APIC
-// with the lowest arbitration priority (ties: the lowest index), the SDM's arbitration without
-// its optional focus processor; every other mode goes to every matching APIC.
+// with the lowest arbitration priority (ties: the lowest index; from the TPR its vCPU holds now,
+// LocalApic::task_priority), the SDM's arbitration without its optional focus processor; every
+// other mode goes to every matching APIC.
 #pragma once
 
 #include "nestor/pc/links.hpp"

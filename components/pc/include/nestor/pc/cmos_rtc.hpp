@@ -55,6 +55,7 @@ public:
     static constexpr u8 kExtendedMemory = 0x17;   // KiB above 1 MiB, at most 65535
     static constexpr u8 kExtendedMemory2 = 0x30;  // the same again
     static constexpr u8 kHighMemory = 0x34;       // 64 KiB units above 16 MiB, at most 65535
+    static constexpr u8 kMemoryAbove4g = 0x5B;    // 64 KiB units above 4 GiB, three bytes
 
     // Status A.
     static constexpr u8 kUpdateInProgress = 0x80;  // read-only
@@ -98,8 +99,9 @@ public:
     // The host's time: `unix_seconds` at guest TSC `at_guest_tsc`, a second boundary. The offset
     // the guest set stays.
     void set_wall_clock(u64 unix_seconds, u64 at_guest_tsc);
-    // Fills the memory-size bytes for `bytes_below_4g` of RAM below 4 GiB, as QEMU does for SeaBIOS.
-    void set_memory_size(u64 bytes_below_4g);
+    // Fills the memory-size bytes for `bytes_below_4g` of RAM below 4 GiB and `bytes_above_4g`
+    // from 4 GiB, as QEMU does for SeaBIOS.
+    void set_memory_size(u64 bytes_below_4g, u64 bytes_above_4g = 0);
 
     // What a machine reset leaves alone: the RTC and its RAM are battery-backed, so its 128 bytes
     // and the time the guest set stay (as on a PC, and in QEMU's model). The RTC of a PC built

@@ -143,6 +143,7 @@ public:
     // This APIC as a destination on the bus.
     bool matches(const ApicMessage& message) const;
     void accept(const ApicMessage& message);
+    // APR, from the vCPU's up-to-date TPR (task_priority()).
     u8 arbitration_priority() const;
 
     // For the vCPU. The highest IRR vector whose priority class is above PPR's (-1: none, or
@@ -168,6 +169,15 @@ public:
     void sync_cr8(u8 cr8) {
         if (cr8 != tpr_ >> 4) tpr_ = static_cast<u8>(cr8 << 4);
     }
+    // Where the vCPU keeps its CR8 between its runs (virt::VcpuState::cr8; nullptr: nowhere, the
+    // model's TPR is the truth). Another vCPU's message may be arbitrated while this APIC's model
+    // has not seen the guest's last MOV to CR8: arbitration reads TPR through task_priority().
+    void set_cr8_source(const u8* cr8) { cr8_source_ = cr8; }
+    // TPR as the vCPU has it now: the model's, with the class of the CR8 it holds.
+    u8 task_priority() const {
+        if (cr8_source_ == nullptr || *cr8_source_ == tpr_ >> 4) return tpr_;
+        return static_cast<u8>(*cr8_source_ << 4);
+    }
     // When TPR alone holds back the highest interrupt in IRR (its class above the in-service
     // one's, not above TPR's): its class, the value CR8 must drop below for it to be delivered.
     // 0 when nothing waits for TPR.
@@ -177,6 +187,10 @@ public:
     bool nothing_new(u8 threshold) const;
     // Whether the 8259A's INTR reaches this vCPU: LINT0 unmasked as ExtINT, or no APIC at all.
     bool accepts_pic_interrupts() const;
+    // An edge on LINT1 (the platform's NMI line): what its LVT entry says, unless masked (NMI, or
+    // a fixed edge-triggered vector); with the APIC hardware-disabled the pin is the processor's
+    // NMI input. True: the APIC took it (its vCPU may have something to wake for).
+    bool raise_lint1();
     // INIT: every register to its reset value but the ID and IA32_APIC_BASE; a pending NMI is lost.
     void reset_for_init();
 
@@ -233,6 +247,7 @@ private:
 
     u8 xapic_id_ = 0;
     u8 tpr_ = 0;
+    const u8* cr8_source_ = nullptr;
     u32 ldr_ = 0;
     u32 dfr_ = kDfrReset;
     u32 svr_ = kSvrReset;

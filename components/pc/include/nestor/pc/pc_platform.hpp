@@ -18,6 +18,7 @@
 #include "nestor/pc/pit8254.hpp"
 #include "nestor/pc/serial16550a.hpp"
 #include "nestor/pc/system_ports.hpp"
+#include "nestor/virt/ram_layout.hpp"
 
 namespace nestor::pc {
 
@@ -28,8 +29,9 @@ inline constexpr u8 kIoApicId = 0;             // as QEMU's: I/O APIC IDs are no
 inline constexpr u16 kConsolePort = 0x3F8;     // COM1
 inline constexpr u8 kConsoleIrq = 4;
 inline constexpr u16 kPmBase = 0x600;  // the ACPI PM1a event/control blocks and PM timer, as on QEMU's PIIX4
-// Guest RAM must end below the I/O APIC's page (then the local APIC's): they are not memory.
-inline constexpr u64 kMmioHoleStart = kIoApicAddress;
+// A PC's RAM below 4 GiB (the rest is above 4 GiB, virt/ram_layout.hpp) ends below the I/O
+// APIC's page and the local APIC's: they are not memory.
+static_assert(virt::kPcLowRamEnd <= kIoApicAddress, "a PC's RAM below 4 GiB ends below its APICs");
 
 // What a vCPU should take next.
 struct PendingEvent {
@@ -52,10 +54,12 @@ public:
     // Whose local devices (local APIC, MSRs) the bus's next accesses reach. `cr8`: where that
     // vCPU's CR8 is kept while it runs (virt::VcpuState::cr8), which the guest changes without an
     // exit: its local APIC takes it before each access and gives it back after (nullptr: no CPU
-    // holds one, as in a test).
+    // holds one, as in a test), and lowest-priority arbitration reads it there from then on,
+    // while other vCPUs run.
     void select_vcpu(u32 index, u8* cr8 = nullptr) {
         current_ = index < vcpus_ ? index : 0;
         cr8_ = cr8;
+        if (cr8 != nullptr) apics_[current_]->set_cr8_source(cr8);
     }
 
     // The guest timestamp of the earliest armed timer (kNoDeadline: none).
@@ -68,6 +72,11 @@ public:
     void taken(u32 index, const PendingEvent& event);
     // Whether anything pending would wake vCPU `index` from HLT.
     bool wakes(u32 index);
+    // The NMI button (as on a server's front panel): IOCHK# on the ISA bus, which port 0x61 shows
+    // (bit 6) as the NMI's reason. Unless port 0x61 disables IOCHK NMIs (bit 3) or the CMOS index
+    // port masks NMIs (bit 7), it raises the platform's NMI line, wired to every local APIC's
+    // LINT1 as the MADT's Local APIC NMI entry says. True: the NMI line was raised.
+    bool press_nmi_button();
     // Whether an interrupt reached another vCPU than the selected one since the last call (an
     // IPI: the sender's slice should end so that the receiver runs soon).
     bool take_woken_others();

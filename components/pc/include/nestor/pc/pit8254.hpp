@@ -40,10 +40,13 @@ public:
     static constexpr u8 kChannels = 3;
 
     // Port 0x61.
-    static constexpr u8 kGate2 = 0x01;        // channel 2's gate (read/write)
-    static constexpr u8 kSpeakerData = 0x02;  // speaker enable (read/write; no sound is made)
-    static constexpr u8 kRefresh = 0x10;      // DRAM refresh toggle (read-only)
-    static constexpr u8 kOut2 = 0x20;         // channel 2's OUT (read-only)
+    static constexpr u8 kGate2 = 0x01;         // channel 2's gate (read/write)
+    static constexpr u8 kSpeakerData = 0x02;   // speaker enable (read/write; no sound is made)
+    static constexpr u8 kSerrDisable = 0x04;   // PCI SERR# NMI disabled (read/write; no device raises SERR#)
+    static constexpr u8 kIochkDisable = 0x08;  // IOCHK# NMI disabled (read/write); setting it clears kIochk
+    static constexpr u8 kIochk = 0x40;         // IOCHK# was asserted (read-only): the NMI's reason
+    static constexpr u8 kRefresh = 0x10;       // DRAM refresh toggle (read-only)
+    static constexpr u8 kOut2 = 0x20;          // channel 2's OUT (read-only)
     // The refresh bit flips every 18 input ticks (15.085 us), as the PC's refresh request does.
     static constexpr u64 kRefreshTicks = 18;
 
@@ -71,6 +74,10 @@ public:
     u64 deadline() const { return next_irq_; }
     // Raises IRQ 0 if its deadline is due at `now` (once, however late), and re-arms.
     void advance(u64 now);
+
+    // IOCHK# asserted on the ISA bus: port 0x61 shows it (kIochk) until the guest sets
+    // kIochkDisable. True: the NMI goes out (kIochkDisable clear); the CMOS mask gates it next.
+    bool io_channel_check();
 
 private:
     enum class Flip : u8 { low, high, word_low, word_high };  // which byte an access moves next
@@ -122,6 +129,8 @@ private:
     IrqLines& irqs_;
     Channel channels_[kChannels];
     bool speaker_data_ = false;
+    u8 nmi_disables_ = 0;  // kSerrDisable, kIochkDisable
+    bool io_check_ = false;
     u64 next_irq_ = kNoDeadline;
 };
 
