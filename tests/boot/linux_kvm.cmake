@@ -75,3 +75,25 @@ linux_kvm_test(poweroff_in_l2 linux_kvm_poweroff_in_l2.manifest ${checks}
   --expect-before "^\\[linux\\] KVM-CLIENT: L2 spins in a child's KVM_RUN \\(its count moved from [1-9][0-9]* to [1-9][0-9]*\\): powering off$"
     "^\\[linux\\] \\[ *[0-9.]+\\] kvm: exiting hardware virtualization$"
   --expect "^\\[linux\\] \\[ *[0-9.]+\\] reboot: Power down$")
+
+# 4. Three levels: kvm-boot-linux (tests/linux/kvm_boot_linux.cpp) boots the linux appliance's
+#    kernel and initramfs as L2 on Linux KVM, with KVM's in-kernel interrupt controllers and PIT
+#    and a UART of its own, whose lines reach Nestor's log behind "[L2] ". L2's init reports, shows
+#    its interrupts (its timer and UART interrupts came) and reboots; its triple fault ends it
+#    (KVM_EXIT_SHUTDOWN), and L1 powers off.
+linux_kvm_test(l2_linux linux_kvm_l2_linux.manifest
+  --expect-status 0
+  --expect "^appliance: domain linux: 256 MiB, Linux bzImage entry 0x1000200, nested virtualization on svm$"
+  --expect "^\\[linux\\] NESTOR-KVM: /dev/kvm present$"
+  --expect "^\\[linux\\] KVM-BOOT-LINUX: booting /l2/vmlinuz as L2 \\(128 MiB"
+  --expect-before "^\\[linux\\] \\[L2\\] NESTOR-LINUX-READY: 1 CPUs, Linux [0-9]"
+    "^\\[linux\\] KVM-BOOT-LINUX: PASS l2_linux: ready after [0-9]+ ms, ended \\(shutdown\\) after [0-9]+ ms$"
+  --expect "^\\[linux\\] \\[L2\\] +0: +[1-9][0-9]* +XT-PIC +timer$"
+  --expect "^\\[linux\\] \\[L2\\] +4: +[1-9][0-9]* +XT-PIC +ttyS0$"
+  --expect "^\\[linux\\] \\[L2\\] \\[ *[0-9.]+\\] reboot: Restarting system$"
+  --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
+  --expect "^\\[healthy\\] healthy: done$"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\) after [0-9]+ exits$"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "KVM-BOOT-LINUX: FAIL" --reject "NESTOR-KVM: insmod" --reject "WARNING:" --reject "BUG:"
+  --reject "Call Trace" --reject "Oops" --reject "PANIC" --reject "CPU exception" --reject "^error:")

@@ -61,6 +61,36 @@ struct KvmCpuidEntry2 {
 };
 static_assert(sizeof(KvmCpuidEntry2) == 40);
 
+struct KvmIrqLevel {
+    u32 irq;
+    u32 level;
+};
+
+struct KvmPitConfig {
+    u32 flags;
+    u32 padding[15];
+};
+static_assert(sizeof(KvmPitConfig) == 64);
+constexpr u32 KVM_PIT_SPEAKER_DUMMY = 1;
+
+struct KvmReinjectControl {
+    u8 pit_reinject;
+    u8 reserved[31];
+};
+
+// struct kvm_xcrs: XCR0 is its XCR number 0.
+struct KvmXcrs {
+    u32 count;
+    u32 flags;
+    struct {
+        u32 xcr;
+        u32 reserved;
+        u64 value;
+    } xcrs[16];
+    u64 padding[16];
+};
+static_assert(sizeof(KvmXcrs) == 392);
+
 // struct kvm_cpuid2 with room for a few entries.
 template <u32 kEntries> struct KvmCpuid2 {
     u32 nent;
@@ -71,8 +101,14 @@ template <u32 kEntries> struct KvmCpuid2 {
 constexpr unsigned long KVM_GET_API_VERSION = kvm_ioctl(kNone, 0x00, 0);
 constexpr unsigned long KVM_CREATE_VM = kvm_ioctl(kNone, 0x01, 0);
 constexpr unsigned long KVM_GET_VCPU_MMAP_SIZE = kvm_ioctl(kNone, 0x04, 0);
+constexpr unsigned long KVM_GET_SUPPORTED_CPUID = kvm_ioctl(kRead | kWrite, 0x05, 8);
 constexpr unsigned long KVM_CREATE_VCPU = kvm_ioctl(kNone, 0x41, 0);
 constexpr unsigned long KVM_SET_USER_MEMORY_REGION = kvm_ioctl(kWrite, 0x46, sizeof(KvmUserspaceMemoryRegion));
+constexpr unsigned long KVM_SET_TSS_ADDR = kvm_ioctl(kNone, 0x47, 0);
+constexpr unsigned long KVM_CREATE_IRQCHIP = kvm_ioctl(kNone, 0x60, 0);
+constexpr unsigned long KVM_IRQ_LINE = kvm_ioctl(kWrite, 0x61, sizeof(KvmIrqLevel));
+constexpr unsigned long KVM_REINJECT_CONTROL = kvm_ioctl(kNone, 0x71, 0);
+constexpr unsigned long KVM_CREATE_PIT2 = kvm_ioctl(kWrite, 0x77, sizeof(KvmPitConfig));
 constexpr unsigned long KVM_RUN = kvm_ioctl(kNone, 0x80, 0);
 constexpr unsigned long KVM_GET_REGS = kvm_ioctl(kRead, 0x81, sizeof(KvmRegs));
 constexpr unsigned long KVM_SET_REGS = kvm_ioctl(kWrite, 0x82, sizeof(KvmRegs));
@@ -80,7 +116,9 @@ constexpr unsigned long KVM_GET_SREGS = kvm_ioctl(kRead, 0x83, sizeof(KvmSregs))
 constexpr unsigned long KVM_SET_SREGS = kvm_ioctl(kWrite, 0x84, sizeof(KvmSregs));
 constexpr unsigned long KVM_INTERRUPT = kvm_ioctl(kWrite, 0x86, sizeof(KvmInterrupt));
 constexpr unsigned long KVM_SET_CPUID2 = kvm_ioctl(kWrite, 0x90, 8);
+constexpr unsigned long KVM_SET_XCRS = kvm_ioctl(kWrite, 0xa7, sizeof(KvmXcrs));
 static_assert(KVM_SET_USER_MEMORY_REGION == 0x4020ae46 && KVM_GET_SREGS == 0x8138ae83);
+static_assert(KVM_GET_SUPPORTED_CPUID == 0xc008ae05 && KVM_CREATE_PIT2 == 0x4040ae77 && KVM_IRQ_LINE == 0x4008ae61);
 
 constexpr u32 KVM_EXIT_UNKNOWN = 0;
 constexpr u32 KVM_EXIT_EXCEPTION = 1;

@@ -7,7 +7,8 @@
 // Its argument (the init passes the kernel's `nestor.kvm=MODE`) chooses what it does: nothing, the
 // checks; `storm`, one L2 exiting as fast as it can for a few seconds (while Nestor's healthy
 // neighbour, woken by a signal, must finish); `poweroff_in_l2`, a child process keeps an L2
-// spinning in KVM_RUN and the client powers L1 off under it.
+// spinning in KVM_RUN and the client powers L1 off under it; `bench`, the timing loops of
+// bench/run-benchmarks (CPUID, VMMCALL and OUT round trips in L2, `NESTOR-KVM-BENCH:` lines).
 #include "kvm_api.hpp"
 #include "linux_syscalls.hpp"
 #include "nestor/abi/guest_slots.h"
@@ -204,10 +205,11 @@ template <usize kBytes> bool start_real_mode(int kvm, Vm& vm, const u8 (&code)[k
 
 // A real-mode interrupt vector: its handler's code at `handler` (segment 0).
 template <usize kBytes> void set_vector(Vm& vm, u8 vector, u16 handler, const u8 (&code)[kBytes]) {
-    vm.memory[vector * 4] = static_cast<u8>(handler);
-    vm.memory[vector * 4 + 1] = static_cast<u8>(handler >> 8);
-    vm.memory[vector * 4 + 2] = 0;
-    vm.memory[vector * 4 + 3] = 0;
+    const usize entry = usize{vector} * 4;
+    vm.memory[entry] = static_cast<u8>(handler);
+    vm.memory[entry + 1] = static_cast<u8>(handler >> 8);
+    vm.memory[entry + 2] = 0;
+    vm.memory[entry + 3] = 0;
     for (usize i = 0; i < kBytes; ++i) vm.memory[handler + i] = code[i];
 }
 
@@ -661,6 +663,151 @@ int run_poweroff_in_l2() {
     return fail(name, "reboot returned", static_cast<u64>(r)), 1;
 }
 
+// --- bench -------------------------------------------------------------------------------------
+
+// The timing loops of bench/run-benchmarks, run the same way on Linux KVM as L1 on Nestor and on
+// Linux KVM alone on bare QEMU: a real-mode L2 reads its TSC, runs kBenchIterations round trips of
+// one exiting instruction (with `xor eax, eax`, `dec si` and `jnz` around it), reads the TSC again
+// and halts. Under QEMU's -icount the TSC counts instructions, every level's (KVM's and Nestor's
+// TSC offsets leave its deltas alone), so a batch's ticks are all the instructions of its round
+// trips, whoever ran them. L1's timer tick lands in some batches: the first batch warms up and is
+// left out, and the line is the best of the others, per round trip.
+constexpr u16 kBenchIterations = 64;
+constexpr int kBenchBatches = 16;
+constexpr u64 kBenchTimes = 0x3000;  // L2's TSC before its loop, and at +8 after it
+constexpr u16 kBenchPort = 0x10;
+
+struct BenchLoop {
+    const char* name;
+    u8 exit[3];
+    usize exit_bytes;
+    bool exits_to_client;  // each round trip is a KVM_EXIT_IO that KVM_RUN returns to the client
+};
+constexpr BenchLoop kBenchLoops[] = {
+    {"cpuid", {0x0f, 0xa2, 0}, 2, false},       // leaf 0: KVM answers from its CPUID table
+    {"vmmcall", {0x0f, 0x01, 0xd9}, 3, false},  // hypercall 0 (EAX): KVM's handler returns -KVM_ENOSYS
+    {"pio", {0xe6, kBenchPort, 0}, 2, true},    // out 0x10, al: KVM_EXIT_IO to the client, KVM_RUN again
+};
+
+template <usize kBytes> void append(u8* code, usize& at, const u8 (&bytes)[kBytes]) {
+    for (usize i = 0; i < kBytes; ++i) code[at++] = bytes[i];
+}
+
+// L2's code for `loop` at kCodeAddress; returns the address past its HLT and sets `loop_address`
+// to the loop's first instruction (where bench/run-benchmarks' QEMU plugin counts round trips).
+u64 write_bench_code(Vm& vm, const BenchLoop& loop, u64& loop_address) {
+    static_assert(kBenchTimes == 0x3000);
+    static constexpr u8 kStart[] = {
+        0x0f, 0x31,                    // rdtsc
+        0x66, 0xa3, 0x00, 0x30,        // mov [0x3000], eax
+        0x66, 0x89, 0x16, 0x04, 0x30,  // mov [0x3004], edx
+    };
+    static constexpr u8 kClear[] = {0x66, 0x31, 0xc0};  // loop: xor eax, eax
+    static constexpr u8 kEnd[] = {
+        0x0f, 0x31,                    // rdtsc
+        0x66, 0xa3, 0x08, 0x30,        // mov [0x3008], eax
+        0x66, 0x89, 0x16, 0x0c, 0x30,  // mov [0x300c], edx
+        0xf4,                          // hlt
+    };
+    u8* code = vm.memory + kCodeAddress;
+    usize at = 0;
+    code[at++] = 0xbe;  // mov si, kBenchIterations
+    code[at++] = static_cast<u8>(kBenchIterations);
+    code[at++] = static_cast<u8>(kBenchIterations >> 8);
+    append(code, at, kStart);
+    usize loop_start = at;
+    loop_address = kCodeAddress + loop_start;
+    append(code, at, kClear);
+    for (usize i = 0; i < loop.exit_bytes; ++i) code[at++] = loop.exit[i];
+    code[at++] = 0x4e;  // dec si
+    code[at++] = 0x75;  // jnz loop (rel8 from the end of the jump)
+    code[at] = static_cast<u8>(loop_start - (at + 1));
+    ++at;
+    append(code, at, kEnd);
+    return kCodeAddress + at;
+}
+
+u64 read_u64(const u8* bytes) {
+    u64 value = 0;
+    for (int i = 7; i >= 0; --i) value = value << 8 | bytes[i];
+    return value;
+}
+
+// One batch: L2 from its first instruction to its HLT, each OUT answered by running it again (one
+// per round trip for the pio loop, none for the others). Its TSC ticks, or 0 (and reported).
+u64 run_bench_batch(Vm& vm, const BenchLoop& loop, u64 end, const char* name) {
+    if (!enter_real_mode_at(vm, kCodeAddress, name)) return 0;
+    u64 outs = 0;
+    for (;;) {
+        if (long r = sys_ioctl(vm.vcpu, KVM_RUN, 0); r < 0)
+            return fail(name, "KVM_RUN returned", static_cast<u64>(r)), 0;
+        if (vm.run->exit_reason == KVM_EXIT_HLT) break;
+        const auto& io = vm.run->io;
+        if (vm.run->exit_reason != KVM_EXIT_IO || io.port != kBenchPort || io.direction != KVM_EXIT_IO_OUT)
+            return fail(name, "an exit that is neither L2's OUT nor its HLT, reason", vm.run->exit_reason), 0;
+        ++outs;
+    }
+    u64 expected_outs = loop.exits_to_client ? kBenchIterations : 0;
+    if (outs != expected_outs) return fail(name, "OUT exits in a batch:", outs), 0;
+    KvmRegs regs{};
+    sys_ioctl(vm.vcpu, KVM_GET_REGS, reinterpret_cast<u64>(&regs));
+    if (regs.rip != end) return fail(name, "L2 halted elsewhere, RIP", regs.rip), 0;
+    u64 before = read_u64(vm.memory + kBenchTimes);
+    u64 after = read_u64(vm.memory + kBenchTimes + 8);
+    if (after <= before) return fail(name, "L2's TSC did not move forward, after", after), 0;
+    return after - before;
+}
+
+// `NESTOR-KVM-BENCH: NAME TICKS (best of B batches of N; worst W; loop at ADDRESS)`: the best
+// batch's ticks per round trip, rounded; the worst batch's (how far L1's own work, its timer,
+// moved the others); where L2's loop starts. Short enough for Nestor's console not to wrap it.
+bool bench_loop(int kvm, Vm& vm, const BenchLoop& loop) {
+    const char* name = loop.name;
+    if (!create_vm(kvm, vm, name)) return false;
+    u64 loop_address = 0;
+    u64 end = write_bench_code(vm, loop, loop_address);
+    u64 best = ~u64{0};
+    u64 worst = 0;
+    for (int batch = 0; batch <= kBenchBatches; ++batch) {
+        u64 ticks = run_bench_batch(vm, loop, end, name);
+        if (ticks == 0) return false;
+        if (batch == 0) continue;  // the warm-up
+        if (ticks < best) best = ticks;
+        if (ticks > worst) worst = ticks;
+    }
+    print("NESTOR-KVM-BENCH: ");
+    print(name);
+    print(" ");
+    print_decimal((best + kBenchIterations / 2) / kBenchIterations);
+    print(" (best of ");
+    print_decimal(kBenchBatches);
+    print(" batches of ");
+    print_decimal(kBenchIterations);
+    print("; worst ");
+    print_decimal((worst + kBenchIterations / 2) / kBenchIterations);
+    print("; loop at ");
+    print_hex(loop_address);
+    print(")\n");
+    return true;
+}
+
+int run_bench() {
+    int kvm = open_kvm();
+    if (kvm < 0) return 1;
+    for (const BenchLoop& loop : kBenchLoops) {
+        Vm vm;
+        if (bench_loop(kvm, vm, loop)) {
+            pass(loop.name);
+            ++counts.passed;
+        } else {
+            ++counts.failed;
+        }
+        destroy_vm(vm);
+    }
+    print_done();
+    return counts.failed;
+}
+
 bool same(const char* a, const char* b) {
     while (*a && *a == *b) ++a, ++b;
     return *a == *b;
@@ -670,6 +817,7 @@ int run(int argc, char** argv) {
     if (argc < 2) return run_checks();
     if (same(argv[1], "storm")) return run_storm();
     if (same(argv[1], "poweroff_in_l2")) return run_poweroff_in_l2();
+    if (same(argv[1], "bench")) return run_bench();
     print("KVM-CLIENT: FAIL mode: unknown, ");
     print(argv[1]);
     print("\n");

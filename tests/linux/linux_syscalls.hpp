@@ -10,9 +10,11 @@ using u32 = unsigned int;
 using u64 = unsigned long;
 using usize = unsigned long;
 
+constexpr long kSysRead = 0;
 constexpr long kSysWrite = 1;
 constexpr long kSysOpen = 2;
 constexpr long kSysClose = 3;
+constexpr long kSysLseek = 8;
 constexpr long kSysMmap = 9;
 constexpr long kSysMunmap = 11;
 constexpr long kSysPread64 = 17;
@@ -22,6 +24,7 @@ constexpr long kSysNanosleep = 35;
 constexpr long kSysAlarm = 37;
 constexpr long kSysFork = 57;
 constexpr long kSysReboot = 169;
+constexpr long kSysClockGettime = 228;
 constexpr long kSysExitGroup = 231;
 
 constexpr int kOpenReadOnly = 0;
@@ -32,6 +35,8 @@ constexpr int kProtWrite = 2;
 constexpr int kMapShared = 0x01;
 constexpr int kMapPrivate = 0x02;
 constexpr int kMapAnonymous = 0x20;
+constexpr int kSeekEnd = 2;
+constexpr int kClockMonotonic = 1;
 constexpr int kSigAlarm = 14;
 constexpr long kErrorInterrupted = -4;  // -EINTR
 constexpr u64 kSaRestorer = 0x04000000;
@@ -65,6 +70,9 @@ inline long syscall6(long number, long a, long b, long c, long d, long e, long f
     return result;
 }
 
+inline long sys_read(int fd, void* bytes, usize length) {
+    return syscall6(kSysRead, fd, reinterpret_cast<long>(bytes), static_cast<long>(length), 0, 0, 0);
+}
 inline long sys_write(int fd, const void* bytes, usize length) {
     return syscall6(kSysWrite, fd, reinterpret_cast<long>(bytes), static_cast<long>(length), 0, 0, 0);
 }
@@ -75,6 +83,7 @@ inline int sys_close(int fd) { return static_cast<int>(syscall6(kSysClose, fd, 0
 inline long sys_mmap(void* address, usize length, int prot, int flags, int fd, long offset) {
     return syscall6(kSysMmap, reinterpret_cast<long>(address), static_cast<long>(length), prot, flags, fd, offset);
 }
+inline long sys_lseek(int fd, long offset, int whence) { return syscall6(kSysLseek, fd, offset, whence, 0, 0, 0); }
 inline long sys_munmap(void* address, usize length) {
     return syscall6(kSysMunmap, reinterpret_cast<long>(address), static_cast<long>(length), 0, 0, 0, 0);
 }
@@ -87,6 +96,9 @@ inline long sys_rt_sigaction(int signal, const KernelSigaction* action) {
 inline long sys_alarm(unsigned seconds) { return syscall6(kSysAlarm, seconds, 0, 0, 0, 0, 0); }
 inline long sys_nanosleep(const Timespec& duration) {
     return syscall6(kSysNanosleep, reinterpret_cast<long>(&duration), 0, 0, 0, 0, 0);
+}
+inline long sys_clock_gettime(int clock, Timespec& out) {
+    return syscall6(kSysClockGettime, clock, reinterpret_cast<long>(&out), 0, 0, 0, 0);
 }
 // 0 in the child, the child's PID in the parent.
 inline long sys_fork() { return syscall6(kSysFork, 0, 0, 0, 0, 0, 0); }
