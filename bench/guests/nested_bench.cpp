@@ -17,11 +17,18 @@
 // to L1 running again) and L0's emulated VMRUN (L1's VMRUN to L2 running again) are measured
 // apart; each figure includes the 4 or 5 guest instructions between the TSC reads and the
 // exiting instruction. Prints "bench NAME TICKS" lines for bench/run-benchmarks.
+// On Intel VMX (Bochs, a TSC tick per instruction) the split loop runs the same way under
+// VMLAUNCH / VMRESUME: L0's reflected exit (L2's CPUID to L1 running again) and L0's emulated
+// VMRESUME (L1's VMRESUME to L2 running again). L1's VMWRITEs that step over the CPUID and set
+// its host RSP and RIP exit to L0 too; they fall outside both windows.
 #include "nestor/guest.hpp"
 #include "nestor/svm.hpp"
+#include "nestor/vmx.hpp"
 
 using namespace nestor::guest;
 namespace svm = nestor::guest::svm;
+namespace vmx = nestor::guest::vmx;
+namespace iv = nestor::intel_vmx;
 
 // Each L2 loop: one warm-up iteration (it fills what Nestor caches), then 1000 timed ones
 // (kL2Iterations); the loop state lives in memory, because L1 clobbers the registers the two
@@ -100,6 +107,7 @@ namespace {
 
 constexpr u64 kL2Iterations = 1000;  // as in L2_TIMED_LOOP
 constexpr u16 kConsolePort = 0x3F8;
+constexpr u32 kCpuid1EcxVmx = 1u << 5;
 
 alignas(4096) svm::Vmcb vmcb;
 alignas(4096) u8 host_save_area[4096];
@@ -232,9 +240,93 @@ bool measure_split(const char* name) {
     return true;
 }
 
+alignas(4096) u8 vmxon_region[4096];
+alignas(4096) u8 vmcs[4096];
+
+// VMLAUNCH (`launch`) or VMRESUME with the TSC read right before it and right after the VM exit
+// returns to L1 (the host RIP); 0, or RFLAGS with bit 63 set when the instruction failed. As
+// vmx::enter, it clobbers every register L2 may change.
+u64 timed_enter(bool launch, VmrunTimes* times) {
+    u64 result = launch ? 1 : 0;
+    asm volatile(
+        "sub $128, %%rsp\n\t"
+        "push %%rbp\n\t"
+        "push %%rdi\n\t"
+        "mov %[host_rsp], %%rdx\n\t"
+        "vmwrite %%rsp, %%rdx\n\t"
+        "lea 1f(%%rip), %%rcx\n\t"
+        "mov %[host_rip], %%rdx\n\t"
+        "vmwrite %%rcx, %%rdx\n\t"
+        "mov %%rax, %%rsi\n\t"
+        "rdtsc\n\t"
+        "shl $32, %%rdx\n\t"
+        "or %%rdx, %%rax\n\t"
+        "mov %%rax, (%%rdi)\n\t"
+        "test %%rsi, %%rsi\n\t"
+        "jz 2f\n\t"
+        "vmlaunch\n\t"
+        "jmp 3f\n"
+        "2:\n\t"
+        "vmresume\n"
+        "3:\n\t"
+        "pushfq\n\t"
+        "pop %%rax\n\t"
+        "bts $63, %%rax\n\t"
+        "pop %%rdi\n\t"
+        "jmp 4f\n"
+        "1:\n\t"
+        "rdtsc\n\t"
+        "pop %%rdi\n\t"
+        "shl $32, %%rdx\n\t"
+        "or %%rdx, %%rax\n\t"
+        "mov %%rax, 8(%%rdi)\n\t"
+        "xor %%eax, %%eax\n"
+        "4:\n\t"
+        "pop %%rbp\n\t"
+        "add $128, %%rsp"
+        : "+a"(result), "+D"(times)
+        : [host_rsp] "i"(iv::field::host_rsp), [host_rip] "i"(iv::field::host_rip)
+        : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
+    return result;
+}
+
+// measure_split on VMX: L1 intercepts CPUID (always) and HLT, L2 runs on L1's page tables.
+bool measure_split_vmx(const char* name) {
+    if (!vmx::enter_vmx_operation(vmxon_region, vmcs)) return false;
+    vmx::write_64bit_controls(0, iv::primary::hlt_exiting, 0);
+    vmx::write_own_host_state();
+    vmx::write_own_guest_state(reinterpret_cast<u64>(l2_cpuid_split),
+                               reinterpret_cast<u64>(l2_stack + sizeof(l2_stack)));
+    u64 reflected = 0, vmresume = 0, exits = 0;
+    VmrunTimes times{};
+    for (bool launch = true;; launch = false) {
+        u64 failed = timed_enter(launch, &times);
+        if (failed) {
+            println("VM entry failed, rflags ", hex(failed & 0xFFFFFFFF), ", error ",
+                    vmx::vmread(iv::field::instruction_error));
+            return false;
+        }
+        u64 reason = vmx::vmread(iv::field::exit_reason);
+        if (reason == iv::exit_reason::hlt) break;
+        if (reason != iv::exit_reason::cpuid) {
+            println("unexpected L2 exit ", hex(reason, 1), " at rip ", hex(vmx::vmread(iv::field::guest_rip)));
+            return false;
+        }
+        reflected += times.after - l2_before_exit;
+        if (exits) vmresume += l2_after_entry - times.before;  // the VMLAUNCH enters at the loop's start
+        vmx::skip_instruction();
+        ++exits;
+    }
+    if (exits < 2) return false;
+    println("bench ", name, "_reflected_exit_l0 ", reflected / exits);
+    println("bench ", name, "_vmresume_l0 ", vmresume / (exits - 1));
+    return true;
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
+    if (cpuid(1).ecx & kCpuid1EcxVmx) return measure_split_vmx("vmx_l2_cpuid") ? 0 : 1;
     if (!(cpuid(0x80000001).ecx & (1u << 2))) {
         println("no SVM in CPUID: this benchmark needs a domain with nested_virt on an AMD CPU");
         return 1;

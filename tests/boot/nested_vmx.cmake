@@ -62,7 +62,9 @@ nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator b
 # An L1 on Intel VMX runs an L2 (tests/nested/guests/vmx_l2_runs.cpp), beside a healthy domain:
 # exits reflected with reason, instruction length and qualification; a guest-state check failing
 # as a VM exit with reason 0x80000021; L2's memory through L1's EPT (the shadow EPT), an EPT
-# violation reflected with its qualification and guest-physical address, and L1's new mapping.
+# violation reflected with its qualification and guest-physical address, and L1's new mapping;
+# L1's VMX-preemption timer (reason 52, the saved value) across L0's own slices; the VM-entry and
+# VM-exit MSR lists, and an entry MSR-load failure (reason 0x80000022, the entry's number).
 set(vmx_l2_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_runs.bin)
 nestor_pack_manifest(OUTPUT ${vmx_l2_manifest}
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_runs.manifest NESTED on)
@@ -85,9 +87,165 @@ nestor_boot_test(nested.vmx_l2_runs nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] ept violation: exit reason 48, qualification read 1, rights 0, guest-physical 0x40001000$"
   --expect "^\\[l1\\] ept l2 vmcall after the remap: exit reason 18, length 3, qualification 0x0$"
   --expect "^\\[l1\\] l2 read through the new mapping: 0x1a7e$"
+  --expect "^\\[l1\\] l2 spinning with the preemption timer: exit reason 52, saved value 0, whole timer ran yes$"
+  --expect "^\\[l1\\] l2 cpuid with the preemption timer: exit reason 10, saved value counted down yes$"
+  --expect "^\\[l1\\] msr lists l2 vmcall: exit reason 18, length 3, qualification 0x0$"
+  --expect "^\\[l1\\] l2 read lstar: 0xffff8000000c2000, exit msr-store list: 0xffff8000000c2000$"
+  --expect "^\\[l1\\] l1's lstar after the exit: 0xffff800000001000$"
+  --expect "^\\[l1\\] entry msr-load list with fs base: exit reason 0x80000022, qualification 2$"
   --expect "^\\[l1\\] done$"
   --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   --reject "not implemented yet")
+
+# Hostile L1s on Intel VMX (tests/nested/guests/vmx_hostile_l1.cpp, one case per domain), beside
+# the healthy domain, which must finish: Nestor never panics, takes a CPU exception or hangs, and
+# each case ends as the SDM says (the exception, the VM-instruction error, the VM exit with its
+# qualification) or, where L1's structures are not its memory, with the domain stopped and the
+# component's report. L0 logs no error of its own for what L1 did.
+set(vmx_hostile_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_hostile_l1.bin)
+nestor_pack_manifest(OUTPUT ${vmx_hostile_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_hostile_l1.manifest NESTED on)
+add_custom_target(pack_vmx_hostile_l1 ALL DEPENDS ${vmx_hostile_manifest})
+set(vmx_hostile_initrd "${vmx_hostile_manifest} manifest")
+string(APPEND vmx_hostile_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_hostile_l1.elf vmx_hostile_l1")
+string(APPEND vmx_hostile_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_hostile_initrd}" --expect-status 1
+  # VMX instructions outside VMX operation, with CR4.VMXE clear and set: #UD (the ones
+  # nested.vmx_l1_instructions checks are left out).
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmclear #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmread #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmwrite #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmlaunch #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmresume #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmptrst #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: vmxoff #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: invept #UD invalid opcode$"
+  --expect "^\\[l1\\] cr4\\.vmxe clear: invvpid #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmclear #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmptrld #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmread #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmwrite #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmlaunch #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: vmresume #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: invept #UD invalid opcode$"
+  --expect "^\\[l1\\] outside vmx operation: invvpid #UD invalid opcode$"
+  # CPL 3: #GP(0) before every other check (no current VMCS, a valid one), but #UD outside VMX
+  # operation; nothing changed.
+  --expect "^\\[l1\\] cpl 3 vmxon outside vmx operation: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmlaunch outside vmx operation: #UD invalid opcode$"
+  --expect "^\\[l1\\] vmxon: VMsucceed$"
+  --expect "^\\[l1\\] cpl 3 vmlaunch, no current vmcs: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmlaunch, a valid current vmcs: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmresume: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmwrite guest rip: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmread guest rip: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmptrld: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmclear of the current vmcs: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmxon in vmx operation: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 invept: #GP\\(0\\)$"
+  --expect "^\\[l1\\] cpl 3 vmxoff: #GP\\(0\\)$"
+  --expect "^\\[l1\\] after cpl 3: vmcs a current yes, guest rip 0x1234$"
+  # VMWRITE of read-only fields: 13, the field unchanged.
+  --expect "^\\[l1\\] vmwrite of the read-only vm-instruction error \\(0x4400\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only exit qualification \\(0x6400\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only guest-physical address \\(0x2400\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only guest-physical address high \\(0x2401\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only guest-linear address \\(0x640a\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only idt-vectoring information \\(0x4408\\): VMfailValid\\(13\\), unchanged$"
+  --expect "^\\[l1\\] vmwrite of the read-only exit instruction length \\(0x440c\\): VMfailValid\\(13\\), unchanged$"
+  # Controls the capability MSRs say must be 0 (or 1), each alone on a valid vmcs12: 7; without
+  # them L2 runs to its VMCALL (exit 18).
+  --expect "^\\[l1\\] pin process posted interrupts: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] primary use tpr shadow: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] primary monitor trap flag: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] primary default1 bit 1 cleared: must be one 1, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] secondary virtualize apic accesses: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] secondary enable rdtscp: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] secondary enable vm functions: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] secondary vmcs shadowing: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit acknowledge interrupt: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit load pat: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] entry to smm: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] entry load pat: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] none of them: exit reason 0x12, qualification 0$"
+  # MSR lists and EPT pointers the VM-entry checks refuse: 7; an entry MSR-load list that is not
+  # L1's RAM (past its memory, the local APIC): entry failure 0x80000022, qualification 1.
+  --expect "^\\[l1\\] entry msr-load list unaligned: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] entry msr-load list beyond maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] entry msr-load list running past maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-store list unaligned: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-store list beyond maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-store list running past maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-load list unaligned: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-load list beyond maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit msr-load list running past maxphyaddr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] entry msr-load list at 0x1000000: exit reason 0x80000022, qualification 1, guest rip unchanged yes$"
+  --expect "^\\[l1\\] entry msr-load list at 0xfee00000: exit reason 0x80000022, qualification 1, guest rip unchanged yes$"
+  --expect "^\\[l1\\] ept pointer memory type uc: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] ept pointer 5-level walk: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] ept pointer accessed and dirty flags: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] ept pointer reserved bit 7: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] ept pointer beyond maxphyaddr: VMfailValid\\(7\\)$"
+  # The VMCS link pointer: entry failure 0x80000021 with qualification 4 (L1 back at its host RIP,
+  # L2's RIP unchanged) unless it names a region with our revision, which is not the current VMCS.
+  --expect "^\\[l1\\] link pointer a region with a wrong revision: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer unaligned: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer beyond maxphyaddr: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer past l1's memory: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer the local apic: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer the current vmcs: exit reason 0x80000021, qualification 4, guest rip unchanged yes$"
+  --expect "^\\[l1\\] link pointer to a shadow vmcs: exit reason 0x80000021, qualification 4$"
+  --expect "^\\[l1\\] link pointer to a region with our revision: exit reason 0x12, qualification 0$"
+  # Corrupted VMCS regions: random bytes (a wrong revision, the shadow-VMCS indicator: 11; our
+  # revision: launch state and controls random: 4, 5, 7), and a current region L1 rewrites in
+  # memory: VMREAD and VMLAUNCH use Nestor's cached copy, VMCLEAR writes it back.
+  --expect "^\\[l1\\] random region, revision 0x22789f36: vmptrld VMfailValid\\(11\\)$"
+  --expect "^\\[l1\\] random region with the shadow-vmcs indicator: vmptrld: VMfailValid\\(11\\)$"
+  --expect "^\\[l1\\] random region with our revision: vmptrld: VMsucceed$"
+  --expect "^\\[l1\\] random region: vmlaunch: VMfailValid\\(4\\)$"
+  --expect "^\\[l1\\] random region: vmresume: VMfailValid\\(5\\)$"
+  --expect "^\\[l1\\] random region after vmclear: vmclear: VMsucceed$"
+  --expect "^\\[l1\\] random region after vmclear: vmptrld: VMsucceed$"
+  --expect "^\\[l1\\] random region after vmclear: vmlaunch: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] current region overwritten: guest rip as written, revision in memory not ours$"
+  --expect "^\\[l1\\] current region overwritten: vmlaunch: exit reason 0x12, qualification 0$"
+  --expect "^\\[l1\\] current region overwritten: vmclear: VMsucceed$"
+  --expect "^\\[l1\\] after vmclear: revision in memory ours$"
+  --expect "^\\[l1\\] vmptrld again: VMsucceed$"
+  --expect "^\\[l1\\] guest rip after the round trip as written$"
+  # 64 random vmcs12s: VMfailValid, an entry failure or an exit L1 asked for, never anything else;
+  # then a valid L2 still runs.
+  --expect "^\\[l1\\] random vmcs12s, every field random: 16 of 16 VMfailValid$"
+  --expect "^\\[l1\\] random vmcs12s, a valid l2 with random guest-state fields: [0-9]+ entry failures \\(0x80000021\\), [0-9]+ exits l1 asked for, of 48$"
+  --expect "^\\[l1\\] random vmcs12s: 0 unexpected$"
+  --expect "^\\[l1\\] a valid l2 at the end: exit reason 0x12, qualification 0$"
+  --expect "^\\[l1\\] vmx_hostile_l1 checks: L1 lives on$"
+  # An EPT pointer past L1's memory or at the local APIC's address: L2's first access stops the
+  # domain (its EPT is not L1's memory); a VM-exit MSR-store list past L1's memory and a VM-exit
+  # MSR-load list at the local APIC: L2's first exit is a VMX abort (SDM 27.7), which stops it.
+  --expect "^\\[eptout\\] l1's ept pointer at l1-physical 0x1000000, l2 starts$"
+  --expect "^error: appliance: domain eptout stopped: unsupported operation after [0-9]+ exits \\(last exit nested_page_fault code 0x30 at rip 0x[0-9a-f]+\\)$"
+  --expect "^error: appliance: domain eptout: nested VMX: L1's EPT is not in L1's memory$"
+  --expect "^error: appliance: domain eptout: read of guest-physical 0x[0-9a-f]+, outside its memory$"
+  --expect "^\\[eptmmio\\] l1's ept pointer at the local apic's address 0xfee00000, l2 starts$"
+  --expect "^error: appliance: domain eptmmio stopped: unsupported operation after [0-9]+ exits \\(last exit nested_page_fault code 0x30 at rip 0x[0-9a-f]+\\)$"
+  --expect "^error: appliance: domain eptmmio: nested VMX: L1's EPT is not in L1's memory$"
+  --expect "^error: appliance: domain eptmmio: read of guest-physical 0x[0-9a-f]+, outside its memory$"
+  --expect "^\\[exitstore\\] vm-exit msr-store list at 0x1000000, l2 starts$"
+  --expect "^error: appliance: domain exitstore stopped: unsupported operation after [0-9]+ exits \\(last exit hypercall code 0x12 at rip 0x[0-9a-f]+\\)$"
+  --expect "^error: appliance: domain exitstore: nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored$"
+  --expect "^\\[exitload\\] vm-exit msr-load list at 0xfee00000, l2 starts$"
+  --expect "^error: appliance: domain exitload stopped: unsupported operation after [0-9]+ exits \\(last exit hypercall code 0x12 at rip 0x[0-9a-f]+\\)$"
+  --expect "^error: appliance: domain exitload: nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\) after [0-9]+ exits$"
+  --expect "^\\[healthy\\] healthy: yielded 5 times, 0 refused$"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\) after [0-9]+ exits$"
+  --expect "^appliance: 6 of 6 domains built, 4 failed or refused$"
+  --reject "PANIC" --reject "[Pp]anic" --reject "CPU exception" --reject "^error: vmx"
+  --reject "WRONG" --reject "CHANGED" --reject "^\\[[a-z]+\\] (unexpected|vmx_hostile_l1: )"
+  --reject "^error: appliance: domain (l1|healthy)" --reject "not implemented yet")

@@ -23,7 +23,9 @@ constexpr u32 kFlatLimit = 0xFFFFFFFF;
 constexpr u32 kHostDescriptorTableLimit = 0xFFFF;
 
 // L2's guest state that vmcs02 takes from vmcs12 at entry and gives back at an exit, as is.
-constexpr u32 kGuestState[] = {field::guest_es_selector,
+constexpr u32 kGuestState[] = {field::guest_cr0,
+                               field::guest_cr4,
+                               field::guest_es_selector,
                                field::guest_cs_selector,
                                field::guest_ss_selector,
                                field::guest_ds_selector,
@@ -73,21 +75,92 @@ constexpr u32 kGuestState[] = {field::guest_es_selector,
                                field::guest_pdpte1,
                                field::guest_pdpte2,
                                field::guest_pdpte3};
+constexpr usize kGuestStateCount = sizeof(kGuestState) / sizeof(kGuestState[0]);
+constexpr FieldList<kGuestStateCount> kGuestStateList = field_list(kGuestState);
+
+consteval FieldSet guest_state_set() {
+    FieldSet set{};
+    for (u8 slot : kGuestStateList.slots) set.words[slot / 64] |= u64{1} << (slot % 64);
+    return set;
+}
+constexpr FieldSet kGuestStateSet = guest_state_set();
+
+// What vmcs02 takes of L1's own state (vmcs01), read in one call.
+constexpr u32 kFromL1[] = {field::tsc_offset, field::guest_dr7, field::guest_debugctl, field::guest_efer,
+                           field::guest_pat};
+struct FromL1 {
+    u64 tsc_offset, dr7, debugctl, efer, pat;
+};
+static_assert(sizeof(FromL1) == sizeof(kFromL1) / sizeof(u32) * sizeof(u64));
 
 u64 f(const Vmcs12& v, u32 encoding) { return read_field(v, encoding); }
 
-void merge_msr_bitmap(const Vmcs12& v, const x86::vmx::L0Controls& l0, Host& host) {
-    u8* merged = l0.merged_msr_bitmap;
-    bool l1_bitmap = f(v, field::primary_controls) & primary::use_msr_bitmaps;
-    // Without a bitmap, or one that is not L1's RAM, every MSR access is L1's.
-    if (!l1_bitmap || !host.read(f(v, field::msr_bitmap), merged, kMsrBitmapBytes)) {
-        for (u32 i = 0; i < kMsrBitmapBytes; ++i) merged[i] = 0xFF;
-        return;
+// Writes of one VMCS gathered into NestedHardware::write_fields calls.
+class FieldBatch {
+public:
+    FieldBatch(NestedHardware& hw, Level level) : hw_(hw), level_(level) {}
+    void operator()(u32 field, u64 value) {
+        if (count_ == kMax) flush();
+        fields_[count_] = field;
+        values_[count_++] = value;
     }
-    for (u32 i = 0; i < kMsrBitmapBytes; ++i) merged[i] |= l0.l0_msr_bitmap[i];
+    void flush() {
+        hw_.write_fields(level_, fields_, values_, count_);
+        count_ = 0;
+    }
+
+private:
+    static constexpr usize kMax = 48;
+    NestedHardware& hw_;
+    Level level_;
+    usize count_ = 0;
+    u32 fields_[kMax];
+    u64 values_[kMax];
+};
+
+// A word of L1's MSR bitmap: all ones without a bitmap or where it is not L1's RAM (every MSR
+// access is L1's). `window`: the whole bitmap, when it is L1's memory in one piece.
+u64 l1_msr_word(const Vmcs12& v, Host& host, bool l1_bitmap, const u8* window, u32 i) {
+    u64 word = ~u64{0};
+    if (!l1_bitmap) return word;
+    if (window) {
+        __builtin_memcpy(&word, window + u64{i} * sizeof(u64), sizeof(word));
+        return word;
+    }
+    if (!host.read(f(v, field::msr_bitmap) + u64{i} * sizeof(u64), &word, sizeof(word))) word = ~u64{0};
+    return word;
 }
 
-void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp) {
+void merge_msr_bitmap(const Vmcs12& v, const x86::vmx::L0Controls& l0, Host& host, OpenMsrWords& open) {
+    constexpr u32 kWords = kMsrBitmapBytes / sizeof(u64);
+    u64* merged = reinterpret_cast<u64*>(l0.merged_msr_bitmap);
+    const u64* l0_words = reinterpret_cast<const u64*>(l0.l0_msr_bitmap);
+    bool l1_bitmap = f(v, field::primary_controls) & primary::use_msr_bitmaps;
+    // One look-up of L1's bitmap instead of one per word; each word is read once.
+    const u8* window = l1_bitmap ? host.window(f(v, field::msr_bitmap), kMsrBitmapBytes, false) : nullptr;
+    if (!open.known) {
+        open.count = 0;
+        for (u32 i = 0; i < kWords; ++i) {
+            if (l0_words[i] == ~u64{0}) {
+                merged[i] = ~u64{0};
+                continue;
+            }
+            if (open.count < OpenMsrWords::kMax) open.index[open.count] = static_cast<u16>(i);
+            ++open.count;
+        }
+        open.known = true;
+    }
+    if (open.count > OpenMsrWords::kMax) {
+        for (u32 i = 0; i < kWords; ++i) merged[i] = l0_words[i] | l1_msr_word(v, host, l1_bitmap, window, i);
+        return;
+    }
+    for (u32 n = 0; n < open.count; ++n) {
+        u32 i = open.index[n];
+        merged[i] = l0_words[i] | l1_msr_word(v, host, l1_bitmap, window, i);
+    }
+}
+
+void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp, const FromL1& l1, FieldBatch& w) {
     const x86::vmx::L0Controls& l0 = hw.l0_controls();
     u32 l1_primary = static_cast<u32>(f(v, field::primary_controls));
     u32 l1_secondary =
@@ -96,7 +169,6 @@ void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp) {
     u32 secondary =
         (l0.secondary & ~(secondary::unrestricted_guest | secondary::enable_rdtscp | secondary::enable_invpcid)) |
         (l1_secondary & (secondary::unrestricted_guest | secondary::wbinvd_exiting));
-    auto w = [&](u32 encoding, u64 value) { hw.write(Level::l2, encoding, value); };
     w(field::pin_based_controls, l0.pin | static_cast<u32>(f(v, field::pin_based_controls)));
     w(field::primary_controls, l0.primary | l1_primary | primary::activate_secondary);
     w(field::secondary_controls, secondary);
@@ -117,7 +189,7 @@ void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp) {
     w(field::msr_bitmap, l0.merged_msr_bitmap_pa);
     w(field::ept_pointer, eptp);
     if (l0.l2_vpid) w(field::vpid, l0.l2_vpid);
-    u64 tsc_offset = hw.read(Level::l1, field::tsc_offset);
+    u64 tsc_offset = l1.tsc_offset;
     if (l1_primary & primary::use_tsc_offsetting) tsc_offset += f(v, field::tsc_offset);
     w(field::tsc_offset, tsc_offset);
     // L2 reads L1's shadow for the bits L1 owns, its own value for the rest (L0's included).
@@ -128,58 +200,81 @@ void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp) {
     w(field::cr4_read_shadow, (f(v, field::cr4_read_shadow) & mask4) | (f(v, field::guest_cr4) & ~mask4));
 }
 
-void write_guest_state(const Vmcs12& v, NestedHardware& hw) {
+// The fields of kGuestState in `changed`: typically the one or two L1 wrote since the last exit.
+void write_changed_guest_state(const Vmcs12& v, FieldBatch& w, const FieldSet& changed) {
+    for (usize word = 0; word < sizeof(changed.words) / sizeof(changed.words[0]); ++word) {
+        for (u64 bits = changed.words[word] & kGuestStateSet.words[word]; bits; bits &= bits - 1) {
+            usize slot = word * 64 + static_cast<usize>(__builtin_ctzll(bits));
+            w(vmcs12_layout::kEncodings[slot], v.slots[slot]);
+        }
+    }
+}
+
+void write_guest_state(const Vmcs12& v, NestedHardware& hw, const FieldSet* changed, const FromL1& l1, FieldBatch& w) {
     const x86::vmx::L0Controls& l0 = hw.l0_controls();
-    auto w = [&](u32 encoding, u64 value) { hw.write(Level::l2, encoding, value); };
-    for (u32 encoding : kGuestState) w(encoding, f(v, encoding));
-    w(field::guest_cr0, f(v, field::guest_cr0));
-    w(field::guest_cr4, f(v, field::guest_cr4));
+    if (changed) {
+        write_changed_guest_state(v, w, *changed);
+    } else {
+        u64 values[kGuestStateCount];
+        read_fields(v, kGuestStateList, values);
+        hw.write_fields(Level::l2, kGuestState, values, kGuestStateCount);
+    }
     u32 entry = static_cast<u32>(f(v, field::entry_controls));
     bool debug = entry & entry_ctl::load_debug_controls;
-    w(field::guest_dr7, debug ? f(v, field::guest_dr7) : hw.read(Level::l1, field::guest_dr7));
-    w(field::guest_debugctl, debug ? f(v, field::guest_debugctl) : hw.read(Level::l1, field::guest_debugctl));
+    w(field::guest_dr7, debug ? f(v, field::guest_dr7) : l1.dr7);
+    w(field::guest_debugctl, debug ? f(v, field::guest_debugctl) : l1.debugctl);
     // Without "load EFER", EFER is L1's with LME and LMA from "IA-32e mode guest" (SDM 26.3.2.1).
     u64 efer = f(v, field::guest_efer);
     if (!(entry & entry_ctl::load_efer)) {
         u64 mode = (entry & entry_ctl::ia32e_mode_guest) ? kEferLme | kEferLma : 0;
-        efer = (hw.read(Level::l1, field::guest_efer) & ~(kEferLme | kEferLma)) | mode;
+        efer = (l1.efer & ~(kEferLme | kEferLma)) | mode;
     }
     if (l0.load_efer) w(field::guest_efer, efer);
     // PAT is not offered in vmcs12: L2 runs with L1's, as on a CPU without PAT loading.
-    if (l0.entry & entry_ctl::load_pat) w(field::guest_pat, hw.read(Level::l1, field::guest_pat));
+    if (l0.entry & entry_ctl::load_pat) w(field::guest_pat, l1.pat);
 }
 
 }  // namespace
 
-void write_vmcs02(const Vmcs12& v, NestedHardware& hw, Host& host, u64 eptp) {
-    merge_msr_bitmap(v, hw.l0_controls(), host);
-    write_controls(v, hw, eptp);
-    write_guest_state(v, hw);
+void write_vmcs02(const Vmcs12& v, NestedHardware& hw, Host& host, u64 eptp, OpenMsrWords& open,
+                  const FieldSet* changed) {
+    merge_msr_bitmap(v, hw.l0_controls(), host, open);
+    u64 from_l1[sizeof(kFromL1) / sizeof(u32)];
+    hw.read_fields(Level::l1, kFromL1, from_l1, sizeof(kFromL1) / sizeof(u32));
+    const FromL1 l1{from_l1[0], from_l1[1], from_l1[2], from_l1[3], from_l1[4]};
+    FieldBatch batch(hw, Level::l2);
+    write_controls(v, hw, eptp, l1, batch);
+    write_guest_state(v, hw, changed, l1, batch);
+    batch.flush();
 }
 
 ExitInformation exit_information(NestedHardware& hw, u32 reason) {
-    auto r = [&](u32 encoding) { return hw.read(Level::l2, encoding); };
+    constexpr u32 kFields[] = {
+        field::exit_qualification,           field::guest_linear_address,  field::exit_interruption_info,
+        field::exit_interruption_error_code, field::idt_vectoring_info,    field::idt_vectoring_error_code,
+        field::exit_instruction_length,      field::exit_instruction_info, field::guest_physical_address};
+    u64 r[sizeof(kFields) / sizeof(kFields[0])];
+    hw.read_fields(Level::l2, kFields, r, sizeof(kFields) / sizeof(kFields[0]));
     ExitInformation info{};
     info.reason = reason;
-    info.qualification = r(field::exit_qualification);
-    info.guest_linear = r(field::guest_linear_address);
-    info.interruption_info = static_cast<u32>(r(field::exit_interruption_info));
-    info.interruption_error_code = static_cast<u32>(r(field::exit_interruption_error_code));
-    info.idt_vectoring_info = static_cast<u32>(r(field::idt_vectoring_info));
-    info.idt_vectoring_error_code = static_cast<u32>(r(field::idt_vectoring_error_code));
-    info.instruction_length = static_cast<u32>(r(field::exit_instruction_length));
-    info.instruction_info = static_cast<u32>(r(field::exit_instruction_info));
+    info.qualification = r[0];
+    info.guest_linear = r[1];
+    info.interruption_info = static_cast<u32>(r[2]);
+    info.interruption_error_code = static_cast<u32>(r[3]);
+    info.idt_vectoring_info = static_cast<u32>(r[4]);
+    info.idt_vectoring_error_code = static_cast<u32>(r[5]);
+    info.instruction_length = static_cast<u32>(r[6]);
+    info.instruction_info = static_cast<u32>(r[7]);
     u32 basic = reason & exit_reason::basic_mask;
-    if (basic == exit_reason::ept_violation || basic == exit_reason::ept_misconfiguration)
-        info.guest_physical = r(field::guest_physical_address);
+    if (basic == exit_reason::ept_violation || basic == exit_reason::ept_misconfiguration) info.guest_physical = r[8];
     return info;
 }
 
 void save_l2_state(Vmcs12& v, NestedHardware& hw) {
     const x86::vmx::L0Controls& l0 = hw.l0_controls();
-    for (u32 encoding : kGuestState) write_field(v, encoding, hw.read(Level::l2, encoding));
-    write_field(v, field::guest_cr0, hw.read(Level::l2, field::guest_cr0));
-    write_field(v, field::guest_cr4, hw.read(Level::l2, field::guest_cr4));
+    u64 values[kGuestStateCount];
+    hw.read_fields(Level::l2, kGuestState, values, kGuestStateCount);
+    write_fields(v, kGuestStateList, values);
     u32 exit = static_cast<u32>(f(v, field::exit_controls));
     if (exit & exit_ctl::save_debug_controls) {
         write_field(v, field::guest_dr7, hw.read(Level::l2, field::guest_dr7));
@@ -197,23 +292,33 @@ void save_l2_state(Vmcs12& v, NestedHardware& hw) {
     if (l0.entry & entry_ctl::load_pat) hw.write(Level::l1, field::guest_pat, hw.read(Level::l2, field::guest_pat));
 }
 
+// The exit information fields, in the order write_exit_information gives their values.
+constexpr u32 kExitInformationFields[] = {
+    field::exit_reason,          field::exit_qualification,       field::guest_physical_address,
+    field::guest_linear_address, field::exit_interruption_info,   field::exit_interruption_error_code,
+    field::idt_vectoring_info,   field::idt_vectoring_error_code, field::exit_instruction_length,
+    field::exit_instruction_info};
+constexpr auto kExitInformationList = field_list(kExitInformationFields);
+
 void write_exit_information(Vmcs12& v, const ExitInformation& info) {
-    write_field(v, field::exit_reason, info.reason);
-    write_field(v, field::exit_qualification, info.qualification);
-    write_field(v, field::guest_physical_address, info.guest_physical);
-    write_field(v, field::guest_linear_address, info.guest_linear);
-    write_field(v, field::exit_interruption_info, info.interruption_info);
-    write_field(v, field::exit_interruption_error_code, info.interruption_error_code);
-    write_field(v, field::idt_vectoring_info, info.idt_vectoring_info);
-    write_field(v, field::idt_vectoring_error_code, info.idt_vectoring_error_code);
-    write_field(v, field::exit_instruction_length, info.instruction_length);
-    write_field(v, field::exit_instruction_info, info.instruction_info);
+    const u64 values[] = {info.reason,
+                          info.qualification,
+                          info.guest_physical,
+                          info.guest_linear,
+                          info.interruption_info,
+                          info.interruption_error_code,
+                          info.idt_vectoring_info,
+                          info.idt_vectoring_error_code,
+                          info.instruction_length,
+                          info.instruction_info};
+    static_assert(sizeof(values) / sizeof(values[0]) == sizeof(kExitInformationFields) / sizeof(u32));
+    write_fields(v, kExitInformationList, values);
     // Every VM exit clears the valid bit of the VM-entry interruption information (SDM 27.2.3).
     write_field(v, field::entry_interruption_info, f(v, field::entry_interruption_info) & ~u64{intr_info::valid});
 }
 
 void load_l1_host_state(const Vmcs12& v, NestedHardware& hw, virt::VcpuState& state) {
-    auto w = [&](u32 encoding, u64 value) { hw.write(Level::l1, encoding, value); };
+    FieldBatch w(hw, Level::l1);
     bool host_64 = f(v, field::exit_controls) & exit_ctl::host_address_space_size;
     // SDM 27.5.2: flat segments from the host selectors, null ones unusable; TR busy; no LDT.
     struct Segment {
@@ -266,6 +371,7 @@ void load_l1_host_state(const Vmcs12& v, NestedHardware& hw, virt::VcpuState& st
         u64 l1_efer = hw.l0_controls().load_efer ? hw.read(Level::l1, field::guest_efer) : state.efer;
         efer = (l1_efer & ~(kEferLme | kEferLma)) | (host_64 ? kEferLme | kEferLma : 0);
     }
+    w.flush();
     hw.enter_l1(x86::vmx::L1ControlState{f(v, field::host_cr0), f(v, field::host_cr3), f(v, field::host_cr4), efer},
                 state);
 }

@@ -16,9 +16,22 @@
 
 namespace nestor::nested::vmx {
 
+// The 64-bit words of L0's MSR bitmap that let some MSR through, found at the first entry (L0's
+// bitmap is the vCPU's for its life): everywhere else the merged bitmap keeps L0's ones, whatever
+// L1's says, so only these words of L1's are read at an entry.
+struct OpenMsrWords {
+    static constexpr u32 kMax = 32;
+    bool known;
+    u32 count;  // above kMax: too many to list, and every word is merged
+    u16 index[kMax];
+};
+
 // Writes vmcs02's controls and guest state from `vmcs` (checked), with `eptp` as its EPT
-// pointer. L1's MSR bitmap is read once, into L0's merged one.
-void write_vmcs02(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host, u64 eptp);
+// pointer. L1's MSR bitmap is read once, into L0's merged one. With `changed`, vmcs02 already
+// holds vmcs12's guest state but for those fields, and only they of the guest state copied as is
+// are written (the rest, derived from other fields or from L1's, always is).
+void write_vmcs02(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host, u64 eptp, OpenMsrWords& open,
+                  const FieldSet* changed);
 
 // A VM exit's information (SDM 27.2), written into vmcs12's read-only fields.
 struct ExitInformation {

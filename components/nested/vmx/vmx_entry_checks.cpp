@@ -11,7 +11,7 @@ using namespace intel_vmx;
 using namespace x86_regs;
 
 constexpr u64 kPageMask = 0xFFF;
-constexpr u64 kMsrEntryBytes = 16;
+constexpr u64 kMsrEntryBytes = msr_entry::bytes;
 constexpr u64 kEptpReserved = 0xF80;  // bits 11:7
 constexpr u64 kEptpMemoryTypeMask = 7;
 constexpr u64 kEptpWalkLengthMask = u64{7} << ept::eptp_walk_length_shift;
@@ -94,7 +94,11 @@ EntryCheck execution_controls(const Vmcs12& v, u32 bits) {
 
 EntryCheck exit_and_entry_controls(const Vmcs12& v, u32 bits) {
     const Capabilities& caps = capabilities();
-    if (!caps.true_exit.allows(static_cast<u32>(read_field(v, field::exit_controls)))) return EntryCheck::exit_controls;
+    u32 exit_controls = static_cast<u32>(read_field(v, field::exit_controls));
+    if (!caps.true_exit.allows(exit_controls)) return EntryCheck::exit_controls;
+    if ((exit_controls & exit_ctl::save_preemption_timer) &&
+        !(read_field(v, field::pin_based_controls) & pin::preemption_timer))
+        return EntryCheck::save_timer_without_timer;
     if (!msr_list_ok(v, field::exit_msr_store_count, field::exit_msr_store_address, bits))
         return EntryCheck::exit_msr_store_address;
     if (!msr_list_ok(v, field::exit_msr_load_count, field::exit_msr_load_address, bits))

@@ -25,6 +25,7 @@ enum class EntryCheck : u8 {
     unrestricted_guest_without_ept,
     // VM-exit and VM-entry controls
     exit_controls,
+    save_timer_without_timer,  // "save VMX-preemption timer value" without the timer (SDM 26.2.1.2)
     exit_msr_store_address,
     exit_msr_load_address,
     entry_controls,

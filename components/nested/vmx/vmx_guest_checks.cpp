@@ -15,6 +15,7 @@ constexpr u64 kRflagsFixed = u64{1} << 1;
 constexpr u64 kInterruptibilityOffered = interruptibility::sti | interruptibility::mov_ss | interruptibility::nmi;
 constexpr u64 kSmiBlocking = u64{1} << 2;
 constexpr u64 kLinkPointerNone = ~u64{0};
+constexpr u64 kPageMask = 0xFFF;
 constexpr u64 kQualificationLinkPointer = 4;
 
 u64 field(const Vmcs12& v, u32 encoding) { return read_field(v, encoding); }
@@ -65,15 +66,32 @@ GuestCheck flags_and_blocking(const Vmcs12& v) {
     if (type == intr_info::type_external && (sti || mov_ss)) return GuestCheck::interruptibility;
     if (type == intr_info::type_nmi && (mov_ss || (blocking & interruptibility::nmi)))
         return GuestCheck::interruptibility;
-    if (field(v, field::vmcs_link_pointer) != kLinkPointerNone) return GuestCheck::link_pointer;
     return GuestCheck::ok;
+}
+
+// SDM 26.3.1.5: a link pointer other than all ones is page aligned, inside MAXPHYADDR, not the
+// current VMCS, and names a region with our revision and the shadow-VMCS indicator (bit 31)
+// equal to "VMCS shadowing", which is not offered: clear. Memory that is not L1's RAM reads as
+// all ones, as on the CPU, which fails the revision.
+bool link_pointer_ok(const Vmcs12& v, const LinkPointerContext& link) {
+    u64 pointer = field(v, field::vmcs_link_pointer);
+    if (pointer == kLinkPointerNone) return true;
+    if ((pointer & kPageMask) || (link.physical_address_bits < 64 && (pointer >> link.physical_address_bits)))
+        return false;
+    if (pointer == link.current_vmcs) return false;
+    u32 revision = ~u32{0};
+    if (!link.host.read(pointer, &revision, sizeof(revision))) return false;
+    return revision == kVmcs12Revision;
 }
 
 }  // namespace
 
-GuestCheck check_guest_state(const Vmcs12& v) {
+GuestCheck check_guest_state(const Vmcs12& v, const LinkPointerContext& link) {
     GuestCheck registers = control_registers(v);
-    return registers != GuestCheck::ok ? registers : flags_and_blocking(v);
+    if (registers != GuestCheck::ok) return registers;
+    GuestCheck flags = flags_and_blocking(v);
+    if (flags != GuestCheck::ok) return flags;
+    return link_pointer_ok(v, link) ? GuestCheck::ok : GuestCheck::link_pointer;
 }
 
 u64 guest_check_qualification(GuestCheck check) {

@@ -1,12 +1,13 @@
 // The checks VMLAUNCH / VMRESUME make on vmcs12's guest-state area (SDM 26.3.1) before vmcs02 is
 // built from it: those that hold L2 to what L1 was offered (the CR0 / CR4 fixed bits of the
-// capability table, EFER bits, the activity states and the VMCS link pointer, since VMCS
-// shadowing is not offered) and those whose failure must reach L1 as the SDM gives it. A failure
+// capability table, EFER bits, the activity states and the VMCS link pointer, which names a
+// region in L1's memory) and those whose failure must reach L1 as the SDM gives it. A failure
 // is a VM exit into L1 with exit reason 33 ("VM-entry failure due to invalid guest state") and
 // bit 31 set, the qualification 0 (or 4 for the link pointer). Every other guest-state check is
 // the CPU's own on vmcs02, whose failure L1 gets in the same form (vmx_l2.cpp).
 #pragma once
 
+#include "nestor/nested/nested_ops.hpp"
 #include "vmcs12.hpp"
 
 namespace nestor::nested::vmx {
@@ -21,10 +22,17 @@ enum class GuestCheck : u8 {
     rflags,            // reserved bits, bit 1, VM in IA-32e mode or real mode, IF for an external interrupt
     activity_state,    // only the active state is offered
     interruptibility,  // reserved bits, SMI blocking, STI and MOV SS together, STI without IF, blocking an event
-    link_pointer,      // VMCS shadowing is not offered: all ones
+    link_pointer,      // not all ones and not a region with our revision (shadow-VMCS indicator clear)
 };
 
-GuestCheck check_guest_state(const Vmcs12& vmcs);
+// What the link-pointer check needs beyond vmcs12: the current VMCS, MAXPHYADDR, L1's memory.
+struct LinkPointerContext {
+    u64 current_vmcs;
+    u32 physical_address_bits;
+    Host& host;
+};
+
+GuestCheck check_guest_state(const Vmcs12& vmcs, const LinkPointerContext& link);
 // The exit qualification of the failure (SDM 26.8: 4 for the VMCS link pointer, else 0).
 u64 guest_check_qualification(GuestCheck check);
 

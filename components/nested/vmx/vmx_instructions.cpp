@@ -185,6 +185,7 @@ Result vmptrld(InstructionContext& c) {
     release_current(c.vmx, c.host);
     if (!c.host.read(pointer, c.vmx.cache, sizeof(Vmcs12))) return fail_invalid();
     c.vmx.current_vmcs = pointer;
+    l2_state(c.vmx).vmcs02_matches = false;  // vmcs02 was built from another vmcs12
     return succeed();
 }
 
@@ -233,6 +234,7 @@ Result vmwrite(InstructionContext& c) {
     if (!access.field) return vm_fail(c, instruction_error::unsupported_field);
     if (access.field->read_only) return vm_fail(c, instruction_error::vmwrite_read_only);  // no VMWRITE-to-any
     write_field(*c.vmx.cache, access, value);
+    l2_state(c.vmx).written.add(*access.field);
     return succeed();
 }
 

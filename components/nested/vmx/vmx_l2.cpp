@@ -2,7 +2,9 @@
 
 #include "nestor/arch/vmx_vmcs.hpp"
 #include "vmcs02.hpp"
+#include "vmx_capabilities.hpp"
 #include "vmx_guest_checks.hpp"
+#include "vmx_msr_lists.hpp"
 
 namespace nestor::nested::vmx {
 namespace {
@@ -28,19 +30,48 @@ u32 secondary_of(const Vmcs12& v) {
 }
 bool l1_uses_ept(const Vmcs12& v) { return secondary_of(v) & secondary::enable_ept; }
 
-// The emulated VM exit: L2's state into vmcs12 (unless the entry failed), the exit information,
-// then L1 from vmcs12's host state. `state_newer`: the kernel changed L2's state after the exit.
+// L1's VMX-preemption timer counts every 2^rate TSC ticks.
+u32 l1_timer_rate() { return static_cast<u32>(capabilities().misc & misc::preemption_timer_rate_mask); }
+
+// The timer value a VM exit saves: what is left, rounded up to a whole count (0 once expired).
+u64 l1_timer_value(NestedHardware& hw) {
+    u32 rate = l1_timer_rate();
+    return (hw.l2_timer_left() + (u64{1} << rate) - 1) >> rate;
+}
+
+// SDM 27.7: a VM exit that cannot complete ends in a VMX abort, which the CPU answers with
+// shutdown: the domain stops, the indicator in vmcs12.
+Decision vmx_abort(Vmcs12& v, u32 indicator, const char* report) {
+    v.abort = indicator;
+    return stop(report);
+}
+
+// The emulated VM exit: L2's state into vmcs12 (unless the entry failed) and L2's MSRs into the
+// MSR-store list, the exit information, then L1 from vmcs12's host state and the MSR-load list.
+// `state_newer`: the kernel changed L2's state after the exit.
 Decision vm_exit(NestedVcpu& vcpu, NestedHardware& hw, const ExitInformation& info, virt::VcpuState& state,
                  bool save_l2, bool state_newer) {
     Vmcs12& v = *core(vcpu).vmx.cache;
+    Host& host = *vcpu.host;
     if (save_l2) {
         if (state_newer) hw.write_state(state);
         save_l2_state(v, hw);
+        if (f(v, field::exit_controls) & exit_ctl::save_preemption_timer)
+            write_field(v, field::preemption_timer_value, l1_timer_value(hw));
+        if (!store_exit_msrs(v, hw, host)) [[unlikely]] {
+            hw.reset_to_l1();
+            vcpu.guest_exit = nullptr;
+            return vmx_abort(v, vmx_abort::saving_guest_msrs,
+                             "nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored");
+        }
     }
     write_exit_information(v, info);
     load_l1_host_state(v, hw, state);
     vcpu.guest_exit = nullptr;
     if (!hw.write_ok()) return stop("nested VMX: L0 could not load L1's host state into its VMCS");
+    if (!load_exit_msrs(v, hw, host)) [[unlikely]]
+        return vmx_abort(v, vmx_abort::loading_host_msrs,
+                         "nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded");
     return resume();
 }
 
@@ -152,6 +183,10 @@ Route route(const Vmcs12& v, NestedHardware& hw, Host& host, const virt::VmExit&
         if (exit.kind != virt::ExitKind::exception) return Route::l0;  // a host NMI, a machine check
         return when(l1_intercepts_exception(v, exit.exception.vector, exit.exception.error_code));
     case exit_reason::ept_violation: return l1_uses_ept(v) ? Route::ept : Route::l0;
+    // L1's timer expired (the backend's own slice ends as ExitKind::preemption, never here).
+    case exit_reason::preemption_timer:
+        return when((f(v, field::pin_based_controls) & pin::preemption_timer) &&
+                    exit.kind != virt::ExitKind::preemption);
     default: break;
     }
     return Route::unhandled;
@@ -208,22 +243,12 @@ void refresh_shadow(NestedVcpu& vcpu, NestedHardware& hw) {
     shadow_ept_take_flush(l2.shadow);
 }
 
-// Features the capability table offers that running L2 does not implement yet: a clear stop.
-const char* not_implemented(const Vmcs12& v) {
-    if (f(v, field::pin_based_controls) & pin::preemption_timer)
-        return "nested VMX: the VMX-preemption timer for L2 is not implemented yet";
-    if (f(v, field::exit_msr_store_count) || f(v, field::exit_msr_load_count) || f(v, field::entry_msr_load_count))
-        return "nested VMX: VM-entry / VM-exit MSR lists are not implemented yet";
-    return nullptr;
-}
-
 }  // namespace
 
 Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, bool launch) {
     VmxVcpu& vmx = core(vcpu).vmx;
     Vmcs12& v = *vmx.cache;
-    if (const char* report = not_implemented(v)) return stop(report);
-    GuestCheck check = check_guest_state(v);
+    GuestCheck check = check_guest_state(v, {vmx.current_vmcs, hw.physical_address_bits(), *vcpu.host});
     if (check != GuestCheck::ok)  // VM-entry failure: a VM exit into L1, the launch state unchanged
         return vm_exit(vcpu, hw,
                        bare_exit(exit_reason::invalid_guest_state | kEntryFailure, guest_check_qualification(check)),
@@ -232,9 +257,18 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
     shadow_ept_take_flush(l2.shadow);  // every entry flushes L2's translations
-    write_vmcs02(v, hw, *vcpu.host, eptp);
+    write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, !launch && l2.vmcs02_matches ? &l2.written : nullptr);
     if (!hw.write_ok()) return stop("nested VMX: L0 could not build vmcs02");
+    l2.vmcs02_matches = true;
+    l2.written.clear();
+    // SDM 26.4: after the guest state, the MSR-load list; a failing entry fails the VM entry.
+    if (u32 failed = load_entry_msrs(v, hw, *vcpu.host))
+        return vm_exit(vcpu, hw, bare_exit(exit_reason::msr_loading | kEntryFailure, failed), state, false, false);
     hw.enter_l2(state, true);
+    if (f(v, field::pin_based_controls) & pin::preemption_timer)
+        hw.arm_l2_timer(f(v, field::preemption_timer_value) << l1_timer_rate());
+    else
+        hw.disarm_l2_timer();
     if (launch) v.launch_state = kLaunchStateLaunched;
     l2.launching = launch;
     vcpu.guest_exit = l2_exit;
@@ -256,6 +290,7 @@ Decision l2_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& st
     l2.launching = false;
     if (reason & kEntryFailure) {  // the CPU's own guest-state checks: L1 gets the failure as it is
         if (launching) vmx.cache->launch_state = kLaunchStateClear;
+        l2.vmcs02_matches = false;  // the kernel may have written L2's state into vmcs02
         ExitInformation info = bare_exit(reason, hw->read(Level::l2, field::exit_qualification));
         return vm_exit(vcpu, *hw, info, state, false, false);
     }
@@ -297,6 +332,7 @@ Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
 
 void abandon_l2(NestedVcpu& vcpu) {
     if (NestedHardware* hw = hardware_of(vcpu)) hw->reset_to_l1();
+    if (VmxVcpu& vmx = core(vcpu).vmx; vmx.cache) l2_state(vmx).vmcs02_matches = false;  // L2's state left unsaved
     vcpu.guest_exit = nullptr;
 }
 

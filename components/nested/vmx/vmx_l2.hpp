@@ -8,6 +8,7 @@
 #include "../nested_component.hpp"
 #include "nestor/x86/vmx/nested_hardware.hpp"
 #include "shadow_ept.hpp"
+#include "vmcs02.hpp"
 #include "vmcs12.hpp"
 
 namespace nestor::nested::vmx {
@@ -17,6 +18,12 @@ namespace nestor::nested::vmx {
 struct L2State {
     ShadowEpt shadow;
     bool launching;  // a VMLAUNCH whose first entry the CPU has not yet taken or refused
+    OpenMsrWords open_msr_words;
+    // vmcs02's guest state holds vmcs12's, except the fields in `written` (L1's VMWRITEs since):
+    // set when an entry wrote vmcs02 from vmcs12, kept by the exits that copy vmcs02 back, cleared
+    // when vmcs12 or vmcs02 changes otherwise (VMPTRLD, VMCLEAR, a failed entry, an abandoned L2).
+    bool vmcs02_matches;
+    FieldSet written;
 };
 
 struct CacheBlock {

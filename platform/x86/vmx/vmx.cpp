@@ -90,6 +90,8 @@ public:
     const x86::vmx::L0Controls& l0_controls() override { return controls_; }
     u64 read(x86::vmx::Level level, u32 field) override;
     void write(x86::vmx::Level level, u32 field, u64 value) override;
+    void read_fields(x86::vmx::Level level, const u32* fields, u64* values, usize count) override;
+    void write_fields(x86::vmx::Level level, const u32* fields, const u64* values, usize count) override;
     bool write_ok() override { return writes_ok_; }
     void enter_l2(VcpuState& state, bool flush) override;
     void enter_l1(const x86::vmx::L1ControlState& control, VcpuState& state) override;
@@ -97,6 +99,11 @@ public:
     void write_state(const VcpuState& state) override;
     void use_l2_eptp(u64 eptp) override;
     u64 mapping_generation() override;
+    void arm_l2_timer(u64 ticks) override;
+    void disarm_l2_timer() override;
+    u64 l2_timer_left() override;
+    bool write_msr(x86::vmx::Level level, u32 index, u64 value) override;
+    bool read_msr(x86::vmx::Level level, u32 index, u64& value) override;
 
     bool prepare(VmxVcpu* vcpu);  // allocates vmcs02 and the rest, with the vCPU
     void release();
@@ -104,6 +111,7 @@ public:
 
 private:
     bool use(x86::vmx::Level level);
+    void write_failed(x86::vmx::Level level, u32 field);
     void swap_levels();
 
     VmxVcpu* vcpu_ = nullptr;
@@ -113,6 +121,16 @@ private:
     paddr empty_ept_root_ = 0;
     x86::vmx::L0Controls controls_{};
     bool writes_ok_ = true;
+};
+
+// L1's VMX-preemption timer for L2 (NestedHardware::arm_l2_timer), in the host's TSC: `left`
+// ticks to run until L2's first run after it was armed or after L0's slice ended first, then
+// a deadline.
+struct L2Timer {
+    bool armed;
+    bool counting;
+    u64 left;
+    u64 deadline;
 };
 
 struct VmxVcpu {
@@ -142,6 +160,7 @@ struct VmxVcpu {
     // VMCS (make_current).
     GuestContext context;
     VmxNestedHardware nested_hardware;  // lent to the nested component when `nested`
+    L2Timer l2_timer;                   // armed only while L2 runs
     CodePageCache code;
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
@@ -854,9 +873,40 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
     vcpu.tpr_threshold = threshold;
 }
 
+// L0's slice ended while L1's timer for L2 counts: it stops until L2 runs again.
+void pause_l2_timer(VmxVcpu& vcpu) {
+    L2Timer& t = vcpu.l2_timer;
+    if (!t.armed || !t.counting) return;
+    u64 now = rdtsc();
+    t.left = t.deadline > now ? t.deadline - now : 0;
+    t.counting = false;
+}
+
+// vmcs02's timer value with L1's timer for L2 armed: the smaller of L1's and, when `sliced`, the
+// slice's `slice_timer`.
+[[gnu::noinline]] u64 timer_with_l1s(VmxVcpu& vcpu, u64 slice_timer, bool sliced) {
+    L2Timer& t = vcpu.l2_timer;
+    u64 now = rdtsc();
+    if (!t.counting) {
+        if (__builtin_add_overflow(now, t.left, &t.deadline)) t.deadline = ~u64{0};
+        t.counting = true;
+    }
+    u64 left = t.deadline > now ? t.deadline - now : 0;
+    u64 l1 = left ? ((left - 1) >> caps.preemption_rate) + 1 : 0;
+    if (l1 > 0xFFFFFFFF) l1 = 0xFFFFFFFF;  // longer than the timer counts: L0's turn first, then on
+    return sliced && slice_timer < l1 ? slice_timer : l1;
+}
+
+// Whether a preemption-timer exit of L2 was L1's timer expiring (else L0's slice ended).
+[[gnu::noinline]] bool l1_timer_expired(VmxVcpu& vcpu) {
+    const L2Timer& t = vcpu.l2_timer;
+    return t.armed && t.counting && rdtsc() >= t.deadline;
+}
+
 // The slice ran out between two runs (an exit came before the timer): the vCPU does not enter.
-[[gnu::noinline]] VmExit slice_over() {
+[[gnu::noinline]] VmExit slice_over(VmxVcpu& vcpu) {
     slice_owner = nullptr;
+    pause_l2_timer(vcpu);
     VmExit exit{};
     exit.kind = ExitKind::preemption;
     exit.vendor_code = exit_reason::preemption_timer;
@@ -868,11 +918,14 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     if (time_slice) {
         u64 left = slice_left(*vcpu, time_slice);
         if (!left) [[unlikely]]
-            return slice_over();
+            return slice_over(*vcpu);
         timer = ((left - 1) >> caps.preemption_rate) + 1;  // rounded up: at least 1
     } else {
         slice_owner = nullptr;
     }
+    bool l1_timer = vcpu->l2_timer.armed;
+    if (l1_timer) [[unlikely]]
+        timer = timer_with_l1s(*vcpu, timer, time_slice != 0);
     if (!make_current(*vcpu)) {
         log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
         return entry_instruction_failure(instruction_error::vmptrld_invalid);
@@ -888,12 +941,13 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     w(field::guest_rsp, state.reg(Gpr::rsp));
     w(field::guest_rflags, state.rflags | kRflagsFixed1);
     if (caps.load_efer) w(field::guest_efer, state.efer);  // the kernel emulates the guest's WRMSR
-    u32 pin = time_slice ? caps.pin_with_timer : caps.pin_without_timer;
+    bool timed = time_slice || l1_timer;
+    u32 pin = timed ? caps.pin_with_timer : caps.pin_without_timer;
     if (pin != vcpu->pin_controls) {
         w(field::pin_based_controls, pin);
         vcpu->pin_controls = pin;
     }
-    if (time_slice) w(field::preemption_timer_value, timer);
+    if (timed) w(field::preemption_timer_value, timer);
     load_task_priority(*vcpu, state, w);
     if (vcpu->event_pending) {
         w(field::entry_interruption_info, vcpu->pending_info);
@@ -928,7 +982,14 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
     // host's handler takes it, or the next entry would exit again at once.
     if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
-    if (basic_reason == exit_reason::preemption_timer) slice_owner = nullptr;  // the next run starts a slice
+    bool l1s_timer = false;  // L1's timer for L2 expired: an exit for the nested component
+    if (basic_reason == exit_reason::preemption_timer) {
+        l1s_timer = l1_timer && l1_timer_expired(*vcpu);
+        if (!l1s_timer) {
+            slice_owner = nullptr;  // the next run starts a slice
+            pause_l2_timer(*vcpu);
+        }
+    }
     if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration) {
         raw.guest_physical = vmread(field::guest_physical_address);
         if (basic_reason == exit_reason::ept_violation && (raw.qualification & ept_qual::nmi_unblocking))
@@ -953,7 +1014,11 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
             vmwrite(field::guest_interruptibility, vmread(field::guest_interruptibility) & ~interruptibility::nmi);
     }
 
-    if (raw.reason & exit_reason::entry_failure)
+    // vmcs02 failing the CPU's checks is L1's error, which the nested component gives L1 as the
+    // VM exit the CPU made: a hostile L1 must not fill the kernel's log with errors.
+    if ((raw.reason & exit_reason::entry_failure) && vcpu->nested_hardware.running_l2())
+        log::debug("vmx: L2's VM entry failed: exit reason {}, qualification {:#x}", basic_reason, raw.qualification);
+    else if (raw.reason & exit_reason::entry_failure)
         log::error("vmx: VM entry failed: exit reason {} ({}), qualification {:#x}", basic_reason,
                    basic_reason == exit_reason::invalid_guest_state ? "invalid guest state"
                    : basic_reason == exit_reason::msr_loading       ? "MSR loading"
@@ -961,7 +1026,10 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
                    raw.qualification);
     else if (basic_reason == exit_reason::ept_misconfiguration)
         log::error("vmx: EPT misconfiguration at guest-physical {:#x}", raw.guest_physical);
-    return decode_exit(raw, state);
+    VmExit exit = decode_exit(raw, state);
+    if (l1s_timer) [[unlikely]]
+        exit.kind = ExitKind::unknown;  // not a slice's end: NestedHardware::arm_l2_timer
+    return exit;
 }
 
 // The guest wrote CR0 or CR4 with a bit the host owns (NE, VMXE: forced by VMX) different from
@@ -1283,12 +1351,28 @@ bool VmxNestedHardware::use(x86::vmx::Level level) {
 
 u64 VmxNestedHardware::read(x86::vmx::Level level, u32 field) { return use(level) ? vmread(field) : 0; }
 
+void VmxNestedHardware::write_failed(x86::vmx::Level level, u32 field) {
+    if (writes_ok_)
+        log::error("vmx: VMWRITE of field {:#x} into vmcs0{} failed", field, level == x86::vmx::Level::l2 ? 2 : 1);
+    writes_ok_ = false;
+}
+
 void VmxNestedHardware::write(x86::vmx::Level level, u32 field, u64 value) {
-    if (!use(level) || !vmwrite(field, value)) {
-        if (writes_ok_)
-            log::error("vmx: VMWRITE of field {:#x} into vmcs0{} failed", field, level == x86::vmx::Level::l2 ? 2 : 1);
-        writes_ok_ = false;
+    if (!use(level) || !vmwrite(field, value)) write_failed(level, field);
+}
+
+void VmxNestedHardware::read_fields(x86::vmx::Level level, const u32* fields, u64* values, usize count) {
+    bool current = use(level);
+    for (usize i = 0; i < count; ++i) values[i] = current ? vmread(fields[i]) : 0;
+}
+
+void VmxNestedHardware::write_fields(x86::vmx::Level level, const u32* fields, const u64* values, usize count) {
+    if (!use(level)) {
+        if (count) write_failed(level, fields[0]);
+        return;
     }
+    for (usize i = 0; i < count; ++i)
+        if (!vmwrite(fields[i], values[i])) write_failed(level, fields[i]);
 }
 
 // The vCPU's fields describe the VMCS that runs; `other_` keeps the other's.
@@ -1364,6 +1448,7 @@ void VmxNestedHardware::enter_l1(const x86::vmx::L1ControlState& control, VcpuSt
 
 void VmxNestedHardware::reset_to_l1() {
     if (!running_l2_) return;
+    vcpu_->l2_timer.armed = false;  // armed only while L2 runs
     swap_levels();
     running_l2_ = false;
     shadow_stale_ = false;
@@ -1386,6 +1471,86 @@ void VmxNestedHardware::use_l2_eptp(u64 eptp) {
 }
 
 u64 VmxNestedHardware::mapping_generation() { return vcpu_->vm->mapping_generation; }
+
+void VmxNestedHardware::arm_l2_timer(u64 ticks) { vcpu_->l2_timer = L2Timer{true, false, ticks, 0}; }
+
+void VmxNestedHardware::disarm_l2_timer() { vcpu_->l2_timer.armed = false; }
+
+u64 VmxNestedHardware::l2_timer_left() {
+    const L2Timer& t = vcpu_->l2_timer;
+    if (!t.armed) return 0;
+    if (!t.counting) return t.left;
+    u64 now = rdtsc();
+    return t.deadline > now ? t.deadline - now : 0;
+}
+
+namespace {
+
+// 4-level paging's width, no wider than any CPU's: a value canonical in it never faults WRMSR.
+constexpr u32 kLinearAddressBits = 48;
+
+bool canonical(u64 address) {
+    return static_cast<u64>(static_cast<i64>(address << (64 - kLinearAddressBits)) >> (64 - kLinearAddressBits)) ==
+           address;
+}
+
+// The MSRs the vCPU owns that the lists may name, and what WRMSR refuses of each with #GP.
+enum class OwnedMsr : u8 { none, vmcs_field, cpu };
+
+OwnedMsr owned_msr(u32 index, u64 value, bool write, u32& vmcs_field) {
+    bool address_ok = !write || canonical(value), high_clear = !write || (value >> 32) == 0;
+    switch (index) {
+    case kMsrSysenterCs:
+        vmcs_field = field::guest_sysenter_cs;
+        return high_clear ? OwnedMsr::vmcs_field : OwnedMsr::none;
+    case kMsrSysenterEsp:
+        vmcs_field = field::guest_sysenter_esp;
+        return address_ok ? OwnedMsr::vmcs_field : OwnedMsr::none;
+    case kMsrSysenterEip:
+        vmcs_field = field::guest_sysenter_eip;
+        return address_ok ? OwnedMsr::vmcs_field : OwnedMsr::none;
+    case kMsrKernelGsBase:
+    case kMsrLstar:
+    case kMsrCstar: return address_ok ? OwnedMsr::cpu : OwnedMsr::none;
+    case kMsrStar: return OwnedMsr::cpu;
+    case kMsrSfmask: return high_clear ? OwnedMsr::cpu : OwnedMsr::none;
+    case kMsrTscAux: return guest_context_switches_tsc_aux() && high_clear ? OwnedMsr::cpu : OwnedMsr::none;
+    default: return OwnedMsr::none;
+    }
+}
+
+}  // namespace
+
+// The SYSCALL MSRs, KERNEL_GS_BASE and TSC_AUX are the CPU's while the vCPU's context is
+// resident (guest_context.hpp); the SYSENTER MSRs are each VMCS's guest state.
+bool VmxNestedHardware::write_msr(x86::vmx::Level level, u32 index, u64 value) {
+    u32 vmcs_field = 0;
+    switch (owned_msr(index, value, true, vmcs_field)) {
+    case OwnedMsr::none: return false;
+    case OwnedMsr::vmcs_field: return use(level) && vmwrite(vmcs_field, value);
+    case OwnedMsr::cpu:
+        guest_context_load(vcpu_->context);
+        wrmsr(index, value);
+        return true;
+    }
+    return false;
+}
+
+bool VmxNestedHardware::read_msr(x86::vmx::Level level, u32 index, u64& value) {
+    u32 vmcs_field = 0;
+    switch (owned_msr(index, 0, false, vmcs_field)) {
+    case OwnedMsr::none: return false;
+    case OwnedMsr::vmcs_field:
+        if (!use(level)) return false;
+        value = vmread(vmcs_field);
+        return true;
+    case OwnedMsr::cpu:
+        guest_context_load(vcpu_->context);
+        value = rdmsr(index);
+        return true;
+    }
+    return false;
+}
 
 // With one CPU the unmap happens while the kernel runs: vmcs02 moves to the empty root before L2
 // runs again, and the component drops the shadow at L2's next exit (take_stale_shadow).

@@ -6,6 +6,11 @@
 // L1's), then under an EPT of L1's own that shows L2 a page of L1's at L2-physical 0x40000000
 // and leaves 0x40001000 unmapped until L2's read of it exits as an EPT violation. A VMLAUNCH with
 // an activity state that is not offered fails as the SDM says: a VM exit with reason 0x80000021.
+// Then L1's VMX-preemption timer: L2 spinning for longer than L0's own time slice exits with
+// reason 52 once the whole timer ran, and an earlier exit saves what is left; and the MSR lists:
+// the VM-entry MSR-load list sets LSTAR, which L2 reads (L1's MSR bitmap lets it), the VM-exit
+// MSR-store list records it and the VM-exit MSR-load list gives L1 its own back; an entry naming
+// FS base fails the entry with reason 0x80000022 and the entry's number.
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
 
@@ -18,8 +23,8 @@ namespace iv = nestor::intel_vmx;
 #define VMX_L2_DATA 0x40000000
 #define VMX_L2_LATE 0x40001000
 #define VMX_L2_MAGIC 0x6c32207772697465  // "etirw 2l"
-extern "C" char vmx_l2_basic[], vmx_l2_ept[], vmx_l2_stack_top[];
-extern "C" u64 vmx_l2_shared;
+extern "C" char vmx_l2_basic[], vmx_l2_ept[], vmx_l2_spin[], vmx_l2_cpuid_spin[], vmx_l2_msr[], vmx_l2_stack_top[];
+extern "C" u64 vmx_l2_shared, vmx_l2_lstar;
 asm(R"(
     .text
     .globl vmx_l2_basic, vmx_l2_ept
@@ -53,6 +58,21 @@ vmx_l2_ept:
     vmcall
 2:  jmp 2b
 
+    .globl vmx_l2_spin, vmx_l2_cpuid_spin, vmx_l2_msr
+vmx_l2_spin:
+3:  jmp 3b
+vmx_l2_cpuid_spin:
+    xor %eax, %eax
+    cpuid
+4:  jmp 4b
+vmx_l2_msr:
+    mov $0xc0000082, %ecx
+    rdmsr
+    mov %eax, vmx_l2_lstar(%rip)
+    mov %edx, vmx_l2_lstar+4(%rip)
+    vmcall
+5:  jmp 5b
+
     .bss
     .balign 16
     .skip 8192
@@ -62,6 +82,8 @@ vmx_l2_stack_top:
     .balign 8
     .globl vmx_l2_shared
 vmx_l2_shared: .quad 0
+    .globl vmx_l2_lstar
+vmx_l2_lstar: .quad 0
     .text
 )");
 
@@ -75,8 +97,13 @@ alignas(4096) u64 ept_pdpt[512];
 alignas(4096) u64 ept_pd_low[512];
 alignas(4096) u64 ept_pd_high[512];
 alignas(4096) u64 ept_pt[512];
-alignas(4096) u64 l2_data[512];  // L2-physical VMX_L2_DATA
-alignas(4096) u64 l2_late[512];  // L2-physical VMX_L2_LATE, mapped on its EPT violation
+alignas(4096) u64 l2_data[512];     // L2-physical VMX_L2_DATA
+alignas(4096) u64 l2_late[512];     // L2-physical VMX_L2_LATE, mapped on its EPT violation
+alignas(4096) u8 msr_bitmap[4096];  // all clear: no MSR access of L2 exits to L1
+// MSR lists: two u64 an entry (index, value).
+alignas(16) u64 entry_msr_load[4];
+alignas(16) u64 exit_msr_store[2];
+alignas(16) u64 exit_msr_load[2];
 
 constexpr u64 kEptRwx = iv::ept::read | iv::ept::write | iv::ept::execute;
 constexpr u64 kEptWb = iv::ept::memory_type_wb << iv::ept::memory_type_shift;
@@ -170,12 +197,73 @@ void ept_l2() {
     println("l2 read through the new mapping: ", hex(l2_data[1]));
 }
 
+bool fresh_vmcs() { return vmx::succeeded(vmx::vmclear(address(vmcs))) && vmx::succeeded(vmx::vmptrld(address(vmcs))); }
+
+// Longer than L0's time slice (the kernel's default, 5,000,000 TSC ticks): L0 takes the CPU back
+// at least once while L2 spins, and L1's timer goes on from where it was.
+constexpr u64 kTimerTicks = 8'000'000;
+
+void timer_l2() {
+    if (!fresh_vmcs()) return;
+    prepare(vmx_l2_spin, false);
+    vmx::vmwrite(iv::field::pin_based_controls,
+                 vmx::control(iv::vmx_msr::vmx_true_pinbased_ctls, iv::pin::preemption_timer));
+    vmx::vmwrite(iv::field::exit_controls, vmread(iv::field::exit_controls) | iv::exit_ctl::save_preemption_timer);
+    u32 rate = static_cast<u32>(rdmsr(iv::vmx_msr::vmx_misc) & iv::misc::preemption_timer_rate_mask);
+    vmx::vmwrite(iv::field::preemption_timer_value, kTimerTicks >> rate);
+    u64 start = rdtsc();
+    if (!run(true, "vmlaunch with the preemption timer")) return;
+    u64 elapsed = rdtsc() - start;
+    println("l2 spinning with the preemption timer: exit reason ", exit_reason(), ", saved value ",
+            vmread(iv::field::preemption_timer_value), ", whole timer ran ", elapsed >= kTimerTicks ? "yes" : "no");
+    constexpr u64 kLongTimer = 1'000'000;
+    vmx::vmwrite(iv::field::guest_rip, address(vmx_l2_cpuid_spin));
+    vmx::vmwrite(iv::field::preemption_timer_value, kLongTimer);
+    if (!run(false, "vmresume with the preemption timer")) return;
+    u64 saved = vmread(iv::field::preemption_timer_value);
+    println("l2 cpuid with the preemption timer: exit reason ", exit_reason(), ", saved value counted down ",
+            saved > 0 && saved < kLongTimer ? "yes" : "no");
+}
+
+constexpr u64 kL1Lstar = 0xffff800000001000;
+constexpr u64 kL2Lstar = 0xffff8000000c2000;
+
+void msr_lists_l2() {
+    if (!fresh_vmcs()) return;
+    prepare(vmx_l2_msr, false);
+    vmx::vmwrite(iv::field::primary_controls, vmread(iv::field::primary_controls) | iv::primary::use_msr_bitmaps);
+    vmx::vmwrite(iv::field::msr_bitmap, address(msr_bitmap));
+    wrmsr(nestor::x86_regs::kMsrLstar, kL1Lstar);
+    entry_msr_load[0] = nestor::x86_regs::kMsrLstar;
+    entry_msr_load[1] = kL2Lstar;
+    exit_msr_store[0] = nestor::x86_regs::kMsrLstar;
+    exit_msr_load[0] = nestor::x86_regs::kMsrLstar;
+    exit_msr_load[1] = kL1Lstar;
+    vmx::vmwrite(iv::field::entry_msr_load_address, address(entry_msr_load));
+    vmx::vmwrite(iv::field::entry_msr_load_count, 1);
+    vmx::vmwrite(iv::field::exit_msr_store_address, address(exit_msr_store));
+    vmx::vmwrite(iv::field::exit_msr_store_count, 1);
+    vmx::vmwrite(iv::field::exit_msr_load_address, address(exit_msr_load));
+    vmx::vmwrite(iv::field::exit_msr_load_count, 1);
+    if (!run(true, "vmlaunch with msr lists")) return;
+    report_exit("msr lists l2 vmcall");
+    println("l2 read lstar: ", hex(vmx_l2_lstar), ", exit msr-store list: ", hex(exit_msr_store[1]));
+    println("l1's lstar after the exit: ", hex(rdmsr(nestor::x86_regs::kMsrLstar)));
+    entry_msr_load[2] = nestor::x86_regs::kMsrFsBase;
+    vmx::vmwrite(iv::field::entry_msr_load_count, 2);
+    if (!run(false, "vmresume with fs base in the msr-load list")) return;
+    println("entry msr-load list with fs base: exit reason ", hex(exit_reason()), ", qualification ",
+            vmread(iv::field::exit_qualification));
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     if (!vmx::enter_vmx_operation(vmxon_region, vmcs)) return 1;
     basic_l2();
     ept_l2();
+    timer_l2();
+    msr_lists_l2();
     println("done");
     return 0;
 }

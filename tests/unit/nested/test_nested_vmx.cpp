@@ -10,6 +10,7 @@
 #include "../../../components/nested/vmx/vmcs12.hpp"
 #include "../../../components/nested/vmx/vmx_capabilities.hpp"
 #include "../../../components/nested/vmx/vmx_entry_checks.hpp"
+#include "../../../components/nested/vmx/vmx_msr_lists.hpp"
 #include "../../../components/nested/vmx/vmx_operand.hpp"
 #include "fake_nested_host.hpp"
 #include "nested_fixture.hpp"
@@ -93,6 +94,12 @@ public:
     const x86::vmx::L0Controls& l0_controls() override { return controls; }
     u64 read(x86::vmx::Level level, u32 field) override { return of(level)[field]; }
     void write(x86::vmx::Level level, u32 field, u64 value) override { of(level)[field] = value; }
+    void read_fields(x86::vmx::Level level, const u32* fields, u64* values, usize count) override {
+        for (usize i = 0; i < count; ++i) values[i] = of(level)[fields[i]];
+    }
+    void write_fields(x86::vmx::Level level, const u32* fields, const u64* values, usize count) override {
+        for (usize i = 0; i < count; ++i) of(level)[fields[i]] = values[i];
+    }
     bool write_ok() override { return true; }
     void load(x86::vmx::Level level, virt::VcpuState& state) {
         auto& v = of(level);
@@ -109,12 +116,16 @@ public:
     }
     void enter_l1(const x86::vmx::L1ControlState& control, virt::VcpuState& state) override {
         running_l2_ = false;
+        timer_armed = false;
         l1_control = control;
         vmcs[0][iv::field::guest_cr0] = control.cr0;
         vmcs[0][iv::field::guest_efer] = control.efer;
         load(x86::vmx::Level::l1, state);
     }
-    void reset_to_l1() override { running_l2_ = false; }
+    void reset_to_l1() override {
+        running_l2_ = false;
+        timer_armed = false;
+    }
     void write_state(const virt::VcpuState& state) override {
         auto& v = of(running_l2_ ? x86::vmx::Level::l2 : x86::vmx::Level::l1);
         v[iv::field::guest_rip] = state.rip;
@@ -126,6 +137,32 @@ public:
         ++flushes;
     }
     u64 mapping_generation() override { return generation; }
+    // L1's preemption timer as armed for L2 (0: disarmed), and the ticks the test says are left.
+    bool timer_armed = false;
+    u64 timer_ticks = 0;
+    u64 timer_left = 0;
+    void arm_l2_timer(u64 ticks) override {
+        timer_armed = true;
+        timer_ticks = timer_left = ticks;
+    }
+    void disarm_l2_timer() override { timer_armed = false; }
+    u64 l2_timer_left() override { return timer_armed ? timer_left : 0; }
+    // The MSRs L1 could write with WRMSR (a few the vCPU owns), shared by both levels, and the
+    // level of the last access.
+    std::map<u32, u64> msrs{{x86_regs::kMsrLstar, 0}, {x86_regs::kMsrStar, 0}, {x86_regs::kMsrSysenterEsp, 0}};
+    x86::vmx::Level msr_level = x86::vmx::Level::l1;
+    bool write_msr(x86::vmx::Level level, u32 index, u64 value) override {
+        if (!msrs.contains(index)) return false;
+        msrs[index] = value;
+        msr_level = level;
+        return true;
+    }
+    bool read_msr(x86::vmx::Level level, u32 index, u64& value) override {
+        if (!msrs.contains(index)) return false;
+        value = msrs[index];
+        msr_level = level;
+        return true;
+    }
     // The CPU's exit of L2: reason and qualification into vmcs02.
     void l2_exits(u32 reason, u64 qualification = 0, u32 length = 0) {
         vmcs[1][iv::field::exit_reason] = reason;
@@ -733,6 +770,8 @@ TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
         {EntryCheck::ept_pointer, field::ept_pointer, (u64{1} << 39) | (3 << 3) | 6},
         {EntryCheck::unrestricted_guest_without_ept, field::secondary_controls, secondary::unrestricted_guest},
         {EntryCheck::exit_controls, field::exit_controls, caps.true_exit.must_be_one | exit_ctl::acknowledge_interrupt},
+        {EntryCheck::save_timer_without_timer, field::exit_controls,
+         caps.true_exit.must_be_one | exit_ctl::host_address_space_size | exit_ctl::save_preemption_timer},
         {EntryCheck::exit_msr_store_address, field::exit_msr_store_count, 1, field::exit_msr_store_address, 0x8},
         {EntryCheck::exit_msr_load_address, field::exit_msr_load_count, 2, field::exit_msr_load_address,
          (u64{1} << 39) - 16},
@@ -1018,6 +1057,29 @@ TEST_CASE("nested_vmx.l2_exits_reach_l1_by_l1s_controls") {
     CHECK(l1.reflected(iv::exit_reason::vmptrld));
 }
 
+TEST_CASE("nested_vmx.vmresume_writes_only_the_guest_fields_l1_changed") {
+    RunningL2 l1;
+    auto& v02 = l1.hw.vmcs[1];
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    // A value only vmcs02 holds shows whether an entry copied the field from vmcs12 again.
+    v02[iv::field::guest_ds_selector] = 0x1230;
+    REQUIRE(completed(l1.vmwrite(iv::field::guest_rsp, 0x5100)));
+    l1.resume_l2();
+    CHECK(v02[iv::field::guest_rsp] == 0x5100);
+    CHECK(v02[iv::field::guest_ds_selector] == 0x1230);
+    // The exit saves vmcs02's value into vmcs12.
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    CHECK(l1.vmread(iv::field::guest_ds_selector) == 0x1230);
+    // After a VMPTRLD vmcs02 no longer stands for vmcs12: the next entry copies every field.
+    v02[iv::field::guest_ds_selector] = 0x4320;
+    REQUIRE(completed(l1.vmptrld(kVmcsB)));
+    REQUIRE(completed(l1.vmptrld(kVmcsA)));
+    l1.resume_l2();
+    CHECK(v02[iv::field::guest_ds_selector] == 0x1230);
+}
+
 TEST_CASE("nested_vmx.hardware_entry_failure_reaches_l1_and_vmlaunch_stays_clear") {
     RunningL2 l1;
     VmExit failed{};
@@ -1077,4 +1139,230 @@ TEST_CASE("nested_vmx.shadow_ept_maps_through_l1s_ept_and_reflects_its_refusals"
     CHECK(o.stop);
     REQUIRE(o.detail != nullptr);
     CHECK(std::string(o.detail) == "nested VMX: L1's EPT sends L2 outside L1's memory");
+}
+
+namespace {
+
+// vmcs12 at kVmcsA changed by `change` before VMLAUNCH (L1 in VMX operation, vmcs A current).
+struct LaunchingL1 : VmxL1 {
+    nv::Vmcs12 v = runnable_vmcs12();
+    LaunchingL1() { hw.vmcs[0][iv::field::guest_efer] = x86_regs::kEferLme | x86_regs::kEferLma; }
+    ExitOutcome launch() {
+        v.revision = nv::kVmcs12Revision;
+        REQUIRE(host.write(kVmcsA, &v, sizeof(v)));
+        REQUIRE(completed(vmxon()));
+        REQUIRE(completed(vmptrld(kVmcsA)));
+        return simple(iv::exit_reason::vmlaunch);
+    }
+    void set(u32 field, u64 value) { nv::write_field(v, field, value); }
+    u64 peek(u64 gpa) {
+        u64 value = 0;
+        REQUIRE(host.read(gpa, &value, sizeof(value)));
+        return value;
+    }
+    // A list of MSR entries at `gpa`: index, reserved, value.
+    void put_entry(u64 gpa, u32 i, u32 index, u64 value, u32 reserved = 0) {
+        host.put(gpa + u64{16} * i, index | (u64{reserved} << 32));
+        host.put(gpa + u64{16} * i + 8, value);
+    }
+    bool at_host_rip_with(u64 reason) {
+        return !hw.running_l2() && state.rip == 0x7000 && vmread(iv::field::exit_reason) == reason;
+    }
+};
+
+constexpr u64 kEntryList = 0x30000;
+constexpr u64 kStoreList = 0x31000;
+constexpr u64 kLoadList = 0x32000;
+constexpr u32 kMsrLoadingFailure = iv::exit_reason::msr_loading | iv::exit_reason::entry_failure;
+
+}  // namespace
+
+TEST_CASE("nested_vmx.preemption_timer_counts_for_l2_and_expires_into_l1") {
+    using namespace iv;
+    LaunchingL1 l1;
+    l1.set(field::pin_based_controls, nv::capabilities().true_pin.must_be_one | pin::preemption_timer);
+    l1.set(field::exit_controls, nv::capabilities().true_exit.must_be_one | exit_ctl::host_address_space_size |
+                                     exit_ctl::save_preemption_timer);
+    l1.set(field::preemption_timer_value, 100);
+    REQUIRE(completed(l1.launch()));
+    REQUIRE(l1.hw.running_l2());
+    u32 rate = static_cast<u32>(nv::capabilities().misc & misc::preemption_timer_rate_mask);
+    CHECK(l1.hw.timer_armed);
+    CHECK(l1.hw.timer_ticks == (u64{100} << rate));
+    // An exit before expiry saves what is left, rounded up to a whole count.
+    l1.hw.timer_left = (u64{40} << rate) - 1;
+    VmExit cpuid{};
+    cpuid.kind = ExitKind::cpuid;
+    cpuid.instruction_length = 2;
+    cpuid.vendor_code = exit_reason::cpuid;
+    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+    CHECK(!l1.run(cpuid).stop);
+    CHECK(l1.at_host_rip_with(exit_reason::cpuid));
+    CHECK(l1.vmread(field::preemption_timer_value) == 40);
+    // VMRESUME counts on from the saved value; the timer's exit (the backend's ExitKind::unknown,
+    // reason 52) is L1's, with 0 saved.
+    REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+    CHECK(l1.hw.timer_ticks == (u64{40} << rate));
+    l1.hw.timer_left = 0;
+    VmExit expired{};
+    expired.kind = ExitKind::unknown;
+    expired.vendor_code = exit_reason::preemption_timer;
+    l1.hw.l2_exits(exit_reason::preemption_timer);
+    CHECK(!l1.run(expired).stop);
+    CHECK(l1.at_host_rip_with(exit_reason::preemption_timer));
+    CHECK(l1.vmread(field::preemption_timer_value) == 0);
+    // Without the timer control nothing is armed, and a reason-52 exit is not L1's to take.
+    REQUIRE(completed(l1.vmwrite(field::exit_controls,
+                                 nv::capabilities().true_exit.must_be_one | exit_ctl::host_address_space_size)));
+    REQUIRE(completed(l1.vmwrite(field::pin_based_controls, nv::capabilities().true_pin.must_be_one)));
+    REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+    CHECK(l1.hw.running_l2());
+    CHECK(!l1.hw.timer_armed);
+    l1.hw.l2_exits(exit_reason::preemption_timer);
+    CHECK(l1.run(expired).stop);
+}
+
+TEST_CASE("nested_vmx.entry_msr_load_list_loads_l2s_msrs") {
+    using namespace iv;
+    LaunchingL1 l1;
+    l1.set(field::entry_msr_load_count, 2);
+    l1.set(field::entry_msr_load_address, kEntryList);
+    l1.put_entry(kEntryList, 0, x86_regs::kMsrLstar, 0xFFFF800000001000);
+    l1.put_entry(kEntryList, 1, x86_regs::kMsrSysenterEsp, 0x5000);
+    REQUIRE(completed(l1.launch()));
+    CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.msrs[x86_regs::kMsrLstar] == 0xFFFF800000001000);
+    CHECK(l1.hw.msrs[x86_regs::kMsrSysenterEsp] == 0x5000);
+    CHECK(l1.hw.msr_level == x86::vmx::Level::l2);
+}
+
+TEST_CASE("nested_vmx.entry_msr_load_failures_are_entry_failures_with_the_entry_number") {
+    using namespace iv;
+    struct Case {
+        const char* what;
+        u32 index;
+        u32 reserved;
+    };
+    const Case cases[] = {
+        {"FS base", x86_regs::kMsrFsBase, 0},
+        {"GS base", x86_regs::kMsrGsBase, 0},
+        {"an x2APIC register", 0x808, 0},
+        {"SMBASE", x86_regs::kMsrSmbase, 0},
+        {"SMM_MONITOR_CTL", x86_regs::kMsrSmmMonitorCtl, 0},
+        {"reserved bits set", x86_regs::kMsrStar, 1},
+        {"an MSR L1's WRMSR could not write", 0x10, 0},
+    };
+    for (const Case& c : cases) {
+        INFO(c.what);
+        LaunchingL1 l1;
+        l1.set(field::entry_msr_load_count, 3);
+        l1.set(field::entry_msr_load_address, kEntryList);
+        l1.put_entry(kEntryList, 0, x86_regs::kMsrLstar, 0x1234);
+        l1.put_entry(kEntryList, 1, c.index, 0x77, c.reserved);
+        l1.put_entry(kEntryList, 2, x86_regs::kMsrStar, 0x99);
+        REQUIRE(completed(l1.launch()));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 2);
+        CHECK(l1.hw.msrs[x86_regs::kMsrLstar] == 0x1234);  // the entries before it stay loaded
+        CHECK(l1.hw.msrs[x86_regs::kMsrStar] == 0);
+        CHECK(completed(l1.simple(exit_reason::vmresume)));
+        CHECK(l1.error() == 5);  // the failed VMLAUNCH did not launch
+    }
+    SECTION("a list beyond L1's memory fails at its first entry") {
+        LaunchingL1 l1;
+        l1.set(field::entry_msr_load_count, 1);
+        l1.set(field::entry_msr_load_address, FakeNestedHost::kL1Bytes);
+        REQUIRE(completed(l1.launch()));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 1);
+    }
+    SECTION("a list longer than IA32_VMX_MISC recommends fails after the last entry it allows") {
+        LaunchingL1 l1;
+        u32 limit = nv::msr_list_limit();
+        CHECK(limit == 512);
+        for (u32 i = 0; i < limit; ++i) l1.put_entry(kEntryList, i, x86_regs::kMsrStar, i);
+        l1.set(field::entry_msr_load_count, limit + 1);
+        l1.set(field::entry_msr_load_address, kEntryList);
+        REQUIRE(completed(l1.launch()));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == limit + 1);
+    }
+}
+
+TEST_CASE("nested_vmx.exit_msr_lists_store_l2s_and_load_l1s") {
+    using namespace iv;
+    LaunchingL1 l1;
+    l1.set(field::exit_msr_store_count, 1);
+    l1.set(field::exit_msr_store_address, kStoreList);
+    l1.set(field::exit_msr_load_count, 1);
+    l1.set(field::exit_msr_load_address, kLoadList);
+    l1.put_entry(kStoreList, 0, x86_regs::kMsrLstar, 0);
+    l1.put_entry(kLoadList, 0, x86_regs::kMsrLstar, 0xFFFF800000002000);
+    REQUIRE(completed(l1.launch()));
+    l1.hw.msrs[x86_regs::kMsrLstar] = 0x4444;  // L2 set it
+    VmExit cpuid{};
+    cpuid.kind = ExitKind::cpuid;
+    cpuid.instruction_length = 2;
+    cpuid.vendor_code = exit_reason::cpuid;
+    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+    CHECK(!l1.run(cpuid).stop);
+    CHECK(l1.at_host_rip_with(exit_reason::cpuid));
+    CHECK(l1.peek(kStoreList + 8) == 0x4444);
+    CHECK(l1.hw.msrs[x86_regs::kMsrLstar] == 0xFFFF800000002000);
+    CHECK(l1.hw.msr_level == x86::vmx::Level::l1);
+    SECTION("a store entry that cannot be stored is a VMX abort: the domain stops") {
+        l1.put_entry(kStoreList, 0, x86_regs::kMsrSmbase, 0);
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+        ExitOutcome o = l1.run(cpuid);
+        CHECK(o.stop);
+        REQUIRE(o.detail != nullptr);
+        CHECK(std::string(o.detail) == "nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored");
+    }
+    SECTION("a load entry that cannot be loaded is a VMX abort: the domain stops") {
+        l1.put_entry(kLoadList, 0, x86_regs::kMsrFsBase, 0);
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+        ExitOutcome o = l1.run(cpuid);
+        CHECK(o.stop);
+        REQUIRE(o.detail != nullptr);
+        CHECK(std::string(o.detail) == "nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded");
+    }
+}
+
+TEST_CASE("nested_vmx.vmcs_link_pointer_is_all_ones_or_a_region_with_our_revision") {
+    // SDM 26.3.1.5: all ones, or a page-aligned region inside MAXPHYADDR, not the current VMCS,
+    // holding our revision with the shadow-VMCS indicator clear ("VMCS shadowing" is not offered).
+    // Anything else fails the entry: a VM exit into L1 with reason 0x80000021, qualification 4.
+    constexpr u64 kLinkRegion = 0x13000;
+    struct Case {
+        u64 pointer;
+        u32 revision;  // at kLinkRegion
+        bool enters;
+    };
+    const Case cases[] = {
+        {~u64{0}, 0, true},
+        {kLinkRegion, nv::kVmcs12Revision, true},
+        {kLinkRegion, nv::kVmcs12Revision | 0x80000000, false},
+        {kLinkRegion, nv::kVmcs12Revision + 1, false},
+        {kLinkRegion + 8, nv::kVmcs12Revision, false},
+        {u64{1} << 39, nv::kVmcs12Revision, false},              // beyond MAXPHYADDR
+        {kVmcsA, nv::kVmcs12Revision, false},                    // the current VMCS
+        {FakeNestedHost::kL1Bytes, nv::kVmcs12Revision, false},  // not L1's memory: reads all ones
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.pointer, c.revision);
+        VmxL1 l1;
+        nv::Vmcs12 v = runnable_vmcs12(false);
+        nv::write_field(v, iv::field::vmcs_link_pointer, c.pointer);
+        REQUIRE(l1.host.write(kVmcsA, &v, sizeof(v)));
+        l1.put_revision(kLinkRegion, c.revision);
+        REQUIRE(completed(l1.vmxon()));
+        REQUIRE(completed(l1.vmptrld(kVmcsA)));
+        CHECK(!l1.simple(iv::exit_reason::vmlaunch).stop);
+        CHECK(l1.hw.running_l2() == c.enters);
+        if (c.enters) continue;
+        CHECK(l1.vmread(iv::field::exit_reason) == 0x80000021);
+        CHECK(l1.vmread(iv::field::exit_qualification) == 4);
+    }
 }

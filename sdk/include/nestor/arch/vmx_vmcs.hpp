@@ -65,7 +65,25 @@ inline constexpr u64 true_controls = u64{1} << 55;  // the TRUE_ control MSRs ex
 namespace misc {
 inline constexpr u64 preemption_timer_rate_mask = 0x1F;  // the timer counts every 2^rate TSC ticks
 inline constexpr u64 unrestricted_lma = u64{1} << 5;
+// Bits 27:25, N: each MSR list should hold at most 512 * (N + 1) entries.
+inline constexpr u32 msr_list_scale_shift = 25;
+inline constexpr u64 msr_list_scale_mask = 7;
+inline constexpr u32 msr_list_entries_unit = 512;
 }  // namespace misc
+
+// An entry of the VM-entry MSR-load and VM-exit MSR-store / MSR-load lists (SDM 24.7.2, 24.8.2):
+// the MSR's index in bits 31:0, bits 63:32 reserved, the value in bits 127:64. A list's address
+// is 16-byte aligned.
+namespace msr_entry {
+inline constexpr u32 bytes = 16;
+inline constexpr u32 data_offset = 8;
+}  // namespace msr_entry
+
+// The VMX-abort indicator a VM exit that cannot complete writes (SDM 27.7).
+namespace vmx_abort {
+inline constexpr u32 saving_guest_msrs = 1;
+inline constexpr u32 loading_host_msrs = 4;
+}  // namespace vmx_abort
 
 // IA32_VMX_EPT_VPID_CAP.
 namespace ept_vpid_cap {

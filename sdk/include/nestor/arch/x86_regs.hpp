@@ -61,6 +61,13 @@ inline constexpr u32 kMsrGsBase = 0xC0000101;
 inline constexpr u32 kMsrKernelGsBase = 0xC0000102;
 inline constexpr u32 kMsrTscAux = 0xC0000103;
 
+// MSRs only system-management mode writes (SMM_MONITOR_CTL) or reads (SMBASE), and the x2APIC's
+// registers: what VMX's MSR lists may not name (SDM 26.4, 27.4, 27.6).
+inline constexpr u32 kMsrSmmMonitorCtl = 0x9B;
+inline constexpr u32 kMsrSmbase = 0x9E;
+inline constexpr u32 kMsrX2apicFirst = 0x800;
+inline constexpr u32 kMsrX2apicLast = 0x8FF;
+
 // IA32_PAT: eight one-byte entries, each a memory type. The value after reset is WB, WT, UC-, UC
 // twice; a write with any other type (2, 3, 8..255) #GPs.
 inline constexpr u64 kPatReset = 0x0007040600070406;

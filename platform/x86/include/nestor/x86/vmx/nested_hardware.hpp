@@ -7,7 +7,7 @@
 // and instruction information), the part of L1's CPU an instruction is checked against (segments,
 // CR4 as L1 sees it, interruptibility), L1's own paging for its memory operands, and the
 // exceptions the kernel's Decision cannot name (#SS). And it runs L2: the backend keeps a second
-// VMCS per vCPU (vmcs02), which the component fills field by field from vmcs12 under L0's
+// VMCS per vCPU (vmcs02), which the component fills from vmcs12 (in batches of fields) under L0's
 // controls (L0Controls), and switches between vmcs01 (L1) and vmcs02 only when the component
 // says so (enter_l2, enter_l1). The operations are virtual, so a NESTED_VIRT=MODULE component
 // reaches them through this table, never a symbol. They act on the VMCSs of the vCPU whose exit
@@ -88,6 +88,9 @@ public:
     // is ignored (write_ok() says false until the next enter_l2).
     virtual u64 read(Level level, u32 field) = 0;
     virtual void write(Level level, u32 field, u64 value) = 0;
+    // The same for `count` fields in one call (a VM entry or exit copies dozens).
+    virtual void read_fields(Level level, const u32* fields, u64* values, usize count) = 0;
+    virtual void write_fields(Level level, const u32* fields, const u64* values, usize count) = 0;
     virtual bool write_ok() = 0;
     // vmcs02, whose controls and guest state the component wrote, runs from the next entry; the
     // backend adds its host state and the kernel's `state` becomes vmcs02's guest state. L2's
@@ -105,6 +108,24 @@ public:
     virtual void use_l2_eptp(u64 eptp) = 0;
     // The VM's mapping generation: every unmap changes it, before the memory can be reused.
     virtual u64 mapping_generation() = 0;
+
+    // L1's VMX-preemption timer for L2: from the next entry of L2 until enter_l1 or reset_to_l1,
+    // L2 exits with reason 52 (ExitKind::unknown, vendor_code 52: an exit only the component
+    // judges) once it has run `ticks` TSC ticks (0: before its first instruction). The backend
+    // runs vmcs02 with the smaller of that and its own time slice; a slice that ends first ends
+    // as ExitKind::preemption and keeps the ticks left for L2's next run (the timer counts only
+    // while L2 runs, as a CPU's counts only in VMX non-root operation).
+    virtual void arm_l2_timer(u64 ticks) = 0;
+    virtual void disarm_l2_timer() = 0;
+    // The TSC ticks left before L1's timer expires: 0 once it has (or with none armed).
+    virtual u64 l2_timer_left() = 0;
+    // An MSR of the VM-entry / VM-exit MSR lists, as L1's own WRMSR / RDMSR reaches it: only the
+    // MSRs the vCPU owns that L0's MSR bitmap lets L1 access without an exit (the SYSCALL MSRs,
+    // KERNEL_GS_BASE, TSC_AUX in the CPU; the SYSENTER MSRs in `level`'s VMCS, whose entry and
+    // exit switch them). False, nothing written, for any other MSR and for a value the
+    // instruction would refuse with #GP (not canonical, reserved bits set).
+    virtual bool write_msr(Level level, u32 index, u64 value) = 0;
+    virtual bool read_msr(Level level, u32 index, u64& value) = 0;
 
     bool running_l2() const { return running_l2_; }
     // Whether L0 unmapped part of the VM while vmcs02 ran on a shadow EPT (the backend has pointed

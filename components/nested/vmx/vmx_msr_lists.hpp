@@ -1,0 +1,29 @@
+// vmcs12's MSR lists: the VM-entry MSR-load list (SDM 26.4) and the VM-exit MSR-store and
+// MSR-load lists (SDM 27.4, 27.6). Each entry (16 bytes: index, reserved, value) is read from and
+// stored into L1's memory through the kernel's checked accessor (Host), never through a window
+// that could be a device's. An MSR is loaded as L1's own WRMSR would write it and stored as its
+// RDMSR would read it (NestedHardware::write_msr / read_msr: the MSRs the vCPU owns); an MSR the
+// SDM forbids in a list (FS / GS base in a load, SMBASE, SMM_MONITOR_CTL, the x2APIC's), one L1
+// could not write or read so, a reserved bit set, an entry outside L1's memory or a list longer
+// than IA32_VMX_MISC's recommended maximum fails the list.
+#pragma once
+
+#include "../nested_component.hpp"
+#include "nestor/x86/vmx/nested_hardware.hpp"
+#include "vmcs12.hpp"
+
+namespace nestor::nested::vmx {
+
+// The most entries a list may hold: IA32_VMX_MISC's recommendation, 512 * (bits 27:25 + 1).
+u32 msr_list_limit();
+
+// Loads the VM-entry MSR-load list into L2's MSRs: 0 when every entry loaded, else the number
+// (from 1) of the entry that failed, the VM-entry failure's exit qualification. The entries
+// before it stay loaded, as on the CPU.
+u32 load_entry_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
+// Stores L2's MSRs into the VM-exit MSR-store list; false: a VMX abort.
+bool store_exit_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
+// Loads the VM-exit MSR-load list into L1's MSRs (after its host state); false: a VMX abort.
+bool load_exit_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
+
+}  // namespace nestor::nested::vmx
