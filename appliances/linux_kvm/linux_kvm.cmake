@@ -20,7 +20,8 @@ if(NOT linux_kvm_images_defined)
             -fno-exceptions -fno-rtti -fno-stack-protector -fno-pic -static -nostdlib -fuse-ld=lld -s
             -I${PROJECT_SOURCE_DIR}/sdk/include -o ${linux_kvm_dir}/kvm-client ${linux_kvm_client_dir}/kvm_client.cpp
     DEPENDS ${linux_kvm_client_dir}/kvm_client.cpp ${linux_kvm_client_dir}/kvm_api.hpp
-            ${linux_kvm_client_dir}/linux_syscalls.hpp ${PROJECT_SOURCE_DIR}/sdk/include/nestor/abi/hypercall.h
+            ${linux_kvm_client_dir}/linux_syscalls.hpp ${linux_kvm_client_dir}/program_start.hpp
+            ${PROJECT_SOURCE_DIR}/sdk/include/nestor/abi/hypercall.h
             ${PROJECT_SOURCE_DIR}/sdk/include/nestor/abi/guest_slots.h
     COMMENT "Building Nestor's KVM client (a static Linux program)")
   add_custom_command(OUTPUT ${linux_kvm_dir}/kvm-boot-linux
@@ -28,7 +29,7 @@ if(NOT linux_kvm_images_defined)
             -fno-exceptions -fno-rtti -fno-stack-protector -fno-pic -static -nostdlib -fuse-ld=lld -s
             -o ${linux_kvm_dir}/kvm-boot-linux ${linux_kvm_client_dir}/kvm_boot_linux.cpp
     DEPENDS ${linux_kvm_client_dir}/kvm_boot_linux.cpp ${linux_kvm_client_dir}/kvm_api.hpp
-            ${linux_kvm_client_dir}/linux_syscalls.hpp
+            ${linux_kvm_client_dir}/linux_syscalls.hpp ${linux_kvm_client_dir}/program_start.hpp
     COMMENT "Building Nestor's Linux-on-KVM loader (a static Linux program)")
   add_custom_command(OUTPUT ${linux_kvm_dir}/kvm-initramfs.cpio.gz
     COMMAND ${CMAKE_COMMAND} -DBUSYBOX=${linux_dir}/busybox -DPACKAGE_ROOT=${linux_dir}/root

@@ -16,6 +16,7 @@
 // to its end, or a `KVM-BOOT-LINUX: FAIL` line; its exit status says which.
 #include "kvm_api.hpp"
 #include "linux_syscalls.hpp"
+#include "program_start.hpp"
 
 // Where a signal handler returns to: rt_sigreturn (the kernel's sigaction needs SA_RESTORER).
 extern "C" void kvm_boot_linux_restorer();
@@ -680,28 +681,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// The compiler may call these for structure copies and zeroing; there is no libc to supply them.
-extern "C" void* memset(void* destination, int byte, kvm_client::usize count) {
-    void* start = destination;
-    asm volatile("rep stosb" : "+D"(destination), "+c"(count) : "a"(byte) : "memory");
-    return start;
-}
-extern "C" void* memcpy(void* destination, const void* source, kvm_client::usize count) {
-    void* start = destination;
-    asm volatile("rep movsb" : "+D"(destination), "+S"(source), "+c"(count) : : "memory");
-    return start;
-}
-
-// `stack` is where the kernel left argc, then argv.
-extern "C" [[noreturn]] void kvm_boot_linux_main(long* stack) {
-    sys_exit_group(run(static_cast<int>(stack[0]), reinterpret_cast<char**>(stack + 1)));
-}
-
-// The entry point: the kernel starts it with RSP 16-byte aligned, at argc, and no return address.
-asm(".globl _start\n"
-    "_start:\n"
-    "  xor %ebp, %ebp\n"
-    "  mov %rsp, %rdi\n"
-    "  and $-16, %rsp\n"
-    "  call kvm_boot_linux_main\n"
-    "  ud2\n");
+int program_main(int argc, char** argv) { return run(argc, argv); }
