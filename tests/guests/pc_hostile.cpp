@@ -410,7 +410,7 @@ int ipi_storm() {
 
 // ---- timerstorm -------------------------------------------------------------------------------
 
-constexpr u64 kStormMs = 20;
+constexpr u64 kStormMs = 100;
 constexpr u8 kStormVector = 0x50;
 
 int timer_storm() {
