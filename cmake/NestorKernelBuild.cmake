@@ -41,7 +41,7 @@ endfunction()
 
 # The kernel this preset composes.
 nestor_kernel_build(main -DAMD_SVM=${AMD_SVM} -DINTEL_VMX=${INTEL_VMX} -DNESTED_VIRT=${NESTED_VIRT}
-                    -DPC_PLATFORM=${PC_PLATFORM})
+                    -DPC_PLATFORM=${PC_PLATFORM} -DBUILTIN_GUESTS=${BUILTIN_GUESTS})
 
 # Its bootable image: the kernel and, when the preset names one, an appliance.
 include(NestorAppliance)

@@ -5,6 +5,9 @@ option(INTEL_VMX "Build the Intel VMX backend" ON)
 # The PC platform (components/pc): the device models for domains with `platform = "pc"`. Off, the
 # image has none of them, and such domains are refused by name.
 option(PC_PLATFORM "Build the PC platform's device models into the kernel" ON)
+# The built-in test guests (nestor.builtin-guest=NAME): test-only code, so the appliance presets
+# leave them out; with them off the option names itself in an error line.
+option(BUILTIN_GUESTS "Build the built-in test guests into the kernel" ON)
 # NESTED_VIRT, like a Kconfig y/m/n: ON links the nested component into the image, MODULE builds
 # it as a boot module that the kernel (linked with the null stub) loads at boot when the
 # manifest names it, OFF links only the null stub. NESTOR_NESTED_MODE is the value, normalised.

@@ -25,11 +25,13 @@ set(no_nested_smoke_checks
   --reject "^error:"
   --reject "not implemented yet")
 
-nestor_boot_test(nested.off_smoke_guest_sees_no_svm nested ARGS --kernel ${nested_off_elf32}
-  --append "nestor.builtin-guest=smoke" ${no_nested_smoke_checks})
-# Built-in guests have no domain, so no nested virtualization even when the image has the component.
-nestor_boot_test(nested.on_smoke_guest_without_nested_sees_no_svm nested ARGS --kernel ${nested_on_elf32}
-  --append "nestor.builtin-guest=smoke" ${no_nested_smoke_checks})
+if(BUILTIN_GUESTS)
+  nestor_boot_test(nested.off_smoke_guest_sees_no_svm nested ARGS --kernel ${nested_off_elf32}
+    --append "nestor.builtin-guest=smoke" ${no_nested_smoke_checks})
+  # Built-in guests have no domain, so no nested virtualization even when the image has the component.
+  nestor_boot_test(nested.on_smoke_guest_without_nested_sees_no_svm nested ARGS --kernel ${nested_on_elf32}
+    --append "nestor.builtin-guest=smoke" ${no_nested_smoke_checks})
+endif()
 
 # Bochs' Skylake model has VMX, EPT and unrestricted guest: nested VMX is available.
 nestor_boot_test(nested.banner_on_intel nested TIMEOUT 120 ARGS --emulator bochs

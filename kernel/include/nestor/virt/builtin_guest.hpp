@@ -25,6 +25,8 @@ const BuiltinGuest* find_builtin_guest(const char* name);
 // stopped for cause or could not be started. Each entry lasts at most `time_slice` timestamp
 // ticks (0 = until the guest exits); a guest preempted kMaxPreemptions times in a row without
 // any exit of its own is stopped, so a guest spinning with interrupts off cannot keep the CPU.
+// A BUILTIN_GUESTS=OFF image has no built-in guest: its run_builtin_guest (runner_absent.cpp)
+// reports that and fails.
 inline constexpr u64 kDefaultTimeSlice = 5'000'000;
 inline constexpr u64 kMaxPreemptions = 200;
 u32 run_builtin_guest(const char* name, u64 time_slice);
