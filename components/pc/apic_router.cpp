@@ -19,12 +19,15 @@ void ApicRouter::deliver(const ApicMessage& message) {
         if (apics_[i]->matches(message)) deliver_to(i, message);
 }
 
-// A software-disabled APIC would drop the interrupt: it takes no part in the arbitration.
+// A software-disabled APIC would drop the interrupt: it takes no part in the arbitration. A
+// focus processor (the vector already pending or in service there) takes the message whatever
+// its priority, so that one vCPU handles the interrupt's repeats (SDM 11.6.2.4).
 int ApicRouter::lowest_priority_target(const ApicMessage& message) const {
     int target = -1;
     for (usize i = 0; i < count_; ++i) {
         const LocalApic& apic = *apics_[i];
         if (!apic.software_enabled() || !apic.matches(message)) continue;
+        if (apic.is_focus_for(message.vector)) return static_cast<int>(i);
         if (target < 0 || apic.arbitration_priority() < apics_[target]->arbitration_priority())
             target = static_cast<int>(i);
     }

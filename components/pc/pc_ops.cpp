@@ -4,6 +4,7 @@
 #include "nestor/log.hpp"
 #include "nestor/manifest.h"
 #include "nestor/pc/acpi_tables.hpp"
+#include "nestor/pc/console_keys.hpp"
 #include "nestor/pc/pc_platform.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
@@ -28,6 +29,7 @@ struct PcState {
     bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
     u8 window[pc::kMaxVcpus] = {};       // the event window each vCPU's backend was last asked for
     u64 tsc_offset[pc::kMaxVcpus] = {};  // the TSC offset each vCPU's backend was last given (a new one has 0)
+    pc::ConsoleKeys console_keys;        // the host's console input, when this PC takes it
     // What it was built with: a machine reset builds it again from these.
     pc::MsrConfig msrs;
     u64 memory_bytes;
@@ -287,10 +289,22 @@ bool start_processor(Vm& vm, Vcpu& v) {
     return true;
 }
 
+// The operator's NMI button (pc/console_keys.hpp: Ctrl-] n on the console).
+void press_nmi_button(Vm& vm) {
+    if (vm.pc->platform.press_nmi_button())
+        log::info("appliance: domain {}: NMI button pressed", vm.name);
+    else
+        log::info("appliance: domain {}: NMI button pressed; the guest masks NMIs (port 0x61 or the CMOS)", vm.name);
+}
+
 void serve_console(Vm& vm) {
     pc::Serial16550A& serial = vm.pc->platform.serial();
     u8 byte = 0;
-    while (serial.receive_space() > 0 && platform::console_read(byte)) serial.receive(byte);
+    while (serial.receive_space() > 0 && platform::console_read(byte)) {
+        pc::ConsoleKeys::Key key = vm.pc->console_keys.feed(byte);
+        if (key.kind == pc::ConsoleKeys::Key::Kind::typed) serial.receive(key.byte);
+        if (key.kind == pc::ConsoleKeys::Key::Kind::nmi_button) press_nmi_button(vm);
+    }
     VmEnvironment host(vm);
     serial.flush_part(host);
 }

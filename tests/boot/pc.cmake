@@ -33,17 +33,22 @@ nestor_appliance_test(devices AREA pc
 # Console input: what is typed on the host's serial console reaches the domain that takes it, at
 # its 16550A by receive interrupts; its prompt and the echo show on one line before the line ends;
 # 48 bytes typed while the guest does not read all arrive (the host holds back what the FIFO
-# cannot take).
+# cannot take). Then the operator's NMI button, Ctrl-] n (nestor/pc/console_keys.hpp): the guest
+# takes the NMI through LINT1, with IOCHK# in port 0x61.
 nestor_appliance_test(console_input AREA pc
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_console.manifest GUESTS pc_console healthy
   ARGS --expect-status 0
   --type-after "^\\[console\\] type a line: $" "hello nestor\\n"
   --type-after "^\\[console\\] not reading for a while$" "0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ\\n"
+  --type-after "^\\[console\\] press the NMI button$" "\\x1dn"
   --expect "^appliance: domain console takes the console's input \\(its serial port COM1\\)$"
   --expect "^\\[console\\] type a line: hello nestor$"
   --expect "^\\[console\\] ok: a typed line arrives by receive interrupts, echoed after its prompt$"
   --expect "^\\[console\\] ok: 48 bytes typed ahead arrive whole$"
   --expect "^\\[console\\] ok: no receiver overrun$"
+  --expect "^appliance: domain console: NMI button pressed$"
+  --expect "^\\[console\\] ok: the NMI button's NMI arrives through LINT1$"
+  --expect "^\\[console\\] ok: port 0x61 shows IOCHK# as its reason$"
   --expect "^\\[console\\] checks: [0-9]+ passed, 0 failed$"
   --expect "^appliance: domain console exited with status 0 \\(shutdown\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"

@@ -3,7 +3,8 @@
 // interrupt on IRQ 4 through the I/O APIC, and echoes it after a prompt that does not end its
 // line (the host must show both at once). The second line is typed while the guest is not
 // reading: the host must hold back what the UART's 16-byte FIFO cannot take, so that nothing is
-// lost (no overrun) however much is typed.
+// lost (no overrun) however much is typed. Last the operator presses the NMI button (Ctrl-] n on
+// the console): the NMI comes in through LINT1, with IOCHK# as its reason in port 0x61.
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
@@ -12,7 +13,13 @@ namespace {
 
 constexpr u64 kApicBase = 0xFEE00000;
 constexpr u64 kIoApicBase = 0xFEC00000;
-constexpr u32 kApicEoi = 0xB0, kApicSvr = 0xF0;
+constexpr u32 kApicEoi = 0xB0, kApicSvr = 0xF0, kApicLvtLint1 = 0x360;
+constexpr u32 kLvtNmi = 4u << 8;  // delivery mode NMI, unmasked
+constexpr u16 kSystemControl = 0x61, kCmosIndex = 0x70;
+constexpr u8 kSpeakerBits = 0x03;  // port 0x61 bits kept; 0 in bits 2-3 enables SERR# and IOCHK# NMIs
+constexpr u8 kIochk = 0x40;        // port 0x61: IOCHK# was asserted
+constexpr u8 kCmosStatusD = 0x0D;  // an index with bit 7 (NMI mask) clear
+constexpr u8 kVectorNmi = 2;
 constexpr u16 kCom1 = 0x3F8;
 constexpr u16 kData = kCom1, kInterruptEnable = kCom1 + 1, kFifoControl = kCom1 + 2, kModemControl = kCom1 + 4,
               kLineStatus = kCom1 + 5;
@@ -105,6 +112,20 @@ void read_line_typed_ahead() {
     check(!(line_status_seen & kLsrOverrun), "no receiver overrun");
 }
 
+// The operator's NMI button: wait in HLT (interrupts off: only an NMI ends it) until the NMI
+// arrives; the probe takes it as the exception it is.
+void take_nmi_button() {
+    apic(kApicLvtLint1) = kLvtNmi;
+    outb(kSystemControl, static_cast<u8>(inb(kSystemControl) & kSpeakerBits));
+    outb(kCmosIndex, kCmosStatusD);
+    println("press the NMI button");
+    ExceptionRecord taken = probe([] {
+        for (;;) asm volatile("cli; hlt" ::: "memory");
+    });
+    check(taken.vector == kVectorNmi, "the NMI button's NMI arrives through LINT1");
+    check((inb(kSystemControl) & kIochk) != 0, "port 0x61 shows IOCHK# as its reason");
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
@@ -116,6 +137,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     read_typed_line();
     read_line_typed_ahead();
     check(serial_interrupts >= 2, "receive interrupts taken");
+    take_nmi_button();
     if (check_summary() != 0) return 1;
     println("powering off through ACPI S5");
     outw(kPmControl, kSleepS5);

@@ -158,6 +158,35 @@ TEST_CASE("pc.apic_router.lowest_priority_reads_the_vcpus_cr8") {
     CHECK(machine.holding(0x60) == Indices{0});
 }
 
+// The focus processor: an APIC that already has the vector pending or in service takes the
+// message, though arbitration would choose another; SVR bit 9 set turns that off.
+TEST_CASE("pc.apic_router.lowest_priority_focus_processor") {
+    Machine machine{0, 1, 2};
+    // Pending: APIC 2's IRR holds 0x40 (its APR is 0x40 now, APIC 0's and 1's 0).
+    machine.send(2, false, DeliveryMode::fixed, 0x40);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x40);
+    CHECK(machine.wakeup.woken == Indices{2});
+    CHECK(machine.holding(0x40) == Indices{2});
+    // In service, behind a higher TPR: APIC 1 took 0x50 and raised its TPR above everyone's.
+    machine.send(1, false, DeliveryMode::fixed, 0x50);
+    machine.apics[1]->acknowledge(0x50);
+    machine.write(1, L::kTpr, 0xE0);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x50);
+    CHECK(machine.wakeup.woken == Indices{1});
+    // Another vector has no focus: arbitration's choice, APIC 0.
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x60);
+    CHECK(machine.wakeup.woken == Indices{0});
+    CHECK(machine.holding(0x60) == Indices{0});
+    // Focus checking off at APIC 1 (SVR bit 9): arbitration again, now APIC 2 (APR 0x40 from
+    // 0x40 in IRR; APIC 0's is 0x60).
+    machine.write(1, L::kSvr, 0x3FF);
+    machine.send(0xFF, false, DeliveryMode::lowest_priority, 0x50);
+    CHECK(machine.wakeup.woken == Indices{2});
+    // A focus that the message does not address is none.
+    machine.send(0x01, false, DeliveryMode::lowest_priority, 0x40);
+    CHECK(machine.wakeup.woken == Indices{1});
+}
+
 TEST_CASE("pc.apic_router.ipis_between_apics") {
     Machine machine{0, 1, 2};
     // APIC 0 sends a fixed IPI to ID 2 through its ICR.

@@ -1,9 +1,10 @@
 // A domain's APIC bus: hands each interrupt message (from the I/O APIC, or an IPI from a local
 // APIC's ICR) to the local APICs it addresses, and tells the platform which vCPUs got something
-// so that a halted one wakes. Lowest-priority messages go to one matching, software-enabled APIC
-// with the lowest arbitration priority (ties: the lowest index; from the TPR its vCPU holds now,
-// LocalApic::task_priority), the SDM's arbitration without its optional focus processor; every
-// other mode goes to every matching APIC.
+// so that a halted one wakes. Lowest-priority messages go to one matching, software-enabled APIC:
+// the focus processor, the first that already has the vector pending or in service (unless its
+// SVR turns focus checking off), else the one with the lowest arbitration priority (ties: the
+// lowest index; from the TPR its vCPU holds now, LocalApic::task_priority), as the SDM's
+// arbitration (11.6.2.4) describes; every other mode goes to every matching APIC.
 #pragma once
 
 #include "nestor/pc/links.hpp"

@@ -64,6 +64,8 @@ public:
     static constexpr u32 kVersionValue = 0x14 | (6u << 16);
 
     static constexpr u32 kSvrEnable = 1u << 8;
+    // Set: this APIC is never a lowest-priority message's focus processor (SDM 11.6.2.4).
+    static constexpr u32 kSvrFocusDisabled = 1u << 9;
     static constexpr u32 kSvrWritable = 0x3FF;  // vector, enable, focus checking
     static constexpr u32 kSvrReset = 0xFF;
     static constexpr u32 kDfrReset = 0xFFFFFFFF;
@@ -145,6 +147,11 @@ public:
     void accept(const ApicMessage& message);
     // APR, from the vCPU's up-to-date TPR (task_priority()).
     u8 arbitration_priority() const;
+    // The focus processor of a lowest-priority message for `vector`: focus checking on (SVR bit 9
+    // clear) and `vector` already pending (IRR) or in service (ISR) here.
+    bool is_focus_for(u8 vector) const {
+        return (svr_ & kSvrFocusDisabled) == 0 && (irr_.test(vector) || isr_.test(vector));
+    }
 
     // For the vCPU. The highest IRR vector whose priority class is above PPR's (-1: none, or
     // the APIC disabled); acknowledge() once it is injected.
