@@ -115,7 +115,8 @@ void log_build_fault(const char* name, const BuildFault& f) {
 Status<BuildFault> Toolstack::bootstrap(const manifest::Manifest& m, cap::System& system) {
     u64 bytes = untyped_bytes(m);
     paddr base = 0;
-    if (!platform::allocate_physical(bytes, base))
+    // Not cleared here: a MEMORY retype clears each domain's memory, the one pass it needs.
+    if (!platform::allocate_physical_uncleared(bytes, base))
         return fail(BuildFault{.kind = BuildFault::Kind::no_memory, .code = bytes >> 20});
     cap::DomainConfig config{1, kPageSize, 0, NESTOR_CPUID_POLICY_DEFAULT, kToolstackCSpaceBits};
     auto booted = cap::bootstrap(system, base, bytes, config);

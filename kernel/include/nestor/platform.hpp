@@ -46,6 +46,10 @@ u64 wall_clock();
 // Physical memory for kernel use (e.g. a built-in guest's RAM): `bytes` contiguous, zeroed,
 // 4 KiB aligned. False when memory is short; never panics.
 bool allocate_physical(u64 bytes, paddr& out);
+// The same, not cleared: for memory whose every user constructs or clears what it takes (the
+// capability runtime's untyped pool, where each kernel object is built by its constructor and a
+// MEMORY retype clears what a guest gets).
+bool allocate_physical_uncleared(u64 bytes, paddr& out);
 void free_physical(paddr base, u64 bytes);
 // Where the kernel reaches physical memory (the direct map).
 void* physical_to_virtual(paddr address);

@@ -31,13 +31,18 @@ paddr allocate_zeroed_frame_or_panic(const char* purpose) {
 
 namespace nestor::platform {
 
-bool allocate_physical(u64 bytes, paddr& out) {
+bool allocate_physical_uncleared(u64 bytes, paddr& out) {
     u64 frames = align_up(bytes, kPageSize) / kPageSize;
     if (frames == 0) return false;
     auto run = x86::kernel_frames().allocate_contiguous(frames, kPageSize);
     if (!run) return false;
-    fill_bytes(physical_to_virtual(*run), 0, frames * kPageSize);
     out = *run;
+    return true;
+}
+
+bool allocate_physical(u64 bytes, paddr& out) {
+    if (!allocate_physical_uncleared(bytes, out)) return false;
+    fill_bytes(physical_to_virtual(out), 0, align_up(bytes, kPageSize));
     return true;
 }
 

@@ -274,6 +274,25 @@ TEST_CASE("cap.retype_charges_untyped_and_resets_when_empty") {
     CHECK(child.capacity() == capacity);
 }
 
+// The untyped pool is not cleared when it is handed to the runtime (its memory holds 0xA5 here):
+// a memory object must be zero when it is made, and again when its memory comes back to another
+// owner after the first one's object died.
+TEST_CASE("cap.memory_retype_never_shows_old_data") {
+    Booted b;
+    REQUIRE(retype(b, ObjectType::untyped, 16, kFree) == NESTOR_E_OK);
+    REQUIRE(retype(b, ObjectType::memory, 12, kFree + 1, kFree) == NESTOR_E_OK);
+    auto* first = &static_cast<MemoryRegion&>(*b.slot(kFree + 1).cap.object);
+    paddr backing = first->backing();
+    u64 size = first->size();
+    for (u64 i = 0; i < size; ++i) REQUIRE(b.memory.bytes(backing)[i] == 0);
+    std::memset(b.memory.bytes(backing), 0x5C, size);  // the first owner's data
+    REQUIRE(b.call(NESTOR_HC_CAP_DELETE, R, kFree + 1) == NESTOR_E_OK);
+    REQUIRE(retype(b, ObjectType::memory, 12, kFree + 1, kFree) == NESTOR_E_OK);
+    auto& second = static_cast<MemoryRegion&>(*b.slot(kFree + 1).cap.object);
+    REQUIRE(second.backing() == backing);  // the same memory, a new owner
+    for (u64 i = 0; i < size; ++i) REQUIRE(b.memory.bytes(backing)[i] == 0);
+}
+
 TEST_CASE("cap.cnode_self_reference_does_not_keep_it_alive") {
     Booted b;
     u64 live = b.system.live_objects();
