@@ -336,6 +336,9 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     set_up_l2();
     // "split-only" on the command line: just the split loop, for profiling Nestor under a trace.
     if (boot_info().cmdline_has("split-only")) return measure_split("svm_l2_cpuid") ? 0 : 1;
+    // "console-only": just the loop of exits Nestor handles alone.
+    if (boot_info().cmdline_has("console-only"))
+        return measure("svm_l2_exit_l0_only", l2_console_loop, ~u64{0}, l2_console_calibration) ? 0 : 1;
     if (!measure("svm_l2_cpuid_reflected", l2_cpuid_loop, svm::exit_code::cpuid, l2_cpuid_calibration)) return 1;
     if (!measure_split("svm_l2_cpuid")) return 1;
     if (!measure("svm_l2_exit_l0_only", l2_console_loop, ~u64{0}, l2_console_calibration)) return 1;

@@ -135,11 +135,27 @@ void start_merge(const u8* l0_map, usize bytes, u8* merged, PassThroughRuns& out
 
 bool remerge_permission_map(const u8* l0_map, L1Memory& memory, u64 l1_map_pa, bool l1_uses,
                             const PassThroughRuns& pass_through, u8* merged) {
+    if (pass_through.count == 0) return true;
+    // L1's words from the first run's to the last run's, usually one piece of L1's memory: one
+    // window over them all (a read per run cost three times the lookup), each word read once into
+    // the merged map. Across two pieces, a read per run.
+    const u8* l1_words = nullptr;
+    usize first_word = pass_through.runs[0].first;
+    if (l1_uses) {
+        const WordRun& last = pass_through.runs[pass_through.count - 1];
+        usize span = (usize{last.first} + last.count - first_word) * 8;
+        l1_words = memory.window(l1_map_pa + u64{first_word} * 8, span, false);
+    }
     for (u16 r = 0; r < pass_through.count; ++r) {
         const WordRun& run = pass_through.runs[r];
         u8* out = merged + usize{run.first} * 8;
         if (!l1_uses) {
             copy_bytes(out, l0_map + usize{run.first} * 8, usize{run.count} * 8);
+            continue;
+        }
+        if (l1_words) {
+            for (usize i = run.first; i < usize{run.first} + run.count; ++i)
+                store_word(merged, i, load_word(l1_words, i - first_word) | load_word(l0_map, i));
             continue;
         }
         if (!memory.read(l1_map_pa + u64{run.first} * 8, out, usize{run.count} * 8)) return false;

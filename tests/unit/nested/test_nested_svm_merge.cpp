@@ -177,6 +177,22 @@ TEST_CASE("nested_svm.merge_permission_maps_or_l0_and_l1") {
     CHECK(m2.merged_iopm[0x70 / 8] == 0);
 }
 
+// L1's maps across two pieces of its memory (no window spans them) are read run by run, with the
+// same merge.
+TEST_CASE("nested_svm.merge_reads_l1_maps_across_pieces_of_its_memory") {
+    Machine m;
+    m.l1.pages_apart = true;
+    m.l0_iopm[0x60 / 8] = 1u << (0x60 % 8);
+    m.l1.ram[kIopm + 0x2000 + 0x70 / 8] = 1u << (0x70 % 8);  // a byte of the map's third page
+    m.l1.ram[kMsrpm + 0x800] = 0xC;
+    int reads = m.l1.reads;
+    entered(m, valid_vmcb12());
+    CHECK(m.l1.reads > reads);
+    CHECK(m.merged_iopm[0x60 / 8] == 1u << (0x60 % 8));
+    CHECK(m.merged_iopm[0x2000 + 0x70 / 8] == 1u << (0x70 % 8));
+    CHECK(m.merged_msrpm[0x800] == 0xC);
+}
+
 // L0 intercepting a whole 64-bit word of a map makes L1's word irrelevant: a VMRUN reads L1's maps
 // only where L0 lets something through (as Nestor's L0 intercepts everything: not at all), and
 // still sees every change L1 makes there between VMRUNs.
@@ -184,9 +200,11 @@ TEST_CASE("nested_svm.merge_reads_l1_maps_only_where_l0_lets_through") {
     Machine m;
     std::fill(m.l0_iopm.begin(), m.l0_iopm.end(), 0xFF);
     std::fill(m.l0_msrpm.begin(), m.l0_msrpm.end(), 0xFF);
-    m.l0_iopm[0x60 / 8] = 0xFE;  // L0 lets port 0x60 through (bit 0 of byte 12, in word 1)
-    std::vector<std::pair<u64, usize>> map_reads;
-    m.l1.after_read = [&](u64 gpa, usize bytes) {
+    m.l0_iopm[0x60 / 8] = 0xFE;                    // L0 lets port 0x60 through (bit 0 of byte 12, in word 1)
+    std::vector<std::pair<u64, usize>> map_reads;  // read, or seen through a window
+    m.l1.after_read = m.l1.after_window = [&](u64 gpa, usize bytes) {
+        // The checks' look at where a whole map lies reads nothing of it.
+        if (bytes == vmcb::kIopmBytes || bytes == vmcb::kMsrpmBytes) return;
         if (gpa >= kIopm && gpa < kMsrpm + vmcb::kMsrpmBytes) map_reads.emplace_back(gpa, bytes);
     };
     entered(m, valid_vmcb12());  // L1's maps are zero: it intercepts nothing
