@@ -43,8 +43,15 @@ x86::vmx::NestedHardware* hardware_of(NestedVcpu& vcpu) {
     return static_cast<x86::vmx::NestedHardware*>(vcpu.hardware);
 }
 
+// Whether the VMX instruction of exit `reason` may have a memory operand, whose address its
+// segment names: the others need only SS, for the CPL.
+bool may_have_memory_operand(u64 reason) {
+    return reason != intel_vmx::exit_reason::vmlaunch && reason != intel_vmx::exit_reason::vmresume &&
+           reason != intel_vmx::exit_reason::vmxoff;
+}
+
 // L1's CPU at this exit, read once from the backend.
-L1Cpu read_l1_cpu(x86::vmx::NestedHardware& hw, const virt::VcpuState& state) {
+L1Cpu read_l1_cpu(x86::vmx::NestedHardware& hw, const virt::VcpuState& state, u64 reason) {
     L1Cpu cpu{};
     cpu.cr0 = state.cr0;
     cpu.cr4 = hw.cr4();
@@ -53,7 +60,10 @@ L1Cpu read_l1_cpu(x86::vmx::NestedHardware& hw, const virt::VcpuState& state) {
     cpu.mode = state.mode;
     cpu.interruptibility = hw.interruptibility();
     cpu.exit = hw.instruction_exit();
-    for (u32 i = 0; i < 6; ++i) cpu.segments[i] = hw.segment(i);
+    if (may_have_memory_operand(reason))
+        for (u32 i = 0; i < 6; ++i) cpu.segments[i] = hw.segment(i);
+    else
+        cpu.segments[kSegmentSs] = hw.segment(kSegmentSs);
     cpu.physical_address_bits = hw.physical_address_bits();
     return cpu;
 }
@@ -78,7 +88,7 @@ Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, 
     if (state.mode == virt::CpuMode::real16 || exit.vendor_code == intel_vmx::exit_reason::vmfunc) return inject_ud();
     x86::vmx::NestedHardware* hw = hardware_of(vcpu);
     if (!hw || !vcpu.host) return stop(kNoHardware);
-    L1Cpu cpu = read_l1_cpu(*hw, state);
+    L1Cpu cpu = read_l1_cpu(*hw, state, exit.vendor_code);
     InstructionContext context{core(vcpu).vmx, *vcpu.host, *hw, cpu, state};
     return decide(vcpu, execute(exit.vendor_code, context), *hw, state);
 }

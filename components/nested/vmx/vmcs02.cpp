@@ -78,12 +78,49 @@ constexpr u32 kGuestState[] = {field::guest_cr0,
 constexpr usize kGuestStateCount = sizeof(kGuestState) / sizeof(kGuestState[0]);
 constexpr FieldList<kGuestStateCount> kGuestStateList = field_list(kGuestState);
 
-consteval FieldSet guest_state_set() {
+template <usize N> consteval FieldSet set_of(const FieldList<N>& list) {
     FieldSet set{};
-    for (u8 slot : kGuestStateList.slots) set.words[slot / 64] |= u64{1} << (slot % 64);
+    for (u8 slot : list.slots) set.words[slot / 64] |= u64{1} << (slot % 64);
     return set;
 }
-constexpr FieldSet kGuestStateSet = guest_state_set();
+constexpr FieldSet kGuestStateSet = set_of(kGuestStateList);
+
+// Of kGuestState, what a VM exit copies into vmcs12 at once: what changes on nearly every exit of
+// L2, and every guest field the VM-entry checks read (vmx_guest_checks.cpp), so that they see
+// vmcs12 whole. vmcs02 keeps the rest (segments, descriptor tables, SYSENTER, PDPTEs, pending
+// debug exceptions) until vmcs12 needs them (save_kept_guest_state), as KVM's
+// sync_vmcs02_to_vmcs12_rare does.
+constexpr u32 kGuestStateAtExit[] = {field::guest_cr0,
+                                     field::guest_cr3,
+                                     field::guest_cr4,
+                                     field::guest_rsp,
+                                     field::guest_rip,
+                                     field::guest_rflags,
+                                     field::guest_interruptibility,
+                                     field::guest_activity_state};
+constexpr usize kGuestStateAtExitCount = sizeof(kGuestStateAtExit) / sizeof(kGuestStateAtExit[0]);
+constexpr FieldList<kGuestStateAtExitCount> kGuestStateAtExitList = field_list(kGuestStateAtExit);
+constexpr usize kKeptCount = kGuestStateCount - kGuestStateAtExitCount;
+
+struct KeptFields {
+    u32 fields[kKeptCount];
+};
+consteval bool saved_at_exit(u32 encoding) {
+    for (u32 e : kGuestStateAtExit)
+        if (e == encoding) return true;
+    return false;
+}
+// kGuestState less kGuestStateAtExit (a field of the latter not in the former overflows: no constant).
+consteval KeptFields kept_fields() {
+    KeptFields kept{};
+    usize count = 0;
+    for (u32 e : kGuestState)
+        if (!saved_at_exit(e)) kept.fields[count++] = e;
+    return kept;
+}
+constexpr KeptFields kKept = kept_fields();
+constexpr FieldList<kKeptCount> kKeptList = field_list(kKept.fields);
+constexpr FieldSet kKeptSet = set_of(kKeptList);
 
 // What vmcs02 takes of L1's own state (vmcs01), read in one call.
 constexpr u32 kFromL1[] = {field::tsc_offset, field::guest_dr7, field::guest_debugctl, field::guest_efer,
@@ -160,8 +197,23 @@ void merge_msr_bitmap(const Vmcs12& v, const x86::vmx::L0Controls& l0, Host& hos
     }
 }
 
-void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp, const FromL1& l1, FieldBatch& w) {
-    const x86::vmx::L0Controls& l0 = hw.l0_controls();
+// The vmcs12 fields write_kept_controls derives vmcs02's controls from.
+constexpr u32 kKeptControlInputs[] = {
+    field::primary_controls,       field::secondary_controls,  field::exception_bitmap, field::page_fault_error_mask,
+    field::page_fault_error_match, field::cr0_guest_host_mask, field::cr0_read_shadow,  field::cr4_guest_host_mask,
+    field::cr4_read_shadow,        field::guest_cr0,           field::guest_cr4};
+constexpr FieldSet kKeptControlInputsSet = set_of(field_list(kKeptControlInputs));
+
+bool intersect(const FieldSet& a, const FieldSet& b) {
+    u64 common = 0;
+    for (usize i = 0; i < sizeof(a.words) / sizeof(a.words[0]); ++i) common |= a.words[i] & b.words[i];
+    return common != 0;
+}
+
+// The controls vmcs02 keeps from one entry to the next: neither the backend nor the CPU changes
+// them while L2 runs, so they are written again only when L1 VMWROTE what they come from (KVM's
+// prepare_vmcs02_rare).
+void write_kept_controls(const Vmcs12& v, const x86::vmx::L0Controls& l0, FieldBatch& w) {
     u32 l1_primary = static_cast<u32>(f(v, field::primary_controls));
     u32 l1_secondary =
         (l1_primary & primary::activate_secondary) ? static_cast<u32>(f(v, field::secondary_controls)) : 0;
@@ -169,11 +221,8 @@ void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp, const FromL1&
     u32 secondary =
         (l0.secondary & ~(secondary::unrestricted_guest | secondary::enable_rdtscp | secondary::enable_invpcid)) |
         (l1_secondary & (secondary::unrestricted_guest | secondary::wbinvd_exiting));
-    w(field::pin_based_controls, l0.pin | static_cast<u32>(f(v, field::pin_based_controls)));
-    w(field::primary_controls, l0.primary | l1_primary | primary::activate_secondary);
     w(field::secondary_controls, secondary);
     w(field::exit_controls, l0.exit);
-    w(field::entry_controls, l0.entry | (static_cast<u32>(f(v, field::entry_controls)) & entry_ctl::ia32e_mode_guest));
     w(field::exception_bitmap, l0.exception_bitmap | static_cast<u32>(f(v, field::exception_bitmap)));
     w(field::page_fault_error_mask, f(v, field::page_fault_error_mask));
     w(field::page_fault_error_match, f(v, field::page_fault_error_match));
@@ -181,23 +230,34 @@ void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp, const FromL1&
     w(field::exit_msr_store_count, 0);
     w(field::exit_msr_load_count, 0);
     w(field::entry_msr_load_count, 0);
-    w(field::entry_interruption_info, f(v, field::entry_interruption_info));
-    w(field::entry_exception_error_code, f(v, field::entry_exception_error_code));
-    w(field::entry_instruction_length, f(v, field::entry_instruction_length));
     w(field::io_bitmap_a, l0.io_bitmap_a);
     w(field::io_bitmap_b, l0.io_bitmap_b);
     w(field::msr_bitmap, l0.merged_msr_bitmap_pa);
-    w(field::ept_pointer, eptp);
     if (l0.l2_vpid) w(field::vpid, l0.l2_vpid);
-    u64 tsc_offset = l1.tsc_offset;
-    if (l1_primary & primary::use_tsc_offsetting) tsc_offset += f(v, field::tsc_offset);
-    w(field::tsc_offset, tsc_offset);
     // L2 reads L1's shadow for the bits L1 owns, its own value for the rest (L0's included).
     u64 mask0 = f(v, field::cr0_guest_host_mask), mask4 = f(v, field::cr4_guest_host_mask);
     w(field::cr0_guest_host_mask, mask0 | l0.cr0_mask);
     w(field::cr0_read_shadow, (f(v, field::cr0_read_shadow) & mask0) | (f(v, field::guest_cr0) & ~mask0));
     w(field::cr4_guest_host_mask, mask4 | l0.cr4_mask);
     w(field::cr4_read_shadow, (f(v, field::cr4_read_shadow) & mask4) | (f(v, field::guest_cr4) & ~mask4));
+}
+
+// The controls of every entry: those the backend changes while L2 runs (its timer, the event
+// windows, the injected event, "IA-32e mode guest"), the EPT pointer (a shadow's changes) and the
+// TSC offset (L1's may change).
+void write_controls(const Vmcs12& v, NestedHardware& hw, u64 eptp, const FromL1& l1, FieldBatch& w) {
+    const x86::vmx::L0Controls& l0 = hw.l0_controls();
+    u32 l1_primary = static_cast<u32>(f(v, field::primary_controls));
+    w(field::pin_based_controls, l0.pin | static_cast<u32>(f(v, field::pin_based_controls)));
+    w(field::primary_controls, l0.primary | l1_primary | primary::activate_secondary);
+    w(field::entry_controls, l0.entry | (static_cast<u32>(f(v, field::entry_controls)) & entry_ctl::ia32e_mode_guest));
+    w(field::entry_interruption_info, f(v, field::entry_interruption_info));
+    w(field::entry_exception_error_code, f(v, field::entry_exception_error_code));
+    w(field::entry_instruction_length, f(v, field::entry_instruction_length));
+    w(field::ept_pointer, eptp);
+    u64 tsc_offset = l1.tsc_offset;
+    if (l1_primary & primary::use_tsc_offsetting) tsc_offset += f(v, field::tsc_offset);
+    w(field::tsc_offset, tsc_offset);
 }
 
 // The fields of kGuestState in `changed`: typically the one or two L1 wrote since the last exit.
@@ -243,6 +303,7 @@ void write_vmcs02(const Vmcs12& v, NestedHardware& hw, Host& host, u64 eptp, Ope
     hw.read_fields(Level::l1, kFromL1, from_l1, sizeof(kFromL1) / sizeof(u32));
     const FromL1 l1{from_l1[0], from_l1[1], from_l1[2], from_l1[3], from_l1[4]};
     FieldBatch batch(hw, Level::l2);
+    if (!changed || intersect(*changed, kKeptControlInputsSet)) write_kept_controls(v, hw.l0_controls(), batch);
     write_controls(v, hw, eptp, l1, batch);
     write_guest_state(v, hw, changed, l1, batch);
     batch.flush();
@@ -270,11 +331,22 @@ ExitInformation exit_information(NestedHardware& hw, u32 reason) {
     return info;
 }
 
+bool kept_in_vmcs02(const FieldInfo& field) {
+    usize slot = slot_number(field);
+    return (kKeptSet.words[slot / 64] >> (slot % 64)) & 1;
+}
+
+void save_kept_guest_state(Vmcs12& v, NestedHardware& hw) {
+    u64 values[kKeptCount];
+    hw.read_fields(Level::l2, kKept.fields, values, kKeptCount);
+    write_fields(v, kKeptList, values);
+}
+
 void save_l2_state(Vmcs12& v, NestedHardware& hw) {
     const x86::vmx::L0Controls& l0 = hw.l0_controls();
-    u64 values[kGuestStateCount];
-    hw.read_fields(Level::l2, kGuestState, values, kGuestStateCount);
-    write_fields(v, kGuestStateList, values);
+    u64 values[kGuestStateAtExitCount];
+    hw.read_fields(Level::l2, kGuestStateAtExit, values, kGuestStateAtExitCount);
+    write_fields(v, kGuestStateAtExitList, values);
     u32 exit = static_cast<u32>(f(v, field::exit_controls));
     if (exit & exit_ctl::save_debug_controls) {
         write_field(v, field::guest_dr7, hw.read(Level::l2, field::guest_dr7));
@@ -317,61 +389,123 @@ void write_exit_information(Vmcs12& v, const ExitInformation& info) {
     write_field(v, field::entry_interruption_info, f(v, field::entry_interruption_info) & ~u64{intr_info::valid});
 }
 
+namespace {
+
+// L1's state a VM exit loads into vmcs01 (SDM 27.5), in the order load_l1_host_state gives
+// their values: one write_fields call.
+constexpr u32 kL1HostStateFields[] = {field::guest_es_selector,
+                                      field::guest_es_base,
+                                      field::guest_es_limit,
+                                      field::guest_es_access_rights,
+                                      field::guest_ss_selector,
+                                      field::guest_ss_base,
+                                      field::guest_ss_limit,
+                                      field::guest_ss_access_rights,
+                                      field::guest_ds_selector,
+                                      field::guest_ds_base,
+                                      field::guest_ds_limit,
+                                      field::guest_ds_access_rights,
+                                      field::guest_fs_selector,
+                                      field::guest_fs_base,
+                                      field::guest_fs_limit,
+                                      field::guest_fs_access_rights,
+                                      field::guest_gs_selector,
+                                      field::guest_gs_base,
+                                      field::guest_gs_limit,
+                                      field::guest_gs_access_rights,
+                                      field::guest_cs_selector,
+                                      field::guest_cs_base,
+                                      field::guest_cs_limit,
+                                      field::guest_cs_access_rights,
+                                      field::guest_tr_selector,
+                                      field::guest_tr_base,
+                                      field::guest_tr_limit,
+                                      field::guest_tr_access_rights,
+                                      field::guest_ldtr_selector,
+                                      field::guest_ldtr_base,
+                                      field::guest_ldtr_limit,
+                                      field::guest_ldtr_access_rights,
+                                      field::guest_gdtr_base,
+                                      field::guest_gdtr_limit,
+                                      field::guest_idtr_base,
+                                      field::guest_idtr_limit,
+                                      field::guest_sysenter_cs,
+                                      field::guest_sysenter_esp,
+                                      field::guest_sysenter_eip,
+                                      field::guest_dr7,
+                                      field::guest_debugctl,
+                                      field::guest_rip,
+                                      field::guest_rsp,
+                                      field::guest_rflags,
+                                      field::guest_interruptibility,
+                                      field::guest_activity_state,
+                                      field::guest_pending_debug_exceptions};
+constexpr usize kL1HostStateCount = sizeof(kL1HostStateFields) / sizeof(kL1HostStateFields[0]);
+
+// A data segment from a host selector (SDM 27.5.2): flat, unusable when null.
+constexpr u64 host_data_rights(u64 selector) { return selector ? kHostData : kHostData | kUnusable; }
+
+}  // namespace
+
 void load_l1_host_state(const Vmcs12& v, NestedHardware& hw, virt::VcpuState& state) {
-    FieldBatch w(hw, Level::l1);
     bool host_64 = f(v, field::exit_controls) & exit_ctl::host_address_space_size;
+    u64 es = f(v, field::host_es_selector), ss = f(v, field::host_ss_selector), ds = f(v, field::host_ds_selector);
+    u64 fs = f(v, field::host_fs_selector), gs = f(v, field::host_gs_selector);
     // SDM 27.5.2: flat segments from the host selectors, null ones unusable; TR busy; no LDT.
-    struct Segment {
-        u32 selector_field;
-        u32 host_selector;
-        u64 base;
-    };
-    const Segment segments[] = {{field::guest_es_selector, field::host_es_selector, 0},
-                                {field::guest_ss_selector, field::host_ss_selector, 0},
-                                {field::guest_ds_selector, field::host_ds_selector, 0},
-                                {field::guest_fs_selector, field::host_fs_selector, f(v, field::host_fs_base)},
-                                {field::guest_gs_selector, field::host_gs_selector, f(v, field::host_gs_base)}};
-    for (const Segment& s : segments) {
-        u32 index = (s.selector_field - field::guest_es_selector) / 2;
-        u64 selector = f(v, s.host_selector);
-        w(s.selector_field, selector);
-        w(field::guest_es_base + 2 * index, s.base);
-        w(field::guest_es_limit + 2 * index, kFlatLimit);
-        w(field::guest_es_access_rights + 2 * index, selector ? kHostData : kHostData | kUnusable);
-    }
-    w(field::guest_cs_selector, f(v, field::host_cs_selector));
-    w(field::guest_cs_base, 0);
-    w(field::guest_cs_limit, kFlatLimit);
-    w(field::guest_cs_access_rights, kHostCode | (host_64 ? access_rights::long_mode : access_rights::default32));
-    w(field::guest_tr_selector, f(v, field::host_tr_selector));
-    w(field::guest_tr_base, f(v, field::host_tr_base));
-    w(field::guest_tr_limit, kHostTrLimit);
-    w(field::guest_tr_access_rights, kHostTr);
-    w(field::guest_ldtr_selector, 0);
-    w(field::guest_ldtr_base, 0);
-    w(field::guest_ldtr_limit, 0);
-    w(field::guest_ldtr_access_rights, kUnusable);
-    w(field::guest_gdtr_base, f(v, field::host_gdtr_base));
-    w(field::guest_gdtr_limit, kHostDescriptorTableLimit);
-    w(field::guest_idtr_base, f(v, field::host_idtr_base));
-    w(field::guest_idtr_limit, kHostDescriptorTableLimit);
-    w(field::guest_sysenter_cs, f(v, field::host_sysenter_cs));
-    w(field::guest_sysenter_esp, f(v, field::host_sysenter_esp));
-    w(field::guest_sysenter_eip, f(v, field::host_sysenter_eip));
-    w(field::guest_dr7, kDr7Reset);
-    w(field::guest_debugctl, 0);
-    w(field::guest_rip, f(v, field::host_rip));
-    w(field::guest_rsp, f(v, field::host_rsp));
-    w(field::guest_rflags, kRflagsFixed1);
-    w(field::guest_interruptibility, 0);
-    w(field::guest_activity_state, 0);
-    w(field::guest_pending_debug_exceptions, 0);
+    const u64 values[] = {es,
+                          0,
+                          kFlatLimit,
+                          host_data_rights(es),
+                          ss,
+                          0,
+                          kFlatLimit,
+                          host_data_rights(ss),
+                          ds,
+                          0,
+                          kFlatLimit,
+                          host_data_rights(ds),
+                          fs,
+                          f(v, field::host_fs_base),
+                          kFlatLimit,
+                          host_data_rights(fs),
+                          gs,
+                          f(v, field::host_gs_base),
+                          kFlatLimit,
+                          host_data_rights(gs),
+                          f(v, field::host_cs_selector),
+                          0,
+                          kFlatLimit,
+                          kHostCode | (host_64 ? access_rights::long_mode : access_rights::default32),
+                          f(v, field::host_tr_selector),
+                          f(v, field::host_tr_base),
+                          kHostTrLimit,
+                          kHostTr,
+                          0,
+                          0,
+                          0,
+                          kUnusable,
+                          f(v, field::host_gdtr_base),
+                          kHostDescriptorTableLimit,
+                          f(v, field::host_idtr_base),
+                          kHostDescriptorTableLimit,
+                          f(v, field::host_sysenter_cs),
+                          f(v, field::host_sysenter_esp),
+                          f(v, field::host_sysenter_eip),
+                          kDr7Reset,
+                          0,
+                          f(v, field::host_rip),
+                          f(v, field::host_rsp),
+                          kRflagsFixed1,
+                          0,
+                          0,
+                          0};
+    static_assert(sizeof(values) / sizeof(values[0]) == kL1HostStateCount);
     u64 efer = f(v, field::host_efer);
     if (!(f(v, field::exit_controls) & exit_ctl::load_efer)) {
         u64 l1_efer = hw.l0_controls().load_efer ? hw.read(Level::l1, field::guest_efer) : state.efer;
         efer = (l1_efer & ~(kEferLme | kEferLma)) | (host_64 ? kEferLme | kEferLma : 0);
     }
-    w.flush();
+    hw.write_fields(Level::l1, kL1HostStateFields, values, kL1HostStateCount);
     hw.enter_l1(x86::vmx::L1ControlState{f(v, field::host_cr0), f(v, field::host_cr3), f(v, field::host_cr4), efer},
                 state);
 }

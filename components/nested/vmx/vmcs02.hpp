@@ -28,8 +28,9 @@ struct OpenMsrWords {
 
 // Writes vmcs02's controls and guest state from `vmcs` (checked), with `eptp` as its EPT
 // pointer. L1's MSR bitmap is read once, into L0's merged one. With `changed`, vmcs02 already
-// holds vmcs12's guest state but for those fields, and only they of the guest state copied as is
-// are written (the rest, derived from other fields or from L1's, always is).
+// holds vmcs12's guest state and controls but for those fields: only they of the guest state
+// copied as is are written (the rest, derived from other fields or from L1's, always is), and
+// the controls that stay put while L2 runs only when one of their vmcs12 fields is among them.
 void write_vmcs02(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host, u64 eptp, OpenMsrWords& open,
                   const FieldSet* changed);
 
@@ -51,8 +52,12 @@ struct ExitInformation {
 ExitInformation exit_information(x86::vmx::NestedHardware& hw, u32 reason);
 
 // L2's guest state, as vmcs02 holds it now, into vmcs12 (with "IA-32e mode guest" following
-// EFER.LMA and the VM-entry event marked delivered).
+// EFER.LMA and the VM-entry event marked delivered): the fields that change on most exits and
+// those the VM-entry checks read. vmcs02 keeps the others (kept_in_vmcs02) until
+// save_kept_guest_state copies them.
 void save_l2_state(Vmcs12& vmcs, x86::vmx::NestedHardware& hw);
+bool kept_in_vmcs02(const FieldInfo& field);
+void save_kept_guest_state(Vmcs12& vmcs, x86::vmx::NestedHardware& hw);
 void write_exit_information(Vmcs12& vmcs, const ExitInformation& info);
 // L1's state from vmcs12's host-state area into vmcs01, and vmcs01 running again.
 void load_l1_host_state(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, virt::VcpuState& state);

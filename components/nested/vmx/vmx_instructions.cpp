@@ -152,6 +152,7 @@ Result vmxon(InstructionContext& c) {
 Result vmxoff(InstructionContext& c) {
     if (undefined_here(c, true)) return undefined_opcode();
     if (c.cpu.cpl() > 0) return general_protection();
+    if (c.vmx.cache) complete_vmcs12(c.vmx, c.hardware);
     leave_vmx_operation(c.vmx, c.host);
     return succeed();
 }
@@ -164,6 +165,7 @@ Result vmclear(InstructionContext& c) {
     if (!valid_vmcs_pointer(c, pointer)) return vm_fail(c, instruction_error::vmclear_invalid_address);
     if (pointer == c.vmx.vmxon_pointer) return vm_fail(c, instruction_error::vmclear_vmxon_pointer);
     if (pointer == c.vmx.current_vmcs) {
+        complete_vmcs12(c.vmx, c.hardware);
         c.vmx.cache->launch_state = kLaunchStateClear;
         release_current(c.vmx, c.host);
     } else {
@@ -182,6 +184,7 @@ Result vmptrld(InstructionContext& c) {
     if (pointer == c.vmx.vmxon_pointer) return vm_fail(c, instruction_error::vmptrld_vmxon_pointer);
     if (revision_at(c, pointer) != kVmcs12Revision) return vm_fail(c, instruction_error::vmptrld_wrong_revision);
     if (pointer == c.vmx.current_vmcs) return succeed();
+    if (has_current_vmcs(c.vmx)) complete_vmcs12(c.vmx, c.hardware);
     release_current(c.vmx, c.host);
     if (!c.host.read(pointer, c.vmx.cache, sizeof(Vmcs12))) return fail_invalid();
     c.vmx.current_vmcs = pointer;
@@ -209,6 +212,7 @@ Result vmread(InstructionContext& c) {
     InstructionInfo info = decode_information(c.cpu.exit.information);
     FieldAccess access = named_field(c, info);
     if (!access.field) return vm_fail(c, instruction_error::unsupported_field);
+    if (kept_in_vmcs02(*access.field)) complete_vmcs12(c.vmx, c.hardware);
     u64 value = read_field(*c.vmx.cache, access) & operand_mask(c.cpu);
     if (info.register_operand) {
         c.state.gpr[info.reg1] = value;
@@ -233,6 +237,8 @@ Result vmwrite(InstructionContext& c) {
     FieldAccess access = named_field(c, info);
     if (!access.field) return vm_fail(c, instruction_error::unsupported_field);
     if (access.field->read_only) return vm_fail(c, instruction_error::vmwrite_read_only);  // no VMWRITE-to-any
+    // Else a later copy of the kept fields from vmcs02 would undo the write.
+    if (kept_in_vmcs02(*access.field)) complete_vmcs12(c.vmx, c.hardware);
     write_field(*c.vmx.cache, access, value);
     l2_state(c.vmx).written.add(*access.field);
     return succeed();

@@ -56,6 +56,7 @@ Decision vm_exit(NestedVcpu& vcpu, NestedHardware& hw, const ExitInformation& in
     if (save_l2) {
         if (state_newer) hw.write_state(state);
         save_l2_state(v, hw);
+        l2_state(core(vcpu).vmx).guest_state_kept = true;
         if (f(v, field::exit_controls) & exit_ctl::save_preemption_timer)
             write_field(v, field::preemption_timer_value, l1_timer_value(hw));
         if (!store_exit_msrs(v, hw, host)) [[unlikely]] {
@@ -245,6 +246,13 @@ void refresh_shadow(NestedVcpu& vcpu, NestedHardware& hw) {
 
 }  // namespace
 
+void complete_vmcs12(VmxVcpu& vmx, NestedHardware& hw) {
+    L2State& l2 = l2_state(vmx);
+    if (!l2.guest_state_kept) return;
+    save_kept_guest_state(*vmx.cache, hw);
+    l2.guest_state_kept = false;
+}
+
 Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, bool launch) {
     VmxVcpu& vmx = core(vcpu).vmx;
     Vmcs12& v = *vmx.cache;
@@ -257,7 +265,9 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
     shadow_ept_take_flush(l2.shadow);  // every entry flushes L2's translations
-    write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, !launch && l2.vmcs02_matches ? &l2.written : nullptr);
+    bool whole = launch || !l2.vmcs02_matches;
+    if (whole) complete_vmcs12(vmx, hw);
+    write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, whole ? nullptr : &l2.written);
     if (!hw.write_ok()) return stop("nested VMX: L0 could not build vmcs02");
     l2.vmcs02_matches = true;
     l2.written.clear();
@@ -331,8 +341,12 @@ Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
 }
 
 void abandon_l2(NestedVcpu& vcpu) {
-    if (NestedHardware* hw = hardware_of(vcpu)) hw->reset_to_l1();
-    if (VmxVcpu& vmx = core(vcpu).vmx; vmx.cache) l2_state(vmx).vmcs02_matches = false;  // L2's state left unsaved
+    NestedHardware* hw = hardware_of(vcpu);
+    if (hw) hw->reset_to_l1();
+    if (VmxVcpu& vmx = core(vcpu).vmx; vmx.cache) {
+        if (hw) complete_vmcs12(vmx, *hw);
+        l2_state(vmx).vmcs02_matches = false;  // L2's state left unsaved
+    }
     vcpu.guest_exit = nullptr;
 }
 

@@ -24,6 +24,9 @@ struct L2State {
     // when vmcs12 or vmcs02 changes otherwise (VMPTRLD, VMCLEAR, a failed entry, an abandoned L2).
     bool vmcs02_matches;
     FieldSet written;
+    // vmcs12's guest fields kept_in_vmcs02 are stale and vmcs02 holds L2's values: set by a VM
+    // exit, cleared by complete_vmcs12.
+    bool guest_state_kept;
 };
 
 struct CacheBlock {
@@ -33,6 +36,10 @@ struct CacheBlock {
 static_assert(sizeof(CacheBlock) <= 4096, "the VMCS cache and L2's state share a page");
 
 inline L2State& l2_state(VmxVcpu& vmx) { return reinterpret_cast<CacheBlock*>(vmx.cache)->l2; }
+
+// Copies the guest fields vmcs02 kept after the last VM exit into vmcs12, if it kept any: before
+// vmcs12 is read or written by L1, written back to L1's memory, or copied whole into vmcs02.
+void complete_vmcs12(VmxVcpu& vmx, x86::vmx::NestedHardware& hw);
 
 // After the instruction checks of VMLAUNCH (`launch`) or VMRESUME passed.
 Decision enter_l2(NestedVcpu& vcpu, x86::vmx::NestedHardware& hw, virt::VcpuState& state, bool launch);

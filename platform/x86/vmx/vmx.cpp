@@ -121,6 +121,9 @@ private:
     paddr empty_ept_root_ = 0;
     x86::vmx::L0Controls controls_{};
     bool writes_ok_ = true;
+    // vmcs02 holds the host state and link pointer: the kernel's on its one CPU, written at the
+    // first entry as vmcs01's is at the vCPU's creation.
+    bool vmcs02_host_state_ = false;
 };
 
 // L1's VMX-preemption timer for L2 (NestedHardware::arm_l2_timer), in the host's TSC: `left`
@@ -1293,6 +1296,7 @@ bool VmxNestedHardware::prepare(VmxVcpu* vcpu) {
     *frame_pointer<u32>(vmcs02_pa_) = caps.revision;
     if (!vmclear(vmcs02_pa_)) return false;
     if (current_vmcs == vmcs02_pa_) current_vmcs = 0;
+    vmcs02_host_state_ = false;
     if (caps.vpid) {
         controls_.l2_vpid = allocate_vpid();
         if (!controls_.l2_vpid) return false;
@@ -1397,13 +1401,16 @@ void VmxNestedHardware::enter_l2(VcpuState& state, bool flush) {
         (caps.primary & primary::use_tpr_shadow) ? read(x86::vmx::Level::l1, field::virtual_apic_page_address) : 0;
     if (use(x86::vmx::Level::l2)) {
         VmcsWriter w;
-        write_host_state(w);
-        w(field::vmcs_link_pointer, kInvalidLinkPointer);
+        if (!vmcs02_host_state_) {
+            write_host_state(w);
+            w(field::vmcs_link_pointer, kInvalidLinkPointer);
+        }
         if (caps.primary & primary::use_tpr_shadow) {
             w(field::virtual_apic_page_address, virtual_apic);
             w(field::tpr_threshold, vcpu_->tpr_threshold);  // as cached: the same in both VMCSs
         }
         if (!w.ok()) writes_ok_ = false;
+        vmcs02_host_state_ = w.ok();
     }
     if (!running_l2_) swap_levels();
     running_l2_ = true;

@@ -1080,6 +1080,94 @@ TEST_CASE("nested_vmx.vmresume_writes_only_the_guest_fields_l1_changed") {
     CHECK(v02[iv::field::guest_ds_selector] == 0x1230);
 }
 
+TEST_CASE("nested_vmx.vmresume_writes_the_controls_that_stay_put_only_when_l1_changed_them") {
+    RunningL2 l1;
+    auto& v02 = l1.hw.vmcs[1];
+    const x86::vmx::L0Controls& l0 = l1.hw.controls;
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    // Values only vmcs02 holds show whether an entry wrote the field again.
+    v02[iv::field::exception_bitmap] = 0x1234;
+    v02[iv::field::pin_based_controls] = 0;
+    REQUIRE(completed(l1.vmwrite(iv::field::guest_rip, 0x4100)));
+    l1.resume_l2();
+    CHECK(v02[iv::field::exception_bitmap] == 0x1234);
+    CHECK((v02[iv::field::pin_based_controls] & l0.pin) == l0.pin);  // the backend's: every entry
+    CHECK(v02[iv::field::guest_rip] == 0x4100);
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    REQUIRE(completed(l1.vmwrite(iv::field::exception_bitmap, 1u << 3)));
+    l1.resume_l2();
+    CHECK(v02[iv::field::exception_bitmap] == (l0.exception_bitmap | (1u << 3)));
+    // L1's CR0 written: the read shadow, which takes L2's CR0 bits L1 does not own, again.
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    v02[iv::field::cr0_read_shadow] = 0;
+    REQUIRE(completed(l1.vmwrite(iv::field::guest_cr0, kCr0 | x86_regs::kCr0Ts)));
+    l1.resume_l2();
+    CHECK(v02[iv::field::cr0_read_shadow] == (kCr0 | x86_regs::kCr0Ts));
+}
+
+TEST_CASE("nested_vmx.guest_fields_vmcs02_keeps_after_an_exit_reach_vmcs12_when_needed") {
+    using iv::field::guest_ds_selector, iv::field::guest_gs_base, iv::field::guest_tr_limit;
+    // L2's state in vmcs02 at its exit, in fields a VM exit leaves in vmcs02 for later.
+    auto exit_with = [](RunningL2& l1, u64 ds) {
+        l1.hw.vmcs[1][guest_ds_selector] = ds;
+        l1.hw.vmcs[1][guest_gs_base] = 0xFFFF800000001000;
+        l1.hw.vmcs[1][guest_tr_limit] = 0x67;
+        REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+        REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    };
+    SECTION("VMREAD") {
+        RunningL2 l1;
+        exit_with(l1, 0x28);
+        CHECK(l1.vmread(guest_ds_selector) == 0x28);
+        CHECK(l1.vmread(guest_gs_base) == 0xFFFF800000001000);
+    }
+    SECTION("a VMWRITE of one keeps L1's value and vmcs02's others") {
+        RunningL2 l1;
+        exit_with(l1, 0x28);
+        REQUIRE(completed(l1.vmwrite(guest_gs_base, 0x5000)));
+        CHECK(l1.vmread(guest_gs_base) == 0x5000);
+        CHECK(l1.vmread(guest_tr_limit) == 0x67);
+        l1.resume_l2();
+        CHECK(l1.hw.vmcs[1][guest_gs_base] == 0x5000);
+    }
+    SECTION("VMCLEAR writes them back") {
+        RunningL2 l1;
+        exit_with(l1, 0x28);
+        REQUIRE(completed(l1.vmclear(kVmcsA)));
+        nv::Vmcs12 region = l1.region(kVmcsA);
+        CHECK(nv::read_field(region, guest_ds_selector) == 0x28);
+        CHECK(nv::read_field(region, guest_gs_base) == 0xFFFF800000001000);
+    }
+    SECTION("a VMPTRLD of another region writes them back, and the first is whole again") {
+        RunningL2 l1;
+        exit_with(l1, 0x28);
+        REQUIRE(completed(l1.vmptrld(kVmcsB)));
+        CHECK(nv::read_field(l1.region(kVmcsA), guest_ds_selector) == 0x28);
+        REQUIRE(completed(l1.vmptrld(kVmcsA)));
+        l1.hw.vmcs[1][guest_ds_selector] = 0;  // the next entry copies vmcs12 whole
+        l1.resume_l2();
+        CHECK(l1.hw.vmcs[1][guest_ds_selector] == 0x28);
+    }
+    SECTION("a hardware entry failure, then an entry that copies vmcs12 whole") {
+        RunningL2 l1;
+        exit_with(l1, 0x28);
+        l1.resume_l2();
+        VmExit failed{};
+        failed.kind = ExitKind::invalid_state;
+        REQUIRE(!l1.l2_exit(failed, 0x80000021).stop);
+        CHECK(l1.vmread(guest_ds_selector) == 0x28);
+    }
+    SECTION("VMXOFF writes them back") {
+        RunningL2 l1;
+        exit_with(l1, 0x30);
+        REQUIRE(completed(l1.simple(iv::exit_reason::vmxoff)));
+        CHECK(nv::read_field(l1.region(kVmcsA), guest_ds_selector) == 0x30);
+    }
+}
+
 TEST_CASE("nested_vmx.hardware_entry_failure_reaches_l1_and_vmlaunch_stays_clear") {
     RunningL2 l1;
     VmExit failed{};
