@@ -10,8 +10,6 @@ using u128 = unsigned __int128;
 using virt::DeviceOutcome;
 
 constexpr u32 kVectorBankSize = 0x80;  // ISR, TMR and IRR: eight registers 16 bytes apart
-constexpr u32 kRegisterStride = 0x10;
-constexpr u32 kPriorityClass = 0xF0;
 constexpr u32 kX2apicBroadcast = 0xFFFFFFFF;
 constexpr u32 kXapicBroadcast = 0xFF;
 constexpr u32 kFlatModel = 0xF0000000;
@@ -35,8 +33,6 @@ constexpr u32 kLvtWritable[] = {
 
 DeviceOutcome general_protection() { return DeviceOutcome::exception(LocalApic::kGeneralProtection, true, 0); }
 
-u32 priority_class(int vector) { return vector < 0 ? 0 : static_cast<u32>(vector) & kPriorityClass; }
-
 u64 saturate(u128 value) { return value > kNoDeadline ? kNoDeadline : static_cast<u64>(value); }
 
 u64 all_ones(u8 size) { return size >= 8 ? ~u64{0} : (u64{1} << (8 * size)) - 1; }
@@ -44,8 +40,9 @@ u64 all_ones(u8 size) { return size >= 8 ? ~u64{0} : (u64{1} << (8 * size)) - 1;
 // The LVT entry at `offset`, or -1.
 int lvt_index(u32 offset) {
     if (offset == LocalApic::kLvtCmci) return 6;
-    if (offset < LocalApic::kLvtTimer || offset > LocalApic::kLvtError || offset % kRegisterStride != 0) return -1;
-    return static_cast<int>((offset - LocalApic::kLvtTimer) / kRegisterStride);
+    if (offset < LocalApic::kLvtTimer || offset > LocalApic::kLvtError || offset % LocalApic::kRegisterStride != 0)
+        return -1;
+    return static_cast<int>((offset - LocalApic::kLvtTimer) / LocalApic::kRegisterStride);
 }
 
 // x2APIC's logical ID: the cluster (ID bits 31:4) in bits 31:16, one bit of 16 for ID bits 3:0.
@@ -123,7 +120,7 @@ DeviceOutcome LocalApic::msr_write(u32 index, u64 value, virt::DeviceHost&) {
 
 bool LocalApic::write_x2apic(u32 index, u64 value) {
     // EOI first: an x2APIC guest writes it after every interrupt.
-    if (index == kMsrX2apicFirst + kEoi / kRegisterStride && x2apic()) {
+    if (index == kMsrX2apicEoi && x2apic()) {
         if (value != 0) return false;
         end_of_interrupt();
         return true;
@@ -322,14 +319,6 @@ u8 LocalApic::cr8_threshold() const {
     return static_cast<u8>(irrv >> 4);
 }
 
-bool LocalApic::nothing_new(u8 threshold) const {
-    const int irr = irr_.highest();
-    if (irr < 0 || !hardware_enabled() || !software_enabled()) return threshold == 0;
-    const u32 irrv = priority_class(irr), isrv = priority_class(isr_.highest()), tpr = tpr_ & kPriorityClass;
-    if (irrv > tpr && irrv > isrv) return false;  // deliverable
-    return (irrv > isrv ? irrv >> 4 : 0) == threshold;
-}
-
 void LocalApic::acknowledge(u8 vector) {
     irr_.clear(vector);
     isr_.set(vector);
@@ -374,14 +363,6 @@ bool LocalApic::raise_lint1() {
         return false;
     deliver_local(kLint1Lvt);
     return true;
-}
-
-void LocalApic::end_of_interrupt() {
-    const int vector = isr_.highest();
-    if (vector < 0) return;
-    const u8 in_service = static_cast<u8>(vector);
-    isr_.clear(in_service);
-    if (tmr_.test(in_service)) eoi_.end_of_interrupt(in_service);
 }
 
 // ---- Messages ----

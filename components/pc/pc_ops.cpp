@@ -183,17 +183,34 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
 // kernel's MSR dispatch and the bus. A write the APIC refuses takes the kernel's path, which
 // raises its #GP. An EOI or TPR write after which nothing can be delivered (IRR holds nothing
 // above PPR, nothing new waits for TPR, no other vCPU got an interrupt) needs no entry work.
-PcExit x2apic_write(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+[[gnu::noinline]] PcExit x2apic_write(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
     pc::PcPlatform& pc = vm.pc->platform;
     pc::LocalApic& apic = pc.apic(v.index);
     apic.sync_cr8(state.cr8);
     if (!exit.instruction_length || !apic.write_x2apic(exit.msr.index, exit.msr.value)) return {false, true};
     state.cr8 = apic.cr8();
     (void)complete_instruction(exit, state);
-    const u32 offset = (exit.msr.index - pc::LocalApic::kMsrX2apicFirst) * 16;
+    const u32 offset = (exit.msr.index - pc::LocalApic::kMsrX2apicFirst) * pc::LocalApic::kRegisterStride;
     const bool quiet = (offset == pc::LocalApic::kEoi || offset == pc::LocalApic::kTpr) &&
                        apic.nothing_new(state.cr8_threshold) && !pc.woken_others();
     return {true, !quiet};
+}
+
+// EOI (WRMSR 0x80B) as x2apic_write does it, on a path of its own: the source of a
+// level-triggered vector is told last, after which the entry work runs (it may assert its line
+// again), so that nothing is kept across that call and the other EOIs make none.
+[[gnu::noinline]] PcExit x2apic_eoi(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+    pc::PcPlatform& pc = vm.pc->platform;
+    pc::LocalApic& apic = pc.apic(v.index);
+    if (!exit.instruction_length || !apic.x2apic() || exit.msr.value != 0) return {false, true};
+    apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
+    (void)complete_instruction(exit, state);
+    if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) {
+        apic.tell_source(static_cast<u8>(level_triggered));
+        return {true, true};
+    }
+    if (apic.nothing_new(state.cr8_threshold) && !pc.woken_others()) return {true, false};
+    return {true, true};
 }
 
 // The short path of an access to the local APIC's page at its usual place (which only the local
@@ -201,7 +218,7 @@ PcExit x2apic_write(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
 // through the kernel's dispatch and the bus. What the kernel's MMIO emulation would refuse or
 // stop for (an instruction it cannot decode, one that does not match the fault) takes its path,
 // which says why. A read changes nothing; a write is quiet as for x2APIC.
-PcExit xapic_access(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+[[gnu::noinline]] PcExit xapic_access(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
     const u64 address = exit.npf.guest_physical;
     pc::PcPlatform& pc = vm.pc->platform;
     pc::LocalApic& apic = pc.apic(v.index);
@@ -238,16 +255,23 @@ PcExit xapic_access(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
 // reads (the local and I/O APICs' reads change nothing), and those that bring what waited (an
 // event window, a CR8 lowered below the threshold). The others (CPUID, XSETBV, WBINVD, RDPMC,
 // MONITOR/MWAIT, a reflected #DB or #AC) reach none.
+// Each short path is a function of its own, tail-called: none pays for another's registers.
 PcExit exit_served(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
+    // The busiest first: an x2APIC guest's EOI.
+    if (exit.kind == ExitKind::msr_write && exit.msr.index == pc::LocalApic::kMsrX2apicEoi) [[likely]] {
+        [[clang::musttail]] return x2apic_eoi(vm, v, exit, state);
+    }
     switch (exit.kind) {
     case ExitKind::msr_write:
-        if (exit.msr.index - pc::LocalApic::kMsrX2apicFirst < pc::LocalApic::kMsrX2apicCount)
-            return x2apic_write(vm, v, exit, state);
+        if (exit.msr.index - pc::LocalApic::kMsrX2apicFirst < pc::LocalApic::kMsrX2apicCount) {
+            [[clang::musttail]] return x2apic_write(vm, v, exit, state);
+        }
         return {false, true};
     case ExitKind::nested_page_fault:
         if (exit.npf.guest_physical - pc::kLocalApicAddress < pc::LocalApic::kMmioSize &&
-            exit.npf.access != MemoryAccess::execute)
-            return xapic_access(vm, v, exit, state);
+            exit.npf.access != MemoryAccess::execute) {
+            [[clang::musttail]] return xapic_access(vm, v, exit, state);
+        }
         return {false, exit.npf.access != MemoryAccess::read};
     case ExitKind::cpuid:
     case ExitKind::xsetbv:

@@ -122,9 +122,9 @@ struct SvmVcpu {
     // and VcpuState at every exit and entry. Else the guest's CR8 is only V_TPR, its own.
     bool syncs_task_priority;
     TaskPriority task_priority;
-    // VcpuState's CR0 and EFER are the VMCB's (read_state or an MSR exit's read_msr_exit_state):
-    // the next entry loads EFER, which the kernel may have changed (an emulated WRMSR). Else they
-    // may be older than the VMCB's, which the guest changes without an exit (EFER.LMA).
+    // VcpuState's CR0 and EFER are the VMCB's (read_state, or read_msr_exit_state after an MSR
+    // exit for EFER): the next entry loads EFER, which the kernel may have changed (an emulated
+    // WRMSR). Else they may be older than the VMCB's, which the guest changes without an exit (EFER.LMA).
     bool efer_in_state;
     // Extended state, XCR0 and DR0-DR3, which VMRUN leaves alone: L1 and its L2 share them, as
     // they share the CPU's.
@@ -711,8 +711,11 @@ inline void write_efer(const VcpuState& state, VmcbSave& save) {
     state.efer = save.efer & ~kEferSvme;
 }
 
-// An MSR exit: the kernel emulates EFER from VcpuState, and the next entry loads what it wrote.
+// An MSR exit for EFER: the kernel emulates it from VcpuState, and the next entry loads what it
+// wrote. Other MSRs leave both alone, so their next entry has no EFER to load (an x2APIC EOI is
+// an MSR exit after every interrupt).
 [[gnu::always_inline]] inline void read_msr_exit_state(SvmVcpu& vcpu, const VmcbSave& save, VcpuState& state) {
+    if (static_cast<u32>(state.reg(Gpr::rcx)) != kMsrEfer) return;
     read_control_state(save, state);
     vcpu.efer_in_state = true;
 }

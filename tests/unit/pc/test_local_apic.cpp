@@ -414,6 +414,26 @@ TEST_CASE("pc.lapic.irr_isr_order_and_nesting") {
     CHECK(rig.eoi.vectors.empty());
 }
 
+// The x2APIC EOI's short path (pc_ops.cpp) ends the interrupt in two halves: ISR first, the
+// level-triggered source's broadcast after the instruction completed.
+TEST_CASE("pc.lapic.eoi_in_two_halves") {
+    Rig rig;
+    rig.enable();
+    rig.receive(0x61, true);
+    rig.receive(0x42);
+    CHECK(rig.take() == 0x61);
+    CHECK(rig.apic.end_in_service() == 0x61);  // level: its source must hear
+    CHECK_FALSE(rig.in(L::kIsr, 0x61));
+    CHECK(rig.eoi.vectors.empty());  // not yet
+    rig.apic.tell_source(0x61);
+    CHECK(rig.eoi.vectors == std::vector<u8>{0x61});
+    CHECK(rig.take() == 0x42);
+    CHECK(rig.apic.end_in_service() == -1);  // edge: nobody to tell
+    CHECK_FALSE(rig.in(L::kIsr, 0x42));
+    CHECK(rig.apic.end_in_service() == -1);  // nothing in service
+    CHECK(rig.eoi.vectors.size() == 1);
+}
+
 TEST_CASE("pc.lapic.eoi_of_a_level_vector_is_broadcast") {
     Rig rig;
     rig.enable();

@@ -26,8 +26,8 @@ struct VcpuState {
     u64 rflags;
     // The guest's EFER as the guest sees it (never SVME): the kernel emulates writes to it (an
     // MSR exit) and the backend loads it at the next entry; the CPU updates LMA. With cr0 it is
-    // current at least after an MSR exit and while the nested component switches between L1 and
-    // L2 (a backend may leave both older after other exits: only EFER's emulation reads them).
+    // current at least after an MSR exit for EFER and while the nested component switches between
+    // L1 and L2 (a backend may leave both older after other exits: only EFER's emulation reads them).
     u64 efer;
     // Read-only for the kernel, as the others below (the backend refreshes cs_base and mode
     // after each exit): what the exit handler needs to judge the guest's mode.

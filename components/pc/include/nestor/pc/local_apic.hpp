@@ -21,8 +21,9 @@ public:
 
     static constexpr u32 kMsrApicBase = 0x1B;      // IA32_APIC_BASE
     static constexpr u32 kMsrTscDeadline = 0x6E0;  // IA32_TSC_DEADLINE
-    static constexpr u32 kMsrX2apicFirst = 0x800;  // x2APIC register n at 0x800 + offset / 16
+    static constexpr u32 kMsrX2apicFirst = 0x800;  // x2APIC register n at 0x800 + offset / kRegisterStride
     static constexpr u32 kMsrX2apicCount = 0x100;
+    static constexpr u32 kRegisterStride = 0x10;  // the xAPIC page's registers are 16 bytes apart
 
     // IA32_APIC_BASE.
     static constexpr u64 kBaseBsp = u64{1} << 8;
@@ -59,6 +60,7 @@ public:
     static constexpr u32 kTimerCurrentCount = 0x390;
     static constexpr u32 kTimerDivide = 0x3E0;
     static constexpr u32 kSelfIpi = 0x3F0;  // x2APIC only
+    static constexpr u32 kMsrX2apicEoi = kMsrX2apicFirst + kEoi / kRegisterStride;
 
     // Version 0x14 (an integrated APIC), maximum LVT entry 6 (bits 23:16), no directed EOI.
     static constexpr u32 kVersionValue = 0x14 | (6u << 16);
@@ -157,6 +159,21 @@ public:
     // the APIC disabled); acknowledge() once it is injected.
     int pending_vector() const;
     void acknowledge(u8 vector);
+    // An EOI: the highest vector in service is done, and a level-triggered one's source hears of
+    // it. In two halves for a caller with more to do between them: end_in_service() gives the
+    // vector whose source must hear (-1: none), tell_source() tells it.
+    void end_of_interrupt() {
+        if (const int level_triggered = end_in_service(); level_triggered >= 0)
+            tell_source(static_cast<u8>(level_triggered));
+    }
+    [[gnu::always_inline]] int end_in_service() {
+        const int vector = isr_.highest();
+        if (vector < 0) return -1;
+        const u8 in_service = static_cast<u8>(vector);
+        isr_.clear(in_service);
+        return tmr_.test(in_service) ? vector : -1;
+    }
+    void tell_source(u8 vector) { eoi_.end_of_interrupt(vector); }
     bool nmi_pending() const { return nmi_pending_; }
     bool take_nmi();
     bool init_pending() const { return init_pending_; }
@@ -190,8 +207,14 @@ public:
     // 0 when nothing waits for TPR.
     u8 cr8_threshold() const;
     // Nothing in IRR can be delivered, and `threshold` is still cr8_threshold(): the vCPU's last
-    // entry stands (one pass over IRR and ISR for both questions).
-    bool nothing_new(u8 threshold) const;
+    // entry stands (one pass over IRR and ISR for both questions). Inline: every EOI asks.
+    [[gnu::always_inline]] bool nothing_new(u8 threshold) const {
+        const int irr = irr_.highest();
+        if (irr < 0 || !hardware_enabled() || !software_enabled()) return threshold == 0;
+        const u32 irrv = priority_class(irr), isrv = priority_class(isr_.highest()), tpr = tpr_ & kPriorityClass;
+        if (irrv > tpr && irrv > isrv) return false;  // deliverable
+        return (irrv > isrv ? irrv >> 4 : 0) == threshold;
+    }
     // Whether the 8259A's INTR reaches this vCPU: LINT0 unmasked as ExtINT, or no APIC at all.
     bool accepts_pic_interrupts() const;
     // An edge on LINT1 (the platform's NMI line): what its LVT entry says, unless masked (NMI, or
@@ -203,6 +226,10 @@ public:
 
 private:
     u64 min_period_ = 0;
+    static constexpr u32 kPriorityClass = 0xF0;  // a vector's or priority register's bits 7:4
+    static constexpr u32 priority_class(int vector) {
+        return vector < 0 ? 0 : static_cast<u32>(vector) & kPriorityClass;
+    }
     static constexpr usize kLvtCount = 7;
     static constexpr usize kVectorWords = 8;
     enum LvtIndex : u8 { kTimerLvt = 0, kThermalLvt, kPerformanceLvt, kLint0Lvt, kLint1Lvt, kErrorLvt, kCmciLvt };
@@ -221,7 +248,6 @@ private:
     void write_tsc_deadline(u64 value);
     void reset_registers();
 
-    void end_of_interrupt();
     void send_ipi(u32 icr_low, u32 destination);
     void self_ipi(u8 vector);
     void accept_fixed(const ApicMessage& message);
