@@ -2,9 +2,10 @@
 #   -DL2_INITRAMFS=FILE -DWORK=DIR -DOUT=FILE.cpio.gz -P make-kvm-initramfs.cmake
 # The linux_kvm appliance's second initramfs, unpacked by the kernel over the linux appliance's:
 # /kvm-init (the init script), /bin/kvm-client, /bin/kvm-boot-linux with the L2 Linux it boots
-# (/l2/vmlinuz, /l2/initramfs.cpio.gz) and /lib/modules/{irqbypass,kvm,kvm-amd,msr}.ko,
+# (/l2/vmlinuz, /l2/initramfs.cpio.gz) and /lib/modules/{irqbypass,kvm,kvm-amd,kvm-intel,msr}.ko,
 # the modules taken from the kernel package unpacked in PACKAGE_ROOT (the kernel's own, so their
-# version magic matches). kvm needs irqbypass, kvm-amd needs kvm; msr (/dev/cpu/N/msr) is how the
+# version magic matches). kvm needs irqbypass, kvm-amd and kvm-intel need kvm (the init loads
+# the one its CPU's flags call for); msr (/dev/cpu/N/msr) is how the
 # client reads Nestor's nested-memory MSR. Modules Debian compresses with xz
 # are decompressed with busybox's unxz, so that busybox's insmod loads them.
 cmake_minimum_required(VERSION 3.25)
@@ -22,7 +23,7 @@ file(COPY_FILE ${L2_KERNEL} ${WORK}/l2/vmlinuz)
 file(COPY_FILE ${L2_INITRAMFS} ${WORK}/l2/initramfs.cpio.gz)
 
 set(list ".\nbin\nbin/kvm-client\nbin/kvm-boot-linux\nkvm-init\nl2\nl2/vmlinuz\nl2/initramfs.cpio.gz\nlib\nlib/modules\n")
-foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kernel/msr)
+foreach(module virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kvm/kvm-intel arch/x86/kernel/msr)
   get_filename_component(name ${module} NAME)
   file(GLOB found ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko ${PACKAGE_ROOT}/lib/modules/*/kernel/${module}.ko.xz)
   list(LENGTH found count)

@@ -90,8 +90,8 @@ Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 
     return core(vcpu).part->exception_for_l2(vcpu, vector, has_error_code, error_code, state);
 }
 
-Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
-    return core(vcpu).part->route_interrupt(vcpu, state);
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
+    return core(vcpu).part->route_interrupt(vcpu, state, vector);
 }
 
 Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault) {

@@ -21,7 +21,7 @@ struct VendorPart {
     Decision (*reflect_exit)(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
     Decision (*exception_for_l2)(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
                                  virt::VcpuState& state);
-    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state);
+    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
 };
 

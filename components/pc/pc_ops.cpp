@@ -133,11 +133,18 @@ Status<PcError> reset(Vm& vm) {
 
 // A guest hypervisor has its say on its PC's interrupts first (nested_ops.hpp route_interrupt):
 // held while its GIF is clear, a #VMEXIT(INTR) into it while its guest runs and it intercepts
-// INTR, else the vCPU's now. False: not injected now, and no window either (the CPU's would open
+// INTR, else the vCPU's now. Held: not injected now, and no window either (the CPU's would open
 // at once): the STGI or #VMEXIT that lets it through is an exit, and the next entry tries again.
-bool nested_lets_interrupt_in(Vcpu& v, VcpuState& state) {
+// Acknowledged: a VM exit into it took the interrupt (VMX's "acknowledge interrupt on exit").
+enum class NestedRoute : u8 { inject, held, acknowledged };
+NestedRoute nested_route(Vcpu& v, VcpuState& state, u8 vector) {
     nested::NestedVcpu* nested = v.nested_state();
-    return !nested || nested->ops->route_interrupt(*nested, state).action == nested::Action::not_nested;
+    if (!nested) return NestedRoute::inject;
+    switch (nested->ops->route_interrupt(*nested, state, vector).action) {
+    case nested::Action::not_nested: return NestedRoute::inject;
+    case nested::Action::complete: return NestedRoute::acknowledged;
+    default: return NestedRoute::held;
+    }
 }
 
 // The kernel's timers run on the host's TSC.
@@ -156,7 +163,11 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     }
     pc.advance(pc.tsc().now());
     pc::PendingEvent event = pc.pending(v.index);
-    if (event.kind == pc::PendingEvent::Kind::interrupt && !nested_lets_interrupt_in(v, state)) event = {};
+    if (event.kind == pc::PendingEvent::Kind::interrupt) {
+        NestedRoute route = nested_route(v, state, event.vector);
+        if (route == NestedRoute::acknowledged) pc.taken(v.index, event);
+        if (route != NestedRoute::inject) event = {};
+    }
     bool nmi = event.kind == pc::PendingEvent::Kind::nmi;
     bool injected =
         event.kind == pc::PendingEvent::Kind::none ||

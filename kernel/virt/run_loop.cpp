@@ -47,7 +47,12 @@ void report_stop(Vm& vm, u64 rip) {
     v.interrupt_due = vector != 0;
     if (!vector) return true;
     if (nested::NestedVcpu* nested = v.nested_state()) {
-        nested::Decision decision = nested->ops->route_interrupt(*nested, state);
+        nested::Decision decision = nested->ops->route_interrupt(*nested, state, vector);
+        if (decision.action == nested::Action::complete) {  // acknowledged by a VM exit into L1
+            vm.notification->interrupt_raised();
+            v.interrupt_due = false;
+            return true;
+        }
         if (decision.action == nested::Action::stop) {
             stop_vm(vm, v,
                     ExitOutcome{.stop = true,

@@ -2,25 +2,34 @@
 # domain loads kvm and kvm_amd, /dev/kvm appears, and Nestor's KVM client
 # (tests/linux/kvm_client.cpp) runs its L2 guests and checks their exits, or storms VMRUNs, or
 # powers Linux off under a running L2, each beside the healthy SDK domain. Its images come from the
-# Debian packages the linux tests download (appliances/linux_kvm/linux_kvm.cmake). On QEMU only:
-# nested VMX does not run L2s yet.
+# Debian packages the linux tests download (appliances/linux_kvm/linux_kvm.cmake). The client's
+# checks run on nested VMX too, under Bochs, with kvm_intel (nested.vmx_linux_kvm_client).
 include(${PROJECT_SOURCE_DIR}/appliances/linux_kvm/linux_kvm.cmake)  # appliance_files
 string(REPLACE ";" "," linux_kvm_modules "${appliance_files}")
 
 # A kernel with the nested component: the preset's, or the one tests/build makes beside it.
 set(linux_kvm_kernel ${NESTOR_KERNEL_main_ELF32})
+set(linux_kvm_kernel_elf64 ${NESTOR_KERNEL_main_ELF})  # Bochs boots the ELF64 image
 if(NOT NESTOR_NESTED_MODE STREQUAL "ON")
   set(linux_kvm_kernel ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf32)
+  set(linux_kvm_kernel_elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf)
 endif()
 
 # What every case checks: Linux with KVM beside the healthy SDK domain (which must finish with its
 # report, HEALTHY_YIELDS yields), both domains ending with status 0, no kernel warning, oops or
-# failed insmod in Linux, no fault in Nestor.
+# failed insmod in Linux, no fault in Nestor. On SVM (kvm_amd) unless VENDOR and the CPU_FLAGS
+# line the init prints say otherwise (vmx: kvm_intel).
 function(linux_kvm_common out healthy_yields)
+  set(vendor svm)
+  set(cpu_flags "npt nrip_save svm ")
+  if(ARGC GREATER 2)
+    set(vendor ${ARGV2})
+    set(cpu_flags "${ARGV3}")
+  endif()
   set(${out}
     --expect-status 0
-    --expect "^appliance: domain linux: 192 MiB, Linux bzImage entry 0x1000200, nested virtualization on svm$"
-    --expect "^\\[linux\\] NESTOR-KVM: cpu flags: npt nrip_save svm $"
+    --expect "^appliance: domain linux: 192 MiB, Linux bzImage entry 0x1000200, nested virtualization on ${vendor}$"
+    --expect "^\\[linux\\] NESTOR-KVM: cpu flags: ${cpu_flags}$"
     --expect "^\\[linux\\] NESTOR-KVM: /dev/kvm present$"
     --expect "^\\[linux\\] KVM-CLIENT: PASS api_version$"
     --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
@@ -44,6 +53,17 @@ function(linux_kvm_test case manifest)
     --initrd "${bin} manifest,${linux_kvm_modules},${appliance_guests}/healthy.elf healthy" ${ARGN})
 endfunction()
 
+# linux_kvm_vmx_test(CASE MANIFEST ARGS ...): nested.vmx_linux_kvm_CASE, the same under Bochs (an
+# Intel CPU with VMX, EPT, VPID and unrestricted guest), where the init loads kvm_intel.
+function(linux_kvm_vmx_test case manifest)
+  set(bin ${CMAKE_CURRENT_BINARY_DIR}/linux_kvm_vmx_${case}.bin)
+  nestor_pack_manifest(OUTPUT ${bin} MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/${manifest} NESTED on)
+  add_custom_target(pack_linux_kvm_vmx_${case} ALL DEPENDS ${bin} ${linux_kvm_dir}/kvm-initramfs.cpio.gz)
+  nestor_boot_test(nested.vmx_linux_kvm_${case} nested TIMEOUT 400 ARGS --emulator bochs
+    --kernel-elf64 ${linux_kvm_kernel_elf64}
+    --initrd "${bin} manifest,${linux_kvm_modules},${appliance_guests}/healthy.elf healthy" ${ARGN})
+endfunction()
+
 # 1. The client's checks, each on its own line; hundred_vms also reads Nestor's nested-memory MSR
 #    before and after its VMs (the same, or it fails).
 set(linux_kvm_checks real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
@@ -54,6 +74,17 @@ foreach(check IN LISTS linux_kvm_checks)
   list(APPEND checks --expect "^\\[linux\\] KVM-CLIENT: PASS ${check}$")
 endforeach()
 linux_kvm_test(client linux_kvm.manifest ${checks}
+  --expect "^\\[linux\\] KVM-CLIENT: Nestor's nested state: [1-9][0-9]* KiB before the hundred VMs, [1-9][0-9]* KiB after$"
+  --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$")
+
+# 1b. The same checks with kvm_intel on Nestor's nested VMX (Bochs): KVM's VMX instructions, its
+#     EPT (shadowed by Nestor), VPIDs, unrestricted guest for the real-mode L2s and the external
+#     interrupts it acknowledges on exit.
+linux_kvm_common(checks 5 vmx "ept vmx vpid ")
+foreach(check IN LISTS linux_kvm_checks)
+  list(APPEND checks --expect "^\\[linux\\] KVM-CLIENT: PASS ${check}$")
+endforeach()
+linux_kvm_vmx_test(client linux_kvm.manifest ${checks}
   --expect "^\\[linux\\] KVM-CLIENT: Nestor's nested state: [1-9][0-9]* KiB before the hundred VMs, [1-9][0-9]* KiB after$"
   --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$")
 

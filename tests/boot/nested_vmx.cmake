@@ -168,7 +168,7 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] secondary enable rdtscp: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] secondary enable vm functions: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] secondary vmcs shadowing: allowed 0, vmlaunch VMfailValid\\(7\\)$"
-  --expect "^\\[l1\\] exit acknowledge interrupt: allowed 0, vmlaunch VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] exit save pat: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] exit load pat: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] entry to smm: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] entry load pat: allowed 0, vmlaunch VMfailValid\\(7\\)$"

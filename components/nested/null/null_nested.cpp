@@ -24,7 +24,7 @@ void cpuid(const NestedVcpu&, u32, u32, virt::CpuidValues&) { ASSERT_UNREACHABLE
 bool in_guest_mode(const NestedVcpu&) { ASSERT_UNREACHABLE(); }
 Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
-Decision route_interrupt(NestedVcpu&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+Decision route_interrupt(NestedVcpu&, virt::VcpuState&, u8) { ASSERT_UNREACHABLE(); }
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { ASSERT_UNREACHABLE(); }
 
 }  // namespace

@@ -463,8 +463,9 @@ Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 
 }
 
 // L1's virtual interrupt: GIF holds it back; while L2 runs, L1 either takes it as a
-// #VMEXIT(INTR) (then, with GIF clear, once it sets GIF again) or lets L2 take it.
-Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+// #VMEXIT(INTR) (then, with GIF clear, once it sets GIF again) or lets L2 take it. SVM's
+// #VMEXIT(INTR) never acknowledges the interrupt: L1 takes it itself once it sets GIF.
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8) {
     if (!svm_of(vcpu).gif) return resume();
     if (!in_guest_mode(vcpu)) return not_nested();
     NestedHardware* hw = hardware_of(vcpu);

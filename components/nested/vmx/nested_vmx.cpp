@@ -119,9 +119,9 @@ Decision reflect_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuStat
 
 // Nothing of L1's state holds interrupts back outside guest mode (VMX has no GIF); in it, L1's
 // external-interrupt exiting decides.
-Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     if (!in_guest_mode(vcpu)) return not_nested();
-    return l2_interrupt(vcpu, state);
+    return l2_interrupt(vcpu, state, vector);
 }
 
 constexpr VendorPart kPart = {

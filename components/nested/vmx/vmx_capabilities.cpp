@@ -28,8 +28,8 @@ constexpr u32 kPrimaryOffered =
     primary::monitor_exiting | primary::pause_exiting | primary::activate_secondary;
 constexpr u32 kSecondaryOffered =
     secondary::enable_ept | secondary::enable_vpid | secondary::wbinvd_exiting | secondary::unrestricted_guest;
-constexpr u32 kExitOffered =
-    exit_ctl::host_address_space_size | exit_ctl::save_efer | exit_ctl::load_efer | exit_ctl::save_preemption_timer;
+constexpr u32 kExitOffered = exit_ctl::host_address_space_size | exit_ctl::acknowledge_interrupt | exit_ctl::save_efer |
+                             exit_ctl::load_efer | exit_ctl::save_preemption_timer;
 constexpr u32 kEntryOffered = entry_ctl::ia32e_mode_guest | entry_ctl::load_efer;
 
 constexpr u64 kMemoryTypeWriteBack = 6;

@@ -326,18 +326,27 @@ Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 erro
     return vm_exit(vcpu, *hw, info, state, true, true);
 }
 
-Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state) {
+Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     NestedHardware* hw = hardware_of(vcpu);
     VmxVcpu& vmx = core(vcpu).vmx;
     if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
     if (!(f(*vmx.cache, field::pin_based_controls) & pin::external_interrupt_exiting)) return not_nested();
-    // An event L1 injected that L2 has not been entered with yet goes first (SDM 26.6.2).
-    if (hw->read(Level::l2, field::entry_interruption_info) & intr_info::valid) return resume();
+    // An event L1 injected that L2 has not been entered with yet goes first (SDM 26.6.2), and so
+    // does one whose delivery the last exit (L0's) interrupted, which the next entry delivers
+    // again: the CPU recognises an interrupt only once an event's delivery is complete, so an
+    // external-interrupt exit never has IDT-vectoring information (Linux KVM takes one that has
+    // for an internal error, KVM_INTERNAL_ERROR_DELIVERY_EV).
+    if ((hw->read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
+        (hw->read(Level::l2, field::idt_vectoring_info) & intr_info::valid))
+        return resume();
     ExitInformation info = bare_exit(exit_reason::external_interrupt);
-    // An event whose delivery the last exit interrupted is L1's now, as on the CPU.
-    info.idt_vectoring_info = static_cast<u32>(hw->read(Level::l2, field::idt_vectoring_info));
-    info.idt_vectoring_error_code = static_cast<u32>(hw->read(Level::l2, field::idt_vectoring_error_code));
-    return vm_exit(vcpu, *hw, info, state, true, true);
+    // "Acknowledge interrupt on exit": the exit takes the interrupt from L1's interrupt
+    // controller, as the CPU's acknowledgement would, and hands L1 its vector (SDM 27.2.2).
+    bool acknowledge = f(*vmx.cache, field::exit_controls) & exit_ctl::acknowledge_interrupt;
+    if (acknowledge) info.interruption_info = vector | intr_info::type_external | intr_info::valid;
+    Decision decision = vm_exit(vcpu, *hw, info, state, true, true);
+    if (acknowledge && decision.action == Action::resume) decision.action = Action::complete;
+    return decision;
 }
 
 void abandon_l2(NestedVcpu& vcpu) {

@@ -47,8 +47,10 @@ Decision enter_l2(NestedVcpu& vcpu, x86::vmx::NestedHardware& hw, virt::VcpuStat
 Decision l2_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& state);
 // An exception L0 raised for L2: L1's when its exception bitmap says so.
 Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code, virt::VcpuState& state);
-// An interrupt of L1's due while L2 runs: a VM exit when L1 exits on external interrupts.
-Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state);
+// An interrupt of L1's, `vector`, due while L2 runs: a VM exit when L1 exits on external
+// interrupts, which acknowledges it (Action::complete, the vector in the exit's information)
+// when L1's exit controls ask for that.
+Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
 // Back to L1 without a VM exit (a reset, the vCPU's end).
 void abandon_l2(NestedVcpu& vcpu);
 

@@ -446,7 +446,7 @@ const Control kNotOffered[] = {
     {"secondary enable rdtscp", iv::field::secondary_controls, iv::vmx_msr::vmx_procbased_ctls2, 3, false},
     {"secondary enable vm functions", iv::field::secondary_controls, iv::vmx_msr::vmx_procbased_ctls2, 13, false},
     {"secondary vmcs shadowing", iv::field::secondary_controls, iv::vmx_msr::vmx_procbased_ctls2, 14, false},
-    {"exit acknowledge interrupt", iv::field::exit_controls, iv::vmx_msr::vmx_true_exit_ctls, 15, false},
+    {"exit save pat", iv::field::exit_controls, iv::vmx_msr::vmx_true_exit_ctls, 18, false},
     {"exit load pat", iv::field::exit_controls, iv::vmx_msr::vmx_true_exit_ctls, 19, false},
     {"entry to smm", iv::field::entry_controls, iv::vmx_msr::vmx_true_entry_ctls, 10, false},
     {"entry load pat", iv::field::entry_controls, iv::vmx_msr::vmx_true_entry_ctls, 14, false},

@@ -90,7 +90,9 @@ TEST_CASE("nested.domain_and_vcpu_life_cycle") {
     CHECK(vcpu.ops == &nested::nested_ops);
     CHECK_FALSE(vcpu.ops->in_guest_mode(vcpu));
     virt::VcpuState state{};
-    CHECK(vcpu.ops->route_interrupt(vcpu, state).action == nested::Action::not_nested);  // GIF set at power-on
+    constexpr u8 kL1Vector = 0x30;
+    CHECK(vcpu.ops->route_interrupt(vcpu, state, kL1Vector).action ==
+          nested::Action::not_nested);  // GIF set at power-on
     nested_vcpu_destroy(vcpu);
     CHECK(vcpu.ops == nullptr);
     nested_domain_teardown(domain);

@@ -18,6 +18,7 @@ namespace {
 constexpr u64 kL1Bytes = FakeNestedHost::kL1Bytes;
 constexpr u64 kVmcb12 = 0x10000;
 constexpr u64 kVmloadArea = 0x20000;
+constexpr u8 kL1Vector = 0x30;  // a virtual interrupt of L1's
 
 using FakeHost = FakeNestedHost;
 
@@ -122,14 +123,16 @@ TEST_CASE("nested_svm_wiring.vmrun_enters_l2_and_a_cpuid_exit_returns_to_l1") {
     CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN, from vmcb01
     CHECK(l1.state.rax() == kVmcb12);
     CHECK(l1.state.reg(Gpr::rsp) == 0x7000);
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);  // GIF clear: held
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action ==
+          nested::Action::resume);  // GIF clear: held
     const Vmcb& v = l1.host.vmcb_at(kVmcb12);
     CHECK(v.control.exit_code == 0x72);
     CHECK(v.control.next_rip == 0x3002);
     CHECK(v.save.rip == 0x3000);
 
-    CHECK(carries_on(l1.run(instruction(0x84, 3))));                                              // STGI
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);  // delivered to L1
+    CHECK(carries_on(l1.run(instruction(0x84, 3))));  // STGI
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action ==
+          nested::Action::not_nested);  // delivered to L1
 }
 
 // The component changes what runs only through the backend's operations (nested_hardware.hpp):
@@ -223,7 +226,7 @@ TEST_CASE("nested_svm_wiring.failed_checks_and_bad_addresses") {
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.host.vmcb_at(kVmcb12).control.exit_code == ~u64{0});
     CHECK(l1.state.rip == 0x1003);
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::resume);
 
     l1.state.rip = 0x1000;
     l1.state.rax() = kVmcb12 + 8;
@@ -265,7 +268,7 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_during_l2_exits_to_l1") {
     l1.state.rflags = 0x2;                          // L2's IF is clear: L1's decides
     l1.vmcb02->control.exit_int_info = 0x80000030;  // L2 was receiving vector 0x30
     l1.state.rip = 0x3005;
-    nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state);
+    nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector);
     CHECK(d.action == nested::Action::resume);
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
@@ -274,9 +277,9 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_during_l2_exits_to_l1") {
     CHECK(after.control.exit_int_info == 0x80000030);
     CHECK(after.save.rip == 0x3005);
     // GIF is clear after the #VMEXIT: held until STGI.
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::resume);
     REQUIRE(carries_on(l1.run(instruction(0x84, 3))));
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::not_nested);
 }
 
 // L1's interrupt arrives right after its VMRUN, before L2 was entered: the event L1 injected
@@ -294,11 +297,11 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_waits_for_the_injected_event") {
     l1.state.rflags = 0x202;
     REQUIRE(carries_on(l1.vmrun()));
     REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::resume);
     CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));  // held: L2 is entered with its event first
     l1.vmcb02->control.event_inject = 0;         // entered and delivered; L2's handler runs
     l1.state.rip = 0x5000;
-    nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state);
+    nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector);
     CHECK(d.action == nested::Action::resume);
     CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     const Vmcb& after = l1.host.vmcb_at(kVmcb12);
@@ -315,13 +318,13 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_masked_or_left_to_l2") {
     l1.state.rflags = 0x2;  // L1's IF clear at VMRUN: masked
     REQUIRE(carries_on(l1.vmrun()));
     l1.state.rflags = 0x202;
-    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::resume);
     CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
 
     L1Fixture no_intercept;  // INTR not intercepted, no masking: L2 takes it with its own IF
     REQUIRE(carries_on(no_intercept.vmrun()));
     no_intercept.state.rflags = 0x202;
-    CHECK(no_intercept.vcpu.ops->route_interrupt(no_intercept.vcpu, no_intercept.state).action ==
+    CHECK(no_intercept.vcpu.ops->route_interrupt(no_intercept.vcpu, no_intercept.state, kL1Vector).action ==
           nested::Action::not_nested);
     CHECK(no_intercept.vcpu.ops->in_guest_mode(no_intercept.vcpu));
 }

@@ -769,7 +769,8 @@ TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
         {EntryCheck::ept_pointer, field::ept_pointer, 0x5000 | (3 << 3) | 6 | 0x40},  // A/D: not offered
         {EntryCheck::ept_pointer, field::ept_pointer, (u64{1} << 39) | (3 << 3) | 6},
         {EntryCheck::unrestricted_guest_without_ept, field::secondary_controls, secondary::unrestricted_guest},
-        {EntryCheck::exit_controls, field::exit_controls, caps.true_exit.must_be_one | exit_ctl::acknowledge_interrupt},
+        {EntryCheck::exit_controls, field::exit_controls,
+         caps.true_exit.must_be_one | exit_ctl::save_pat},  // not offered
         {EntryCheck::save_timer_without_timer, field::exit_controls,
          caps.true_exit.must_be_one | exit_ctl::host_address_space_size | exit_ctl::save_preemption_timer},
         {EntryCheck::exit_msr_store_address, field::exit_msr_store_count, 1, field::exit_msr_store_address, 0x8},
@@ -1055,6 +1056,37 @@ TEST_CASE("nested_vmx.l2_exits_reach_l1_by_l1s_controls") {
     l1.resume_l2();
     CHECK(!l1.l2_instruction(ExitKind::virtualization_instruction, iv::exit_reason::vmptrld, 3).stop);
     CHECK(l1.reflected(iv::exit_reason::vmptrld));
+}
+
+TEST_CASE("nested_vmx.l1_interrupt_exits_and_is_acknowledged_when_l1_asks") {
+    RunningL2 l1;
+    constexpr u8 kVector = 0x41;
+    // L1 (at a reflected CPUID) asks for external-interrupt exiting and their acknowledgement.
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    const nv::Capabilities& caps = nv::capabilities();
+    u32 exit_controls = caps.true_exit.must_be_one | iv::exit_ctl::host_address_space_size;
+    REQUIRE(caps.true_exit.allows(exit_controls | iv::exit_ctl::acknowledge_interrupt));
+    REQUIRE(completed(
+        l1.vmwrite(iv::field::pin_based_controls, caps.true_pin.must_be_one | iv::pin::external_interrupt_exiting)));
+    REQUIRE(completed(l1.vmwrite(iv::field::exit_controls, exit_controls | iv::exit_ctl::acknowledge_interrupt)));
+    l1.resume_l2();
+    // An event whose delivery L2's last exit interrupted is delivered again first: the interrupt waits.
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = iv::intr_info::valid | iv::intr_info::type_hardware_exception | 6;
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::resume);
+    CHECK(l1.hw.running_l2());
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = 0;
+    // The interrupt is taken by the exit (Action::complete): its vector is in the exit's information.
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::complete);
+    CHECK(l1.reflected(iv::exit_reason::external_interrupt));
+    CHECK(l1.vmread(iv::field::exit_interruption_info) ==
+          (iv::intr_info::valid | iv::intr_info::type_external | kVector));
+    // Without acknowledgement L1 takes the interrupt itself later: the exit leaves it pending.
+    REQUIRE(completed(l1.vmwrite(iv::field::exit_controls, exit_controls)));
+    l1.resume_l2();
+    CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::resume);
+    CHECK(l1.reflected(iv::exit_reason::external_interrupt));
+    CHECK((l1.vmread(iv::field::exit_interruption_info) & iv::intr_info::valid) == 0);
 }
 
 TEST_CASE("nested_vmx.vmresume_writes_only_the_guest_fields_l1_changed") {

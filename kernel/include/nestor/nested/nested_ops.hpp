@@ -164,12 +164,15 @@ struct NestedOps {
     // Action::not_nested: inject it into L2. `state` is L2's, RIP on the faulting instruction.
     Decision (*exception_for_l2)(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
                                  virt::VcpuState& state);
-    // nhvm_intr_blocked, and what follows: a virtual interrupt of L1's is due. Action::resume
-    // holds it back: L1's state masks it (GIF clear, IF clear while L2 runs), or the component
-    // turned it into a #VMEXIT(INTR) into L1 (the state switched to L1, GIF now clear).
-    // Action::not_nested: the kernel injects it into what runs next (L1, or L2 when L1 lets L2
-    // take L1's interrupts). Action::stop: the #VMEXIT could not be written.
-    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state);
+    // nhvm_intr_blocked, and what follows: a virtual interrupt of L1's, `vector`, is due.
+    // Action::resume holds it back: L1's state masks it (GIF clear, IF clear while L2 runs), or
+    // the component turned it into a #VMEXIT(INTR) into L1 (the state switched to L1, GIF now
+    // clear). Action::complete: the component turned it into a VM exit into L1 that acknowledged
+    // it (VMX's "acknowledge interrupt on exit": the vector is in the exit's information), so the
+    // caller marks it taken, as the CPU's acknowledgement would. Action::not_nested: the kernel
+    // injects it into what runs next (L1, or L2 when L1 lets L2 take L1's interrupts).
+    // Action::stop: the #VMEXIT could not be written.
+    Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
     // nestedhvm_hap_nested_page_fault: an NPT/EPT fault; Action::not_nested when it is L1's own
     // access (the kernel's rule for every guest applies).
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
