@@ -533,9 +533,17 @@ constexpr u32 kCpuidsPerOut = 1000;
 volatile bool alarm_rang = false;
 void on_storm_alarm(int) { alarm_rang = true; }
 
+// Whether the CPU is AMD's design ("AuthenticAMD", "HygonGenuine": CPUID leaf 0's EBX), whose
+// hypercall instruction is VMMCALL; Intel's is VMCALL.
+bool amd_cpu() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    asm volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+    return ebx == 0x68747541 || ebx == 0x6f677948;  // "Auth", "Hygo"
+}
+
 // Signals the notification in the domain's signal slot `index` (the manifest's `signals`), with
-// Nestor's hypercall (sdk/include/nestor/abi/hypercall.h) from L1's user space: VMMCALL, which
-// Nestor takes whatever the CPL (L1 runs no L2 now). The status (0: NESTOR_E_OK).
+// Nestor's hypercall (sdk/include/nestor/abi/hypercall.h) from L1's user space: VMMCALL or
+// VMCALL, which Nestor takes whatever the CPL (L1 runs no L2 now). The status (0: NESTOR_E_OK).
 long nestor_signal(u64 index) {
     long rax = NESTOR_HC_NOTIFICATION_SIGNAL;
     register long rdi asm("rdi") = static_cast<long>(NESTOR_GUEST_SLOT_SIGNAL_BASE + index);
@@ -544,7 +552,10 @@ long nestor_signal(u64 index) {
     register long r10 asm("r10") = 0;
     register long r8 asm("r8") = 0;
     register long r9 asm("r9") = 0;
-    asm volatile("vmmcall" : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r9)::"memory");
+    if (amd_cpu())
+        asm volatile("vmmcall" : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r9)::"memory");
+    else
+        asm volatile("vmcall" : "+a"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r9)::"memory");
     return rax;
 }
 
