@@ -150,6 +150,9 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] cpl 3 invept: #GP\\(0\\)$"
   --expect "^\\[l1\\] cpl 3 vmxoff: #GP\\(0\\)$"
   --expect "^\\[l1\\] after cpl 3: vmcs a current yes, guest rip 0x1234$"
+  # CR4.VMXE and CR0.NE are fixed to 1 in VMX operation: clearing one #GPs and changes nothing.
+  --expect "^\\[l1\\] in vmx operation, cr4\\.vmxe cleared: #GP\\(0\\), cr4\\.vmxe still set$"
+  --expect "^\\[l1\\] in vmx operation, cr0\\.ne cleared: #GP\\(0\\), cr0\\.ne still set$"
   # VMWRITE of read-only fields: 13, the field unchanged.
   --expect "^\\[l1\\] vmwrite of the read-only vm-instruction error \\(0x4400\\): VMfailValid\\(13\\), unchanged$"
   --expect "^\\[l1\\] vmwrite of the read-only exit qualification \\(0x6400\\): VMfailValid\\(13\\), unchanged$"

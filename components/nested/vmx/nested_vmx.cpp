@@ -30,6 +30,7 @@ Availability availability(const CpuFeatures& cpu) {
 void vcpu_destroy(NestedVcpu& vcpu) {
     abandon_l2(vcpu);
     VmxVcpu& vmx = core(vcpu).vmx;
+    if (vmx.vmxon && vcpu.hardware) static_cast<x86::vmx::NestedHardware*>(vcpu.hardware)->pin_control_bits(0, 0);
     if (vmx.cache && vcpu.host) leave_vmx_operation(vmx, *vcpu.host);
 }
 

@@ -145,6 +145,7 @@ Result vmxon(InstructionContext& c) {
     }
     c.vmx.vmxon = true;
     c.vmx.vmxon_pointer = pointer;
+    c.hardware.pin_control_bits(caps.cr0_fixed0, caps.cr4_fixed0);
     c.vmx.current_vmcs = kNoCurrentVmcs;
     return succeed();
 }
@@ -154,6 +155,7 @@ Result vmxoff(InstructionContext& c) {
     if (c.cpu.cpl() > 0) return general_protection();
     if (c.vmx.cache) complete_vmcs12(c.vmx, c.hardware);
     leave_vmx_operation(c.vmx, c.host);
+    c.hardware.pin_control_bits(0, 0);
     return succeed();
 }
 

@@ -87,6 +87,7 @@ public:
     bool translate(u64 linear, u64 efer, u64& guest_physical) override;
     void inject_exception(u8 vector, u32 error_code) override;
     u32 physical_address_bits() override;
+    void pin_control_bits(u64 cr0, u64 cr4) override;
     const x86::vmx::L0Controls& l0_controls() override { return controls_; }
     u64 read(x86::vmx::Level level, u32 field) override;
     void write(x86::vmx::Level level, u32 field, u64 value) override;
@@ -152,7 +153,12 @@ struct VmxVcpu {
     u64 cr0_shadow;
     bool save_efer;
     bool ia32e_mode;
-    bool nested;    // the domain may set CR4.VMXE
+    bool nested;  // the domain may set CR4.VMXE
+    // While L1 is in VMX operation, the CR0 and CR4 bits it may not clear (pin_control_bits), and
+    // those of pinned_cr0 that only the pin added to vmcs01's CR0 guest/host mask.
+    u64 pinned_cr0;
+    u64 pinned_cr4;
+    u64 pinned_cr0_mask;
     u64 slice_end;  // TSC value at which its time slice ends, while it is slice_owner
     // The TPR shadow: the guest's CR8 is VTPR[7:4] in the virtual-APIC page (its only use here),
     // the host's TPR stays its own; the TPR threshold as last written.
@@ -1042,6 +1048,7 @@ enum class CrWrite : u8 { done, fault, failed };
 
 CrWrite write_guest_cr0(VmxVcpu& vcpu, VcpuState& state, u64 value) {
     GuestCr cr0{};
+    if (~value & vcpu.pinned_cr0) return CrWrite::fault;
     if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return CrWrite::fault;
     u64 old = vmread(field::guest_cr0);
     VmcsWriter w;
@@ -1066,7 +1073,8 @@ CrWrite write_guest_cr4(const VmxVcpu& vcpu, u64 value) {
     GuestCr cr4{};
     u64 not_offered = (vcpu.nested ? kCr4NotOffered & ~kCr4Vmxe : kCr4NotOffered) |
                       cr4_extended_state_not_offered(guest_xsave_offer());
-    if ((value & not_offered) || !guest_control_register(value, caps.cr4, 0, cr4)) return CrWrite::fault;
+    if ((value & not_offered) || (~value & vcpu.pinned_cr4) || !guest_control_register(value, caps.cr4, 0, cr4))
+        return CrWrite::fault;
     VmcsWriter w;
     w(field::guest_cr4, cr4.value);
     w(field::cr4_read_shadow, cr4.shadow);
@@ -1282,6 +1290,32 @@ void VmxNestedHardware::inject_exception(u8 vector, u32 error_code) {
 }
 
 u32 VmxNestedHardware::physical_address_bits() { return host_cpuid(0x80000008, 0).eax & 0xFF; }
+
+// The pinned CR0 bits join vmcs01's CR0 guest/host mask (under unrestricted guest CR0.PE and PG
+// are the guest's own), so that a MOV clearing one exits for write_guest_cr0 to refuse; the read
+// shadow takes their current values. CR4.VMXE is in the CR4 mask always. Only L1 runs VMXON and
+// VMXOFF, and the vCPU's end abandons L2 first: vmcs01 is the running VMCS here.
+void VmxNestedHardware::pin_control_bits(u64 cr0, u64 cr4) {
+    VmxVcpu& v = *vcpu_;
+    if (running_l2_ || !make_current(v)) {
+        writes_ok_ = false;
+        return;
+    }
+    const u64 mask = v.cr0_mask & ~v.pinned_cr0_mask, added = cr0 & ~mask;
+    const u64 shadow = (v.cr0_shadow & ~added) | (vmread(field::guest_cr0) & added);
+    VmcsWriter w;
+    w(field::cr0_guest_host_mask, mask | added);
+    w(field::cr0_read_shadow, shadow);
+    if (!w.ok()) {
+        writes_ok_ = false;
+        return;
+    }
+    v.cr0_mask = mask | added;
+    v.cr0_shadow = shadow;
+    v.pinned_cr0 = cr0;
+    v.pinned_cr0_mask = added;
+    v.pinned_cr4 = cr4;
+}
 
 // --- running L2 (nested_hardware.hpp) ---------------------------------------------------------
 

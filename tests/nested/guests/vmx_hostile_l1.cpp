@@ -406,6 +406,31 @@ void privilege_checks() {
             hex(vmx::vmread(iv::field::guest_rip)));
 }
 
+// --- case=checks: CR0 and CR4 in VMX operation -------------------------------------------------------
+
+// In VMX operation CR0.PE, NE, PG and CR4.VMXE are fixed to 1 (IA32_VMX_CR0_FIXED0 and
+// IA32_VMX_CR4_FIXED0): a MOV that clears one #GPs and changes nothing. (Clearing PE or PG in long
+// mode #GPs anyway; NE and VMXE are the cases only VMX operation makes fault.)
+void clear_cr4_vmxe() { write_cr4(read_cr4() & ~kCr4Vmxe); }
+void clear_cr0_ne() { asm volatile("mov %0, %%cr0" ::"r"(read_cr0() & ~nestor::x86_regs::kCr0Ne) : "memory"); }
+
+void report_fixed_bit(const char* what, void (*clear)(), bool still_set_after()) {
+    ExceptionRecord e = probe(clear);
+    print_all("in vmx operation, ", what, " cleared: ");
+    if (!e.raised)
+        print_all("no exception");
+    else if (e.vector == kVectorGP)
+        print_all("#GP(", e.error_code, ")");
+    else
+        print_all(exception_name(e.vector));
+    println(", ", what, still_set_after() ? " still set" : " clear");
+}
+
+void fixed_bits_in_vmx_operation() {
+    report_fixed_bit("cr4.vmxe", clear_cr4_vmxe, [] { return (read_cr4() & kCr4Vmxe) != 0; });
+    report_fixed_bit("cr0.ne", clear_cr0_ne, [] { return (read_cr0() & nestor::x86_regs::kCr0Ne) != 0; });
+}
+
 struct ReadOnlyField {
     u32 encoding;
     const char* name;
@@ -780,6 +805,7 @@ void random_vmcs12s() {
 int checks() {
     outside_vmx_operation();
     privilege_checks();  // enters VMX operation, before any VM exit loads L1's host state
+    fixed_bits_in_vmx_operation();
     read_only_fields();
     controls_not_offered();
     pointer_checks();

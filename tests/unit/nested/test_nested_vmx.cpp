@@ -49,6 +49,7 @@ public:
     u64 blocking = 0;
     bool paging_maps = true;  // identity, else nothing
     int injected_vector = -1;
+    u64 pinned_cr0 = 0, pinned_cr4 = 0;
 
     x86::vmx::InstructionExit instruction_exit() override { return exit; }
     x86::vmx::GuestSegment segment(u32 index) override { return segments[index]; }
@@ -60,6 +61,10 @@ public:
     }
     void inject_exception(u8 vector, u32) override { injected_vector = vector; }
     u32 physical_address_bits() override { return 39; }
+    void pin_control_bits(u64 cr0, u64 cr4) override {
+        pinned_cr0 = cr0;
+        pinned_cr4 = cr4;
+    }
 
     // Running L2: two VMCSs as maps of fields, the kernel's state loaded from the one that runs.
     x86::vmx::L0Controls controls{};
@@ -633,6 +638,28 @@ TEST_CASE("nested_vmx.vmcs12_cache_and_vmclear_write_back") {
     REQUIRE(completed(l1.vmptrld(kVmcsB)));
     CHECK(nv::read_field(l1.region(kVmcsA), iv::field::guest_rsp) == 0x99);
     CHECK(l1.vmread(iv::field::guest_rsp) == 0);
+}
+
+// In VMX operation CR0.PE, NE, PG and CR4.VMXE are fixed to 1 (the fixed-0 MSRs L1 reads): the
+// backend is told to #GP a MOV that clears one, from VMXON to VMXOFF or the vCPU's end; a VMXON
+// that fails pins nothing.
+TEST_CASE("nested_vmx.vmx_operation_pins_cr0_pe_ne_pg_and_cr4_vmxe") {
+    const u64 kPinnedCr0 = x86_regs::kCr0Pe | x86_regs::kCr0Ne | x86_regs::kCr0Pg;
+    VmxL1 l1;
+    l1.state.cr0 = kCr0 & ~x86_regs::kCr0Ne;
+    CHECK(is_gp(l1.vmxon()));
+    CHECK(l1.hw.pinned_cr0 == 0);
+    l1.state.cr0 = kCr0;
+    REQUIRE(completed(l1.vmxon()));
+    CHECK(l1.hw.pinned_cr0 == kPinnedCr0);
+    CHECK(l1.hw.pinned_cr4 == x86_regs::kCr4Vmxe);
+    REQUIRE(completed(l1.simple(iv::exit_reason::vmxoff)));
+    CHECK(l1.hw.pinned_cr0 == 0);
+    CHECK(l1.hw.pinned_cr4 == 0);
+    REQUIRE(completed(l1.vmxon()));
+    CHECK(l1.hw.pinned_cr0 == kPinnedCr0);
+    nested_vcpu_destroy(l1.vcpu);
+    CHECK(l1.hw.pinned_cr0 == 0);
 }
 
 TEST_CASE("nested_vmx.vmxoff_writes_back_and_leaves_vmx_operation") {

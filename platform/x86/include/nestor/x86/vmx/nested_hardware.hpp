@@ -81,6 +81,10 @@ public:
     // Delivers `vector` with `error_code` to L1 at its next entry, on the instruction that exited.
     virtual void inject_exception(u8 vector, u32 error_code) = 0;
     virtual u32 physical_address_bits() = 0;  // MAXPHYADDR as L1's CPUID reports it
+    // L1 in VMX operation: a MOV to CR0 or CR4 of L1's that would clear one of these bits (its
+    // CR0 / CR4 fixed-0 bits, e.g. CR0.PE, NE, PG and CR4.VMXE) takes a #GP instead (SDM 24.8).
+    // 0, 0 when L1 leaves VMX operation.
+    virtual void pin_control_bits(u64 cr0, u64 cr4) = 0;
 
     // --- running L2 ---
     virtual const L0Controls& l0_controls() = 0;
