@@ -104,7 +104,7 @@ endforeach()
 #    and a UART of its own, whose lines reach Nestor's log behind "[L2] ". L2's init reports, shows
 #    its interrupts (its timer and UART interrupts came) and reboots; its triple fault ends it
 #    (KVM_EXIT_SHUTDOWN), and L1 powers off. On SVM only: on nested VMX (Bochs) L2's boot reaches
-#    its PCI line, and then L1's XRSTOR of KVM's guest FPU state takes a #GP (docs/nested.md).
+#    its PCI line, and then L1's XRSTOR of KVM's guest FPU image takes a #GP (docs/nested.md).
 linux_kvm_test(svm l2_linux linux_kvm_l2_linux.manifest
   --expect-status 0
   --expect "^appliance: domain linux: 256 MiB, Linux bzImage entry 0x1000200, nested virtualization on svm$"
