@@ -55,6 +55,22 @@ u32 xsave_compacted_size(const XsaveLayout& layout, u64 xcr0) {
     return size;
 }
 
+bool xsavec_image_is_compacted(const u8* image, const u8 (&ymm0_high)[16]) {
+    auto qword = [image](u32 offset) {
+        u64 value = 0;
+        for (u32 i = 0; i < 8; ++i) value |= u64{image[offset + i]} << (8 * i);
+        return value;
+    };
+    constexpr u64 kRequested = kXcr0X87 | kXcr0Sse | kXcr0Avx;
+    if (qword(kXsaveHeaderOffset + 8) != (kXcompBvCompacted | kRequested)) return false;
+    if (!(qword(kXsaveHeaderOffset) & kXcr0Avx)) return false;
+    for (u32 i = kXsaveHeaderOffset + 16; i < kXsaveLegacyAndHeaderBytes; ++i)
+        if (image[i]) return false;
+    for (u32 i = 0; i < 16; ++i)
+        if (image[kXsaveLegacyAndHeaderBytes + i] != ymm0_high[i]) return false;
+    return true;
+}
+
 void follow_guest_controls(u32 leaf, u32 subleaf, CpuidValues& values, const GuestXsaveControls& guest,
                            const XsaveOffer& offer, const XsaveLayout& layout) {
     switch (leaf) {

@@ -57,7 +57,12 @@ nestor_linux_test(poweroff MANIFEST ${linux_manifests}/linux_poweroff.manifest A
   --expect "^\\[linux\\] \\[ *[0-9.]+\\] reboot: Power down$"
   --expect "^appliance: domain linux exited with status 0 \\(shutdown\\) after [0-9]+ exits$"
   --expect "^appliance: domain linux exits by kind: "
-  --reject "^error:" ${rate_checks})
+  --reject "^error:" ${rate_checks}
+  # Bochs 2.7's XSAVEC writes AVX state over the XSAVE header (Linux's next XRSTOR of the image
+  # #GPs): the kernel's check at boot finds it, CPUID hides XSAVEC, and Linux keeps its extended
+  # state in the standard format.
+  VMX_ARGS --expect "^warn: x86: this CPU's XSAVEC does not write the compacted format"
+  --expect "^\\[linux\\] \\[ *[0-9.]+\\] x86/fpu: Enabled xstate features 0x[0-9a-f]+, context size is [0-9]+ bytes, using 'standard' format\\.$")
 
 # 2. The same boot, then `reboot -f`: the domain is stopped with the reset status (a failure: the
 #    kernel does not restart domains), and so is the run.

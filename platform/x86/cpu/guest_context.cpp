@@ -3,6 +3,7 @@
 #include "nestor/lib/assert.hpp"
 #include "nestor/log.hpp"
 #include "nestor/x86/cpu.hpp"
+#include "nestor/x86/host_cpuid.hpp"
 #include "nestor/virt/cr4_policy.hpp"
 #include "nestor/x86/kernel_memory.hpp"
 
@@ -125,6 +126,7 @@ void guest_context_enable() {
     if (offer.xsave) {
         cpu_xcr0 = xgetbv0();
         set_cpu_xcr0(offer.xcr0);
+        check_xsavec(offer.xcr0);
         bytes = cpuid(virt::kCpuidLeafXsave, 0).ebx;  // for the XCR0 now set
     }
     // kXcr0Switched keeps the image within a page: PKRU, the last component, ends at 2696.

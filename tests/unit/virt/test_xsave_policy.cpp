@@ -231,3 +231,57 @@ TEST_CASE("exit.cpuid_reports_the_guests_own_cr4_and_xcr0") {
     CHECK(f.cpuid(kCpuidLeafXsave, 3).eax == 0);  // MPX: not offered
     CHECK(f.cpuid(kCpuidLeafXsave, 9).ebx == 2688);
 }
+
+namespace {
+
+constexpr u8 kYmm0High[16] = {0x5A, 0xC3, 1, 0xFE, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+
+void put_qword(u8* image, u32 offset, u64 value) {
+    for (u32 i = 0; i < 8; ++i) image[offset + i] = static_cast<u8>(value >> (8 * i));
+}
+
+// What XSAVEC writes with x87, SSE and AVX requested and AVX in use, YMM state at `avx_offset`.
+void xsavec_image(u8 (&image)[1024], u32 avx_offset) {
+    for (u8& byte : image) byte = 0;
+    for (u32 i = 0; i < 16; ++i) image[avx_offset + i] = kYmm0High[i];
+    put_qword(image, kXsaveHeaderOffset, kXcr0Sse | kXcr0Avx);
+    put_qword(image, kXsaveHeaderOffset + 8, kXcompBvCompacted | kXcr0X87 | kXcr0Sse | kXcr0Avx);
+}
+
+}  // namespace
+
+TEST_CASE("xsave.xsavec_image_in_the_compacted_format_passes") {
+    u8 image[1024];
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    CHECK(xsavec_image_is_compacted(image, kYmm0High));
+}
+
+TEST_CASE("xsave.xsavec_image_with_avx_state_over_the_header_fails") {
+    // Bochs 2.7: the AVX state after the SSE state's 256 bytes, at 416, over the header's
+    // reserved bytes; the header then written over its first 16.
+    u8 image[1024];
+    xsavec_image(image, 416);
+    for (u32 i = 416; i < 416 + 256; ++i) image[i] = static_cast<u8>(i | 1);
+    put_qword(image, kXsaveHeaderOffset, kXcr0Sse | kXcr0Avx);
+    put_qword(image, kXsaveHeaderOffset + 8, kXcompBvCompacted | kXcr0X87 | kXcr0Sse | kXcr0Avx);
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+}
+
+TEST_CASE("xsave.xsavec_image_fails_on_each_wrong_part") {
+    u8 image[1024];
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    image[kXsaveHeaderOffset + 16] = 1;  // a reserved header byte
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    image[kXsaveLegacyAndHeaderBytes - 1] = 1;  // the last reserved header byte
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    put_qword(image, kXsaveHeaderOffset + 8, kXcr0X87 | kXcr0Sse | kXcr0Avx);  // the standard format
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    put_qword(image, kXsaveHeaderOffset, kXcr0Sse);  // AVX state not saved
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+    xsavec_image(image, kXsaveLegacyAndHeaderBytes);
+    image[kXsaveLegacyAndHeaderBytes + 15] ^= 0xFF;  // YMM0's upper half not where it belongs
+    CHECK_FALSE(xsavec_image_is_compacted(image, kYmm0High));
+}

@@ -40,6 +40,9 @@ inline constexpr u32 kCpuid1EcxOsxsave = 1u << 27;
 inline constexpr u32 kCpuid7EcxPku = 1u << 3;
 inline constexpr u32 kCpuid7EcxOspke = 1u << 4;
 inline constexpr u32 kXsaveLegacyAndHeaderBytes = 576;  // the FXSAVE image and the XSAVE header
+inline constexpr u32 kXsaveHeaderOffset = 512;          // XSTATE_BV, then XCOMP_BV, then reserved bytes
+inline constexpr u64 kXcompBvCompacted = u64{1} << 63;  // XCOMP_BV: the image is in the compacted format
+inline constexpr u32 kCpuidXsave1EaxXsavec = 1u << 1;   // CPUID(0xD, 1): XSAVEC, the compacted format
 
 // What every guest is offered.
 struct XsaveOffer {
@@ -72,6 +75,14 @@ void record_xsave_component(XsaveLayout& layout, u32 index, const CpuidValues& s
 // compacted one (0xD.1 EBX, with IA32_XSS 0).
 u32 xsave_standard_size(const XsaveLayout& layout, u64 xcr0);
 u32 xsave_compacted_size(const XsaveLayout& layout, u64 xcr0);
+
+// Whether `image`, which XSAVEC wrote with x87, SSE and AVX requested while the upper half of YMM0
+// held `ymm0_high`, is the compacted image the SDM describes (vol. 1, 13.4.3): XCOMP_BV names the
+// format and those components, AVX state is in use, the header's reserved bytes are zero and
+// YMM0's upper half is the first thing after the header. A CPU that writes anything else (Bochs
+// 2.7 puts AVX state at byte 416, over the header) makes a guest's next XRSTOR of its own image
+// #GP: such a CPU's XSAVEC is not offered (x86/host_cpuid.hpp).
+bool xsavec_image_is_compacted(const u8* image, const u8 (&ymm0_high)[16]);
 
 // The CPUID leaves whose answer follows the guest's own CR4 and XCR0 (OSXSAVE, OSPKE, the XSAVE
 // area sizes): worked out at every query, never memoized.
