@@ -4,6 +4,7 @@
 #pragma once
 
 #include "nestor/nested/nested_ops.hpp"
+#include "shadow_tree.hpp"
 
 namespace nestor::nested {
 
@@ -87,6 +88,18 @@ inline const VcpuCore& core(const NestedVcpu& vcpu) {
 // Running L2 (SVM: after a successful VMRUN, until the #VMEXIT into L1): the part serving the
 // vCPU has lent the kernel its handler for L2's exits (NestedVcpu::guest_exit).
 inline bool in_guest_mode(const NestedVcpu& vcpu) { return vcpu.guest_exit != nullptr; }
+
+// Shadow-table frames from the kernel's L0 memory for the domain.
+class HostTableFrames final : public TableFrames {
+public:
+    explicit HostTableFrames(Host& host) : host_(host) {}
+    bool allocate(paddr& frame) override { return host_.allocate(kPageSize, frame) != nullptr; }
+    u64* table(paddr frame) override { return static_cast<u64*>(host_.pointer(frame)); }
+    void free(paddr frame) override { host_.release(frame, kPageSize); }
+
+private:
+    Host& host_;
+};
 
 inline Decision complete(u64 value = 0) { return Decision{Action::complete, value, nullptr}; }
 inline Decision inject_ud() { return Decision{Action::inject_ud, 0, nullptr}; }

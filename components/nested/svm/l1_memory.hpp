@@ -3,6 +3,7 @@
 // The component never touches hardware or host memory any other way.
 #pragma once
 
+#include "../shadow_tree.hpp"
 #include "nestor/lib/types.hpp"
 
 namespace nestor::nested::svm {
@@ -44,16 +45,5 @@ protected:
 
 // Whether [base, base + bytes) is entirely L1 RAM (no MMIO, no hole, no wrap).
 bool is_l1_ram(L1Memory& memory, u64 base, u64 bytes);
-
-// Zeroed 4 KiB frames for the shadow nested page tables, from L0's allocator.
-class TableFrames {
-public:
-    virtual bool allocate(paddr& frame) = 0;  // false: out of memory
-    virtual u64* table(paddr frame) = 0;      // the frame's 512 entries, writable by L0
-    virtual void free(paddr frame) = 0;
-
-protected:
-    ~TableFrames() = default;
-};
 
 }  // namespace nestor::nested::svm

@@ -32,17 +32,6 @@ private:
     Host& host_;
 };
 
-class HostFrames final : public TableFrames {
-public:
-    explicit HostFrames(Host& host) : host_(host) {}
-    bool allocate(paddr& frame) override { return host_.allocate(kPageSize, frame) != nullptr; }
-    u64* table(paddr frame) override { return static_cast<u64*>(host_.pointer(frame)); }
-    void free(paddr frame) override { host_.release(frame, kPageSize); }
-
-private:
-    Host& host_;
-};
-
 // At most this many shadow tables per vCPU (reached: the shadow starts over).
 constexpr u32 kMaxShadowTables = 512;
 // L1's MAXPHYADDR as the checks see it; the CPU refuses anything wider it cannot address itself,
@@ -52,7 +41,7 @@ constexpr u8 kL1PhysicalBits = 48;
 struct VcpuBlock {
     explicit VcpuBlock(Host& host) : memory(host), frames(host), nested(frames, kL1PhysicalBits, kMaxShadowTables) {}
     HostL1Memory memory;
-    HostFrames frames;
+    HostTableFrames frames;
     NestedSvmVcpu nested;
     VmcbSave vmload_buffer;  // a VMCB's save area in transit for VMLOAD / VMSAVE
 };

@@ -13,8 +13,6 @@ constexpr u64 kAccessBits = npf_info::write | npf_info::fetch;
 constexpr u64 kWhereBits = npf_info::final_address | npf_info::table_walk;
 
 u64 bits_at_or_above(unsigned width) { return width >= 64 ? 0 : ~u64{0} << width; }
-unsigned shift_of(unsigned level) { return 12 + 9 * (level - 1); }
-u64 index_of(u64 address, unsigned level) { return (address >> shift_of(level)) & (pte::entries - 1); }
 
 // Bits that must be zero in an entry of L1's nested table at `level` (4: PML4 ... 1: PTE).
 u64 reserved_bits(unsigned level, unsigned physical_bits, bool nxe) {
@@ -25,7 +23,7 @@ u64 reserved_bits(unsigned level, unsigned physical_bits, bool nxe) {
 }
 
 // A large leaf's address bits below its size, other than the PAT bit (12), must be zero.
-u64 large_leaf_reserved(unsigned level) { return (bit(shift_of(level)) - 1) & ~u64{0x1FFF}; }
+u64 large_leaf_reserved(unsigned level) { return (bit(shadow_level_shift(level)) - 1) & ~u64{0x1FFF}; }
 
 ShadowResult reflect(u64 l2_physical, u64 error_code, u64 hardware_info_1) {
     u64 info = error_code | npf_info::user | (hardware_info_1 & (kAccessBits | kWhereBits));
@@ -46,41 +44,16 @@ struct ShadowNpt::Walk {
     bool dirty;
 };
 
-bool ShadowNpt::take_flush_request() {
-    bool flush = flush_;
-    flush_ = false;
-    return flush;
-}
+bool ShadowNpt::take_flush_request() { return shadow_take_flush(tree_); }
 
-bool ShadowNpt::allocate_table(paddr& table) {
-    if (tables_ >= max_tables_ || !frames_.allocate(table)) return false;
-    ++tables_;
-    return true;
-}
-
-void ShadowNpt::free_table(paddr table, unsigned level) {
-    if (level > 1) {
-        const u64* entries = frames_.table(table);
-        for (u64 i = 0; i < pte::entries; ++i)
-            if (entries[i] & pte::present) free_table(entries[i] & pte::address_mask, level - 1);
-    }
-    frames_.free(table);
-    --tables_;
-}
-
-void ShadowNpt::drop_all() {
-    if (root_) free_table(root_, pte::levels);
-    root_ = 0;
-    flush_ = true;
-}
+void ShadowNpt::drop_all() { shadow_drop(tree_, space_); }
 
 paddr ShadowNpt::prepare(u64 l1_nested_cr3, bool l1_nxe) {
     u64 l1_root = l1_nested_cr3 & pte::address_mask;
     if (l1_root != l1_root_ || l1_nxe != l1_nxe_) drop_all();
     l1_root_ = l1_root;
     l1_nxe_ = l1_nxe;
-    if (!root_ && !allocate_table(root_)) root_ = 0;
-    return root_;
+    return shadow_root(tree_, space_);
 }
 
 ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, Walk& walk) const {
@@ -88,7 +61,7 @@ ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, W
     walk.writable = walk.executable = true;
     bool user = true;
     for (unsigned level = pte::levels; level >= 1; --level) {
-        u64 entry_pa = table + index_of(l2_physical, level) * sizeof(u64);
+        u64 entry_pa = table + shadow_level_index(l2_physical, level) * sizeof(u64);
         u64 entry = 0;  // read once: L1 may be rewriting it
         if (!memory.read(entry_pa, &entry, sizeof(entry))) return outcome(ShadowOutcome::l1_table_not_ram);
         walk.entry_pa[pte::levels - level] = entry_pa;
@@ -101,7 +74,7 @@ ShadowResult ShadowNpt::walk_l1(L1Memory& memory, u64 l2_physical, u64 access, W
         walk.executable &= !(l1_nxe_ && (entry & pte::no_execute));
         user &= (entry & pte::user) != 0;
         if (leaf) {
-            u64 size = bit(shift_of(level));
+            u64 size = bit(shadow_level_shift(level));
             u64 base = entry & pte::address_mask & ~(size - 1);
             walk.leaf_level = level;
             walk.l1_physical = base + (l2_physical & (size - 1) & ~u64{kPageMask});
@@ -127,33 +100,6 @@ ShadowResult ShadowNpt::translate(L1Memory& memory, u64 l2_physical, u64 access)
     return walked;
 }
 
-u64* ShadowNpt::entry_for(u64 l2_physical) {
-    if (!root_) return nullptr;
-    u64* entries = frames_.table(root_);
-    for (unsigned level = pte::levels; level > 1; --level) {
-        u64& entry = entries[index_of(l2_physical, level)];
-        if (!(entry & pte::present)) {
-            paddr table = 0;
-            if (!allocate_table(table)) return nullptr;
-            entry = table | pte::present | pte::writable | pte::user;  // the leaf limits rights
-        }
-        entries = frames_.table(entry & pte::address_mask);
-    }
-    return &entries[index_of(l2_physical, 1)];
-}
-
-bool ShadowNpt::install(u64 l2_physical, u64 leaf) {
-    u64* entry = entry_for(l2_physical);
-    if (!entry) {  // the budget is spent: start over, as a full TLB would
-        drop_all();
-        if (!prepare(l1_root_, l1_nxe_)) return false;
-        entry = entry_for(l2_physical);
-        if (!entry) return false;
-    }
-    *entry = leaf;
-    return true;
-}
-
 ShadowResult ShadowNpt::compose(L1Memory& memory, u64 l2_physical, u64 access, const Walk& walk) {
     bool write = access & npf_info::write, fetch = access & npf_info::fetch;
     L1Page page = memory.page(walk.l1_physical);
@@ -169,7 +115,8 @@ ShadowResult ShadowNpt::compose(L1Memory& memory, u64 l2_physical, u64 access, c
     bool executable = walk.executable && page.executable;
     u64 leaf = (page.host & pte::address_mask) | pte::present | pte::user | (writable ? pte::writable : 0) |
                (executable ? 0 : pte::no_execute);
-    if (!install(l2_physical, leaf)) return outcome(ShadowOutcome::out_of_memory);
+    if (shadow_install(tree_, space_, l2_physical, leaf) == ShadowInstall::out_of_memory)
+        return outcome(ShadowOutcome::out_of_memory);
     return outcome(ShadowOutcome::mapped);
 }
 

@@ -1,8 +1,9 @@
 // The shadow nested page table: what the CPU walks while L2 runs with L1's nested paging. It is
 // the composition of L1's tables (L2-physical -> L1-physical, read from L1's memory) with L0's
 // mapping of L1 (L1-physical -> host, L1Memory::page), built lazily, one 4 KiB entry per #NPF,
-// like a TLB. Every leaf points at a host frame L1Memory called L1 RAM, with at most the rights
-// both L1 and L0 give: nothing outside L1's memory is ever mapped for L2.
+// like a TLB, in the tree nested VMX's shadow EPT uses too (../shadow_tree.hpp). Every leaf
+// points at a host frame L1Memory called L1 RAM, with at most the rights both L1 and L0 give:
+// nothing outside L1's memory is ever mapped for L2.
 //
 // Invalidation is "drop everything" (documented choice: simple and obviously correct): on L1's
 // TLB_CONTROL, INVLPGA, a new N_CR3 or NXE, and whenever L0 changes its mapping of L1 (an unmap
@@ -36,7 +37,7 @@ class ShadowNpt {
 public:
     // `max_tables` bounds the frames one L1 can make L0 spend (reached: everything is dropped).
     ShadowNpt(TableFrames& frames, u8 l1_physical_bits, u32 max_tables)
-        : frames_(frames), physical_bits_(l1_physical_bits), max_tables_(max_tables) {}
+        : space_{frames, kNptFormat, max_tables}, physical_bits_(l1_physical_bits) {}
     ShadowNpt(const ShadowNpt&) = delete;
     ShadowNpt& operator=(const ShadowNpt&) = delete;
     ~ShadowNpt() { drop_all(); }
@@ -61,40 +62,23 @@ public:
     // True once after every drop: L2's ASID must be flushed before it runs again.
     bool take_flush_request();
 
-    u32 tables() const { return tables_; }
+    u32 tables() const { return tree_.tables; }
     // Every present leaf, for the invariant checks of the tests and the fuzzer.
-    template <typename Visit> void for_each_leaf(Visit visit) const { visit_table(root_, pte::levels, 0, visit); }
+    template <typename Visit> void for_each_leaf(Visit visit) const {
+        shadow_for_each_leaf(tree_, space_.frames, kNptFormat, visit);
+    }
 
 private:
+    static constexpr ShadowFormat kNptFormat{pte::present, pte::present | pte::writable | pte::user, pte::address_mask};
     struct Walk;
     ShadowResult walk_l1(L1Memory& memory, u64 l2_physical, u64 access, Walk& walk) const;
     ShadowResult compose(L1Memory& memory, u64 l2_physical, u64 access, const Walk& walk);
-    bool install(u64 l2_physical, u64 leaf);
-    u64* entry_for(u64 l2_physical);
-    bool allocate_table(paddr& table);
-    void free_table(paddr table, unsigned level);
 
-    template <typename Visit> void visit_table(paddr table, unsigned level, u64 base, Visit& visit) const {
-        if (!table) return;
-        const u64* entries = frames_.table(table);
-        for (u64 i = 0; i < pte::entries; ++i) {
-            if (!(entries[i] & pte::present)) continue;
-            u64 address = base | (i << (12 + 9 * (level - 1)));
-            if (level == 1)
-                visit(address, entries[i]);
-            else
-                visit_table(entries[i] & pte::address_mask, level - 1, address, visit);
-        }
-    }
-
-    TableFrames& frames_;
+    ShadowSpace space_;
     u8 physical_bits_;
-    u32 max_tables_;
-    u32 tables_ = 0;
-    paddr root_ = 0;
+    ShadowTree tree_{0, 0, true};
     u64 l1_root_ = 0;
     bool l1_nxe_ = false;
-    bool flush_ = true;
 };
 
 }  // namespace nestor::nested::svm

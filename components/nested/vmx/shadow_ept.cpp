@@ -8,12 +8,11 @@ namespace {
 
 namespace e = intel_vmx::ept;
 
-constexpr unsigned kLevels = 4;
-constexpr u64 kEntries = 512;
 constexpr u64 kPageBytes = 4096;
 constexpr u64 kRwx = e::read | e::write | e::execute;
 // Bits 6:3 of a non-leaf entry (and of every PML4 entry with bit 7) are reserved.
 constexpr u64 kNonLeafReserved = 0x78;
+constexpr ShadowFormat kEptFormat{kRwx, kRwx, e::address_mask};
 // Leaf memory types 2, 3 and 7 are reserved.
 constexpr bool reserved_memory_type(u64 entry) {
     u64 type = (entry & e::memory_type_mask) >> e::memory_type_shift;
@@ -24,27 +23,14 @@ constexpr bool reserved_memory_type(u64 entry) {
 constexpr u64 kQualificationKept = 0x7 | (u64{1} << 7) | (u64{1} << 8) | (u64{1} << 12);
 constexpr u32 kRightsShift = 3;  // bits 5:3: the rights the walk found
 
-unsigned shift_of(unsigned level) { return 12 + 9 * (level - 1); }
-u64 index_of(u64 address, unsigned level) { return (address >> shift_of(level)) & (kEntries - 1); }
 u64 address_bits_beyond(u32 bits) { return bits >= 52 ? 0 : e::address_mask & (~u64{0} << bits); }
 
-u64* table_of(Host& host, paddr frame) { return static_cast<u64*>(host.pointer(frame)); }
-
-bool allocate_table(ShadowEpt& s, Host& host, paddr& frame) {
-    if (s.tables >= kMaxShadowEptTables || !host.allocate(kPageBytes, frame)) return false;
-    ++s.tables;
-    return true;
-}
-
-void free_table(ShadowEpt& s, Host& host, paddr table, unsigned level) {
-    if (level > 1) {
-        const u64* entries = table_of(host, table);
-        for (u64 i = 0; i < kEntries; ++i)
-            if (entries[i] & kRwx) free_table(s, host, entries[i] & e::address_mask, level - 1);
-    }
-    host.release(table, kPageBytes);
-    --s.tables;
-}
+// The shadow's frames and format, from the domain's L0 memory.
+struct EptSpace {
+    explicit EptSpace(Host& host) : frames(host), space{frames, kEptFormat, kMaxShadowEptTables} {}
+    HostTableFrames frames;
+    ShadowSpace space;
+};
 
 // Whether `entry` (present) at `level` is malformed: an EPT misconfiguration. Execute-only and
 // 1 GiB pages are not offered (EPT_VPID_CAP), so they are malformed too.
@@ -72,9 +58,9 @@ EptResult result(EptOutcome outcome, u64 qualification = 0, u64 l1_physical = 0)
 EptResult walk_l1(const ShadowEpt& s, Host& host, u64 l2_physical, u64 access, u32 bits, Walk& walk) {
     u64 table = s.l1_root;
     walk.rights = kRwx;
-    for (unsigned level = kLevels; level >= 1; --level) {
+    for (unsigned level = kShadowLevels; level >= 1; --level) {
         u64 entry = 0;  // read once: L1 may be rewriting it
-        if (!host.read(table + index_of(l2_physical, level) * sizeof(u64), &entry, sizeof(entry)))
+        if (!host.read(table + shadow_level_index(l2_physical, level) * sizeof(u64), &entry, sizeof(entry)))
             return result(EptOutcome::l1_table_not_ram);
         if (!(entry & kRwx)) {
             walk.rights = 0;
@@ -83,7 +69,7 @@ EptResult walk_l1(const ShadowEpt& s, Host& host, u64 l2_physical, u64 access, u
         if (misconfigured(entry, level, bits)) return result(EptOutcome::misconfiguration);
         walk.rights &= entry & kRwx;
         if (level == 1 || (entry & e::large_page)) {
-            u64 size = u64{1} << shift_of(level);
+            u64 size = u64{1} << shadow_level_shift(level);
             walk.l1_physical = (entry & e::address_mask & ~(size - 1)) + (l2_physical & (size - 1) & ~(kPageBytes - 1));
             break;
         }
@@ -94,43 +80,21 @@ EptResult walk_l1(const ShadowEpt& s, Host& host, u64 l2_physical, u64 access, u
     return result(EptOutcome::mapped);
 }
 
-u64* entry_for(ShadowEpt& s, Host& host, u64 l2_physical) {
-    if (!s.root) return nullptr;
-    u64* entries = table_of(host, s.root);
-    for (unsigned level = kLevels; level > 1; --level) {
-        u64& entry = entries[index_of(l2_physical, level)];
-        if (!(entry & kRwx)) {
-            paddr table = 0;
-            if (!allocate_table(s, host, table)) return nullptr;
-            entry = table | kRwx;  // the leaf limits the rights
-        }
-        entries = table_of(host, entry & e::address_mask);
-    }
-    return &entries[index_of(l2_physical, 1)];
-}
-
 }  // namespace
 
-void shadow_ept_drop(ShadowEpt& s, Host& host) {
-    if (s.root) free_table(s, host, s.root, kLevels);
-    s.root = 0;
-    s.flush = true;
-}
+void shadow_ept_drop(ShadowEpt& s, Host& host) { shadow_drop(s.tree, EptSpace(host).space); }
 
-bool shadow_ept_take_flush(ShadowEpt& s) {
-    bool flush = s.flush;
-    s.flush = false;
-    return flush;
-}
+bool shadow_ept_take_flush(ShadowEpt& s) { return shadow_take_flush(s.tree); }
 
 u64 shadow_ept_prepare(ShadowEpt& s, Host& host, u64 l1_eptp, u64 generation) {
+    EptSpace ept(host);
     u64 l1_root = l1_eptp & e::address_mask;
-    if (l1_root != s.l1_root || generation != s.generation) shadow_ept_drop(s, host);
+    if (l1_root != s.l1_root || generation != s.generation) shadow_drop(s.tree, ept.space);
     s.l1_root = l1_root;
     s.generation = generation;
-    if (!s.root && !allocate_table(s, host, s.root)) s.root = 0;
-    if (!s.root) return 0;
-    return s.root | e::memory_type_wb | (u64{3} << e::eptp_walk_length_shift);
+    paddr root = shadow_root(s.tree, ept.space);
+    if (!root) return 0;
+    return root | e::memory_type_wb | (u64{3} << e::eptp_walk_length_shift);
 }
 
 EptResult shadow_ept_fault(ShadowEpt& s, Host& host, u64 l2_physical, u64 qualification, u32 bits) {
@@ -146,18 +110,9 @@ EptResult shadow_ept_fault(ShadowEpt& s, Host& host, u64 l2_physical, u64 qualif
     u64 leaf = (page.host & e::address_mask) | e::read | (e::memory_type_wb << e::memory_type_shift) |
                ((walk.rights & e::write) && page.writable ? e::write : 0) |
                ((walk.rights & e::execute) && page.executable ? e::execute : 0);
-    u64* entry = entry_for(s, host, l2_physical);
-    if (!entry) {  // the budget is spent: start over, as a full TLB would
-        shadow_ept_drop(s, host);
-        if (!allocate_table(s, host, s.root)) {
-            s.root = 0;
-            return result(EptOutcome::out_of_memory);
-        }
-        entry = entry_for(s, host, l2_physical);
-        if (!entry) return result(EptOutcome::out_of_memory);
-    }
-    if (*entry & kRwx) s.flush = true;  // an upgrade: the old rights may be cached
-    *entry = leaf;
+    ShadowInstall installed = shadow_install(s.tree, EptSpace(host).space, l2_physical, leaf);
+    if (installed == ShadowInstall::out_of_memory) return result(EptOutcome::out_of_memory);
+    if (installed == ShadowInstall::replaced) s.tree.flush = true;  // an upgrade: the old rights may be cached
     return result(EptOutcome::mapped);
 }
 

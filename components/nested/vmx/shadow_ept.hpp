@@ -2,9 +2,10 @@
 // (L2-physical -> L1-physical, read from L1's memory once per entry) with L0's mapping of L1
 // (Host::page), lazily, one 4 KiB leaf per EPT violation of vmcs02, like a TLB: every leaf points
 // at a host frame the Host calls L1 RAM, with at most the rights both L1 and L0 give, so nothing
-// outside L1's memory is ever mapped for L2. The same design as nested SVM's shadow NPT
-// (svm/shadow_npt.hpp), in the EPT entry format: read / write / execute bits, no user bit, and
-// malformed entries that are EPT misconfigurations rather than faults.
+// outside L1's memory is ever mapped for L2. The tree itself (frames, budget, drops, flush
+// requests) is the one nested SVM's shadow NPT uses (../shadow_tree.hpp); this part walks L1's
+// EPT in its format: read / write / execute bits, no user bit, and malformed entries that are EPT
+// misconfigurations rather than faults.
 //
 // Invalidation is "drop everything": on L1's INVEPT, a new EPTP, an L0 unmap (the mapping
 // generation), and when the table budget is spent. After a drop L2's translations must be
@@ -32,11 +33,9 @@ struct EptResult {
 
 // The state of one vCPU's shadow, in the component's L0 memory (no constructor: zero is empty).
 struct ShadowEpt {
-    paddr root;      // 0: none yet
+    ShadowTree tree;
     u64 l1_root;     // the L1 EPT root it shadows
     u64 generation;  // the VM's mapping generation it was built under
-    u32 tables;      // frames in use, root included
-    bool flush;      // L2's translations must be flushed before it runs on the shadow again
 };
 
 inline constexpr u32 kMaxShadowEptTables = 512;

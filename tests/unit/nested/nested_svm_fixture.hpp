@@ -16,6 +16,7 @@ namespace nested_svm_test {
 
 using namespace nestor;
 using namespace nestor::nested::svm;
+using nestor::nested::TableFrames;
 namespace vmcb = nestor::x86::svm;
 
 // L1's memory: `ram_bytes` of RAM at 0 with [kMmioBase, kMmioBase + kMmioBytes) a hole (MMIO).
