@@ -2,8 +2,9 @@
 # vCPU: tests/guests/hostile_xstate.cpp, beside the healthy domain of tests/boot/hostile.cmake.
 # A short time slice preempts every domain many times in the middle of its rounds (under QEMU
 # TCG the TSC runs at the host's rate, so its slice is longer for the same guest progress).
-#  - fill fills XMM0-15, then YMM0-15, and DR0-DR3, and checks they keep its pattern while the
-#    others run;
+#  - fill fills XMM0-15, then YMM0-15, DR0-DR3 and CR2 (on VMX a live register too, which the
+#    backend switched with neither: a domain read another's last page-fault address), and checks
+#    they keep its pattern while the others run;
 #  - read reads the same registers, never writing them: it must never see fill's pattern;
 #  - sum1 and sum2 add in the same registers (integer and double, SSE and AVX) across hundreds
 #    of preemptions: their results must be exact;
@@ -11,13 +12,13 @@
 #    gets #GP(0); the offered x87/SSE/AVX bits are accepted; CPUID's OSXSAVE follows its CR4.
 set(checks ${hostile_common})
 hostile_console(checks fill
-  "fill: xmm0-15 and dr0-3 filled"
-  "fill: xmm0-15 and dr0-3 kept through 60 rounds: yes"
+  "fill: xmm0-15, dr0-3 and cr2 filled"
+  "fill: xmm0-15, dr0-3 and cr2 kept through 60 rounds: yes"
   "fill: ymm0-15 filled"
-  "fill: ymm0-15 and dr0-3 kept through 60 rounds: yes")
+  "fill: ymm0-15, dr0-3 and cr2 kept through 60 rounds: yes")
 hostile_console(checks read
-  "read: values of the filler's pattern seen in xmm0-15 and dr0-3: 0"
-  "read: values of the filler's pattern seen in ymm0-15 and dr0-3: 0")
+  "read: values of the filler's pattern seen in xmm0-15, dr0-3 and cr2: 0"
+  "read: values of the filler's pattern seen in ymm0-15, dr0-3 and cr2: 0")
 hostile_console(checks sum1 "sum: 800000 rounds of SSE and AVX arithmetic: exact")
 hostile_console(checks sum2 "sum: 800000 rounds of SSE and AVX arithmetic: exact")
 hostile_console(checks xsetbv

@@ -1,8 +1,8 @@
 // Extended state between domains (tests/boot/xstate.cmake); cmdline "mode=...":
-//   fill     fills XMM0-15 (then, with AVX, YMM0-15) and DR0-DR3 (breakpoints left disabled) with
-//            its pattern and keeps exiting and being preempted; checks after each round that its
-//            registers still hold the pattern
-//   read     reads XMM0-15 (then YMM0-15) and DR0-DR3 without ever writing them, in rounds
+//   fill     fills XMM0-15 (then, with AVX, YMM0-15), DR0-DR3 (breakpoints left disabled) and CR2
+//            with its pattern and keeps exiting and being preempted; checks after each round that
+//            its registers still hold the pattern
+//   read     reads XMM0-15 (then YMM0-15), DR0-DR3 and CR2 without ever writing them, in rounds
 //            between the other domains' runs: it must never see the filler's pattern
 //   sum=K    SSE and AVX arithmetic in registers (integer and double) across many preemptions,
 //            each domain with its own K: the results must be exact
@@ -55,6 +55,9 @@ void read_debug_addresses(u64 (&dr)[4]) {
 // Canonical addresses, as breakpoint addresses are.
 constexpr u64 kDebugPattern = 0x00007F11D00000D0;
 u64 debug_pattern(int i) { return kDebugPattern | u64(i); }
+// CR2, the address of a page fault, as if the filler had taken one there.
+constexpr u64 kFaultPattern = 0xFFFF8F11D0000C20;
+void write_cr2(u64 v) { asm volatile("mov %0, %%cr2" ::"r"(v) : "memory"); }
 
 void enable_avx() {
     write_cr4(read_cr4() | kCr4Osxsave);
@@ -105,6 +108,7 @@ bool fill_rounds(int lanes) {
         u64 dr[4];
         read_debug_addresses(dr);
         for (int i = 0; i < 4; ++i) kept = kept && dr[i] == debug_pattern(i);
+        kept = kept && read_cr2() == kFaultPattern;
     }
     return kept;
 }
@@ -115,9 +119,10 @@ int fill() {
     load_xmm(file);
     const u64 dr[4] = {debug_pattern(0), debug_pattern(1), debug_pattern(2), debug_pattern(3)};
     write_debug_addresses(dr);  // DR7 keeps them disabled: addresses only
-    println("fill: xmm0-15 and dr0-3 filled");
+    write_cr2(kFaultPattern);
+    println("fill: xmm0-15, dr0-3 and cr2 filled");
     bool kept = fill_rounds(2);
-    println("fill: xmm0-15 and dr0-3 kept through ", kRounds, " rounds: ", kept ? "yes" : "no");
+    println("fill: xmm0-15, dr0-3 and cr2 kept through ", kRounds, " rounds: ", kept ? "yes" : "no");
     if (!avx_offered()) return kept ? 0 : 1;
     enable_avx();
     for (int r = 0; r < kRegisters; ++r)
@@ -125,7 +130,7 @@ int fill() {
     load_ymm(file);
     println("fill: ymm0-15 filled");
     bool kept_ymm = fill_rounds(4);
-    println("fill: ymm0-15 and dr0-3 kept through ", kRounds, " rounds: ", kept_ymm ? "yes" : "no");
+    println("fill: ymm0-15, dr0-3 and cr2 kept through ", kRounds, " rounds: ", kept_ymm ? "yes" : "no");
     return kept && kept_ymm ? 0 : 1;
 }
 
@@ -137,6 +142,7 @@ int read_rounds(int lanes) {
         u64 dr[4];
         read_debug_addresses(dr);
         for (int i = 0; i < 4; ++i) seen += (dr[i] & ~u64{0xF}) == kDebugPattern;
+        seen += read_cr2() == kFaultPattern;
         yield();
         spin();
     }
@@ -145,11 +151,11 @@ int read_rounds(int lanes) {
 
 int read() {
     int seen = read_rounds(2);
-    println("read: values of the filler's pattern seen in xmm0-15 and dr0-3: ", seen);
+    println("read: values of the filler's pattern seen in xmm0-15, dr0-3 and cr2: ", seen);
     if (!avx_offered()) return seen ? 1 : 0;
     enable_avx();
     int seen_ymm = read_rounds(4);
-    println("read: values of the filler's pattern seen in ymm0-15 and dr0-3: ", seen_ymm);
+    println("read: values of the filler's pattern seen in ymm0-15, dr0-3 and cr2: ", seen_ymm);
     return seen || seen_ymm ? 1 : 0;
 }
 

@@ -80,7 +80,10 @@ void save(GuestContext& c) {
     c.dr[1] = read_dr1();
     c.dr[2] = read_dr2();
     c.dr[3] = read_dr3();
-    if (c.carries_dr6) c.dr6 = read_dr6();
+    if (c.carries_dr6_cr2) {
+        c.dr6 = read_dr6();
+        c.cr2 = read_cr2();
+    }
     for (u8 i = c.msr_first; i < c.msr_end; ++i) c.msr[i] = rdmsr(kCarriedMsrs[i]);
 }
 
@@ -98,7 +101,10 @@ void load(const GuestContext& c) {
     write_dr1(c.dr[1]);
     write_dr2(c.dr[2]);
     write_dr3(c.dr[3]);
-    if (c.carries_dr6) write_dr6(c.dr6);
+    if (c.carries_dr6_cr2) {
+        write_dr6(c.dr6);
+        write_cr2(c.cr2);
+    }
     for (u8 i = c.msr_first; i < c.msr_end; ++i) wrmsr(kCarriedMsrs[i], c.msr[i]);
 }
 
@@ -142,7 +148,7 @@ u64 guest_cr4_settable() { return cr4_settable; }
 
 bool guest_context_switches_tsc_aux() { return tsc_aux; }
 
-bool guest_context_create(GuestContext& context, bool carries_dr6, bool carries_syscall_msrs) {
+bool guest_context_create(GuestContext& context, bool carries_dr6_cr2, bool carries_syscall_msrs) {
     ASSERT(enabled);
     auto frame = kernel_frames().allocate();
     if (!frame) return false;
@@ -154,7 +160,7 @@ bool guest_context_create(GuestContext& context, bool carries_dr6, bool carries_
     *reinterpret_cast<u32*>(context.area + kFxsaveMxcsr) = kMxcsrReset;
     context.xcr0 = virt::kXcr0X87;
     context.dr6 = 0xFFFF0FF0;
-    context.carries_dr6 = carries_dr6;
+    context.carries_dr6_cr2 = carries_dr6_cr2;
     context.msr_first = tsc_aux ? kTscAux : kAfterTscAux;
     context.msr_end = carries_syscall_msrs ? kAllCarried : kAfterTscAux;
     if (context.msr_end < context.msr_first) context.msr_end = context.msr_first;

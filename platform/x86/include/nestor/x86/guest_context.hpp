@@ -1,5 +1,6 @@
 // The guest registers neither VMRUN nor VM entry switches, which stay in the CPU while the kernel
-// runs: x87, SSE, AVX, AVX-512 and PKRU state (XSAVE), XCR0, DR0-DR3 and, on VMX, DR6; and the
+// runs: x87, SSE, AVX, AVX-512 and PKRU state (XSAVE), XCR0, DR0-DR3 and, on VMX, DR6 and CR2
+// (the last page fault's address, which a guest's handler reads after its #PF); and the
 // MSRs of the guest's own the kernel never uses (it has no user mode and runs no SWAPGS, SYSCALL,
 // SYSRET, RDTSCP or RDPID): TSC_AUX where the CPU has it, and on VMX KERNEL_GS_BASE, STAR, LSTAR,
 // CSTAR and SFMASK (SVM's VMLOAD and VMSAVE switch those with the host's at every exit). Each vCPU
@@ -21,7 +22,8 @@ struct GuestContext {
     u64 xcr0;     // the guest's XCR0 while it is not resident
     u64 dr[4];    // DR0-DR3
     u64 dr6;
-    bool carries_dr6;  // VMX: DR6 is a live register; SVM keeps it in the VMCB
+    u64 cr2;
+    bool carries_dr6_cr2;  // VMX: DR6 and CR2 are live registers; SVM keeps them in the VMCB
     // The MSRs it carries: guest_context.cpp's list, entries [msr_first, msr_end).
     u64 msr[6];
     u8 msr_first;
@@ -39,9 +41,9 @@ u64 guest_cr4_settable();
 bool guest_context_switches_tsc_aux();
 
 // Allocates the vCPU's image, holding the reset state (x87 and SSE initialised, MXCSR 0x1F80,
-// XCR0 x87 only, breakpoints 0, the carried MSRs 0). `carries_syscall_msrs`: KERNEL_GS_BASE and
-// the SYSCALL MSRs too (VMX). False: out of memory.
-bool guest_context_create(GuestContext& context, bool carries_dr6, bool carries_syscall_msrs);
+// XCR0 x87 only, breakpoints 0, CR2 0, the carried MSRs 0). `carries_syscall_msrs`: KERNEL_GS_BASE
+// and the SYSCALL MSRs too (VMX). False: out of memory.
+bool guest_context_create(GuestContext& context, bool carries_dr6_cr2, bool carries_syscall_msrs);
 void guest_context_destroy(GuestContext& context);
 
 // The context whose registers are in the CPU (nullptr: none that still exists).
