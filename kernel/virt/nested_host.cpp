@@ -32,10 +32,8 @@ bool VmNestedHost::set_bits(u64 gpa, u64 bits) {
 
 void* VmNestedHost::allocate(usize bytes, paddr& physical) {
     if (bytes == 0 || !is_aligned(bytes, kPageSize) || !platform::allocate_physical(bytes, physical)) return nullptr;
-    void* memory = platform::physical_to_virtual(physical);
-    fill_bytes(memory, 0, bytes);
     held_bytes_ += bytes;
-    return memory;
+    return platform::physical_to_virtual(physical);  // allocate_physical cleared it
 }
 
 void VmNestedHost::release(paddr physical, usize bytes) {
