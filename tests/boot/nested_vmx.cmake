@@ -161,6 +161,10 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] vmwrite of the read-only guest-linear address \\(0x640a\\): VMfailValid\\(13\\), unchanged$"
   --expect "^\\[l1\\] vmwrite of the read-only idt-vectoring information \\(0x4408\\): VMfailValid\\(13\\), unchanged$"
   --expect "^\\[l1\\] vmwrite of the read-only exit instruction length \\(0x440c\\): VMfailValid\\(13\\), unchanged$"
+  # Memory operands L1's paging does not map (at 4 GiB): #PF, CR2 the operand, W for VMPTRST.
+  --expect "^\\[l1\\] vmptrld of an operand at 0x100000040: #PF\\(0x0\\) cr2 0x100000040$"
+  --expect "^\\[l1\\] vmptrst of an operand at 0x100000040: #PF\\(0x2\\) cr2 0x100000040$"
+  --expect "^\\[l1\\] after the page faults: the current vmcs unchanged$"
   # Controls the capability MSRs say must be 0 (or 1), each alone on a valid vmcs12: 7; without
   # them L2 runs to its VMCALL (exit 18).
   --expect "^\\[l1\\] pin process posted interrupts: allowed 0, vmlaunch VMfailValid\\(7\\)$"

@@ -18,8 +18,9 @@ constexpr u64 kRflagsZf = u64{1} << 6;
 constexpr u64 kRflagsArithmetic =
     kRflagsCf | (u64{1} << 2) | (u64{1} << 4) | kRflagsZf | (u64{1} << 7) | (u64{1} << 11);
 
-constexpr const char* kOperandNotMapped =
-    "nested VMX: a VMX instruction's memory operand is not mapped by L1's page tables (#PF is not emulated yet)";
+constexpr const char* kOperandNotRam =
+    "nested VMX: a VMX instruction's memory operand (or a page table on its way) is not L1's RAM";
+constexpr const char* kOperandTooLong = "nested VMX: a VMX instruction's memory operand spans more than two pages";
 constexpr const char* kNoCacheMemory = "nested VMX: no L0 memory for the VMCS cache";
 
 Result succeed() { return {Outcome::succeed, 0, nullptr}; }
@@ -65,24 +66,47 @@ Result operand_fault(OperandFault fault) {
     return fault == OperandFault::stack ? Result{Outcome::stack_fault, 0, nullptr} : general_protection();
 }
 
-// Copies between L1's linear memory (through its own paging, page by page) and `buffer`.
-bool access_linear(InstructionContext& c, u64 linear, u8* buffer, usize bytes, bool write) {
-    while (bytes) {
-        usize chunk = static_cast<usize>(kPageBytes - (linear & (kPageBytes - 1)));
-        if (chunk > bytes) chunk = bytes;
-        u64 gpa = 0;
-        if (!c.hardware.translate(linear, c.cpu.efer, gpa)) return false;
-        bool done = write ? c.host.write(gpa, buffer, chunk) : c.host.read(gpa, buffer, chunk);
-        if (!done) return false;
-        linear += chunk;
-        buffer += chunk;
-        bytes -= chunk;
+// Copies between L1's linear memory and `buffer` (operands are at most 16 bytes: two pages at
+// most). Every page is translated through L1's paging, checked as the CPU checks a supervisor
+// data access, before any byte moves, so a page fault leaves L1's memory as it was.
+bool access_linear(InstructionContext& c, u64 linear, u8* buffer, usize bytes, bool write, Result& failed) {
+    constexpr usize kMostPages = 2;
+    u64 gpa[kMostPages] = {};
+    usize chunk[kMostPages] = {};
+    usize pages = 0;
+    for (usize done = 0; done < bytes; ++pages) {
+        if (pages == kMostPages) {
+            failed = stop(kOperandTooLong);
+            return false;
+        }
+        u64 at = linear + done;
+        chunk[pages] = static_cast<usize>(kPageBytes - (at & (kPageBytes - 1)));
+        if (chunk[pages] > bytes - done) chunk[pages] = bytes - done;
+        x86::LinearTranslation t = c.hardware.translate(at, c.cpu.efer, write);
+        if (t.fault == x86::LinearFault::page_fault) {
+            failed = Result{Outcome::page_fault, t.error_code, nullptr, at};
+            return false;
+        }
+        if (t.fault != x86::LinearFault::none) {
+            failed = stop(kOperandNotRam);
+            return false;
+        }
+        gpa[pages] = t.gpa;
+        done += chunk[pages];
+    }
+    for (usize i = 0; i < pages; ++i) {
+        bool moved = write ? c.host.write(gpa[i], buffer, chunk[i]) : c.host.read(gpa[i], buffer, chunk[i]);
+        if (!moved) {
+            failed = stop(kOperandNotRam);
+            return false;
+        }
+        buffer += chunk[i];
     }
     return true;
 }
 
 // Reads (or writes) the instruction's memory operand of `bytes`; false with `failed` set when a
-// check faults or L1's paging does not map it.
+// check faults or the operand is not L1's RAM.
 bool memory_access(InstructionContext& c, void* value, usize bytes, bool write, Result& failed) {
     InstructionInfo info = decode_information(c.cpu.exit.information);
     MemoryOperand operand = memory_operand(info, c.cpu, c.state, bytes, write);
@@ -90,11 +114,7 @@ bool memory_access(InstructionContext& c, void* value, usize bytes, bool write, 
         failed = operand_fault(operand.fault);
         return false;
     }
-    if (!access_linear(c, operand.linear, static_cast<u8*>(value), bytes, write)) {
-        failed = stop(kOperandNotMapped);
-        return false;
-    }
-    return true;
+    return access_linear(c, operand.linear, static_cast<u8*>(value), bytes, write, failed);
 }
 
 bool valid_vmcs_pointer(const InstructionContext& c, u64 pointer) {

@@ -24,14 +24,16 @@ enum class Outcome : u8 {
     undefined_opcode,
     general_protection,
     stack_fault,  // #SS(0): a memory operand through SS
+    page_fault,   // #PF: L1's paging refuses the memory operand at `address` (`error`: the error code)
     stop,         // stop the domain: `report` says why
     enter_l2,     // VMLAUNCH (`error` 1) / VMRESUME (0) passed its checks: run L2 (vmx_l2.hpp)
 };
 
 struct Result {
     Outcome outcome;
-    u32 error;           // fail_valid: the VM-instruction error number
+    u32 error;           // fail_valid: the VM-instruction error number; page_fault: the error code
     const char* report;  // stop
+    u64 address = 0;     // page_fault: the linear address (CR2)
 };
 
 // Everything one VMX instruction works on; `cpu` was read once at the exit.

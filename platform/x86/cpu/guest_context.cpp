@@ -190,6 +190,12 @@ u64 guest_context_xcr0(const GuestContext& context) {
     return context.xcr0;
 }
 
+void guest_context_set_cr2(GuestContext& context, u64 cr2) {
+    ASSERT(context.carries_dr6_cr2);
+    context.cr2 = cr2;
+    if (resident_guest_context == &context) write_cr2(cr2);
+}
+
 void guest_context_set_xcr0(GuestContext& context, u64 xcr0) {
     context.xcr0 = xcr0;
     if (resident_guest_context != &context) return;

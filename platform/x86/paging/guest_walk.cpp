@@ -7,11 +7,18 @@ namespace nestor::x86 {
 namespace {
 
 using x86_regs::kCr0Pg;
+using x86_regs::kCr0Wp;
 using x86_regs::kCr4Pae;
 using x86_regs::kCr4Pse;
+using x86_regs::kCr4Smap;
 using x86_regs::kEferLma;
+using x86_regs::kEferNxe;
 constexpr u64 kPresent = 1;
+constexpr u64 kWritable = u64{1} << 1;
+constexpr u64 kUser = u64{1} << 2;
 constexpr u64 kLarge = u64{1} << 7;
+constexpr u64 kNoExecute = u64{1} << 63;
+constexpr u64 kLargePat = u64{1} << 12;  // a large page's PAT bit, below its address
 constexpr u64 kAddress52 = 0x000FFFFFFFFFF000;
 
 bool read_entry(GuestPhysicalReader& memory, u64 gpa, usize width, u64& entry) {
@@ -58,7 +65,87 @@ bool walk_32bit(const GuestPaging& p, u64 linear, GuestPhysicalReader& memory, u
     return true;
 }
 
+// What a checked walk gathered: the rights of every entry on the way.
+struct Rights {
+    bool writable = true;
+    bool user = true;
+};
+
+LinearTranslation page_fault(const DataAccess& access, u32 error) {
+    return {LinearFault::page_fault, 0, error | (access.write ? kPageFaultWrite : 0)};
+}
+
+LinearTranslation finish(const GuestPaging& p, const DataAccess& access, const Rights& rights, u64 gpa) {
+    if (access.write && !rights.writable && (p.cr0 & kCr0Wp)) return page_fault(access, kPageFaultPresent);
+    if (rights.user && (p.cr4 & kCr4Smap) && !access.alignment_check) return page_fault(access, kPageFaultPresent);
+    return {LinearFault::none, gpa, 0};
+}
+
+u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, bool top_of_four, bool leaf) {
+    u64 reserved = access.physical_bits >= 52 ? 0 : kAddress52 & (~u64{0} << access.physical_bits);
+    if (!(p.efer & kEferNxe)) reserved |= kNoExecute;
+    if (top_of_four) reserved |= kLarge;
+    if (leaf && level > 1) reserved |= ((u64{1} << (12 + 9 * (level - 1))) - 1) & ~u64{0xFFF} & ~kLargePat;
+    return reserved;
+}
+
+LinearTranslation walk_64bit_checked(const GuestPaging& p, u64 table, int top_level, u64 linear,
+                                     const DataAccess& access, GuestPhysicalReader& memory) {
+    Rights rights;
+    for (int level = top_level; level >= 1; --level) {
+        u64 shift = 12 + 9 * static_cast<u64>(level - 1);
+        u64 entry = 0;
+        if (!read_entry(memory, table + ((linear >> shift) & 511) * 8, 8, entry))
+            return {LinearFault::not_memory, 0, 0};
+        if (!(entry & kPresent)) return page_fault(access, 0);
+        bool top_of_four = level == 4;
+        bool leaf = level == 1 || ((level == 2 || level == 3) && (entry & kLarge));
+        if (entry & reserved_bits(p, access, level, top_of_four, leaf))
+            return page_fault(access, kPageFaultPresent | kPageFaultReserved);
+        rights.writable &= (entry & kWritable) != 0;
+        rights.user &= (entry & kUser) != 0;
+        if (leaf) {
+            u64 page_mask = (u64{1} << shift) - 1;
+            return finish(p, access, rights, (entry & kAddress52 & ~page_mask) | (linear & page_mask));
+        }
+        table = entry & kAddress52;
+    }
+    return {LinearFault::not_memory, 0, 0};
+}
+
+LinearTranslation walk_32bit_checked(const GuestPaging& p, u64 linear, const DataAccess& access,
+                                     GuestPhysicalReader& memory) {
+    Rights rights;
+    u64 pde = 0;
+    if (!read_entry(memory, (p.cr3 & 0xFFFFF000) + ((linear >> 22) & 1023) * 4, 4, pde))
+        return {LinearFault::not_memory, 0, 0};
+    if (!(pde & kPresent)) return page_fault(access, 0);
+    rights.writable = pde & kWritable;
+    rights.user = pde & kUser;
+    if ((pde & kLarge) && (p.cr4 & kCr4Pse)) return finish(p, access, rights, (pde & 0xFFC00000) | (linear & 0x3FFFFF));
+    u64 pte = 0;
+    if (!read_entry(memory, (pde & 0xFFFFF000) + ((linear >> 12) & 1023) * 4, 4, pte))
+        return {LinearFault::not_memory, 0, 0};
+    if (!(pte & kPresent)) return page_fault(access, 0);
+    rights.writable &= (pte & kWritable) != 0;
+    rights.user &= (pte & kUser) != 0;
+    return finish(p, access, rights, (pte & 0xFFFFF000) | (linear & 0xFFF));
+}
+
 }  // namespace
+
+LinearTranslation guest_translate_data(const GuestPaging& p, u64 linear, const DataAccess& access,
+                                       GuestPhysicalReader& memory) {
+    if (!(p.cr0 & kCr0Pg)) return {LinearFault::none, (p.efer & kEferLma) ? linear : linear & 0xFFFFFFFF, 0};
+    if (p.efer & kEferLma) return walk_64bit_checked(p, p.cr3 & kAddress52, 4, linear, access, memory);
+    if (!(p.cr4 & kCr4Pae)) return walk_32bit_checked(p, linear & 0xFFFFFFFF, access, memory);
+    // PAE: the PDPTEs were loaded with CR3 (their reserved bits fault there, not here).
+    u64 pdpte = 0;
+    if (!read_entry(memory, (p.cr3 & 0xFFFFFFE0) + ((linear >> 30) & 3) * 8, 8, pdpte))
+        return {LinearFault::not_memory, 0, 0};
+    if (!(pdpte & kPresent)) return page_fault(access, 0);
+    return walk_64bit_checked(p, pdpte & kAddress52, 2, linear & 0xFFFFFFFF, access, memory);
+}
 
 bool guest_translate(const GuestPaging& p, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
     if (!(p.cr0 & kCr0Pg)) {

@@ -84,8 +84,9 @@ public:
     x86::vmx::GuestSegment segment(u32 index) override;
     u64 cr4() override;
     u64 interruptibility() override;
-    bool translate(u64 linear, u64 efer, u64& guest_physical) override;
+    LinearTranslation translate(u64 linear, u64 efer, bool write) override;
     void inject_exception(u8 vector, u32 error_code) override;
+    void inject_page_fault(u64 linear, u32 error_code) override;
     u32 physical_address_bits() override;
     void pin_control_bits(u64 cr0, u64 cr4) override;
     const x86::vmx::L0Controls& l0_controls() override { return controls_; }
@@ -1278,15 +1279,21 @@ u64 VmxNestedHardware::cr4() { return vmx_xsave_controls(handle_of(vcpu_)).cr4; 
 
 u64 VmxNestedHardware::interruptibility() { return make_current(*vcpu_) ? vmread(field::guest_interruptibility) : 0; }
 
-bool VmxNestedHardware::translate(u64 linear, u64 efer, u64& guest_physical) {
-    if (!make_current(*vcpu_)) return false;
+LinearTranslation VmxNestedHardware::translate(u64 linear, u64 efer, bool write) {
+    if (!make_current(*vcpu_)) return {LinearFault::not_memory, 0, 0};
     GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), efer};
+    DataAccess access{write, (vmread(field::guest_rflags) & kRflagsAc) != 0, physical_address_bits()};
     EptGuestMemory memory(*vcpu_->vm);
-    return guest_translate(paging, linear, memory, guest_physical);
+    return guest_translate_data(paging, linear, access, memory);
 }
 
 void VmxNestedHardware::inject_exception(u8 vector, u32 error_code) {
     vmx_inject_exception(handle_of(vcpu_), vector, true, error_code);
+}
+
+void VmxNestedHardware::inject_page_fault(u64 linear, u32 error_code) {
+    guest_context_set_cr2(vcpu_->context, linear);
+    vmx_inject_exception(handle_of(vcpu_), kVectorPf, true, error_code);
 }
 
 u32 VmxNestedHardware::physical_address_bits() { return host_cpuid(0x80000008, 0).eax & 0xFF; }

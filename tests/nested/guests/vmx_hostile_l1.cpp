@@ -6,7 +6,8 @@
 // domain beside it must finish.
 //   case=checks       in one L1, in this order: VMX instructions outside VMX operation (CR4.VMXE
 //                     clear and set): #UD; VMX instructions at CPL 3: #GP before anything else (#UD
-//                     outside VMX operation); VMWRITE of read-only fields: 13; controls the
+//                     outside VMX operation); VMWRITE of read-only fields: 13; memory operands
+//                     L1's paging does not map: #PF with CR2 and the error code; controls the
 //                     capability MSRs do not allow: 7; MSR-list and EPT pointers the checks
 //                     refuse: 7; an entry MSR-load list outside L1's memory: 0x80000022,
 //                     qualification 1; the VMCS link pointer: an entry failure (0x80000021,
@@ -431,6 +432,35 @@ void fixed_bits_in_vmx_operation() {
     report_fixed_bit("cr0.ne", clear_cr0_ne, [] { return (read_cr0() & nestor::x86_regs::kCr0Ne) != 0; });
 }
 
+// --- case=checks: memory operands L1's paging does not map -------------------------------------------
+
+// L1 maps the first 4 GiB: an operand at 4 GiB is not present. The CPU's answer is a #PF with the
+// operand's address in CR2 and error code 0 for a read (VMPTRLD), W (2) for a write (VMPTRST);
+// nothing else changes.
+constexpr u64 kUnmappedOperand = 0x100000040;
+
+void report_page_fault(const char* what, void (*run)()) {
+    ExceptionRecord e = probe(run);
+    print_all(what, " of an operand at ", hex(kUnmappedOperand), ": ");
+    if (e.raised && e.vector == kVectorPF)
+        println("#PF(", hex(e.error_code), ") cr2 ", hex(e.cr2));
+    else
+        println(e.raised ? exception_name(e.vector) : "no exception");
+}
+
+u64 current_vmcs() {
+    u64 current = 0;
+    asm volatile("vmptrst %0" : "=m"(current) : : "cc", "memory");
+    return current;
+}
+
+void operand_page_faults() {
+    u64 before = current_vmcs();
+    report_page_fault("vmptrld", [] { asm volatile("vmptrld (%0)" ::"r"(kUnmappedOperand) : "cc", "memory"); });
+    report_page_fault("vmptrst", [] { asm volatile("vmptrst (%0)" ::"r"(kUnmappedOperand) : "cc", "memory"); });
+    println("after the page faults: the current vmcs ", current_vmcs() == before ? "unchanged" : "CHANGED");
+}
+
 struct ReadOnlyField {
     u32 encoding;
     const char* name;
@@ -807,6 +837,7 @@ int checks() {
     privilege_checks();  // enters VMX operation, before any VM exit loads L1's host state
     fixed_bits_in_vmx_operation();
     read_only_fields();
+    operand_page_faults();
     controls_not_offered();
     pointer_checks();
     link_pointer();

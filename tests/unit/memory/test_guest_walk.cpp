@@ -138,3 +138,101 @@ TEST_CASE("guest_walk.code_linear_address_wraps_outside_long_mode") {
     CHECK(code_linear_address(0xFFFF0000, 0x10010, true) == 0x100000010);
     CHECK(code_linear_address(0x10000, 0x1234, false) == 0x11234);
 }
+
+namespace {
+
+constexpr u64 kWp = u64{1} << 16, kSmap = u64{1} << 21, kNxe = u64{1} << 11;
+constexpr u64 kUserRw = 7, kSupRw = 3, kSupRo = 1;
+
+// PML4[0] -> PDPT[0] -> PD[0] -> PT, whose entries the cases set; a 2 MiB page at PD[1].
+FakeGuest long_mode_tables(u64 upper_rights) {
+    FakeGuest g(0x10000);
+    g.put64(0x1000, 0x2000 | upper_rights);
+    g.put64(0x2000, 0x3000 | upper_rights);
+    g.put64(0x3000, 0x4000 | upper_rights);
+    return g;
+}
+
+LinearTranslation data(u64 cr0, u64 cr4, u64 efer, u64 linear, FakeGuest& g, bool write, bool ac = false,
+                       u32 bits = 36) {
+    return guest_translate_data(GuestPaging{cr0, 0x1000, cr4 | kPae, efer | kLme | kLma}, linear,
+                                DataAccess{write, ac, bits}, g);
+}
+
+}  // namespace
+
+TEST_CASE("guest_walk.checked_data_access_translates_what_is_allowed") {
+    FakeGuest g = long_mode_tables(kSupRw);
+    g.put64(0x4000 + 5 * 8, 0x9000 | kSupRw);
+    g.put64(0x3008, 0x600000 | 0x80 | kSupRw);  // a 2 MiB page
+    LinearTranslation t = data(kPg | kPe | kWp, 0, kNxe, 0x5123, g, true);
+    CHECK(t.fault == LinearFault::none);
+    CHECK(t.gpa == 0x9123);
+    t = data(kPg | kPe | kWp, 0, 0, 0x201234, g, false);
+    CHECK(t.fault == LinearFault::none);
+    CHECK(t.gpa == 0x601234);
+}
+
+TEST_CASE("guest_walk.checked_data_access_faults_as_the_cpu") {
+    FakeGuest g = long_mode_tables(kSupRw);
+    // Not present: error code 0, W for a write.
+    LinearTranslation t = data(kPg | kPe, 0, 0, 0x6000, g, false);
+    CHECK(t.fault == LinearFault::page_fault);
+    CHECK(t.error_code == 0);
+    CHECK(data(kPg | kPe, 0, 0, 0x6000, g, true).error_code == kPageFaultWrite);
+    // A read-only page: a write faults with CR0.WP (P | W), not without it; reads are fine.
+    g.put64(0x4000 + 7 * 8, 0x9000 | kSupRo);
+    t = data(kPg | kPe | kWp, 0, 0, 0x7000, g, true);
+    CHECK(t.fault == LinearFault::page_fault);
+    CHECK(t.error_code == (kPageFaultPresent | kPageFaultWrite));
+    CHECK(data(kPg | kPe, 0, 0, 0x7000, g, true).fault == LinearFault::none);
+    CHECK(data(kPg | kPe | kWp, 0, 0, 0x7000, g, false).fault == LinearFault::none);
+    // Reserved bits: an address bit beyond MAXPHYADDR, XD without EFER.NXE (P | RSVD).
+    g.put64(0x4000 + 8 * 8, (u64{1} << 40) | 0x9000 | kSupRw);
+    t = data(kPg | kPe, 0, 0, 0x8000, g, false);
+    CHECK(t.fault == LinearFault::page_fault);
+    CHECK(t.error_code == (kPageFaultPresent | kPageFaultReserved));
+    CHECK(data(kPg | kPe, 0, 0, 0x8000, g, false, false, 48).fault == LinearFault::none);
+    g.put64(0x4000 + 9 * 8, (u64{1} << 63) | 0x9000 | kSupRw);
+    CHECK(data(kPg | kPe, 0, 0, 0x9000, g, true).error_code ==
+          (kPageFaultPresent | kPageFaultReserved | kPageFaultWrite));
+    CHECK(data(kPg | kPe, 0, kNxe, 0x9000, g, true).fault == LinearFault::none);
+    // A 2 MiB page with an address bit below its size (not PAT).
+    g.put64(0x3010, 0x400000 | 0x2000 | 0x80 | kSupRw);
+    CHECK(data(kPg | kPe, 0, 0, 0x400000, g, false).error_code == (kPageFaultPresent | kPageFaultReserved));
+    g.put64(0x3010, 0x400000 | 0x1000 | 0x80 | kSupRw);  // PAT: allowed
+    CHECK(data(kPg | kPe, 0, 0, 0x400000, g, false).fault == LinearFault::none);
+    // A table outside guest memory is not a page fault.
+    g.put64(0x4000 + 10 * 8, 0x9000 | kSupRw);
+    g.put64(0x3018, 0x7FFF0000 | kSupRw);
+    CHECK(data(kPg | kPe, 0, 0, 0x600000, g, false).fault == LinearFault::not_memory);
+}
+
+TEST_CASE("guest_walk.checked_data_access_to_a_user_page_under_smap_needs_ac") {
+    FakeGuest g = long_mode_tables(kUserRw);
+    g.put64(0x4000 + 5 * 8, 0x9000 | kUserRw);
+    CHECK(data(kPg | kPe, 0, 0, 0x5000, g, false).fault == LinearFault::none);
+    LinearTranslation t = data(kPg | kPe, kSmap, 0, 0x5000, g, true);
+    CHECK(t.fault == LinearFault::page_fault);
+    CHECK(t.error_code == (kPageFaultPresent | kPageFaultWrite));
+    CHECK(data(kPg | kPe, kSmap, 0, 0x5000, g, true, true).fault == LinearFault::none);
+    g.put64(0x4000 + 6 * 8, 0x9000 | kSupRw);  // a supervisor leaf: not a user page
+    CHECK(data(kPg | kPe, kSmap, 0, 0x6000, g, true).fault == LinearFault::none);
+}
+
+TEST_CASE("guest_walk.checked_data_access_in_32bit_and_pae_paging") {
+    FakeGuest g(0x10000);
+    g.put32(0x5000, 0x6000 | 3);
+    g.put32(0x6000 + 2 * 4, 0xA000 | 1);  // read-only
+    GuestPaging flat{kPg | kPe | kWp, 0x5000, kPse, 0};
+    CHECK(guest_translate_data(flat, 0x2456, DataAccess{false, false, 36}, g).gpa == 0xA456);
+    CHECK(guest_translate_data(flat, 0x2456, DataAccess{true, false, 36}, g).error_code ==
+          (kPageFaultPresent | kPageFaultWrite));
+    CHECK(guest_translate_data(flat, 0x3000, DataAccess{false, false, 36}, g).error_code == 0);
+    g.put64(0x1000 + 8, 0x2000 | 1);  // PDPTE[1]
+    g.put64(0x2000, 0x3000 | 3);
+    g.put64(0x3000 + 8, 0x7000 | 3);
+    GuestPaging pae{kPg | kPe, 0x1000, kPae, 0};
+    CHECK(guest_translate_data(pae, 0x40001010, DataAccess{true, false, 36}, g).gpa == 0x7010);
+    CHECK(guest_translate_data(pae, 0x10, DataAccess{false, false, 36}, g).error_code == 0);  // PDPTE[0]
+}

@@ -49,17 +49,28 @@ public:
     u64 blocking = 0;
     bool paging_maps = true;  // identity, else nothing
     int injected_vector = -1;
+    u32 injected_error = 0;
+    u64 injected_cr2 = 0;
+    u64 unmapped_from = ~u64{0};  // L1's paging maps nothing at or above this linear address
     u64 pinned_cr0 = 0, pinned_cr4 = 0;
 
     x86::vmx::InstructionExit instruction_exit() override { return exit; }
     x86::vmx::GuestSegment segment(u32 index) override { return segments[index]; }
     u64 cr4() override { return l1_cr4; }
     u64 interruptibility() override { return blocking; }
-    bool translate(u64 linear, u64, u64& gpa) override {
-        gpa = linear;
-        return paging_maps;
+    x86::LinearTranslation translate(u64 linear, u64, bool write) override {
+        if (linear >= unmapped_from) return {x86::LinearFault::page_fault, 0, write ? x86::kPageFaultWrite : 0u};
+        if (!paging_maps) return {x86::LinearFault::not_memory, 0, 0};
+        return {x86::LinearFault::none, linear, 0};
     }
-    void inject_exception(u8 vector, u32) override { injected_vector = vector; }
+    void inject_exception(u8 vector, u32 error) override {
+        injected_vector = vector;
+        injected_error = error;
+    }
+    void inject_page_fault(u64 linear, u32 error) override {
+        inject_exception(14, error);
+        injected_cr2 = linear;
+    }
     u32 physical_address_bits() override { return 39; }
     void pin_control_bits(u64 cr0, u64 cr4) override {
         pinned_cr0 = cr0;
@@ -461,13 +472,45 @@ TEST_CASE("nested_vmx.vmxon_in_vmx_operation_is_error_15") {
     CHECK(is_gp(l1.vmxon()));
 }
 
-TEST_CASE("nested_vmx.operand_not_mapped_stops_the_domain") {
+TEST_CASE("nested_vmx.operand_outside_l1_ram_stops_the_domain") {
     VmxL1 l1;
-    l1.hw.paging_maps = false;
+    l1.hw.paging_maps = false;  // a table on the way is not L1's RAM
     ExitOutcome o = l1.vmxon();
     CHECK(o.stop);
     REQUIRE(o.detail != nullptr);
-    CHECK(std::string(o.detail).find("not mapped by L1's page tables") != std::string::npos);
+    CHECK(std::string(o.detail).find("is not L1's RAM") != std::string::npos);
+}
+
+TEST_CASE("nested_vmx.operand_l1s_paging_refuses_is_a_page_fault_at_its_address") {
+    VmxL1 l1;
+    l1.hw.unmapped_from = kOperand;
+    ExitOutcome o = l1.vmxon();
+    CHECK_FALSE(o.inject);
+    CHECK_FALSE(o.stop);
+    CHECK(l1.hw.injected_vector == 14);
+    CHECK(l1.hw.injected_cr2 == kOperand);
+    CHECK(l1.hw.injected_error == 0);                   // a read, not present
+    CHECK(l1.state.rip == 0x1000);                      // the instruction faults
+    CHECK(is_ud(l1.simple(iv::exit_reason::vmptrst)));  // VMXON did not happen
+}
+
+TEST_CASE("nested_vmx.operand_across_a_page_that_faults_writes_nothing") {
+    VmxL1 l1;
+    REQUIRE(completed(l1.vmxon()));
+    // VMPTRST's 8 bytes: 4 on a mapped page, 4 on the next, which L1's paging refuses.
+    constexpr u64 kAcross = kOperand + 0x1000 - 4;
+    l1.host.put(kAcross, 0x1111111111111111);
+    l1.hw.unmapped_from = kOperand + 0x1000;
+    l1.hw.exit = {0, info_memory()};
+    l1.state.rax() = kAcross;
+    ExitOutcome o = l1.run(instruction(iv::exit_reason::vmptrst));
+    CHECK_FALSE(o.stop);
+    CHECK(l1.hw.injected_vector == 14);
+    CHECK(l1.hw.injected_cr2 == kOperand + 0x1000);
+    CHECK(l1.hw.injected_error == x86::kPageFaultWrite);
+    u64 kept = 0;
+    REQUIRE(l1.host.read(kAcross, &kept, 8));
+    CHECK(kept == 0x1111111111111111);  // the first page untouched too
 }
 
 TEST_CASE("nested_vmx.instructions_ud_outside_vmx_operation") {

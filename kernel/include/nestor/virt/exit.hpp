@@ -61,6 +61,7 @@ struct NestedPageFaultExit {
 inline constexpr u8 kVectorDb = 1;
 inline constexpr u8 kVectorAc = 17;
 inline constexpr u8 kVectorMc = 18;
+inline constexpr u8 kVectorPf = 14;  // a page fault the kernel delivers for an access it makes for a guest
 
 struct XsetbvExit {
     u32 index;  // ECX: which XCR

@@ -56,6 +56,10 @@ inline void guest_context_load(GuestContext& context) {
         switch_guest_context(context);
 }
 
+// A page fault the kernel delivers to a vCPU whose context carries CR2 (VMX): its address, loaded
+// at once if the context is resident.
+void guest_context_set_cr2(GuestContext& context, u64 cr2);
+
 // The guest's XCR0, and the kernel's accepted XSETBV (loaded at once if the context is resident).
 u64 guest_context_xcr0(const GuestContext& context);
 void guest_context_set_xcr0(GuestContext& context, u64 xcr0);

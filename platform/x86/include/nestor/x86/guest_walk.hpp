@@ -49,6 +49,35 @@ constexpr u64 code_linear_address(u64 cs_base, u64 rip, bool long_mode64) {
 // mode paging are understood; permissions are not checked (the instruction already ran).
 bool guest_translate(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u64& gpa);
 
+// A supervisor-mode data access the kernel makes for the guest (nested VMX's memory operands of
+// L1's VMX instructions), checked as the CPU checks it (SDM vol. 3A 4.6, 4.7).
+struct DataAccess {
+    bool write;
+    bool alignment_check;  // RFLAGS.AC: with CR4.SMAP, whether user pages may be accessed
+    u32 physical_bits;     // MAXPHYADDR: address bits above it are reserved in the entries
+};
+// The page-fault error code's bits (SDM vol. 3A 4.7).
+inline constexpr u32 kPageFaultPresent = 1u << 0;
+inline constexpr u32 kPageFaultWrite = 1u << 1;
+inline constexpr u32 kPageFaultReserved = 1u << 3;
+enum class LinearFault : u8 {
+    none,
+    page_fault,  // error_code says why; CR2 is the linear address
+    not_memory,  // a table the walk needs is not guest memory
+};
+struct LinearTranslation {
+    LinearFault fault;
+    u64 gpa;
+    u32 error_code;
+};
+// The guest-physical address of `linear` for `access`, or the page fault the CPU would raise: a
+// not-present entry; a reserved bit (in the 64-bit formats: address bits beyond MAXPHYADDR, XD
+// without EFER.NXE, PS in a PML4 entry, a large page's address bits below its size but PAT); a
+// write through a read-only entry with CR0.WP; with CR4.SMAP, a user page while RFLAGS.AC is
+// clear. Protection keys are not checked (PKS is not offered; PKU concerns user accesses).
+LinearTranslation guest_translate_data(const GuestPaging& paging, u64 linear, const DataAccess& access,
+                                       GuestPhysicalReader& memory);
+
 // Copies up to `size` bytes at guest-linear `linear`; returns how many could be read.
 usize read_guest_linear(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u8* out, usize size);
 

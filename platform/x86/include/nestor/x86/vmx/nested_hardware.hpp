@@ -14,6 +14,7 @@
 // is being handled.
 #pragma once
 
+#include "nestor/x86/guest_walk.hpp"
 #include "nestor/lib/types.hpp"
 #include "nestor/virt/vcpu_state.hpp"
 
@@ -75,11 +76,14 @@ public:
     // CR4 as L1 sees it: the read shadow for the bits L0 owns (VMXE is always set in the real one).
     virtual u64 cr4() = 0;
     virtual u64 interruptibility() = 0;  // the guest interruptibility state (STI, MOV SS blocking)
-    // The guest-physical address of L1's linear `linear` through L1's own paging (with L1's `efer`);
-    // false if L1's tables do not map it. Permissions are not checked.
-    virtual bool translate(u64 linear, u64 efer, u64& guest_physical) = 0;
+    // L1's linear `linear` through L1's own paging (with L1's `efer`) for a supervisor data access
+    // (a write when `write`), checked as the CPU checks it (x86::guest_translate_data, with L1's
+    // RFLAGS.AC and MAXPHYADDR): the guest-physical address or the page fault.
+    virtual LinearTranslation translate(u64 linear, u64 efer, bool write) = 0;
     // Delivers `vector` with `error_code` to L1 at its next entry, on the instruction that exited.
     virtual void inject_exception(u8 vector, u32 error_code) = 0;
+    // Delivers a page fault at `linear` (CR2) with `error_code` the same way.
+    virtual void inject_page_fault(u64 linear, u32 error_code) = 0;
     virtual u32 physical_address_bits() = 0;  // MAXPHYADDR as L1's CPUID reports it
     // L1 in VMX operation: a MOV to CR0 or CR4 of L1's that would clear one of these bits (its
     // CR0 / CR4 fixed-0 bits, e.g. CR0.PE, NE, PG and CR4.VMXE) takes a #GP instead (SDM 24.8).
