@@ -39,8 +39,8 @@ u64* leaf_entry(ShadowTree& tree, const ShadowSpace& space, u64 l2_physical) {
 
 }  // namespace
 
-paddr shadow_root(ShadowTree& tree, const ShadowSpace& space) {
-    if (!tree.root && !allocate_table(tree, space, tree.root)) tree.root = 0;
+paddr shadow_new_root(ShadowTree& tree, const ShadowSpace& space) {
+    if (!allocate_table(tree, space, tree.root)) tree.root = 0;
     return tree.root;
 }
 

@@ -50,8 +50,12 @@ struct ShadowSpace {
     u32 max_tables;
 };
 
-// The root, allocated if there is none yet; 0 when the budget or L0's memory is spent.
-paddr shadow_root(ShadowTree& tree, const ShadowSpace& space);
+// The root, allocated if there is none yet; 0 when the budget or L0's memory is spent. Every
+// entry into L2 asks for it: the common case, a root that exists, is inline.
+paddr shadow_new_root(ShadowTree& tree, const ShadowSpace& space);
+inline paddr shadow_root(ShadowTree& tree, const ShadowSpace& space) {
+    return tree.root ? tree.root : shadow_new_root(tree, space);
+}
 // Installs `leaf` for the 4 KiB page of `l2_physical`, allocating the tables on the way. When the
 // budget is spent, everything is dropped and a new root started first, as a full TLB would.
 enum class ShadowInstall : u8 {

@@ -87,12 +87,12 @@ void shadow_ept_drop(ShadowEpt& s, Host& host) { shadow_drop(s.tree, EptSpace(ho
 bool shadow_ept_take_flush(ShadowEpt& s) { return shadow_take_flush(s.tree); }
 
 u64 shadow_ept_prepare(ShadowEpt& s, Host& host, u64 l1_eptp, u64 generation) {
-    EptSpace ept(host);
     u64 l1_root = l1_eptp & e::address_mask;
-    if (l1_root != s.l1_root || generation != s.generation) shadow_drop(s.tree, ept.space);
+    if (l1_root != s.l1_root || generation != s.generation) shadow_drop(s.tree, EptSpace(host).space);
     s.l1_root = l1_root;
     s.generation = generation;
-    paddr root = shadow_root(s.tree, ept.space);
+    // Every VMLAUNCH / VMRESUME comes here: the frames are looked at only when there is no root.
+    paddr root = s.tree.root ? s.tree.root : shadow_new_root(s.tree, EptSpace(host).space);
     if (!root) return 0;
     return root | e::memory_type_wb | (u64{3} << e::eptp_walk_length_shift);
 }
