@@ -62,10 +62,4 @@ void shadow_drop(ShadowTree& tree, const ShadowSpace& space) {
     tree.flush = true;
 }
 
-bool shadow_take_flush(ShadowTree& tree) {
-    bool flush = tree.flush;
-    tree.flush = false;
-    return flush;
-}
-
 }  // namespace nestor::nested

@@ -66,8 +66,12 @@ enum class ShadowInstall : u8 {
 ShadowInstall shadow_install(ShadowTree& tree, const ShadowSpace& space, u64 l2_physical, u64 leaf);
 // Frees every table and requests a flush; the next shadow_root() starts a new root.
 void shadow_drop(ShadowTree& tree, const ShadowSpace& space);
-// True once after every drop.
-bool shadow_take_flush(ShadowTree& tree);
+// True once after every drop (asked at every entry into L2: inline).
+inline bool shadow_take_flush(ShadowTree& tree) {
+    bool flush = tree.flush;
+    tree.flush = false;
+    return flush;
+}
 
 // Every present leaf as visit(l2_physical, entry), for the invariant checks of tests and fuzzers.
 template <typename Visit>

@@ -84,8 +84,6 @@ EptResult walk_l1(const ShadowEpt& s, Host& host, u64 l2_physical, u64 access, u
 
 void shadow_ept_drop(ShadowEpt& s, Host& host) { shadow_drop(s.tree, EptSpace(host).space); }
 
-bool shadow_ept_take_flush(ShadowEpt& s) { return shadow_take_flush(s.tree); }
-
 u64 shadow_ept_prepare(ShadowEpt& s, Host& host, u64 l1_eptp, u64 generation) {
     u64 l1_root = l1_eptp & e::address_mask;
     if (l1_root != s.l1_root || generation != s.generation) shadow_drop(s.tree, EptSpace(host).space);

@@ -9,7 +9,7 @@
 //
 // Invalidation is "drop everything": on L1's INVEPT, a new EPTP, an L0 unmap (the mapping
 // generation), and when the table budget is spent. After a drop L2's translations must be
-// flushed (take_flush_request).
+// flushed (shadow_take_flush of `tree`: true once after every drop or upgrade).
 #pragma once
 
 #include "../nested_component.hpp"
@@ -47,7 +47,5 @@ u64 shadow_ept_prepare(ShadowEpt& shadow, Host& host, u64 l1_eptp, u64 generatio
 EptResult shadow_ept_fault(ShadowEpt& shadow, Host& host, u64 l2_physical, u64 qualification, u32 physical_bits);
 // Frees every table; the next prepare starts a new root.
 void shadow_ept_drop(ShadowEpt& shadow, Host& host);
-// True once after every drop or upgrade.
-bool shadow_ept_take_flush(ShadowEpt& shadow);
 
 }  // namespace nestor::nested::vmx

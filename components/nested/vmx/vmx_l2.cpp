@@ -212,7 +212,7 @@ Decision ept_fault(NestedVcpu& vcpu, NestedHardware& hw, const virt::VmExit& exi
     case EptOutcome::mapped: {
         u64 eptp = l2_eptp(v, l2, hw, host);
         if (!eptp) break;
-        if (shadow_ept_take_flush(l2.shadow) || eptp != before) hw.use_l2_eptp(eptp);
+        if (shadow_take_flush(l2.shadow.tree) || eptp != before) hw.use_l2_eptp(eptp);
         return resume();
     }
     case EptOutcome::violation: {
@@ -241,7 +241,7 @@ void refresh_shadow(NestedVcpu& vcpu, NestedHardware& hw) {
     shadow_ept_drop(l2.shadow, *vcpu.host);
     u64 eptp = l2_eptp(*vmx.cache, l2, hw, *vcpu.host);
     hw.use_l2_eptp(eptp ? eptp : hw.l0_controls().empty_eptp);
-    shadow_ept_take_flush(l2.shadow);
+    shadow_take_flush(l2.shadow.tree);
 }
 
 }  // namespace
@@ -264,7 +264,7 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     L2State& l2 = l2_state(vmx);
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
-    shadow_ept_take_flush(l2.shadow);  // every entry flushes L2's translations
+    shadow_take_flush(l2.shadow.tree);  // every entry flushes L2's translations
     bool whole = launch || !l2.vmcs02_matches;
     if (whole) complete_vmcs12(vmx, hw);
     write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, whole ? nullptr : &l2.written);

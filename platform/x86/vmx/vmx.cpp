@@ -209,7 +209,8 @@ struct Capabilities {
     CrFixed cr0;
     CrFixed cr4;
     u64 ept_vpid;
-    u32 preemption_rate;  // the timer counts every 2^rate TSC ticks
+    u32 preemption_rate;        // the timer counts every 2^rate TSC ticks
+    u32 physical_address_bits;  // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]
     bool large_pages;
     bool vpid;
     bool load_efer;
@@ -396,6 +397,7 @@ bool read_capabilities() {
     c.cr0 = CrFixed{rdmsr(vmx_msr::vmx_cr0_fixed0), rdmsr(vmx_msr::vmx_cr0_fixed1)};
     c.cr4 = CrFixed{rdmsr(vmx_msr::vmx_cr4_fixed0), rdmsr(vmx_msr::vmx_cr4_fixed1)};
     c.preemption_rate = static_cast<u32>(rdmsr(vmx_msr::vmx_misc) & misc::preemption_timer_rate_mask);
+    c.physical_address_bits = host_cpuid(0x80000008, 0).eax & 0xFF;
     caps = c;
     log::debug(
         "vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x} "
@@ -1296,7 +1298,7 @@ void VmxNestedHardware::inject_page_fault(u64 linear, u32 error_code) {
     vmx_inject_exception(handle_of(vcpu_), kVectorPf, true, error_code);
 }
 
-u32 VmxNestedHardware::physical_address_bits() { return host_cpuid(0x80000008, 0).eax & 0xFF; }
+u32 VmxNestedHardware::physical_address_bits() { return caps.physical_address_bits; }
 
 // The pinned CR0 bits join vmcs01's CR0 guest/host mask (under unrestricted guest CR0.PE and PG
 // are the guest's own), so that a MOV clearing one exits for write_guest_cr0 to refuse; the read
