@@ -55,7 +55,8 @@ u32 xsave_compacted_size(const XsaveLayout& layout, u64 xcr0) {
     return size;
 }
 
-bool xsavec_image_is_compacted(const u8* image, const u8 (&ymm0_high)[16]) {
+// Once at boot: for size, not speed.
+[[gnu::cold]] bool xsavec_image_is_compacted(const u8* image, const u8 (&ymm0_high)[16]) {
     auto qword = [image](u32 offset) {
         u64 value = 0;
         for (u32 i = 0; i < 8; ++i) value |= u64{image[offset + i]} << (8 * i);

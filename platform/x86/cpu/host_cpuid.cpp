@@ -26,7 +26,7 @@ virt::CpuidValues host_cpuid(u32 leaf, u32 subleaf) {
     return {r.eax, r.ebx, r.ecx, r.edx};
 }
 
-void check_xsavec(u64 xcr0) {
+[[gnu::cold]] void check_xsavec(u64 xcr0) {
     if (!(xcr0 & virt::kXcr0Avx) || !(cpuid(virt::kCpuidLeafXsave, 1).eax & virt::kCpuidXsave1EaxXsavec)) return;
     constexpr u64 kRequested = virt::kXcr0X87 | virt::kXcr0Sse | virt::kXcr0Avx;
     for (u8& byte : xsavec_image) byte = 0;

@@ -89,8 +89,8 @@ u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, boo
     return reserved;
 }
 
-LinearTranslation walk_64bit_checked(const GuestPaging& p, u64 table, int top_level, u64 linear,
-                                     const DataAccess& access, GuestPhysicalReader& memory) {
+[[gnu::cold]] LinearTranslation walk_64bit_checked(const GuestPaging& p, u64 table, int top_level, u64 linear,
+                                                   const DataAccess& access, GuestPhysicalReader& memory) {
     Rights rights;
     for (int level = top_level; level >= 1; --level) {
         u64 shift = 12 + 9 * static_cast<u64>(level - 1);
@@ -113,8 +113,8 @@ LinearTranslation walk_64bit_checked(const GuestPaging& p, u64 table, int top_le
     return {LinearFault::not_memory, 0, 0};
 }
 
-LinearTranslation walk_32bit_checked(const GuestPaging& p, u64 linear, const DataAccess& access,
-                                     GuestPhysicalReader& memory) {
+[[gnu::cold]] LinearTranslation walk_32bit_checked(const GuestPaging& p, u64 linear, const DataAccess& access,
+                                                   GuestPhysicalReader& memory) {
     Rights rights;
     u64 pde = 0;
     if (!read_entry(memory, (p.cr3 & 0xFFFFF000) + ((linear >> 22) & 1023) * 4, 4, pde))
@@ -134,8 +134,9 @@ LinearTranslation walk_32bit_checked(const GuestPaging& p, u64 linear, const Dat
 
 }  // namespace
 
-LinearTranslation guest_translate_data(const GuestPaging& p, u64 linear, const DataAccess& access,
-                                       GuestPhysicalReader& memory) {
+// Only for the rare memory operands of L1's VMX instructions: for size, not speed.
+[[gnu::cold]] LinearTranslation guest_translate_data(const GuestPaging& p, u64 linear, const DataAccess& access,
+                                                     GuestPhysicalReader& memory) {
     if (!(p.cr0 & kCr0Pg)) return {LinearFault::none, (p.efer & kEferLma) ? linear : linear & 0xFFFFFFFF, 0};
     if (p.efer & kEferLma) return walk_64bit_checked(p, p.cr3 & kAddress52, 4, linear, access, memory);
     if (!(p.cr4 & kCr4Pae)) return walk_32bit_checked(p, linear & 0xFFFFFFFF, access, memory);
