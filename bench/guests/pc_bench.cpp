@@ -1,7 +1,9 @@
 // Round trips of the PC platform, timed by a PC domain (`platform = "pc"`, two vCPUs) with rdtsc
 // as bench/guests/exit_bench.cpp does: an xAPIC MMIO read (the version register), an x2APIC EOI
-// (WRMSR), a TSC-deadline timer's interrupt (from the deadline to the handler's first RDTSC,
-// halted meanwhile), and an IPI to the second vCPU and back (both halted between). Under QEMU
+// (WRMSR) with nothing in service and one in an interrupt handler (a self-IPI's vector in
+// service: the EOI clears it), a TSC-deadline timer's interrupt (from the deadline to the
+// handler's first RDTSC, halted meanwhile), and an IPI to the second vCPU and back (both halted
+// between). Under QEMU
 // -icount a TSC tick is one instruction, so the figures count the hypervisor's instructions (plus
 // the guest's few). Prints "bench NAME TICKS" lines for bench/run-benchmarks.
 #include "nestor/guest.hpp"
@@ -14,12 +16,12 @@ constexpr u64 kIterations = 1000;
 constexpr u64 kApicBase = 0xFEE00000;
 constexpr u32 kApicVersion = 0x30;
 constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrX2apicEoi = 0x80B, kMsrX2apicSvr = 0x80F,
-              kMsrX2apicIcr = 0x830, kMsrX2apicLvtTimer = 0x832;
+              kMsrX2apicIcr = 0x830, kMsrX2apicLvtTimer = 0x832, kMsrX2apicSelfIpi = 0x83F;
 constexpr u64 kApicBaseX2apic = 1u << 10;
 constexpr u32 kSvrEnabled = 0x1FF;
 constexpr u32 kLvtTscDeadline = 2u << 17;
 constexpr u64 kIcrInit = 5u << 8, kIcrStartup = 6u << 8, kIcrAssert = 1u << 14;
-constexpr u8 kTimerVector = 0x30, kPingVector = 0x31, kPongVector = 0x32;
+constexpr u8 kTimerVector = 0x30, kPingVector = 0x31, kPongVector = 0x32, kSelfVector = 0x33;
 // Far enough ahead that the guest halts before the deadline: the row is the idle path's.
 constexpr u64 kTimerLead = 50000;
 
@@ -42,6 +44,32 @@ void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 
 // With interrupts enabled only inside the HLT (STI's shadow covers it), so that an interrupt
 // cannot slip in between the test and the halt.
 void halt_once() { asm volatile("sti; hlt; cli" ::: "memory"); }
+
+// ---- An EOI with a vector in service ---------------------------------------------------------
+
+volatile u64 eoi_in_service_ticks = 0;
+volatile u64 self_interrupts = 0;
+
+void on_self_ipi(u8) {
+    u64 start = rdtsc();
+    end_of_interrupt();
+    eoi_in_service_ticks = eoi_in_service_ticks + (rdtsc() - start);
+    self_interrupts = self_interrupts + 1;
+}
+
+void self_interrupt() {
+    u64 before = self_interrupts;
+    wrmsr(kMsrX2apicSelfIpi, kSelfVector);
+    while (self_interrupts == before) halt_once();
+}
+
+// The EOI alone, timed inside the handler, per interrupt (the first one warms up).
+u64 eoi_in_service() {
+    self_interrupt();
+    eoi_in_service_ticks = 0;
+    for (u64 i = 0; i < kIterations; ++i) self_interrupt();
+    return eoi_in_service_ticks / kIterations;
+}
 
 // ---- The timer -------------------------------------------------------------------------------
 
@@ -253,9 +281,12 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     u64 mmio_ticks = ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kApicBase + kApicVersion); });
     enter_x2apic();
     u64 eoi_ticks = ticks_per_iteration([] { end_of_interrupt(); });
+    set_interrupt_handler(kSelfVector, on_self_ipi);
+    u64 eoi_in_service_ticks_each = eoi_in_service();
     u64 timer_ticks = timer_delivery_ticks();
     println("bench xapic_mmio_read_roundtrip ", mmio_ticks);
     println("bench x2apic_eoi_roundtrip ", eoi_ticks);
+    println("bench x2apic_eoi_in_service_roundtrip ", eoi_in_service_ticks_each);
     println("bench timer_interrupt_delivery ", timer_ticks);
     set_interrupt_handler(kPingVector, on_ping);
     set_interrupt_handler(kPongVector, on_pong);
