@@ -20,7 +20,6 @@ constexpr u64 kRflagsArithmetic =
 
 constexpr const char* kOperandNotRam =
     "nested VMX: a VMX instruction's memory operand (or a page table on its way) is not L1's RAM";
-constexpr const char* kOperandTooLong = "nested VMX: a VMX instruction's memory operand spans more than two pages";
 constexpr const char* kNoCacheMemory = "nested VMX: no L0 memory for the VMCS cache";
 
 Result succeed() { return {Outcome::succeed, 0, nullptr}; }
@@ -66,35 +65,33 @@ Result operand_fault(OperandFault fault) {
     return fault == OperandFault::stack ? Result{Outcome::stack_fault, 0, nullptr} : general_protection();
 }
 
-// Copies between L1's linear memory and `buffer` (operands are at most 16 bytes: two pages at
-// most). Every page is translated through L1's paging, checked as the CPU checks a supervisor
-// data access, before any byte moves, so a page fault leaves L1's memory as it was.
-bool access_linear(InstructionContext& c, u64 linear, u8* buffer, usize bytes, bool write, Result& failed) {
-    constexpr usize kMostPages = 2;
-    u64 gpa[kMostPages] = {};
-    usize chunk[kMostPages] = {};
-    usize pages = 0;
-    for (usize done = 0; done < bytes; ++pages) {
-        if (pages == kMostPages) {
-            failed = stop(kOperandTooLong);
-            return false;
-        }
-        u64 at = linear + done;
-        chunk[pages] = static_cast<usize>(kPageBytes - (at & (kPageBytes - 1)));
-        if (chunk[pages] > bytes - done) chunk[pages] = bytes - done;
-        x86::LinearTranslation t = c.hardware.translate(at, c.cpu.efer, write);
-        if (t.fault == x86::LinearFault::page_fault) {
-            failed = Result{Outcome::page_fault, t.error_code, nullptr, at};
-            return false;
-        }
-        if (t.fault != x86::LinearFault::none) {
-            failed = stop(kOperandNotRam);
-            return false;
-        }
-        gpa[pages] = t.gpa;
-        done += chunk[pages];
+// Translates the page of `linear` for the operand; false with `failed` set on a page fault or
+// memory that is not L1's RAM.
+bool translate_operand(InstructionContext& c, u64 linear, bool write, u64& gpa, Result& failed) {
+    x86::LinearTranslation t = c.hardware.translate(linear, c.cpu.efer, write);
+    if (t.fault == x86::LinearFault::page_fault) {
+        failed = Result{Outcome::page_fault, t.error_code, nullptr, linear};
+        return false;
     }
-    for (usize i = 0; i < pages; ++i) {
+    if (t.fault != x86::LinearFault::none) {
+        failed = stop(kOperandNotRam);
+        return false;
+    }
+    gpa = t.gpa;
+    return true;
+}
+
+// Copies between L1's linear memory and `buffer`. Operands are at most 16 bytes, so at most two
+// pages; both are translated through L1's paging, checked as the CPU checks a supervisor data
+// access, before any byte moves, so a page fault leaves L1's memory as it was.
+bool access_linear(InstructionContext& c, u64 linear, u8* buffer, usize bytes, bool write, Result& failed) {
+    usize first = static_cast<usize>(kPageBytes - (linear & (kPageBytes - 1)));
+    if (first > bytes) first = bytes;
+    u64 gpa[2] = {};
+    const usize chunk[2] = {first, bytes - first};
+    if (!translate_operand(c, linear, write, gpa[0], failed)) return false;
+    if (chunk[1] && !translate_operand(c, linear + first, write, gpa[1], failed)) return false;
+    for (usize i = 0; i < 2 && chunk[i]; ++i) {
         bool moved = write ? c.host.write(gpa[i], buffer, chunk[i]) : c.host.read(gpa[i], buffer, chunk[i]);
         if (!moved) {
             failed = stop(kOperandNotRam);

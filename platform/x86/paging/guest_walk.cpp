@@ -81,10 +81,10 @@ LinearTranslation finish(const GuestPaging& p, const DataAccess& access, const R
     return {LinearFault::none, gpa, 0};
 }
 
-u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, bool top_of_four, bool leaf) {
+u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, bool leaf) {
     u64 reserved = access.physical_bits >= 52 ? 0 : kAddress52 & (~u64{0} << access.physical_bits);
     if (!(p.efer & kEferNxe)) reserved |= kNoExecute;
-    if (top_of_four) reserved |= kLarge;
+    if (level == 4) reserved |= kLarge;  // PS in a PML4 entry
     if (leaf && level > 1) reserved |= ((u64{1} << (12 + 9 * (level - 1))) - 1) & ~u64{0xFFF} & ~kLargePat;
     return reserved;
 }
@@ -98,9 +98,8 @@ u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, boo
         if (!read_entry(memory, table + ((linear >> shift) & 511) * 8, 8, entry))
             return {LinearFault::not_memory, 0, 0};
         if (!(entry & kPresent)) return page_fault(access, 0);
-        bool top_of_four = level == 4;
         bool leaf = level == 1 || ((level == 2 || level == 3) && (entry & kLarge));
-        if (entry & reserved_bits(p, access, level, top_of_four, leaf))
+        if (entry & reserved_bits(p, access, level, leaf))
             return page_fault(access, kPageFaultPresent | kPageFaultReserved);
         rights.writable &= (entry & kWritable) != 0;
         rights.user &= (entry & kUser) != 0;
