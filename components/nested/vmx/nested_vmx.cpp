@@ -99,11 +99,13 @@ Decision virtualization_instruction(NestedVcpu& vcpu, const virt::VmExit& exit, 
 
 bool is_capability_msr(u32 index) { return index >= kMsrVmxFirst && index <= kMsrVmxLast; }
 
-Decision msr_read(NestedVcpu&, u32 index, const virt::VcpuState&) {
+Decision msr_read(NestedVcpu& vcpu, u32 index, const virt::VcpuState&) {
     if (index == kMsrFeatureControl) return complete(feature_control());
     if (!is_capability_msr(index)) return not_nested();
+    x86::vmx::NestedHardware* hw = hardware_of(vcpu);
+    if (!hw) return stop(kNoHardware);
     u64 value = 0;
-    return capability_msr(index, value) ? complete(value) : inject_gp();
+    return capability_msr(index, cr4_not_offered(hw->l0_controls()), value) ? complete(value) : inject_gp();
 }
 
 // FEATURE_CONTROL is locked and the capability MSRs are read-only: writes #GP, as on the CPU.

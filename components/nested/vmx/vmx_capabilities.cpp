@@ -74,7 +74,7 @@ const Capabilities& capabilities() { return kCapabilities; }
 
 u64 feature_control() { return feature_control::lock | feature_control::vmx_outside_smx; }
 
-bool capability_msr(u32 index, u64& value) {
+bool capability_msr(u32 index, u64 cr4_not_offered, u64& value) {
     const Capabilities& c = kCapabilities;
     switch (index) {
     case vmx_msr::vmx_basic: value = c.basic; return true;
@@ -86,7 +86,7 @@ bool capability_msr(u32 index, u64& value) {
     case vmx_msr::vmx_cr0_fixed0: value = c.cr0_fixed0; return true;
     case vmx_msr::vmx_cr0_fixed1: value = c.cr0_fixed1; return true;
     case vmx_msr::vmx_cr4_fixed0: value = c.cr4_fixed0; return true;
-    case vmx_msr::vmx_cr4_fixed1: value = c.cr4_fixed1; return true;
+    case vmx_msr::vmx_cr4_fixed1: value = c.cr4_fixed1 & ~cr4_not_offered; return true;
     case vmx_msr::vmx_vmcs_enum: value = u64{highest_field_index()} << 1; return true;
     case vmx_msr::vmx_procbased_ctls2: value = c.secondary.msr(); return true;
     case vmx_msr::vmx_ept_vpid_cap: value = c.ept_vpid_cap; return true;

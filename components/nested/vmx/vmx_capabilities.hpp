@@ -7,6 +7,7 @@
 #pragma once
 
 #include "nestor/lib/types.hpp"
+#include "nestor/x86/vmx/nested_hardware.hpp"
 
 namespace nestor::nested::vmx {
 
@@ -40,10 +41,14 @@ const Capabilities& capabilities();
 // IA32_FEATURE_CONTROL as L1 reads it: locked by "firmware" with VMX allowed outside SMX.
 u64 feature_control();
 
-// The value of the capability MSR `index` (0x480-0x491) as L1 reads it; false for one of that
-// range this configuration does not have (IA32_VMX_VMFUNC: VM functions are not offered), which
-// #GPs as on such a CPU.
-bool capability_msr(u32 index, u64& value);
+// The CR4 bits of features L0 does not offer L1 (which L0 owns in every guest, as it owns
+// VMXE): fixed to 0 for L1 and its L2s, whatever the table allows.
+inline u64 cr4_not_offered(const x86::vmx::L0Controls& l0) { return l0.cr4_mask & ~l0.cr4_fixed0; }
+
+// The value of the capability MSR `index` (0x480-0x491) as L1 reads it, CR4 FIXED1 without
+// `cr4_not_offered`; false for one of that range this configuration does not have
+// (IA32_VMX_VMFUNC: VM functions are not offered), which #GPs as on such a CPU.
+bool capability_msr(u32 index, u64 cr4_not_offered, u64& value);
 
 // VMXON's and VM entry's test of a control register against a FIXED0 / FIXED1 pair.
 constexpr bool fixed_bits_hold(u64 value, u64 fixed0, u64 fixed1) {

@@ -32,12 +32,12 @@ u32 injected_type(const Vmcs12& v) {
     return (info & intr_info::valid) ? (info & intr_info::type_mask) : ~u32{0};
 }
 
-GuestCheck control_registers(const Vmcs12& v) {
+GuestCheck control_registers(const Vmcs12& v, u64 cr4_not_offered) {
     const Capabilities& caps = capabilities();
     u64 cr0 = field(v, field::guest_cr0), cr4 = field(v, field::guest_cr4);
     u64 fixed0 = caps.cr0_fixed0 & ~(unrestricted(v) ? kCr0Pe | kCr0Pg : 0);
     if (!fixed_bits_hold(cr0, fixed0, caps.cr0_fixed1) || ((cr0 & kCr0Pg) && !(cr0 & kCr0Pe))) return GuestCheck::cr0;
-    if (!fixed_bits_hold(cr4, caps.cr4_fixed0, caps.cr4_fixed1)) return GuestCheck::cr4;
+    if (!fixed_bits_hold(cr4, caps.cr4_fixed0, caps.cr4_fixed1 & ~cr4_not_offered)) return GuestCheck::cr4;
     if (ia32e_guest(v) ? !(cr0 & kCr0Pg) || !(cr4 & kCr4Pae) : (cr4 & kCr4Pcide) != 0) return GuestCheck::ia32e_mode;
     if (field(v, field::entry_controls) & entry_ctl::load_efer) {
         u64 efer = field(v, field::guest_efer);
@@ -73,7 +73,7 @@ GuestCheck flags_and_blocking(const Vmcs12& v) {
 // current VMCS, and names a region with our revision and the shadow-VMCS indicator (bit 31)
 // equal to "VMCS shadowing", which is not offered: clear. Memory that is not L1's RAM reads as
 // all ones, as on the CPU, which fails the revision.
-bool link_pointer_ok(const Vmcs12& v, const LinkPointerContext& link) {
+bool link_pointer_ok(const Vmcs12& v, const GuestCheckContext& link) {
     u64 pointer = field(v, field::vmcs_link_pointer);
     if (pointer == kLinkPointerNone) return true;
     if ((pointer & kPageMask) || (link.physical_address_bits < 64 && (pointer >> link.physical_address_bits)))
@@ -86,12 +86,12 @@ bool link_pointer_ok(const Vmcs12& v, const LinkPointerContext& link) {
 
 }  // namespace
 
-GuestCheck check_guest_state(const Vmcs12& v, const LinkPointerContext& link) {
-    GuestCheck registers = control_registers(v);
+GuestCheck check_guest_state(const Vmcs12& v, const GuestCheckContext& context) {
+    GuestCheck registers = control_registers(v, context.cr4_not_offered);
     if (registers != GuestCheck::ok) return registers;
     GuestCheck flags = flags_and_blocking(v);
     if (flags != GuestCheck::ok) return flags;
-    return link_pointer_ok(v, link) ? GuestCheck::ok : GuestCheck::link_pointer;
+    return link_pointer_ok(v, context) ? GuestCheck::ok : GuestCheck::link_pointer;
 }
 
 u64 guest_check_qualification(GuestCheck check) {

@@ -15,7 +15,7 @@ namespace nestor::nested::vmx {
 enum class GuestCheck : u8 {
     ok,
     cr0,               // against L1's CR0 FIXED0 / FIXED1 (PE and PG exempt under unrestricted guest), PG without PE
-    cr4,               // against CR4 FIXED0 / FIXED1
+    cr4,               // against CR4 FIXED0 / FIXED1 (without the bits L0 does not offer)
     ia32e_mode,        // IA-32e mode guest without CR0.PG / CR4.PAE, or CR4.PCIDE without it
     efer,              // with "load EFER": reserved bits, LMA unlike IA-32e mode guest, LME unlike LMA with paging
     dr7,               // with "load debug controls": bits 63:32
@@ -25,14 +25,16 @@ enum class GuestCheck : u8 {
     link_pointer,      // not all ones and not a region with our revision (shadow-VMCS indicator clear)
 };
 
-// What the link-pointer check needs beyond vmcs12: the current VMCS, MAXPHYADDR, L1's memory.
-struct LinkPointerContext {
+// What the checks need beyond vmcs12: the CR4 bits L0 does not offer (cr4_not_offered), and for
+// the link pointer the current VMCS, MAXPHYADDR and L1's memory.
+struct GuestCheckContext {
+    u64 cr4_not_offered;
     u64 current_vmcs;
     u32 physical_address_bits;
     Host& host;
 };
 
-GuestCheck check_guest_state(const Vmcs12& vmcs, const LinkPointerContext& link);
+GuestCheck check_guest_state(const Vmcs12& vmcs, const GuestCheckContext& context);
 // The exit qualification of the failure (SDM 26.8: 4 for the VMCS link pointer, else 0).
 u64 guest_check_qualification(GuestCheck check);
 

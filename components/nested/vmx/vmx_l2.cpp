@@ -18,6 +18,7 @@ constexpr u32 kIoBitmapPorts = 0x8000;
 constexpr u32 kMaxPort = 0xFFFF;
 constexpr u32 kMsrsPerRange = msr_bitmap::msrs_per_range;
 constexpr u32 kMsrHighReadOffset = 1024;
+constexpr u32 kVectorGp = 13;
 constexpr u32 kVectorPf = 14;
 constexpr u32 kCrAccessMovTo = 0;
 
@@ -244,6 +245,22 @@ void refresh_shadow(NestedVcpu& vcpu, NestedHardware& hw) {
     shadow_take_flush(l2.shadow.tree);
 }
 
+// L2's MOV to CR0 / CR4 changed a bit L1 leaves to L2 but L0 owns (Route::cr_l0_only): CR0.NE
+// or CR4.VMXE, fixed to 1 in VMX operation, or a CR4 bit of a feature L1's CPU lacks, fixed to 0
+// (l2_cr4_fixed1). The read shadow holds the only value L1's CPU allows, which VM entry checked
+// (check_guest_state), so any change is one the CPU refuses: #GP(0) without a change (SDM 25.3),
+// to L1 if its exception bitmap takes #GP, else delivered to L2.
+Decision l0_only_cr_write(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state) {
+    if (l1_intercepts_exception(*core(vcpu).vmx.cache, kVectorGp, 0)) {
+        ExitInformation info = bare_exit(exit_reason::exception_or_nmi);
+        info.interruption_info =
+            kVectorGp | intr_info::type_hardware_exception | intr_info::valid | intr_info::error_code_valid;
+        return vm_exit(vcpu, hw, info, state, true, false);
+    }
+    hw.inject_exception(kVectorGp, 0);
+    return resume();
+}
+
 }  // namespace
 
 void complete_vmcs12(VmxVcpu& vmx, NestedHardware& hw) {
@@ -256,7 +273,8 @@ void complete_vmcs12(VmxVcpu& vmx, NestedHardware& hw) {
 Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, bool launch) {
     VmxVcpu& vmx = core(vcpu).vmx;
     Vmcs12& v = *vmx.cache;
-    GuestCheck check = check_guest_state(v, {vmx.current_vmcs, hw.physical_address_bits(), *vcpu.host});
+    GuestCheck check = check_guest_state(
+        v, {cr4_not_offered(hw.l0_controls()), vmx.current_vmcs, hw.physical_address_bits(), *vcpu.host});
     if (check != GuestCheck::ok)  // VM-entry failure: a VM exit into L1, the launch state unchanged
         return vm_exit(vcpu, hw,
                        bare_exit(exit_reason::invalid_guest_state | kEntryFailure, guest_check_qualification(check)),
@@ -308,7 +326,7 @@ Decision l2_exit(NestedVcpu& vcpu, const virt::VmExit& exit, virt::VcpuState& st
     case Route::reflect: return vm_exit(vcpu, *hw, exit_information(*hw, reason), state, true, false);
     case Route::l0: return not_nested();
     case Route::ept: return ept_fault(vcpu, *hw, exit, state);
-    case Route::cr_l0_only: return stop("nested VMX: L2 changed a CR0 / CR4 bit only L0 owns (not emulated yet)");
+    case Route::cr_l0_only: return l0_only_cr_write(vcpu, *hw, state);
     case Route::unhandled: break;
     }
     return stop("nested VMX: an L2 exit the component does not route yet");

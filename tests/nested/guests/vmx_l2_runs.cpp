@@ -10,7 +10,10 @@
 // reason 52 once the whole timer ran, and an earlier exit saves what is left; and the MSR lists:
 // the VM-entry MSR-load list sets LSTAR, which L2 reads (L1's MSR bitmap lets it), the VM-exit
 // MSR-store list records it and the VM-exit MSR-load list gives L1 its own back; an entry naming
-// FS base fails the entry with reason 0x80000022 and the entry's number.
+// FS base fails the entry with reason 0x80000022 and the entry's number. Last, L1 leaves every
+// CR0 / CR4 bit to L2 (masks 0): L2 clearing CR4.VMXE or CR0.NE, which VMX operation fixes to 1
+// and L0 owns, gets #GP(0) with nothing changed: as L1's exit when its exception bitmap takes #GP,
+// else through L2's own IDT.
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
 
@@ -24,7 +27,8 @@ namespace iv = nestor::intel_vmx;
 #define VMX_L2_LATE 0x40001000
 #define VMX_L2_MAGIC 0x6c32207772697465  // "etirw 2l"
 extern "C" char vmx_l2_basic[], vmx_l2_ept[], vmx_l2_spin[], vmx_l2_cpuid_spin[], vmx_l2_msr[], vmx_l2_stack_top[];
-extern "C" u64 vmx_l2_shared, vmx_l2_lstar;
+extern "C" char vmx_l2_cr4[], vmx_l2_cr4_mov[], vmx_l2_cr0[], vmx_l2_cr0_mov[], vmx_l2_gp_handler[];
+extern "C" u64 vmx_l2_shared, vmx_l2_lstar, vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after;
 asm(R"(
     .text
     .globl vmx_l2_basic, vmx_l2_ept
@@ -73,6 +77,29 @@ vmx_l2_msr:
     vmcall
 5:  jmp 5b
 
+    .globl vmx_l2_cr4, vmx_l2_cr4_mov, vmx_l2_cr0, vmx_l2_cr0_mov, vmx_l2_gp_handler
+vmx_l2_cr4:
+    mov %cr4, %rax
+    btr $13, %rax
+vmx_l2_cr4_mov:
+    mov %rax, %cr4
+6:  jmp 6b
+vmx_l2_cr0:
+    mov %cr0, %rax
+    btr $5, %rax
+vmx_l2_cr0_mov:
+    mov %rax, %cr0
+7:  jmp 7b
+vmx_l2_gp_handler:
+    pop %rax
+    mov %rax, vmx_l2_gp_error(%rip)
+    mov (%rsp), %rax
+    mov %rax, vmx_l2_gp_rip(%rip)
+    mov %cr0, %rax
+    mov %rax, vmx_l2_cr0_after(%rip)
+    vmcall
+8:  jmp 8b
+
     .bss
     .balign 16
     .skip 8192
@@ -84,6 +111,10 @@ vmx_l2_stack_top:
 vmx_l2_shared: .quad 0
     .globl vmx_l2_lstar
 vmx_l2_lstar: .quad 0
+    .globl vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after
+vmx_l2_gp_error: .quad 0
+vmx_l2_gp_rip: .quad 0
+vmx_l2_cr0_after: .quad 0
     .text
 )");
 
@@ -256,6 +287,47 @@ void msr_lists_l2() {
             vmread(iv::field::exit_qualification));
 }
 
+// L2's IDT: the #GP gate alone (a 64-bit interrupt gate to vmx_l2_gp_handler in L1's code segment).
+alignas(16) u64 l2_idt[2 * (kVectorGP + 1)];
+
+void build_l2_idt() {
+    u64 handler = address(vmx_l2_gp_handler);
+    u16 cs = 0;
+    asm volatile("mov %%cs, %0" : "=r"(cs));
+    constexpr u64 kInterruptGate = 0x8E;
+    l2_idt[2 * kVectorGP] =
+        (handler & 0xFFFF) | (u64{cs} << 16) | (kInterruptGate << 40) | ((handler >> 16 & 0xFFFF) << 48);
+    l2_idt[2 * kVectorGP + 1] = handler >> 32;
+}
+
+void cr_l2() {
+    using nestor::x86_regs::kCr0Ne;
+    using nestor::x86_regs::kCr4Vmxe;
+    if (!fresh_vmcs()) return;
+    prepare(vmx_l2_cr4, false);
+    vmx::vmwrite(iv::field::entry_msr_load_count, 0);  // the MSR lists' test left them set
+    vmx::vmwrite(iv::field::exit_msr_store_count, 0);
+    vmx::vmwrite(iv::field::exit_msr_load_count, 0);
+    vmx::vmwrite(iv::field::cr0_guest_host_mask, 0);
+    vmx::vmwrite(iv::field::cr4_guest_host_mask, 0);
+    vmx::vmwrite(iv::field::exception_bitmap, (1u << kVectorUD) | (1u << kVectorGP));
+    if (!run(true, "vmlaunch with l2 owning cr0 and cr4")) return;
+    println("l2 clearing cr4.vmxe: exit reason ", exit_reason(), ", info ",
+            hex(vmread(iv::field::exit_interruption_info)), ", error ", vmread(iv::field::exit_interruption_error_code),
+            ", at the mov ", vmread(iv::field::guest_rip) == address(vmx_l2_cr4_mov) ? "yes" : "no", ", vmxe set ",
+            (vmread(iv::field::guest_cr4) & kCr4Vmxe) ? "yes" : "no");
+    build_l2_idt();
+    vmx::vmwrite(iv::field::exception_bitmap, 1u << kVectorUD);
+    vmx::vmwrite(iv::field::guest_idtr_base, address(l2_idt));
+    vmx::vmwrite(iv::field::guest_idtr_limit, sizeof(l2_idt) - 1);
+    vmx::vmwrite(iv::field::guest_rip, address(vmx_l2_cr0));
+    vmx::vmwrite(iv::field::guest_rsp, address(vmx_l2_stack_top));
+    if (!run(false, "vmresume with l2's idt")) return;
+    println("l2 clearing cr0.ne: exit reason ", exit_reason(), ", l2's #gp error ", vmx_l2_gp_error, ", at the mov ",
+            vmx_l2_gp_rip == address(vmx_l2_cr0_mov) ? "yes" : "no", ", ne set ",
+            (vmx_l2_cr0_after & kCr0Ne) ? "yes" : "no");
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
@@ -264,6 +336,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     ept_l2();
     timer_l2();
     msr_lists_l2();
+    cr_l2();
     println("done");
     return 0;
 }

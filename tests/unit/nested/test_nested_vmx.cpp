@@ -94,6 +94,8 @@ public:
         controls.exit = iv::exit_ctl::host_address_space_size | iv::exit_ctl::save_efer | iv::exit_ctl::load_efer;
         controls.entry = iv::entry_ctl::load_efer;
         controls.exception_bitmap = (1u << 1) | (1u << 17) | (1u << 18);
+        controls.cr0_fixed0 = x86_regs::kCr0Pe | x86_regs::kCr0Ne | x86_regs::kCr0Pg;
+        controls.cr4_fixed0 = x86_regs::kCr4Vmxe;
         controls.cr0_mask = x86_regs::kCr0Ne;
         controls.cr4_mask = x86_regs::kCr4Vmxe;
         controls.l1_eptp = 0xAAA01E;
@@ -319,6 +321,10 @@ TEST_CASE("nested_vmx.capability_msrs_come_from_the_table") {
     CHECK(l1.rdmsr(0x487) == 0xFFFFFFFF);
     CHECK(l1.rdmsr(0x488) == x86_regs::kCr4Vmxe);
     CHECK(l1.rdmsr(0x489) == caps.cr4_fixed1);
+    // A CR4 feature L0 does not offer (it owns the bit in every guest) is not L1's to set either.
+    REQUIRE((caps.cr4_fixed1 & x86_regs::kCr4Pke) != 0);
+    l1.hw.controls.cr4_mask |= x86_regs::kCr4Pke;
+    CHECK(l1.rdmsr(0x489) == (caps.cr4_fixed1 & ~x86_regs::kCr4Pke));
     CHECK(l1.rdmsr(0x48A) == u64{nv::highest_field_index()} << 1);
     CHECK(l1.rdmsr(0x3A) == 5);             // locked, VMX outside SMX
     CHECK(is_gp(l1.run(msr_read(0x491))));  // VM functions are not offered
@@ -1555,4 +1561,53 @@ TEST_CASE("nested_vmx.vmcs_link_pointer_is_all_ones_or_a_region_with_our_revisio
         CHECK(l1.vmread(iv::field::exit_reason) == 0x80000021);
         CHECK(l1.vmread(iv::field::exit_qualification) == 4);
     }
+}
+
+TEST_CASE("nested_vmx.guest_cr4_with_a_feature_l0_does_not_offer_is_invalid_guest_state") {
+    RunningL2 l1;
+    l1.l2_instruction(ExitKind::hypercall, iv::exit_reason::vmcall, 3);
+    REQUIRE(l1.reflected(iv::exit_reason::vmcall));
+    // PKE is in the table's FIXED1, but this L0 does not offer it: L2 may not have it.
+    l1.hw.controls.cr4_mask |= x86_regs::kCr4Pke;
+    l1.vmwrite(iv::field::guest_cr4, kCr4 | x86_regs::kCr4Pke);
+    CHECK(!l1.simple(iv::exit_reason::vmresume).stop);
+    CHECK(!l1.hw.running_l2());
+    CHECK(l1.vmread(iv::field::exit_reason) == 0x80000021);
+    l1.hw.controls.cr4_mask &= ~x86_regs::kCr4Pke;  // offered: the same entry runs L2
+    CHECK(!l1.simple(iv::exit_reason::vmresume).stop);
+    CHECK(l1.hw.running_l2());
+}
+
+TEST_CASE("nested_vmx.l2_changing_a_cr_bit_only_l0_owns_gets_gp") {
+    // MOV to CR4 from RAX (qualification: CR 4, access 0, register 0) clearing VMXE, which L1
+    // leaves to L2 (its CR4 mask is 0) and L0 owns: #GP(0) in L2, nothing changed.
+    constexpr u64 kMovToCr4FromRax = 4;
+    RunningL2 l1;
+    l1.state.rax() = kCr4 & ~x86_regs::kCr4Vmxe;
+    u64 rip = l1.state.rip;
+    VmExit mov{};
+    mov.kind = ExitKind::unknown;
+    mov.instruction_length = 3;
+    ExitOutcome o = l1.l2_exit(mov, iv::exit_reason::cr_access, kMovToCr4FromRax);
+    CHECK(!o.stop);
+    CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.injected_vector == 13);
+    CHECK(l1.hw.injected_error == 0);
+    CHECK(l1.state.rip == rip);
+    // CR0.NE likewise, now with #GP in L1's exception bitmap: the exception is L1's exit.
+    constexpr u64 kMovToCr0FromRax = 0;
+    l1.hw.injected_vector = -1;
+    l1.l2_instruction(ExitKind::hypercall, iv::exit_reason::vmcall, 3);
+    REQUIRE(l1.reflected(iv::exit_reason::vmcall));
+    l1.vmwrite(iv::field::exception_bitmap, (1u << 6) | (1u << 13));
+    l1.resume_l2();
+    rip = l1.state.rip;
+    l1.state.rax() = kCr0 & ~x86_regs::kCr0Ne;
+    o = l1.l2_exit(mov, iv::exit_reason::cr_access, kMovToCr0FromRax);
+    CHECK(!o.stop);
+    CHECK(l1.hw.injected_vector == -1);
+    CHECK(l1.reflected(iv::exit_reason::exception_or_nmi));
+    CHECK(l1.vmread(iv::field::exit_interruption_info) == 0x80000b0d);
+    CHECK(l1.vmread(iv::field::exit_interruption_error_code) == 0);
+    CHECK(l1.vmread(iv::field::guest_rip) == rip);
 }
