@@ -1219,6 +1219,11 @@ private:
         if (!translation || !translation->readable) return nullptr;
         return frame_pointer<u8>(translation->host_physical);
     }
+    u8* writable_host_page(u64 gpa_page) override {
+        auto translation = ept_.translate(gpa_page);
+        if (!translation || !translation->readable || !translation->writable) return nullptr;
+        return frame_pointer<u8>(translation->host_physical);
+    }
 
     AllocatorTableMemory tables_memory_;
     EptBuilder ept_;

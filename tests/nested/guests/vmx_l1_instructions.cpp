@@ -1,7 +1,8 @@
 // An L1 hypervisor on Intel VMX that runs every VMX instruction Nestor emulates, the good cases
 // and the failures, and prints what each did: #UD, VMfailInvalid, VMfailValid with the
 // VM-instruction error it reads back with VMREAD, or VMsucceed (nested.vmx_l1_instructions).
-// It runs no L2: VMLAUNCH and VMRESUME are tried only where their checks fail.
+// It runs no L2: VMLAUNCH and VMRESUME are tried only where their checks fail. Memory operands
+// go through L1's paging as the CPU's do, Accessed and Dirty flags included.
 #include "nestor/arch/vmx_vmcs.hpp"
 #include "nestor/guest.hpp"
 
@@ -103,6 +104,42 @@ template <typename F> void report_exception(const char* what, const F& fn) {
 }
 
 void write_cr4(u64 value) { asm volatile("mov %0, %%cr4" ::"r"(value) : "memory"); }
+void flush_tlb() { asm volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory"); }
+
+// Fresh tables at 512 GiB (PML4 entry 1) that map one page of L1's twice, every entry with its
+// Accessed and Dirty flags clear. As the CPU's walk, Nestor's for a VMX instruction's memory
+// operand sets the Accessed flag of each entry it uses and, for a write, the Dirty flag of the
+// leaf: a VMPTRST through the first alias, a VMPTRLD (a read) through the second.
+alignas(4096) u64 alias_pdpt[512];
+alignas(4096) u64 alias_pd[512];
+alignas(4096) u64 alias_pt[512];
+alignas(4096) u64 alias_page[512];
+constexpr u64 kAliasBase = u64{1} << 39;
+constexpr u64 kPresentWritable = 3, kAccessed = 1 << 5, kDirty = 1 << 6, kAddress = 0x000FFFFFFFFFF000;
+
+const char* yes_no(bool b) { return b ? "yes" : "no"; }
+
+void operand_flags(u64 vmcs) {
+    u64* pml4 = reinterpret_cast<u64*>(read_cr3() & kAddress);
+    pml4[1] = reinterpret_cast<u64>(alias_pdpt) | kPresentWritable;
+    alias_pdpt[0] = reinterpret_cast<u64>(alias_pd) | kPresentWritable;
+    alias_pd[0] = reinterpret_cast<u64>(alias_pt) | kPresentWritable;
+    alias_pt[0] = reinterpret_cast<u64>(alias_page) | kPresentWritable;
+    alias_pt[1] = reinterpret_cast<u64>(alias_page) | kPresentWritable;
+    flush_tlb();
+    u64 flags = 0;
+    asm volatile("vmptrst (%1); pushfq; popq %0" : "=r"(flags) : "r"(kAliasBase + 8) : "cc", "memory");
+    int accessed = ((pml4[1] & kAccessed) != 0) + ((alias_pdpt[0] & kAccessed) != 0) +
+                   ((alias_pd[0] & kAccessed) != 0) + ((alias_pt[0] & kAccessed) != 0);
+    bool upper_dirty = ((pml4[1] | alias_pdpt[0] | alias_pd[0]) & kDirty) != 0;
+    println("vmptrst through fresh tables: accessed ", accessed, " of 4, leaf dirty ", yes_no(alias_pt[0] & kDirty),
+            ", others dirty ", yes_no(upper_dirty), ", stored ", yes_no(alias_page[1] == vmcs));
+    asm volatile("vmptrld (%1); pushfq; popq %0" : "=r"(flags) : "r"(kAliasBase + 0x1000 + 8) : "cc", "memory");
+    report("vmptrld through fresh tables", flags);
+    println("its leaf: accessed ", yes_no(alias_pt[1] & kAccessed), ", dirty ", yes_no(alias_pt[1] & kDirty));
+    pml4[1] = 0;
+    flush_tlb();
+}
 
 }  // namespace
 
@@ -148,6 +185,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     u64 current = 0;
     report("vmptrst", vmptrst(current));
     println("vmptrst is vmcs a: ", current == address(vmcs_a) ? "yes" : "no");
+    operand_flags(address(vmcs_a));
 
     report("vmptrld of the vmxon region", vmptrld(address(vmxon_region)));
     report("vmptrld unaligned", vmptrld(address(vmcs_b) + 0x10));

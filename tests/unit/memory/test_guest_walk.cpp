@@ -10,7 +10,7 @@ using namespace nestor::x86;
 
 namespace {
 
-class FakeGuest final : public GuestPhysicalReader {
+class FakeGuest final : public GuestPageTables {
 public:
     explicit FakeGuest(usize size) : bytes(size, 0) {}
     bool read(u64 gpa, void* out, usize size) override {
@@ -18,9 +18,31 @@ public:
         std::memcpy(out, bytes.data() + gpa, size);
         return true;
     }
+    // Below `read_only_from` the memory is writable (a read-only mapping of the tables above).
+    bool set_entry_flags(u64 gpa, usize width, u64 flags) override {
+        if (gpa + width > read_only_from) return false;
+        u64 entry = 0;
+        std::memcpy(&entry, bytes.data() + gpa, width);
+        entry |= flags;
+        std::memcpy(bytes.data() + gpa, &entry, width);
+        ++flag_writes;
+        return true;
+    }
     void put64(u64 gpa, u64 v) { std::memcpy(bytes.data() + gpa, &v, 8); }
     void put32(u64 gpa, u32 v) { std::memcpy(bytes.data() + gpa, &v, 4); }
+    u64 get64(u64 gpa) const {
+        u64 v = 0;
+        std::memcpy(&v, bytes.data() + gpa, 8);
+        return v;
+    }
+    u32 get32(u64 gpa) const {
+        u32 v = 0;
+        std::memcpy(&v, bytes.data() + gpa, 4);
+        return v;
+    }
     std::vector<u8> bytes;
+    u64 read_only_from = ~u64{0};
+    int flag_writes = 0;
 };
 
 constexpr u64 kPg = u64{1} << 31, kPe = 1, kPae = 1 << 5, kPse = 1 << 4, kLma = 1 << 10, kLme = 1 << 8;
@@ -110,6 +132,8 @@ private:
         if (gpa_page == 2 * kPageSize || gpa_page == align_down(~u64{0}, kPageSize)) return high.data();
         return nullptr;
     }
+    // Page 0 alone is writable.
+    u8* writable_host_page(u64 gpa_page) override { return gpa_page == 0 ? low.data() : nullptr; }
 };
 
 }  // namespace
@@ -131,6 +155,20 @@ TEST_CASE("guest_walk.paged_memory_reads_page_by_page") {
     for (u64 page : memory.asked) CHECK(page % kPageSize == 0);
     // An address range that wraps past 2^64 is refused, not folded back to page 0.
     CHECK_FALSE(memory.read(~u64{0}, out, 2));
+}
+
+TEST_CASE("guest_walk.paged_memory_sets_entry_flags_in_writable_pages_only") {
+    TwoPages memory;
+    memory.low.assign(kPageSize, 0);
+    REQUIRE(memory.set_entry_flags(0x18, 8, 0x60));
+    CHECK(memory.low[0x18] == 0x60);
+    REQUIRE(memory.set_entry_flags(0x24, 4, 0x20));
+    CHECK(memory.low[0x24] == 0x20);
+    CHECK(memory.low[0x20] == 0);
+    CHECK_FALSE(memory.set_entry_flags(0x1C, 8, 0x20));           // not aligned to its width
+    CHECK_FALSE(memory.set_entry_flags(0x20, 2, 0x20));           // no such entry width
+    CHECK_FALSE(memory.set_entry_flags(2 * kPageSize, 8, 0x20));  // readable, not writable
+    CHECK_FALSE(memory.set_entry_flags(kPageSize, 8, 0x20));      // not mapped
 }
 
 TEST_CASE("guest_walk.code_linear_address_wraps_outside_long_mode") {
@@ -235,4 +273,41 @@ TEST_CASE("guest_walk.checked_data_access_in_32bit_and_pae_paging") {
     GuestPaging pae{kPg | kPe, 0x1000, kPae, 0};
     CHECK(guest_translate_data(pae, 0x40001010, DataAccess{true, false, 36}, g).gpa == 0x7010);
     CHECK(guest_translate_data(pae, 0x10, DataAccess{false, false, 36}, g).error_code == 0);  // PDPTE[0]
+}
+
+TEST_CASE("guest_walk.checked_data_access_sets_accessed_and_dirty_flags") {
+    constexpr u64 kA = 1 << 5, kD = 1 << 6;
+    FakeGuest g = long_mode_tables(kSupRw);
+    g.put64(0x4000 + 5 * 8, 0x9000 | kSupRw);
+    g.put64(0x4000 + 6 * 8, 0xA000 | kSupRo);
+    // A read: Accessed in every entry used, no Dirty.
+    REQUIRE(data(kPg | kPe, 0, 0, 0x5000, g, false).fault == LinearFault::none);
+    for (u64 at : {0x1000, 0x2000, 0x3000, 0x4000 + 5 * 8}) CHECK((g.get64(at) & (kA | kD)) == kA);
+    // A write: Dirty in the leaf alone; flags already set are not written again.
+    int writes = g.flag_writes;
+    REQUIRE(data(kPg | kPe, 0, 0, 0x5000, g, true).fault == LinearFault::none);
+    CHECK((g.get64(0x4000 + 5 * 8) & (kA | kD)) == (kA | kD));
+    CHECK((g.get64(0x3000) & kD) == 0);
+    CHECK(g.flag_writes == writes + 1);
+    // A write the leaf refuses (CR0.WP): the leaf was used (Accessed), not written (no Dirty).
+    REQUIRE(data(kPg | kPe | kWp, 0, 0, 0x6000, g, true).fault == LinearFault::page_fault);
+    CHECK((g.get64(0x4000 + 6 * 8) & (kA | kD)) == kA);
+    // A not-present entry is not used.
+    REQUIRE(data(kPg | kPe, 0, 0, 0x7000, g, false).fault == LinearFault::page_fault);
+    CHECK(g.get64(0x4000 + 7 * 8) == 0);
+    // Tables the walk cannot write back: not memory it may use (the CPU would fault on them).
+    g.put64(0x4000 + 8 * 8, 0x9000 | kSupRw);
+    g.read_only_from = 0x4000;
+    CHECK(data(kPg | kPe, 0, 0, 0x8000, g, false).fault == LinearFault::not_memory);
+    // 32-bit paging: 4-byte entries, a 4 MiB page's PDE as the leaf.
+    FakeGuest h(0x10000);
+    h.put32(0x5000, 0x6000 | 3);
+    h.put32(0x6000 + 2 * 4, 0xA000 | 3);
+    h.put32(0x5000 + 4, 0x400000 | 0x80 | 3);
+    GuestPaging flat{kPg | kPe, 0x5000, kPse, 0};
+    REQUIRE(guest_translate_data(flat, 0x2456, DataAccess{true, false, 36}, h).fault == LinearFault::none);
+    CHECK((h.get32(0x5000) & (kA | kD)) == kA);
+    CHECK((h.get32(0x6000 + 2 * 4) & (kA | kD)) == (kA | kD));
+    REQUIRE(guest_translate_data(flat, 0x400010, DataAccess{true, false, 36}, h).fault == LinearFault::none);
+    CHECK((h.get32(0x5000 + 4) & (kA | kD)) == (kA | kD));
 }

@@ -24,16 +24,30 @@ protected:
     ~GuestPhysicalReader() = default;
 };
 
+// Guest-physical memory for a walk the kernel makes as the CPU would (guest_translate_data),
+// which also writes: the Accessed and Dirty flags of the entries it uses (SDM vol. 3A 4.8).
+class GuestPageTables : public GuestPhysicalReader {
+public:
+    // ORs `flags` into the naturally aligned entry of `width` bytes (4 or 8) at `gpa` in one atomic
+    // operation, as the CPU does; false if the VM does not map it writable.
+    virtual bool set_entry_flags(u64 gpa, usize width, u64 flags) = 0;
+
+protected:
+    ~GuestPageTables() = default;
+};
+
 // Guest-physical memory that the VM's nested tables (NPT, EPT) map page by page to host memory
 // the kernel reaches; a backend supplies the translation of one page.
-class PagedGuestMemory : public GuestPhysicalReader {
+class PagedGuestMemory : public GuestPageTables {
 public:
     bool read(u64 gpa, void* out, usize size) final;
+    bool set_entry_flags(u64 gpa, usize width, u64 flags) final;
 
 protected:
     // The kernel's address of guest-physical page `gpa_page` (4 KiB aligned), or nullptr if the
-    // VM does not map it.
+    // VM does not map it (writable_host_page: writable).
     virtual const u8* host_page(u64 gpa_page) = 0;
+    virtual u8* writable_host_page(u64 gpa_page) = 0;
     ~PagedGuestMemory() = default;
 };
 
@@ -74,9 +88,11 @@ struct LinearTranslation {
 // not-present entry; a reserved bit (in the 64-bit formats: address bits beyond MAXPHYADDR, XD
 // without EFER.NXE, PS in a PML4 entry, a large page's address bits below its size but PAT); a
 // write through a read-only entry with CR0.WP; with CR4.SMAP, a user page while RFLAGS.AC is
-// clear. Protection keys are not checked (PKS is not offered; PKU concerns user accesses).
+// clear. Protection keys are not checked (PKS is not offered; PKU concerns user accesses). As the
+// CPU, the walk sets the Accessed flag of every entry it uses and, for a write it allows, the
+// Dirty flag of the leaf; an entry it cannot write back is LinearFault::not_memory.
 LinearTranslation guest_translate_data(const GuestPaging& paging, u64 linear, const DataAccess& access,
-                                       GuestPhysicalReader& memory);
+                                       GuestPageTables& memory);
 
 // Copies up to `size` bytes at guest-linear `linear`; returns how many could be read.
 usize read_guest_linear(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u8* out, usize size);
