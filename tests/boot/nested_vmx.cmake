@@ -68,7 +68,8 @@ nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator b
 # violation reflected with its qualification and guest-physical address, and L1's new mapping;
 # L1's VMX-preemption timer (reason 52, the saved value) across L0's own slices; the VM-entry and
 # VM-exit MSR lists, and an entry MSR-load failure (reason 0x80000022, the entry's number); L2's
-# MOV to CR4 / CR0 clearing a bit L0 owns and L1 leaves to L2: #GP(0) to L1 or to L2's IDT.
+# MOV to CR4 / CR0 clearing a bit L0 owns and L1 leaves to L2: #GP(0) to L1 or to L2's IDT; a
+# 32-bit PAE L2 without L1's EPT, its PDPTEs loaded from memory.
 set(vmx_l2_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_runs.bin)
 nestor_pack_manifest(OUTPUT ${vmx_l2_manifest}
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_runs.manifest NESTED on)
@@ -99,6 +100,8 @@ nestor_boot_test(nested.vmx_l2_runs nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] entry msr-load list with fs base: exit reason 0x80000022, qualification 2$"
   --expect "^\\[l1\\] l2 clearing cr4\\.vmxe: exit reason 0, info 0x80000b0d, error 0, at the mov yes, vmxe set yes$"
   --expect "^\\[l1\\] l2 clearing cr0\\.ne: exit reason 18, l2's #gp error 0, at the mov yes, ne set yes$"
+  --expect "^\\[l1\\] pae l2 out: exit reason 30, length 2, qualification 0x800040$"
+  --expect "^\\[l1\\] pae l2 vmcall: exit reason 18, length 3, qualification 0x0$"
   --expect "^\\[l1\\] done$"
   --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"

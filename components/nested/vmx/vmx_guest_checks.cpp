@@ -94,6 +94,25 @@ GuestCheck check_guest_state(const Vmcs12& v, const GuestCheckContext& context) 
     return link_pointer_ok(v, context) ? GuestCheck::ok : GuestCheck::link_pointer;
 }
 
+bool loads_pdptes_from_memory(const Vmcs12& v) {
+    bool pae_paging =
+        (field(v, field::guest_cr0) & kCr0Pg) && (field(v, field::guest_cr4) & kCr4Pae) && !ia32e_guest(v);
+    bool l1_ept = (field(v, field::primary_controls) & primary::activate_secondary) &&
+                  (field(v, field::secondary_controls) & secondary::enable_ept);
+    return pae_paging && !l1_ept;
+}
+
+bool load_pdptes(const Vmcs12& v, u32 physical_address_bits, Host& host, Pdptes& out) {
+    constexpr u64 kPresent = 1, kReservedLow = 0x1E6;  // bits 2:1 and 8:5
+    constexpr u64 kPdptAlignment = 0x1F;
+    u64 reserved = kReservedLow | (physical_address_bits < 64 ? ~u64{0} << physical_address_bits : 0);
+    u64 table = field(v, field::guest_cr3) & 0xFFFFFFFF & ~kPdptAlignment;
+    if (!host.read(table, out.entry, sizeof(out.entry))) return false;
+    for (u64 entry : out.entry)
+        if ((entry & kPresent) && (entry & reserved)) return false;
+    return true;
+}
+
 u64 guest_check_qualification(GuestCheck check) {
     return check == GuestCheck::link_pointer ? kQualificationLinkPointer : 0;
 }

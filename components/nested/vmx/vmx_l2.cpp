@@ -279,6 +279,11 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
         return vm_exit(vcpu, hw,
                        bare_exit(exit_reason::invalid_guest_state | kEntryFailure, guest_check_qualification(check)),
                        state, false, false);
+    Pdptes pdptes{};
+    bool load_pdptes_now = loads_pdptes_from_memory(v);
+    if (load_pdptes_now && !load_pdptes(v, hw.physical_address_bits(), *vcpu.host, pdptes))
+        return vm_exit(vcpu, hw, bare_exit(exit_reason::invalid_guest_state | kEntryFailure, kQualificationPdptes),
+                       state, false, false);
     L2State& l2 = l2_state(vmx);
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
@@ -286,6 +291,11 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     bool whole = launch || !l2.vmcs02_matches;
     if (whole) complete_vmcs12(vmx, hw);
     write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, whole ? nullptr : &l2.written);
+    if (load_pdptes_now) {
+        constexpr u32 kPdpteFields[] = {field::guest_pdpte0, field::guest_pdpte1, field::guest_pdpte2,
+                                        field::guest_pdpte3};
+        hw.write_fields(Level::l2, kPdpteFields, pdptes.entry, 4);
+    }
     if (!hw.write_ok()) return stop("nested VMX: L0 could not build vmcs02");
     l2.vmcs02_matches = true;
     l2.written.clear();

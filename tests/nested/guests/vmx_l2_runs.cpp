@@ -13,7 +13,8 @@
 // FS base fails the entry with reason 0x80000022 and the entry's number. Last, L1 leaves every
 // CR0 / CR4 bit to L2 (masks 0): L2 clearing CR4.VMXE or CR0.NE, which VMX operation fixes to 1
 // and L0 owns, gets #GP(0) with nothing changed: as L1's exit when its exception bitmap takes #GP,
-// else through L2's own IDT.
+// else through L2's own IDT. Then an L2 in 32-bit PAE paging without L1's EPT, whose PDPTEs come
+// from memory at its CR3.
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
 
@@ -27,7 +28,7 @@ namespace iv = nestor::intel_vmx;
 #define VMX_L2_LATE 0x40001000
 #define VMX_L2_MAGIC 0x6c32207772697465  // "etirw 2l"
 extern "C" char vmx_l2_basic[], vmx_l2_ept[], vmx_l2_spin[], vmx_l2_cpuid_spin[], vmx_l2_msr[], vmx_l2_stack_top[];
-extern "C" char vmx_l2_cr4[], vmx_l2_cr4_mov[], vmx_l2_cr0[], vmx_l2_cr0_mov[], vmx_l2_gp_handler[];
+extern "C" char vmx_l2_pae[], vmx_l2_cr4[], vmx_l2_cr4_mov[], vmx_l2_cr0[], vmx_l2_cr0_mov[], vmx_l2_gp_handler[];
 extern "C" u64 vmx_l2_shared, vmx_l2_lstar, vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after;
 asm(R"(
     .text
@@ -76,6 +77,15 @@ vmx_l2_msr:
     mov %edx, vmx_l2_lstar+4(%rip)
     vmcall
 5:  jmp 5b
+
+    .code32
+    .globl vmx_l2_pae
+vmx_l2_pae:
+    mov $0x2a, %al
+    out %al, $0x80
+    vmcall
+9:  jmp 9b
+    .code64
 
     .globl vmx_l2_cr4, vmx_l2_cr4_mov, vmx_l2_cr0, vmx_l2_cr0_mov, vmx_l2_gp_handler
 vmx_l2_cr4:
@@ -328,6 +338,30 @@ void cr_l2() {
             (vmx_l2_cr0_after & kCr0Ne) ? "yes" : "no");
 }
 
+// L2 in 32-bit protected mode with PAE paging, L1 without EPT: the entry loads L2's PDPTEs from
+// memory at its CR3 (L1's first GiB in 2 MiB pages), where L1 put them, not from vmcs12's fields.
+alignas(32) u64 pae_pdpt[4];
+alignas(4096) u64 pae_pd[512];
+
+void pae_l2() {
+    constexpr u64 kLargePresentWritable = 0x83, kPresent = 1;
+    constexpr u32 kCode32 = 0xC09B;
+    if (!fresh_vmcs()) return;
+    prepare(vmx_l2_pae, false);
+    for (u64 i = 0; i < 512; ++i) pae_pd[i] = (i << 21) | kLargePresentWritable;
+    pae_pdpt[0] = address(pae_pd) | kPresent;
+    vmx::write_guest_segment(1, vmx::read_cs(), kCode32);
+    vmx::vmwrite(iv::field::guest_cr3, address(pae_pdpt));
+    vmx::vmwrite(iv::field::guest_cr4, read_cr4() & ~nestor::x86_regs::kCr4Pcide);
+    vmx::vmwrite(iv::field::guest_efer, 0);
+    vmx::vmwrite(iv::field::entry_controls, vmx::control(iv::vmx_msr::vmx_true_entry_ctls, iv::entry_ctl::load_efer));
+    if (!run(true, "vmlaunch of a pae l2")) return;
+    report_exit("pae l2 out");
+    step_over();
+    if (!run(false, "vmresume of the pae l2")) return;
+    report_exit("pae l2 vmcall");
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
@@ -337,6 +371,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     timer_l2();
     msr_lists_l2();
     cr_l2();
+    pae_l2();
     println("done");
     return 0;
 }

@@ -1611,3 +1611,59 @@ TEST_CASE("nested_vmx.l2_changing_a_cr_bit_only_l0_owns_gets_gp") {
     CHECK(l1.vmread(iv::field::exit_interruption_error_code) == 0);
     CHECK(l1.vmread(iv::field::guest_rip) == rip);
 }
+
+TEST_CASE("nested_vmx.pae_l2_without_l1s_ept_gets_its_pdptes_from_l1s_memory") {
+    VmxL1 l1;
+    nv::Vmcs12 v = runnable_vmcs12(false);
+    // 32-bit PAE paging: CR0.PG and CR4.PAE without "IA-32e mode guest".
+    nv::write_field(v, iv::field::entry_controls, nv::capabilities().true_entry.must_be_one);
+    nv::write_field(v, iv::field::guest_cr3, 0x2040);
+    REQUIRE(l1.host.write(kVmcsA, &v, sizeof(v)));
+    u64 pdptes[4] = {0x3001, 0, 0x5001, 0x6001};
+    REQUIRE(l1.host.write(0x2040, pdptes, sizeof(pdptes)));
+    l1.hw.vmcs[0][iv::field::guest_efer] = x86_regs::kEferLme | x86_regs::kEferLma;
+    REQUIRE(completed(l1.vmxon()));
+    REQUIRE(completed(l1.vmptrld(kVmcsA)));
+    REQUIRE(completed(l1.simple(iv::exit_reason::vmlaunch)));
+    REQUIRE(l1.hw.running_l2());
+    // vmcs02 runs under L0's EPT, where the CPU takes the PDPTEs from the fields: L1's memory's.
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte0] == 0x3001);
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte1] == 0);
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte2] == 0x5001);
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte3] == 0x6001);
+    // A present PDPTE with a reserved bit (bit 1): the entry fails, qualification 2, L2 not run.
+    VmExit vmcall{};
+    vmcall.kind = ExitKind::hypercall;
+    vmcall.instruction_length = 3;
+    vmcall.vendor_code = iv::exit_reason::vmcall;
+    l1.hw.l2_exits(iv::exit_reason::vmcall, 0, 3);
+    REQUIRE(!l1.run(vmcall).stop);
+    pdptes[1] = 0x4003;
+    REQUIRE(l1.host.write(0x2040, pdptes, sizeof(pdptes)));
+    CHECK(!l1.simple(iv::exit_reason::vmresume).stop);
+    CHECK(!l1.hw.running_l2());
+    CHECK(l1.vmread(iv::field::exit_reason) == 0x80000021);
+    CHECK(l1.vmread(iv::field::exit_qualification) == 2);
+    // Not present, the same bit is nothing: L2 runs.
+    pdptes[1] = 0x4002;
+    REQUIRE(l1.host.write(0x2040, pdptes, sizeof(pdptes)));
+    CHECK(!l1.simple(iv::exit_reason::vmresume).stop);
+    CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte1] == 0x4002);
+}
+
+TEST_CASE("nested_vmx.pae_l2_under_l1s_ept_gets_the_pdptes_l1_wrote") {
+    VmxL1 l1;
+    nv::Vmcs12 v = runnable_vmcs12(true);
+    nv::write_field(v, iv::field::entry_controls, nv::capabilities().true_entry.must_be_one);
+    nv::write_field(v, iv::field::guest_pdpte0, 0x7001);
+    REQUIRE(l1.host.write(kVmcsA, &v, sizeof(v)));
+    u64 in_memory = 0x3001;
+    REQUIRE(l1.host.write(0x2000, &in_memory, sizeof(in_memory)));
+    l1.hw.vmcs[0][iv::field::guest_efer] = x86_regs::kEferLme | x86_regs::kEferLma;
+    REQUIRE(completed(l1.vmxon()));
+    REQUIRE(completed(l1.vmptrld(kVmcsA)));
+    REQUIRE(completed(l1.simple(iv::exit_reason::vmlaunch)));
+    REQUIRE(l1.hw.running_l2());
+    CHECK(l1.hw.vmcs[1][iv::field::guest_pdpte0] == 0x7001);
+}
