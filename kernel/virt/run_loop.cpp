@@ -196,12 +196,19 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
 
 }  // namespace
 
+// An image built with NESTED_VIRT=OFF runs no nested vCPU (the null component refuses them): it
+// carries only the loops without the nested component's calls.
+constexpr bool kNestedVirtBuilt = NESTOR_OPT_NESTED_VIRT != 0;
+
 void run_slice(Vm& vm, Vcpu& vcpu, const RunOptions& options) {
-    bool nested = vcpu.nested_state() != nullptr;
-    if (options.trace_exits && log::threshold() >= log::Level::debug)
-        nested ? run_vcpu<true, true>(vm, vcpu, options) : run_vcpu<false, true>(vm, vcpu, options);
-    else
-        nested ? run_vcpu<true, false>(vm, vcpu, options) : run_vcpu<false, false>(vm, vcpu, options);
+    bool trace = options.trace_exits && log::threshold() >= log::Level::debug;
+    if constexpr (kNestedVirtBuilt) {
+        if (vcpu.nested_state() != nullptr) {
+            trace ? run_vcpu<true, true>(vm, vcpu, options) : run_vcpu<true, false>(vm, vcpu, options);
+            return;
+        }
+    }
+    trace ? run_vcpu<false, true>(vm, vcpu, options) : run_vcpu<false, false>(vm, vcpu, options);
 }
 
 void stop_vm(Vm& vm, Vcpu& by, const ExitOutcome& outcome) {

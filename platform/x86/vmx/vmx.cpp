@@ -80,6 +80,7 @@ struct VmcsLevel {
 class VmxNestedHardware final : public x86::vmx::NestedHardware {
 public:
     void attach(VmxVcpu* vcpu) { vcpu_ = vcpu; }
+    x86::vmx::NestedHardware* lent() { return this; }
     x86::vmx::InstructionExit instruction_exit() override;
     x86::vmx::GuestSegment segment(u32 index) override;
     u64 cr4() override;
@@ -128,6 +129,25 @@ private:
     bool vmcs02_host_state_ = false;
 };
 
+// An image built with NESTED_VIRT=OFF accepts no nested domain (the null component refuses
+// them): its vCPUs hold this instead of VmxNestedHardware, which is then not in the image, and
+// no L2 ever runs. No vCPU of such an image is created for a nested domain.
+class NoNestedHardware {
+public:
+    bool running_l2() const { return false; }
+    [[noreturn]] bool prepare(VmxVcpu*) { ASSERT_UNREACHABLE(); }
+    void release() {}
+    void l0_unmapped() {}
+    x86::vmx::NestedHardware* lent() { return nullptr; }
+};
+template <bool kNested> struct NestedHardwareSlot {
+    using Type = VmxNestedHardware;
+};
+template <> struct NestedHardwareSlot<false> {
+    using Type = NoNestedHardware;
+};
+using VcpuNestedHardware = NestedHardwareSlot<NESTOR_OPT_NESTED_VIRT != 0>::Type;
+
 // L1's VMX-preemption timer for L2 (NestedHardware::arm_l2_timer), in the host's TSC: `left`
 // ticks to run until L2's first run after it was armed or after L0's slice ended first, then
 // a deadline.
@@ -169,8 +189,8 @@ struct VmxVcpu {
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
-    VmxNestedHardware nested_hardware;  // lent to the nested component when `nested`
-    L2Timer l2_timer;                   // armed only while L2 runs
+    VcpuNestedHardware nested_hardware;  // lent to the nested component when `nested`
+    L2Timer l2_timer;                    // armed only while L2 runs
     CodePageCache code;
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
@@ -787,7 +807,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
             vmx_destroy_vcpu(handle_of(vcpu));
             return fail(VirtError::out_of_memory);
         }
-        *initial.nested_hardware = static_cast<x86::vmx::NestedHardware*>(&vcpu->nested_hardware);
+        *initial.nested_hardware = vcpu->nested_hardware.lent();
     }
 
     state.cr0 = s.cr0;
