@@ -94,12 +94,13 @@ GuestCheck check_guest_state(const Vmcs12& v, const GuestCheckContext& context) 
     return link_pointer_ok(v, context) ? GuestCheck::ok : GuestCheck::link_pointer;
 }
 
+// Asked at every entry: for the common L2, in IA-32e mode, one test.
 bool loads_pdptes_from_memory(const Vmcs12& v) {
-    bool pae_paging =
-        (field(v, field::guest_cr0) & kCr0Pg) && (field(v, field::guest_cr4) & kCr4Pae) && !ia32e_guest(v);
+    if (ia32e_guest(v) || !(field(v, field::guest_cr0) & kCr0Pg) || !(field(v, field::guest_cr4) & kCr4Pae))
+        return false;
     bool l1_ept = (field(v, field::primary_controls) & primary::activate_secondary) &&
                   (field(v, field::secondary_controls) & secondary::enable_ept);
-    return pae_paging && !l1_ept;
+    return !l1_ept;
 }
 
 bool load_pdptes(const Vmcs12& v, u32 physical_address_bits, Host& host, Pdptes& out) {

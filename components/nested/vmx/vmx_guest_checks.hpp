@@ -38,13 +38,14 @@ GuestCheck check_guest_state(const Vmcs12& vmcs, const GuestCheckContext& contex
 // The exit qualification of the failure (SDM 26.8: 4 for the VMCS link pointer, else 0).
 u64 guest_check_qualification(GuestCheck check);
 
-// SDM 26.3.2.4: an entry into PAE paging (CR0.PG and CR4.PAE without "IA-32e mode guest") loads
-// the four PDPTEs from the VMCS's fields under "enable EPT", else from memory at CR3. vmcs02 always
-// runs under EPT (L0's), so without L1's EPT the component loads them from L1's memory (L2's
-// physical addresses are L1's) for vmcs02's fields.
+// SDM 26.3.2.4: an entry into PAE paging loads the four PDPTEs from the VMCS's fields under
+// "enable EPT", else from memory at CR3. vmcs02 always runs under EPT (L0's), so without L1's EPT
+// the component loads them from L1's memory (L2's physical addresses are L1's) for vmcs02's
+// fields.
 struct Pdptes {
     u64 entry[4];
 };
+// PAE paging (CR0.PG and CR4.PAE without "IA-32e mode guest") without L1's EPT.
 bool loads_pdptes_from_memory(const Vmcs12& vmcs);
 // False when the entry fails (SDM 26.8, qualification kQualificationPdptes): a present PDPTE
 // with a reserved bit set (bits 2:1, 8:5, those from MAXPHYADDR up), or a CR3 whose 32 bytes

@@ -245,9 +245,19 @@ void refresh_shadow(NestedVcpu& vcpu, NestedHardware& hw) {
     shadow_take_flush(l2.shadow.tree);
 }
 
+// PAE paging's PDPTEs from L1's memory into vmcs02 (vmcs02 runs under L0's EPT, where the CPU
+// takes them from its fields); false: the entry fails.
+[[gnu::noinline]] bool load_l2_pdptes(const Vmcs12& v, NestedHardware& hw, Host& host) {
+    constexpr u32 kPdpteFields[] = {field::guest_pdpte0, field::guest_pdpte1, field::guest_pdpte2, field::guest_pdpte3};
+    Pdptes pdptes{};
+    if (!load_pdptes(v, hw.physical_address_bits(), host, pdptes)) return false;
+    hw.write_fields(Level::l2, kPdpteFields, pdptes.entry, 4);
+    return true;
+}
+
 // L2's MOV to CR0 / CR4 changed a bit L1 leaves to L2 but L0 owns (Route::cr_l0_only): CR0.NE
 // or CR4.VMXE, fixed to 1 in VMX operation, or a CR4 bit of a feature L1's CPU lacks, fixed to 0
-// (l2_cr4_fixed1). The read shadow holds the only value L1's CPU allows, which VM entry checked
+// (cr4_not_offered). The read shadow holds the only value L1's CPU allows, which VM entry checked
 // (check_guest_state), so any change is one the CPU refuses: #GP(0) without a change (SDM 25.3),
 // to L1 if its exception bitmap takes #GP, else delivered to L2.
 Decision l0_only_cr_write(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state) {
@@ -279,11 +289,6 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
         return vm_exit(vcpu, hw,
                        bare_exit(exit_reason::invalid_guest_state | kEntryFailure, guest_check_qualification(check)),
                        state, false, false);
-    Pdptes pdptes{};
-    bool load_pdptes_now = loads_pdptes_from_memory(v);
-    if (load_pdptes_now && !load_pdptes(v, hw.physical_address_bits(), *vcpu.host, pdptes))
-        return vm_exit(vcpu, hw, bare_exit(exit_reason::invalid_guest_state | kEntryFailure, kQualificationPdptes),
-                       state, false, false);
     L2State& l2 = l2_state(vmx);
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
@@ -291,14 +296,14 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     bool whole = launch || !l2.vmcs02_matches;
     if (whole) complete_vmcs12(vmx, hw);
     write_vmcs02(v, hw, *vcpu.host, eptp, l2.open_msr_words, whole ? nullptr : &l2.written);
-    if (load_pdptes_now) {
-        constexpr u32 kPdpteFields[] = {field::guest_pdpte0, field::guest_pdpte1, field::guest_pdpte2,
-                                        field::guest_pdpte3};
-        hw.write_fields(Level::l2, kPdpteFields, pdptes.entry, 4);
-    }
     if (!hw.write_ok()) return stop("nested VMX: L0 could not build vmcs02");
     l2.vmcs02_matches = true;
     l2.written.clear();
+    // SDM 26.3.2.4, with the guest state: PAE paging's PDPTEs (vmx_guest_checks.hpp).
+    if (loads_pdptes_from_memory(v)) [[unlikely]]
+        if (!load_l2_pdptes(v, hw, *vcpu.host))
+            return vm_exit(vcpu, hw, bare_exit(exit_reason::invalid_guest_state | kEntryFailure, kQualificationPdptes),
+                           state, false, false);
     // SDM 26.4: after the guest state, the MSR-load list; a failing entry fails the VM entry.
     if (u32 failed = load_entry_msrs(v, hw, *vcpu.host))
         return vm_exit(vcpu, hw, bare_exit(exit_reason::msr_loading | kEntryFailure, failed), state, false, false);
