@@ -153,6 +153,17 @@ nestor_appliance_test(appliance_plain_elf64_guest
   --expect "^appliance: domain plain exited with status 0 \\(exit port\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)")
 
+# A 32-bit kernel turns PAE paging on with one MOV to CR0 that also sets NE (as i386 Linux does):
+# on VMX the backend emulates that MOV, and loads the PDPTEs from memory as the CPU would.
+nestor_appliance_test(appliance_pae32_guest
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pae32.manifest GUESTS pae32_multiboot healthy
+  ARGS --expect-status 0
+  --expect "^\\[pae32\\] pae32: started in protected mode$"
+  --expect "^\\[pae32\\] pae32: PAE paging on$"
+  --expect "^\\[pae32\\] pae32: read its data through the alias at 1 GiB$"
+  --expect "^appliance: domain pae32 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)")
+
 # Halting with interrupts enabled waits for a signal: the demo's "hello" is woken by "ping"
 # (appliance_demo). A domain whose signal can never come is stopped once every other domain
 # has finished, so the machine does not idle for ever.

@@ -104,13 +104,9 @@ bool loads_pdptes_from_memory(const Vmcs12& v) {
 }
 
 bool load_pdptes(const Vmcs12& v, u32 physical_address_bits, Host& host, Pdptes& out) {
-    constexpr u64 kPresent = 1, kReservedLow = 0x1E6;  // bits 2:1 and 8:5
-    constexpr u64 kPdptAlignment = 0x1F;
-    u64 reserved = kReservedLow | (physical_address_bits < 64 ? ~u64{0} << physical_address_bits : 0);
-    u64 table = field(v, field::guest_cr3) & 0xFFFFFFFF & ~kPdptAlignment;
-    if (!host.read(table, out.entry, sizeof(out.entry))) return false;
+    if (!host.read(x86::pae_pdpt_address(field(v, field::guest_cr3)), out.entry, sizeof(out.entry))) return false;
     for (u64 entry : out.entry)
-        if ((entry & kPresent) && (entry & reserved)) return false;
+        if (!x86::pae_pdpte_valid(entry, physical_address_bits)) return false;
     return true;
 }
 

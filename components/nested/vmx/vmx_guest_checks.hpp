@@ -8,6 +8,7 @@
 #pragma once
 
 #include "nestor/nested/nested_ops.hpp"
+#include "nestor/x86/guest_walk.hpp"
 #include "vmcs12.hpp"
 
 namespace nestor::nested::vmx {
@@ -43,7 +44,7 @@ u64 guest_check_qualification(GuestCheck check);
 // the component loads them from L1's memory (L2's physical addresses are L1's) for vmcs02's
 // fields.
 struct Pdptes {
-    u64 entry[4];
+    u64 entry[x86::kPaePdptes];
 };
 // PAE paging (CR0.PG and CR4.PAE without "IA-32e mode guest") without L1's EPT.
 bool loads_pdptes_from_memory(const Vmcs12& vmcs);

@@ -1064,16 +1064,57 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     return exit;
 }
 
+// Guest-physical memory through the VM's EPT: only what the VM maps readable.
+class EptGuestMemory final : public PagedGuestMemory {
+public:
+    explicit EptGuestMemory(const VmxVm& vm) : tables_memory_(ept_memory()), ept_(tables_memory_) {
+        ept_.use_root(vm.ept_root);
+    }
+    const u8* page(u64 gpa_page) { return host_page(gpa_page); }
+
+private:
+    const u8* host_page(u64 gpa_page) override {
+        auto translation = ept_.translate(gpa_page);
+        if (!translation || !translation->readable) return nullptr;
+        return frame_pointer<u8>(translation->host_physical);
+    }
+    u8* writable_host_page(u64 gpa_page) override {
+        auto translation = ept_.translate(gpa_page);
+        if (!translation || !translation->readable || !translation->writable) return nullptr;
+        return frame_pointer<u8>(translation->host_physical);
+    }
+
+    AllocatorTableMemory tables_memory_;
+    EptBuilder ept_;
+};
+
 // The guest wrote CR0 or CR4 with a bit the host owns (NE, VMXE: forced by VMX) different from
 // its read shadow. The write is the guest's: keep its view in the shadow, the forced bits in the
 // real register, and follow paging into and out of long mode as the CPU would.
 enum class CrWrite : u8 { done, fault, failed };
+
+// A MOV to CR0 that enters PAE paging, or changes CD or NW in it, loads the PDPTEs from memory
+// at CR3 (SDM vol. 3A 4.4.1). The guest's own MOV would have; an emulated one must, since under
+// EPT the next VM entry takes them from the VMCS's fields. False: one is not valid (#GP).
+[[gnu::cold]] bool load_pae_pdptes(const VmxVcpu& vcpu) {
+    u64 pdptes[kPaePdptes] = {};
+    EptGuestMemory memory(*vcpu.vm);
+    if (!memory.read(pae_pdpt_address(vmread(field::guest_cr3)), pdptes, sizeof(pdptes))) return false;
+    for (u64 pdpte : pdptes)
+        if (!pae_pdpte_valid(pdpte, caps.physical_address_bits)) return false;
+    VmcsWriter w;
+    for (usize i = 0; i < kPaePdptes; ++i) w(field::guest_pdpte0 + 2 * static_cast<u32>(i), pdptes[i]);
+    return w.ok();
+}
 
 CrWrite write_guest_cr0(VmxVcpu& vcpu, VcpuState& state, u64 value) {
     GuestCr cr0{};
     if (~value & vcpu.pinned_cr0) return CrWrite::fault;
     if (!guest_control_register(value, caps.cr0, kCr0Pe | kCr0Pg, cr0)) return CrWrite::fault;
     u64 old = vmread(field::guest_cr0);
+    bool pae_paging = (value & kCr0Pg) && (vmread(field::guest_cr4) & kCr4Pae) && !(state.efer & kEferLme);
+    if (pae_paging && ((~old & kCr0Pg) || ((old ^ value) & (kCr0Cd | kCr0Nw))) && !load_pae_pdptes(vcpu))
+        return CrWrite::fault;
     VmcsWriter w;
     w(field::guest_cr0, cr0.value);
     w(field::cr0_read_shadow, cr0.shadow);
@@ -1224,30 +1265,6 @@ GuestXsaveControls vmx_xsave_controls(VcpuHandle handle) {
 }
 
 void vmx_set_xcr0(VcpuHandle handle, u64 xcr0) { guest_context_set_xcr0(vcpu_of(handle)->context, xcr0); }
-
-// Guest-physical memory through the VM's EPT: only what the VM maps readable.
-class EptGuestMemory final : public PagedGuestMemory {
-public:
-    explicit EptGuestMemory(const VmxVm& vm) : tables_memory_(ept_memory()), ept_(tables_memory_) {
-        ept_.use_root(vm.ept_root);
-    }
-    const u8* page(u64 gpa_page) { return host_page(gpa_page); }
-
-private:
-    const u8* host_page(u64 gpa_page) override {
-        auto translation = ept_.translate(gpa_page);
-        if (!translation || !translation->readable) return nullptr;
-        return frame_pointer<u8>(translation->host_physical);
-    }
-    u8* writable_host_page(u64 gpa_page) override {
-        auto translation = ept_.translate(gpa_page);
-        if (!translation || !translation->readable || !translation->writable) return nullptr;
-        return frame_pointer<u8>(translation->host_physical);
-    }
-
-    AllocatorTableMemory tables_memory_;
-    EptBuilder ept_;
-};
 
 // The host bytes of the guest code page at `linear_page`, remembered per vCPU: an MMIO access's
 // instruction is decoded at every such exit, and the guest's page walk with an EPT walk at each

@@ -311,3 +311,17 @@ TEST_CASE("guest_walk.checked_data_access_sets_accessed_and_dirty_flags") {
     REQUIRE(guest_translate_data(flat, 0x400010, DataAccess{true, false, 36}, h).fault == LinearFault::none);
     CHECK((h.get32(0x5000 + 4) & (kA | kD)) == (kA | kD));
 }
+
+TEST_CASE("guest_walk.pae_pdptes_reserved_bits_and_table_address") {
+    CHECK(pae_pdpt_address(0x12345678) == 0x12345660);
+    CHECK(pae_pdpt_address(0xFFFFFFFF00001020) == 0x1020);  // CR3 bits 63:32 take no part
+    CHECK(pae_pdpte_valid(0, 36));
+    CHECK(pae_pdpte_valid(0x1000 | 1, 36));
+    CHECK(pae_pdpte_valid(0x1000 | 0x18 | 1, 36));         // PWT, PCD
+    CHECK_FALSE(pae_pdpte_valid(0x1000 | 2 | 1, 36));      // bit 1
+    CHECK_FALSE(pae_pdpte_valid(0x1000 | 0x20 | 1, 36));   // bit 5
+    CHECK_FALSE(pae_pdpte_valid(0x1000 | 0x100 | 1, 36));  // bit 8
+    CHECK_FALSE(pae_pdpte_valid((u64{1} << 36) | 1, 36));  // beyond MAXPHYADDR
+    CHECK(pae_pdpte_valid((u64{1} << 36) | 1, 40));
+    CHECK(pae_pdpte_valid(0x1E6, 36));  // not present: nothing is reserved
+}

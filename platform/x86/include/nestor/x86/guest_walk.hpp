@@ -94,6 +94,17 @@ struct LinearTranslation {
 LinearTranslation guest_translate_data(const GuestPaging& paging, u64 linear, const DataAccess& access,
                                        GuestPageTables& memory);
 
+// PAE paging's four PDPTEs, which the CPU loads from the 32-byte-aligned table at CR3 bits 31:5
+// (SDM vol. 3A 4.4.1): a present one with a reserved bit set (bits 2:1, 8:5, those from
+// MAXPHYADDR up) makes the load fail, a MOV to CR0 / CR3 / CR4 then #GPs and a VM entry fails.
+inline constexpr usize kPaePdptes = 4;
+constexpr u64 pae_pdpt_address(u64 cr3) { return cr3 & 0xFFFFFFE0; }
+constexpr bool pae_pdpte_valid(u64 pdpte, u32 physical_bits) {
+    constexpr u64 kPresent = 1, kReservedLow = 0x1E6;
+    u64 reserved = kReservedLow | (physical_bits < 64 ? ~u64{0} << physical_bits : 0);
+    return !(pdpte & kPresent) || !(pdpte & reserved);
+}
+
 // Copies up to `size` bytes at guest-linear `linear`; returns how many could be read.
 usize read_guest_linear(const GuestPaging& paging, u64 linear, GuestPhysicalReader& memory, u8* out, usize size);
 
