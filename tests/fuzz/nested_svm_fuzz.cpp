@@ -14,19 +14,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "fuzz_assert.hpp"
 #include "nested_svm_fixture.hpp"
 
 using namespace nested_svm_test;
 
 namespace {
-
-#define FUZZ_ASSERT(cond)                                                          \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            __builtin_printf("invariant failed: %s (line %d)\n", #cond, __LINE__); \
-            std::abort();                                                          \
-        }                                                                          \
-    } while (0)
 
 constexpr u64 kTableRegion = kNcr3;
 constexpr u64 kTableRegionBytes = 0x40000;

@@ -18,57 +18,29 @@
 #include <vector>
 
 #include "../../components/nested/vmx/vmcs12.hpp"
+#include "fuzz_assert.hpp"
 #include "../../components/nested/vmx/vmx_capabilities.hpp"
 #include "fake_vmx_hardware.hpp"
+#include "l1_ram_host.hpp"
 #include "nested_fixture.hpp"
 
 using namespace nested_test;
 
 namespace {
 
-#define FUZZ_ASSERT(cond)                                                          \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            __builtin_printf("invariant failed: %s (line %d)\n", #cond, __LINE__); \
-            std::abort();                                                          \
-        }                                                                          \
-    } while (0)
-
-constexpr u64 kL1Bytes = 1u << 20;
-constexpr u64 kHostFrameBase = 0x40000000;  // where the fake says L1's RAM lies in host memory
+constexpr u64 kL1Bytes = L1RamHost::kL1Bytes;
+constexpr u64 kHostFrameBase = L1RamHost::kHostFrameBase;
 constexpr u64 kVmxon = 0x10000;
 constexpr u64 kVmcs = 0x11000;
 constexpr u64 kOperand = 0x20000;
 constexpr u64 kCr0 = 0x80000031;  // PG, NE, ET, PE
 
-// L1's memory (1 MiB of RAM from 0) and L0's (the C heap, "physical" = the pointer), with what is
+// L1's memory (l1_ram_host.hpp) and L0's (the C heap, "physical" = the pointer), with what is
 // live kept to catch leaks.
-class FuzzHost final : public nested::Host {
+class FuzzHost final : public L1RamHost {
 public:
-    FuzzHost() : ram(kL1Bytes) {}
     ~FuzzHost() {
         for (void* p : live) std::free(p);
-    }
-    bool read(u64 gpa, void* out, usize bytes) override {
-        if (!inside(gpa, bytes)) return false;
-        std::memcpy(out, ram.data() + gpa, bytes);
-        return true;
-    }
-    bool write(u64 gpa, const void* in, usize bytes) override {
-        if (!inside(gpa, bytes)) return false;
-        std::memcpy(ram.data() + gpa, in, bytes);
-        return true;
-    }
-    nested::GuestPage page(u64 gpa) override {
-        if (gpa >= kL1Bytes) return {false, 0, false, false};
-        return {true, kHostFrameBase + (gpa & ~u64{0xFFF}), true, true};
-    }
-    u8* window(u64 gpa, usize bytes, bool) override { return inside(gpa, bytes) ? ram.data() + gpa : nullptr; }
-    bool set_bits(u64 gpa, u64 bits) override {
-        u64 v = 0;
-        if (!read(gpa, &v, 8)) return false;
-        v |= bits;
-        return write(gpa, &v, 8);
     }
     void* allocate(usize bytes, paddr& physical) override {
         void* p = std::aligned_alloc(4096, bytes);
@@ -94,11 +66,7 @@ public:
     }
     void put(u64 gpa, u64 value) { (void)write(gpa, &value, sizeof(value)); }
 
-    std::vector<u8> ram;
     std::vector<void*> live;
-
-private:
-    bool inside(u64 gpa, usize bytes) const { return gpa <= kL1Bytes && bytes <= kL1Bytes - gpa; }
 };
 
 struct L1 : Guest {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "l1_ram_host.hpp"
 #include "nestor/nested/nested_ops.hpp"
 #include "nestor/x86/svm/nested_hardware.hpp"
 #include "nestor/x86/svm/vmcb.hpp"
@@ -19,37 +20,13 @@ namespace nested_test {
 
 using namespace nestor;
 
-class FakeNestedHost final : public nested::Host {
+class FakeNestedHost final : public L1RamHost {
 public:
-    static constexpr u64 kL1Bytes = 1u << 20;
-
-    FakeNestedHost() : ram(kL1Bytes) {}
     static constexpr u8 kPoison = 0xA5;
 
     ~FakeNestedHost() {
         for (auto& [p, bytes] : live) std::free(reinterpret_cast<void*>(p));
         for (auto& [p, bytes] : released) std::free(reinterpret_cast<void*>(p));
-    }
-    bool read(u64 gpa, void* out, usize bytes) override {
-        if (!inside(gpa, bytes)) return false;
-        std::memcpy(out, ram.data() + gpa, bytes);
-        return true;
-    }
-    bool write(u64 gpa, const void* in, usize bytes) override {
-        if (!inside(gpa, bytes)) return false;
-        std::memcpy(ram.data() + gpa, in, bytes);
-        return true;
-    }
-    nested::GuestPage page(u64 gpa) override {
-        if (gpa >= kL1Bytes) return {false, 0, false, false};
-        return {true, 0x40000000 + (gpa & ~u64{0xFFF}), true, true};
-    }
-    u8* window(u64 gpa, usize bytes, bool) override { return inside(gpa, bytes) ? ram.data() + gpa : nullptr; }
-    bool set_bits(u64 gpa, u64 bits) override {
-        u64 v = 0;
-        if (!read(gpa, &v, 8)) return false;
-        v |= bits;
-        return write(gpa, &v, 8);
     }
     void* allocate(usize bytes, paddr& physical) override {
         void* p = std::aligned_alloc(4096, bytes);
@@ -78,12 +55,8 @@ public:
     x86::svm::Vmcb& vmcb_at(u64 gpa) { return *reinterpret_cast<x86::svm::Vmcb*>(ram.data() + gpa); }
     void put(u64 gpa, u64 value) { REQUIRE(write(gpa, &value, sizeof(value))); }
 
-    std::vector<u8> ram;
     std::vector<std::pair<paddr, usize>> live;
     std::vector<std::pair<paddr, usize>> released;  // poisoned, freed only by the destructor
-
-private:
-    static bool inside(u64 gpa, usize bytes) { return gpa < kL1Bytes && kL1Bytes - gpa >= bytes; }
 };
 
 // The SVM backend's side of one nested vCPU (nestor/x86/svm/nested_hardware.hpp) as the wiring
