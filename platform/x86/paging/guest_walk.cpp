@@ -48,7 +48,7 @@ bool walk_64bit_entries(u64 table, int top_level, u64 linear, GuestPhysicalReade
 bool walk_pae(u64 cr3, u64 linear, GuestPhysicalReader& memory, u64& gpa) {
     u64 pdpte = 0;
     u64 index = (linear >> 30) & 3;
-    if (!read_entry(memory, (cr3 & 0xFFFFFFE0) + index * 8, 8, pdpte) || !(pdpte & kPresent)) return false;
+    if (!read_entry(memory, pae_pdpt_address(cr3) + index * 8, 8, pdpte) || !(pdpte & kPresent)) return false;
     return walk_64bit_entries(pdpte & kAddress52, 2, linear & 0x3FFFFFFF, memory, gpa);
 }
 
@@ -159,7 +159,7 @@ u64 reserved_bits(const GuestPaging& p, const DataAccess& access, int level, boo
     // PAE: the PDPTEs were loaded with CR3 (their reserved bits fault there, not here); they have
     // no Accessed flag.
     u64 pdpte = 0;
-    if (!read_entry(memory, (p.cr3 & 0xFFFFFFE0) + ((linear >> 30) & 3) * 8, 8, pdpte)) return kNotMemory;
+    if (!read_entry(memory, pae_pdpt_address(p.cr3) + ((linear >> 30) & 3) * 8, 8, pdpte)) return kNotMemory;
     if (!(pdpte & kPresent)) return page_fault(access, 0);
     return walk_64bit_checked(p, pdpte & kAddress52, 2, linear & 0xFFFFFFFF, access, memory);
 }
