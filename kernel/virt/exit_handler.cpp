@@ -95,16 +95,13 @@ ExitOutcome handle_io_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus,
 
 bool msr_allowed(u32 index) { return index == kMsrBiosSignId; }
 
-// EFER is the guest's own (VcpuState::efer): a long-mode guest must set LME and may set SCE and
-// NXE. LMA follows paging and is the CPU's to set; SVME and the rest are not offered. As on a
-// CPU, LME may not change while paging is on (it would leave LMA and LME disagreeing, a state the
-// next entry refuses).
+// EFER is the guest's own (VcpuState::efer), written as efer_after_write says.
 ExitOutcome handle_efer(const VmExit& exit, VcpuState& state) {
     if (exit.kind == ExitKind::msr_write) {
-        if (exit.msr.value & ~(kEferGuestWritable | kEferLma)) return inject(kVectorGp, true, 0);
-        if ((state.cr0 & kCr0Pg) && ((exit.msr.value ^ state.efer) & kEferLme)) return inject(kVectorGp, true, 0);
+        u64 efer = 0;
+        if (!efer_after_write(state.efer, state.cr0, exit.msr.value, efer)) return inject(kVectorGp, true, 0);
         if (!complete(exit, state)) return stop(StopReason::undecodable);
-        state.efer = (exit.msr.value & kEferGuestWritable) | (state.efer & kEferLma);
+        state.efer = efer;
         return {};
     }
     if (!complete(exit, state)) return stop(StopReason::undecodable);

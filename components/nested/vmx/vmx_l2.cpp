@@ -71,7 +71,7 @@ Decision vm_exit(NestedVcpu& vcpu, NestedHardware& hw, const ExitInformation& in
     load_l1_host_state(v, hw, state);
     vcpu.guest_exit = nullptr;
     if (!hw.write_ok()) return stop("nested VMX: L0 could not load L1's host state into its VMCS");
-    if (!load_exit_msrs(v, hw, host)) [[unlikely]]
+    if (!load_exit_msrs(v, hw, host, state)) [[unlikely]]
         return vmx_abort(v, vmx_abort::loading_host_msrs,
                          "nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded");
     return resume();

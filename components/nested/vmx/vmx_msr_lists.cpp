@@ -35,17 +35,43 @@ bool read_entry(Host& host, u64 list, u32 i, MsrEntry& e) {
 
 u32 count_of(const Vmcs12& v, u32 count_field) { return static_cast<u32>(read_field(v, count_field)); }
 
+// EFER as the level's WRMSR would write it (virt::efer_after_write): L2's is vmcs02's field, which
+// the entry then loads; L1's the kernel's state of L1, which L1's next entry loads.
+bool load_efer(NestedHardware& hw, Level level, virt::VcpuState* l1, u64 value) {
+    u64 efer = 0;
+    if (level == Level::l1) return l1 && virt::efer_after_write(l1->efer, l1->cr0, value, l1->efer);
+    if (!virt::efer_after_write(hw.read(Level::l2, field::guest_efer), hw.read(Level::l2, field::guest_cr0), value,
+                                efer))
+        return false;
+    hw.write(Level::l2, field::guest_efer, efer);
+    return hw.write_ok();
+}
+
+bool load_msr(NestedHardware& hw, Level level, virt::VcpuState* l1, const MsrEntry& e) {
+    if (e.index == kMsrEfer) return load_efer(hw, level, l1, e.value);
+    return hw.write_msr(level, e.index, e.value);
+}
+
 // 0 when every entry of the list at `address_field` loaded into `level`'s MSRs, else the failing
-// entry's number from 1.
-u32 load_list(const Vmcs12& v, NestedHardware& hw, Host& host, u32 count_field, u32 address_field, Level level) {
+// entry's number from 1. `l1`: L1's state, for a list loaded into L1.
+u32 load_list(const Vmcs12& v, NestedHardware& hw, Host& host, u32 count_field, u32 address_field, Level level,
+              virt::VcpuState* l1) {
     u32 count = count_of(v, count_field), limit = msr_list_limit();
     u64 list = read_field(v, address_field);
     for (u32 i = 0; i < count; ++i) {
         MsrEntry e{};
-        if (i >= limit || !read_entry(host, list, i, e) || load_forbidden(e) || !hw.write_msr(level, e.index, e.value))
+        if (i >= limit || !read_entry(host, list, i, e) || load_forbidden(e) || !load_msr(hw, level, l1, e))
             return i + 1;
     }
     return 0;
+}
+
+// L2's MSR as its RDMSR would read it: EFER from vmcs02 (which the exit saved), the others from
+// the vCPU.
+bool store_msr(NestedHardware& hw, u32 index, u64& value) {
+    if (index != kMsrEfer) return hw.read_msr(Level::l2, index, value);
+    value = hw.read(Level::l2, field::guest_efer);
+    return true;
 }
 
 }  // namespace
@@ -56,7 +82,7 @@ u32 msr_list_limit() {
 }
 
 u32 load_entry_msrs(const Vmcs12& v, NestedHardware& hw, Host& host) {
-    return load_list(v, hw, host, field::entry_msr_load_count, field::entry_msr_load_address, Level::l2);
+    return load_list(v, hw, host, field::entry_msr_load_count, field::entry_msr_load_address, Level::l2, nullptr);
 }
 
 bool store_exit_msrs(const Vmcs12& v, NestedHardware& hw, Host& host) {
@@ -66,15 +92,14 @@ bool store_exit_msrs(const Vmcs12& v, NestedHardware& hw, Host& host) {
     for (u32 i = 0; i < count; ++i) {
         MsrEntry e{};
         u64 value = 0;
-        if (!read_entry(host, list, i, e) || store_forbidden(e) || !hw.read_msr(Level::l2, e.index, value))
-            return false;
+        if (!read_entry(host, list, i, e) || store_forbidden(e) || !store_msr(hw, e.index, value)) return false;
         if (!host.write(list + u64{i} * msr_entry::bytes + msr_entry::data_offset, &value, sizeof(value))) return false;
     }
     return true;
 }
 
-bool load_exit_msrs(const Vmcs12& v, NestedHardware& hw, Host& host) {
-    return load_list(v, hw, host, field::exit_msr_load_count, field::exit_msr_load_address, Level::l1) == 0;
+bool load_exit_msrs(const Vmcs12& v, NestedHardware& hw, Host& host, virt::VcpuState& l1) {
+    return load_list(v, hw, host, field::exit_msr_load_count, field::exit_msr_load_address, Level::l1, &l1) == 0;
 }
 
 }  // namespace nestor::nested::vmx

@@ -1,11 +1,13 @@
 // vmcs12's MSR lists: the VM-entry MSR-load list (SDM 26.4) and the VM-exit MSR-store and
 // MSR-load lists (SDM 27.4, 27.6). Each entry (16 bytes: index, reserved, value) is read from and
 // stored into L1's memory through the kernel's checked accessor (Host), never through a window
-// that could be a device's. An MSR is loaded as L1's own WRMSR would write it and stored as its
-// RDMSR would read it (NestedHardware::write_msr / read_msr: the MSRs the vCPU owns); an MSR the
-// SDM forbids in a list (FS / GS base in a load, SMBASE, SMM_MONITOR_CTL, the x2APIC's), one L1
-// could not write or read so, a reserved bit set, an entry outside L1's memory or a list longer
-// than IA32_VMX_MISC's recommended maximum fails the list.
+// that could be a device's. An MSR is loaded as the level's own WRMSR would write it and stored as
+// its RDMSR would read it: EFER by the kernel's rule (virt::efer_after_write), into vmcs02's
+// field for L2 and the kernel's state for L1; the others through NestedHardware::write_msr /
+// read_msr (the MSRs the vCPU owns). An MSR the SDM forbids in a list (FS / GS base in a load,
+// SMBASE, SMM_MONITOR_CTL, the x2APIC's), one the level could not write or read so (EFER's #GP
+// cases among them), a reserved bit set, an entry outside L1's memory or a list longer than
+// IA32_VMX_MISC's recommended maximum fails the list.
 #pragma once
 
 #include "../nested_component.hpp"
@@ -23,7 +25,7 @@ u32 msr_list_limit();
 u32 load_entry_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
 // Stores L2's MSRs into the VM-exit MSR-store list; false: a VMX abort.
 bool store_exit_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
-// Loads the VM-exit MSR-load list into L1's MSRs (after its host state); false: a VMX abort.
-bool load_exit_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host);
+// Loads the VM-exit MSR-load list into L1's MSRs (after its host state, `l1`); false: a VMX abort.
+bool load_exit_msrs(const Vmcs12& vmcs, x86::vmx::NestedHardware& hw, Host& host, virt::VcpuState& l1);
 
 }  // namespace nestor::nested::vmx

@@ -8,8 +8,8 @@
 // an activity state that is not offered fails as the SDM says: a VM exit with reason 0x80000021.
 // Then L1's VMX-preemption timer: L2 spinning for longer than L0's own time slice exits with
 // reason 52 once the whole timer ran, and an earlier exit saves what is left; and the MSR lists:
-// the VM-entry MSR-load list sets LSTAR, which L2 reads (L1's MSR bitmap lets it), the VM-exit
-// MSR-store list records it and the VM-exit MSR-load list gives L1 its own back; an entry naming
+// the VM-entry MSR-load list sets LSTAR and EFER, which L2 reads (L1's MSR bitmap lets it), the
+// VM-exit MSR-store list records them and the VM-exit MSR-load list gives L1 its own back; an entry naming
 // FS base fails the entry with reason 0x80000022 and the entry's number. Last, L1 leaves every
 // CR0 / CR4 bit to L2 (masks 0): L2 clearing CR4.VMXE or CR0.NE, which VMX operation fixes to 1
 // and L0 owns, gets #GP(0) with nothing changed: as L1's exit when its exception bitmap takes #GP,
@@ -29,7 +29,7 @@ namespace iv = nestor::intel_vmx;
 #define VMX_L2_MAGIC 0x6c32207772697465  // "etirw 2l"
 extern "C" char vmx_l2_basic[], vmx_l2_ept[], vmx_l2_spin[], vmx_l2_cpuid_spin[], vmx_l2_msr[], vmx_l2_stack_top[];
 extern "C" char vmx_l2_pae[], vmx_l2_cr4[], vmx_l2_cr4_mov[], vmx_l2_cr0[], vmx_l2_cr0_mov[], vmx_l2_gp_handler[];
-extern "C" u64 vmx_l2_shared, vmx_l2_lstar, vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after;
+extern "C" u64 vmx_l2_shared, vmx_l2_lstar, vmx_l2_efer, vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after;
 asm(R"(
     .text
     .globl vmx_l2_basic, vmx_l2_ept
@@ -75,6 +75,10 @@ vmx_l2_msr:
     rdmsr
     mov %eax, vmx_l2_lstar(%rip)
     mov %edx, vmx_l2_lstar+4(%rip)
+    mov $0xc0000080, %ecx
+    rdmsr
+    mov %eax, vmx_l2_efer(%rip)
+    mov %edx, vmx_l2_efer+4(%rip)
     vmcall
 5:  jmp 5b
 
@@ -121,6 +125,8 @@ vmx_l2_stack_top:
 vmx_l2_shared: .quad 0
     .globl vmx_l2_lstar
 vmx_l2_lstar: .quad 0
+    .globl vmx_l2_efer
+vmx_l2_efer: .quad 0
     .globl vmx_l2_gp_error, vmx_l2_gp_rip, vmx_l2_cr0_after
 vmx_l2_gp_error: .quad 0
 vmx_l2_gp_rip: .quad 0
@@ -142,9 +148,9 @@ alignas(4096) u64 l2_data[512];     // L2-physical VMX_L2_DATA
 alignas(4096) u64 l2_late[512];     // L2-physical VMX_L2_LATE, mapped on its EPT violation
 alignas(4096) u8 msr_bitmap[4096];  // all clear: no MSR access of L2 exits to L1
 // MSR lists: two u64 an entry (index, value).
-alignas(16) u64 entry_msr_load[4];
-alignas(16) u64 exit_msr_store[2];
-alignas(16) u64 exit_msr_load[2];
+alignas(16) u64 entry_msr_load[6];
+alignas(16) u64 exit_msr_store[4];
+alignas(16) u64 exit_msr_load[4];
 
 constexpr u64 kEptRwx = iv::ept::read | iv::ept::write | iv::ept::execute;
 constexpr u64 kEptWb = iv::ept::memory_type_wb << iv::ept::memory_type_shift;
@@ -275,23 +281,35 @@ void msr_lists_l2() {
     vmx::vmwrite(iv::field::primary_controls, vmread(iv::field::primary_controls) | iv::primary::use_msr_bitmaps);
     vmx::vmwrite(iv::field::msr_bitmap, address(msr_bitmap));
     wrmsr(nestor::x86_regs::kMsrLstar, kL1Lstar);
+    // EFER in the lists too: L2's with SCE flipped, L1's own back at the exit (SCE is the bit a
+    // WRMSR may change under paging, as LME may not).
+    const u64 l1_efer = rdmsr(nestor::x86_regs::kMsrEfer);
+    const u64 l2_efer = l1_efer ^ nestor::x86_regs::kEferSce;
     entry_msr_load[0] = nestor::x86_regs::kMsrLstar;
     entry_msr_load[1] = kL2Lstar;
+    entry_msr_load[2] = nestor::x86_regs::kMsrEfer;
+    entry_msr_load[3] = l2_efer;
     exit_msr_store[0] = nestor::x86_regs::kMsrLstar;
+    exit_msr_store[2] = nestor::x86_regs::kMsrEfer;
     exit_msr_load[0] = nestor::x86_regs::kMsrLstar;
     exit_msr_load[1] = kL1Lstar;
+    exit_msr_load[2] = nestor::x86_regs::kMsrEfer;
+    exit_msr_load[3] = l1_efer;
     vmx::vmwrite(iv::field::entry_msr_load_address, address(entry_msr_load));
-    vmx::vmwrite(iv::field::entry_msr_load_count, 1);
+    vmx::vmwrite(iv::field::entry_msr_load_count, 2);
     vmx::vmwrite(iv::field::exit_msr_store_address, address(exit_msr_store));
-    vmx::vmwrite(iv::field::exit_msr_store_count, 1);
+    vmx::vmwrite(iv::field::exit_msr_store_count, 2);
     vmx::vmwrite(iv::field::exit_msr_load_address, address(exit_msr_load));
-    vmx::vmwrite(iv::field::exit_msr_load_count, 1);
+    vmx::vmwrite(iv::field::exit_msr_load_count, 2);
     if (!run(true, "vmlaunch with msr lists")) return;
     report_exit("msr lists l2 vmcall");
     println("l2 read lstar: ", hex(vmx_l2_lstar), ", exit msr-store list: ", hex(exit_msr_store[1]));
     println("l1's lstar after the exit: ", hex(rdmsr(nestor::x86_regs::kMsrLstar)));
-    entry_msr_load[2] = nestor::x86_regs::kMsrFsBase;
-    vmx::vmwrite(iv::field::entry_msr_load_count, 2);
+    println("l2's efer from the entry list: ", vmx_l2_efer == l2_efer ? "yes" : "no", ", in the exit msr-store list ",
+            exit_msr_store[3] == l2_efer ? "yes" : "no", ", l1's back after the exit ",
+            rdmsr(nestor::x86_regs::kMsrEfer) == l1_efer ? "yes" : "no");
+    entry_msr_load[4] = nestor::x86_regs::kMsrFsBase;
+    vmx::vmwrite(iv::field::entry_msr_load_count, 3);
     if (!run(false, "vmresume with fs base in the msr-load list")) return;
     println("entry msr-load list with fs base: exit reason ", hex(exit_reason()), ", qualification ",
             vmread(iv::field::exit_qualification));

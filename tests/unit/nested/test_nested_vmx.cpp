@@ -1366,6 +1366,49 @@ TEST_CASE("nested_vmx.exit_msr_lists_store_l2s_and_load_l1s") {
     }
 }
 
+TEST_CASE("nested_vmx.msr_lists_load_and_store_efer_as_its_wrmsr_would") {
+    using namespace iv;
+    using x86_regs::kEferLma;
+    using x86_regs::kEferLme;
+    using x86_regs::kEferNxe;
+    using x86_regs::kEferSce;
+    LaunchingL1 l1;
+    l1.set(field::entry_msr_load_count, 1);
+    l1.set(field::entry_msr_load_address, kEntryList);
+    l1.put_entry(kEntryList, 0, x86_regs::kMsrEfer, kEferLme | kEferNxe | kEferSce);  // LMA is the CPU's
+    l1.set(field::exit_msr_store_count, 1);
+    l1.set(field::exit_msr_store_address, kStoreList);
+    l1.put_entry(kStoreList, 0, x86_regs::kMsrEfer, 0);
+    l1.set(field::exit_msr_load_count, 1);
+    l1.set(field::exit_msr_load_address, kLoadList);
+    l1.put_entry(kLoadList, 0, x86_regs::kMsrEfer, kEferLme | kEferSce);  // L1 without NXE
+    REQUIRE(completed(l1.launch()));
+    REQUIRE(l1.hw.running_l2());
+    CHECK(l1.hw.vmcs[1][field::guest_efer] == (kEferLme | kEferLma | kEferNxe | kEferSce));
+    CHECK(l1.state.efer == (kEferLme | kEferLma | kEferNxe | kEferSce));  // L2's, as the kernel runs it
+    VmExit cpuid{};
+    cpuid.kind = ExitKind::cpuid;
+    cpuid.instruction_length = 2;
+    cpuid.vendor_code = exit_reason::cpuid;
+    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+    REQUIRE(!l1.run(cpuid).stop);
+    CHECK(l1.at_host_rip_with(exit_reason::cpuid));
+    CHECK(l1.peek(kStoreList + 8) == (kEferLme | kEferLma | kEferNxe | kEferSce));
+    CHECK(l1.state.efer == (kEferLme | kEferLma | kEferSce));  // L1's, which its next entry loads
+    SECTION("LME cleared under paging fails the entry, as L2's WRMSR would #GP") {
+        l1.put_entry(kEntryList, 0, x86_regs::kMsrEfer, kEferNxe);
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 1);
+    }
+    SECTION("a bit not offered (SVME) fails the entry") {
+        l1.put_entry(kEntryList, 0, x86_regs::kMsrEfer, kEferLme | (u64{1} << 12));
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 1);
+    }
+}
+
 TEST_CASE("nested_vmx.vmcs_link_pointer_is_all_ones_or_a_region_with_our_revision") {
     // SDM 26.3.1.5: all ones, or a page-aligned region inside MAXPHYADDR, not the current VMCS,
     // holding our revision with the shadow-VMCS indicator clear ("VMCS shadowing" is not offered).

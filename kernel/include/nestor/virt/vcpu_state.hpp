@@ -65,4 +65,15 @@ using x86_regs::kRflagsTf;
 // SCE, LME and NXE: what a guest may set in EFER.
 inline constexpr u64 kEferGuestWritable = x86_regs::kEferSce | x86_regs::kEferLme | x86_regs::kEferNxe;
 
+// A WRMSR of `value` to EFER, which holds `efer` under CR0 `cr0`: a long-mode guest must set LME
+// and may set SCE and NXE; LMA follows paging and is the CPU's to set (a written LMA is ignored);
+// SVME and the rest are not offered; as on a CPU, LME may not change while paging is on (it would
+// leave LMA and LME disagreeing). False: the WRMSR #GPs; else `out` is the new EFER.
+constexpr bool efer_after_write(u64 efer, u64 cr0, u64 value, u64& out) {
+    if (value & ~(kEferGuestWritable | kEferLma)) return false;
+    if ((cr0 & kCr0Pg) && ((value ^ efer) & kEferLme)) return false;
+    out = (value & kEferGuestWritable) | (efer & kEferLma);
+    return true;
+}
+
 }  // namespace nestor::virt
