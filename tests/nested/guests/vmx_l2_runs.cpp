@@ -323,9 +323,9 @@ void build_l2_idt() {
     u16 cs = 0;
     asm volatile("mov %%cs, %0" : "=r"(cs));
     constexpr u64 kInterruptGate = 0x8E;
-    l2_idt[2 * kVectorGP] =
-        (handler & 0xFFFF) | (u64{cs} << 16) | (kInterruptGate << 40) | ((handler >> 16 & 0xFFFF) << 48);
-    l2_idt[2 * kVectorGP + 1] = handler >> 32;
+    constexpr u64 kGate = u64{2} * kVectorGP;  // 16 bytes a gate
+    l2_idt[kGate] = (handler & 0xFFFF) | (u64{cs} << 16) | (kInterruptGate << 40) | ((handler >> 16 & 0xFFFF) << 48);
+    l2_idt[kGate + 1] = handler >> 32;
 }
 
 void cr_l2() {
