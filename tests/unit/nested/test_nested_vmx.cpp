@@ -1204,6 +1204,15 @@ struct LaunchingL1 : VmxL1 {
     bool at_host_rip_with(u64 reason) {
         return !hw.running_l2() && state.rip == 0x7000 && vmread(iv::field::exit_reason) == reason;
     }
+    // L2's CPUID exits (the CPU's fields in vmcs02), always L1's.
+    ExitOutcome l2_cpuid() {
+        VmExit cpuid{};
+        cpuid.kind = ExitKind::cpuid;
+        cpuid.instruction_length = 2;
+        cpuid.vendor_code = iv::exit_reason::cpuid;
+        hw.l2_exits(iv::exit_reason::cpuid, 0, 2);
+        return run(cpuid);
+    }
 };
 
 constexpr u64 kEntryList = 0x30000;
@@ -1227,12 +1236,7 @@ TEST_CASE("nested_vmx.preemption_timer_counts_for_l2_and_expires_into_l1") {
     CHECK(l1.hw.timer_ticks == (u64{100} << rate));
     // An exit before expiry saves what is left, rounded up to a whole count.
     l1.hw.timer_left = (u64{40} << rate) - 1;
-    VmExit cpuid{};
-    cpuid.kind = ExitKind::cpuid;
-    cpuid.instruction_length = 2;
-    cpuid.vendor_code = exit_reason::cpuid;
-    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
-    CHECK(!l1.run(cpuid).stop);
+    CHECK(!l1.l2_cpuid().stop);
     CHECK(l1.at_host_rip_with(exit_reason::cpuid));
     CHECK(l1.vmread(field::preemption_timer_value) == 40);
     // VMRESUME counts on from the saved value; the timer's exit (the backend's ExitKind::unknown,
@@ -1336,12 +1340,7 @@ TEST_CASE("nested_vmx.exit_msr_lists_store_l2s_and_load_l1s") {
     l1.put_entry(kLoadList, 0, x86_regs::kMsrLstar, 0xFFFF800000002000);
     REQUIRE(completed(l1.launch()));
     l1.hw.msrs[x86_regs::kMsrLstar] = 0x4444;  // L2 set it
-    VmExit cpuid{};
-    cpuid.kind = ExitKind::cpuid;
-    cpuid.instruction_length = 2;
-    cpuid.vendor_code = exit_reason::cpuid;
-    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
-    CHECK(!l1.run(cpuid).stop);
+    CHECK(!l1.l2_cpuid().stop);
     CHECK(l1.at_host_rip_with(exit_reason::cpuid));
     CHECK(l1.peek(kStoreList + 8) == 0x4444);
     CHECK(l1.hw.msrs[x86_regs::kMsrLstar] == 0xFFFF800000002000);
@@ -1349,8 +1348,7 @@ TEST_CASE("nested_vmx.exit_msr_lists_store_l2s_and_load_l1s") {
     SECTION("a store entry that cannot be stored is a VMX abort: the domain stops") {
         l1.put_entry(kStoreList, 0, x86_regs::kMsrSmbase, 0);
         REQUIRE(completed(l1.simple(exit_reason::vmresume)));
-        l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
-        ExitOutcome o = l1.run(cpuid);
+        ExitOutcome o = l1.l2_cpuid();
         CHECK(o.stop);
         REQUIRE(o.detail != nullptr);
         CHECK(std::string(o.detail) == "nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored");
@@ -1358,8 +1356,7 @@ TEST_CASE("nested_vmx.exit_msr_lists_store_l2s_and_load_l1s") {
     SECTION("a load entry that cannot be loaded is a VMX abort: the domain stops") {
         l1.put_entry(kLoadList, 0, x86_regs::kMsrFsBase, 0);
         REQUIRE(completed(l1.simple(exit_reason::vmresume)));
-        l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
-        ExitOutcome o = l1.run(cpuid);
+        ExitOutcome o = l1.l2_cpuid();
         CHECK(o.stop);
         REQUIRE(o.detail != nullptr);
         CHECK(std::string(o.detail) == "nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded");
@@ -1386,12 +1383,7 @@ TEST_CASE("nested_vmx.msr_lists_load_and_store_efer_as_its_wrmsr_would") {
     REQUIRE(l1.hw.running_l2());
     CHECK(l1.hw.vmcs[1][field::guest_efer] == (kEferLme | kEferLma | kEferNxe | kEferSce));
     CHECK(l1.state.efer == (kEferLme | kEferLma | kEferNxe | kEferSce));  // L2's, as the kernel runs it
-    VmExit cpuid{};
-    cpuid.kind = ExitKind::cpuid;
-    cpuid.instruction_length = 2;
-    cpuid.vendor_code = exit_reason::cpuid;
-    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
-    REQUIRE(!l1.run(cpuid).stop);
+    REQUIRE(!l1.l2_cpuid().stop);
     CHECK(l1.at_host_rip_with(exit_reason::cpuid));
     CHECK(l1.peek(kStoreList + 8) == (kEferLme | kEferLma | kEferNxe | kEferSce));
     CHECK(l1.state.efer == (kEferLme | kEferLma | kEferSce));  // L1's, which its next entry loads
