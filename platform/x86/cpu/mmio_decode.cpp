@@ -203,10 +203,10 @@ Result<MmioAccess, MmioDecodeError> decode_mmio_instruction(const u8* bytes, usi
 }
 
 Result<MmioAccess, MmioDecodeError> decode_mmio_at_rip(const VirtOps& ops, VcpuHandle vcpu, const VcpuState& state) {
-    u8 bytes[x86::kMaxInstructionLength];
-    const usize available = ops.read_guest_code ? ops.read_guest_code(vcpu, state, bytes, sizeof(bytes)) : 0;
-    if (available == 0) return fail(MmioDecodeError::unreadable);
-    return decode_mmio_instruction(bytes, available, state.mode);
+    u8 scratch[x86::kMaxInstructionLength];
+    const GuestCode code = ops.guest_code ? ops.guest_code(vcpu, state, scratch, sizeof(scratch)) : GuestCode{};
+    if (code.available == 0) return fail(MmioDecodeError::unreadable);
+    return decode_mmio_instruction(code.bytes, code.available, state.mode);
 }
 
 }  // namespace nestor::virt

@@ -570,10 +570,16 @@ usize read_guest_code(SvmVcpu& vcpu, u64 linear, u8* out, usize size) {
     return c.host;
 }
 
-inline const u8* code_page(SvmVcpu& vcpu, u64 linear_page) {
+// The cached page, or nullptr if the cache does not hold `linear_page` under today's paging.
+inline const u8* cached_code_page(const SvmVcpu& vcpu, u64 linear_page) {
     const VmcbSave& s = vcpu.vmcb->save;
     const CodePageCache& c = *vcpu.code;
     if (c.host && c.linear_page == linear_page && c.cr3 == s.cr3 && c.cr0 == s.cr0 && c.cr4 == s.cr4) return c.host;
+    return nullptr;
+}
+
+inline const u8* code_page(SvmVcpu& vcpu, u64 linear_page) {
+    if (const u8* page = cached_code_page(vcpu, linear_page)) return page;
     return walk_code_page(vcpu, linear_page);
 }
 
@@ -1077,18 +1083,23 @@ GuestXsaveControls svm_xsave_controls(VcpuHandle handle) {
 
 void svm_set_xcr0(VcpuHandle handle, u64 xcr0) { guest_context_set_xcr0(vcpu_of(handle)->context, xcr0); }
 
-// From the vCPU's code page when the bytes lie in it (an MMIO access's instruction, decoded at
-// every such exit: two page walks would be most of its cost), else through both walks.
-usize svm_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, usize size) {
-    SvmVcpu* vcpu = vcpu_of(handle);
-    u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
-    u64 offset = linear & (kPageSize - 1);
+// The code page not cached yet, or the bytes crossing into the next page.
+[[gnu::noinline]] GuestCode guest_code_walked(SvmVcpu& vcpu, u64 linear, u8* scratch, usize size) {
+    const u64 offset = linear & (kPageSize - 1);
     if (offset + size <= kPageSize)
-        if (const u8* page = code_page(*vcpu, linear - offset)) {
-            copy_bytes(out, page + offset, size);
-            return size;
-        }
-    return read_guest_code(*vcpu, linear, out, size);
+        if (const u8* page = walk_code_page(vcpu, linear - offset)) return {page + offset, size};
+    return {scratch, read_guest_code(vcpu, linear, scratch, size)};
+}
+
+// In place from the vCPU's code page when the bytes lie in it (an MMIO access's instruction,
+// decoded at every such exit: two page walks would be most of its cost), else through both walks.
+GuestCode svm_guest_code(VcpuHandle handle, const VcpuState& state, u8* scratch, usize size) {
+    SvmVcpu* vcpu = vcpu_of(handle);
+    const u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    const u64 offset = linear & (kPageSize - 1);
+    if (offset + size <= kPageSize)
+        if (const u8* page = cached_code_page(*vcpu, linear - offset)) return {page + offset, size};
+    return guest_code_walked(*vcpu, linear, scratch, size);
 }
 
 constexpr VirtOps kSvmOps = {
@@ -1114,7 +1125,7 @@ constexpr VirtOps kSvmOps = {
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = svm_xsave_controls,
     .set_xcr0 = svm_set_xcr0,
-    .read_guest_code = svm_read_guest_code,
+    .guest_code = svm_guest_code,
 };
 
 }  // namespace

@@ -1288,21 +1288,18 @@ const u8* code_page(VmxVcpu& vcpu, const GuestPaging& paging, u64 linear_page) {
 }
 
 // The walk uses the CR0 and CR4 the CPU translates with (the VMCS's guest fields), not the
-// guest's read shadows. From the cached code page when the bytes lie in it, else through both
-// walks.
-usize vmx_read_guest_code(VcpuHandle handle, const VcpuState& state, u8* out, usize size) {
+// guest's read shadows. In place from the cached code page when the bytes lie in it, else
+// through both walks.
+GuestCode vmx_guest_code(VcpuHandle handle, const VcpuState& state, u8* scratch, usize size) {
     VmxVcpu* vcpu = vcpu_of(handle);
-    if (!make_current(*vcpu)) return 0;
+    if (!make_current(*vcpu)) return {scratch, 0};
     GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), state.efer};
     u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
     u64 offset = linear & (kPageSize - 1);
     if (offset + size <= kPageSize)
-        if (const u8* page = code_page(*vcpu, paging, linear - offset)) {
-            copy_bytes(out, page + offset, size);
-            return size;
-        }
+        if (const u8* page = code_page(*vcpu, paging, linear - offset)) return {page + offset, size};
     EptGuestMemory memory(*vcpu->vm);
-    return read_guest_linear(paging, linear, memory, out, size);
+    return {scratch, read_guest_linear(paging, linear, memory, scratch, size)};
 }
 
 }  // namespace
@@ -1680,7 +1677,7 @@ constexpr VirtOps kVmxOps = {
     .host_cpuid = x86::host_cpuid,
     .xsave_controls = vmx_xsave_controls,
     .set_xcr0 = vmx_set_xcr0,
-    .read_guest_code = vmx_read_guest_code,
+    .guest_code = vmx_guest_code,
 };
 
 }  // namespace

@@ -329,10 +329,10 @@ struct FakeCode {
 };
 FakeCode* fake_code = nullptr;
 
-usize fake_read_guest_code(VcpuHandle, const VcpuState&, u8* out, usize size) {
+GuestCode fake_guest_code(VcpuHandle, const VcpuState&, u8* scratch, usize size) {
     usize n = fake_code->readable < size ? fake_code->readable : size;
-    for (usize i = 0; i < n; ++i) out[i] = fake_code->code[i];
-    return n;
+    for (usize i = 0; i < n; ++i) scratch[i] = fake_code->code[i];
+    return {scratch, n};
 }
 
 }  // namespace
@@ -346,7 +346,7 @@ TEST_CASE("mmio.decode_at_rip") {
     REQUIRE_FALSE(none);
     CHECK(none.error() == MmioDecodeError::unreadable);
 
-    ops.read_guest_code = fake_read_guest_code;
+    ops.guest_code = fake_guest_code;
     FakeCode code{{0x48, 0x89, 0x07, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4, 0xF4}, 15};
     fake_code = &code;
     auto full = decode_mmio_at_rip(ops, nullptr, state);

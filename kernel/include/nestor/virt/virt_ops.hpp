@@ -79,6 +79,12 @@ struct GuestXsaveControls {
     u64 xcr0;
 };
 
+// Bytes of a guest's code (VirtOps::guest_code): `available` of them readable at `bytes` (0: none).
+struct GuestCode {
+    const u8* bytes;
+    usize available;
+};
+
 struct VirtOps {
     const char* name;  // "svm", "vmx": for messages
     CpuVendor vendor;  // whose virtualization extensions it drives: AMD's SVM, Intel's VMX
@@ -149,10 +155,12 @@ struct VirtOps {
     // loads it, with the rest of the vCPU's extended state, whenever the vCPU runs.
     void (*set_xcr0)(VcpuHandle vcpu, u64 xcr0);
 
-    // Copies up to `size` bytes of the guest's code at CS:RIP (`state` as the last exit left it)
-    // through the guest's own paging and the VM's nested tables; returns how many could be read
-    // (0: none). An instruction the kernel emulates (an MMIO access) is decoded from these.
-    usize (*read_guest_code)(VcpuHandle vcpu, const VcpuState& state, u8* out, usize size);
+    // Up to `size` bytes of the guest's code at CS:RIP (`state` as the last exit left it), through
+    // the guest's own paging and the VM's nested tables: in place when they lie in the code page
+    // the vCPU has cached (an MMIO access's instruction is decoded at every such exit: a copy
+    // would be a fair part of its cost), else copied into `scratch`. An instruction the kernel
+    // emulates is decoded from these.
+    GuestCode (*guest_code)(VcpuHandle vcpu, const VcpuState& state, u8* scratch, usize size);
 };
 
 // The backends linked into this image. A backend that is absent returns nullptr.
