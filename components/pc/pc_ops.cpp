@@ -207,21 +207,28 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     return {true, !quiet};
 }
 
-// EOI (WRMSR 0x80B) as x2apic_write does it, on a path of its own: the source of a
-// level-triggered vector is told last, after which the entry work runs (it may assert its line
-// again), so that nothing is kept across that call and the other EOIs make none.
+// The rest of an EOI when the local APIC has a vector in service or one requested: the highest
+// in service ends, a level-triggered one's source is told last, after which the entry work runs
+// (it may assert its line again).
+[[gnu::noinline]] PcExit end_of_interrupt(pc::PcPlatform& pc, pc::LocalApic& apic, const VcpuState& state) {
+    apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
+    if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) [[unlikely]] {
+        apic.tell_source(static_cast<u8>(level_triggered));
+        return {true, true};
+    }
+    return {true, !apic.nothing_new(state.cr8_threshold) || pc.woken_others()};
+}
+
+// EOI (WRMSR 0x80B) as x2apic_write does it, on a path of its own. An EOI with nothing in service
+// and nothing requested changes nothing the last entry was made with (no register is kept across
+// a call for it); the others are a tail call.
 [[gnu::noinline]] PcExit x2apic_eoi(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
     pc::PcPlatform& pc = vm.pc->platform;
     pc::LocalApic& apic = pc.apic(v.index);
     if (!exit.instruction_length || !apic.x2apic() || exit.msr.value != 0) return {false, true};
-    apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
     (void)complete_instruction(exit, state);
-    if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) {
-        apic.tell_source(static_cast<u8>(level_triggered));
-        return {true, true};
-    }
-    if (apic.nothing_new(state.cr8_threshold) && !pc.woken_others()) return {true, false};
-    return {true, true};
+    if (apic.any_in_service() || apic.any_requested()) return end_of_interrupt(pc, apic, state);
+    return {true, state.cr8_threshold != 0 || pc.woken_others()};
 }
 
 // The short path of an access to the local APIC's page at its usual place (which only the local

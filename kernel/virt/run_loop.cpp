@@ -187,8 +187,8 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
         }
         if (vm.pc && !kNested) [[unlikely]] {
             PcExit pc_exit = vm.pc_ops->exit_served(vm, v, exit, state);
-            pc_work = pc_exit.entry_work;
-            if (pc_exit.served) continue;
+            pc_work = pc_exit.entry_work();
+            if (pc_exit.served()) continue;
         }
         if (!carry_on(vm, v, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
     }

@@ -434,6 +434,35 @@ TEST_CASE("pc.lapic.eoi_in_two_halves") {
     CHECK(rig.eoi.vectors.size() == 1);
 }
 
+// The EOI short path asks any_in_service() / any_requested() before it touches ISR: the
+// summaries must follow every vector in and out, within a word and across words.
+TEST_CASE("pc.lapic.eoi_summaries_follow_isr_and_irr") {
+    Rig rig;
+    rig.enable();
+    CHECK_FALSE(rig.apic.any_in_service());
+    CHECK_FALSE(rig.apic.any_requested());
+    for (u8 vector : {0x20, 0x3F, 0xE0}) rig.receive(vector);
+    CHECK(rig.apic.any_requested());
+    CHECK(rig.take() == 0xE0);
+    CHECK(rig.take() == -1);  // 0x3F and 0x20 wait below 0xE0
+    CHECK(rig.apic.any_in_service());
+    CHECK(rig.apic.end_in_service() == -1);  // 0xE0, alone in its word
+    CHECK_FALSE(rig.apic.any_in_service());
+    CHECK(rig.take() == 0x3F);
+    CHECK(rig.take() == -1);  // 0x20: a class below 0x3F's
+    CHECK(rig.apic.end_in_service() == -1);
+    CHECK(rig.take() == 0x20);
+    CHECK_FALSE(rig.apic.any_requested());
+    rig.receive(0x21);  // below 0x20 in service: waits
+    CHECK(rig.apic.end_in_service() == -1);
+    CHECK(rig.read(L::kIsr + 0x10) == 0);
+    CHECK_FALSE(rig.apic.any_in_service());
+    CHECK(rig.apic.any_requested());
+    CHECK(rig.take() == 0x21);
+    CHECK_FALSE(rig.apic.any_requested());
+    CHECK(rig.read(L::kIsr + 0x10) == 2u);  // 0x21 in service, word 1 bit 1
+}
+
 TEST_CASE("pc.lapic.eoi_of_a_level_vector_is_broadcast") {
     Rig rig;
     rig.enable();

@@ -35,10 +35,17 @@ struct PcEntry {
     bool end_slice;
 };
 
-// What the PC made of an exit before the kernel handled it.
+// What the PC made of an exit before the kernel handled it: two bits of one byte, which the
+// short paths return and the run loop tests as they are (two bools would be packed and unpacked).
 struct PcExit {
-    bool served;      // done (the instruction completed): the kernel has nothing more to do with it
-    bool entry_work;  // it may have changed what prepare_entry finds: call it before the next entry
+    static constexpr u8 kServed = 1;     // done (the instruction completed): the kernel has nothing more to do with it
+    static constexpr u8 kEntryWork = 2;  // it may have changed what prepare_entry finds: call it before the next entry
+    u8 bits;
+
+    constexpr PcExit(bool served, bool entry_work)
+        : bits(static_cast<u8>((served ? kServed : 0) | (entry_work ? kEntryWork : 0))) {}
+    constexpr bool served() const { return (bits & kServed) != 0; }
+    constexpr bool entry_work() const { return (bits & kEntryWork) != 0; }
 };
 
 struct PcOps {

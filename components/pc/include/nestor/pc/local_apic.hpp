@@ -167,13 +167,12 @@ public:
             tell_source(static_cast<u8>(level_triggered));
     }
     [[gnu::always_inline]] int end_in_service() {
-        const int vector = isr_.highest();
-        if (vector < 0) return -1;
-        const u8 in_service = static_cast<u8>(vector);
-        isr_.clear(in_service);
-        return tmr_.test(in_service) ? vector : -1;
+        const int vector = isr_.clear_highest();
+        return vector >= 0 && tmr_.test(static_cast<u8>(vector)) ? vector : -1;
     }
     void tell_source(u8 vector) { eoi_.end_of_interrupt(vector); }
+    bool any_in_service() const { return isr_.nonzero != 0; }
+    bool any_requested() const { return irr_.nonzero != 0; }
     bool nmi_pending() const { return nmi_pending_; }
     bool take_nmi();
     bool init_pending() const { return init_pending_; }
@@ -304,6 +303,17 @@ private:
             if (nonzero == 0) return -1;
             const int top = 31 - __builtin_clz(nonzero);
             return top * 32 + 31 - __builtin_clz(word[top]);
+        }
+        // highest(), cleared (an EOI's: the bit is known set, one flip clears it).
+        int clear_highest() {
+            if (nonzero == 0) return -1;
+            const u32 words = nonzero;
+            const u32 top = 31 - static_cast<u32>(__builtin_clz(words));
+            u32& bits = word[top];
+            const u32 bit = 31 - static_cast<u32>(__builtin_clz(bits));
+            bits &= ~(1u << bit);
+            if (bits == 0) nonzero = static_cast<u8>(words & ~(1u << top));
+            return static_cast<int>(top * 32 + bit);
         }
     };
     Vectors isr_;
