@@ -246,11 +246,17 @@ namespace {
 // bench/profile-pc traces Nestor through one row at a time: "profile-ROW" on the command line runs
 // that row alone (its set-up and its 1001 round trips, the warm-up included), and
 // "profile-ROW-setup" the set-up alone, so that the difference between the two traces is the
-// round trips. ROW is mmio, eoi, timer or ipi. True if the command line asked for a profile.
+// round trips. ROW is mmio, eoi, eoi-in-service, timer or ipi. True if the command line asked for
+// a profile.
 bool profile_row(int& status) {
     const BootInfo& boot = boot_info();
     if (boot.cmdline_has("profile-mmio")) {
         (void)ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kApicBase + kApicVersion); });
+    } else if (boot.cmdline_has("profile-eoi-in-service") || boot.cmdline_has("profile-eoi-in-service-setup")) {
+        // Each round trip is a self-IPI's: its WRMSR, the interrupt's delivery and the handler's EOI.
+        enter_x2apic();
+        set_interrupt_handler(kSelfVector, on_self_ipi);
+        if (boot.cmdline_has("profile-eoi-in-service")) (void)eoi_in_service();
     } else if (boot.cmdline_has("profile-eoi") || boot.cmdline_has("profile-eoi-setup")) {
         enter_x2apic();
         if (boot.cmdline_has("profile-eoi")) (void)ticks_per_iteration([] { end_of_interrupt(); });

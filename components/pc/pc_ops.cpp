@@ -209,13 +209,15 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
 
 // The rest of an EOI when the local APIC has a vector in service or one requested: the highest
 // in service ends, a level-triggered one's source is told last, after which the entry work runs
-// (it may assert its line again).
+// (it may assert its line again). TPR is synchronised from CR8 only for what reads it.
 [[gnu::noinline]] PcExit end_of_interrupt(pc::PcPlatform& pc, pc::LocalApic& apic, const VcpuState& state) {
-    apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
     if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) [[unlikely]] {
+        apic.sync_cr8(state.cr8);
         apic.tell_source(static_cast<u8>(level_triggered));
         return {true, true};
     }
+    if (!apic.any_requested()) return {true, state.cr8_threshold != 0 || pc.woken_others()};
+    apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
     return {true, !apic.nothing_new(state.cr8_threshold) || pc.woken_others()};
 }
 

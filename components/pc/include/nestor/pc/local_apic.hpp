@@ -14,6 +14,15 @@
 
 namespace nestor::pc {
 
+// 1 << i for the 32 bit positions of a word: an EOI finds its masks here, with no shift by CL.
+struct BitMasks {
+    u32 of[32];
+    constexpr BitMasks() : of{} {
+        for (u32 i = 0; i < 32; ++i) of[i] = 1u << i;
+    }
+};
+inline constexpr BitMasks kBitMask{};
+
 class LocalApic final : public virt::Device {
 public:
     static constexpr u64 kDefaultBase = 0xFEE00000;
@@ -167,8 +176,16 @@ public:
             tell_source(static_cast<u8>(level_triggered));
     }
     [[gnu::always_inline]] int end_in_service() {
-        const int vector = isr_.clear_highest();
-        return vector >= 0 && tmr_.test(static_cast<u8>(vector)) ? vector : -1;
+        if (isr_.nonzero == 0) return -1;
+        // The masks come from a table, not from shifts by CL: the EOI's short path keeps what it
+        // needs in the registers a call may clobber.
+        const u32 words = isr_.nonzero;
+        const u32 top = 31 - static_cast<u32>(__builtin_clz(words));
+        u32& bits = isr_.word[top];
+        const u32 bit = 31 - static_cast<u32>(__builtin_clz(bits));
+        const u32 mask = kBitMask.of[bit];
+        if ((bits ^= mask) == 0) isr_.nonzero = static_cast<u8>(words ^ kBitMask.of[top]);
+        return (tmr_.word[top] & mask) != 0 ? static_cast<int>(top * 32 + bit) : -1;
     }
     void tell_source(u8 vector) { eoi_.end_of_interrupt(vector); }
     bool any_in_service() const { return isr_.nonzero != 0; }
@@ -303,17 +320,6 @@ private:
             if (nonzero == 0) return -1;
             const int top = 31 - __builtin_clz(nonzero);
             return top * 32 + 31 - __builtin_clz(word[top]);
-        }
-        // highest(), cleared (an EOI's: the bit is known set, one flip clears it).
-        int clear_highest() {
-            if (nonzero == 0) return -1;
-            const u32 words = nonzero;
-            const u32 top = 31 - static_cast<u32>(__builtin_clz(words));
-            u32& bits = word[top];
-            const u32 bit = 31 - static_cast<u32>(__builtin_clz(bits));
-            bits &= ~(1u << bit);
-            if (bits == 0) nonzero = static_cast<u8>(words & ~(1u << top));
-            return static_cast<int>(top * 32 + bit);
         }
     };
     Vectors isr_;
