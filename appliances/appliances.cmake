@@ -18,6 +18,6 @@ set(NESTOR_APPLIANCE_linux_kvm_SETUP ${CMAKE_CURRENT_LIST_DIR}/linux_kvm/linux_k
 set(NESTOR_GUEST_IMAGES demo_hello demo_ping demo_l1 hello sdk_selftest nested_probe exit_bench
   healthy hostile_wild hostile_pagetables hostile_triple_fault hostile_virt_instructions hostile_hypercalls
   hostile_ioports hostile_spin elf64_plain waiter l1_hypervisor nested_bench
-  l1_msr l1_exceptions l1_passthrough l1_events l1_vmload l1_checks l1_l0_timer)
+  l1_msr l1_exceptions l1_passthrough l1_events l1_vmload l1_checks l1_l0_timer l1_nmi)
 list(APPEND NESTOR_GUEST_IMAGES interrupt_listener interrupt_sender intr_l1 l2_vmsave)
 list(APPEND NESTOR_GUEST_IMAGES npt_l1 hostile_l1_cases)

@@ -94,6 +94,8 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     return core(vcpu).part->route_interrupt(vcpu, state, vector);
 }
 
+Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) { return core(vcpu).part->route_nmi(vcpu, state); }
+
 Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault) {
     return core(vcpu).part->nested_page_fault(vcpu, fault);
 }
@@ -117,6 +119,7 @@ constexpr NestedOps nested_ops = {
     .reflect_exit = table::reflect_exit,
     .exception_for_l2 = table::exception_for_l2,
     .route_interrupt = table::route_interrupt,
+    .route_nmi = table::route_nmi,
     .nested_page_fault = table::nested_page_fault,
 };
 

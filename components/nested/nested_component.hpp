@@ -23,6 +23,7 @@ struct VendorPart {
     Decision (*exception_for_l2)(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 error_code,
                                  virt::VcpuState& state);
     Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
+    Decision (*route_nmi)(NestedVcpu& vcpu, virt::VcpuState& state);
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
 };
 

@@ -136,11 +136,16 @@ Status<PcError> reset(Vm& vm) {
 // INTR, else the vCPU's now. Held: not injected now, and no window either (the CPU's would open
 // at once): the STGI or #VMEXIT that lets it through is an exit, and the next entry tries again.
 // Acknowledged: a VM exit into it took the interrupt (VMX's "acknowledge interrupt on exit").
+// Its NMIs likewise (route_nmi): held while GIF is clear, a VM exit into it while its guest runs
+// and it exits on NMIs.
 enum class NestedRoute : u8 { inject, held, acknowledged };
-NestedRoute nested_route(Vcpu& v, VcpuState& state, u8 vector) {
+NestedRoute nested_route(Vcpu& v, VcpuState& state, const pc::PendingEvent& event) {
     nested::NestedVcpu* nested = v.nested_state();
     if (!nested) return NestedRoute::inject;
-    switch (nested->ops->route_interrupt(*nested, state, vector).action) {
+    const nested::Decision decision = event.kind == pc::PendingEvent::Kind::nmi
+                                          ? nested->ops->route_nmi(*nested, state)
+                                          : nested->ops->route_interrupt(*nested, state, event.vector);
+    switch (decision.action) {
     case nested::Action::not_nested: return NestedRoute::inject;
     case nested::Action::complete: return NestedRoute::acknowledged;
     default: return NestedRoute::held;
@@ -163,8 +168,8 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     }
     pc.advance(pc.tsc().now());
     pc::PendingEvent event = pc.pending(v.index);
-    if (event.kind == pc::PendingEvent::Kind::interrupt) {
-        NestedRoute route = nested_route(v, state, event.vector);
+    if (event.kind != pc::PendingEvent::Kind::none) {
+        NestedRoute route = nested_route(v, state, event);
         if (route == NestedRoute::acknowledged) pc.taken(v.index, event);
         if (route != NestedRoute::inject) event = {};
     }

@@ -153,6 +153,14 @@ nestor_l1_boot_test(nested.l1_passthrough l1_passthrough l1_passthrough ARGS
   --expect "^\\[l1\\] L1: vmrun again: L2 exit 0x81$"
   --expect "^\\[l1\\] L2 done$")
 
+# L1's NMIs (a PC domain's self-NMIs): held while L1's GIF is clear, taken after STGI; L2's, with
+# L1 intercepting NMI, a #VMEXIT(NMI), the NMI L1's once it sets GIF again.
+nestor_l1_boot_test(nested.l1_nmi l1_nmi l1_nmi ARGS
+  --expect "^\\[l1\\] self-NMI with GIF clear: nothing$"
+  --expect "^\\[l1\\] after STGI: NMI$"
+  --expect "^\\[l1\\] L2's self-NMI: exit 0x61, then in L1 after STGI: NMI$"
+  --expect "^\\[l1\\] L2 done$")
+
 # EVENTINJ: an interrupt, an NMI and an exception with its error code run L2's own handlers
 # before L2's first instruction; a reserved type or a vector that is no exception: VMEXIT_INVALID.
 nestor_l1_boot_test(nested.l1_event_injection l1_event_injection l1_events ARGS

@@ -266,3 +266,25 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --reject "PANIC" --reject "[Pp]anic" --reject "CPU exception" --reject "^error: vmx"
   --reject "WRONG" --reject "CHANGED" --reject "^\\[[a-z]+\\] (unexpected|vmx_hostile_l1: )"
   --reject "^error: appliance: domain (l1|healthy)" --reject "not implemented yet")
+
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_nmi.cpp): its L2's NMI (a self-NMI
+# through the x2APIC) is L1's VM exit when L1 exits on NMIs, reason 0 with the NMI in the
+# interruption information, and taken by it: L1 sees no NMI of its own after it.
+set(vmx_nmi_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_nmi.bin)
+nestor_pack_manifest(OUTPUT ${vmx_nmi_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_nmi.manifest NESTED on)
+add_custom_target(pack_vmx_l1_nmi ALL DEPENDS ${vmx_nmi_manifest})
+set(vmx_nmi_initrd "${vmx_nmi_manifest} manifest")
+string(APPEND vmx_nmi_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_nmi.elf vmx_l1_nmi")
+string(APPEND vmx_nmi_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_l1_nmi nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_nmi_initrd}" --expect-status 0
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's self-NMI: exit reason 0, interruption info 0x80000202, in L1 after it: nothing$"
+  --expect "^\\[l1\\] done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:"
+  --reject "guest: unexpected")

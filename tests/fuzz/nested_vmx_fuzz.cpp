@@ -338,9 +338,13 @@ void run_op(L1& l1, u64 a, u64 b, u64 c) {
         l1.hw.segments[(a >> 16) % 6].access_rights = static_cast<u32>(c >> 32);
         l1.hw.blocking = (a >> 20) & 3;
         break;
-    case 6:  // an interrupt for L1 while L2 runs
-        if (l1.hw.running_l2() && !l1.stopped)
-            (void)l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, static_cast<u8>(b));
+    case 6:  // an interrupt or an NMI for L1 while L2 runs
+        if (l1.hw.running_l2() && !l1.stopped) {
+            if (a & 1)
+                (void)l1.vcpu.ops->route_nmi(l1.vcpu, l1.state);
+            else
+                (void)l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, static_cast<u8>(b));
+        }
         break;
     default:  // 7: L0 unmaps part of L1 (the backend's mapping generation moves)
         ++l1.hw.generation;

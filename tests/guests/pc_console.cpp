@@ -19,7 +19,6 @@ constexpr u16 kSystemControl = 0x61, kCmosIndex = 0x70;
 constexpr u8 kSpeakerBits = 0x03;  // port 0x61 bits kept; 0 in bits 2-3 enables SERR# and IOCHK# NMIs
 constexpr u8 kIochk = 0x40;        // port 0x61: IOCHK# was asserted
 constexpr u8 kCmosStatusD = 0x0D;  // an index with bit 7 (NMI mask) clear
-constexpr u8 kVectorNmi = 2;
 constexpr u16 kCom1 = 0x3F8;
 constexpr u16 kData = kCom1, kInterruptEnable = kCom1 + 1, kFifoControl = kCom1 + 2, kModemControl = kCom1 + 4,
               kLineStatus = kCom1 + 5;
@@ -122,7 +121,7 @@ void take_nmi_button() {
     ExceptionRecord taken = probe([] {
         for (;;) asm volatile("cli; hlt" ::: "memory");
     });
-    check(taken.vector == kVectorNmi, "the NMI button's NMI arrives through LINT1");
+    check(taken.vector == kVectorNMI, "the NMI button's NMI arrives through LINT1");
     check((inb(kSystemControl) & kIochk) != 0, "port 0x61 shows IOCHK# as its reason");
 }
 

@@ -25,6 +25,7 @@ bool in_guest_mode(const NestedVcpu&) { ASSERT_UNREACHABLE(); }
 Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision route_interrupt(NestedVcpu&, virt::VcpuState&, u8) { ASSERT_UNREACHABLE(); }
+Decision route_nmi(NestedVcpu&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { ASSERT_UNREACHABLE(); }
 
 }  // namespace
@@ -46,6 +47,7 @@ constexpr NestedOps nested_ops = {
     .reflect_exit = null_stub::reflect_exit,
     .exception_for_l2 = null_stub::exception_for_l2,
     .route_interrupt = null_stub::route_interrupt,
+    .route_nmi = null_stub::route_nmi,
     .nested_page_fault = null_stub::nested_page_fault,
 };
 

@@ -477,6 +477,23 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8) {
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
 
+// L1's NMI: GIF holds it back; while L2 runs and L1 intercepts NMI it becomes a #VMEXIT(NMI),
+// which leaves it pending: GIF is clear after it, and L1 takes the NMI once it sets GIF again
+// (APM 15.21.2). Not intercepted, it is L2's, which the backend delivers once L1 runs again.
+Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!svm_of(vcpu).gif) return resume();
+    if (!in_guest_mode(vcpu)) return not_nested();
+    NestedHardware* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (!hw || !block || !hw->running_l2()) return resume();
+    if (!l1_intercepts(block->nested.snapshot, x86::svm::exit_code::nmi)) return not_nested();
+    // As for an interrupt: an event L1 injected goes first, one whose delivery the last exit
+    // interrupted goes to L1 in EXITINTINFO.
+    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
+    VmexitInfo info{x86::svm::exit_code::nmi, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
+    return vmexit_to_l1(vcpu, *hw, *block, info, state);
+}
+
 // An NPT fault the kernel judges: L1's own access, or L2's when L1 has no nested paging (L2's
 // guest-physical addresses are then L1's). Shadow faults never get here (reflect_exit).
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { return not_nested(); }
@@ -493,6 +510,7 @@ constexpr VendorPart kPart = {
     .reflect_exit = reflect_exit,
     .exception_for_l2 = exception_for_l2,
     .route_interrupt = route_interrupt,
+    .route_nmi = route_nmi,
     .nested_page_fault = nested_page_fault,
 };
 

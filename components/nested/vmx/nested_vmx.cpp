@@ -130,6 +130,12 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     return l2_interrupt(vcpu, state, vector);
 }
 
+// Outside guest mode L1 takes its NMIs itself; in it, L1's NMI exiting decides.
+Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!in_guest_mode(vcpu)) return not_nested();
+    return l2_nmi(vcpu, state);
+}
+
 constexpr VendorPart kPart = {
     .name = "vmx",
     .availability = availability,
@@ -142,6 +148,7 @@ constexpr VendorPart kPart = {
     .reflect_exit = reflect_exit,
     .exception_for_l2 = l2_exception,
     .route_interrupt = route_interrupt,
+    .route_nmi = route_nmi,
     .nested_page_fault = ept::nested_page_fault,
 };
 

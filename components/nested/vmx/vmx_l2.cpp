@@ -382,6 +382,27 @@ Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     return decision;
 }
 
+// With NMI exiting, L1's NMI is an exit with reason 0 and the NMI in its interruption
+// information (SDM 26.2, 28.2.2), which takes it: L1's NMIs are blocked until its IRET, as
+// after one delivered through its IDT. Without, L2 takes it.
+Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
+    NestedHardware* hw = hardware_of(vcpu);
+    VmxVcpu& vmx = core(vcpu).vmx;
+    if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
+    if (!(f(*vmx.cache, field::pin_based_controls) & pin::nmi_exiting)) return not_nested();
+    // An event being delivered to L2 goes first, as for an interrupt (l2_interrupt).
+    if ((hw->read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
+        (hw->read(Level::l2, field::idt_vectoring_info) & intr_info::valid))
+        return resume();
+    ExitInformation info = bare_exit(exit_reason::exception_or_nmi);
+    info.interruption_info = virt::kVectorNmi | intr_info::type_nmi | intr_info::valid;
+    Decision decision = vm_exit(vcpu, *hw, info, state, true, true);
+    if (decision.action != Action::resume) return decision;
+    hw->write(Level::l1, field::guest_interruptibility, interruptibility::nmi);
+    if (!hw->write_ok()) return stop("nested VMX: L0 could not block L1's NMIs after an NMI exit");
+    return Decision{Action::complete, 0, nullptr};
+}
+
 void abandon_l2(NestedVcpu& vcpu) {
     NestedHardware* hw = hardware_of(vcpu);
     if (hw) hw->reset_to_l1();

@@ -51,6 +51,8 @@ Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 erro
 // interrupts, which acknowledges it (Action::complete, the vector in the exit's information)
 // when L1's exit controls ask for that.
 Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
+// L1's NMI while L2 runs (NestedOps::route_nmi).
+Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state);
 // Back to L1 without a VM exit (a reset, the vCPU's end).
 void abandon_l2(NestedVcpu& vcpu);
 

@@ -206,7 +206,6 @@ VcpuHandle handle_of(VmxVcpu* vcpu) { return reinterpret_cast<VcpuHandle>(vcpu);
 constexpr u32 kMaxVpids = 64;
 constexpr u64 kInvalidLinkPointer = ~u64{0};
 constexpr u64 kDr7Reset = 0x400;
-constexpr u32 kNmiVector = 2;
 constexpr u32 kVectorDf = 8;
 constexpr usize kVtprOffset = 0x80;  // VTPR in the virtual-APIC page, where the xAPIC has its TPR
 
@@ -1222,7 +1221,7 @@ bool vmx_inject_nmi(VcpuHandle handle, const VcpuState& state) {
         if (!vmwrite(field::guest_interruptibility, blocking & ~(interruptibility::sti | interruptibility::mov_ss)))
             return false;
     }
-    vcpu->pending_info = kNmiVector | intr_info::type_nmi | intr_info::valid;
+    vcpu->pending_info = kVectorNmi | intr_info::type_nmi | intr_info::valid;
     vcpu->pending_error_code = 0;
     vcpu->pending_instruction_length = 0;
     vcpu->event_pending = true;

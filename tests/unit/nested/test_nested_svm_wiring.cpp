@@ -329,6 +329,46 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_masked_or_left_to_l2") {
     CHECK(no_intercept.vcpu.ops->in_guest_mode(no_intercept.vcpu));
 }
 
+// L1's NMI (the PC's, nested_ops.hpp route_nmi): held while L1's GIF is clear; while L2 runs
+// and L1 intercepts NMI, a #VMEXIT(NMI) that leaves it pending, GIF clear, until L1's STGI.
+TEST_CASE("nested_svm_wiring.l1_nmi_waits_for_gif_and_exits_from_l2") {
+    L1Fixture l1;
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    REQUIRE(carries_on(l1.run(instruction(0x85, 3))));  // CLGI
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::resume);
+    REQUIRE(carries_on(l1.run(instruction(0x84, 3))));  // STGI
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
+
+    l1.state.rip = 0x1000;
+    l1.host.vmcb_at(kVmcb12).control.intercept_misc1 |= 1u << 1;  // NMI
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.event_inject = 0x80000020;  // L1's event, not delivered yet: it goes first
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.event_inject = 0;
+    l1.vmcb02->control.exit_int_info = 0x80000030;  // L2 was receiving vector 0x30
+    l1.state.rip = 0x3005;
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
+    const Vmcb& after = l1.host.vmcb_at(kVmcb12);
+    CHECK(after.control.exit_code == 0x61);
+    CHECK(after.control.exit_int_info == 0x80000030);
+    CHECK(after.save.rip == 0x3005);
+    // Still pending, GIF clear after the #VMEXIT: held until STGI, then L1's.
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::resume);
+    REQUIRE(carries_on(l1.run(instruction(0x84, 3))));
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
+}
+
+TEST_CASE("nested_svm_wiring.l1_nmi_not_intercepted_is_l2s") {
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+}
+
 // L2's VMSAVE / VMLOAD that L1 does not intercept act on the CPU's VMLOAD state (vmcb01's, which
 // L2 runs with and L1 finds after its #VMEXIT, as on one CPU) with RAX an L2-physical address:
 // L1-physical when L1 has no nested paging, else through L1's NPT, whose refusal is an #NPF for L1.

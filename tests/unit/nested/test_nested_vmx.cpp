@@ -1005,6 +1005,31 @@ TEST_CASE("nested_vmx.l1_interrupt_exits_and_is_acknowledged_when_l1_asks") {
     CHECK((l1.vmread(iv::field::exit_interruption_info) & iv::intr_info::valid) == 0);
 }
 
+// L1's NMI (the PC's, nested_ops.hpp route_nmi) while L2 runs: with NMI exiting, a VM exit with
+// the NMI in its interruption information that takes it, L1's NMIs blocked until its IRET;
+// without, L2's.
+TEST_CASE("nested_vmx.l1_nmi_exits_when_l1_asks") {
+    RunningL2 l1;
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    CHECK(l1.hw.running_l2());
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);  // L1 runs
+    const nv::Capabilities& caps = nv::capabilities();
+    REQUIRE(completed(l1.vmwrite(iv::field::pin_based_controls, caps.true_pin.must_be_one | iv::pin::nmi_exiting)));
+    l1.resume_l2();
+    // An event whose delivery L2's last exit interrupted is delivered again first: the NMI waits.
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = iv::intr_info::valid | iv::intr_info::type_hardware_exception | 6;
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.hw.running_l2());
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = 0;
+    l1.hw.vmcs[0][iv::field::guest_interruptibility] = 0;
+    CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::complete);
+    CHECK(l1.reflected(iv::exit_reason::exception_or_nmi));
+    CHECK(l1.vmread(iv::field::exit_interruption_info) == (iv::intr_info::valid | iv::intr_info::type_nmi | 2));
+    CHECK(l1.hw.vmcs[0][iv::field::guest_interruptibility] == iv::interruptibility::nmi);
+}
+
 TEST_CASE("nested_vmx.vmresume_writes_only_the_guest_fields_l1_changed") {
     RunningL2 l1;
     auto& v02 = l1.hw.vmcs[1];

@@ -15,7 +15,7 @@ inline constexpr u32 kModuleMagic = 0x444f4d4e;  // "NMOD" as little-endian byte
 // platform headers): NestedVcpu::hardware, the SVM backend's NestedHardware (its operations and
 // resources, nestor/x86/svm/nested_hardware.hpp) and the VMX backend's
 // (nestor/x86/vmx/nested_hardware.hpp), is part of what this number stands for.
-inline constexpr u32 kModuleInterfaceVersion = 9;
+inline constexpr u32 kModuleInterfaceVersion = 10;
 inline constexpr const char* kModuleEntrySymbol = "nestor_nested_module";
 
 struct ModuleDescriptor {
@@ -61,6 +61,7 @@ constexpr u64 module_layout_fingerprint() {
     NESTOR_LAYOUT_FIELD(NestedOps, reflect_exit);
     NESTOR_LAYOUT_FIELD(NestedOps, exception_for_l2);
     NESTOR_LAYOUT_FIELD(NestedOps, route_interrupt);
+    NESTOR_LAYOUT_FIELD(NestedOps, route_nmi);
     NESTOR_LAYOUT_FIELD(NestedOps, nested_page_fault);
     NESTOR_LAYOUT_FIELD(NestedVcpu, ops);
     NESTOR_LAYOUT_FIELD(NestedVcpu, host);

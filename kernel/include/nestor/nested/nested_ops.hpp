@@ -173,6 +173,12 @@ struct NestedOps {
     // injects it into what runs next (L1, or L2 when L1 lets L2 take L1's interrupts).
     // Action::stop: the #VMEXIT could not be written.
     Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
+    // The same for an NMI of L1's. Action::resume holds it back: GIF clear, or the component
+    // turned it into a #VMEXIT(NMI) into L1, which leaves it pending (SVM: L1 takes it once it
+    // sets GIF again). Action::complete: a VM exit into L1 took it (VMX's NMI exiting; L1's NMIs
+    // are blocked until its IRET), so the caller marks it taken. Action::not_nested: the kernel
+    // injects it into what runs next. Action::stop: the exit could not be written.
+    Decision (*route_nmi)(NestedVcpu& vcpu, virt::VcpuState& state);
     // nestedhvm_hap_nested_page_fault: an NPT/EPT fault; Action::not_nested when it is L1's own
     // access (the kernel's rule for every guest applies).
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);

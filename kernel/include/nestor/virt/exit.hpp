@@ -59,6 +59,7 @@ struct NestedPageFaultExit {
 // The exceptions every backend intercepts for the kernel: #DB and #AC, whose delivery a guest can
 // make endless (CVE-2015-8104, CVE-2015-5307), and #MC, which is the host's.
 inline constexpr u8 kVectorDb = 1;
+inline constexpr u8 kVectorNmi = 2;
 inline constexpr u8 kVectorAc = 17;
 inline constexpr u8 kVectorMc = 18;
 inline constexpr u8 kVectorPf = 14;  // a page fault the kernel delivers for an access it makes for a guest

@@ -78,6 +78,7 @@ int check_summary();
 
 inline constexpr u8 kVectorDE = 0;
 inline constexpr u8 kVectorDB = 1;
+inline constexpr u8 kVectorNMI = 2;
 inline constexpr u8 kVectorBP = 3;
 inline constexpr u8 kVectorUD = 6;
 inline constexpr u8 kVectorDF = 8;
