@@ -184,7 +184,8 @@ public:
         u32& bits = isr_.word[top];
         const u32 bit = 31 - static_cast<u32>(__builtin_clz(bits));
         const u32 mask = kBitMask.of[bit];
-        if ((bits ^= mask) == 0) isr_.nonzero = static_cast<u8>(words ^ kBitMask.of[top]);
+        bits ^= mask;
+        if (bits == 0) isr_.nonzero = static_cast<u8>(words ^ kBitMask.of[top]);
         return (tmr_.word[top] & mask) != 0 ? static_cast<int>(top * 32 + bit) : -1;
     }
     void tell_source(u8 vector) { eoi_.end_of_interrupt(vector); }
