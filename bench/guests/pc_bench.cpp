@@ -6,19 +6,15 @@
 // between). Under QEMU
 // -icount a TSC tick is one instruction, so the figures count the hypervisor's instructions (plus
 // the guest's few). Prints "bench NAME TICKS" lines for bench/run-benchmarks.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
 constexpr u64 kIterations = 1000;
-constexpr u64 kApicBase = 0xFEE00000;
-constexpr u32 kApicVersion = 0x30;
-constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrX2apicEoi = 0x80B, kMsrX2apicSvr = 0x80F,
-              kMsrX2apicIcr = 0x830, kMsrX2apicLvtTimer = 0x832, kMsrX2apicSelfIpi = 0x83F;
-constexpr u64 kApicBaseX2apic = 1u << 10;
-constexpr u32 kSvrEnabled = 0x1FF;
 constexpr u32 kLvtTscDeadline = 2u << 17;
 constexpr u64 kIcrInit = 5u << 8, kIcrStartup = 6u << 8, kIcrAssert = 1u << 14;
 constexpr u8 kTimerVector = 0x30, kPingVector = 0x31, kPongVector = 0x32, kSelfVector = 0x33;
@@ -30,11 +26,6 @@ template <typename F> u64 ticks_per_iteration(F body) {
     u64 start = rdtsc();
     for (u64 i = 0; i < kIterations; ++i) body();
     return (rdtsc() - start) / kIterations;
-}
-
-void enter_x2apic() {
-    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
-    wrmsr(kMsrX2apicSvr, kSvrEnabled);
 }
 
 void end_of_interrupt() { wrmsr(kMsrX2apicEoi, 0); }
@@ -251,7 +242,7 @@ namespace {
 bool profile_row(int& status) {
     const BootInfo& boot = boot_info();
     if (boot.cmdline_has("profile-mmio")) {
-        (void)ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kApicBase + kApicVersion); });
+        (void)ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kXapicBase + kXapicVersion); });
     } else if (boot.cmdline_has("profile-eoi-in-service") || boot.cmdline_has("profile-eoi-in-service-setup")) {
         // Each round trip is a self-IPI's: its WRMSR, the interrupt's delivery and the handler's EOI.
         enter_x2apic();
@@ -284,7 +275,7 @@ bool profile_row(int& status) {
 extern "C" int guest_main(const nestor_guest_boot*) {
     if (int status = 0; profile_row(status)) return status;
     // An xAPIC register read: the MMIO exit, its decode and the local APIC's answer.
-    u64 mmio_ticks = ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kApicBase + kApicVersion); });
+    u64 mmio_ticks = ticks_per_iteration([] { (void)*reinterpret_cast<volatile u32*>(kXapicBase + kXapicVersion); });
     enter_x2apic();
     u64 eoi_ticks = ticks_per_iteration([] { end_of_interrupt(); });
     set_interrupt_handler(kSelfVector, on_self_ipi);

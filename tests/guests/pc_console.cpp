@@ -5,15 +5,15 @@
 // reading: the host must hold back what the UART's 16-byte FIFO cannot take, so that nothing is
 // lost (no overrun) however much is typed. Last the operator presses the NMI button (Ctrl-] n on
 // the console): the NMI comes in through LINT1, with IOCHK# as its reason in port 0x61.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kApicBase = 0xFEE00000;
 constexpr u64 kIoApicBase = 0xFEC00000;
-constexpr u32 kApicEoi = 0xB0, kApicSvr = 0xF0, kApicLvtLint1 = 0x360;
 constexpr u32 kLvtNmi = 4u << 8;  // delivery mode NMI, unmasked
 constexpr u16 kSystemControl = 0x61, kCmosIndex = 0x70;
 constexpr u8 kSpeakerBits = 0x03;  // port 0x61 bits kept; 0 in bits 2-3 enables SERR# and IOCHK# NMIs
@@ -35,7 +35,7 @@ volatile u32 line_length = 0;
 volatile bool line_done = false;
 bool echo = true;
 
-volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+volatile u32& xapic(u32 offset) { return *reinterpret_cast<volatile u32*>(kXapicBase + offset); }
 
 // The receive interrupt: drain the FIFO into the line until Enter.
 void on_serial(u8) {
@@ -55,7 +55,7 @@ void on_serial(u8) {
             if (echo) print(c);
         }
     }
-    apic(kApicEoi) = 0;
+    xapic(kXapicEoi) = 0;
 }
 
 void io_apic_route(u32 pin, u8 vector) {
@@ -114,7 +114,7 @@ void read_line_typed_ahead() {
 // The operator's NMI button: wait in HLT (interrupts off: only an NMI ends it) until the NMI
 // arrives; the probe takes it as the exception it is.
 void take_nmi_button() {
-    apic(kApicLvtLint1) = kLvtNmi;
+    xapic(kXapicLvtLint1) = kLvtNmi;
     outb(kSystemControl, static_cast<u8>(inb(kSystemControl) & kSpeakerBits));
     outb(kCmosIndex, kCmosStatusD);
     println("press the NMI button");
@@ -129,7 +129,7 @@ void take_nmi_button() {
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     set_interrupt_handler(kSerialVector, on_serial);
-    apic(kApicSvr) = 0x1FF;
+    xapic(kXapicSvr) = kSvrEnabled;
     io_apic_route(4, kSerialVector);
     outb(kFifoControl, 0xC7);   // FIFOs on and cleared, trigger level 14
     outb(kModemControl, 0x0B);  // DTR, RTS, OUT2 (lets the interrupt out)

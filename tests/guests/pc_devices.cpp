@@ -3,19 +3,15 @@
 // periodic and TSC-deadline modes, x2APIC and a self IPI, the PIT (a calibration against the
 // timing leaf, and its IRQ 0 through the I/O APIC), the 16550A's transmit interrupt, the RTC, the
 // ACPI tables, PCI configuration space with no device, an unknown MSR, and ACPI S5 to end.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kApicBase = 0xFEE00000;
 constexpr u64 kIoApicBase = 0xFEC00000;
-constexpr u32 kApicId = 0x20, kApicVersion = 0x30, kApicEoi = 0xB0, kApicSvr = 0xF0, kApicLvtTimer = 0x320,
-              kApicInitialCount = 0x380, kApicDivide = 0x3E0;
-constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrX2apicId = 0x802, kMsrX2apicEoi = 0x80B,
-              kMsrX2apicLvtTimer = 0x832, kMsrSelfIpi = 0x83F;
-constexpr u64 kApicBaseX2apic = 1u << 10;
 constexpr u32 kLvtPeriodic = 1u << 17, kLvtTscDeadline = 2u << 17, kLvtMasked = 1u << 16;
 constexpr u8 kTimerVector = 0x30, kSelfIpiVector = 0x31, kDeadlineVector = 0x32, kPitVector = 0x33,
              kSerialVector = 0x34;
@@ -26,13 +22,13 @@ volatile u32 counts[256];
 volatile u64 last_tsc[256];
 bool x2apic = false;
 
-volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+volatile u32& xapic(u32 offset) { return *reinterpret_cast<volatile u32*>(kXapicBase + offset); }
 
 void end_of_interrupt() {
     if (x2apic)
         wrmsr(kMsrX2apicEoi, 0);
     else
-        apic(kApicEoi) = 0;
+        xapic(kXapicEoi) = 0;
 }
 
 void on_interrupt(u8 vector) {
@@ -74,16 +70,16 @@ void check_timing_leaf() {
 }
 
 void check_xapic_timer() {
-    check(apic(kApicId) >> 24 == 0, "xAPIC ID 0");
-    check((apic(kApicVersion) & 0xFF) == 0x14, "xAPIC version 0x14");
-    apic(kApicSvr) = 0x1FF;
-    apic(kApicDivide) = 0xB;  // divide by 1
-    apic(kApicLvtTimer) = kTimerVector | kLvtPeriodic;
-    apic(kApicInitialCount) = 1000000;  // 1 ms at 1 GHz
+    check(xapic(kXapicId) >> 24 == 0, "xAPIC ID 0");
+    check((xapic(kXapicVersion) & 0xFF) == 0x14, "xAPIC version 0x14");
+    xapic(kXapicSvr) = kSvrEnabled;
+    xapic(kXapicDivide) = 0xB;  // divide by 1
+    xapic(kXapicLvtTimer) = kTimerVector | kLvtPeriodic;
+    xapic(kXapicInitialCount) = 1000000;  // 1 ms at 1 GHz
     u64 start = rdtsc();
     bool taken = wait_for(kTimerVector, 10, tsc_khz * 1000);
     u64 elapsed_us = (last_tsc[kTimerVector] - start) * 1000 / tsc_khz;
-    apic(kApicLvtTimer) = kLvtMasked;
+    xapic(kXapicLvtTimer) = kLvtMasked;
     check(taken, "periodic timer: 10 interrupts");
     println("periodic timer: 10 interrupts in ", elapsed_us / 1000, " ms");
     // Never faster than its period; slower only by what a loaded host's descheduling adds.
@@ -94,7 +90,7 @@ void check_x2apic() {
     wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
     x2apic = true;
     check(rdmsr(kMsrX2apicId) == 0, "x2APIC ID 0");
-    wrmsr(kMsrSelfIpi, kSelfIpiVector);
+    wrmsr(kMsrX2apicSelfIpi, kSelfIpiVector);
     check(wait_for(kSelfIpiVector, 1, tsc_khz * 100), "x2APIC self IPI taken");
     wrmsr(kMsrX2apicLvtTimer, kDeadlineVector | kLvtTscDeadline);
     u64 deadline = rdtsc() + tsc_khz;  // 1 ms

@@ -9,21 +9,15 @@
 //               interrupt of a higher priority class may arrive until the EOI.
 // The kernel must survive each, and the healthy domain beside it must finish.
 #include "hostile.hpp"
+#include "nestor/apic.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kApicBase = 0xFEE00000;
 constexpr u64 kIoApicBase = 0xFEC00000;
 constexpr u64 kPageBytes = 4096;
-constexpr u32 kApicTpr = 0x80, kApicPpr = 0xA0, kApicEoi = 0xB0, kApicSvr = 0xF0, kApicIsr = 0x100, kApicIrr = 0x200,
-              kApicIcrLow = 0x300, kApicIcrHigh = 0x310, kApicLvtTimer = 0x320, kApicInitialCount = 0x380,
-              kApicDivide = 0x3E0;
-constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicFirst = 0x800, kMsrX2apicCount = 0x100, kMsrX2apicEoi = 0x80B,
-              kMsrX2apicIcr = 0x830, kMsrSelfIpi = 0x83F;
-constexpr u64 kApicBaseBsp = 1u << 8, kApicBaseX2apic = 1u << 10, kApicBaseEnable = 1u << 11;
-constexpr u32 kSvrEnabled = 0x1FF;  // spurious vector 0xFF, software-enabled
 constexpr u32 kLvtMasked = 1u << 16, kLvtPeriodic = 1u << 17;
 constexpr u32 kDivideBy1 = 0xB;
 constexpr u32 kIcrShorthandSelf = 1u << 18, kIcrShorthandOthers = 3u << 18;
@@ -32,13 +26,13 @@ constexpr u32 kIcrModeShift = 8, kIcrModeMask = 7, kModeNmi = 4, kModeInit = 5;
 volatile u32 taken[256];
 bool x2apic = false;
 
-volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+volatile u32& xapic(u32 offset) { return *reinterpret_cast<volatile u32*>(kXapicBase + offset); }
 
 void end_of_interrupt() {
     if (x2apic)
         wrmsr(kMsrX2apicEoi, 0);
     else
-        apic(kApicEoi) = 0;
+        xapic(kXapicEoi) = 0;
 }
 
 void count_and_eoi(u8 vector) {
@@ -46,7 +40,7 @@ void count_and_eoi(u8 vector) {
     end_of_interrupt();
 }
 
-void enter_x2apic() {
+void switch_to_x2apic() {
     wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
     x2apic = true;
 }
@@ -54,11 +48,11 @@ void enter_x2apic() {
 u64 tsc_khz() { return cpuid(0x40000010).eax; }
 
 void send_xapic(u32 icr_low) {
-    apic(kApicIcrHigh) = 0;
-    apic(kApicIcrLow) = icr_low;
+    xapic(kXapicIcrHigh) = 0;
+    xapic(kXapicIcrLow) = icr_low;
 }
 
-bool vector_set(u32 bank, u8 vector) { return (apic(bank + 0x10 * (vector / 32)) >> (vector % 32)) & 1; }
+bool vector_set(u32 bank, u8 vector) { return (xapic(bank + 0x10 * (vector / 32)) >> (vector % 32)) & 1; }
 
 const char* yes_no(bool value) { return value ? "yes" : "no"; }
 
@@ -110,10 +104,10 @@ struct MsrRange {
 };
 
 // Every MSR of the PC platform: the local APIC's and the MSR file's ranges (docs/msrs.md).
-constexpr MsrRange kMsrs[] = {{0x1B, 1},       {0x6E0, 1},           {kMsrX2apicFirst, kMsrX2apicCount},
-                              {0x10, 8},       {0x3B, 0x174 - 0x3B}, {0x179, 0x277 - 0x179},
-                              {0x2FF, 1},      {0x400, 0x80},        {0xC0010010, 0x11},
-                              {0xC0010140, 2}, {0xC0011022, 0xB}};
+constexpr MsrRange kMsrs[] = {{kMsrApicBase, 1}, {kMsrTscDeadline, 1}, {kMsrX2apicFirst, kMsrX2apicCount},
+                              {0x10, 8},         {0x3B, 0x174 - 0x3B}, {0x179, 0x277 - 0x179},
+                              {0x2FF, 1},        {0x400, 0x80},        {0xC0010010, 0x11},
+                              {0xC0010140, 2},   {0xC0011022, 0xB}};
 constexpr u32 kMsrWrites = 4;
 
 // Values that would end or freeze this guest rather than test the platform are avoided. A reset
@@ -142,7 +136,7 @@ bool mode_is(u64 low_word, u32 mode) { return ((low_word >> kIcrModeShift) & kIc
 
 // An xAPIC write whose bytes cover the ICR's delivery mode (bits 10:8 of offset 0x300).
 bool apic_write_sends_init(u32 offset, u8 size, u64 value) {
-    constexpr u32 kModeByte = kApicIcrLow + 1;
+    constexpr u32 kModeByte = kXapicIcrLow + 1;
     if (offset > kModeByte || offset + size <= kModeByte) return false;
     return mode_is(value >> (8 * (kModeByte - offset)), kModeInit);
 }
@@ -221,8 +215,8 @@ struct Fuzzer {
         u64 writes = 0;
         for (u8 size : kMmioSizes)
             for (u32 offset = 0; offset + size <= kPageBytes; ++offset, ++writes) {
-                mmio_write(kApicBase + offset, size, apic_value(offset, size));
-                mmio_read(kApicBase + offset, size);
+                mmio_write(kXapicBase + offset, size, apic_value(offset, size));
+                mmio_read(kXapicBase + offset, size);
             }
         return writes;
     }
@@ -231,8 +225,8 @@ struct Fuzzer {
     void apic_registers(u32 rounds) {
         for (u32 round = 0; round < rounds; ++round)
             for (u32 offset = 0; offset < 0x400; offset += 0x10) {
-                apic(offset) = static_cast<u32>(apic_value(offset, 4));
-                (void)apic(offset);
+                xapic(offset) = static_cast<u32>(apic_value(offset, 4));
+                (void)xapic(offset);
             }
     }
 
@@ -297,7 +291,7 @@ struct Fuzzer {
     // From whatever the random writes left to x2APIC mode: disabled -> xAPIC -> x2APIC.
     bool force_x2apic() {
         ExceptionRecord r = try_run([] {
-            u64 base = kApicBase | kApicBaseBsp;
+            u64 base = kXapicBase | kApicBaseBsp;
             if (!(rdmsr(kMsrApicBase) & kApicBaseX2apic)) wrmsr(kMsrApicBase, base | kApicBaseEnable);
             wrmsr(kMsrApicBase, base | kApicBaseEnable | kApicBaseX2apic);
         });
@@ -386,7 +380,7 @@ constexpr u8 kSelfVector = 0x40, kOthersVector = 0x41, kX2SelfVector = 0x42, kX2
 int ipi_storm() {
     const u8 vectors[] = {kSelfVector, kOthersVector, kX2SelfVector, kX2OthersVector};
     for (u8 v : vectors) set_interrupt_handler(v, count_and_eoi);
-    apic(kApicSvr) = kSvrEnabled;
+    xapic(kXapicSvr) = kSvrEnabled;
     enable_interrupts();
     for (u32 i = 0; i < kStormIpis; ++i) {
         send_xapic(kIcrShorthandSelf | kSelfVector);
@@ -395,10 +389,10 @@ int ipi_storm() {
     disable_interrupts();
     println("ipistorm: xAPIC: ", kStormIpis, " self IPIs, ", taken[kSelfVector], " taken, ", kStormIpis,
             " to all excluding self, ", taken[kOthersVector], " taken");
-    enter_x2apic();
+    switch_to_x2apic();
     enable_interrupts();
     for (u32 i = 0; i < kStormIpis; ++i) {
-        wrmsr(kMsrSelfIpi, kX2SelfVector);
+        wrmsr(kMsrX2apicSelfIpi, kX2SelfVector);
         wrmsr(kMsrX2apicIcr, kIcrShorthandOthers | kX2OthersVector);
     }
     disable_interrupts();
@@ -415,22 +409,22 @@ constexpr u8 kStormVector = 0x50;
 
 int timer_storm() {
     set_interrupt_handler(kStormVector, count_and_eoi);
-    apic(kApicSvr) = kSvrEnabled;
-    apic(kApicDivide) = kDivideBy1;
-    apic(kApicLvtTimer) = kStormVector | kLvtPeriodic;
+    xapic(kXapicSvr) = kSvrEnabled;
+    xapic(kXapicDivide) = kDivideBy1;
+    xapic(kXapicLvtTimer) = kStormVector | kLvtPeriodic;
     u64 window = tsc_khz() * kStormMs;
     println("timerstorm: periodic timer, initial count 1, divide 1, for ", kStormMs, " ms of TSC");
     u64 loops = 0;
     u64 start = rdtsc();
-    apic(kApicInitialCount) = 1;
+    xapic(kXapicInitialCount) = 1;
     enable_interrupts();
     while (rdtsc() - start < window) {
         ++loops;
         pause();
     }
     disable_interrupts();
-    apic(kApicLvtTimer) = kLvtMasked;
-    apic(kApicInitialCount) = 0;
+    xapic(kXapicLvtTimer) = kLvtMasked;
+    xapic(kXapicInitialCount) = 0;
     u32 count = taken[kStormVector];
     println("timerstorm: ", count, " interrupts, ", loops, " turns of its own loop");
     println("timerstorm: interrupts taken: ", yes_no(count > 0), ", its own loop ran: ", yes_no(loops > 0));
@@ -480,37 +474,37 @@ int no_eoi() {
     set_interrupt_handler(kHeldVector, take_held);
     const u8 vectors[] = {kLowVector, kSameClassVector, kWakeVector};
     for (u8 v : vectors) set_interrupt_handler(v, count_and_eoi);
-    apic(kApicSvr) = kSvrEnabled;
-    apic(kApicDivide) = kDivideBy1;
-    apic(kApicLvtTimer) = kHeldVector;  // one-shot
-    apic(kApicInitialCount) = 100000;   // 100 us
+    xapic(kXapicSvr) = kSvrEnabled;
+    xapic(kXapicDivide) = kDivideBy1;
+    xapic(kXapicLvtTimer) = kHeldVector;  // one-shot
+    xapic(kXapicInitialCount) = 100000;   // 100 us
     bool once = halt_until(kHeldVector, 1);
     println("noeoi: timer vector 0x80 taken once, not EOIed: ", yes_no(once),
-            ", in service: ", yes_no(vector_set(kApicIsr, kHeldVector)), ", PPR ", hex(apic(kApicPpr)));
+            ", in service: ", yes_no(vector_set(kXapicIsr, kHeldVector)), ", PPR ", hex(xapic(kXapicPpr)));
     // What must now wait: the timer again (periodic, 1 ms), a self IPI in a lower class, one in
     // the class below 0x80's; the PIT's interrupt, in a higher class, wakes the guest.
-    apic(kApicLvtTimer) = kHeldVector | kLvtPeriodic;
-    apic(kApicInitialCount) = 1000000;
+    xapic(kXapicLvtTimer) = kHeldVector | kLvtPeriodic;
+    xapic(kXapicInitialCount) = 1000000;
     send_xapic(kIcrShorthandSelf | kLowVector);
     send_xapic(kIcrShorthandSelf | kSameClassVector);
     route_pit(kWakeVector, false);
     start_pit_10ms();
     bool woken = halt_until(kWakeVector, kWakeUps);
     route_pit(kWakeVector, true);
-    apic(kApicLvtTimer) = kLvtMasked;
-    apic(kApicInitialCount) = 0;
+    xapic(kXapicLvtTimer) = kLvtMasked;
+    xapic(kXapicInitialCount) = 0;
     println("noeoi: halted with interrupts on: woken ", kWakeUps, " times by 0x90 from the PIT: ", yes_no(woken));
     println("noeoi: while 0x80 was in service: 0x40 taken ", taken[kLowVector], ", 0x7f taken ",
             taken[kSameClassVector], ", 0x80 taken again ", taken[kHeldVector] - 1);
-    println("noeoi: pending: 0x40 ", yes_no(vector_set(kApicIrr, kLowVector)), ", 0x7f ",
-            yes_no(vector_set(kApicIrr, kSameClassVector)), ", 0x80 ", yes_no(vector_set(kApicIrr, kHeldVector)));
+    println("noeoi: pending: 0x40 ", yes_no(vector_set(kXapicIrr, kLowVector)), ", 0x7f ",
+            yes_no(vector_set(kXapicIrr, kSameClassVector)), ", 0x80 ", yes_no(vector_set(kXapicIrr, kHeldVector)));
     held_eoi_allowed = true;
     end_of_interrupt();
     enable_interrupts();
     for (u64 start = rdtsc(); !taken[kLowVector] && rdtsc() - start < tsc_khz() * 100;) pause();
     disable_interrupts();
     println("noeoi: after its EOI: 0x80 taken ", taken[kHeldVector], ", 0x7f taken ", taken[kSameClassVector],
-            ", 0x40 taken ", taken[kLowVector], ", PPR ", hex(apic(kApicPpr)), ", TPR ", hex(apic(kApicTpr)));
+            ", 0x40 taken ", taken[kLowVector], ", PPR ", hex(xapic(kXapicPpr)), ", TPR ", hex(xapic(kXapicTpr)));
     println("noeoi: done");
     return 0;
 }

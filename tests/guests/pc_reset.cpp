@@ -6,15 +6,14 @@
 // reset control, MTRRs, TSC_ADJUST), while the TSC has run on and the RTC kept its settings but
 // for the interrupt enables its RESET pin clears. The first boot resets through port 0xCF9, the
 // second through the keyboard controller, the third powers off.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kApicBase = 0xFEE00000;
-constexpr u32 kApicTpr = 0x80, kApicSvr = 0xF0;
-constexpr u32 kApicSvrReset = 0xFF;
 constexpr u64 kIoApicBase = 0xFEC00000;
 constexpr u32 kIoApicMasked = 1u << 16;
 constexpr u16 kCmosIndex = 0x70, kCmosData = 0x71;
@@ -42,7 +41,7 @@ constexpr u32 kBoots = 3;
 volatile u32 loaded = 0x600DB007;
 volatile u32 zeroed = 0;
 
-volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+volatile u32& xapic(u32 offset) { return *reinterpret_cast<volatile u32*>(kXapicBase + offset); }
 volatile u64& far_word() { return *reinterpret_cast<volatile u64*>(kFarWord); }
 
 u8 cmos_read(u8 index) {
@@ -81,7 +80,7 @@ bool has_tsc_adjust() { return (cpuid(7, 0).ebx & (1u << 1)) != 0; }
 void check_as_at_power_on(u32 boot) {
     check(loaded == 0x600DB007 && zeroed == 0, "its image as loaded: initialised data as built, zeroed data 0");
     check(far_word() == 0, "memory outside the image is zero");
-    check(apic(kApicSvr) == kApicSvrReset && apic(kApicTpr) == 0, "local APIC: SVR and TPR at their reset values");
+    check(xapic(kXapicSvr) == kSvrReset && xapic(kXapicTpr) == 0, "local APIC: SVR and TPR at their reset values");
     check(io_apic_read(0x10 + 2 * 4) & kIoApicMasked, "I/O APIC: pin 4 masked");
     check(inb(kPicMasterData) == kPicImrReset, "8259A: every line masked");
     if (boot == 1)
@@ -102,8 +101,8 @@ void scribble() {
     loaded = 0xBAD;
     zeroed = 0xBAD;
     far_word() = 0xDEADBEEF;
-    apic(kApicSvr) = 0x1FF;
-    apic(kApicTpr) = 0x20;
+    xapic(kXapicSvr) = kSvrEnabled;
+    xapic(kXapicTpr) = 0x20;
     io_apic_write(0x10 + 2 * 4, 0x34);  // pin 4 unmasked, vector 0x34
     outb(kPicMasterData, 0xFB);
     cmos_write(kCmosStatusB, kBinaryStatusB | kPeriodicEnable);

@@ -4,9 +4,11 @@
 // time slice (a kernel's 4 ms tick on a slow TSC), has work to finish before it sets that flag.
 // Each tick's handler arms the next one, an exit: the BSP's own code must run between its ticks,
 // not only its timer interrupts, so both vCPUs progress. Ends through ACPI S5.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 extern "C" const u8 pc_short_tick_ap_start[], pc_short_tick_ap_end[];
 extern "C" const u32 pc_short_tick_arrived_offset, pc_short_tick_go_offset, pc_short_tick_done_offset;
@@ -15,8 +17,6 @@ namespace {
 
 constexpr u64 kTrampoline = 0x70000;
 constexpr u8 kStartupVector = kTrampoline >> 12;
-constexpr u32 kMsrApicBase = 0x1B, kMsrTscDeadline = 0x6E0, kMsrEoi = 0x80B, kMsrSvr = 0x80F, kMsrIcr = 0x830,
-              kMsrLvtTimer = 0x832;
 constexpr u64 kIcrInit = 0x4500, kIcrStartup = 0x4600;  // level assert, INIT / start-up
 constexpr u32 kLvtTscDeadline = 2u << 17, kLvtMasked = 1u << 16;
 constexpr u32 kCpuid1TscDeadline = 1u << 24;
@@ -34,13 +34,13 @@ u64 tsc_khz = 0;
 
 void on_tick(u8) {
     ticks = ticks + 1;
-    wrmsr(kMsrEoi, 0);
+    wrmsr(kMsrX2apicEoi, 0);
     wrmsr(kMsrTscDeadline, rdtsc() + kTickPeriod);
 }
 
 volatile u32& shared(u32 offset) { return *reinterpret_cast<volatile u32*>(kTrampoline + offset); }
 
-void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrIcr, (u64{apic_id} << 32) | command); }
+void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
 
 // Spins until `value` is non-zero or `ms` milliseconds of TSC passed.
 bool wait_for(volatile u32& value, u64 ms) {
@@ -63,8 +63,8 @@ u64 work() {
 extern "C" int guest_main(const nestor_guest_boot*) {
     tsc_khz = cpuid(0x40000010).eax;
     check((cpuid(1).ecx & kCpuid1TscDeadline) != 0, "CPUID: TSC-deadline timer");
-    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | 0xC00);
-    wrmsr(kMsrSvr, 0x1FF);
+    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseEnable | kApicBaseX2apic);
+    wrmsr(kMsrX2apicSvr, kSvrEnabled);
     set_interrupt_handler(kTickVector, on_tick);
 
     u8* trampoline = reinterpret_cast<u8*>(kTrampoline);
@@ -74,14 +74,14 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     send_ipi(1, kIcrStartup | kStartupVector);
     check(wait_for(shared(pc_short_tick_arrived_offset), 1000), "the application processor started and spins");
 
-    wrmsr(kMsrLvtTimer, kLvtTscDeadline | kTickVector);
+    wrmsr(kMsrX2apicLvtTimer, kLvtTscDeadline | kTickVector);
     wrmsr(kMsrTscDeadline, rdtsc() + kTickPeriod);
     enable_interrupts();
     u64 start = rdtsc();
     u64 iterations = work();
     u64 took = rdtsc() - start;
     disable_interrupts();
-    wrmsr(kMsrLvtTimer, kLvtMasked | kTickVector);
+    wrmsr(kMsrX2apicLvtTimer, kLvtMasked | kTickVector);
     println("tick: the BSP ran ", iterations, " iterations in ", took / 1000, "k TSC ticks, through ", ticks, " ticks");
     check(ticks >= kWorkTicks, "the BSP's tick interrupted its work");
 

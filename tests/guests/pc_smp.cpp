@@ -2,9 +2,11 @@
 // CPUID, starts each application processor with INIT-SIPI-SIPI into a real-mode trampoline
 // (pc_smp_trampoline.S), then pings each with an IPI and waits for its IPI back, timing the round
 // trip in TSC ticks. Ends through ACPI S5 while the APs sleep.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 extern "C" const u8 pc_smp_trampoline_start[], pc_smp_trampoline_end[];
 extern "C" const u32 pc_smp_arrived_offset, pc_smp_pings_offset;
@@ -13,7 +15,6 @@ namespace {
 
 constexpr u64 kTrampoline = 0x70000;
 constexpr u8 kStartupVector = kTrampoline >> 12;
-constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicId = 0x802, kMsrEoi = 0x80B, kMsrIcr = 0x830, kMsrSvr = 0x80F;
 constexpr u64 kIcrInit = 0x4500, kIcrStartup = 0x4600;  // level assert, INIT / start-up
 constexpr u8 kPingVector = 0x40, kPongVector = 0x41;
 constexpr u16 kPmControl = 0x604;
@@ -24,12 +25,12 @@ u64 tsc_khz = 0;
 
 void on_pong(u8) {
     pongs = pongs + 1;
-    wrmsr(kMsrEoi, 0);
+    wrmsr(kMsrX2apicEoi, 0);
 }
 
 volatile u32& shared(u32 offset) { return *reinterpret_cast<volatile u32*>(kTrampoline + offset); }
 
-void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrIcr, (u64{apic_id} << 32) | command); }
+void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
 
 // Spins (pausing) until `value` reaches `target` or `ms` milliseconds of TSC passed.
 bool wait_until(volatile u32& value, u32 target, u64 ms) {
@@ -66,8 +67,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     check(cpus == 4, "MADT: four processors");
     check(((cpuid(1).ebx >> 16) & 0xFF) >= 4, "CPUID: at least four logical processors in the package");
     check(cpuid(0xB, 1).ebx == 4, "CPUID 0xB: four processors at the core level");
-    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | 0xC00);
-    wrmsr(kMsrSvr, 0x1FF);
+    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseEnable | kApicBaseX2apic);
+    wrmsr(kMsrX2apicSvr, kSvrEnabled);
     check(rdmsr(kMsrX2apicId) == 0, "the BSP is APIC 0");
     set_interrupt_handler(kPongVector, on_pong);
 

@@ -3,17 +3,14 @@
 // ways; and an interrupt whose class is not above the TPR's waits in IRR, with interrupts enabled,
 // until the guest lowers its TPR below that class (a MOV to CR8, or a TPR write), then arrives at
 // once. A MOV to CR8 that leaves the TPR high enough lets nothing through. Ends through ACPI S5.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kApicBase = 0xFEE00000;
-constexpr u32 kApicTpr = 0x80, kApicPpr = 0xA0, kApicEoi = 0xB0, kApicSvr = 0xF0, kApicIrr = 0x200, kApicIcrLow = 0x300;
-constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicTpr = 0x808, kMsrX2apicPpr = 0x80A, kMsrX2apicEoi = 0x80B,
-              kMsrSelfIpi = 0x83F;
-constexpr u64 kApicBaseX2apic = 1u << 10;
 constexpr u32 kIcrSelf = 1u << 18;  // destination shorthand: self, fixed delivery
 constexpr u16 kPmControl = 0x604;
 constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);  // SLP_TYP 5, SLP_EN
@@ -23,14 +20,14 @@ constexpr u32 kSpins = 100000;
 volatile u32 taken[256];
 bool x2apic = false;
 
-volatile u32& apic(u32 offset) { return *reinterpret_cast<volatile u32*>(kApicBase + offset); }
+volatile u32& xapic(u32 offset) { return *reinterpret_cast<volatile u32*>(kXapicBase + offset); }
 
 void on_interrupt(u8 vector) {
     taken[vector] = taken[vector] + 1;
     if (x2apic)
         wrmsr(kMsrX2apicEoi, 0);
     else
-        apic(kApicEoi) = 0;
+        xapic(kXapicEoi) = 0;
 }
 
 u64 read_cr8() {
@@ -49,22 +46,22 @@ void spin_enabled() {
     asm volatile("cli" ::: "memory");
 }
 
-bool in_irr(u8 vector) { return (apic(kApicIrr + vector / 32 * 16) >> (vector % 32)) & 1; }
+bool in_irr(u8 vector) { return (xapic(kXapicIrr + vector / 32 * 16) >> (vector % 32)) & 1; }
 
 void check_xapic() {
-    apic(kApicSvr) = 0x1FF;
+    xapic(kXapicSvr) = kSvrEnabled;
     write_cr8(5);
-    check(apic(kApicTpr) == 0x50, "xAPIC: CR8 5 reads as TPR 0x50");
-    apic(kApicTpr) = 0x73;
+    check(xapic(kXapicTpr) == 0x50, "xAPIC: CR8 5 reads as TPR 0x50");
+    xapic(kXapicTpr) = 0x73;
     check(read_cr8() == 7, "xAPIC: TPR 0x73 reads as CR8 7");
-    check(apic(kApicTpr) == 0x73, "xAPIC: TPR keeps its low bits while CR8 is unchanged");
+    check(xapic(kXapicTpr) == 0x73, "xAPIC: TPR keeps its low bits while CR8 is unchanged");
 
     write_cr8(4);
-    apic(kApicIcrLow) = 0x45 | kIcrSelf;  // class 4: not above TPR's
+    xapic(kXapicIcrLow) = 0x45 | kIcrSelf;  // class 4: not above TPR's
     spin_enabled();
     check(taken[0x45] == 0, "xAPIC: an interrupt of class 4 waits while CR8 is 4");
     check(in_irr(0x45), "xAPIC: it waits in IRR");
-    check(apic(kApicPpr) == 0x40, "xAPIC: PPR is TPR 0x40");
+    check(xapic(kXapicPpr) == 0x40, "xAPIC: PPR is TPR 0x40");
     write_cr8(6);
     write_cr8(4);
     spin_enabled();
@@ -85,7 +82,7 @@ void check_x2apic() {
 
     // Held by CR8, let through by a TPR write.
     write_cr8(5);
-    wrmsr(kMsrSelfIpi, 0x52);
+    wrmsr(kMsrX2apicSelfIpi, 0x52);
     spin_enabled();
     check(taken[0x52] == 0, "x2APIC: an interrupt of class 5 waits while CR8 is 5");
     check(rdmsr(kMsrX2apicPpr) == 0x50, "x2APIC: PPR is TPR 0x50");
@@ -96,7 +93,7 @@ void check_x2apic() {
 
     // Held by a TPR write, let through by CR8.
     wrmsr(kMsrX2apicTpr, 0x70);
-    wrmsr(kMsrSelfIpi, 0x61);
+    wrmsr(kMsrX2apicSelfIpi, 0x61);
     spin_enabled();
     write_cr8(6);
     spin_enabled();

@@ -4,8 +4,10 @@
 // is L1's own once it sets GIF. Each NMI is taken by a probe, which reports it as the exception
 // it is, wherever it arrives.
 #include "l1_common.hpp"
+#include "nestor/apic.hpp"
 
 using namespace l1;
+using namespace nestor::guest::apic;
 
 extern "C" char l2_nmi_entry[];
 asm(R"(
@@ -25,9 +27,6 @@ l2_nmi_entry:
 
 namespace {
 
-constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicSvr = 0x80F, kMsrX2apicIcr = 0x830;
-constexpr u64 kApicBaseX2apic = 1u << 10;
-constexpr u32 kSvrEnabled = 0x1FF;
 constexpr u64 kIcrSelfNmi = (1u << 18) | (4u << 8);  // shorthand "self", delivery mode NMI
 
 alignas(4096) svm::Vmcb vmcb;
@@ -44,8 +43,7 @@ const char* taken(const ExceptionRecord& r) { return r.raised ? exception_name(r
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     enable_svm();
-    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
-    wrmsr(kMsrX2apicSvr, kSvrEnabled);
+    enter_x2apic();
 
     ExceptionRecord gif_clear = try_run([] {
         svm::clgi();

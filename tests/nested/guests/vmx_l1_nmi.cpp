@@ -2,10 +2,12 @@
 // vCPU (x2APIC ICR, self, delivery mode NMI; L1's MSR bitmap lets L2's WRMSR through to L0's
 // local APIC). With L1's NMI exiting the NMI is L1's VM exit, reason 0 with the NMI in its
 // interruption information, which takes it: L1 itself then sees none.
+#include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
 
 using namespace nestor::guest;
+using namespace nestor::guest::apic;
 namespace vmx = nestor::guest::vmx;
 namespace iv = nestor::intel_vmx;
 
@@ -26,10 +28,6 @@ vmx_l2_nmi_entry:
 
 namespace {
 
-constexpr u32 kMsrApicBase = 0x1B, kMsrX2apicSvr = 0x80F;
-constexpr u64 kApicBaseX2apic = 1u << 10;
-constexpr u32 kSvrEnabled = 0x1FF;
-
 alignas(4096) u8 vmxon_region[4096];
 alignas(4096) u8 vmcs[4096];
 alignas(4096) u8 msr_bitmap[4096];  // all clear: no MSR access of L2 exits to L1
@@ -48,8 +46,7 @@ u64 entry_result = 0;
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     if (!vmx::enter_vmx_operation(vmxon_region, vmcs)) return 1;
-    wrmsr(kMsrApicBase, rdmsr(kMsrApicBase) | kApicBaseX2apic);
-    wrmsr(kMsrX2apicSvr, kSvrEnabled);
+    enter_x2apic();
     vmx::write_64bit_controls(iv::pin::nmi_exiting, iv::primary::use_msr_bitmaps, 0);
     vmx::vmwrite(iv::field::msr_bitmap, address(msr_bitmap));
     vmx::write_own_host_state();
