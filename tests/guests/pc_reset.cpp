@@ -30,7 +30,6 @@ constexpr u16 kResetControl = 0xCF9;
 constexpr u8 kResetHard = 0x06;  // SYS_RST (hard reset) and RST_CPU
 constexpr u16 kKeyboardCommand = 0x64;
 constexpr u8 kPulseReset = 0xFE;
-constexpr u32 kMsrTscAdjust = 0x3B, kMsrMtrrDefType = 0x2FF;
 constexpr u64 kMtrrEnabledWriteBack = 0x806;
 constexpr u64 kTscAdjustBy = u64{1} << 40;  // moves the TSC forward: a reset must not take it back
 constexpr u64 kFarWord = 0xA00000;          // guest RAM the image does not cover

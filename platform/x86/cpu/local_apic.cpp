@@ -1,13 +1,12 @@
 #include "nestor/x86/local_apic.hpp"
 
+#include "nestor/arch/x86_regs.hpp"
 #include "nestor/log.hpp"
 #include "nestor/x86/cpu.hpp"
 
 namespace nestor::x86::lapic {
 namespace {
 
-constexpr u32 kApicBaseMsr = 0x1B;
-constexpr u64 kApicBaseEnable = u64{1} << 11;
 constexpr u64 kApicBaseAddress = 0x000FFFFFFFFFF000;
 
 enum Register : u32 {
@@ -50,11 +49,11 @@ void calibrate() {
 
 }  // namespace
 
-paddr mmio_physical() { return rdmsr(kApicBaseMsr) & kApicBaseAddress; }
+paddr mmio_physical() { return rdmsr(x86_regs::kMsrApicBase) & kApicBaseAddress; }
 
 bool init() {
     mask_legacy_pic();
-    wrmsr(kApicBaseMsr, rdmsr(kApicBaseMsr) | kApicBaseEnable);
+    wrmsr(x86_regs::kMsrApicBase, rdmsr(x86_regs::kMsrApicBase) | x86_regs::kApicBaseEnable);
     write(spurious, kSpuriousEnable | kSpuriousVector);
     calibrate();
     log::debug("apic: {:#x} timer ticks per 2^32 TSC ticks", ticks_per_tsc);

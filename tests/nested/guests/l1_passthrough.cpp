@@ -19,7 +19,6 @@ alignas(4096) u8 iopm[svm::kIopmBytes];
 L2Stack l2_stack;
 
 constexpr u32 kMsrBiosSignId = 0x8B;  // L0 lets a guest read it (0) and ignores writes
-constexpr u32 kMsrApicBase = 0x1B;    // L0 refuses it: #GP
 constexpr u16 kPicMask = 0x21;
 constexpr u16 kCmosIndex = 0x70;
 constexpr u16 kCmosData = 0x71;

@@ -1,18 +1,11 @@
-// The local APIC as a guest programs it (Intel SDM vol. 3 chapter 11): IA32_APIC_BASE and its
-// bits, IA32_TSC_DEADLINE, the xAPIC page's default address and register offsets, and the x2APIC
-// MSRs, each an xAPIC register at 0x800 + offset / 16.
+// The local APIC as a guest programs it (Intel SDM vol. 3 chapter 11): the xAPIC page's default
+// address and register offsets, and the x2APIC MSRs, each an xAPIC register at 0x800 + offset /
+// 16. IA32_APIC_BASE, its bits and IA32_TSC_DEADLINE are nestor/arch/x86_regs.hpp's.
 #pragma once
 
 #include "nestor/guest.hpp"
 
 namespace nestor::guest::apic {
-
-inline constexpr u32 kMsrApicBase = 0x1B;  // IA32_APIC_BASE
-inline constexpr u64 kApicBaseBsp = u64{1} << 8;
-inline constexpr u64 kApicBaseX2apic = u64{1} << 10;  // EXTD: x2APIC mode (with kApicBaseEnable)
-inline constexpr u64 kApicBaseEnable = u64{1} << 11;  // EN: the APIC is hardware-enabled
-
-inline constexpr u32 kMsrTscDeadline = 0x6E0;  // IA32_TSC_DEADLINE
 
 // The xAPIC page at its address after reset, and its registers' offsets.
 inline constexpr u64 kXapicBase = 0xFEE00000;

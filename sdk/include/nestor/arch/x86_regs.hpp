@@ -86,6 +86,7 @@ inline constexpr u32 kCpuid7EcxRdpid = 1u << 22;      // leaf 7, subleaf 0
 // Platform MSRs (SDM vol. 4 table 2-2, APM vol. 2 appendix A) the PC platform emulates
 // (components/pc/msr_file.cpp); which vendor has which is the model's business.
 inline constexpr u32 kMsrTsc = 0x10;                // IA32_TIME_STAMP_COUNTER
+inline constexpr u32 kMsrApicBase = 0x1B;           // IA32_APIC_BASE (bits below)
 inline constexpr u32 kMsrPlatformId = 0x17;         // IA32_PLATFORM_ID
 inline constexpr u32 kMsrTscAdjust = 0x3B;          // IA32_TSC_ADJUST
 inline constexpr u32 kMsrSpecCtrl = 0x48;           // IA32_SPEC_CTRL
@@ -104,6 +105,11 @@ inline constexpr u32 kMsrMtrrFix16k80000 = 0x258;   // IA32_MTRR_FIX16K_80000, t
 inline constexpr u32 kMsrMtrrFix4kC0000 = 0x268;    // IA32_MTRR_FIX4K_C0000 .. _F8000 at 0x268-0x26F
 inline constexpr u32 kMsrMtrrDefType = 0x2FF;       // IA32_MTRR_DEF_TYPE
 inline constexpr u32 kMsrMc0Ctl = 0x400;            // IA32_MCi_CTL/STATUS/ADDR/MISC = 0x400 + 4i + 0..3
+inline constexpr u32 kMsrTscDeadline = 0x6E0;       // IA32_TSC_DEADLINE
+
+inline constexpr u64 kApicBaseBsp = u64{1} << 8;
+inline constexpr u64 kApicBaseX2apic = u64{1} << 10;  // EXTD: x2APIC mode (with kApicBaseEnable)
+inline constexpr u64 kApicBaseEnable = u64{1} << 11;  // EN: the APIC is hardware-enabled
 
 inline constexpr u64 kSpecCtrlIbrs = u64{1} << 0;
 inline constexpr u64 kSpecCtrlStibp = u64{1} << 1;

@@ -9,6 +9,7 @@
 // last write to it latched.
 #pragma once
 
+#include "nestor/arch/x86_regs.hpp"
 #include "nestor/pc/links.hpp"
 #include "nestor/virt/device_bus.hpp"
 
@@ -28,16 +29,17 @@ public:
     static constexpr u64 kDefaultBase = 0xFEE00000;
     static constexpr u64 kMmioSize = 0x1000;
 
-    static constexpr u32 kMsrApicBase = 0x1B;      // IA32_APIC_BASE
-    static constexpr u32 kMsrTscDeadline = 0x6E0;  // IA32_TSC_DEADLINE
-    static constexpr u32 kMsrX2apicFirst = 0x800;  // x2APIC register n at 0x800 + offset / kRegisterStride
-    static constexpr u32 kMsrX2apicCount = 0x100;
+    static constexpr u32 kMsrApicBase = x86_regs::kMsrApicBase;
+    static constexpr u32 kMsrTscDeadline = x86_regs::kMsrTscDeadline;
+    // x2APIC register n at kMsrX2apicFirst + offset / kRegisterStride.
+    static constexpr u32 kMsrX2apicFirst = x86_regs::kMsrX2apicFirst;
+    static constexpr u32 kMsrX2apicCount = x86_regs::kMsrX2apicLast - x86_regs::kMsrX2apicFirst + 1;
     static constexpr u32 kRegisterStride = 0x10;  // the xAPIC page's registers are 16 bytes apart
 
     // IA32_APIC_BASE.
-    static constexpr u64 kBaseBsp = u64{1} << 8;
-    static constexpr u64 kBaseX2apic = u64{1} << 10;  // EXTD
-    static constexpr u64 kBaseEnable = u64{1} << 11;  // EN: the APIC is hardware-enabled
+    static constexpr u64 kBaseBsp = x86_regs::kApicBaseBsp;
+    static constexpr u64 kBaseX2apic = x86_regs::kApicBaseX2apic;
+    static constexpr u64 kBaseEnable = x86_regs::kApicBaseEnable;
     // The page's address: bits 51:12 (the largest MAXPHYADDR); the rest is reserved.
     static constexpr u64 kBaseAddress = 0x000FFFFFFFFFF000;
 
