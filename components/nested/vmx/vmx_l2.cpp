@@ -359,19 +359,24 @@ Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 erro
     return vm_exit(vcpu, *hw, info, state, true, true);
 }
 
+// An event L1 injected that L2 has not been entered with yet goes before an interrupt or NMI of
+// L1's (SDM 26.6.2), and so does one whose delivery the last exit (L0's) interrupted, which the
+// next entry delivers again: the CPU recognises an interrupt only once an event's delivery is
+// complete, so such an exit never has IDT-vectoring information (Linux KVM takes one that has
+// for an internal error, KVM_INTERNAL_ERROR_DELIVERY_EV).
+namespace {
+bool event_in_flight(NestedHardware& hw) {
+    return (hw.read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
+           (hw.read(Level::l2, field::idt_vectoring_info) & intr_info::valid);
+}
+}  // namespace
+
 Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     NestedHardware* hw = hardware_of(vcpu);
     VmxVcpu& vmx = core(vcpu).vmx;
     if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
     if (!(f(*vmx.cache, field::pin_based_controls) & pin::external_interrupt_exiting)) return not_nested();
-    // An event L1 injected that L2 has not been entered with yet goes first (SDM 26.6.2), and so
-    // does one whose delivery the last exit (L0's) interrupted, which the next entry delivers
-    // again: the CPU recognises an interrupt only once an event's delivery is complete, so an
-    // external-interrupt exit never has IDT-vectoring information (Linux KVM takes one that has
-    // for an internal error, KVM_INTERNAL_ERROR_DELIVERY_EV).
-    if ((hw->read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
-        (hw->read(Level::l2, field::idt_vectoring_info) & intr_info::valid))
-        return resume();
+    if (event_in_flight(*hw)) return resume();
     ExitInformation info = bare_exit(exit_reason::external_interrupt);
     // "Acknowledge interrupt on exit": the exit takes the interrupt from L1's interrupt
     // controller, as the CPU's acknowledgement would, and hands L1 its vector (SDM 27.2.2).
@@ -390,10 +395,7 @@ Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     VmxVcpu& vmx = core(vcpu).vmx;
     if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
     if (!(f(*vmx.cache, field::pin_based_controls) & pin::nmi_exiting)) return not_nested();
-    // An event being delivered to L2 goes first, as for an interrupt (l2_interrupt).
-    if ((hw->read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
-        (hw->read(Level::l2, field::idt_vectoring_info) & intr_info::valid))
-        return resume();
+    if (event_in_flight(*hw)) return resume();
     ExitInformation info = bare_exit(exit_reason::exception_or_nmi);
     info.interruption_info = virt::kVectorNmi | intr_info::type_nmi | intr_info::valid;
     Decision decision = vm_exit(vcpu, *hw, info, state, true, true);
