@@ -15,8 +15,6 @@ using namespace nestor::guest::apic;
 namespace {
 
 constexpr u64 kIterations = 1000;
-constexpr u32 kLvtTscDeadline = 2u << 17;
-constexpr u64 kIcrInit = 5u << 8, kIcrStartup = 6u << 8, kIcrAssert = 1u << 14;
 constexpr u8 kTimerVector = 0x30, kPingVector = 0x31, kPongVector = 0x32, kSelfVector = 0x33;
 // Far enough ahead that the guest halts before the deadline: the row is the idle path's.
 constexpr u64 kTimerLead = 50000;
@@ -81,7 +79,7 @@ u64 timer_latency() {
 
 u64 timer_delivery_ticks() {
     set_interrupt_handler(kTimerVector, on_timer);
-    wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTscDeadline);
+    wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTimerTscDeadline);
     (void)timer_latency();
     u64 total = 0;
     for (u64 i = 0; i < kIterations; ++i) total += timer_latency();
@@ -254,12 +252,12 @@ bool profile_row(int& status) {
     } else if (boot.cmdline_has("profile-timer") || boot.cmdline_has("profile-timer-setup")) {
         enter_x2apic();
         set_interrupt_handler(kTimerVector, on_timer);
-        wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTscDeadline);
+        wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTimerTscDeadline);
         if (boot.cmdline_has("profile-timer")) (void)timer_delivery_ticks();
     } else if (boot.cmdline_has("profile-ipi") || boot.cmdline_has("profile-ipi-setup")) {
         enter_x2apic();
         set_interrupt_handler(kTimerVector, on_timer);
-        wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTscDeadline);
+        wrmsr(kMsrX2apicLvtTimer, kTimerVector | kLvtTimerTscDeadline);
         set_interrupt_handler(kPingVector, on_ping);
         set_interrupt_handler(kPongVector, on_pong);
         if (!start_second_vcpu()) status = 1;

@@ -13,8 +13,7 @@ using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kIoApicBase = 0xFEC00000;
-constexpr u32 kLvtNmi = 4u << 8;  // delivery mode NMI, unmasked
+constexpr u32 kLvtNmi = kModeNmi << kLvtModeShift;  // unmasked
 constexpr u16 kSystemControl = 0x61, kCmosIndex = 0x70;
 constexpr u8 kSpeakerBits = 0x03;  // port 0x61 bits kept; 0 in bits 2-3 enables SERR# and IOCHK# NMIs
 constexpr u8 kIochk = 0x40;        // port 0x61: IOCHK# was asserted
@@ -60,10 +59,10 @@ void on_serial(u8) {
 
 void io_apic_route(u32 pin, u8 vector) {
     volatile u32* select = reinterpret_cast<volatile u32*>(kIoApicBase);
-    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + 0x10);
-    *select = 0x10 + 2 * pin + 1;
+    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow);
+    *select = kIoApicRedirectionTable + 2 * pin + 1;
     *window = 0;  // destination: APIC 0
-    *select = 0x10 + 2 * pin;
+    *select = kIoApicRedirectionTable + 2 * pin;
     *window = vector;  // fixed, physical, edge, active high, unmasked
 }
 

@@ -11,8 +11,6 @@ using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kIoApicBase = 0xFEC00000;
-constexpr u32 kLvtPeriodic = 1u << 17, kLvtTscDeadline = 2u << 17, kLvtMasked = 1u << 16;
 constexpr u8 kTimerVector = 0x30, kSelfIpiVector = 0x31, kDeadlineVector = 0x32, kPitVector = 0x33,
              kSerialVector = 0x34;
 constexpr u16 kPmControl = 0x604;
@@ -49,11 +47,11 @@ bool wait_for(u8 vector, u32 count, u64 tsc_limit) {
 
 void io_apic_route(u32 pin, u8 vector, bool masked) {
     volatile u32* select = reinterpret_cast<volatile u32*>(kIoApicBase);
-    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + 0x10);
-    *select = 0x10 + 2 * pin + 1;
+    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow);
+    *select = kIoApicRedirectionTable + 2 * pin + 1;
     *window = 0;  // destination: APIC 0
-    *select = 0x10 + 2 * pin;
-    *window = vector | (masked ? kLvtMasked : 0);  // fixed, physical, edge, active high
+    *select = kIoApicRedirectionTable + 2 * pin;
+    *window = vector | (masked ? kEntryMasked : 0);  // fixed, physical, edge, active high
 }
 
 u64 tsc_khz = 0;
@@ -74,7 +72,7 @@ void check_xapic_timer() {
     check((xapic(kXapicVersion) & 0xFF) == 0x14, "xAPIC version 0x14");
     xapic(kXapicSvr) = kSvrEnabled;
     xapic(kXapicDivide) = 0xB;  // divide by 1
-    xapic(kXapicLvtTimer) = kTimerVector | kLvtPeriodic;
+    xapic(kXapicLvtTimer) = kTimerVector | kLvtTimerPeriodic;
     xapic(kXapicInitialCount) = 1000000;  // 1 ms at 1 GHz
     u64 start = rdtsc();
     bool taken = wait_for(kTimerVector, 10, tsc_khz * 1000);
@@ -92,7 +90,7 @@ void check_x2apic() {
     check(rdmsr(kMsrX2apicId) == 0, "x2APIC ID 0");
     wrmsr(kMsrX2apicSelfIpi, kSelfIpiVector);
     check(wait_for(kSelfIpiVector, 1, tsc_khz * 100), "x2APIC self IPI taken");
-    wrmsr(kMsrX2apicLvtTimer, kDeadlineVector | kLvtTscDeadline);
+    wrmsr(kMsrX2apicLvtTimer, kDeadlineVector | kLvtTimerTscDeadline);
     u64 deadline = rdtsc() + tsc_khz;  // 1 ms
     wrmsr(kMsrTscDeadline, deadline);
     check(wait_for(kDeadlineVector, 1, tsc_khz * 1000), "TSC-deadline timer fired");

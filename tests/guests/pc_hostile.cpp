@@ -16,12 +16,7 @@ using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u64 kIoApicBase = 0xFEC00000;
 constexpr u64 kPageBytes = 4096;
-constexpr u32 kLvtMasked = 1u << 16, kLvtPeriodic = 1u << 17;
-constexpr u32 kDivideBy1 = 0xB;
-constexpr u32 kIcrShorthandSelf = 1u << 18, kIcrShorthandOthers = 3u << 18;
-constexpr u32 kIcrModeShift = 8, kIcrModeMask = 7, kModeNmi = 4, kModeInit = 5;
 
 volatile u32 taken[256];
 bool x2apic = false;
@@ -132,7 +127,7 @@ bool port_write_ends_guest(u16 port, u8 size, u32 value) {
     return false;
 }
 
-bool mode_is(u64 low_word, u32 mode) { return ((low_word >> kIcrModeShift) & kIcrModeMask) == mode; }
+bool mode_is(u64 low_word, u32 mode) { return ((low_word & kIcrMode) >> kIcrModeShift) == mode; }
 
 // An xAPIC write whose bytes cover the ICR's delivery mode (bits 10:8 of offset 0x300).
 bool apic_write_sends_init(u32 offset, u8 size, u64 value) {
@@ -143,7 +138,7 @@ bool apic_write_sends_init(u32 offset, u8 size, u64 value) {
 
 // A value for IOWIN: whatever register it reaches, never an entry that sends INIT or NMI.
 u64 io_apic_window_value(u64 value) {
-    if (mode_is(value, kModeInit) || mode_is(value, kModeNmi)) value &= ~(u64{kIcrModeMask} << kIcrModeShift);
+    if (mode_is(value, kModeInit) || mode_is(value, kModeNmi)) value &= ~u64{kIcrMode};
     return value;
 }
 
@@ -235,7 +230,7 @@ struct Fuzzer {
         for (u8 size : kMmioSizes)
             for (u32 offset = 0; offset + size <= kPageBytes; ++offset, ++writes) {
                 u64 value = random.value();
-                if (offset == 0x10) value = io_apic_window_value(value);
+                if (offset == kIoApicWindow) value = io_apic_window_value(value);
                 mmio_write(kIoApicBase + offset, size, value);
                 mmio_read(kIoApicBase + offset, size);
             }
@@ -245,7 +240,7 @@ struct Fuzzer {
     // Through the index and data window: every index, several values each.
     void io_apic_registers(u32 rounds) {
         volatile u32& select = *reinterpret_cast<volatile u32*>(kIoApicBase);
-        volatile u32& window = *reinterpret_cast<volatile u32*>(kIoApicBase + 0x10);
+        volatile u32& window = *reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow);
         for (u32 round = 0; round < rounds; ++round)
             for (u32 index = 0; index < 256; ++index) {
                 select = index;
@@ -383,8 +378,8 @@ int ipi_storm() {
     xapic(kXapicSvr) = kSvrEnabled;
     enable_interrupts();
     for (u32 i = 0; i < kStormIpis; ++i) {
-        send_xapic(kIcrShorthandSelf | kSelfVector);
-        send_xapic(kIcrShorthandOthers | kOthersVector);
+        send_xapic(kIcrSelf | kSelfVector);
+        send_xapic(kIcrAllExcludingSelf | kOthersVector);
     }
     disable_interrupts();
     println("ipistorm: xAPIC: ", kStormIpis, " self IPIs, ", taken[kSelfVector], " taken, ", kStormIpis,
@@ -393,7 +388,7 @@ int ipi_storm() {
     enable_interrupts();
     for (u32 i = 0; i < kStormIpis; ++i) {
         wrmsr(kMsrX2apicSelfIpi, kX2SelfVector);
-        wrmsr(kMsrX2apicIcr, kIcrShorthandOthers | kX2OthersVector);
+        wrmsr(kMsrX2apicIcr, kIcrAllExcludingSelf | kX2OthersVector);
     }
     disable_interrupts();
     println("ipistorm: x2APIC: ", kStormIpis, " self IPIs, ", taken[kX2SelfVector], " taken, ", kStormIpis,
@@ -411,7 +406,7 @@ int timer_storm() {
     set_interrupt_handler(kStormVector, count_and_eoi);
     xapic(kXapicSvr) = kSvrEnabled;
     xapic(kXapicDivide) = kDivideBy1;
-    xapic(kXapicLvtTimer) = kStormVector | kLvtPeriodic;
+    xapic(kXapicLvtTimer) = kStormVector | kLvtTimerPeriodic;
     u64 window = tsc_khz() * kStormMs;
     println("timerstorm: periodic timer, initial count 1, divide 1, for ", kStormMs, " ms of TSC");
     u64 loops = 0;
@@ -456,11 +451,11 @@ bool halt_until(u8 vector, u32 count) {
 // I/O APIC pin 2 (IRQ 0, the PIT) to `vector`, fixed, edge, APIC 0.
 void route_pit(u8 vector, bool masked) {
     volatile u32& select = *reinterpret_cast<volatile u32*>(kIoApicBase);
-    volatile u32& window = *reinterpret_cast<volatile u32*>(kIoApicBase + 0x10);
-    select = 0x10 + 2 * 2 + 1;
+    volatile u32& window = *reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow);
+    select = kIoApicRedirectionTable + 2 * 2 + 1;
     window = 0;
-    select = 0x10 + 2 * 2;
-    window = vector | (masked ? kLvtMasked : 0);
+    select = kIoApicRedirectionTable + 2 * 2;
+    window = vector | (masked ? kEntryMasked : 0);
 }
 
 void start_pit_10ms() {
@@ -483,10 +478,10 @@ int no_eoi() {
             ", in service: ", yes_no(vector_set(kXapicIsr, kHeldVector)), ", PPR ", hex(xapic(kXapicPpr)));
     // What must now wait: the timer again (periodic, 1 ms), a self IPI in a lower class, one in
     // the class below 0x80's; the PIT's interrupt, in a higher class, wakes the guest.
-    xapic(kXapicLvtTimer) = kHeldVector | kLvtPeriodic;
+    xapic(kXapicLvtTimer) = kHeldVector | kLvtTimerPeriodic;
     xapic(kXapicInitialCount) = 1000000;
-    send_xapic(kIcrShorthandSelf | kLowVector);
-    send_xapic(kIcrShorthandSelf | kSameClassVector);
+    send_xapic(kIcrSelf | kLowVector);
+    send_xapic(kIcrSelf | kSameClassVector);
     route_pit(kWakeVector, false);
     start_pit_10ms();
     bool woken = halt_until(kWakeVector, kWakeUps);

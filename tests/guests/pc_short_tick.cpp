@@ -17,8 +17,6 @@ namespace {
 
 constexpr u64 kTrampoline = 0x70000;
 constexpr u8 kStartupVector = kTrampoline >> 12;
-constexpr u64 kIcrInit = 0x4500, kIcrStartup = 0x4600;  // level assert, INIT / start-up
-constexpr u32 kLvtTscDeadline = 2u << 17, kLvtMasked = 1u << 16;
 constexpr u32 kCpuid1TscDeadline = 1u << 24;
 constexpr u8 kTickVector = 0x30;
 // A fifth of the kernel's default time slice (5'000'000 TSC ticks): a 4 ms tick at 1.25 GHz.
@@ -69,12 +67,12 @@ extern "C" int guest_main(const nestor_guest_boot*) {
 
     u8* trampoline = reinterpret_cast<u8*>(kTrampoline);
     for (const u8* p = pc_short_tick_ap_start; p < pc_short_tick_ap_end; ++p) *trampoline++ = *p;
-    send_ipi(1, kIcrInit);
-    send_ipi(1, kIcrStartup | kStartupVector);
-    send_ipi(1, kIcrStartup | kStartupVector);
+    send_ipi(1, kIcrInit | kIcrAssert);
+    send_ipi(1, kIcrStartup | kIcrAssert | kStartupVector);
+    send_ipi(1, kIcrStartup | kIcrAssert | kStartupVector);
     check(wait_for(shared(pc_short_tick_arrived_offset), 1000), "the application processor started and spins");
 
-    wrmsr(kMsrX2apicLvtTimer, kLvtTscDeadline | kTickVector);
+    wrmsr(kMsrX2apicLvtTimer, kLvtTimerTscDeadline | kTickVector);
     wrmsr(kMsrTscDeadline, rdtsc() + kTickPeriod);
     enable_interrupts();
     u64 start = rdtsc();

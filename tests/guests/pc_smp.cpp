@@ -15,7 +15,6 @@ namespace {
 
 constexpr u64 kTrampoline = 0x70000;
 constexpr u8 kStartupVector = kTrampoline >> 12;
-constexpr u64 kIcrInit = 0x4500, kIcrStartup = 0x4600;  // level assert, INIT / start-up
 constexpr u8 kPingVector = 0x40, kPongVector = 0x41;
 constexpr u16 kPmControl = 0x604;
 constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);
@@ -77,9 +76,9 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     volatile u32& arrived = shared(pc_smp_arrived_offset);
     volatile u32& pings = shared(pc_smp_pings_offset);
     for (u32 ap = 1; ap < 4; ++ap) {
-        send_ipi(ap, kIcrInit);
-        send_ipi(ap, kIcrStartup | kStartupVector);
-        send_ipi(ap, kIcrStartup | kStartupVector);
+        send_ipi(ap, kIcrInit | kIcrAssert);
+        send_ipi(ap, kIcrStartup | kIcrAssert | kStartupVector);
+        send_ipi(ap, kIcrStartup | kIcrAssert | kStartupVector);
     }
     bool all = wait_until(arrived, 3, 1000);
     println("smp: ", arrived, " application processors arrived");

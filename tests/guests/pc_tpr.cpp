@@ -11,7 +11,6 @@ using namespace nestor::guest::apic;
 
 namespace {
 
-constexpr u32 kIcrSelf = 1u << 18;  // destination shorthand: self, fixed delivery
 constexpr u16 kPmControl = 0x604;
 constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);  // SLP_TYP 5, SLP_EN
 // Long enough for a pending interrupt that could be taken to be taken many times over.

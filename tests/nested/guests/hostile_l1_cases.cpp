@@ -17,6 +17,7 @@
 //   case=spin      L2 loops for ever: the watchdog stops the domain
 //   case=triple    L2 triple-faults, which L1 does not intercept: the domain is stopped
 //   case=exitport  L2 writes the exit port, which L1 lets it reach: the domain ends
+#include "nestor/arch/apic_regs.hpp"
 #include "npt_common.hpp"
 
 using namespace npt_test;
@@ -24,8 +25,8 @@ using namespace npt_test;
 namespace {
 
 constexpr u64 kMagic = 0x686f7374696c6521;
-constexpr u64 kMemoryEnd = 0x1000000;  // the manifest gives every hostile L1 16 MiB
-constexpr u64 kLapic = 0xFEE00000;     // the local APIC's address: nothing of the domain's
+constexpr u64 kMemoryEnd = 0x1000000;                  // the manifest gives every hostile L1 16 MiB
+constexpr u64 kLapic = nestor::apic_regs::kXapicBase;  // nothing of the domain's
 
 alignas(4096) u8 msrpm[svm::kMsrpmBytes];
 alignas(4096) u8 iopm[svm::kIopmBytes];

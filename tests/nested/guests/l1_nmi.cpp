@@ -27,7 +27,8 @@ l2_nmi_entry:
 
 namespace {
 
-constexpr u64 kIcrSelfNmi = (1u << 18) | (4u << 8);  // shorthand "self", delivery mode NMI
+constexpr u64 kIcrSelfNmi = kIcrSelf | kIcrNmi;
+static_assert(kMsrX2apicIcr == 0x830 && kIcrSelfNmi == 0x40400, "l2_nmi_entry's WRMSR");
 
 alignas(4096) svm::Vmcb vmcb;
 L2Stack l2_stack;

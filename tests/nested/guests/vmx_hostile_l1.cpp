@@ -19,6 +19,7 @@
 //   case=exit_store_outside, exit_load_mmio  a VM-exit MSR-store list past L1's memory, a VM-exit
 //                     MSR-load list at the local APIC's address: L2's first exit is a VMX abort,
 //                     which stops the domain
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
 #include "nestor/x86_tables.hpp"
@@ -147,8 +148,8 @@ hostile_l2_stack_top:
 
 namespace {
 
-constexpr u64 kMemoryEnd = 0x1000000;  // the manifest gives every hostile L1 16 MiB
-constexpr u64 kLapic = 0xFEE00000;     // the local APIC's address: nothing of the domain's
+constexpr u64 kMemoryEnd = 0x1000000;                  // the manifest gives every hostile L1 16 MiB
+constexpr u64 kLapic = nestor::apic_regs::kXapicBase;  // nothing of the domain's
 constexpr u64 kRegionBytes = 4096;
 // Bit 31 of a region's first dword, beside the revision.
 constexpr u32 kShadowVmcsIndicator = ~static_cast<u32>(iv::basic::revision_mask);

@@ -25,6 +25,7 @@ vmx_l2_nmi_entry:
     jmp 1b
     .popsection
 )");
+static_assert(kMsrX2apicIcr == 0x830 && (kIcrSelf | kIcrNmi) == 0x40400, "vmx_l2_nmi_entry's WRMSR");
 
 namespace {
 

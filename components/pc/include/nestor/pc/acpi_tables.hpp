@@ -6,14 +6,15 @@
 // lists the tables and their offsets.
 #pragma once
 
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/lib/result.hpp"
 
 namespace nestor::pc {
 
 // The interrupt controllers' architectural MMIO bases (Intel SDM vol. 3 section 11.4.1; the
 // 82093AA I/O APIC datasheet).
-inline constexpr u32 kLocalApicAddress = 0xFEE00000;
-inline constexpr u32 kIoApicAddress = 0xFEC00000;
+inline constexpr u32 kLocalApicAddress = apic_regs::kXapicBase;
+inline constexpr u32 kIoApicAddress = apic_regs::kIoApicBase;
 
 // The FADT's RESET_REG: the reset control register at port 0xCF9, value 0x06 (a full reset).
 inline constexpr u16 kAcpiResetPort = 0xCF9;

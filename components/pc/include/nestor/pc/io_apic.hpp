@@ -10,6 +10,7 @@
 // once, so delivery status (bit 12) always reads 0.
 #pragma once
 
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/pc/links.hpp"
 #include "nestor/virt/device_bus.hpp"
 
@@ -18,37 +19,37 @@ namespace nestor::pc {
 class IoApic final : public virt::Device, public EoiListener {
 public:
     // The platform registers [kBase, kBase + kSize) on the bus.
-    static constexpr u64 kBase = 0xFEC00000;
-    static constexpr u64 kSize = 0x1000;
+    static constexpr u64 kBase = apic_regs::kIoApicBase;
+    static constexpr u64 kSize = apic_regs::kIoApicPageSize;
     static constexpr u8 kPins = 24;
 
     // MMIO offsets from kBase; only 32-bit accesses at these two reach a register.
-    static constexpr u64 kRegisterSelect = 0x00;  // IOREGSEL
-    static constexpr u64 kWindow = 0x10;          // IOWIN
+    static constexpr u64 kRegisterSelect = apic_regs::kIoApicRegisterSelect;  // IOREGSEL
+    static constexpr u64 kWindow = apic_regs::kIoApicWindow;                  // IOWIN
 
     // Indirect registers (IOREGSEL values).
-    static constexpr u8 kIdRegister = 0x00;
-    static constexpr u8 kVersionRegister = 0x01;
-    static constexpr u8 kArbitrationRegister = 0x02;
-    static constexpr u8 kRedirectionTable = 0x10;  // two per pin: low dword, then high dword
+    static constexpr u8 kIdRegister = apic_regs::kIoApicId;
+    static constexpr u8 kVersionRegister = apic_regs::kIoApicVersion;
+    static constexpr u8 kArbitrationRegister = apic_regs::kIoApicArbitration;
+    static constexpr u8 kRedirectionTable = apic_regs::kIoApicRedirectionTable;
 
-    static constexpr u32 kIdShift = 24;
+    static constexpr u32 kIdShift = apic_regs::kIoApicIdShift;
     static constexpr u32 kIdMask = 0x0F000000;  // bits 27:24; the rest is reserved
     // Version 0x11, maximum redirection entry (bits 23:16) kPins - 1.
     static constexpr u32 kVersion = 0x11 | ((kPins - 1u) << 16);
 
     // Redirection-entry fields.
-    static constexpr u64 kEntryVector = 0xFF;
-    static constexpr u32 kEntryModeShift = 8;
-    static constexpr u64 kEntryMode = 7u << kEntryModeShift;
-    static constexpr u64 kEntryLogical = 1u << 11;
-    static constexpr u64 kEntryDeliveryStatus = 1u << 12;  // read-only
-    static constexpr u64 kEntryActiveLow = 1u << 13;
-    static constexpr u64 kEntryRemoteIrr = 1u << 14;  // read-only
-    static constexpr u64 kEntryLevel = 1u << 15;
-    static constexpr u64 kEntryMasked = 1u << 16;
-    static constexpr u32 kEntryDestinationShift = 56;
-    static constexpr u64 kEntryDestination = u64{0xFF} << kEntryDestinationShift;
+    static constexpr u64 kEntryVector = apic_regs::kEntryVector;
+    static constexpr u32 kEntryModeShift = apic_regs::kEntryModeShift;
+    static constexpr u64 kEntryMode = apic_regs::kEntryMode;
+    static constexpr u64 kEntryLogical = apic_regs::kEntryLogical;
+    static constexpr u64 kEntryDeliveryStatus = apic_regs::kEntryDeliveryStatus;  // read-only
+    static constexpr u64 kEntryActiveLow = apic_regs::kEntryActiveLow;
+    static constexpr u64 kEntryRemoteIrr = apic_regs::kEntryRemoteIrr;  // read-only
+    static constexpr u64 kEntryLevel = apic_regs::kEntryLevel;
+    static constexpr u64 kEntryMasked = apic_regs::kEntryMasked;
+    static constexpr u32 kEntryDestinationShift = apic_regs::kEntryDestinationShift;
+    static constexpr u64 kEntryDestination = apic_regs::kEntryDestination;
     // What a write can change: bits 55:17 are reserved and read 0.
     static constexpr u64 kEntryWritable =
         kEntryVector | kEntryMode | kEntryLogical | kEntryActiveLow | kEntryLevel | kEntryMasked | kEntryDestination;

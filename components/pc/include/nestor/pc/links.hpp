@@ -7,6 +7,7 @@
 // level-triggered vector goes back to the I/O APIC.
 #pragma once
 
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/lib/types.hpp"
 
 namespace nestor::pc {
@@ -41,13 +42,13 @@ protected:
 
 // The APIC's delivery modes (ICR and redirection-entry bits 10:8).
 enum class DeliveryMode : u8 {
-    fixed = 0,
-    lowest_priority = 1,
-    smi = 2,
-    nmi = 4,
-    init = 5,
-    startup = 6,
-    extint = 7,
+    fixed = apic_regs::kModeFixed,
+    lowest_priority = apic_regs::kModeLowestPriority,
+    smi = apic_regs::kModeSmi,
+    nmi = apic_regs::kModeNmi,
+    init = apic_regs::kModeInit,
+    startup = apic_regs::kModeStartup,
+    extint = apic_regs::kModeExtint,
 };
 
 // ICR bits 19:18.

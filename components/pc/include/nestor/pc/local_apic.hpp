@@ -9,6 +9,7 @@
 // last write to it latched.
 #pragma once
 
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/arch/x86_regs.hpp"
 #include "nestor/pc/links.hpp"
 #include "nestor/virt/device_bus.hpp"
@@ -26,96 +27,96 @@ inline constexpr BitMasks kBitMask{};
 
 class LocalApic final : public virt::Device {
 public:
-    static constexpr u64 kDefaultBase = 0xFEE00000;
-    static constexpr u64 kMmioSize = 0x1000;
+    static constexpr u64 kDefaultBase = apic_regs::kXapicBase;
+    static constexpr u64 kMmioSize = apic_regs::kXapicPageSize;
 
     static constexpr u32 kMsrApicBase = x86_regs::kMsrApicBase;
     static constexpr u32 kMsrTscDeadline = x86_regs::kMsrTscDeadline;
     // x2APIC register n at kMsrX2apicFirst + offset / kRegisterStride.
     static constexpr u32 kMsrX2apicFirst = x86_regs::kMsrX2apicFirst;
-    static constexpr u32 kMsrX2apicCount = x86_regs::kMsrX2apicLast - x86_regs::kMsrX2apicFirst + 1;
-    static constexpr u32 kRegisterStride = 0x10;  // the xAPIC page's registers are 16 bytes apart
+    static constexpr u32 kMsrX2apicCount = apic_regs::kMsrX2apicCount;
+    static constexpr u32 kRegisterStride = apic_regs::kRegisterStride;
 
     // IA32_APIC_BASE.
     static constexpr u64 kBaseBsp = x86_regs::kApicBaseBsp;
     static constexpr u64 kBaseX2apic = x86_regs::kApicBaseX2apic;
     static constexpr u64 kBaseEnable = x86_regs::kApicBaseEnable;
     // The page's address: bits 51:12 (the largest MAXPHYADDR); the rest is reserved.
-    static constexpr u64 kBaseAddress = 0x000FFFFFFFFFF000;
+    static constexpr u64 kBaseAddress = apic_regs::kApicBaseAddress;
 
-    // Register offsets in the xAPIC page.
-    static constexpr u32 kId = 0x20;
-    static constexpr u32 kVersion = 0x30;
-    static constexpr u32 kTpr = 0x80;
-    static constexpr u32 kApr = 0x90;
-    static constexpr u32 kPpr = 0xA0;
-    static constexpr u32 kEoi = 0xB0;
-    static constexpr u32 kRrd = 0xC0;
-    static constexpr u32 kLdr = 0xD0;
-    static constexpr u32 kDfr = 0xE0;
-    static constexpr u32 kSvr = 0xF0;
-    static constexpr u32 kIsr = 0x100;  // eight registers each, 16 bytes apart
-    static constexpr u32 kTmr = 0x180;
-    static constexpr u32 kIrr = 0x200;
-    static constexpr u32 kEsr = 0x280;
-    static constexpr u32 kLvtCmci = 0x2F0;
-    static constexpr u32 kIcrLow = 0x300;
-    static constexpr u32 kIcrHigh = 0x310;
-    static constexpr u32 kLvtTimer = 0x320;
-    static constexpr u32 kLvtThermal = 0x330;
-    static constexpr u32 kLvtPerformance = 0x340;
-    static constexpr u32 kLvtLint0 = 0x350;
-    static constexpr u32 kLvtLint1 = 0x360;
-    static constexpr u32 kLvtError = 0x370;
-    static constexpr u32 kTimerInitialCount = 0x380;
-    static constexpr u32 kTimerCurrentCount = 0x390;
-    static constexpr u32 kTimerDivide = 0x3E0;
-    static constexpr u32 kSelfIpi = 0x3F0;  // x2APIC only
-    static constexpr u32 kMsrX2apicEoi = kMsrX2apicFirst + kEoi / kRegisterStride;
+    // Register offsets in the xAPIC page (x2APIC register n at kMsrX2apicFirst + offset / 16).
+    static constexpr u32 kId = apic_regs::kXapicId;
+    static constexpr u32 kVersion = apic_regs::kXapicVersion;
+    static constexpr u32 kTpr = apic_regs::kXapicTpr;
+    static constexpr u32 kApr = apic_regs::kXapicApr;
+    static constexpr u32 kPpr = apic_regs::kXapicPpr;
+    static constexpr u32 kEoi = apic_regs::kXapicEoi;
+    static constexpr u32 kRrd = apic_regs::kXapicRrd;
+    static constexpr u32 kLdr = apic_regs::kXapicLdr;
+    static constexpr u32 kDfr = apic_regs::kXapicDfr;
+    static constexpr u32 kSvr = apic_regs::kXapicSvr;
+    static constexpr u32 kIsr = apic_regs::kXapicIsr;
+    static constexpr u32 kTmr = apic_regs::kXapicTmr;
+    static constexpr u32 kIrr = apic_regs::kXapicIrr;
+    static constexpr u32 kEsr = apic_regs::kXapicEsr;
+    static constexpr u32 kLvtCmci = apic_regs::kXapicLvtCmci;
+    static constexpr u32 kIcrLow = apic_regs::kXapicIcrLow;
+    static constexpr u32 kIcrHigh = apic_regs::kXapicIcrHigh;
+    static constexpr u32 kLvtTimer = apic_regs::kXapicLvtTimer;
+    static constexpr u32 kLvtThermal = apic_regs::kXapicLvtThermal;
+    static constexpr u32 kLvtPerformance = apic_regs::kXapicLvtPerformance;
+    static constexpr u32 kLvtLint0 = apic_regs::kXapicLvtLint0;
+    static constexpr u32 kLvtLint1 = apic_regs::kXapicLvtLint1;
+    static constexpr u32 kLvtError = apic_regs::kXapicLvtError;
+    static constexpr u32 kTimerInitialCount = apic_regs::kXapicInitialCount;
+    static constexpr u32 kTimerCurrentCount = apic_regs::kXapicCurrentCount;
+    static constexpr u32 kTimerDivide = apic_regs::kXapicDivide;
+    static constexpr u32 kSelfIpi = apic_regs::kXapicSelfIpi;
+    static constexpr u32 kMsrX2apicEoi = apic_regs::kMsrX2apicEoi;
 
     // Version 0x14 (an integrated APIC), maximum LVT entry 6 (bits 23:16), no directed EOI.
     static constexpr u32 kVersionValue = 0x14 | (6u << 16);
 
-    static constexpr u32 kSvrEnable = 1u << 8;
+    static constexpr u32 kSvrEnable = apic_regs::kSvrEnable;
     // Set: this APIC is never a lowest-priority message's focus processor (SDM 11.6.2.4).
-    static constexpr u32 kSvrFocusDisabled = 1u << 9;
+    static constexpr u32 kSvrFocusDisabled = apic_regs::kSvrFocusDisabled;
     static constexpr u32 kSvrWritable = 0x3FF;  // vector, enable, focus checking
-    static constexpr u32 kSvrReset = 0xFF;
+    static constexpr u32 kSvrReset = apic_regs::kSvrReset;
     static constexpr u32 kDfrReset = 0xFFFFFFFF;
     static constexpr u32 kDfrModel = 0xF0000000;  // the only writable bits: flat 0xF, cluster 0x0
     static constexpr u32 kLdrXapic = 0xFF000000;  // the logical ID's bits in xAPIC mode
-    static constexpr u32 kIdXapicShift = 24;
+    static constexpr u32 kIdXapicShift = apic_regs::kXapicIdShift;
 
     // LVT fields.
-    static constexpr u32 kLvtVector = 0xFF;
-    static constexpr u32 kLvtModeShift = 8;
-    static constexpr u32 kLvtMode = 7u << kLvtModeShift;
-    static constexpr u32 kLvtActiveLow = 1u << 13;
-    static constexpr u32 kLvtLevel = 1u << 15;
-    static constexpr u32 kLvtMasked = 1u << 16;
-    static constexpr u32 kLvtTimerModeShift = 17;
-    static constexpr u32 kLvtTimerMode = 3u << kLvtTimerModeShift;
+    static constexpr u32 kLvtVector = apic_regs::kLvtVector;
+    static constexpr u32 kLvtModeShift = apic_regs::kLvtModeShift;
+    static constexpr u32 kLvtMode = apic_regs::kLvtMode;
+    static constexpr u32 kLvtActiveLow = apic_regs::kLvtActiveLow;
+    static constexpr u32 kLvtLevel = apic_regs::kLvtLevel;
+    static constexpr u32 kLvtMasked = apic_regs::kLvtMasked;
+    static constexpr u32 kLvtTimerModeShift = apic_regs::kLvtTimerModeShift;
+    static constexpr u32 kLvtTimerMode = apic_regs::kLvtTimerMode;
     static constexpr u32 kLvtReset = kLvtMasked;
     enum class TimerMode : u8 { one_shot = 0, periodic = 1, tsc_deadline = 2, reserved = 3 };
 
-    static constexpr u32 kDivideWritable = 0xB;  // bits 0, 1 and 3
+    static constexpr u32 kDivideWritable = apic_regs::kDivideBits;
 
     // ESR bits this model sets.
-    static constexpr u32 kEsrSendIllegalVector = 1u << 5;
-    static constexpr u32 kEsrReceiveIllegalVector = 1u << 6;
+    static constexpr u32 kEsrSendIllegalVector = apic_regs::kEsrSendIllegalVector;
+    static constexpr u32 kEsrReceiveIllegalVector = apic_regs::kEsrReceiveIllegalVector;
 
     // ICR (low half) fields.
-    static constexpr u32 kIcrVector = 0xFF;
-    static constexpr u32 kIcrModeShift = 8;
-    static constexpr u32 kIcrLogical = 1u << 11;
-    static constexpr u32 kIcrAssert = 1u << 14;
-    static constexpr u32 kIcrLevel = 1u << 15;
-    static constexpr u32 kIcrShorthandShift = 18;
+    static constexpr u32 kIcrVector = apic_regs::kIcrVector;
+    static constexpr u32 kIcrModeShift = apic_regs::kIcrModeShift;
+    static constexpr u32 kIcrLogical = apic_regs::kIcrLogical;
+    static constexpr u32 kIcrAssert = apic_regs::kIcrAssert;
+    static constexpr u32 kIcrLevel = apic_regs::kIcrLevel;
+    static constexpr u32 kIcrShorthandShift = apic_regs::kIcrShorthandShift;
     // What an ICR write keeps: vector, mode, destination mode, level, trigger, shorthand.
     static constexpr u32 kIcrWritable = 0x000CCFFF;
     // x2APIC's must-be-zero ICR bits (31:20, 17:16, 13): a WRMSR setting one is #GP.
     static constexpr u64 kX2apicIcrReserved = 0xFFF32000;
-    static constexpr u32 kXapicDestinationShift = 24;
+    static constexpr u32 kXapicDestinationShift = apic_regs::kXapicDestinationShift;
 
     static constexpr u8 kFirstLegalVector = 16;
     static constexpr u8 kGeneralProtection = 13;
