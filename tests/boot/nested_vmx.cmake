@@ -288,3 +288,27 @@ nestor_boot_test(nested.vmx_l1_nmi nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   --reject "guest: unexpected")
+
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_interrupt_window.cpp): its
+# self-IPI waits, interrupts off, for L1's interrupt window; L1 enters L2 injecting an event, which
+# goes first, and then the interrupt is L1's VM exit, acknowledged. The window was L1's alone:
+# L1 then runs with interrupts on, not exiting before each instruction for it.
+set(vmx_window_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_interrupt_window.bin)
+nestor_pack_manifest(OUTPUT ${vmx_window_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_interrupt_window.manifest NESTED on)
+add_custom_target(pack_vmx_l1_interrupt_window ALL DEPENDS ${vmx_window_manifest})
+set(vmx_window_initrd "${vmx_window_manifest} manifest")
+string(APPEND vmx_window_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_interrupt_window.elf vmx_l1_interrupt_window")
+string(APPEND vmx_window_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_l1_interrupt_window nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_window_initrd}" --expect-status 0
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L1's interrupt during L2: exit reason 1, interruption info 0x80000040, L2 spinning: yes$"
+  --expect "^\\[l1\\] L1 with interrupts on: 1000 steps$"
+  --expect "^\\[l1\\] done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:"
+  --reject "guest: unexpected")

@@ -166,6 +166,9 @@ struct VmxVcpu {
     bool flush_pending;    // INVEPT/INVVPID before the first entry
     u32 pin_controls;      // as last written
     u32 primary_controls;  // as last written (the event windows)
+    // The event windows the kernel asked for (window_controls of the primary controls): L1's,
+    // so vmcs01's alone; vmcs02's are its L1's own, and the kernel's wait for vmcs01 to run.
+    u32 windows;
     bool event_pending;
     u32 pending_info;
     u32 pending_error_code;
@@ -725,6 +728,7 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     vcpu->flush_pending = true;
     vcpu->pin_controls = caps.pin_without_timer;
     vcpu->primary_controls = caps.primary;
+    vcpu->windows = 0;
     vcpu->cr0_mask = cr0.mask;
     vcpu->cr0_shadow = cr0.shadow;
     vcpu->save_efer = caps.save_efer;
@@ -1228,11 +1232,20 @@ bool vmx_inject_nmi(VcpuHandle handle, const VcpuState& state) {
     return true;
 }
 
-// The windows are VM-execution controls: interrupt-window and NMI-window exiting.
-void request_window(VmxVcpu& vcpu, u32 control, bool on) {
-    u32 primary = on ? vcpu.primary_controls | control : vcpu.primary_controls & ~control;
+// The windows are VM-execution controls: interrupt-window and NMI-window exiting, in vmcs01
+// (VmxVcpu::windows). A window kept open in vmcs01 that the kernel no longer asks for would make
+// L1 exit before each of its instructions with interrupts on, and not one of them would run.
+constexpr u32 kWindowControls = primary::interrupt_window_exiting | primary::nmi_window_exiting;
+
+void apply_windows(VmxVcpu& vcpu) {
+    u32 primary = (vcpu.primary_controls & ~kWindowControls) | vcpu.windows;
     if (primary == vcpu.primary_controls || !make_current(vcpu)) return;
     if (vmwrite(field::primary_controls, primary)) vcpu.primary_controls = primary;
+}
+
+void request_window(VmxVcpu& vcpu, u32 control, bool on) {
+    vcpu.windows = on ? vcpu.windows | control : vcpu.windows & ~control;
+    if (!vcpu.nested_hardware.running_l2()) apply_windows(vcpu);
 }
 
 void vmx_request_interrupt_window(VcpuHandle handle, bool on) {
@@ -1540,6 +1553,7 @@ void VmxNestedHardware::reset_to_l1() {
     swap_levels();
     running_l2_ = false;
     shadow_stale_ = false;
+    apply_windows(*vcpu_);  // those asked for while L2 ran
 }
 
 void VmxNestedHardware::write_state(const VcpuState& state) {
