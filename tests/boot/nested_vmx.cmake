@@ -312,3 +312,27 @@ nestor_boot_test(nested.vmx_l1_interrupt_window nested TIMEOUT 300 ARGS --emulat
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   --reject "guest: unexpected")
+
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l2_tsc_write.cpp) that offsets its
+# L2's TSC and lets L2's WRMSR through: L2's write to IA32_TSC sets the domain's TSC, which L2 reads
+# plus L1's offset and L1 reads as written.
+set(vmx_tsc_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_tsc_write.bin)
+nestor_pack_manifest(OUTPUT ${vmx_tsc_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_tsc_write.manifest NESTED on)
+add_custom_target(pack_vmx_l2_tsc_write ALL DEPENDS ${vmx_tsc_manifest})
+set(vmx_tsc_initrd "${vmx_tsc_manifest} manifest")
+string(APPEND vmx_tsc_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l2_tsc_write.elf vmx_l2_tsc_write")
+string(APPEND vmx_tsc_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_l2_tsc_write nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_tsc_initrd}" --expect-status 0
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's exit reason 18$"
+  --expect "^\\[l1\\] L2's TSC after its write: the value written plus L1's offset: yes$"
+  --expect "^\\[l1\\] L1's TSC then: the value L2 wrote: yes$"
+  --expect "^\\[l1\\] done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:"
+  --reject "guest: unexpected")

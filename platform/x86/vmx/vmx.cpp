@@ -169,6 +169,10 @@ struct VmxVcpu {
     // The event windows the kernel asked for (window_controls of the primary controls): L1's,
     // so vmcs01's alone; vmcs02's are its L1's own, and the kernel's wait for vmcs01 to run.
     u32 windows;
+    // The domain's TSC offset (the kernel's, set_tsc_offset), vmcs01's; `tsc_offset_stale` while
+    // vmcs01 has not got it yet, when it changed while L2 ran.
+    u64 tsc_offset;
+    bool tsc_offset_stale;
     bool event_pending;
     u32 pending_info;
     u32 pending_error_code;
@@ -729,6 +733,8 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     vcpu->pin_controls = caps.pin_without_timer;
     vcpu->primary_controls = caps.primary;
     vcpu->windows = 0;
+    vcpu->tsc_offset = 0;
+    vcpu->tsc_offset_stale = false;
     vcpu->cr0_mask = cr0.mask;
     vcpu->cr0_shadow = cr0.shadow;
     vcpu->save_efer = caps.save_efer;
@@ -1260,9 +1266,19 @@ void vmx_new_slice(VcpuHandle handle) {
     if (slice_owner == vcpu_of(handle)) slice_owner = nullptr;
 }
 
+// vmcs02 runs an L2 with L0's offset plus its L1's (the nested component): it moves with L0's,
+// and vmcs01 gets L0's when L1 runs again (VmxNestedHardware::reset_to_l1).
 void vmx_set_tsc_offset(VcpuHandle handle, u64 offset) {
     VmxVcpu* vcpu = vcpu_of(handle);
-    if (make_current(*vcpu)) vmwrite(field::tsc_offset, offset);
+    u64 change = offset - vcpu->tsc_offset;
+    vcpu->tsc_offset = offset;
+    if (!make_current(*vcpu)) return;
+    if (!vcpu->nested_hardware.running_l2()) {
+        vmwrite(field::tsc_offset, offset);
+        return;
+    }
+    vmwrite(field::tsc_offset, vmread(field::tsc_offset) + change);
+    vcpu->tsc_offset_stale = true;
 }
 
 // CR4 as the guest sees it: the read shadow for the bits the host owns.
@@ -1554,6 +1570,8 @@ void VmxNestedHardware::reset_to_l1() {
     running_l2_ = false;
     shadow_stale_ = false;
     apply_windows(*vcpu_);  // those asked for while L2 ran
+    if (vcpu_->tsc_offset_stale && make_current(*vcpu_) && vmwrite(field::tsc_offset, vcpu_->tsc_offset))
+        vcpu_->tsc_offset_stale = false;
 }
 
 void VmxNestedHardware::write_state(const VcpuState& state) {
