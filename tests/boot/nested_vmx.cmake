@@ -336,3 +336,26 @@ nestor_boot_test(nested.vmx_l2_tsc_write nested TIMEOUT 300 ARGS --emulator boch
   --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
   --reject "^error:"
   --reject "guest: unexpected")
+
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI
+# waits behind CR8 15 (L0's TPR threshold 4 in L1's VMCS); L1 does not exit on interrupts, and its
+# L2 lowers CR8, takes the interrupt and exits with VMCALL. L1's next entry must not fail on a
+# threshold above its CR8 that L0 lowered only in L2's VMCS.
+set(vmx_tpr_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_tpr_threshold.bin)
+nestor_pack_manifest(OUTPUT ${vmx_tpr_manifest}
+  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_tpr_threshold.manifest NESTED on)
+add_custom_target(pack_vmx_l1_tpr_threshold ALL DEPENDS ${vmx_tpr_manifest})
+set(vmx_tpr_initrd "${vmx_tpr_manifest} manifest")
+string(APPEND vmx_tpr_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_tpr_threshold.elf vmx_l1_tpr_threshold")
+string(APPEND vmx_tpr_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+
+nestor_boot_test(nested.vmx_l1_tpr_threshold nested TIMEOUT 300 ARGS --emulator bochs
+  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_tpr_initrd}" --expect-status 0
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's exit reason 18, from its handler of L1's interrupt: yes, L1's CR8 0$"
+  --expect "^\\[l1\\] done$"
+  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+  --reject "^error:"
+  --reject "guest: unexpected")

@@ -189,10 +189,12 @@ struct VmxVcpu {
     u64 pinned_cr0_mask;
     u64 slice_end;  // TSC value at which its time slice ends, while it is slice_owner
     // The TPR shadow: the guest's CR8 is VTPR[7:4] in the virtual-APIC page (its only use here),
-    // the host's TPR stays its own; the TPR threshold as last written.
+    // the host's TPR stays its own; the TPR threshold as last written, `tpr_threshold_stale`
+    // while vmcs01 has not got it yet, when it was written into vmcs02.
     paddr virtual_apic_pa;
     volatile u8* vtpr;
     u8 tpr_threshold;
+    bool tpr_threshold_stale;
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
@@ -732,9 +734,6 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
     vcpu->flush_pending = true;
     vcpu->pin_controls = caps.pin_without_timer;
     vcpu->primary_controls = caps.primary;
-    vcpu->windows = 0;
-    vcpu->tsc_offset = 0;
-    vcpu->tsc_offset_stale = false;
     vcpu->cr0_mask = cr0.mask;
     vcpu->cr0_shadow = cr0.shadow;
     vcpu->save_efer = caps.save_efer;
@@ -912,6 +911,7 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
     if (threshold == vcpu.tpr_threshold) return;
     w(field::tpr_threshold, threshold);
     vcpu.tpr_threshold = threshold;
+    vcpu.tpr_threshold_stale = vcpu.nested_hardware.running_l2();  // vmcs01's when L1 runs again
 }
 
 // L0's slice ended while L1's timer for L2 counts: it stops until L2 runs again.
@@ -1572,6 +1572,8 @@ void VmxNestedHardware::reset_to_l1() {
     apply_windows(*vcpu_);  // those asked for while L2 ran
     if (vcpu_->tsc_offset_stale && make_current(*vcpu_) && vmwrite(field::tsc_offset, vcpu_->tsc_offset))
         vcpu_->tsc_offset_stale = false;
+    if (vcpu_->tpr_threshold_stale && make_current(*vcpu_) && vmwrite(field::tpr_threshold, vcpu_->tpr_threshold))
+        vcpu_->tpr_threshold_stale = false;
 }
 
 void VmxNestedHardware::write_state(const VcpuState& state) {
