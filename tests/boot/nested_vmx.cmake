@@ -1,16 +1,32 @@
+# nestor_vmx_l1_test(NAME GUEST ARGS ...): an L1 of the SDK on Intel VMX under Bochs, the guest
+# GUEST alone in tests/nested/appliances/GUEST.manifest beside the healthy domain, on the
+# NESTED_VIRT=ON kernel. Both domains must finish, L1 after printing "done", and nothing may
+# log an error; ARGS holds the test's own checks.
+function(nestor_vmx_l1_test name guest)
+  cmake_parse_arguments(ARG "" "" "ARGS" ${ARGN})
+  set(manifest ${CMAKE_CURRENT_BINARY_DIR}/${guest}.bin)
+  nestor_pack_manifest(OUTPUT ${manifest}
+    MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/${guest}.manifest NESTED on)
+  add_custom_target(pack_${guest} ALL DEPENDS ${manifest})
+  set(initrd "${manifest} manifest")
+  string(APPEND initrd ",${NESTOR_KERNEL_main_GUESTS}/${guest}.elf ${guest}")
+  string(APPEND initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
+  nestor_boot_test(${name} nested TIMEOUT 300 ARGS --emulator bochs
+    --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${initrd}" --expect-status 0
+    ${ARG_ARGS}
+    --expect "^\\[l1\\] done$"
+    --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
+    --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
+    --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
+    --reject "^error:"
+    --reject "not implemented yet"
+    --reject "guest: unexpected")
+endfunction()
+
 # Nested VMX under Bochs (an Intel CPU with VMX, EPT and unrestricted guest): an L1 written with
 # the SDK runs every VMX instruction, the good cases and the failures, beside a healthy domain
 # that must finish too. Each line is what the instruction did on the L1's side.
-set(vmx_l1_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_instructions.bin)
-nestor_pack_manifest(OUTPUT ${vmx_l1_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_instructions.manifest NESTED on)
-add_custom_target(pack_vmx_l1_instructions ALL DEPENDS ${vmx_l1_manifest})
-set(vmx_l1_initrd "${vmx_l1_manifest} manifest")
-string(APPEND vmx_l1_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_instructions.elf vmx_l1_instructions")
-string(APPEND vmx_l1_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_l1_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l1_instructions vmx_l1_instructions ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
   --expect "^\\[l1\\] vmx basic: revision 0x4e560001, region 4096 bytes, true controls 1$"
   --expect "^\\[l1\\] feature control: 0x5$"
@@ -54,13 +70,7 @@ nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator b
   --expect "^\\[l1\\] vmptrld a again: VMsucceed$"
   --expect "^\\[l1\\] guest rip after the round trip: 0x123456789abc$"
   --expect "^\\[l1\\] vmxoff: VMsucceed$"
-  --expect "^\\[l1\\] vmptrst after vmxoff: #UD invalid opcode$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "not implemented yet")
+  --expect "^\\[l1\\] vmptrst after vmxoff: #UD invalid opcode$")
 
 # An L1 on Intel VMX runs an L2 (tests/nested/guests/vmx_l2_runs.cpp), beside a healthy domain:
 # exits reflected with reason, instruction length and qualification; a guest-state check failing
@@ -70,16 +80,7 @@ nestor_boot_test(nested.vmx_l1_instructions nested TIMEOUT 300 ARGS --emulator b
 # VM-exit MSR lists, and an entry MSR-load failure (reason 0x80000022, the entry's number); L2's
 # MOV to CR4 / CR0 clearing a bit L0 owns and L1 leaves to L2: #GP(0) to L1 or to L2's IDT; a
 # 32-bit PAE L2 without L1's EPT, its PDPTEs loaded from memory.
-set(vmx_l2_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_runs.bin)
-nestor_pack_manifest(OUTPUT ${vmx_l2_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_runs.manifest NESTED on)
-add_custom_target(pack_vmx_l2_runs ALL DEPENDS ${vmx_l2_manifest})
-set(vmx_l2_initrd "${vmx_l2_manifest} manifest")
-string(APPEND vmx_l2_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l2_runs.elf vmx_l2_runs")
-string(APPEND vmx_l2_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l2_runs nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_l2_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l2_runs vmx_l2_runs ARGS
   --expect "^\\[l1\\] vmlaunch with activity state hlt: exit reason 0x80000021, guest rip unchanged yes$"
   --expect "^\\[l1\\] l2 cpuid: exit reason 10, length 2, qualification 0x0$"
   --expect "^\\[l1\\] l2 out: exit reason 30, length 2, qualification 0x800040$"
@@ -102,13 +103,7 @@ nestor_boot_test(nested.vmx_l2_runs nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^\\[l1\\] l2 clearing cr4\\.vmxe: exit reason 0, info 0x80000b0d, error 0, at the mov yes, vmxe set yes$"
   --expect "^\\[l1\\] l2 clearing cr0\\.ne: exit reason 18, l2's #gp error 0, at the mov yes, ne set yes$"
   --expect "^\\[l1\\] pae l2 out: exit reason 30, length 2, qualification 0x800040$"
-  --expect "^\\[l1\\] pae l2 vmcall: exit reason 18, length 3, qualification 0x0$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "not implemented yet")
+  --expect "^\\[l1\\] pae l2 vmcall: exit reason 18, length 3, qualification 0x0$")
 
 # Hostile L1s on Intel VMX (tests/nested/guests/vmx_hostile_l1.cpp, one case per domain), beside
 # the healthy domain, which must finish: Nestor never panics, takes a CPU exception or hangs, and
@@ -270,92 +265,32 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_nmi.cpp): its L2's NMI (a self-NMI
 # through the x2APIC) is L1's VM exit when L1 exits on NMIs, reason 0 with the NMI in the
 # interruption information, and taken by it: L1 sees no NMI of its own after it.
-set(vmx_nmi_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_nmi.bin)
-nestor_pack_manifest(OUTPUT ${vmx_nmi_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_nmi.manifest NESTED on)
-add_custom_target(pack_vmx_l1_nmi ALL DEPENDS ${vmx_nmi_manifest})
-set(vmx_nmi_initrd "${vmx_nmi_manifest} manifest")
-string(APPEND vmx_nmi_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_nmi.elf vmx_l1_nmi")
-string(APPEND vmx_nmi_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l1_nmi nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_nmi_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l1_nmi vmx_l1_nmi ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
-  --expect "^\\[l1\\] L2's self-NMI: exit reason 0, interruption info 0x80000202, in L1 after it: nothing$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "guest: unexpected")
+  --expect "^\\[l1\\] L2's self-NMI: exit reason 0, interruption info 0x80000202, in L1 after it: nothing$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_interrupt_window.cpp): its
 # self-IPI waits, interrupts off, for L1's interrupt window; L1 enters L2 injecting an event, which
 # goes first, and then the interrupt is L1's VM exit, acknowledged. The window was L1's alone:
 # L1 then runs with interrupts on, not exiting before each instruction for it.
-set(vmx_window_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_interrupt_window.bin)
-nestor_pack_manifest(OUTPUT ${vmx_window_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_interrupt_window.manifest NESTED on)
-add_custom_target(pack_vmx_l1_interrupt_window ALL DEPENDS ${vmx_window_manifest})
-set(vmx_window_initrd "${vmx_window_manifest} manifest")
-string(APPEND vmx_window_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_interrupt_window.elf vmx_l1_interrupt_window")
-string(APPEND vmx_window_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l1_interrupt_window nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_window_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l1_interrupt_window vmx_l1_interrupt_window ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
   --expect "^\\[l1\\] L1's interrupt during L2: exit reason 1, interruption info 0x80000040, L2 spinning: yes$"
-  --expect "^\\[l1\\] L1 with interrupts on: 1000 steps$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "guest: unexpected")
+  --expect "^\\[l1\\] L1 with interrupts on: 1000 steps$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l2_tsc_write.cpp) that offsets its
 # L2's TSC and lets L2's WRMSR through: L2's write to IA32_TSC sets the domain's TSC, which L2 reads
 # plus L1's offset and L1 reads as written.
-set(vmx_tsc_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l2_tsc_write.bin)
-nestor_pack_manifest(OUTPUT ${vmx_tsc_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l2_tsc_write.manifest NESTED on)
-add_custom_target(pack_vmx_l2_tsc_write ALL DEPENDS ${vmx_tsc_manifest})
-set(vmx_tsc_initrd "${vmx_tsc_manifest} manifest")
-string(APPEND vmx_tsc_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l2_tsc_write.elf vmx_l2_tsc_write")
-string(APPEND vmx_tsc_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l2_tsc_write nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_tsc_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l2_tsc_write vmx_l2_tsc_write ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
   --expect "^\\[l1\\] L2's exit reason 18$"
   --expect "^\\[l1\\] L2's TSC after its write: the value written plus L1's offset: yes$"
-  --expect "^\\[l1\\] L1's TSC then: the value L2 wrote: yes$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "guest: unexpected")
+  --expect "^\\[l1\\] L1's TSC then: the value L2 wrote: yes$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI
 # waits behind CR8 15 (L0's TPR threshold 4 in L1's VMCS); L1 does not exit on interrupts, and its
 # L2 lowers CR8, takes the interrupt and exits with VMCALL. L1's next entry must not fail on a
 # threshold above its CR8 that L0 lowered only in L2's VMCS.
-set(vmx_tpr_manifest ${CMAKE_CURRENT_BINARY_DIR}/vmx_l1_tpr_threshold.bin)
-nestor_pack_manifest(OUTPUT ${vmx_tpr_manifest}
-  MANIFEST ${PROJECT_SOURCE_DIR}/tests/nested/appliances/vmx_l1_tpr_threshold.manifest NESTED on)
-add_custom_target(pack_vmx_l1_tpr_threshold ALL DEPENDS ${vmx_tpr_manifest})
-set(vmx_tpr_initrd "${vmx_tpr_manifest} manifest")
-string(APPEND vmx_tpr_initrd ",${NESTOR_KERNEL_main_GUESTS}/vmx_l1_tpr_threshold.elf vmx_l1_tpr_threshold")
-string(APPEND vmx_tpr_initrd ",${NESTOR_KERNEL_main_GUESTS}/healthy.elf healthy")
-
-nestor_boot_test(nested.vmx_l1_tpr_threshold nested TIMEOUT 300 ARGS --emulator bochs
-  --kernel-elf64 ${NESTOR_KERNEL_NESTED_ON_DIR}/nestor.elf --initrd "${vmx_tpr_initrd}" --expect-status 0
+nestor_vmx_l1_test(nested.vmx_l1_tpr_threshold vmx_l1_tpr_threshold ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
-  --expect "^\\[l1\\] L2's exit reason 18, from its handler of L1's interrupt: yes, L1's CR8 0$"
-  --expect "^\\[l1\\] done$"
-  --expect "^appliance: domain l1 exited with status 0 \\(exit port\\)"
-  --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
-  --expect "^appliance: 2 of 2 domains built, 0 failed or refused$"
-  --reject "^error:"
-  --reject "guest: unexpected")
+  --expect "^\\[l1\\] L2's exit reason 18, from its handler of L1's interrupt: yes, L1's CR8 0$")

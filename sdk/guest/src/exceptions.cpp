@@ -15,7 +15,6 @@ namespace nestor::guest {
 namespace {
 
 constexpr u16 kCodeSelector = 0x08;  // entry.S's GDT
-constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
 constexpr u32 kExceptionVectors = 32;
 constexpr u32 kVectors = 256;
 constexpr u64 kInterruptStubBytes = 16;  // exceptions.S
@@ -28,15 +27,7 @@ InterruptHandler interrupt_handlers[kVectors] = {};
 // The innermost armed probe; the handler resumes there.
 ProbeContext* active_probe = nullptr;
 
-IdtEntry gate(u64 handler) {
-    return {static_cast<u16>(handler),
-            kCodeSelector,
-            0,
-            kInterruptGate,
-            static_cast<u16>(handler >> 16),
-            static_cast<u32>(handler >> 32),
-            0};
-}
+IdtEntry gate(u64 handler) { return x86::interrupt_gate(handler, kCodeSelector); }
 
 void compiler_barrier() { asm volatile("" ::: "memory"); }
 

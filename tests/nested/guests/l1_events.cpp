@@ -44,19 +44,11 @@ alignas(4096) svm::Vmcb vmcb;
 L2Stack l2_stack;
 
 using nestor::guest::x86::IdtGate;
-constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
 constexpr u32 kL2Vectors = 0x31;
 alignas(16) IdtGate l2_idt[kL2Vectors];
 
 void set_gate(u8 vector, const char* handler) {
-    u64 h = reinterpret_cast<u64>(handler);
-    l2_idt[vector] = IdtGate{static_cast<u16>(h),
-                             svm::read_cs(),
-                             0,
-                             kInterruptGate,
-                             static_cast<u16>(h >> 16),
-                             static_cast<u32>(h >> 32),
-                             0};
+    l2_idt[vector] = nestor::guest::x86::interrupt_gate(reinterpret_cast<u64>(handler), svm::read_cs());
 }
 
 void set_up_events_l2(u64 event) {

@@ -7,6 +7,7 @@
 #include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
+#include "nestor/x86_tables.hpp"
 
 using namespace nestor::guest;
 using namespace nestor::guest::apic;
@@ -38,19 +39,13 @@ alignas(4096) u8 vmxon_region[4096];
 alignas(4096) u8 vmcs[4096];
 alignas(4096) u8 msr_bitmap[4096];  // all clear: no MSR access of L2 exits to L1
 alignas(16) u8 l2_stack[8192];
-alignas(16) u64 l2_idt[2 * (kL1Vector + 1)];
+alignas(16) nestor::guest::x86::IdtGate l2_idt[kL1Vector + 1];
 
 u64 address(const void* p) { return reinterpret_cast<u64>(p); }
 
 // L2's IDT: the gate of L1's vector alone (a 64-bit interrupt gate in L1's code segment).
 void build_l2_idt() {
-    u64 handler = address(vmx_l2_tpr_handler);
-    u16 cs = 0;
-    asm volatile("mov %%cs, %0" : "=r"(cs));
-    constexpr u64 kInterruptGate = 0x8E;
-    constexpr u64 kGate = u64{2} * kL1Vector;  // 16 bytes a gate
-    l2_idt[kGate] = (handler & 0xFFFF) | (u64{cs} << 16) | (kInterruptGate << 40) | ((handler >> 16 & 0xFFFF) << 48);
-    l2_idt[kGate + 1] = handler >> 32;
+    l2_idt[kL1Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_tpr_handler), vmx::read_cs());
 }
 
 u64 read_cr8() {

@@ -17,6 +17,7 @@
 // from memory at its CR3.
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
+#include "nestor/x86_tables.hpp"
 
 using namespace nestor::guest;
 namespace vmx = nestor::guest::vmx;
@@ -316,16 +317,10 @@ void msr_lists_l2() {
 }
 
 // L2's IDT: the #GP gate alone (a 64-bit interrupt gate to vmx_l2_gp_handler in L1's code segment).
-alignas(16) u64 l2_idt[2 * (kVectorGP + 1)];
+alignas(16) nestor::guest::x86::IdtGate l2_idt[kVectorGP + 1];
 
 void build_l2_idt() {
-    u64 handler = address(vmx_l2_gp_handler);
-    u16 cs = 0;
-    asm volatile("mov %%cs, %0" : "=r"(cs));
-    constexpr u64 kInterruptGate = 0x8E;
-    constexpr u64 kGate = u64{2} * kVectorGP;  // 16 bytes a gate
-    l2_idt[kGate] = (handler & 0xFFFF) | (u64{cs} << 16) | (kInterruptGate << 40) | ((handler >> 16 & 0xFFFF) << 48);
-    l2_idt[kGate + 1] = handler >> 32;
+    l2_idt[kVectorGP] = nestor::guest::x86::interrupt_gate(address(vmx_l2_gp_handler), vmx::read_cs());
 }
 
 void cr_l2() {

@@ -36,4 +36,12 @@ struct IdtGate {
 };
 static_assert(sizeof(IdtGate) == 16);
 
+inline constexpr u8 kInterruptGate = 0x8E;  // present, DPL 0, 64-bit interrupt gate
+
+// An interrupt gate to `handler` in the code segment `selector`.
+inline IdtGate interrupt_gate(u64 handler, u16 selector) {
+    return {static_cast<u16>(handler),       selector, 0, kInterruptGate, static_cast<u16>(handler >> 16),
+            static_cast<u32>(handler >> 32), 0};
+}
+
 }  // namespace nestor::guest::x86
