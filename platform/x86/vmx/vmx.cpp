@@ -166,13 +166,13 @@ struct VmxVcpu {
     bool flush_pending;    // INVEPT/INVVPID before the first entry
     u32 pin_controls;      // as last written
     u32 primary_controls;  // as last written (the event windows)
-    // The event windows the kernel asked for (window_controls of the primary controls): L1's,
+    // The event windows the kernel asked for (kWindowControls of the primary controls): L1's,
     // so vmcs01's alone; vmcs02's are its L1's own, and the kernel's wait for vmcs01 to run.
     u32 windows;
-    // The domain's TSC offset (the kernel's, set_tsc_offset), vmcs01's; `tsc_offset_stale` while
-    // vmcs01 has not got it yet, when it changed while L2 ran.
-    u64 tsc_offset;
-    bool tsc_offset_stale;
+    u64 tsc_offset;  // the domain's (the kernel's, set_tsc_offset), vmcs01's
+    // What vmcs01 has not got yet of the windows, the TSC offset and the TPR threshold, set while
+    // L2 ran (VmxNestedHardware::reset_to_l1 brings them).
+    bool vmcs01_stale;
     bool event_pending;
     u32 pending_info;
     u32 pending_error_code;
@@ -189,12 +189,10 @@ struct VmxVcpu {
     u64 pinned_cr0_mask;
     u64 slice_end;  // TSC value at which its time slice ends, while it is slice_owner
     // The TPR shadow: the guest's CR8 is VTPR[7:4] in the virtual-APIC page (its only use here),
-    // the host's TPR stays its own; the TPR threshold as last written, `tpr_threshold_stale`
-    // while vmcs01 has not got it yet, when it was written into vmcs02.
+    // the host's TPR stays its own; the TPR threshold as last written.
     paddr virtual_apic_pa;
     volatile u8* vtpr;
     u8 tpr_threshold;
-    bool tpr_threshold_stale;
     // Extended state, XCR0, DR0-DR3 and DR6, which VM entry and exit leave alone. Loaded with the
     // VMCS (make_current).
     GuestContext context;
@@ -911,7 +909,7 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
     if (threshold == vcpu.tpr_threshold) return;
     w(field::tpr_threshold, threshold);
     vcpu.tpr_threshold = threshold;
-    vcpu.tpr_threshold_stale = vcpu.nested_hardware.running_l2();  // vmcs01's when L1 runs again
+    if (vcpu.nested_hardware.running_l2()) vcpu.vmcs01_stale = true;
 }
 
 // L0's slice ended while L1's timer for L2 counts: it stops until L2 runs again.
@@ -1249,9 +1247,22 @@ void apply_windows(VmxVcpu& vcpu) {
     if (vmwrite(field::primary_controls, primary)) vcpu.primary_controls = primary;
 }
 
+// What the kernel set while L2 ran, into vmcs01 as L1 runs again (VmxVcpu::vmcs01_stale).
+[[gnu::noinline]] void bring_vmcs01_up_to_date(VmxVcpu& vcpu) {
+    apply_windows(vcpu);
+    if (!make_current(vcpu)) return;
+    VmcsWriter w;
+    w(field::tsc_offset, vcpu.tsc_offset);
+    w(field::tpr_threshold, vcpu.tpr_threshold);
+    vcpu.vmcs01_stale = !w.ok();
+}
+
 void request_window(VmxVcpu& vcpu, u32 control, bool on) {
     vcpu.windows = on ? vcpu.windows | control : vcpu.windows & ~control;
-    if (!vcpu.nested_hardware.running_l2()) apply_windows(vcpu);
+    if (vcpu.nested_hardware.running_l2())
+        vcpu.vmcs01_stale = true;
+    else
+        apply_windows(vcpu);
 }
 
 void vmx_request_interrupt_window(VcpuHandle handle, bool on) {
@@ -1278,7 +1289,7 @@ void vmx_set_tsc_offset(VcpuHandle handle, u64 offset) {
         return;
     }
     vmwrite(field::tsc_offset, vmread(field::tsc_offset) + change);
-    vcpu->tsc_offset_stale = true;
+    vcpu->vmcs01_stale = true;
 }
 
 // CR4 as the guest sees it: the read shadow for the bits the host owns.
@@ -1569,11 +1580,8 @@ void VmxNestedHardware::reset_to_l1() {
     swap_levels();
     running_l2_ = false;
     shadow_stale_ = false;
-    apply_windows(*vcpu_);  // those asked for while L2 ran
-    if (vcpu_->tsc_offset_stale && make_current(*vcpu_) && vmwrite(field::tsc_offset, vcpu_->tsc_offset))
-        vcpu_->tsc_offset_stale = false;
-    if (vcpu_->tpr_threshold_stale && make_current(*vcpu_) && vmwrite(field::tpr_threshold, vcpu_->tpr_threshold))
-        vcpu_->tpr_threshold_stale = false;
+    if (vcpu_->vmcs01_stale) [[unlikely]]
+        bring_vmcs01_up_to_date(*vcpu_);
 }
 
 void VmxNestedHardware::write_state(const VcpuState& state) {
