@@ -29,12 +29,6 @@ void on_interrupt(u8 vector) {
         xapic(kXapicEoi) = 0;
 }
 
-u64 read_cr8() {
-    u64 value;
-    asm volatile("mov %%cr8, %0" : "=r"(value));
-    return value;
-}
-
 // With interrupts enabled around the MOV: what it lets through is taken right after it.
 void write_cr8(u64 value) { asm volatile("sti; mov %0, %%cr8; nop; cli" ::"r"(value) : "memory"); }
 

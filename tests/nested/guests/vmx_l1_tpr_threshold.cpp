@@ -48,12 +48,6 @@ void build_l2_idt() {
     l2_idt[kL1Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_tpr_handler), vmx::read_cs());
 }
 
-u64 read_cr8() {
-    u64 value = 0;
-    asm volatile("mov %%cr8, %0" : "=r"(value));
-    return value;
-}
-
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {

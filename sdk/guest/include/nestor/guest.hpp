@@ -259,6 +259,11 @@ inline u64 read_cr4() {
     asm volatile("mov %%cr4, %0" : "=r"(v));
     return v;
 }
+inline u64 read_cr8() {
+    u64 v;
+    asm volatile("mov %%cr8, %0" : "=r"(v));
+    return v;
+}
 
 inline void pause() { asm volatile("pause"); }
 
