@@ -1,11 +1,21 @@
 // The few symbols a freestanding C++ program still needs: the compiler may emit calls to the
-// mem* functions for copies and fills, and a pure virtual call must stop the kernel loudly.
+// mem* functions for copies and fills and, built for size, to the 128-bit shifts; a pure virtual
+// call must stop the kernel loudly.
 #include "nestor/lib/assert.hpp"
 #include "nestor/lib/types.hpp"
+#include "nestor/lib/wide_shift.hpp"
 
 using nestor::u64;
 using nestor::u8;
 using nestor::usize;
+using nestor::WideHalves;
+using u128 = unsigned __int128;
+using i128 = __int128;
+
+namespace {
+WideHalves halves_of(u128 value) { return {static_cast<u64>(value), static_cast<u64>(value >> 64)}; }
+u128 joined(WideHalves v) { return (u128{v.high} << 64) | v.low; }
+}  // namespace
 
 extern "C" {
 
@@ -60,6 +70,16 @@ int strcmp(const char* a, const char* b) {
         ++b;
     }
     return static_cast<u8>(*a) - static_cast<u8>(*b);
+}
+
+i128 __ashlti3(i128 value, int count) {
+    return static_cast<i128>(joined(nestor::wide_shift_left(halves_of(static_cast<u128>(value)), count)));
+}
+
+u128 __lshrti3(u128 value, int count) { return joined(nestor::wide_shift_right(halves_of(value), count)); }
+
+i128 __ashrti3(i128 value, int count) {
+    return static_cast<i128>(joined(nestor::wide_shift_right_arithmetic(halves_of(static_cast<u128>(value)), count)));
 }
 
 void __cxa_pure_virtual() { PANIC("pure virtual function called"); }
