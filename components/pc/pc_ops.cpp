@@ -27,6 +27,7 @@ struct PcState {
     pc::PcPlatform platform;
     CpuidTopology topology[pc::kMaxVcpus];
     bool init_seen[pc::kMaxVcpus] = {};  // an application processor's INIT arrived (it then waits for a SIPI)
+    u32 starts[pc::kMaxVcpus] = {};      // how often each application processor was started
     u8 window[pc::kMaxVcpus] = {};       // the event window each vCPU's backend was last asked for
     u64 tsc_offset[pc::kMaxVcpus] = {};  // the TSC offset each vCPU's backend was last given (a new one has 0)
     pc::ConsoleKeys console_keys;        // the host's console input, when this PC takes it
@@ -42,6 +43,9 @@ namespace {
 
 constexpr u32 kPcs = NESTOR_MANIFEST_MAX_DOMAINS;
 constexpr u8 kNoWindow = 0, kInterruptWindow = 1, kNmiWindow = 2;
+// An application processor's starts and INITs are logged up to this many starts: a guest that
+// restarts one in a loop may not flood the console.
+constexpr u32 kLoggedStarts = 4;
 // The ACPI tables of a PC with the most vCPUs take well under this.
 constexpr usize kTablesBuffer = 4096;
 
@@ -313,6 +317,17 @@ bool wakes(Vm& vm, Vcpu& v) {
     return vm.pc->platform.wakes(v.index);
 }
 
+// An INIT to an application processor that runs (or halts) puts it back into wait-for-SIPI: its
+// backend vCPU goes with its state (outside VMX operation INIT resets the processor; a domain
+// with nested virtualization has one vCPU). Its local APIC's INIT is taken by start_processor.
+[[gnu::noinline]] void stop_processor(Vm& vm, Vcpu& v) {
+    vm.release_vcpu(v);
+    vm.reset_vcpu(v);
+    v.awaiting_startup = true;
+    if (vm.pc->starts[v.index] < kLoggedStarts)
+        log::info("appliance: domain {}: vCPU {} waits for a startup IPI again (INIT)", vm.name, v.index);
+}
+
 // INIT puts an application processor into wait-for-SIPI; the SIPI that follows starts it in real
 // mode at CS = vector << 8, IP = 0, as the SDM's MP initialisation protocol says.
 bool start_processor(Vm& vm, Vcpu& v) {
@@ -334,8 +349,23 @@ bool start_processor(Vm& vm, Vcpu& v) {
     v.state().rip = 0;
     v.awaiting_startup = false;
     vm.pc->tsc_offset[v.index] = 0;  // a new backend vCPU: its first entry sets the domain's
-    log::info("appliance: domain {}: vCPU {} started at {:#x}", vm.name, v.index, u64{static_cast<u32>(vector)} << 12);
+    const u32 starts = ++vm.pc->starts[v.index];
+    if (starts <= kLoggedStarts)
+        log::info("appliance: domain {}: vCPU {} started at {:#x}", vm.name, v.index,
+                  u64{static_cast<u32>(vector)} << 12);
+    if (starts == kLoggedStarts)
+        log::info("appliance: domain {}: vCPU {} started {} times: its further starts and INITs are not logged",
+                  vm.name, v.index, starts);
     return true;
+}
+
+bool application_processor_runs(Vm& vm, Vcpu& v) {
+    if (!v.awaiting_startup) {
+        if (!vm.pc->platform.apic(v.index).init_pending()) [[likely]]
+            return true;
+        stop_processor(vm, v);
+    }
+    return start_processor(vm, v);
 }
 
 // The operator's NMI button (pc/console_keys.hpp: Ctrl-] n on the console).
@@ -371,7 +401,7 @@ constexpr PcOps kPcOps{
     .prepare_entry = prepare_entry,
     .exit_served = exit_served,
     .wakes = wakes,
-    .start_processor = start_processor,
+    .application_processor_runs = application_processor_runs,
     .next_deadline = next_deadline,
     .serve_console = serve_console,
     .detach = detach,

@@ -13,8 +13,9 @@ constexpr u32 kFailureStatus = 1;
 // of it, a halt.
 bool ready(Vm& vm, Vcpu& v) {
     if (!vm.running) return false;
-    // A PC's application processor runs once the guest has started it with INIT-SIPI-SIPI.
-    if (v.awaiting_startup && !vm.pc_ops->start_processor(vm, v)) return false;
+    // A PC's application processor runs once the guest has started it with INIT-SIPI-SIPI, and
+    // until an INIT (only a PC's domain has more than one vCPU).
+    if (v.index != 0 && !vm.pc_ops->application_processor_runs(vm, v)) return false;
     if (!v.waiting) return true;
     if (vm.pc && vm.pc_ops->wakes(vm, v)) {
         v.waiting = false;

@@ -56,15 +56,26 @@ void Vm::stop(const ExitOutcome& how, const VmExit& last) {
     release();
 }
 
+void Vm::release_vcpu(Vcpu& v) {
+    // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
+    nested_vcpu_destroy(v.nested);
+    if (v.handle) ops->destroy_vcpu(v.handle);
+    v.handle = nullptr;
+}
+
 void Vm::release_vcpus() {
-    for (u32 i = 0; i < vcpu_count; ++i) {
-        Vcpu& v = vcpus[i];
-        // The nested state first: it may refer to the backend's vCPU (NestedVcpu::hardware).
-        nested_vcpu_destroy(v.nested);
-        if (v.handle) ops->destroy_vcpu(v.handle);
-        v.handle = nullptr;
-    }
+    for (u32 i = 0; i < vcpu_count; ++i) release_vcpu(vcpus[i]);
     nested_domain_teardown(nested);
+}
+
+void Vm::reset_vcpu(Vcpu& v) {
+    v.state() = VcpuState{};
+    v.nested = nested::NestedVcpu{};
+    v.cpuid_memo.clear();
+    v.waiting = false;
+    v.interrupt_due = false;
+    v.awaiting_startup = false;
+    v.exits.slices_without_exit = 0;
 }
 
 void Vm::release() {
@@ -75,16 +86,7 @@ void Vm::release() {
 void Vm::power_off() {
     release_vcpus();
     nested = nested::NestedDomain{};
-    for (u32 i = 0; i < vcpu_count; ++i) {
-        Vcpu& v = vcpus[i];
-        v.state() = VcpuState{};
-        v.nested = nested::NestedVcpu{};
-        v.cpuid_memo.clear();
-        v.waiting = false;
-        v.interrupt_due = false;
-        v.awaiting_startup = false;
-        v.exits.slices_without_exit = 0;
-    }
+    for (u32 i = 0; i < vcpu_count; ++i) reset_vcpu(vcpus[i]);
 }
 
 }  // namespace nestor::virt

@@ -55,7 +55,8 @@ nestor_appliance_test(console_input AREA pc
   --reject "FAIL:" --reject "PANIC" --reject "CPU exception")
 
 # SMP: four vCPUs, the three application processors started by the guest with INIT-SIPI-SIPI
-# into real mode, then an IPI to each and one back (tests/guests/pc_smp.cpp).
+# into real mode, then an IPI to each and one back; then INIT-SIPI-SIPI again to one asleep and
+# one parked with interrupts off, which start again at the new vector (tests/guests/pc_smp.cpp).
 nestor_appliance_test(smp AREA pc
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/pc_smp.manifest GUESTS pc_smp healthy
   ARGS --expect-status 0
@@ -65,6 +66,10 @@ nestor_appliance_test(smp AREA pc
   --expect "^\\[smp\\] smp: 3 application processors arrived$"
   --expect "^\\[smp\\] ok: an IPI to an application processor and its IPI back$"
   --expect "^\\[smp\\] ok: each application processor took one ping$"
+  --expect "^appliance: domain smp: vCPU 2 waits for a startup IPI again \\(INIT\\)$"
+  --expect "^appliance: domain smp: vCPU 2 started at 0x71000$"
+  --expect "^\\[smp\\] smp: 2 application processors started again$"
+  --expect "^\\[smp\\] ok: each application processor started again took its ping in the new trampoline$"
   --expect "^\\[smp\\] checks: [0-9]+ passed, 0 failed$"
   --expect "^appliance: domain smp exited with status 0 \\(shutdown\\)"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"

@@ -70,3 +70,14 @@ pc_hostile_test(no_eoi noeoi LINES
   "noeoi: pending: 0x40 yes, 0x7f yes, 0x80 yes"
   "noeoi: after its EOI: 0x80 taken 2, 0x7f taken 1, 0x40 taken 1, PPR 0x0, TPR 0x0"
   "noeoi: done")
+
+# 5. INIT-SIPI-SIPI to its application processor 300 times, each start waited for (the AP counts
+#    itself, tells the BSP and halts with interrupts off): every cycle starts it again, on a new
+#    backend vCPU, and the kernel logs the first four starts and INITs of that vCPU, then says it
+#    logs no more of them.
+pc_hostile_test(init_storm initstorm LINES
+  "initstorm: 300 INIT-SIPI-SIPI cycles, 300 starts of application processor 1"
+  "initstorm: done"
+  ARGS
+  --expect "^appliance: domain initstorm: vCPU 1 started at 0x70000$"
+  --expect "^appliance: domain initstorm: vCPU 1 started 4 times: its further starts and INITs are not logged$")

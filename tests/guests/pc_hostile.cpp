@@ -6,7 +6,9 @@
 //   timerstorm  a periodic local APIC timer at its shortest period (count 1, divide 1) for a
 //               fixed TSC window, with a handler that EOIs;
 //   noeoi       the timer's interrupt taken and never EOIed, then HLT with interrupts on: only an
-//               interrupt of a higher priority class may arrive until the EOI.
+//               interrupt of a higher priority class may arrive until the EOI;
+//   initstorm   INIT-SIPI-SIPI to its application processor (`vcpus = 2`) again and again, each
+//               start waited for (pc_init_storm_trampoline.S).
 // The kernel must survive each, and the healthy domain beside it must finish.
 #include "hostile.hpp"
 #include "nestor/apic.hpp"
@@ -504,6 +506,36 @@ int no_eoi() {
     return 0;
 }
 
+// ---- initstorm -------------------------------------------------------------------------------
+
+extern "C" const u8 pc_init_storm_trampoline_start[], pc_init_storm_trampoline_end[];
+extern "C" const u32 pc_init_storm_arrived_offset;
+
+constexpr u32 kInitStormCycles = 300;
+constexpr u64 kInitStormTrampoline = 0x70000;
+constexpr u8 kArrivedVector = 0x51;
+
+int init_storm() {
+    set_interrupt_handler(kArrivedVector, count_and_eoi);
+    xapic(kXapicSvr) = kSvrEnabled;
+    u8* page = reinterpret_cast<u8*>(kInitStormTrampoline);
+    for (const u8* p = pc_init_storm_trampoline_start; p < pc_init_storm_trampoline_end; ++p) *page++ = *p;
+    const volatile u32& arrived =
+        *reinterpret_cast<const volatile u32*>(kInitStormTrampoline + pc_init_storm_arrived_offset);
+    const u32 startup = kIcrStartup | kIcrAssert | (kInitStormTrampoline >> 12);
+    u32 cycles = 0;
+    for (; cycles < kInitStormCycles; ++cycles) {
+        xapic(kXapicIcrHigh) = 1u << 24;  // APIC 1
+        xapic(kXapicIcrLow) = kIcrInit | kIcrAssert;
+        xapic(kXapicIcrLow) = startup;
+        xapic(kXapicIcrLow) = startup;
+        if (!halt_until(kArrivedVector, cycles + 1)) break;
+    }
+    println("initstorm: ", cycles, " INIT-SIPI-SIPI cycles, ", arrived, " starts of application processor 1");
+    println("initstorm: done");
+    return 0;
+}
+
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot* boot) {
@@ -511,6 +543,7 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
     if (boot->cmdline_has("ipistorm")) return ipi_storm();
     if (boot->cmdline_has("timerstorm")) return timer_storm();
     if (boot->cmdline_has("noeoi")) return no_eoi();
+    if (boot->cmdline_has("initstorm")) return init_storm();
     println("pc_hostile: no case on the command line");
     return 1;
 }

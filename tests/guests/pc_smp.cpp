@@ -1,7 +1,10 @@
 // An SMP guest of the PC platform (`vcpus = 4`): the BSP finds its processors in the MADT and
 // CPUID, starts each application processor with INIT-SIPI-SIPI into a real-mode trampoline
 // (pc_smp_trampoline.S), then pings each with an IPI and waits for its IPI back, timing the round
-// trip in TSC ticks. Ends through ACPI S5 while the APs sleep.
+// trip in TSC ticks. Then INIT-SIPI-SIPI again, into a second copy of the trampoline: to an AP
+// asleep with interrupts on, and to one parked with them off (an operating system taking a CPU
+// offline and back): each must start again at the new vector and answer a ping there. Ends
+// through ACPI S5 while the APs sleep.
 #include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
@@ -9,13 +12,13 @@ using namespace nestor::guest;
 using namespace nestor::guest::apic;
 
 extern "C" const u8 pc_smp_trampoline_start[], pc_smp_trampoline_end[];
-extern "C" const u32 pc_smp_arrived_offset, pc_smp_pings_offset;
+extern "C" const u32 pc_smp_arrived_offset, pc_smp_pings_offset, pc_smp_parked_offset;
 
 namespace {
 
-constexpr u64 kTrampoline = 0x70000;
-constexpr u8 kStartupVector = kTrampoline >> 12;
-constexpr u8 kPingVector = 0x40, kPongVector = 0x41;
+constexpr u64 kTrampoline = 0x70000, kSecondTrampoline = 0x71000;
+constexpr u8 kStartupVector = kTrampoline >> 12, kSecondStartupVector = kSecondTrampoline >> 12;
+constexpr u8 kPingVector = 0x40, kPongVector = 0x41, kParkVector = 0x42;
 constexpr u16 kPmControl = 0x604;
 constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);
 
@@ -27,9 +30,20 @@ void on_pong(u8) {
     wrmsr(kMsrX2apicEoi, 0);
 }
 
-volatile u32& shared(u32 offset) { return *reinterpret_cast<volatile u32*>(kTrampoline + offset); }
+volatile u32& shared(u32 offset, u64 page = kTrampoline) { return *reinterpret_cast<volatile u32*>(page + offset); }
 
 void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
+
+void copy_trampoline(u64 to) {
+    u8* page = reinterpret_cast<u8*>(to);
+    for (const u8* p = pc_smp_trampoline_start; p < pc_smp_trampoline_end; ++p) *page++ = *p;
+}
+
+void init_sipi_sipi(u32 apic_id, u8 vector) {
+    send_ipi(apic_id, kIcrInit | kIcrAssert);
+    send_ipi(apic_id, kIcrStartup | kIcrAssert | vector);
+    send_ipi(apic_id, kIcrStartup | kIcrAssert | vector);
+}
 
 // Spins (pausing) until `value` reaches `target` or `ms` milliseconds of TSC passed.
 bool wait_until(volatile u32& value, u32 target, u64 ms) {
@@ -71,15 +85,10 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     check(rdmsr(kMsrX2apicId) == 0, "the BSP is APIC 0");
     set_interrupt_handler(kPongVector, on_pong);
 
-    u8* trampoline = reinterpret_cast<u8*>(kTrampoline);
-    for (const u8* p = pc_smp_trampoline_start; p < pc_smp_trampoline_end; ++p) *trampoline++ = *p;
+    copy_trampoline(kTrampoline);
     volatile u32& arrived = shared(pc_smp_arrived_offset);
     volatile u32& pings = shared(pc_smp_pings_offset);
-    for (u32 ap = 1; ap < 4; ++ap) {
-        send_ipi(ap, kIcrInit | kIcrAssert);
-        send_ipi(ap, kIcrStartup | kIcrAssert | kStartupVector);
-        send_ipi(ap, kIcrStartup | kIcrAssert | kStartupVector);
-    }
+    for (u32 ap = 1; ap < 4; ++ap) init_sipi_sipi(ap, kStartupVector);
     bool all = wait_until(arrived, 3, 1000);
     println("smp: ", arrived, " application processors arrived");
     check(all, "INIT-SIPI-SIPI started three application processors");
@@ -94,9 +103,28 @@ extern "C" int guest_main(const nestor_guest_boot*) {
         total += rdtsc() - start;
         check(answered, "an IPI to an application processor and its IPI back");
     }
-    disable_interrupts();
     check(pings == 3, "each application processor took one ping");
     println("smp: ping round trips took ", total / 3, " TSC ticks on average");
+
+    // AP 1 sleeps in HLT with interrupts on; AP 2 is parked with them off.
+    copy_trampoline(kSecondTrampoline);
+    volatile u32& parked = shared(pc_smp_parked_offset);
+    send_ipi(2, kParkVector);
+    check(wait_until(parked, 1, 1000), "application processor 2 parked with interrupts off");
+    volatile u32& arrived_again = shared(pc_smp_arrived_offset, kSecondTrampoline);
+    volatile u32& pings_again = shared(pc_smp_pings_offset, kSecondTrampoline);
+    init_sipi_sipi(1, kSecondStartupVector);
+    init_sipi_sipi(2, kSecondStartupVector);
+    bool both = wait_until(arrived_again, 2, 200);
+    println("smp: ", arrived_again, " application processors started again");
+    check(both, "INIT-SIPI-SIPI started a sleeping and a parked application processor again");
+    for (u32 ap = 1; ap < 3; ++ap) {
+        u32 before = pongs;
+        send_ipi(ap, kPingVector);
+        check(wait_until(pongs, before + 1, 1000), "an application processor started again answers a ping");
+    }
+    check(pings_again == 2, "each application processor started again took its ping in the new trampoline");
+    disable_interrupts();
     if (check_summary() != 0) return 1;
     println("powering off through ACPI S5");
     outw(kPmControl, kSleepS5);

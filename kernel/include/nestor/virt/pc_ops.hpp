@@ -69,10 +69,11 @@ struct PcOps {
     PcExit (*exit_served)(Vm& vm, Vcpu& vcpu, const VmExit& exit, VcpuState& state);
     // For a halted vCPU: has something arrived that wakes it (timers that are due are raised first)?
     bool (*wakes)(Vm& vm, Vcpu& vcpu);
-    // For an application processor that waits for its start: did the guest's INIT and SIPI reach
-    // its local APIC? If so the backend's vCPU is created in real mode at the SIPI's vector and
-    // the vCPU runs from now on (true).
-    bool (*start_processor)(Vm& vm, Vcpu& vcpu);
+    // For an application processor, before it runs: may it? One that waits for its start runs
+    // once the guest's INIT and SIPI reached its local APIC (the backend's vCPU is created in
+    // real mode at the SIPI's vector); an INIT sends one that runs back to waiting (its backend
+    // vCPU released, its registers reset), as an operating system restarts a CPU it took offline.
+    bool (*application_processor_runs)(Vm& vm, Vcpu& vcpu);
     // The host timestamp (platform::timestamp) at which the PC's next timer is due (~0: none
     // armed). The PC's models count in the guest's TSC, which has an offset of its own.
     u64 (*next_deadline)(const Vm& vm);

@@ -107,6 +107,10 @@ public:
     // It stopped for good with `outcome` (from `last`'s exit): records it and frees its vCPUs on
     // the backend.
     void stop(const ExitOutcome& how, const VmExit& last = VmExit{});
+    // Frees one vCPU's nested state and backend vCPU (its registers stay, for VCPU_READ).
+    void release_vcpu(Vcpu& v);
+    // Puts a released vCPU's registers and bookkeeping back as they were before its first entry.
+    void reset_vcpu(Vcpu& v);
     // Frees the nested state, the backend's vCPUs and its PC. The backend's VM stays: the
     // domain's mappings follow it until the domain goes (its frames stay the toolstack's).
     void release();
