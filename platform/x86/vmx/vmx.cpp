@@ -43,10 +43,10 @@ struct VmxVm {
     paddr io_bitmap_a;  // ports 0x0000-0x7FFF
     paddr io_bitmap_b;  // ports 0x8000-0xFFFF
     paddr msr_bitmap;
-    // Changed by every unmap (nested_hardware.hpp), and the vCPU that may run an L2 on a shadow
-    // EPT (a nested domain has one vCPU).
+    // Changed by every unmap (nested_hardware.hpp), and the first of the vCPUs that may run an L2
+    // on a shadow EPT (each links the next: VmxVcpu::next_nested).
     u64 mapping_generation;
-    struct VmxVcpu* nested_vcpu;
+    struct VmxVcpu* nested_vcpus;
 };
 static_assert(sizeof(VmxVm) <= kPageSize);
 
@@ -197,6 +197,7 @@ struct VmxVcpu {
     // VMCS (make_current).
     GuestContext context;
     VcpuNestedHardware nested_hardware;  // lent to the nested component when `nested`
+    VmxVcpu* next_nested;                // the VM's next vCPU with nested hardware (VmxVm::nested_vcpus)
     L2Timer l2_timer;                    // armed only while L2 runs
     CodePageCache code;
 };
@@ -522,7 +523,7 @@ void vmx_destroy_vm(VmHandle handle) {
     free_frame(vm->io_bitmap_b);
     free_frame(vm->msr_bitmap);
     if (vm->vpid && vm->vpid < kMaxVpids) vpid_used[vm->vpid] = false;
-    if (vm->nested_vcpu) log::warn("vmx: destroying a VM whose nested vCPU lives on");
+    if (vm->nested_vcpus) log::warn("vmx: destroying a VM whose nested vCPU lives on");
     paddr self = vm->self;
     vm->~VmxVm();
     free_frame(self);
@@ -596,7 +597,7 @@ Status<VirtError> vmx_unmap(VmHandle handle, u64 guest_physical, u64 size) {
     ept.use_root(vm->ept_root);
     auto unmapped = ept.unmap(guest_physical, size);
     ++vm->mapping_generation;
-    if (vm->nested_vcpu) vm->nested_vcpu->nested_hardware.l0_unmapped();
+    for (VmxVcpu* v = vm->nested_vcpus; v; v = v->next_nested) v->nested_hardware.l0_unmapped();
     // One CPU so far: invalidating here covers every vCPU of the VM (INVEPT single-context also
     // drops the VPID-tagged combined translations of this EPTP). Even a refused unmap is flushed.
     if (vmx_enabled) flush_ept(vm->eptp);
@@ -1444,7 +1445,8 @@ bool VmxNestedHardware::prepare(VmxVcpu* vcpu) {
     controls_.load_efer = caps.load_efer;
     controls_.save_efer = caps.save_efer;
     other_ = VmcsLevel{vmcs02_pa_, false, 0, 0, 0, 0, false};
-    vm.nested_vcpu = vcpu;
+    vcpu->next_nested = vm.nested_vcpus;
+    vm.nested_vcpus = vcpu;
     return true;
 }
 
@@ -1459,7 +1461,12 @@ void VmxNestedHardware::release() {
     free_frame(empty_ept_root_);
     free_frame(controls_.merged_msr_bitmap_pa);
     if (controls_.l2_vpid && controls_.l2_vpid < kMaxVpids) vpid_used[controls_.l2_vpid] = false;
-    if (vcpu_->vm && vcpu_->vm->nested_vcpu == vcpu_) vcpu_->vm->nested_vcpu = nullptr;
+    if (vcpu_->vm) {
+        VmxVcpu** link = &vcpu_->vm->nested_vcpus;
+        while (*link && *link != vcpu_) link = &(*link)->next_nested;
+        if (*link) *link = vcpu_->next_nested;
+    }
+    vcpu_->next_nested = nullptr;
     vmcs02_pa_ = empty_ept_root_ = 0;
     controls_ = {};
     vcpu_ = nullptr;
