@@ -342,7 +342,7 @@ bool start_processor(Vm& vm, Vcpu& v) {
     InitialMode initial{CpuMode::real16, 0};
     initial.real_mode_segment = static_cast<u16>(vector << 8);
     initial.task_priority = true;
-    if (auto created = vm.create_vcpu(initial, v.index); !created) {
+    if (auto created = vm.create_application_processor(initial, v.index); !created) {
         log::error("appliance: domain {}: starting vCPU {}: {}", vm.name, v.index, virt_error_name(created.error()));
         return false;
     }

@@ -74,7 +74,7 @@ void log_build_fault(const char* name, const BuildFault& f) {
     case Kind::one_vcpu_only:
         log::error(
             "appliance: domain {} refused: it asks for {} vCPUs, more than this appliance starts ({} on the PC "
-            "platform without nested virtualization, 1 otherwise)",
+            "platform, 1 otherwise)",
             name, f.code, kMaxVcpusPerVm);
         return;
     case Kind::no_pc_platform:
@@ -153,11 +153,10 @@ Status<BuildFault> Toolstack::build(Vm& vm, u32 index, const manifest::ManifestD
     if (auto sane = cap::sanitise_domain_config(config, system_->platform()); !sane)
         return fail(BuildFault{.kind = BuildFault::Kind::refused, .code = static_cast<u64>(sane.error())});
     // The capability runtime holds a domain's every vCPU; the appliance starts more than the first
-    // only on a PC, whose guest starts them with INIT-SIPI-SIPI (and not for a guest hypervisor,
-    // whose nested state is per domain for now). Any other domain built for more would run with
-    // fewer CPUs than its manifest promised, so it is refused instead.
-    bool smp = pc && !(m.flags() & NESTOR_DOMAIN_FLAG_NESTED_VIRT);
-    if (config.vcpus > (smp ? kMaxVcpusPerVm : 1))
+    // only on a PC, whose guest starts them with INIT-SIPI-SIPI (each with its own nested state in
+    // a domain with nested virtualization). Any other domain built for more would run with fewer
+    // CPUs than its manifest promised, so it is refused instead.
+    if (config.vcpus > (pc ? kMaxVcpusPerVm : 1))
         return fail(BuildFault{.kind = BuildFault::Kind::one_vcpu_only, .code = config.vcpus});
     auto handle = ops.create_vm();
     if (!handle) return fail(backend_fault("creating its VM", handle.error()));

@@ -41,6 +41,24 @@ Status<VirtError> Vm::create_vcpu(const InitialMode& initial, u32 index) {
     return {};
 }
 
+// An application processor of a domain whose nested state is set up (Toolstack::set_up_nested)
+// nests as its first vCPU does: the backend's nested hardware and the component's vCPU state.
+Status<VirtError> Vm::create_application_processor(const InitialMode& initial, u32 index) {
+    if constexpr (NESTOR_OPT_NESTED_VIRT == 0) return create_vcpu(initial, index);
+    if (!nested.ops) return create_vcpu(initial, index);
+    Vcpu& v = vcpus[index];
+    InitialMode nesting = initial;
+    nesting.nested = true;
+    nesting.nested_hardware = &v.nested.hardware;
+    NESTOR_TRY_STATUS(create_vcpu(nesting, index));
+    v.nested.host = &nested_host;
+    if (!nested_vcpu_initialise(v.nested, nested)) {
+        release_vcpu(v);
+        return fail(VirtError::out_of_memory);
+    }
+    return {};
+}
+
 void Vm::start() {
     running = true;
     for (u32 i = 0; i < vcpu_count; ++i)

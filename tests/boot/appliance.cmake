@@ -200,7 +200,7 @@ nestor_appliance_test(appliance_signals_as_interrupts
 nestor_appliance_test(appliance_more_vcpus_than_started_is_refused
   MANIFEST ${PROJECT_SOURCE_DIR}/tests/appliances/two_vcpus.manifest GUESTS hello healthy
   ARGS --expect-status 1
-  --expect "^error: appliance: domain smp refused: it asks for 2 vCPUs, more than this appliance starts \\(8 on the PC platform without nested virtualization, 1 otherwise\\)$"
+  --expect "^error: appliance: domain smp refused: it asks for 2 vCPUs, more than this appliance starts \\(8 on the PC platform, 1 otherwise\\)$"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\)"
   --expect "^appliance: 1 of 2 domains built, 1 failed or refused$"
   --reject "^\\[smp\\]")

@@ -69,7 +69,8 @@ foreach(vendor svm vmx)
 # 1. The client's checks, each on its own line; hundred_vms also reads Nestor's nested-memory MSR
 #    before and after its VMs (the same, or it fails). On VMX: KVM's VMX instructions, its EPT
 #    (shadowed by Nestor), VPIDs, unrestricted guest for the real-mode L2s and the external
-#    interrupts it acknowledges on exit.
+#    interrupts it acknowledges on exit. Linux has two vCPUs and the client runs on the second
+#    (`taskset -c 1`): the application processor, started by Linux, nests as the first does.
 set(linux_kvm_checks real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
   l2_writes_memory_client_reads cpuid_from_kvm_table exception_to_l2_handler kvm_interrupt_to_l2_handler
   memory_slot_moved two_vcpus_in_turn long_mode_l2 l1_timer_preempts_spinning_l2 hundred_vms)
@@ -78,6 +79,9 @@ foreach(check IN LISTS linux_kvm_checks)
   list(APPEND checks --expect "^\\[linux\\] KVM-CLIENT: PASS ${check}$")
 endforeach()
 linux_kvm_test(${vendor} client linux_kvm.manifest ${checks}
+  --expect "^appliance: domain linux: vCPU 1 started at 0x[0-9a-f]+$"
+  --expect "^\\[linux\\] NESTOR-LINUX-READY: 2 CPUs, Linux [0-9]"
+  --expect "^\\[linux\\] NESTOR-KVM: the client runs on CPU 1$"
   --expect "^\\[linux\\] KVM-CLIENT: Nestor's nested state: [1-9][0-9]* KiB before the hundred VMs, [1-9][0-9]* KiB after$"
   --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$")
 

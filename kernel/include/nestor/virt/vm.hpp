@@ -102,6 +102,9 @@ public:
     void bind(cap::Domain& bound, u32 count = 1);
     // Creates the backend's vCPU `index` in `initial` mode (the architectural values go to its state).
     Status<VirtError> create_vcpu(const InitialMode& initial, u32 index = 0);
+    // The same for a PC's application processor at its start: with the domain's nested
+    // virtualization, if it has it (its state set up for vCPU 0 when the domain was built).
+    Status<VirtError> create_application_processor(const InitialMode& initial, u32 index);
     // Marks it running (its vCPU's registers are then out of VCPU_READ / VCPU_WRITE's reach).
     void start();
     // It stopped for good with `outcome` (from `last`'s exit): records it and frees its vCPUs on
