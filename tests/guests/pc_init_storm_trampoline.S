@@ -3,6 +3,8 @@
 // with vector 0x70 again and again. Each start turns the local APIC to x2APIC mode, software-
 // enables it, counts itself in, tells the BSP with vector 0x51 and halts with interrupts off,
 // as a CPU parked by an operating system: only the next INIT-SIPI-SIPI moves it.
+#include "ap_x2apic.inc"
+
     .section .rodata.init_storm_trampoline, "a"
     .code16
     .global pc_init_storm_trampoline_start, pc_init_storm_trampoline_end, pc_init_storm_arrived_offset
@@ -10,14 +12,7 @@ pc_init_storm_trampoline_start:
     cli
     mov %cs, %ax
     mov %ax, %ds
-    mov $0x1B, %ecx                 // IA32_APIC_BASE: enable and x2APIC
-    rdmsr
-    or $0xC00, %eax
-    wrmsr
-    mov $0x80F, %ecx                // SVR: software-enable the APIC
-    mov $0x1FF, %eax
-    xor %edx, %edx
-    wrmsr
+    enable_x2apic
     lock incl (arrived - pc_init_storm_trampoline_start)
     mov $0x830, %ecx                // ICR: fixed, vector 0x51, to APIC 0
     mov $0x51, %eax

@@ -6,6 +6,8 @@
 // vector 0x41 to APIC 0. A park (vector 0x42) counts itself and halts for good with interrupts
 // off, as an operating system parks a CPU it takes offline: only INIT-SIPI-SIPI brings it back.
 // Each copy of the page (the BSP makes a second at 0x71000) has counters of its own.
+#include "ap_x2apic.inc"
+
     .section .rodata.trampoline, "a"
     .code16
     .global pc_smp_trampoline_start, pc_smp_trampoline_end
@@ -16,14 +18,7 @@ pc_smp_trampoline_start:
     mov %ax, %ds
     mov %ax, %ss
     mov $0xFF0, %sp
-    mov $0x1B, %ecx                 // IA32_APIC_BASE: enable and x2APIC
-    rdmsr
-    or $0xC00, %eax
-    wrmsr
-    mov $0x80F, %ecx                // SVR: software-enable the APIC
-    mov $0x1FF, %eax
-    xor %edx, %edx
-    wrmsr
+    enable_x2apic
     lock incl (arrived - pc_smp_trampoline_start)
     xor %ax, %ax
     mov %ax, %es
