@@ -92,6 +92,7 @@ Status<PcError> power_on(Vm& vm, const CpuidTopology& first) {
         pc->topology[i].apic_id = i;
         vm.vcpus[i].cpuid_topology = &pc->topology[i];
         vm.vcpus[i].awaiting_startup = i != 0;
+        vm.vcpus[i].init_pending = i != 0 ? &pc->platform.apic(i).init_pending_flag() : nullptr;
     }
     if (!pc->platform.attach(vm.devices.bus)) return fail(PcError::bus_full);
     pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
@@ -390,6 +391,7 @@ void serve_console(Vm& vm) {
 
 void detach(Vm& vm) {
     log::end_console_line(vm.name);
+    for (Vcpu& v : vm.vcpus) v.init_pending = nullptr;  // its local APICs go with it
     vm.pc->~PcState();
     give_back(vm.pc);
     vm.pc = nullptr;

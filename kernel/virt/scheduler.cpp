@@ -14,8 +14,9 @@ constexpr u32 kFailureStatus = 1;
 bool ready(Vm& vm, Vcpu& v) {
     if (!vm.running) return false;
     // A PC's application processor runs once the guest has started it with INIT-SIPI-SIPI, and
-    // until an INIT (only a PC's domain has more than one vCPU).
-    if (v.index != 0 && !vm.pc_ops->application_processor_runs(vm, v)) return false;
+    // until an INIT (which its local APIC flags: no call into the PC while none came).
+    if ((v.awaiting_startup || (v.init_pending && *v.init_pending)) && !vm.pc_ops->application_processor_runs(vm, v))
+        return false;
     if (!v.waiting) return true;
     if (vm.pc && vm.pc_ops->wakes(vm, v)) {
         v.waiting = false;

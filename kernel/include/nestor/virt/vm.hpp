@@ -48,6 +48,9 @@ public:
     nested::NestedVcpu nested{};                    // ops == nullptr: the domain may not nest
     CpuidMemo cpuid_memo{};                         // its CPUID answers (starts empty: fills as the guest asks)
     const CpuidTopology* cpuid_topology = nullptr;  // a PC's vCPU: its topology and timing leaf
+    // A PC's application processor: its local APIC's INIT-pending flag (an INIT sends it back to
+    // waiting for INIT-SIPI-SIPI: PcOps::application_processor_runs). nullptr for vCPU 0.
+    const bool* init_pending = nullptr;
     ExitCounts exits{};
     bool waiting = false;        // halted: runs again once an event arrives for it
     bool interrupt_due = false;  // its signal interrupt waits for the vCPU to take it

@@ -197,6 +197,9 @@ public:
     bool nmi_pending() const { return nmi_pending_; }
     bool take_nmi();
     bool init_pending() const { return init_pending_; }
+    // Where init_pending() is kept: the scheduler watches it for a started application processor
+    // without a call into the PC (virt::Vcpu::init_pending).
+    const bool& init_pending_flag() const { return init_pending_; }
     // The vCPU takes an INIT by resetting itself and calling reset_for_init(); it leaves an
     // application processor waiting for a startup IPI.
     bool take_init();
