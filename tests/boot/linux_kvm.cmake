@@ -96,11 +96,13 @@ linux_kvm_test(${vendor} vmrun_storm linux_kvm_storm.manifest ${checks}
   --expect "^\\[linux\\] KVM-CLIENT: PASS vmrun_storm$"
   --expect "^\\[linux\\] KVM-CLIENT: DONE 2 passed, 0 failed$")
 
-# 3. Linux powers off while its L2 runs: a child of the client keeps an L2 spinning in KVM_RUN,
-#    the client sees its count move and calls reboot(2); KVM leaves SVM or VMX operation on its
-#    way down (its L2 entries #UD from then on) and the domain ends through ACPI with status 0.
+# 3. Linux powers off while its L2 runs: a child of the client keeps an L2 spinning in KVM_RUN
+#    on CPU 1, the client on CPU 0 sees its count move and calls reboot(2); KVM leaves SVM or VMX
+#    operation on every CPU on its way down (its L2 entries #UD from then on) and the domain ends
+#    through ACPI with status 0.
 linux_kvm_common(checks ${vendor} 5)
 linux_kvm_test(${vendor} poweroff_in_l2 linux_kvm_poweroff_in_l2.manifest ${checks}
+  --expect "^\\[linux\\] KVM-CLIENT: poweroff_in_l2: L2 on CPU 1, the power-off from CPU 0$"
   --expect-before "^\\[linux\\] KVM-CLIENT: L2 spins in a child's KVM_RUN \\(its count moved from [1-9][0-9]* to [1-9][0-9]*\\): powering off$"
     "^\\[linux\\] \\[ *[0-9.]+\\] kvm: exiting hardware virtualization$"
   --expect "^\\[linux\\] \\[ *[0-9.]+\\] reboot: Power down$")

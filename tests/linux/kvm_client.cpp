@@ -648,8 +648,10 @@ u32 shared_counter(const volatile u8* shared) {
 }
 
 // A child process keeps an L2 spinning in KVM_RUN; once its count is seen to move, the client
-// powers L1 off (reboot(2), as `poweroff -f`): KVM leaves SVM on every CPU while its vCPU is in
-// KVM_RUN, and Linux ends the domain through ACPI. Returns only if that fails.
+// powers L1 off (reboot(2), as `poweroff -f`): KVM leaves SVM or VMX on every CPU while its vCPU
+// is in KVM_RUN, and Linux ends the domain through ACPI. With a second CPU the child runs there
+// and the client on CPU 0, so the domain's other vCPU holds the L2 while the first powers off.
+// Returns only if that fails.
 int run_poweroff_in_l2() {
     const char* name = "poweroff_in_l2";
     int kvm = open_kvm();
@@ -657,9 +659,12 @@ int run_poweroff_in_l2() {
     long mapped = sys_mmap(nullptr, 4096, kProtRead | kProtWrite, kMapShared | kMapAnonymous, -1, 0);
     if (mapped < 0) return fail(name, "mmap of the shared page returned", static_cast<u64>(mapped)), 1;
     u8* shared = reinterpret_cast<u8*>(mapped);
-    long child = sys_fork();
+    const bool two_cpus = sys_run_on_cpu(1) == 0;
+    if (two_cpus) print("KVM-CLIENT: poweroff_in_l2: L2 on CPU 1, the power-off from CPU 0\n");
+    long child = sys_fork();  // the child inherits CPU 1
     if (child < 0) return fail(name, "fork returned", static_cast<u64>(child)), 1;
     if (child == 0) spin_l2(kvm, shared);
+    if (two_cpus && sys_run_on_cpu(0) != 0) return fail(name, "the client could not move to CPU 0", 0), 1;
     Timespec tenth{0, 100'000'000};
     u32 first = 0, now = 0;
     for (int i = 0; i < 100 && (first == 0 || now == first); ++i) {

@@ -24,6 +24,7 @@ constexpr long kSysNanosleep = 35;
 constexpr long kSysAlarm = 37;
 constexpr long kSysFork = 57;
 constexpr long kSysReboot = 169;
+constexpr long kSysSchedSetaffinity = 203;
 constexpr long kSysClockGettime = 228;
 constexpr long kSysExitGroup = 231;
 
@@ -102,6 +103,11 @@ inline long sys_clock_gettime(int clock, Timespec& out) {
 }
 // 0 in the child, the child's PID in the parent.
 inline long sys_fork() { return syscall6(kSysFork, 0, 0, 0, 0, 0, 0); }
+// The calling thread on CPU `cpu` only (0: done; -EINVAL: no such CPU).
+inline long sys_run_on_cpu(unsigned cpu) {
+    unsigned long mask = 1ul << cpu;
+    return syscall6(kSysSchedSetaffinity, 0, sizeof(mask), reinterpret_cast<long>(&mask), 0, 0, 0);
+}
 // Returns only if refused.
 inline long sys_reboot(long command) { return syscall6(kSysReboot, kRebootMagic1, kRebootMagic2, command, 0, 0, 0); }
 inline long sys_pread(int fd, void* out, usize length, long offset) {
