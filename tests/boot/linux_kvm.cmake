@@ -70,7 +70,9 @@ foreach(vendor svm vmx)
 #    before and after its VMs (the same, or it fails). On VMX: KVM's VMX instructions, its EPT
 #    (shadowed by Nestor), VPIDs, unrestricted guest for the real-mode L2s and the external
 #    interrupts it acknowledges on exit. Linux has two vCPUs and the client runs on the second
-#    (`taskset -c 1`): the application processor, started by Linux, nests as the first does.
+#    (`taskset -c 1`): the application processor, started by Linux, nests as the first does. Then
+#    CPU 1 goes offline and back online (KVM leaves VMX or SVM there, the INIT ends the vCPU's
+#    nested state) and the client runs there again, its checks passing as before.
 set(linux_kvm_checks real_mode_out_then_hlt real_mode_port_in mmio_write_and_read
   l2_writes_memory_client_reads cpuid_from_kvm_table exception_to_l2_handler kvm_interrupt_to_l2_handler
   memory_slot_moved two_vcpus_in_turn long_mode_l2 l1_timer_preempts_spinning_l2 hundred_vms)
@@ -82,6 +84,9 @@ linux_kvm_test(${vendor} client linux_kvm.manifest ${checks}
   --expect "^appliance: domain linux: vCPU 1 started at 0x[0-9a-f]+$"
   --expect "^\\[linux\\] NESTOR-LINUX-READY: 2 CPUs, Linux [0-9]"
   --expect "^\\[linux\\] NESTOR-KVM: the client runs on CPU 1$"
+  --expect "^appliance: domain linux: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
+  --expect "^\\[linux\\] NESTOR-KVM: CPU 1 offline and back online, online: 0-1$"
+  --expect "^\\[linux\\] NESTOR-KVM: the client again on CPU 1: status 0$"
   --expect "^\\[linux\\] KVM-CLIENT: Nestor's nested state: [1-9][0-9]* KiB before the hundred VMs, [1-9][0-9]* KiB after$"
   --expect "^\\[linux\\] KVM-CLIENT: DONE 13 passed, 0 failed$")
 
