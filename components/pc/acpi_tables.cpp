@@ -2,6 +2,7 @@
 
 #include "nestor/lib/util.hpp"
 #include "nestor/pc/acpi_pm.hpp"
+#include "nestor/pc/table_bytes.hpp"
 
 namespace nestor::pc {
 
@@ -89,25 +90,10 @@ constexpr u8 kAccessByte = 1;
 constexpr u8 kAccessWord = 2;
 constexpr u8 kAccessDword = 3;
 
-// Little-endian stores at any alignment.
-void put8(u8* at, u8 value) { at[0] = value; }
-void put16(u8* at, u16 value) {
-    for (usize i = 0; i < 2; ++i) at[i] = static_cast<u8>(value >> (8 * i));
-}
-void put32(u8* at, u32 value) {
-    for (usize i = 0; i < 4; ++i) at[i] = static_cast<u8>(value >> (8 * i));
-}
-void put64(u8* at, u64 value) {
-    for (usize i = 0; i < 8; ++i) at[i] = static_cast<u8>(value >> (8 * i));
-}
+using namespace table_bytes;
+
 // A fixed-width name field from a string literal (without its terminator).
 template <usize N> void put_name(u8* at, const char (&name)[N]) { copy_bytes(at, name, N - 1); }
-
-u8 checksum(const u8* bytes, usize length) {
-    u8 sum = 0;
-    for (usize i = 0; i < length; ++i) sum = static_cast<u8>(sum + bytes[i]);
-    return static_cast<u8>(-sum);
-}
 
 // The common header of every table but the RSDP and FACS (ACPI 6.x table 5.29); the checksum
 // (byte 9) is set by finish_table once the body is written.

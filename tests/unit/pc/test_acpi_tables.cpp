@@ -9,24 +9,16 @@
 
 #include "nestor/pc/acpi_pm.hpp"
 #include "nestor/pc/acpi_tables.hpp"
+#include "table_test_support.hpp"
 
 using namespace nestor;
 using namespace nestor::pc;
+using namespace nestor::pc::table_test;
 
 namespace {
 
 constexpr usize kCapacity = 8192;
 constexpr u64 kBase = kAcpiTablesAddress;
-
-u16 le16(const u8* at) { return static_cast<u16>(at[0] | at[1] << 8); }
-u32 le32(const u8* at) { return le16(at) | static_cast<u32>(le16(at + 2)) << 16; }
-u64 le64(const u8* at) { return le32(at) | static_cast<u64>(le32(at + 4)) << 32; }
-
-u8 byte_sum(const u8* at, usize length) {
-    u8 sum = 0;
-    for (usize i = 0; i < length; ++i) sum = static_cast<u8>(sum + at[i]);
-    return sum;
-}
 
 std::string text(const u8* at, usize length) { return std::string(reinterpret_cast<const char*>(at), length); }
 
@@ -114,24 +106,6 @@ MadtCounts walk_madt(const u8* madt) {
         CHECK(offset <= length);
     }
     return counts;
-}
-
-// A temporary directory for iasl's files, removed at the end of the test.
-struct TempDir {
-    TempDir() {
-        char pattern[] = "/tmp/nestor_acpi_XXXXXX";
-        REQUIRE(mkdtemp(pattern) != nullptr);
-        path = pattern;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-    std::string path;
-};
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream content;
-    content << in.rdbuf();
-    return content.str();
 }
 
 usize count_of(const std::string& haystack, const std::string& needle) {
