@@ -4,6 +4,7 @@
 #include "nestor/log.hpp"
 #include "nestor/manifest.h"
 #include "nestor/pc/acpi_tables.hpp"
+#include "nestor/pc/smbios_tables.hpp"
 #include "nestor/pc/console_keys.hpp"
 #include "nestor/pc/pc_platform.hpp"
 #include "nestor/platform.hpp"
@@ -46,8 +47,9 @@ constexpr u8 kNoWindow = 0, kInterruptWindow = 1, kNmiWindow = 2;
 // An application processor's starts and INITs are logged up to this many starts: a guest that
 // restarts one in a loop may not flood the console.
 constexpr u32 kLoggedStarts = 4;
-// The ACPI tables of a PC with the most vCPUs take well under this.
+// The ACPI tables of a PC with the most vCPUs take well under this; the SMBIOS tables under the other.
 constexpr usize kTablesBuffer = 4096;
+constexpr usize kSmbiosBuffer = 256;
 
 struct PcPool {
     alignas(PcState) u8 storage[sizeof(PcState) * kPcs];
@@ -69,6 +71,14 @@ void give_back(PcState* pc) {
         if (reinterpret_cast<PcState*>(&pool.storage[i * sizeof(PcState)]) == pc) pool.used[i] = false;
 }
 
+Status<PcError> write_smbios_tables(Vm& vm) {
+    u8 tables[kSmbiosBuffer] = {};
+    auto built = pc::build_smbios_tables(tables, sizeof(tables), pc::kSmbiosAddress);
+    if (!built) return fail(PcError::tables_dont_fit);
+    if (!vm.memory.write(pc::kSmbiosAddress, tables, built->size)) return fail(PcError::tables_dont_fit);
+    return {};
+}
+
 Status<PcError> write_acpi_tables(Vm& vm, u32 vcpus) {
     u8 tables[kTablesBuffer] = {};
     pc::AcpiConfig config{};
@@ -83,7 +93,7 @@ Status<PcError> write_acpi_tables(Vm& vm, u32 vcpus) {
 
 // The VM's PC as at power-on: each vCPU's topology (from `first`, vCPU 0's; the application
 // processors wait for INIT-SIPI-SIPI), its devices on the VM's bus, the host's wall clock and the
-// memory size in its RTC, its ACPI tables in the VM's memory.
+// memory size in its RTC, its ACPI and SMBIOS tables in the VM's memory.
 Status<PcError> power_on(Vm& vm, const CpuidTopology& first) {
     PcState* pc = vm.pc;
     u32 vcpus = pc->platform.vcpus();
@@ -98,6 +108,7 @@ Status<PcError> power_on(Vm& vm, const CpuidTopology& first) {
     pc->platform.rtc().set_wall_clock(platform::wall_clock(), pc->platform.tsc().now());
     const RamLayout ram = ram_layout(pc->memory_bytes, true);
     pc->platform.rtc().set_memory_size(ram.below_4g, ram.above_4g);
+    NESTOR_TRY_STATUS(write_smbios_tables(vm));
     return write_acpi_tables(vm, vcpus);
 }
 

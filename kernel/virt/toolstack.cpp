@@ -62,7 +62,7 @@ const char* pc_error_name(PcError error) {
     case PcError::no_room: return "every PC of this boot is in use";
     case PcError::too_many_vcpus: return "more vCPUs than a PC has local APICs";
     case PcError::bus_full: return "no room on its device bus";
-    case PcError::tables_dont_fit: return "its ACPI tables do not fit";
+    case PcError::tables_dont_fit: return "its ACPI or SMBIOS tables do not fit";
     }
     return "?";
 }

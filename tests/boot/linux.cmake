@@ -24,9 +24,10 @@ function(nestor_linux_test case)
 endfunction()
 
 # linux_boot_checks(VAR DOMAIN MEMORY_MIB): a Linux domain's boot, judged on its log: the domain
-# built, its second vCPU started by the guest, the init script's ready line with 2 CPUs, a local
-# timer interrupt count above zero on both CPUs (/proc/interrupts' LOC line), and no kernel
-# warning, oops or unstable clock (on both backends). The kernel gives the TSC's rate on the
+# built, its second vCPU started by the guest, the platform named by its SMBIOS tables (and PCI
+# configuration mechanism #1 taken, not refused for want of a BIOS date), the init script's ready
+# line with 2 CPUs, a local timer interrupt count above zero on both CPUs (/proc/interrupts' LOC
+# line), and no kernel warning, oops or unstable clock (on both backends). The kernel gives the TSC's rate on the
 # command line (linux_loader.cpp, toolstack.cpp): Linux then does not calibrate it against the PIT
 # and the PM timer, whose reads exit (that calibration failed or came out wrong under QEMU, and
 # the TSC was then marked unstable), nor take it from Bochs' CPUID 0x15/0x16 (3.5 GHz, not 100).
@@ -34,6 +35,9 @@ function(linux_boot_checks out domain mib)
   set(${out} ${${out}}
     --expect "^appliance: domain ${domain}: ${mib} MiB, Linux bzImage entry 0x1000200, no nested virtualization on (svm|vmx)$"
     --expect "^appliance: domain ${domain}: vCPU 1 started at 0x[0-9a-f]+$"
+    --expect "^\\[${domain}\\] \\[ *[0-9.]+\\] DMI: Nestor Nestor PC, BIOS 1\\.0 12/07/2026$"
+    --expect "^\\[${domain}\\] \\[ *[0-9.]+\\] PCI: Using configuration type 1 for base access$"
+    --reject "^\\[${domain}\\] .*(PCI: Fatal|DMI not present)"
     --expect "^\\[${domain}\\] NESTOR-LINUX-READY: 2 CPUs, Linux [0-9]"
     --expect "^\\[${domain}\\] +LOC: +[1-9][0-9]* +[1-9][0-9]* +Local timer interrupts$"
     --reject "^\\[${domain}\\] .*(WARNING:|BUG:|Call Trace|Oops|Kernel panic)"

@@ -20,7 +20,7 @@ enum class PcError : u8 {
     no_room,          // every PC of this boot is in use
     too_many_vcpus,   // more vCPUs than a PC here has local APICs
     bus_full,         // the VM's device bus has no room for the PC's devices
-    tables_dont_fit,  // the ACPI tables do not fit their place in guest memory
+    tables_dont_fit,  // the ACPI or SMBIOS tables do not fit their place in guest memory
 };
 
 const char* pc_error_name(PcError error);
