@@ -360,7 +360,10 @@ bool start_processor(Vm& vm, Vcpu& v) {
     }
     v.state().rip = 0;
     v.awaiting_startup = false;
-    vm.pc->tsc_offset[v.index] = 0;  // a new backend vCPU: its first entry sets the domain's
+    // A new backend vCPU: it has no event window open, and its first entry sets the domain's TSC
+    // offset (a cache left from the vCPU an INIT released would hide a window it now needs).
+    vm.pc->window[v.index] = kNoWindow;
+    vm.pc->tsc_offset[v.index] = 0;
     const u32 starts = ++vm.pc->starts[v.index];
     if (starts <= kLoggedStarts)
         log::info("appliance: domain {}: vCPU {} started at {:#x}", vm.name, v.index,
