@@ -4,9 +4,9 @@
 #include "nestor/log.hpp"
 #include "nestor/manifest.h"
 #include "nestor/pc/acpi_tables.hpp"
-#include "nestor/pc/smbios_tables.hpp"
 #include "nestor/pc/console_keys.hpp"
 #include "nestor/pc/pc_platform.hpp"
+#include "nestor/pc/smbios_tables.hpp"
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/exit_handler.hpp"
@@ -330,8 +330,8 @@ bool wakes(Vm& vm, Vcpu& v) {
 }
 
 // An INIT to an application processor that runs (or halts) puts it back into wait-for-SIPI: its
-// backend vCPU goes with its state (outside VMX operation INIT resets the processor; a domain
-// with nested virtualization has one vCPU). Its local APIC's INIT is taken by start_processor.
+// backend vCPU goes with its state, its nested state too (docs/nested.md: on a CPU, VMX root
+// operation would hold the INIT). Its local APIC's INIT is taken by start_processor.
 [[gnu::noinline]] void stop_processor(Vm& vm, Vcpu& v) {
     vm.release_vcpu(v);
     vm.reset_vcpu(v);
