@@ -3,6 +3,8 @@
 
 #include "nestor/abi/caps.h"
 #include "nestor/platform.hpp"
+#include "nestor/virt/vm.hpp"
+#include "nestor/virt/vm_environment.hpp"
 
 namespace nestor::virt {
 
@@ -43,5 +45,37 @@ void VmNestedHost::release(paddr physical, usize bytes) {
 }
 
 void* VmNestedHost::pointer(paddr physical) { return platform::physical_to_virtual(physical); }
+
+namespace {
+
+Vcpu* vcpu_of(Vm* vm, const nested::NestedVcpu& nested) {
+    if (!vm) return nullptr;
+    for (u32 i = 0; i < vm->vcpu_count; ++i)
+        if (&vm->vcpus[i].nested == &nested) return &vm->vcpus[i];
+    return nullptr;
+}
+
+}  // namespace
+
+// As the exit handler's device_msr: the device that claims the MSR on the bus, with the vCPU's
+// environment. Only an access the device completes counts; a fault or a stop refuses it.
+bool VmNestedHost::device_msr_read(nested::NestedVcpu& vcpu, u32 index, u64& value) {
+    Vcpu* v = vcpu_of(vm_, vcpu);
+    const BusRange<u32>* range = v ? vm_->devices.bus.msr_range(index) : nullptr;
+    if (!range) return false;
+    VmEnvironment env(*vm_, *v);
+    u64 read = ~u64{0};
+    if (range->device->msr_read(index, read, env).action != DeviceOutcome::Action::complete) return false;
+    value = read;
+    return true;
+}
+
+bool VmNestedHost::device_msr_write(nested::NestedVcpu& vcpu, u32 index, u64 value) {
+    Vcpu* v = vcpu_of(vm_, vcpu);
+    const BusRange<u32>* range = v ? vm_->devices.bus.msr_range(index) : nullptr;
+    if (!range) return false;
+    VmEnvironment env(*vm_, *v);
+    return range->device->msr_write(index, value, env).action == DeviceOutcome::Action::complete;
+}
 
 }  // namespace nestor::virt

@@ -22,7 +22,7 @@ void Vm::bind(cap::Domain& bound, u32 count) {
     ASSERT(count >= 1 && count <= kMaxVcpusPerVm);
     domain = &bound;
     memory = GuestMemory(&bound);
-    nested_host.attach(memory);
+    nested_host.attach(memory, *this);
     vcpu_count = count;
     for (u32 i = 0; i < count; ++i) {
         vcpus[i].vm = this;

@@ -287,6 +287,19 @@ nestor_vmx_l1_test(nested.vmx_l2_tsc_write vmx_l2_tsc_write ARGS
   --expect "^\\[l1\\] L2's TSC after its write: the value written plus L1's offset: yes$"
   --expect "^\\[l1\\] L1's TSC then: the value L2 wrote: yes$")
 
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_msr_lists_devices.cpp) whose MSR
+# lists name IA32_MTRR_DEF_TYPE, which the PC's MSR file serves: loaded for L2, stored from L2,
+# loaded back for L1; a value the device refuses and an MSR nothing serves fail the entry at their
+# entry (exit reason 0x80000022).
+nestor_vmx_l1_test(nested.vmx_msr_lists_devices vmx_msr_lists_devices ARGS
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's exit reason 18$"
+  --expect "^\\[l1\\] L2 read the entry list's value: yes$"
+  --expect "^\\[l1\\] the exit MSR-store list holds L2's write: yes$"
+  --expect "^\\[l1\\] L1's own back from the exit MSR-load list: yes$"
+  --expect "^\\[l1\\] a reserved bit in the second entry: exit reason 0x80000022, qualification 2, l1's value kept: yes$"
+  --expect "^\\[l1\\] an MSR nothing serves in the first entry: exit reason 0x80000022, qualification 1, l1's value kept: yes$")
+
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI
 # waits behind CR8 15 (L0's TPR threshold 4 in L1's VMCS); L1 does not exit on interrupts, and its
 # L2 lowers CR8, takes the interrupt and exits with VMCALL. L1's next entry must not fail on a

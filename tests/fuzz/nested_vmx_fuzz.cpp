@@ -39,6 +39,11 @@ constexpr u64 kCr0 = 0x80000031;  // PG, NE, ET, PE
 // live kept to catch leaks.
 class FuzzHost final : public L1RamHost {
 public:
+    // A PC domain's: MTRR_DEF_TYPE (bits 9:8 and 63:12 refused) and the TSC deadline.
+    FuzzHost() {
+        device_msrs = {{0x2FF, 0}, {0x6E0, 0}};
+        device_msr_reserved = ~u64{0xCFF};
+    }
     ~FuzzHost() {
         for (void* p : live) std::free(p);
     }

@@ -53,14 +53,13 @@ Decision vmx_abort(Vmcs12& v, u32 indicator, const char* report) {
 Decision vm_exit(NestedVcpu& vcpu, NestedHardware& hw, const ExitInformation& info, virt::VcpuState& state,
                  bool save_l2, bool state_newer) {
     Vmcs12& v = *core(vcpu).vmx.cache;
-    Host& host = *vcpu.host;
     if (save_l2) {
         if (state_newer) hw.write_state(state);
         save_l2_state(v, hw);
         l2_state(core(vcpu).vmx).guest_state_kept = true;
         if (f(v, field::exit_controls) & exit_ctl::save_preemption_timer)
             write_field(v, field::preemption_timer_value, l1_timer_value(hw));
-        if (!store_exit_msrs(v, hw, host)) [[unlikely]] {
+        if (!store_exit_msrs(v, hw, vcpu)) [[unlikely]] {
             hw.reset_to_l1();
             vcpu.guest_exit = nullptr;
             return vmx_abort(v, vmx_abort::saving_guest_msrs,
@@ -71,7 +70,7 @@ Decision vm_exit(NestedVcpu& vcpu, NestedHardware& hw, const ExitInformation& in
     load_l1_host_state(v, hw, state);
     vcpu.guest_exit = nullptr;
     if (!hw.write_ok()) return stop("nested VMX: L0 could not load L1's host state into its VMCS");
-    if (!load_exit_msrs(v, hw, host, state)) [[unlikely]]
+    if (!load_exit_msrs(v, hw, vcpu, state)) [[unlikely]]
         return vmx_abort(v, vmx_abort::loading_host_msrs,
                          "nested VMX: VMX abort: L1's VM-exit MSR-load list could not be loaded");
     return resume();
@@ -305,7 +304,7 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
             return vm_exit(vcpu, hw, bare_exit(exit_reason::invalid_guest_state | kEntryFailure, kQualificationPdptes),
                            state, false, false);
     // SDM 26.4: after the guest state, the MSR-load list; a failing entry fails the VM entry.
-    if (u32 failed = load_entry_msrs(v, hw, *vcpu.host))
+    if (u32 failed = load_entry_msrs(v, hw, vcpu))
         return vm_exit(vcpu, hw, bare_exit(exit_reason::msr_loading | kEntryFailure, failed), state, false, false);
     hw.enter_l2(state, true);
     if (f(v, field::pin_based_controls) & pin::preemption_timer)

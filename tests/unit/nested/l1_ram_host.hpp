@@ -1,10 +1,12 @@
 // The kernel's Host as the nested fakes give L1's memory: kL1Bytes of RAM at guest-physical 0,
 // each page backed by a made-up host frame (kHostFrameBase plus its address). The L0 memory the
-// component asks for (allocate, release, pointer) is each fake's own. No Catch2: the fuzzers
-// use it too.
+// component asks for (allocate, release, pointer) is each fake's own. The MSRs its devices serve
+// are `device_msrs`: a write with a bit of `device_msr_reserved` set is refused, as a device's
+// #GP. No Catch2: the fuzzers use it too.
 #pragma once
 
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "nestor/nested/nested_ops.hpp"
@@ -41,7 +43,25 @@ public:
         return write(gpa, &v, 8);
     }
 
+    bool device_msr_read(nested::NestedVcpu& vcpu, u32 index, u64& value) override {
+        auto msr = device_msrs.find(index);
+        if (msr == device_msrs.end()) return false;
+        device_msr_vcpu = &vcpu;
+        value = msr->second;
+        return true;
+    }
+    bool device_msr_write(nested::NestedVcpu& vcpu, u32 index, u64 value) override {
+        auto msr = device_msrs.find(index);
+        if (msr == device_msrs.end() || (value & device_msr_reserved)) return false;
+        device_msr_vcpu = &vcpu;
+        msr->second = value;
+        return true;
+    }
+
     std::vector<u8> ram;
+    std::map<u32, u64> device_msrs;
+    u64 device_msr_reserved = 0;
+    const nested::NestedVcpu* device_msr_vcpu = nullptr;  // the vCPU of the last access served
 
 protected:
     ~L1RamHost() = default;

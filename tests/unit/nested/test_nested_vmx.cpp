@@ -1426,6 +1426,55 @@ TEST_CASE("nested_vmx.msr_lists_load_and_store_efer_as_its_wrmsr_would") {
     }
 }
 
+TEST_CASE("nested_vmx.msr_lists_reach_the_msrs_a_device_of_the_domain_serves") {
+    // MTRR_DEF_TYPE is a device's (a PC domain's MSR file), not the vCPU's: the lists load and
+    // store it through the kernel's Host for this vCPU, as its WRMSR / RDMSR would reach it.
+    using namespace iv;
+    constexpr u32 kDeviceMsr = x86_regs::kMsrMtrrDefType;
+    LaunchingL1 l1;
+    l1.host.device_msrs[kDeviceMsr] = 0x806;  // L1's
+    l1.host.device_msr_reserved = ~u64{0xCFF};
+    l1.set(field::entry_msr_load_count, 1);
+    l1.set(field::entry_msr_load_address, kEntryList);
+    l1.put_entry(kEntryList, 0, kDeviceMsr, 0xC00);  // L2's
+    l1.set(field::exit_msr_store_count, 1);
+    l1.set(field::exit_msr_store_address, kStoreList);
+    l1.put_entry(kStoreList, 0, kDeviceMsr, 0);
+    l1.set(field::exit_msr_load_count, 1);
+    l1.set(field::exit_msr_load_address, kLoadList);
+    l1.put_entry(kLoadList, 0, kDeviceMsr, 0x806);
+    REQUIRE(completed(l1.launch()));
+    REQUIRE(l1.hw.running_l2());
+    CHECK(l1.host.device_msrs[kDeviceMsr] == 0xC00);
+    CHECK(l1.host.device_msr_vcpu == &l1.vcpu);
+    l1.host.device_msrs[kDeviceMsr] = 0xC06;  // L2's WRMSR, which L1 let through
+    REQUIRE(!l1.l2_cpuid().stop);
+    CHECK(l1.at_host_rip_with(exit_reason::cpuid));
+    CHECK(l1.peek(kStoreList + 8) == 0xC06);
+    CHECK(l1.host.device_msrs[kDeviceMsr] == 0x806);
+    SECTION("a value the device refuses fails the entry at that entry") {
+        REQUIRE(completed(l1.vmwrite(field::entry_msr_load_count, 2)));
+        l1.put_entry(kEntryList, 1, kDeviceMsr, 0x1000);  // bit 12: reserved
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 2);
+    }
+    SECTION("an MSR no device serves and the vCPU does not own fails the entry") {
+        l1.put_entry(kEntryList, 0, 0x4000'0000, 0);
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        CHECK(l1.at_host_rip_with(kMsrLoadingFailure));
+        CHECK(l1.vmread(field::exit_qualification) == 1);
+    }
+    SECTION("a store of an MSR no device serves is a VMX abort") {
+        l1.put_entry(kStoreList, 0, 0x4000'0000, 0);
+        REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+        ExitOutcome o = l1.l2_cpuid();
+        CHECK(o.stop);
+        REQUIRE(o.detail != nullptr);
+        CHECK(std::string(o.detail) == "nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored");
+    }
+}
+
 TEST_CASE("nested_vmx.vmcs_link_pointer_is_all_ones_or_a_region_with_our_revision") {
     // SDM 26.3.1.5: all ones, or a page-aligned region inside MAXPHYADDR, not the current VMCS,
     // holding our revision with the shadow-VMCS indicator clear ("VMCS shadowing" is not offered).

@@ -52,6 +52,7 @@ struct Decision {
 };
 
 struct NestedOps;
+struct NestedVcpu;
 
 // One 4 KiB page of an L1's guest-physical memory as L0 maps it (the domain's mappings).
 struct GuestPage {
@@ -83,6 +84,12 @@ public:
     virtual void* allocate(usize bytes, paddr& physical) = 0;
     virtual void release(paddr physical, usize bytes) = 0;
     virtual void* pointer(paddr physical) = 0;  // L0's view of memory allocate() returned
+    // An MSR a device of the domain serves for `vcpu` (a PC domain's TSC, TSC deadline, APIC base,
+    // MTRRs: docs/msrs.md), read or written as that vCPU's RDMSR / WRMSR would reach the device.
+    // False: no device serves `index`, or the device refuses the access (the instruction would
+    // fault). VMX's MSR lists load and store through it what the vCPU does not own itself.
+    virtual bool device_msr_read(NestedVcpu& vcpu, u32 index, u64& value) = 0;
+    virtual bool device_msr_write(NestedVcpu& vcpu, u32 index, u64 value) = 0;
 
 protected:
     // Inlined into the kernel's implementation: an image without the component (NESTED_VIRT=OFF)
