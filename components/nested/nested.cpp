@@ -96,6 +96,8 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
 
 Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) { return core(vcpu).part->route_nmi(vcpu, state); }
 
+Decision init_signal(NestedVcpu& vcpu, virt::VcpuState& state) { return core(vcpu).part->init_signal(vcpu, state); }
+
 Decision nested_page_fault(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault) {
     return core(vcpu).part->nested_page_fault(vcpu, fault);
 }
@@ -120,6 +122,7 @@ constexpr NestedOps nested_ops = {
     .exception_for_l2 = table::exception_for_l2,
     .route_interrupt = table::route_interrupt,
     .route_nmi = table::route_nmi,
+    .init_signal = table::init_signal,
     .nested_page_fault = table::nested_page_fault,
 };
 

@@ -24,6 +24,7 @@ struct VendorPart {
                                  virt::VcpuState& state);
     Decision (*route_interrupt)(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
     Decision (*route_nmi)(NestedVcpu& vcpu, virt::VcpuState& state);
+    Decision (*init_signal)(NestedVcpu& vcpu, virt::VcpuState& state);
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);
 };
 
@@ -107,5 +108,6 @@ inline Decision inject_ud() { return Decision{Action::inject_ud, 0, nullptr}; }
 inline Decision inject_gp() { return Decision{Action::inject_gp, 0, nullptr}; }
 inline Decision not_nested() { return Decision{}; }
 inline Decision stop(const char* report) { return Decision{Action::stop, 0, report}; }
+inline Decision resume() { return Decision{Action::resume, 0, nullptr}; }
 
 }  // namespace nestor::nested

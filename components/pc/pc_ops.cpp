@@ -10,6 +10,7 @@
 #include "nestor/platform.hpp"
 #include "nestor/virt/cpuid_policy.hpp"
 #include "nestor/virt/exit_handler.hpp"
+#include "nestor/virt/run_loop.hpp"
 #include "nestor/virt/vm.hpp"
 #include "nestor/virt/vm_environment.hpp"
 
@@ -330,8 +331,8 @@ bool wakes(Vm& vm, Vcpu& v) {
 }
 
 // An INIT to an application processor that runs (or halts) puts it back into wait-for-SIPI: its
-// backend vCPU goes with its state, its nested state too (docs/nested.md: on a CPU, VMX root
-// operation would hold the INIT). Its local APIC's INIT is taken by start_processor.
+// backend vCPU goes with its state, its nested state too (one its guest hypervisor holds back
+// does not get here: init_taken). Its local APIC's INIT is taken by start_processor.
 [[gnu::noinline]] void stop_processor(Vm& vm, Vcpu& v) {
     vm.release_vcpu(v);
     vm.reset_vcpu(v);
@@ -374,10 +375,30 @@ bool start_processor(Vm& vm, Vcpu& v) {
     return true;
 }
 
+// A guest hypervisor's state may hold an INIT back (nested_ops.hpp init_signal): VMX root
+// operation or a clear GIF; while its guest runs it may become a VM exit into it instead, after
+// which it runs, even if its guest had halted. True: the vCPU takes the INIT.
+[[gnu::noinline]] bool init_taken(Vm& vm, Vcpu& v) {
+    nested::NestedVcpu* nested = v.nested_state();
+    if (!nested) return true;
+    const bool in_l2 = nested->ops->in_guest_mode(*nested);
+    const nested::Decision decision = nested->ops->init_signal(*nested, v.state());
+    if (decision.action == nested::Action::not_nested) return true;
+    if (decision.action == nested::Action::stop) {
+        stop_vm(vm, v,
+                ExitOutcome{.stop = true, .reason = StopReason::unsupported, .status = 1, .detail = decision.report});
+        return false;
+    }
+    if (decision.action == nested::Action::complete) vm.pc->platform.apic(v.index).drop_init();
+    if (in_l2 && !nested->ops->in_guest_mode(*nested)) v.waiting = false;
+    return false;
+}
+
 bool application_processor_runs(Vm& vm, Vcpu& v) {
     if (!v.awaiting_startup) {
         if (!vm.pc->platform.apic(v.index).init_pending()) [[likely]]
             return true;
+        if (!init_taken(vm, v)) return vm.running;
         stop_processor(vm, v);
     }
     return start_processor(vm, v);

@@ -154,6 +154,12 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
     for (bool entered = false;; entered = true) {
         if (v.interrupt_due) [[unlikely]]
             if (!raise_interrupt(vm, v, state)) return;
+        // An INIT for this vCPU that its L1 holds back may be let in by the exit just handled
+        // (VMXOFF, STGI): the scheduler asks again before the next entry
+        // (PcOps::application_processor_runs), as the CPU takes it at the next instruction.
+        if constexpr (kNested)
+            if (entered && v.init_pending && *v.init_pending) [[unlikely]]
+                return;
         if (pc_work && entered) [[unlikely]] {
             PcEntry entry = vm.pc_ops->prepare_entry(vm, v, state);
             // An IPI's receiver would wait for this slice to end: end it here.

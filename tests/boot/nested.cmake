@@ -161,6 +161,17 @@ nestor_l1_boot_test(nested.l1_nmi l1_nmi l1_nmi ARGS
   --expect "^\\[l1\\] L2's self-NMI: exit 0x61, then in L1 after STGI: NMI$"
   --expect "^\\[l1\\] L2 done$")
 
+# An INIT to an L1's application processor (a PC domain with two vCPUs): while its L2 runs and L1
+# intercepts INIT, a #VMEXIT(INIT) that leaves it pending, held by the clear GIF (the AP runs on)
+# until its STGI, after which the AP waits for the startup IPI that starts it again.
+nestor_l1_boot_test(nested.l1_init_signal l1_init_signal l1_init_signal ARGS
+  --expect "^\\[l1\\] the AP's L2 took an INIT as #VMEXIT 0x63$"
+  --expect "^\\[l1\\] the INIT waited while GIF was clear: the AP ran on: yes$"
+  --expect "^appliance: domain l1: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
+  --expect "^\\[l1\\] STGI let the INIT in: the instruction after it did not run: yes$"
+  --expect "^\\[l1\\] the startup IPI started the AP again: yes$"
+  --expect "^\\[l1\\] done$")
+
 # EVENTINJ: an interrupt, an NMI and an exception with its error code run L2's own handlers
 # before L2's first instruction; a reserved type or a vector that is no exception: VMEXIT_INVALID.
 nestor_l1_boot_test(nested.l1_event_injection l1_event_injection l1_events ARGS

@@ -300,6 +300,18 @@ nestor_vmx_l1_test(nested.vmx_msr_lists_devices vmx_msr_lists_devices ARGS
   --expect "^\\[l1\\] a reserved bit in the second entry: exit reason 0x80000022, qualification 2, l1's value kept: yes$"
   --expect "^\\[l1\\] an MSR nothing serves in the first entry: exit reason 0x80000022, qualification 1, l1's value kept: yes$")
 
+# An L1 on Intel VMX in a PC domain with two vCPUs (tests/nested/guests/vmx_l1_init_signal.cpp):
+# the BSP's INIT to the application processor while its L2 runs is L1's VM exit with reason 3,
+# which takes it; the next, in VMX root operation, waits (the AP runs on) until its VMXOFF, after
+# which the AP waits for the startup IPI that starts it again.
+nestor_vmx_l1_test(nested.vmx_l1_init_signal vmx_l1_init_signal ARGS
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] the AP's L2 took an INIT as VM exit reason 3$"
+  --expect "^\\[l1\\] an INIT in VMX root operation waited: the AP ran on: yes$"
+  --expect "^appliance: domain l1: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
+  --expect "^\\[l1\\] VMXOFF let the INIT in: the instruction after it did not run: yes$"
+  --expect "^\\[l1\\] the startup IPI started the AP again: yes$")
+
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI
 # waits behind CR8 15 (L0's TPR threshold 4 in L1's VMCS); L1 does not exit on interrupts, and its
 # L2 lowers CR8, takes the interrupt and exits with VMCALL. L1's next entry must not fail on a

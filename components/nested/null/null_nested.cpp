@@ -26,6 +26,7 @@ Decision reflect_exit(NestedVcpu&, const virt::VmExit&, virt::VcpuState&) { ASSE
 Decision exception_for_l2(NestedVcpu&, u8, bool, u32, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision route_interrupt(NestedVcpu&, virt::VcpuState&, u8) { ASSERT_UNREACHABLE(); }
 Decision route_nmi(NestedVcpu&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
+Decision init_signal(NestedVcpu&, virt::VcpuState&) { ASSERT_UNREACHABLE(); }
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { ASSERT_UNREACHABLE(); }
 
 }  // namespace
@@ -48,6 +49,7 @@ constexpr NestedOps nested_ops = {
     .exception_for_l2 = null_stub::exception_for_l2,
     .route_interrupt = null_stub::route_interrupt,
     .route_nmi = null_stub::route_nmi,
+    .init_signal = null_stub::init_signal,
     .nested_page_fault = null_stub::nested_page_fault,
 };
 

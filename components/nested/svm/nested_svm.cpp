@@ -78,8 +78,6 @@ constexpr u64 kL1Cr4 =
 SvmVcpu& svm_of(NestedVcpu& vcpu) { return core(vcpu).svm; }
 NestedHardware* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedHardware*>(vcpu.hardware); }
 
-Decision resume() { return Decision{Action::resume, 0, nullptr}; }
-
 Availability availability(const CpuFeatures& cpu) {
     if (!cpu.svm) return {false, "the CPU has no SVM"};
     if (!cpu.npt) return {false, "the CPU has no nested paging (NPT), which nested SVM needs"};
@@ -494,6 +492,21 @@ Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
 
+// An INIT for the vCPU: GIF holds it back; while L2 runs and L1 intercepts INIT it becomes a
+// #VMEXIT(INIT), which leaves it pending, held by the GIF the #VMEXIT clears until L1 sets it
+// again; else the vCPU takes it (as KVM's svm_apic_init_signal_blocked and nested events).
+Decision init_signal(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!svm_of(vcpu).gif) return resume();
+    if (!in_guest_mode(vcpu)) return not_nested();
+    NestedHardware* hw = hardware_of(vcpu);
+    VcpuBlock* block = svm_of(vcpu).block;
+    if (!hw || !block || !hw->running_l2()) return resume();
+    if (!l1_intercepts(block->nested.snapshot, x86::svm::exit_code::init)) return not_nested();
+    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
+    VmexitInfo info{x86::svm::exit_code::init, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
+    return vmexit_to_l1(vcpu, *hw, *block, info, state);
+}
+
 // An NPT fault the kernel judges: L1's own access, or L2's when L1 has no nested paging (L2's
 // guest-physical addresses are then L1's). Shadow faults never get here (reflect_exit).
 Decision nested_page_fault(NestedVcpu&, const virt::NestedPageFaultExit&) { return not_nested(); }
@@ -511,6 +524,7 @@ constexpr VendorPart kPart = {
     .exception_for_l2 = exception_for_l2,
     .route_interrupt = route_interrupt,
     .route_nmi = route_nmi,
+    .init_signal = init_signal,
     .nested_page_fault = nested_page_fault,
 };
 

@@ -136,6 +136,14 @@ Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     return l2_nmi(vcpu, state);
 }
 
+// SDM 25.2 and 26.2: INIT is blocked in VMX root operation (it waits for VMXOFF) and is a VM
+// exit in VMX non-root operation; outside VMX operation the vCPU takes it.
+Decision init_signal(NestedVcpu& vcpu, virt::VcpuState& state) {
+    if (!core(vcpu).vmx.vmxon) return not_nested();
+    if (!in_guest_mode(vcpu)) return resume();
+    return l2_init(vcpu, state);
+}
+
 constexpr VendorPart kPart = {
     .name = "vmx",
     .availability = availability,
@@ -149,6 +157,7 @@ constexpr VendorPart kPart = {
     .exception_for_l2 = l2_exception,
     .route_interrupt = route_interrupt,
     .route_nmi = route_nmi,
+    .init_signal = init_signal,
     .nested_page_fault = ept::nested_page_fault,
 };
 

@@ -22,7 +22,6 @@ constexpr u32 kVectorGp = 13;
 constexpr u32 kVectorPf = 14;
 constexpr u32 kCrAccessMovTo = 0;
 
-Decision resume() { return Decision{Action::resume, 0, nullptr}; }
 NestedHardware* hardware_of(NestedVcpu& vcpu) { return static_cast<NestedHardware*>(vcpu.hardware); }
 u64 f(const Vmcs12& v, u32 encoding) { return read_field(v, encoding); }
 u32 primary_of(const Vmcs12& v) { return static_cast<u32>(f(v, field::primary_controls)); }
@@ -402,6 +401,17 @@ Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     hw->write(Level::l1, field::guest_interruptibility, interruptibility::nmi);
     if (!hw->write_ok()) return stop("nested VMX: L0 could not block L1's NMIs after an NMI exit");
     return Decision{Action::complete, 0, nullptr};
+}
+
+// INIT while L2 runs is an exit with reason 3 that changes nothing else of L2's (SDM 26.2) and
+// takes the INIT. An event L1 injected that L2 has not been entered with yet goes first.
+Decision l2_init(NestedVcpu& vcpu, virt::VcpuState& state) {
+    NestedHardware* hw = hardware_of(vcpu);
+    VmxVcpu& vmx = core(vcpu).vmx;
+    if (!hw || !vmx.cache || !hw->running_l2() || event_in_flight(*hw)) return resume();
+    Decision decision = vm_exit(vcpu, *hw, bare_exit(exit_reason::init_signal), state, true, true);
+    if (decision.action == Action::resume) decision.action = Action::complete;
+    return decision;
 }
 
 void abandon_l2(NestedVcpu& vcpu) {

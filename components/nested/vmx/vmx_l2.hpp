@@ -53,6 +53,9 @@ Decision l2_exception(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 erro
 Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector);
 // L1's NMI while L2 runs (NestedOps::route_nmi).
 Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state);
+// An INIT for the vCPU while L2 runs (NestedOps::init_signal): the VM exit with reason 3, which
+// takes it (Action::complete).
+Decision l2_init(NestedVcpu& vcpu, virt::VcpuState& state);
 // Back to L1 without a VM exit (a reset, the vCPU's end).
 void abandon_l2(NestedVcpu& vcpu);
 

@@ -362,6 +362,43 @@ TEST_CASE("nested_svm_wiring.l1_nmi_waits_for_gif_and_exits_from_l2") {
     CHECK(l1.vcpu.ops->route_nmi(l1.vcpu, l1.state).action == nested::Action::not_nested);
 }
 
+// An INIT for the vCPU (the PC's, nested_ops.hpp init_signal): held while GIF is clear; while
+// L2 runs and L1 intercepts INIT, a #VMEXIT(INIT) that leaves it pending, held by the GIF the
+// #VMEXIT cleared until L1's STGI; then, or without the intercept, the vCPU takes it.
+TEST_CASE("nested_svm_wiring.init_waits_for_gif_and_exits_from_l2_when_intercepted") {
+    L1Fixture l1;
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    REQUIRE(carries_on(l1.run(instruction(0x85, 3))));  // CLGI
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    REQUIRE(carries_on(l1.run(instruction(0x84, 3))));  // STGI
+
+    l1.state.rip = 0x1000;
+    l1.host.vmcb_at(kVmcb12).control.intercept_misc1 |= 1u << 3;  // INIT
+    REQUIRE(carries_on(l1.vmrun()));
+    REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.event_inject = 0x80000020;  // L1's event, not delivered yet: it goes first
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    l1.vmcb02->control.event_inject = 0;
+    l1.state.rip = 0x3005;
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK_FALSE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+    CHECK(l1.state.rip == 0x1003);  // after L1's VMRUN
+    const Vmcb& after = l1.host.vmcb_at(kVmcb12);
+    CHECK(after.control.exit_code == 0x63);
+    CHECK(after.save.rip == 0x3005);
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    REQUIRE(carries_on(l1.run(instruction(0x84, 3))));
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::not_nested);
+}
+
+TEST_CASE("nested_svm_wiring.init_not_intercepted_is_taken_in_l2") {
+    L1Fixture l1;
+    REQUIRE(carries_on(l1.vmrun()));
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::not_nested);
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));
+}
+
 TEST_CASE("nested_svm_wiring.l1_nmi_not_intercepted_is_l2s") {
     L1Fixture l1;
     REQUIRE(carries_on(l1.vmrun()));

@@ -1030,6 +1030,26 @@ TEST_CASE("nested_vmx.l1_nmi_exits_when_l1_asks") {
     CHECK(l1.hw.vmcs[0][iv::field::guest_interruptibility] == iv::interruptibility::nmi);
 }
 
+// An INIT for the vCPU (the PC's, nested_ops.hpp init_signal), SDM 25.2 and 26.2: in L2 a VM exit
+// with reason 3 that takes it (after an event whose delivery L2's last exit interrupted); in VMX
+// root operation it is blocked, pending, until VMXOFF; outside VMX operation the vCPU takes it.
+TEST_CASE("nested_vmx.init_exits_from_l2_and_waits_in_vmx_root_for_vmxoff") {
+    RunningL2 l1;
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = iv::intr_info::valid | iv::intr_info::type_hardware_exception | 6;
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK(l1.hw.running_l2());
+    l1.hw.vmcs[1][iv::field::idt_vectoring_info] = 0;
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::complete);
+    CHECK(l1.reflected(iv::exit_reason::init_signal));
+    CHECK(l1.vmread(iv::field::exit_qualification) == 0);
+    CHECK((l1.vmread(iv::field::exit_interruption_info) & iv::intr_info::valid) == 0);
+    // L1 in VMX root operation: held, L1 runs on.
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
+    CHECK_FALSE(l1.hw.running_l2());
+    REQUIRE(completed(l1.simple(iv::exit_reason::vmxoff)));
+    CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::not_nested);
+}
+
 TEST_CASE("nested_vmx.vmresume_writes_only_the_guest_fields_l1_changed") {
     RunningL2 l1;
     auto& v02 = l1.hw.vmcs[1];

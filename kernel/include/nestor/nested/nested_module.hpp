@@ -62,6 +62,7 @@ constexpr u64 module_layout_fingerprint() {
     NESTOR_LAYOUT_FIELD(NestedOps, exception_for_l2);
     NESTOR_LAYOUT_FIELD(NestedOps, route_interrupt);
     NESTOR_LAYOUT_FIELD(NestedOps, route_nmi);
+    NESTOR_LAYOUT_FIELD(NestedOps, init_signal);
     NESTOR_LAYOUT_FIELD(NestedOps, nested_page_fault);
     NESTOR_LAYOUT_FIELD(NestedVcpu, ops);
     NESTOR_LAYOUT_FIELD(NestedVcpu, host);

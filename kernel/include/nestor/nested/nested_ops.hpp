@@ -186,6 +186,15 @@ struct NestedOps {
     // are blocked until its IRET), so the caller marks it taken. Action::not_nested: the kernel
     // injects it into what runs next. Action::stop: the exit could not be written.
     Decision (*route_nmi)(NestedVcpu& vcpu, virt::VcpuState& state);
+    // An INIT for the vCPU (its local APIC's; an application processor's) while the domain nests.
+    // Action::not_nested: the vCPU takes it (the kernel resets it, which ends its nested state).
+    // Action::resume: it stays pending: L1's state blocks it (VMX root operation, GIF clear), or
+    // the component turned it into a #VMEXIT(INIT) into L1 that leaves it pending (SVM: GIF is
+    // clear after it). The kernel asks again before each run. Action::complete: a VM exit into L1
+    // took it (VMX's exit reason 3 while L2 runs): the caller drops it. Either VM exit switches
+    // the vCPU to L1 (in_guest_mode turns false), which runs even if L2 had halted. Action::stop:
+    // the exit could not be written.
+    Decision (*init_signal)(NestedVcpu& vcpu, virt::VcpuState& state);
     // nestedhvm_hap_nested_page_fault: an NPT/EPT fault; Action::not_nested when it is L1's own
     // access (the kernel's rule for every guest applies).
     Decision (*nested_page_fault)(NestedVcpu& vcpu, const virt::NestedPageFaultExit& fault);

@@ -72,7 +72,9 @@ struct PcOps {
     // For an application processor, before it runs: may it? One that waits for its start runs
     // once the guest's INIT and SIPI reached its local APIC (the backend's vCPU is created in
     // real mode at the SIPI's vector); an INIT sends one that runs back to waiting (its backend
-    // vCPU released, its registers reset), as an operating system restarts a CPU it took offline.
+    // vCPU released, its registers reset), as an operating system restarts a CPU it took offline,
+    // unless its guest hypervisor's state holds the INIT back or turns it into a VM exit into it
+    // (nested_ops.hpp init_signal).
     bool (*application_processor_runs)(Vm& vm, Vcpu& vcpu);
     // The host timestamp (platform::timestamp) at which the PC's next timer is due (~0: none
     // armed). The PC's models count in the guest's TSC, which has an offset of its own.

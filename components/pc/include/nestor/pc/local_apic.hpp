@@ -203,6 +203,12 @@ public:
     // The vCPU takes an INIT by resetting itself and calling reset_for_init(); it leaves an
     // application processor waiting for a startup IPI.
     bool take_init();
+    // The INIT went elsewhere (a VM exit into a guest hypervisor took it): it is gone, with a
+    // startup IPI that waited behind it, and the vCPU runs on.
+    void drop_init() {
+        init_pending_ = false;
+        startup_pending_ = false;
+    }
     bool waiting_for_startup() const { return waiting_for_startup_; }
     // The startup IPI's vector, or -1; one that arrived behind an INIT waits until it is taken.
     int take_startup();

@@ -1,0 +1,99 @@
+// An L1 hypervisor on Intel VMX in a PC domain with two vCPUs (nested.vmx_l1_init_signal): its
+// application processor enters VMX operation and runs an L2 that spins, and the BSP sends it
+// INITs (SDM 25.2, 26.2). While L2 runs the INIT is a VM exit into L1 with reason 3, which takes
+// it; in VMX root operation the next one is blocked: the AP runs on, and only its VMXOFF lets the
+// INIT in, after which the AP waits for a startup IPI, with which the BSP starts it again.
+#include "ap_long_mode.hpp"
+#include "ap_steps.hpp"
+#include "nestor/vmx.hpp"
+
+namespace vmx = nestor::guest::vmx;
+namespace iv = nestor::intel_vmx;
+using namespace ap_long_mode;
+using namespace ap_steps;
+
+// L2 says it runs, then spins without an exit of L1's.
+extern "C" char vmx_l2_spin[];
+extern "C" volatile nestor::guest::u32 vmx_l2_spinning;
+asm(R"(
+    .pushsection .text
+    .globl vmx_l2_spin
+vmx_l2_spin:
+    movl $1, vmx_l2_spinning(%rip)
+1:  jmp 1b
+    .popsection
+    .pushsection .data
+    .globl vmx_l2_spinning
+    .balign 4
+vmx_l2_spinning:
+    .long 0
+    .popsection
+)");
+
+namespace {
+
+alignas(4096) u8 vmxon_region[4096];
+alignas(4096) u8 vmcs[4096];
+alignas(16) u8 l2_stack[8192];
+alignas(16) u8 ap_stack[16384];
+volatile u64 exit_reason = 0;
+
+u64 address(const void* p) { return reinterpret_cast<u64>(p); }
+u64 ap_stack_top() { return address(ap_stack + sizeof(ap_stack)); }
+
+void ap_main() {
+    if (!vmx::enter_vmx_operation(vmxon_region, vmcs)) {
+        step = kFailed;
+        halt_forever();
+    }
+    vmx::write_64bit_controls(0, 0, 0);
+    vmx::write_own_host_state();
+    vmx::write_own_guest_state(address(vmx_l2_spin), address(l2_stack + sizeof(l2_stack)));
+    if (vmx::enter(true)) {
+        step = kFailed;
+        halt_forever();
+    }
+    exit_reason = vmx::vmread(iv::field::exit_reason);
+    step = kHeld;
+    while (!go) asm volatile("pause" ::: "memory");
+    step = kRanOn;
+    step = kReleaseNext;
+    asm volatile("vmxoff" ::: "memory", "cc");
+    after_release = 1;
+    halt_forever();
+}
+
+const char* yes(bool b) { return b ? "yes" : "no"; }
+
+}  // namespace
+
+extern "C" int guest_main(const nestor_guest_boot*) {
+    tsc_khz = cpuid(0x40000010).eax;
+    enter_x2apic();
+    start(1, ap_main, ap_stack_top());
+    if (!wait_for(vmx_l2_spinning, 1)) {
+        println("the AP's L2 did not run, step ", step);
+        return 1;
+    }
+    send_init(1);
+    if (!wait_for(step, kHeld)) {
+        println("the AP's L1 did not run after the INIT, step ", step);
+        return 1;
+    }
+    println("the AP's L2 took an INIT as VM exit reason ", exit_reason);
+    send_init(1);
+    go = 1;
+    const bool ran_on = wait_for(step, kReleaseNext);
+    println("an INIT in VMX root operation waited: the AP ran on: ", yes(ran_on));
+    prepare(started_again, ap_stack_top());
+    for (int i = 0; i < 10 && step != kStartedAgain; ++i) {
+        send_startup(1);
+        (void)wait_for(step, kStartedAgain, 1000);
+    }
+    println("VMXOFF let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
+    println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
+    println("done");
+    const bool ok =
+        exit_reason == iv::exit_reason::init_signal && ran_on && after_release == 0 && step == kStartedAgain;
+    return ok ? 0 : 1;
+}
