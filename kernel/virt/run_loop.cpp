@@ -154,12 +154,6 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
     for (bool entered = false;; entered = true) {
         if (v.interrupt_due) [[unlikely]]
             if (!raise_interrupt(vm, v, state)) return;
-        // An INIT for this vCPU that its L1 holds back may be let in by the exit just handled
-        // (VMXOFF, STGI): the scheduler asks again before the next entry
-        // (PcOps::application_processor_runs), as the CPU takes it at the next instruction.
-        if constexpr (kNested)
-            if (entered && v.init_pending && *v.init_pending) [[unlikely]]
-                return;
         if (pc_work && entered) [[unlikely]] {
             PcEntry entry = vm.pc_ops->prepare_entry(vm, v, state);
             // An IPI's receiver would wait for this slice to end: end it here.
@@ -197,6 +191,14 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
             if (pc_exit.served()) continue;
         }
         if (!carry_on(vm, v, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
+        // An INIT for this vCPU that its L1 holds back may be let in by L1's virtualization
+        // instruction (VMXOFF, STGI, VMRUN or VMLAUNCH into an L2 it exits): the scheduler asks
+        // again before the next entry (PcOps::application_processor_runs), as the CPU takes it
+        // at the next instruction. Nothing else of L1's or L2's lets one in, and one that arrives
+        // from another vCPU is asked about before this vCPU runs again.
+        if constexpr (kNested)
+            if (exit.kind == ExitKind::virtualization_instruction && v.init_pending && *v.init_pending) [[unlikely]]
+                return;
     }
 }
 

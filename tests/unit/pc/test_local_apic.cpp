@@ -812,6 +812,19 @@ TEST_CASE("pc.lapic.accept_nmi_init_startup") {
         CHECK_FALSE(rig.apic.take_init());
         CHECK(rig.apic.take_startup() == 0x9A);
     }
+    SECTION("an INIT a VM exit into a guest hypervisor took is gone, with the startup IPI behind it") {
+        Rig rig(1, false);
+        rig.apic.accept({1, 0x01, DeliveryMode::startup, false, false});
+        CHECK(rig.apic.take_startup() == 0x01);
+        rig.apic.accept({1, 0, DeliveryMode::init, false, false});
+        rig.apic.accept({1, 0x9A, DeliveryMode::startup, false, false});
+        CHECK(rig.apic.init_pending());
+        rig.apic.drop_init();
+        CHECK_FALSE(rig.apic.init_pending());
+        CHECK_FALSE(rig.apic.take_init());
+        CHECK_FALSE(rig.apic.waiting_for_startup());
+        CHECK(rig.apic.take_startup() == -1);
+    }
     SECTION("the bootstrap processor does not wait") {
         Rig rig;
         rig.apic.accept({kApicId, 0, DeliveryMode::init, false, false});
