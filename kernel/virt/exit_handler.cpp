@@ -252,9 +252,18 @@ ExitOutcome handle_nested_page_fault(const VmExit& exit, VcpuState& state, Devic
 }
 
 ExitOutcome handle_virtualization_instruction(const VmExit& exit, VcpuState& state, DeviceBus& bus,
-                                              ExitEnvironment& env, nested::NestedVcpu* nested) {
+                                              ExitEnvironment& env, nested::NestedVcpu* nested,
+                                              const bool* init_pending) {
     if (!nested) return inject(kVectorUd);  // no nested virtualization: as on a CPU without SVM/VMX
-    return apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, bus, env);
+    ExitOutcome out = apply(nested->ops->virtualization_instruction(*nested, exit, state), exit, state, bus, env);
+    // An INIT L1 holds back may be let in by this instruction (VMXOFF, STGI; VMLAUNCH, VMRESUME
+    // or VMRUN into an L2 that it exits): the slice ends, and the scheduler asks again before the
+    // next entry (PcOps::application_processor_runs), as the CPU takes it at the next
+    // instruction. Nothing else lets one in; one from another vCPU is asked about before this
+    // vCPU runs again.
+    if (init_pending && *init_pending) [[unlikely]]
+        out.yield = true;
+    return out;
 }
 
 // The extended state every guest is offered, from the host's CPUID.
@@ -386,7 +395,8 @@ ExitOutcome handle_io(const VmExit& exit, VcpuState& state, DeviceBus& bus, Exit
 }
 
 ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env,
-                              nested::NestedVcpu* nested) {
+                              const ExitContext& context) {
+    nested::NestedVcpu* nested = context.nested;
     switch (exit.kind) {
     case ExitKind::msr_read:
     case ExitKind::msr_write: return handle_msr(exit, state, bus, env, nested);
@@ -431,7 +441,7 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& b
         if (exit.exception.vector == kVectorAc) state.rflags |= kRflagsRf;
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
     case ExitKind::xsetbv: return handle_xsetbv(exit, state, env);
-    case ExitKind::virtualization_instruction: return handle_virtualization_instruction(exit, state, bus, env, nested);
+    case ExitKind::virtualization_instruction: return handle_virtualization_instruction(exit, state, bus, env, nested, context.init_pending);
     case ExitKind::invalid_state: bus.flush(env); return stop(StopReason::invalid_state);
     case ExitKind::cpuid:
     case ExitKind::hypercall:

@@ -135,7 +135,7 @@ u64 pc_time_slice(u64 deadline, u64 time_slice) {
 template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOptions& options) {
     VcpuState& state = v.state();
     VmEnvironment env(vm, v);
-    const ExitContext context{kNested ? v.nested_state() : nullptr, &v.cpuid_memo, v.cpuid_topology};
+    const ExitContext context{kNested ? v.nested_state() : nullptr, &v.cpuid_memo, v.cpuid_topology, v.init_pending};
     // Signals come from other domains, which ran in other slices: a due interrupt is noticed here
     // and, until the vCPU takes it, retried after every exit (a signal a domain sends itself
     // waits for its next slice).
@@ -191,14 +191,6 @@ template <bool kNested, bool kTrace> void run_vcpu(Vm& vm, Vcpu& v, const RunOpt
             if (pc_exit.served()) continue;
         }
         if (!carry_on(vm, v, exit, exit_detail::dispatch_exit(exit, state, vm.devices.bus, env, context))) return;
-        // An INIT for this vCPU that its L1 holds back may be let in by L1's virtualization
-        // instruction (VMXOFF, STGI, VMRUN or VMLAUNCH into an L2 it exits): the scheduler asks
-        // again before the next entry (PcOps::application_processor_runs), as the CPU takes it
-        // at the next instruction. Nothing else of L1's or L2's lets one in, and one that arrives
-        // from another vCPU is asked about before this vCPU runs again.
-        if constexpr (kNested)
-            if (exit.kind == ExitKind::virtualization_instruction && v.init_pending && *v.init_pending) [[unlikely]]
-                return;
     }
 }
 

@@ -104,6 +104,8 @@ struct ExitContext {
     CpuidMemo* cpuid;            // the vCPU's CPUID memo; nullptr: none
     // A PC's vCPU: its place in the domain's topology and the timing leaf; nullptr: bare platform.
     const CpuidTopology* topology = nullptr;
+    // A PC's application processor: where its local APIC flags a pending INIT (Vcpu::init_pending).
+    const bool* init_pending = nullptr;
 };
 
 // The handlers behind the dispatch below, each out of line: the dispatch inlines into the run
@@ -115,7 +117,7 @@ ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, ExitEnvironme
 ExitOutcome handle_io(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env);
 // Every exit but the common three.
 ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus, ExitEnvironment& env,
-                              nested::NestedVcpu* nested);
+                              const ExitContext& context);
 // An exit of L1's guest (L2) the nested component did not reflect into L1 itself: `decision` is
 // its judgement (NestedVcpu::guest_exit), never Action::resume.
 ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
@@ -127,7 +129,7 @@ ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExi
     case ExitKind::cpuid: return handle_cpuid(exit, state, env, context);
     case ExitKind::hypercall: return handle_hypercall(exit, state, env);
     case ExitKind::io: return handle_io(exit, state, bus, env);
-    default: return handle_other_exit(exit, state, bus, env, context.nested);
+    default: return handle_other_exit(exit, state, bus, env, context);
     }
 }
 }  // namespace exit_detail
