@@ -343,8 +343,15 @@ void run_op(L1& l1, u64 a, u64 b, u64 c) {
         l1.hw.segments[(a >> 16) % 6].access_rights = static_cast<u32>(c >> 32);
         l1.hw.blocking = (a >> 20) & 3;
         break;
-    case 6:  // an interrupt or an NMI for L1 while L2 runs
-        if (l1.hw.running_l2() && !l1.stopped) {
+    case 6:  // an INIT for the vCPU, or an interrupt or an NMI for L1 while L2 runs
+        if (((a >> 1) & 3) == 0 && !l1.stopped) {
+            const bool in_l2 = l1.hw.running_l2();
+            const nested::Decision d = l1.vcpu.ops->init_signal(l1.vcpu, l1.state);
+            // Only a VM exit from L2 takes an INIT (outside VMX operation the vCPU does).
+            FUZZ_ASSERT(d.action != nested::Action::complete || (in_l2 && !l1.hw.running_l2()));
+            FUZZ_ASSERT(d.action != nested::Action::resume || in_l2 == l1.hw.running_l2());
+            l1.stopped = d.action == nested::Action::stop;
+        } else if (l1.hw.running_l2() && !l1.stopped) {
             if (a & 1)
                 (void)l1.vcpu.ops->route_nmi(l1.vcpu, l1.state);
             else
