@@ -441,7 +441,8 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& b
         if (exit.exception.vector == kVectorAc) state.rflags |= kRflagsRf;
         return inject(exit.exception.vector, exit.exception.has_error_code, exit.exception.error_code);
     case ExitKind::xsetbv: return handle_xsetbv(exit, state, env);
-    case ExitKind::virtualization_instruction: return handle_virtualization_instruction(exit, state, bus, env, nested, context.init_pending);
+    case ExitKind::virtualization_instruction:
+        return handle_virtualization_instruction(exit, state, bus, env, nested, context.init_pending);
     case ExitKind::invalid_state: bus.flush(env); return stop(StopReason::invalid_state);
     case ExitKind::cpuid:
     case ExitKind::hypercall:
