@@ -381,6 +381,8 @@ bool start_processor(Vm& vm, Vcpu& v) {
 [[gnu::noinline]] bool init_taken(Vm& vm, Vcpu& v) {
     nested::NestedVcpu* nested = v.nested_state();
     if (!nested) return true;
+    // Between two runs of any vCPU: a VM exit into L1 reaches this vCPU's devices (its MSR lists).
+    vm.pc->platform.select_vcpu(v.index, &v.state().cr8);
     const bool in_l2 = nested->ops->in_guest_mode(*nested);
     const nested::Decision decision = nested->ops->init_signal(*nested, v.state());
     if (decision.action == nested::Action::not_nested) return true;

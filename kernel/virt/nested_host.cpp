@@ -58,7 +58,9 @@ Vcpu* vcpu_of(Vm* vm, const nested::NestedVcpu& nested) {
 }  // namespace
 
 // As the exit handler's device_msr: the device that claims the MSR on the bus, with the vCPU's
-// environment. Only an access the device completes counts; a fault or a stop refuses it.
+// environment. Only an access the device completes counts; a fault or a stop refuses it. The
+// component calls it while the kernel works for that vCPU (its exit, its entry work, an INIT for
+// it), after the PC selected the vCPU whose local devices answer.
 bool VmNestedHost::device_msr_read(nested::NestedVcpu& vcpu, u32 index, u64& value) {
     Vcpu* v = vcpu_of(vm_, vcpu);
     const BusRange<u32>* range = v ? vm_->devices.bus.msr_range(index) : nullptr;

@@ -307,6 +307,7 @@ nestor_vmx_l1_test(nested.vmx_msr_lists_devices vmx_msr_lists_devices ARGS
 nestor_vmx_l1_test(nested.vmx_l1_init_signal vmx_l1_init_signal ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
   --expect "^\\[l1\\] the AP's L2 took an INIT as VM exit reason 3$"
+  --expect "^\\[l1\\] its VM-exit MSR-store list holds the AP's IA32_MTRR_DEF_TYPE: yes$"
   --expect "^\\[l1\\] an INIT in VMX root operation waited: the AP ran on: yes$"
   --expect "^appliance: domain l1: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
   --expect "^\\[l1\\] VMXOFF let the INIT in: the instruction after it did not run: yes$"

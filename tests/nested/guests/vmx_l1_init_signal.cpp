@@ -1,7 +1,8 @@
 // An L1 hypervisor on Intel VMX in a PC domain with two vCPUs (nested.vmx_l1_init_signal): its
 // application processor enters VMX operation and runs an L2 that spins, and the BSP sends it
 // INITs (SDM 25.2, 26.2). While L2 runs the INIT is a VM exit into L1 with reason 3, which takes
-// it; in VMX root operation the next one is blocked: the AP runs on, and only its VMXOFF lets the
+// it, its VM-exit MSR-store list storing the AP's own IA32_MTRR_DEF_TYPE (a device's MSR, not the
+// BSP's, which differs); in VMX root operation the next one is blocked: the AP runs on, and only its VMXOFF lets the
 // INIT in, after which the AP waits for a startup IPI, with which the BSP starts it again.
 #include "ap_long_mode.hpp"
 #include "ap_steps.hpp"
@@ -36,7 +37,9 @@ alignas(4096) u8 vmxon_region[4096];
 alignas(4096) u8 vmcs[4096];
 alignas(16) u8 l2_stack[8192];
 alignas(16) u8 ap_stack[16384];
+alignas(16) u64 exit_store[2] = {nestor::x86_regs::kMsrMtrrDefType, 0};  // index, value
 volatile u64 exit_reason = 0;
+constexpr u64 kBspDefType = 0x806, kApDefType = 0xC06;
 
 u64 address(const void* p) { return reinterpret_cast<u64>(p); }
 u64 ap_stack_top() { return address(ap_stack + sizeof(ap_stack)); }
@@ -46,7 +49,10 @@ void ap_main() {
         step = kFailed;
         halt_forever();
     }
+    wrmsr(nestor::x86_regs::kMsrMtrrDefType, kApDefType);
     vmx::write_64bit_controls(0, 0, 0);
+    vmx::vmwrite(iv::field::exit_msr_store_address, address(exit_store));
+    vmx::vmwrite(iv::field::exit_msr_store_count, 1);
     vmx::write_own_host_state();
     vmx::write_own_guest_state(address(vmx_l2_spin), address(l2_stack + sizeof(l2_stack)));
     if (vmx::enter(true)) {
@@ -70,6 +76,7 @@ const char* yes(bool b) { return b ? "yes" : "no"; }
 extern "C" int guest_main(const nestor_guest_boot*) {
     tsc_khz = cpuid(0x40000010).eax;
     enter_x2apic();
+    wrmsr(nestor::x86_regs::kMsrMtrrDefType, kBspDefType);
     start(1, ap_main, ap_stack_top());
     if (!wait_for(vmx_l2_spinning, 1)) {
         println("the AP's L2 did not run, step ", step);
@@ -81,6 +88,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
         return 1;
     }
     println("the AP's L2 took an INIT as VM exit reason ", exit_reason);
+    println("its VM-exit MSR-store list holds the AP's IA32_MTRR_DEF_TYPE: ", yes(exit_store[1] == kApDefType));
     send_init(1);
     go = 1;
     const bool ran_on = wait_for(step, kReleaseNext);
@@ -93,7 +101,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     println("VMXOFF let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
     println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
     println("done");
-    const bool ok =
-        exit_reason == iv::exit_reason::init_signal && ran_on && after_release == 0 && step == kStartedAgain;
+    const bool ok = exit_reason == iv::exit_reason::init_signal && exit_store[1] == kApDefType && ran_on &&
+                    after_release == 0 && step == kStartedAgain;
     return ok ? 0 : 1;
 }
