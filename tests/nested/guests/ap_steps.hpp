@@ -1,7 +1,9 @@
 // What an L1's application processor has done, for the BSP that drives it with INITs
-// (vmx_l1_init_signal.cpp, l1_init_signal.cpp): each side waits for the other's step.
+// (vmx_l1_init_signal.cpp, l1_init_signal.cpp): each side waits for the other's step, and the
+// two sides of what both tests do.
 #pragma once
 
+#include "ap_long_mode.hpp"
 #include "nestor/guest.hpp"
 
 namespace ap_steps {
@@ -38,6 +40,54 @@ inline bool wait_for(const volatile u32& value, u32 target, u64 ms = 30000) {
 inline void started_again() {
     step = kStartedAgain;
     halt_forever();
+}
+
+inline const char* yes(bool b) { return b ? "yes" : "no"; }
+
+// The AP, back in L1 with an INIT held: it runs on once the BSP says go, then runs `release`
+// (VMXOFF, STGI), which lets the INIT in before the instruction after it.
+[[noreturn]] inline void run_on_then(void (*release)()) {
+    step = kHeld;
+    while (!go) asm volatile("pause" ::: "memory");
+    step = kRanOn;
+    step = kReleaseNext;
+    release();
+    after_release = 1;
+    halt_forever();
+}
+
+// The BSP starts AP 1 at `ap_main`, waits until its L2 runs (`l2_running`), sends it an INIT and
+// waits for its L1 to run again. False, said why, when either does not happen.
+inline bool interrupt_l2(void (*ap_main)(), u64 stack_top, const volatile u32& l2_running) {
+    ap_long_mode::start(1, ap_main, stack_top);
+    if (!wait_for(l2_running, 1)) {
+        println("the AP's L2 did not run, step ", step);
+        return false;
+    }
+    ap_long_mode::send_init(1);
+    if (!wait_for(step, kHeld)) {
+        println("the AP's L1 did not run after the INIT, step ", step);
+        return false;
+    }
+    return true;
+}
+
+// The BSP says go, sees the AP run on to its release, and starts it again with startup IPIs
+// once the INIT took it. Prints "HELD yes", "RELEASE let the INIT in: ...", "the startup IPI
+// started the AP again: ..." and "done"; true if all went as the CPU's would.
+inline bool release_and_restart(const char* held, const char* release, u64 stack_top) {
+    go = 1;
+    const bool ran_on = wait_for(step, kReleaseNext);
+    println(held, yes(ran_on));
+    ap_long_mode::prepare(started_again, stack_top);
+    for (int i = 0; i < 10 && step != kStartedAgain; ++i) {
+        ap_long_mode::send_startup(1);
+        (void)wait_for(step, kStartedAgain, 1000);
+    }
+    println(release, " let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
+    println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
+    println("done");
+    return ran_on && after_release == 0 && step == kStartedAgain;
 }
 
 }  // namespace ap_steps

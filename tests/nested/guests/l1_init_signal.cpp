@@ -50,45 +50,18 @@ void ap_main() {
     vmcb.save.rip = address(l2_spin);
     vmcb.save.rsp = address(l2_stack + sizeof(l2_stack));
     svm::vmrun(&vmcb);  // GIF is clear after the #VMEXIT
-    step = kHeld;
-    while (!go) asm volatile("pause" ::: "memory");
-    step = kRanOn;
-    step = kReleaseNext;
-    svm::stgi();
-    after_release = 1;
-    halt_forever();
+    run_on_then([] { svm::stgi(); });
 }
-
-const char* yes(bool b) { return b ? "yes" : "no"; }
 
 }  // namespace
 
 extern "C" int guest_main(const nestor_guest_boot*) {
     tsc_khz = cpuid(0x40000010).eax;
     enter_x2apic();
-    start(1, ap_main, ap_stack_top());
-    if (!wait_for(l2_spinning, 1)) {
-        println("the AP's L2 did not run, step ", step);
-        return 1;
-    }
-    send_init(1);
-    if (!wait_for(step, kHeld)) {
-        println("the AP's L1 did not run after the INIT, step ", step);
-        return 1;
-    }
+    if (!interrupt_l2(ap_main, ap_stack_top(), l2_spinning)) return 1;
     println("the AP's L2 took an INIT as #VMEXIT ", hex(vmcb.control.exit_code));
-    go = 1;
-    const bool ran_on = wait_for(step, kReleaseNext);
-    println("the INIT waited while GIF was clear: the AP ran on: ", yes(ran_on));
-    prepare(started_again, ap_stack_top());
-    for (int i = 0; i < 10 && step != kStartedAgain; ++i) {
-        send_startup(1);
-        (void)wait_for(step, kStartedAgain, 1000);
-    }
-    println("STGI let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
-    println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
-    println("done");
-    const bool ok =
-        vmcb.control.exit_code == svm::exit_code::init && ran_on && after_release == 0 && step == kStartedAgain;
-    return ok ? 0 : 1;
+    const bool ok = vmcb.control.exit_code == svm::exit_code::init;
+    const bool released =
+        release_and_restart("the INIT waited while GIF was clear: the AP ran on: ", "STGI", ap_stack_top());
+    return ok && released ? 0 : 1;
 }

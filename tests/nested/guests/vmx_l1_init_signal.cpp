@@ -60,16 +60,8 @@ void ap_main() {
         halt_forever();
     }
     exit_reason = vmx::vmread(iv::field::exit_reason);
-    step = kHeld;
-    while (!go) asm volatile("pause" ::: "memory");
-    step = kRanOn;
-    step = kReleaseNext;
-    asm volatile("vmxoff" ::: "memory", "cc");
-    after_release = 1;
-    halt_forever();
+    run_on_then([] { asm volatile("vmxoff" ::: "memory", "cc"); });
 }
-
-const char* yes(bool b) { return b ? "yes" : "no"; }
 
 }  // namespace
 
@@ -77,31 +69,12 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     tsc_khz = cpuid(0x40000010).eax;
     enter_x2apic();
     wrmsr(nestor::x86_regs::kMsrMtrrDefType, kBspDefType);
-    start(1, ap_main, ap_stack_top());
-    if (!wait_for(vmx_l2_spinning, 1)) {
-        println("the AP's L2 did not run, step ", step);
-        return 1;
-    }
-    send_init(1);
-    if (!wait_for(step, kHeld)) {
-        println("the AP's L1 did not run after the INIT, step ", step);
-        return 1;
-    }
+    if (!interrupt_l2(ap_main, ap_stack_top(), vmx_l2_spinning)) return 1;
     println("the AP's L2 took an INIT as VM exit reason ", exit_reason);
     println("its VM-exit MSR-store list holds the AP's IA32_MTRR_DEF_TYPE: ", yes(exit_store[1] == kApDefType));
-    send_init(1);
-    go = 1;
-    const bool ran_on = wait_for(step, kReleaseNext);
-    println("an INIT in VMX root operation waited: the AP ran on: ", yes(ran_on));
-    prepare(started_again, ap_stack_top());
-    for (int i = 0; i < 10 && step != kStartedAgain; ++i) {
-        send_startup(1);
-        (void)wait_for(step, kStartedAgain, 1000);
-    }
-    println("VMXOFF let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
-    println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
-    println("done");
-    const bool ok = exit_reason == iv::exit_reason::init_signal && exit_store[1] == kApDefType && ran_on &&
-                    after_release == 0 && step == kStartedAgain;
-    return ok ? 0 : 1;
+    const bool ok = exit_reason == iv::exit_reason::init_signal && exit_store[1] == kApDefType;
+    ap_long_mode::send_init(1);
+    const bool released =
+        release_and_restart("an INIT in VMX root operation waited: the AP ran on: ", "VMXOFF", ap_stack_top());
+    return ok && released ? 0 : 1;
 }
