@@ -391,7 +391,11 @@ bool start_processor(Vm& vm, Vcpu& v) {
                 ExitOutcome{.stop = true, .reason = StopReason::unsupported, .status = 1, .detail = decision.report});
         return false;
     }
-    if (decision.action == nested::Action::complete) vm.pc->platform.apic(v.index).drop_init();
+    pc::LocalApic& apic = vm.pc->platform.apic(v.index);
+    if (decision.action == nested::Action::complete)
+        apic.drop_init();
+    else
+        apic.drop_startup();
     if (in_l2 && !nested->ops->in_guest_mode(*nested)) v.waiting = false;
     return false;
 }

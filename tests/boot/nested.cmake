@@ -169,6 +169,7 @@ nestor_l1_boot_test(nested.l1_init_signal l1_init_signal l1_init_signal ARGS
   --expect "^\\[l1\\] the INIT waited while GIF was clear: the AP ran on: yes$"
   --expect "^appliance: domain l1: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
   --expect "^\\[l1\\] STGI let the INIT in: the instruction after it did not run: yes$"
+  --expect "^\\[l1\\] the startup IPI sent while the INIT waited was ignored: yes$"
   --expect "^\\[l1\\] the startup IPI started the AP again: yes$"
   --expect "^\\[l1\\] done$")
 

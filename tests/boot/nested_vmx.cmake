@@ -311,6 +311,7 @@ nestor_vmx_l1_test(nested.vmx_l1_init_signal vmx_l1_init_signal ARGS
   --expect "^\\[l1\\] an INIT in VMX root operation waited: the AP ran on: yes$"
   --expect "^appliance: domain l1: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
   --expect "^\\[l1\\] VMXOFF let the INIT in: the instruction after it did not run: yes$"
+  --expect "^\\[l1\\] the startup IPI sent while the INIT waited was ignored: yes$"
   --expect "^\\[l1\\] the startup IPI started the AP again: yes$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI

@@ -72,22 +72,42 @@ inline bool interrupt_l2(void (*ap_main)(), u64 stack_top, const volatile u32& l
     return true;
 }
 
-// The BSP says go, sees the AP run on to its release, and starts it again with startup IPIs
-// once the INIT took it. Prints "HELD yes", "RELEASE let the INIT in: ...", "the startup IPI
-// started the AP again: ..." and "done"; true if all went as the CPU's would.
+// A startup IPI that must be ignored, sent while the INIT is held (the AP is not in
+// wait-for-SIPI): its vector's page counts a start in a dword at offset 0x100 and halts.
+inline constexpr u64 kIgnoredStartupPage = 0x71000;
+inline volatile u32& ignored_startup_count() { return *reinterpret_cast<volatile u32*>(kIgnoredStartupPage + 0x100); }
+inline void send_ignored_startup() {
+    static constexpr u8 kCountAndHalt[] = {0x66, 0x2E, 0xC7, 0x06, 0x00,
+                                           0x01, 0x01, 0x00, 0x00, 0x00,  // mov dword cs:[0x100], 1
+                                           0xFA, 0xF4, 0xEB, 0xFD};       // cli; hlt; jmp $-3
+    u8* page = reinterpret_cast<u8*>(kIgnoredStartupPage);
+    for (u8 byte : kCountAndHalt) *page++ = byte;
+    ignored_startup_count() = 0;
+    ap_long_mode::send_ipi(1, ap_long_mode::kIcrStartup | ap_long_mode::kIcrAssert | (kIgnoredStartupPage >> 12));
+}
+
+// The BSP sends a startup IPI while the INIT is held, says go, sees the AP run on to its release,
+// and starts it again with startup IPIs once the INIT took it. Prints "HELD yes", "RELEASE let the
+// INIT in: ...", whether the first startup IPI was ignored, "the startup IPI started the AP
+// again: ..." and "done"; true if all went as the CPU's would.
 inline bool release_and_restart(const char* held, const char* release, u64 stack_top) {
+    send_ignored_startup();
     go = 1;
     const bool ran_on = wait_for(step, kReleaseNext);
     println(held, yes(ran_on));
+    // Time for the AP to take the INIT (its slices come between the BSP's): a startup IPI kept
+    // from while it was held would start it now, before the BSP's next.
+    (void)wait_for(ignored_startup_count(), 1, 50);
     ap_long_mode::prepare(started_again, stack_top);
     for (int i = 0; i < 10 && step != kStartedAgain; ++i) {
         ap_long_mode::send_startup(1);
         (void)wait_for(step, kStartedAgain, 1000);
     }
     println(release, " let the INIT in: the instruction after it did not run: ", yes(after_release == 0));
+    println("the startup IPI sent while the INIT waited was ignored: ", yes(ignored_startup_count() == 0));
     println("the startup IPI started the AP again: ", yes(step == kStartedAgain));
     println("done");
-    return ran_on && after_release == 0 && step == kStartedAgain;
+    return ran_on && after_release == 0 && ignored_startup_count() == 0 && step == kStartedAgain;
 }
 
 }  // namespace ap_steps

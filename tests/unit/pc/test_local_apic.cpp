@@ -825,6 +825,19 @@ TEST_CASE("pc.lapic.accept_nmi_init_startup") {
         CHECK_FALSE(rig.apic.waiting_for_startup());
         CHECK(rig.apic.take_startup() == -1);
     }
+    SECTION("a startup IPI while a guest hypervisor holds the INIT back is ignored") {
+        Rig rig(1, false);
+        rig.apic.accept({1, 0x01, DeliveryMode::startup, false, false});
+        CHECK(rig.apic.take_startup() == 0x01);
+        rig.apic.accept({1, 0, DeliveryMode::init, false, false});
+        rig.apic.accept({1, 0x9A, DeliveryMode::startup, false, false});
+        rig.apic.drop_startup();
+        CHECK(rig.apic.init_pending());
+        CHECK(rig.apic.take_init());
+        CHECK(rig.apic.take_startup() == -1);
+        rig.apic.accept({1, 0x9B, DeliveryMode::startup, false, false});
+        CHECK(rig.apic.take_startup() == 0x9B);
+    }
     SECTION("the bootstrap processor does not wait") {
         Rig rig;
         rig.apic.accept({kApicId, 0, DeliveryMode::init, false, false});

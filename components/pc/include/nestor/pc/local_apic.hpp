@@ -209,6 +209,9 @@ public:
         init_pending_ = false;
         startup_pending_ = false;
     }
+    // The INIT waits (a guest hypervisor's state holds it back): a startup IPI that came meanwhile
+    // found the vCPU running, not in wait-for-SIPI, and is ignored, as on a CPU.
+    void drop_startup() { startup_pending_ = false; }
     bool waiting_for_startup() const { return waiting_for_startup_; }
     // The startup IPI's vector, or -1; one that arrived behind an INIT waits until it is taken.
     int take_startup();
