@@ -60,7 +60,7 @@ u64 address(const void* p) { return reinterpret_cast<u64>(p); }
 
 u64 exit_reason() { return vmx::vmread(iv::field::exit_reason); }
 
-void set_entry(u64* list, u32 i, u32 index, u64 value) {
+void set_entry(u64* list, u64 i, u32 index, u64 value) {
     list[2 * i] = index;
     list[2 * i + 1] = value;
 }
