@@ -300,6 +300,14 @@ nestor_vmx_l1_test(nested.vmx_msr_lists_devices vmx_msr_lists_devices ARGS
   --expect "^\\[l1\\] a reserved bit in the second entry: exit reason 0x80000022, qualification 2, l1's value kept: yes$"
   --expect "^\\[l1\\] an MSR nothing serves in the first entry: exit reason 0x80000022, qualification 1, l1's value kept: yes$")
 
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l2_takes_l1_interrupt.cpp) without
+# external-interrupt exiting: its interrupt, pending while its L2 runs with interrupts off,
+# reaches L2's handler as soon as L2 sets IF (L0 waits for L2's interrupt window), before L2's
+# VMCALL two instructions later.
+nestor_vmx_l1_test(nested.vmx_l2_takes_l1_interrupt vmx_l2_takes_l1_interrupt ARGS
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's exit reason 18, L1's interrupt taken by L2 before its VMCALL: yes, in all: 1$")
+
 # An L1 on Intel VMX in a PC domain with two vCPUs (tests/nested/guests/vmx_l1_init_signal.cpp):
 # the BSP's INIT to the application processor while its L2 runs is L1's VM exit with reason 3,
 # which takes it; the next, in VMX root operation, waits (the AP runs on) until its VMXOFF, after

@@ -111,6 +111,11 @@ public:
     bool prepare(VmxVcpu* vcpu);  // allocates vmcs02 and the rest, with the vCPU
     void release();
     void l0_unmapped();  // the VM lost memory: no shadow EPT of L2 may go on being used
+    // While L2 runs, the kernel's interrupt window (VmxVcpu::windows) is L2's: an interrupt of
+    // L1's that L1 lets L2 take (no external-interrupt exiting) waits for L2's IF, and would
+    // otherwise wait for L2's next exit. Into vmcs02 beside L1's own interrupt-window exiting,
+    // whose exits stay L1's; the component routes the kernel's to the kernel.
+    void apply_kernel_interrupt_window();
 
 private:
     bool use(x86::vmx::Level level);
@@ -127,6 +132,7 @@ private:
     // vmcs02 holds the host state and link pointer: the kernel's on its one CPU, written at the
     // first entry as vmcs01's is at the vCPU's creation.
     bool vmcs02_host_state_ = false;
+    u32 l1_interrupt_window_ = 0;  // L1's interrupt-window exiting in vmcs02, as the component wrote it
 };
 
 // An image built with NESTED_VIRT=OFF accepts no nested domain (the null component refuses
@@ -138,6 +144,7 @@ public:
     [[noreturn]] bool prepare(VmxVcpu*) { ASSERT_UNREACHABLE(); }
     void release() {}
     void l0_unmapped() {}
+    void apply_kernel_interrupt_window() {}
     x86::vmx::NestedHardware* lent() { return nullptr; }
 };
 template <bool kNested> struct NestedHardwareSlot {
@@ -1260,10 +1267,12 @@ void apply_windows(VmxVcpu& vcpu) {
 
 void request_window(VmxVcpu& vcpu, u32 control, bool on) {
     vcpu.windows = on ? vcpu.windows | control : vcpu.windows & ~control;
-    if (vcpu.nested_hardware.running_l2())
-        vcpu.vmcs01_stale = true;
-    else
+    if (!vcpu.nested_hardware.running_l2()) {
         apply_windows(vcpu);
+        return;
+    }
+    vcpu.vmcs01_stale = true;
+    if (control == primary::interrupt_window_exiting) vcpu.nested_hardware.apply_kernel_interrupt_window();
 }
 
 void vmx_request_interrupt_window(VcpuHandle handle, bool on) {
@@ -1549,6 +1558,8 @@ void VmxNestedHardware::enter_l2(VcpuState& state, bool flush) {
     v.cr0_mask = vmread(field::cr0_guest_host_mask);
     v.cr0_shadow = vmread(field::cr0_read_shadow);
     v.ia32e_mode = vmread(field::entry_controls) & entry_ctl::ia32e_mode_guest;
+    l1_interrupt_window_ = v.primary_controls & primary::interrupt_window_exiting;
+    apply_kernel_interrupt_window();
     if (flush) {
         flush_ept(vmread(field::ept_pointer));
         flush_vpid(controls_.l2_vpid);
@@ -1579,6 +1590,14 @@ void VmxNestedHardware::enter_l1(const x86::vmx::L1ControlState& control, VcpuSt
     if (!w.ok()) writes_ok_ = false;
     refresh_state(v, state);
     if (!caps.save_efer) state.efer = control.efer;
+}
+
+void VmxNestedHardware::apply_kernel_interrupt_window() {
+    VmxVcpu& v = *vcpu_;
+    const u32 primary = (v.primary_controls & ~primary::interrupt_window_exiting) | l1_interrupt_window_ |
+                        (v.windows & primary::interrupt_window_exiting);
+    if (primary == v.primary_controls || !use(x86::vmx::Level::l2)) return;
+    if (vmwrite(field::primary_controls, primary)) v.primary_controls = primary;
 }
 
 void VmxNestedHardware::reset_to_l1() {
