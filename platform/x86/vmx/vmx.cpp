@@ -1559,7 +1559,8 @@ void VmxNestedHardware::enter_l2(VcpuState& state, bool flush) {
     v.cr0_shadow = vmread(field::cr0_read_shadow);
     v.ia32e_mode = vmread(field::entry_controls) & entry_ctl::ia32e_mode_guest;
     l1_interrupt_window_ = v.primary_controls & primary::interrupt_window_exiting;
-    apply_kernel_interrupt_window();
+    if (v.windows & primary::interrupt_window_exiting) [[unlikely]]
+        apply_kernel_interrupt_window();
     if (flush) {
         flush_ept(vmread(field::ept_pointer));
         flush_vpid(controls_.l2_vpid);
