@@ -28,8 +28,6 @@ template <typename F> u64 ticks_per_iteration(F body) {
 
 void end_of_interrupt() { wrmsr(kMsrX2apicEoi, 0); }
 
-void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
-
 // With interrupts enabled only inside the HLT (STI's shadow covers it), so that an interrupt
 // cannot slip in between the test and the halt.
 void halt_once() { asm volatile("sti; hlt; cli" ::: "memory"); }

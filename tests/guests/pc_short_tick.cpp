@@ -38,8 +38,6 @@ void on_tick(u8) {
 
 volatile u32& shared(u32 offset) { return *reinterpret_cast<volatile u32*>(kTrampoline + offset); }
 
-void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
-
 // Spins until `value` is non-zero or `ms` milliseconds of TSC passed.
 bool wait_for(volatile u32& value, u64 ms) {
     u64 start = rdtsc();

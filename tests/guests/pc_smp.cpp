@@ -32,8 +32,6 @@ void on_pong(u8) {
 
 volatile u32& shared(u32 offset, u64 page = kTrampoline) { return *reinterpret_cast<volatile u32*>(page + offset); }
 
-void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
-
 void copy_trampoline(u64 to) {
     u8* page = reinterpret_cast<u8*>(to);
     for (const u8* p = pc_smp_trampoline_start; p < pc_smp_trampoline_end; ++p) *page++ = *p;

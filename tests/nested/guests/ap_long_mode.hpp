@@ -21,8 +21,6 @@ inline constexpr u8 kStartupVector = kBase >> 12;
 // Where a symbol of the trampoline is in its copy at kBase.
 inline u64 at(const u8* symbol) { return kBase + static_cast<u64>(symbol - ap_long_mode_start); }
 
-inline void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
-
 // The copy at kBase set to call `entry` on `stack_top`.
 inline void prepare(void (*entry)(), u64 stack_top) {
     u8* page = reinterpret_cast<u8*>(kBase);

@@ -83,7 +83,8 @@ inline void send_ignored_startup() {
     u8* page = reinterpret_cast<u8*>(kIgnoredStartupPage);
     for (u8 byte : kCountAndHalt) *page++ = byte;
     ignored_startup_count() = 0;
-    ap_long_mode::send_ipi(1, ap_long_mode::kIcrStartup | ap_long_mode::kIcrAssert | (kIgnoredStartupPage >> 12));
+    nestor::guest::apic::send_ipi(1,
+                                  ap_long_mode::kIcrStartup | ap_long_mode::kIcrAssert | (kIgnoredStartupPage >> 12));
 }
 
 // The BSP sends a startup IPI while the INIT is held, says go, sees the AP run on to its release,

@@ -19,4 +19,8 @@ inline void enter_x2apic() {
     wrmsr(kMsrX2apicSvr, kSvrEnabled);
 }
 
+// An IPI through the x2APIC's ICR: `command` (vector, delivery mode, level, shorthand) to the
+// APIC whose x2APIC ID is `apic_id`.
+inline void send_ipi(u32 apic_id, u64 command) { wrmsr(kMsrX2apicIcr, (u64{apic_id} << 32) | command); }
+
 }  // namespace nestor::guest::apic
