@@ -173,7 +173,6 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   # Controls the capability MSRs say must be 0 (or 1), each alone on a valid vmcs12: 7; without
   # them L2 runs to its VMCALL (exit 18).
   --expect "^\\[l1\\] pin process posted interrupts: allowed 0, vmlaunch VMfailValid\\(7\\)$"
-  --expect "^\\[l1\\] primary use tpr shadow: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] primary monitor trap flag: allowed 0, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] primary default1 bit 1 cleared: must be one 1, vmlaunch VMfailValid\\(7\\)$"
   --expect "^\\[l1\\] secondary virtualize apic accesses: allowed 0, vmlaunch VMfailValid\\(7\\)$"
@@ -248,6 +247,8 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^error: appliance: domain eptmmio stopped: unsupported operation after [0-9]+ exits \\(last exit nested_page_fault code 0x30 at rip 0x[0-9a-f]+\\)$"
   --expect "^error: appliance: domain eptmmio: nested VMX: L1's EPT is not in L1's memory$"
   --expect "^error: appliance: domain eptmmio: read of guest-physical 0x[0-9a-f]+, outside its memory$"
+  --expect "^\\[tprmmio\\] virtual-apic page at 0xfee00000, l2 starts$"
+  --expect "^error: appliance: domain tprmmio: nested VMX: L1's virtual-APIC page is not in L1's memory$"
   --expect "^\\[exitstore\\] vm-exit msr-store list at 0x1000000, l2 starts$"
   --expect "^error: appliance: domain exitstore stopped: unsupported operation after [0-9]+ exits \\(last exit hypercall code 0x12 at rip 0x[0-9a-f]+\\)$"
   --expect "^error: appliance: domain exitstore: nested VMX: VMX abort: L1's VM-exit MSR-store list could not be stored$"
@@ -257,7 +258,7 @@ nestor_boot_test(nested.vmx_hostile_l1 nested TIMEOUT 300 ARGS --emulator bochs
   --expect "^appliance: domain l1 exited with status 0 \\(exit port\\) after [0-9]+ exits$"
   --expect "^\\[healthy\\] healthy: yielded 5 times, 0 refused$"
   --expect "^appliance: domain healthy exited with status 0 \\(exit port\\) after [0-9]+ exits$"
-  --expect "^appliance: 6 of 6 domains built, 4 failed or refused$"
+  --expect "^appliance: 7 of 7 domains built, 5 failed or refused$"
   --reject "PANIC" --reject "[Pp]anic" --reject "CPU exception" --reject "^error: vmx"
   --reject "WRONG" --reject "CHANGED" --reject "^\\[[a-z]+\\] (unexpected|vmx_hostile_l1: )"
   --reject "^error: appliance: domain (l1|healthy)" --reject "not implemented yet")
@@ -321,6 +322,19 @@ nestor_vmx_l1_test(nested.vmx_l1_init_signal vmx_l1_init_signal ARGS
   --expect "^\\[l1\\] VMXOFF let the INIT in: the instruction after it did not run: yes$"
   --expect "^\\[l1\\] the startup IPI sent while the INIT waited was ignored: yes$"
   --expect "^\\[l1\\] the startup IPI started the AP again: yes$")
+
+# An L1 on Intel VMX in a PC domain that gives its L2 a TPR shadow (tests/nested/guests/
+# vmx_l1_tpr_shadow.cpp): the entry checks of its page and threshold, L2's CR8 in L1's page, a MOV
+# below L1's threshold (not L0's) exiting to L1 with reason 43, L1's own task priority untouched.
+nestor_vmx_l1_test(nested.vmx_l1_tpr_shadow vmx_l1_tpr_shadow ARGS
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] use tpr shadow allowed: 1$"
+  --expect "^\\[l1\\] virtual-apic page unaligned: VMfailValid\\(7\\), error 7$"
+  --expect "^\\[l1\\] tpr threshold 0x13: VMfailValid\\(7\\), error 7$"
+  --expect "^\\[l1\\] tpr threshold 6 above vtpr 0x50: VMfailValid\\(7\\), error 7$"
+  --expect "^\\[l1\\] L2's exit reason 43 after its MOV to CR8 below 3: yes, VTPR 0x10, L2 read CR8 5, 7, 3, L1's CR8 15$"
+  --expect "^\\[l1\\] vmresume with the threshold above vtpr: VMfailValid\\(7\\)$"
+  --expect "^\\[l1\\] L2's exit reason 18, L2 read CR8 1, L1's interrupt taken by L2: no, still pending for L1: yes$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_tpr_threshold.cpp): its self-IPI
 # waits behind CR8 15 (L0's TPR threshold 4 in L1's VMCS); L1 does not exit on interrupts, and its

@@ -42,7 +42,7 @@ struct FieldInfo {
     bool read_only;  // a VM-exit information field
 };
 
-inline constexpr usize kVmcs12FieldCount = 125;
+inline constexpr usize kVmcs12FieldCount = 127;
 
 struct Vmcs12 {
     u32 revision;
@@ -65,7 +65,7 @@ namespace vmcs12_layout {
 
 // Every field the component supports (SDM appendix B): those of the features its capability
 // MSRs offer (vmx_capabilities.cpp), and the ones every VMCS has. Not here, so error 12: the
-// fields of posted interrupts, the TPR shadow and APIC virtualization, VM functions, PML, PAT and
+// fields of posted interrupts and APIC virtualization, VM functions, PML, PAT and
 // PERF_GLOBAL_CTRL loading, the executive-VMCS pointer and SMBASE, VMCS shadowing, XSS, TSC
 // scaling, SPP, ENCLS and the rest not offered.
 inline constexpr u32 kEncodings[] = {
@@ -87,7 +87,7 @@ inline constexpr u32 kEncodings[] = {
     0x0C0A,
     0x0C0C,  // host ES..TR selectors
     // 64-bit control: I/O bitmaps A/B, MSR bitmaps, exit MSR-store / -load, entry MSR-load, TSC
-    // offset, EPT pointer
+    // offset, virtual-APIC address, EPT pointer
     0x2000,
     0x2002,
     0x2004,
@@ -95,6 +95,7 @@ inline constexpr u32 kEncodings[] = {
     0x2008,
     0x200A,
     0x2010,
+    0x2012,
     0x201A,
     0x2400,  // guest-physical address (read-only)
     // 64-bit guest state: VMCS link pointer, DEBUGCTL, EFER, PDPTE0-3
@@ -121,6 +122,7 @@ inline constexpr u32 kEncodings[] = {
     0x4016,
     0x4018,
     0x401A,
+    0x401C,  // TPR threshold
     0x401E,
     // 32-bit read-only: instruction error, exit reason, interruption info / error code, IDT
     // vectoring info / error code, instruction length, instruction information
@@ -217,7 +219,7 @@ inline constexpr u32 kIndexMask = 0x1FF;
 
 // Every VMREAD / VMWRITE and every field the component reads or writes looks its slot up: by
 // width, type and index (bits 14:13, 11:10 and 9:1 of the encoding) in a table of slot numbers,
-// instead of a search of the 125 fields. No supported field has an index of 32 or more.
+// instead of a search of the 127 fields. No supported field has an index of 32 or more.
 inline constexpr u32 kTypeMask = 3;
 inline constexpr u32 kIndexLimit = 32;
 inline constexpr u32 kKeyCount = 4 * 4 * kIndexLimit;

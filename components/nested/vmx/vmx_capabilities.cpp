@@ -18,14 +18,15 @@ constexpr u32 kEntryDefault1 = 0x000011FF;
 constexpr u32 kPinOffered =
     pin::external_interrupt_exiting | pin::nmi_exiting | pin::virtual_nmis | pin::preemption_timer;
 // Interrupt / NMI windows, TSC offsetting, HLT, INVLPG, MWAIT, RDPMC, RDTSC, CR3 and CR8 loads
-// and stores, MOV DR, unconditional I/O and the I/O bitmaps, the MSR bitmaps, MONITOR, PAUSE and
-// the secondary controls.
-constexpr u32 kPrimaryOffered =
-    primary::interrupt_window_exiting | primary::use_tsc_offsetting | primary::hlt_exiting | primary::invlpg_exiting |
-    primary::mwait_exiting | primary::rdpmc_exiting | primary::rdtsc_exiting | primary::cr3_load_exiting |
-    primary::cr3_store_exiting | primary::cr8_load_exiting | primary::cr8_store_exiting | primary::nmi_window_exiting |
-    primary::mov_dr_exiting | primary::unconditional_io_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps |
-    primary::monitor_exiting | primary::pause_exiting | primary::activate_secondary;
+// and stores, the TPR shadow, MOV DR, unconditional I/O and the I/O bitmaps, the MSR bitmaps,
+// MONITOR, PAUSE and the secondary controls.
+constexpr u32 kPrimaryOffered = primary::interrupt_window_exiting | primary::use_tsc_offsetting | primary::hlt_exiting |
+                                primary::invlpg_exiting | primary::mwait_exiting | primary::rdpmc_exiting |
+                                primary::rdtsc_exiting | primary::cr3_load_exiting | primary::cr3_store_exiting |
+                                primary::cr8_load_exiting | primary::cr8_store_exiting | primary::use_tpr_shadow |
+                                primary::nmi_window_exiting | primary::mov_dr_exiting |
+                                primary::unconditional_io_exiting | primary::use_io_bitmaps | primary::use_msr_bitmaps |
+                                primary::monitor_exiting | primary::pause_exiting | primary::activate_secondary;
 constexpr u32 kSecondaryOffered =
     secondary::enable_ept | secondary::enable_vpid | secondary::wbinvd_exiting | secondary::unrestricted_guest;
 constexpr u32 kExitOffered = exit_ctl::host_address_space_size | exit_ctl::acknowledge_interrupt | exit_ctl::save_efer |

@@ -26,6 +26,8 @@ constexpr u32 kEventTypeOther = 7u << intr_info::type_shift;
 constexpr u32 kEventReservedBits = 0x7FFFF000;  // bits 30:12
 constexpr u32 kVectorNmi = 2;
 constexpr u32 kMaxInstructionLength = 15;
+constexpr u64 kTprThresholdMask = 0xF;  // a priority class
+constexpr u32 kVtprClassShift = 4;
 
 bool beyond_width(u64 address, u32 bits) { return bits < 64 && (address >> bits) != 0; }
 
@@ -63,7 +65,17 @@ bool event_injection_ok(const Vmcs12& v) {
     return !software || (length >= 1 && length <= kMaxInstructionLength);
 }
 
-EntryCheck execution_controls(const Vmcs12& v, u32 bits) {
+// SDM 26.2.1.1: the TPR shadow's page and threshold.
+EntryCheck tpr_shadow_controls(const Vmcs12& v, u32 bits, u8 vtpr) {
+    if (!page_address_ok(read_field(v, field::virtual_apic_page_address), bits))
+        return EntryCheck::virtual_apic_address;
+    u64 threshold = read_field(v, field::tpr_threshold);
+    if (threshold & ~kTprThresholdMask) return EntryCheck::tpr_threshold_reserved;
+    if (threshold > (vtpr >> kVtprClassShift)) return EntryCheck::tpr_threshold_above_vtpr;
+    return EntryCheck::ok;
+}
+
+EntryCheck execution_controls(const Vmcs12& v, u32 bits, u8 vtpr) {
     const Capabilities& caps = capabilities();
     u32 pin_controls = static_cast<u32>(read_field(v, field::pin_based_controls));
     u32 primary_controls = static_cast<u32>(read_field(v, field::primary_controls));
@@ -80,6 +92,8 @@ EntryCheck execution_controls(const Vmcs12& v, u32 bits) {
         return EntryCheck::io_bitmap_address;
     if ((primary_controls & primary::use_msr_bitmaps) && !page_address_ok(read_field(v, field::msr_bitmap), bits))
         return EntryCheck::msr_bitmap_address;
+    if (primary_controls & primary::use_tpr_shadow)
+        if (EntryCheck check = tpr_shadow_controls(v, bits, vtpr); check != EntryCheck::ok) return check;
     if (!(pin_controls & pin::nmi_exiting) && (pin_controls & pin::virtual_nmis))
         return EntryCheck::virtual_nmis_without_nmi_exiting;
     if (!(pin_controls & pin::virtual_nmis) && (primary_controls & primary::nmi_window_exiting))
@@ -140,8 +154,8 @@ bool valid_eptp(u64 eptp, u32 bits) {
 
 bool is_entry_control_check(EntryCheck check) { return check != EntryCheck::ok && check < EntryCheck::host_cr0; }
 
-EntryCheck check_controls(const Vmcs12& vmcs, u32 bits) {
-    EntryCheck execution = execution_controls(vmcs, bits);
+EntryCheck check_controls(const Vmcs12& vmcs, u32 bits, u8 vtpr) {
+    EntryCheck execution = execution_controls(vmcs, bits, vtpr);
     return execution != EntryCheck::ok ? execution : exit_and_entry_controls(vmcs, bits);
 }
 

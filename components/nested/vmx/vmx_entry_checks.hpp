@@ -18,6 +18,9 @@ enum class EntryCheck : u8 {
     cr3_target_count,
     io_bitmap_address,
     msr_bitmap_address,
+    virtual_apic_address,
+    tpr_threshold_reserved,  // bits 31:4 (neither virtual-interrupt delivery nor APIC access virtualization is offered)
+    tpr_threshold_above_vtpr,
     virtual_nmis_without_nmi_exiting,
     nmi_window_without_virtual_nmis,
     vpid_zero,
@@ -43,8 +46,10 @@ enum class EntryCheck : u8 {
     host_rip,
 };
 
-// The first control check vmcs12 fails (ok: none). `physical_address_bits` bounds the addresses.
-EntryCheck check_controls(const Vmcs12& vmcs, u32 physical_address_bits);
+// The first control check vmcs12 fails (ok: none). `physical_address_bits` bounds the addresses;
+// `vtpr` is byte 0x80 of the virtual-APIC page vmcs12 names, if it uses the TPR shadow: the
+// threshold may not exceed its bits 7:4 (the caller reads it from L1's memory).
+EntryCheck check_controls(const Vmcs12& vmcs, u32 physical_address_bits, u8 vtpr);
 // The first host-state check it fails, for an L1 whose EFER.LMA is `l1_long_mode`.
 EntryCheck check_host_state(const Vmcs12& vmcs, u32 physical_address_bits, bool l1_long_mode);
 // EPTP as INVEPT and VM entry check it: write-back tables, 4-level walks, no A/D flags (not

@@ -1,5 +1,6 @@
 #include "vmx_instructions.hpp"
 
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/arch/vmx_vmcs.hpp"
 #include "vmx_capabilities.hpp"
 #include "vmx_entry_checks.hpp"
@@ -263,6 +264,17 @@ Result vmwrite(InstructionContext& c) {
     return succeed();
 }
 
+// VTPR, the TPR of the virtual-APIC page, for the check of the TPR threshold. A page that is not
+// L1's memory passes here: L0 cannot give it to L2 and stops the domain as it builds vmcs02.
+u8 virtual_apic_vtpr(InstructionContext& c) {
+    constexpr u8 kPasses = 0xFF;
+    const Vmcs12& v = *c.vmx.cache;
+    if (!(read_field(v, field::primary_controls) & primary::use_tpr_shadow)) return kPasses;
+    u8 vtpr = 0;
+    if (!c.host.read(read_field(v, field::virtual_apic_page_address) + apic_regs::kXapicTpr, &vtpr, 1)) return kPasses;
+    return vtpr;
+}
+
 Result vmlaunch_or_vmresume(InstructionContext& c, bool launch) {
     Result failed{};
     if (!common_checks(c, failed)) return failed;
@@ -272,7 +284,7 @@ Result vmlaunch_or_vmresume(InstructionContext& c, bool launch) {
     u32 launch_state = c.vmx.cache->launch_state;
     if (launch && launch_state != kLaunchStateClear) return vm_fail(c, instruction_error::vmlaunch_nonclear);
     if (!launch && launch_state != kLaunchStateLaunched) return vm_fail(c, instruction_error::vmresume_nonlaunched);
-    if (check_controls(*c.vmx.cache, c.cpu.physical_address_bits) != EntryCheck::ok)
+    if (check_controls(*c.vmx.cache, c.cpu.physical_address_bits, virtual_apic_vtpr(c)) != EntryCheck::ok)
         return vm_fail(c, instruction_error::entry_invalid_control);
     if (check_host_state(*c.vmx.cache, c.cpu.physical_address_bits, c.cpu.efer & kEferLma) != EntryCheck::ok)
         return vm_fail(c, instruction_error::entry_invalid_host_state);

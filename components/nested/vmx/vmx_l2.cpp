@@ -141,8 +141,9 @@ Route route(const Vmcs12& v, NestedHardware& hw, Host& host, const virt::VmExit&
     case exit_reason::sipi:
     case exit_reason::io_smi:
     case exit_reason::other_smi:
-    case exit_reason::tpr_below_threshold:
-        return Route::l0;  // the host's, or L0's own controls
+        return Route::l0;  // the host's
+    // vmcs02's threshold is L1's with its TPR shadow, else L0's (L2's CR8 is L1's own).
+    case exit_reason::tpr_below_threshold: return when(p & primary::use_tpr_shadow);
     // Exits every L2 takes to its L1 (SDM 25.1.2), whatever L1's controls.
     case exit_reason::triple_fault:
     case exit_reason::task_switch:
@@ -269,6 +270,16 @@ Decision l0_only_cr_write(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState&
     return resume();
 }
 
+// L1's TPR shadow for L2: the CPU writes VTPR into the page, so it must be L1's writable RAM
+// (a page L1's EPT or MMIO holds is not L0's to give).
+bool l1_virtual_apic_page(const Vmcs12& v, Host& host, x86::vmx::L2TprShadow& out) {
+    const u64 page = f(v, field::virtual_apic_page_address);
+    const GuestPage mapped = host.page(page);
+    if (!mapped.ram || !mapped.writable) return false;
+    out = {page, mapped.host, static_cast<u32>(f(v, field::tpr_threshold))};
+    return true;
+}
+
 }  // namespace
 
 void complete_vmcs12(VmxVcpu& vmx, NestedHardware& hw) {
@@ -287,6 +298,10 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
         return vm_exit(vcpu, hw,
                        bare_exit(exit_reason::invalid_guest_state | kEntryFailure, guest_check_qualification(check)),
                        state, false, false);
+    x86::vmx::L2TprShadow tpr_shadow{};
+    const bool l1_tpr_shadow = primary_of(v) & primary::use_tpr_shadow;
+    if (l1_tpr_shadow && !l1_virtual_apic_page(v, *vcpu.host, tpr_shadow)) [[unlikely]]
+        return stop("nested VMX: L1's virtual-APIC page is not in L1's memory");
     L2State& l2 = l2_state(vmx);
     u64 eptp = l2_eptp(v, l2, hw, *vcpu.host);
     if (!eptp) return stop("nested VMX: no memory for the shadow EPT");
@@ -305,7 +320,7 @@ Decision enter_l2(NestedVcpu& vcpu, NestedHardware& hw, virt::VcpuState& state, 
     // SDM 26.4: after the guest state, the MSR-load list; a failing entry fails the VM entry.
     if (u32 failed = load_entry_msrs(v, hw, vcpu))
         return vm_exit(vcpu, hw, bare_exit(exit_reason::msr_loading | kEntryFailure, failed), state, false, false);
-    hw.enter_l2(state, true);
+    hw.enter_l2(state, true, l1_tpr_shadow ? &tpr_shadow : nullptr);
     if (f(v, field::pin_based_controls) & pin::preemption_timer)
         hw.arm_l2_timer(f(v, field::preemption_timer_value) << l1_timer_rate());
     else

@@ -8,6 +8,7 @@
 // Written for Bochs' VMX (corei7_* models) as well as hardware: CR0.NE is set before VMXON, the
 // controls are computed from the TRUE_ capability MSRs where they exist, and every control is
 // checked against its allowed-0/allowed-1 settings.
+#include "nestor/arch/apic_regs.hpp"
 #include "nestor/lib/placement_new.hpp"
 #include "nestor/log.hpp"
 #include "nestor/platform.hpp"
@@ -96,7 +97,7 @@ public:
     void read_fields(x86::vmx::Level level, const u32* fields, u64* values, usize count) override;
     void write_fields(x86::vmx::Level level, const u32* fields, const u64* values, usize count) override;
     bool write_ok() override { return writes_ok_; }
-    void enter_l2(VcpuState& state, bool flush) override;
+    void enter_l2(VcpuState& state, bool flush, const x86::vmx::L2TprShadow* tpr_shadow) override;
     void enter_l1(const x86::vmx::L1ControlState& control, VcpuState& state) override;
     void reset_to_l1() override;
     void write_state(const VcpuState& state) override;
@@ -110,12 +111,17 @@ public:
 
     bool prepare(VmxVcpu* vcpu);  // allocates vmcs02 and the rest, with the vCPU
     void release();
-    void l0_unmapped();  // the VM lost memory: no shadow EPT of L2 may go on being used
+    // The VM lost memory (`ept` is its EPT now): no shadow EPT of L2 may go on being used, nor a
+    // virtual-APIC page of L1's that is gone.
+    void l0_unmapped(const EptBuilder& ept);
     // While L2 runs, the kernel's interrupt window (VmxVcpu::windows) is L2's: an interrupt of
     // L1's that L1 lets L2 take (no external-interrupt exiting) waits for L2's IF, and would
     // otherwise wait for L2's next exit. Into vmcs02 beside L1's own interrupt-window exiting,
     // whose exits stay L1's; the component routes the kernel's to the kernel.
     void apply_kernel_interrupt_window();
+    // While L2 runs with L1's TPR shadow for it, vmcs02's TPR threshold is L1's: L0's waits for
+    // vmcs01.
+    bool l2_tpr_shadow_is_l1s() const { return running_l2_ && l1_tpr_shadow_; }
 
 private:
     bool use(x86::vmx::Level level);
@@ -133,6 +139,11 @@ private:
     // first entry as vmcs01's is at the vCPU's creation.
     bool vmcs02_host_state_ = false;
     u32 l1_interrupt_window_ = 0;  // L1's interrupt-window exiting in vmcs02, as the component wrote it
+    // vmcs02's virtual-APIC page: vmcs01's (L2's CR8 is L1's) or, with L1's TPR shadow for L2,
+    // L1's page at guest-physical l1_tpr_page_.
+    paddr vmcs02_virtual_apic_ = 0;
+    bool l1_tpr_shadow_ = false;
+    u64 l1_tpr_page_ = 0;
 };
 
 // An image built with NESTED_VIRT=OFF accepts no nested domain (the null component refuses
@@ -143,8 +154,9 @@ public:
     bool running_l2() const { return false; }
     [[noreturn]] bool prepare(VmxVcpu*) { ASSERT_UNREACHABLE(); }
     void release() {}
-    void l0_unmapped() {}
+    void l0_unmapped(const EptBuilder&) {}
     void apply_kernel_interrupt_window() {}
+    bool l2_tpr_shadow_is_l1s() const { return false; }
     x86::vmx::NestedHardware* lent() { return nullptr; }
 };
 template <bool kNested> struct NestedHardwareSlot {
@@ -222,7 +234,8 @@ constexpr u32 kMaxVpids = 64;
 constexpr u64 kInvalidLinkPointer = ~u64{0};
 constexpr u64 kDr7Reset = 0x400;
 constexpr u32 kVectorDf = 8;
-constexpr usize kVtprOffset = 0x80;  // VTPR in the virtual-APIC page, where the xAPIC has its TPR
+constexpr usize kVtprOffset = apic_regs::kXapicTpr;    // VTPR: the TPR's place in the xAPIC page
+constexpr paddr kNoVirtualApicPage = ~paddr{0} << 52;  // page-aligned, above every MAXPHYADDR
 
 struct [[gnu::packed]] DescriptorPointer {
     u16 limit;
@@ -604,7 +617,7 @@ Status<VirtError> vmx_unmap(VmHandle handle, u64 guest_physical, u64 size) {
     ept.use_root(vm->ept_root);
     auto unmapped = ept.unmap(guest_physical, size);
     ++vm->mapping_generation;
-    for (VmxVcpu* v = vm->nested_vcpus; v; v = v->next_nested) v->nested_hardware.l0_unmapped();
+    for (VmxVcpu* v = vm->nested_vcpus; v; v = v->next_nested) v->nested_hardware.l0_unmapped(ept);
     // One CPU so far: invalidating here covers every vCPU of the VM (INVEPT single-context also
     // drops the VPID-tagged combined translations of this EPTP). Even a refused unmap is flushed.
     if (vmx_enabled) flush_ept(vm->eptp);
@@ -910,14 +923,16 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
 }
 
 // CR8 into VTPR, and the kernel's threshold into the TPR threshold: a MOV to CR8 below it exits
-// (after it ran: ExitKind::task_priority). VM entry refuses a threshold above VTPR[7:4].
+// (after it ran: ExitKind::task_priority). VM entry refuses a threshold above VTPR[7:4]. While L2
+// runs, CR8 is still L1's (vmcs01's page); the threshold goes into vmcs02 too unless L2 runs with
+// L1's TPR shadow, whose threshold is L1's.
 [[gnu::always_inline]] inline void load_task_priority(VmxVcpu& vcpu, const VcpuState& state, VmcsWriter& w) {
     *vcpu.vtpr = static_cast<u8>(state.cr8 << 4);
     u8 threshold = state.cr8_threshold < state.cr8 ? state.cr8_threshold : state.cr8;
     if (threshold == vcpu.tpr_threshold) return;
-    w(field::tpr_threshold, threshold);
     vcpu.tpr_threshold = threshold;
     if (vcpu.nested_hardware.running_l2()) vcpu.vmcs01_stale = true;
+    if (!vcpu.nested_hardware.l2_tpr_shadow_is_l1s()) w(field::tpr_threshold, threshold);
 }
 
 // L0's slice ended while L1's timer for L2 counts: it stops until L2 runs again.
@@ -1476,7 +1491,8 @@ void VmxNestedHardware::release() {
         if (*link) *link = vcpu_->next_nested;
     }
     vcpu_->next_nested = nullptr;
-    vmcs02_pa_ = empty_ept_root_ = 0;
+    vmcs02_pa_ = empty_ept_root_ = vmcs02_virtual_apic_ = 0;
+    l1_tpr_shadow_ = false;
     controls_ = {};
     vcpu_ = nullptr;
 }
@@ -1532,20 +1548,21 @@ void VmxNestedHardware::swap_levels() {
     v.event_pending = false;  // an event pending for one level is not the other's
 }
 
-void VmxNestedHardware::enter_l2(VcpuState& state, bool flush) {
-    // L2 shares L1's virtual-APIC page (its CR8 is L1's: the TPR shadow is not offered to L1).
-    u64 virtual_apic =
-        (caps.primary & primary::use_tpr_shadow) ? read(x86::vmx::Level::l1, field::virtual_apic_page_address) : 0;
+void VmxNestedHardware::enter_l2(VcpuState& state, bool flush, const x86::vmx::L2TprShadow* tpr_shadow) {
     if (use(x86::vmx::Level::l2)) {
         VmcsWriter w;
         if (!vmcs02_host_state_) {
             write_host_state(w);
             w(field::vmcs_link_pointer, kInvalidLinkPointer);
         }
-        if (caps.primary & primary::use_tpr_shadow) {
-            w(field::virtual_apic_page_address, virtual_apic);
-            w(field::tpr_threshold, vcpu_->tpr_threshold);  // as cached: the same in both VMCSs
+        const paddr page = tpr_shadow ? tpr_shadow->frame : vcpu_->virtual_apic_pa;
+        if (page != vmcs02_virtual_apic_) {
+            w(field::virtual_apic_page_address, page);
+            vmcs02_virtual_apic_ = page;
         }
+        w(field::tpr_threshold, tpr_shadow ? tpr_shadow->threshold : vcpu_->tpr_threshold);
+        l1_tpr_shadow_ = tpr_shadow != nullptr;
+        if (tpr_shadow) l1_tpr_page_ = tpr_shadow->page;
         if (!w.ok()) writes_ok_ = false;
         vmcs02_host_state_ = w.ok();
     }
@@ -1711,8 +1728,17 @@ bool VmxNestedHardware::read_msr(x86::vmx::Level level, u32 index, u64& value) {
 
 // With one CPU the unmap happens while the kernel runs: vmcs02 moves to the empty root before L2
 // runs again, and the component drops the shadow at L2's next exit (take_stale_shadow).
-void VmxNestedHardware::l0_unmapped() {
+void VmxNestedHardware::l0_unmapped(const EptBuilder& ept) {
     if (!running_l2_ || !use(x86::vmx::Level::l2)) return;
+    if (l1_tpr_shadow_) {
+        auto page = ept.translate(l1_tpr_page_);
+        if (!page || !page->writable || page->host_physical != vmcs02_virtual_apic_) {
+            // No page to give the CPU: an address beyond every CPU's width fails vmcs02's entry.
+            log::warn("vmx: the virtual-APIC page {:#x} of L1's L2 was unmapped: L2 cannot run on", l1_tpr_page_);
+            vmwrite(field::virtual_apic_page_address, kNoVirtualApicPage);
+            vmcs02_virtual_apic_ = kNoVirtualApicPage;
+        }
+    }
     u64 eptp = vmread(field::ept_pointer);
     if (eptp == controls_.l1_eptp) return;  // L2 runs on L0's EPT of L1, which the unmap changed
     vmwrite(field::ept_pointer, controls_.empty_eptp);

@@ -16,6 +16,8 @@
 //                     memory: the cached copy counts); 64 random vmcs12s entered
 //   case=ept_outside  an EPT pointer past L1's memory: the domain is stopped at L2's first access
 //   case=ept_mmio     an EPT pointer at the local APIC's address: the same
+//   case=tpr_page_mmio  a virtual-APIC page (the TPR shadow) at the local APIC's address: the
+//                     domain is stopped at VMLAUNCH
 //   case=exit_store_outside, exit_load_mmio  a VM-exit MSR-store list past L1's memory, a VM-exit
 //                     MSR-load list at the local APIC's address: L2's first exit is a VMX abort,
 //                     which stops the domain
@@ -495,7 +497,6 @@ struct Control {
 };
 const Control kNotOffered[] = {
     {"pin process posted interrupts", iv::field::pin_based_controls, iv::vmx_msr::vmx_true_pinbased_ctls, 7, false},
-    {"primary use tpr shadow", iv::field::primary_controls, iv::vmx_msr::vmx_true_procbased_ctls, 21, false},
     {"primary monitor trap flag", iv::field::primary_controls, iv::vmx_msr::vmx_true_procbased_ctls, 27, false},
     {"primary default1 bit 1 cleared", iv::field::primary_controls, iv::vmx_msr::vmx_true_procbased_ctls, 1, true},
     {"secondary virtualize apic accesses", iv::field::secondary_controls, iv::vmx_msr::vmx_procbased_ctls2, 0, false},
@@ -861,6 +862,19 @@ int ept_elsewhere(u64 where, const char* what) {
     return 1;
 }
 
+// A TPR shadow whose virtual-APIC page is not L1's RAM: L0 has no page to give L2.
+int tpr_page_elsewhere(u64 where) {
+    if (!vmx::enter_vmx_operation(vmxon_region, vmcs_a)) return 1;
+    write_valid_l2();
+    vmx::vmwrite(iv::field::primary_controls, vmx::vmread(iv::field::primary_controls) | iv::primary::use_tpr_shadow);
+    vmx::vmwrite(iv::field::virtual_apic_page_address, where);
+    vmx::vmwrite(iv::field::tpr_threshold, 0);
+    println("virtual-apic page at ", hex(where), ", l2 starts");
+    vmx::enter(true);
+    println("WRONG: L1 resumed with exit reason ", hex(vmx::vmread(iv::field::exit_reason)));
+    return 1;
+}
+
 // A VM-exit MSR-store or -load list (`count_field`, `address_field`) at `where`, which is not L1's
 // RAM: entry succeeds, L2's VMCALL exits, and the exit cannot complete: a VMX abort (SDM 27.7).
 int exit_list_elsewhere(u32 count_field, u32 address_field, u64 where, const char* what) {
@@ -890,6 +904,8 @@ extern "C" int guest_main(const nestor_guest_boot* boot) {
         status = ept_elsewhere(kMemoryEnd, "l1-physical");
     else if (string_equal(c, "ept_mmio"))
         status = ept_elsewhere(kLapic, "the local apic's address");
+    else if (string_equal(c, "tpr_page_mmio"))
+        status = tpr_page_elsewhere(kLapic);
     else if (string_equal(c, "exit_store_outside"))
         status = exit_list_elsewhere(iv::field::exit_msr_store_count, iv::field::exit_msr_store_address, kMemoryEnd,
                                      "vm-exit msr-store list");

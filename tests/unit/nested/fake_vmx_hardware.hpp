@@ -115,9 +115,14 @@ public:
         state.efer = v[iv::field::guest_efer];
         state.cr0 = v[iv::field::guest_cr0];
     }
-    void enter_l2(virt::VcpuState& state, bool flush) override {
+    // The TPR shadow of the last entry of L2 (L1's, when `l1_tpr_shadow`).
+    bool l1_tpr_shadow = false;
+    x86::vmx::L2TprShadow tpr_shadow{};
+    void enter_l2(virt::VcpuState& state, bool flush, const x86::vmx::L2TprShadow* shadow) override {
         running_l2_ = true;
         if (flush) ++flushes;
+        l1_tpr_shadow = shadow != nullptr;
+        tpr_shadow = shadow ? *shadow : x86::vmx::L2TprShadow{};
         load(x86::vmx::Level::l2, state);
     }
     void enter_l1(const x86::vmx::L1ControlState& control, virt::VcpuState& state) override {

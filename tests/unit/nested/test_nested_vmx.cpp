@@ -191,7 +191,10 @@ TEST_CASE("nested_vmx.vmcs12_field_table") {
     }
     CHECK(encodings.size() == count);
     CHECK(offsets.size() == count);
-    CHECK(nv::highest_field_index() == 0x17);  // the preemption timer value, 0x482E
+    CHECK(nv::highest_field_index() == 0x17);                                      // the preemption timer value, 0x482E
+    CHECK(nv::find_field(iv::field::virtual_apic_page_address).field != nullptr);  // the TPR shadow's
+    CHECK(nv::find_field(iv::field::tpr_threshold).field != nullptr);
+    CHECK(nv::find_field(0x2014).field == nullptr);  // APIC-access address: not offered
     CHECK(nv::find_field(iv::field::guest_rip).field != nullptr);
     CHECK(nv::find_field(0x2804).field == nullptr);                    // guest PAT: not offered
     CHECK(nv::find_field(iv::field::guest_rip | 1).field == nullptr);  // high access of a natural field
@@ -652,7 +655,8 @@ TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
     using nv::EntryCheck;
     constexpr u32 kBits = 39;
     nv::Vmcs12 good = good_vmcs12();
-    REQUIRE(nv::check_controls(good, kBits) == EntryCheck::ok);
+    constexpr u8 kVtpr = 0x5F;
+    REQUIRE(nv::check_controls(good, kBits, kVtpr) == EntryCheck::ok);
     REQUIRE(nv::check_host_state(good, kBits, true) == EntryCheck::ok);
     struct Case {
         EntryCheck expected;
@@ -666,7 +670,15 @@ TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
     const Case cases[] = {
         {EntryCheck::pin_controls, field::pin_based_controls, 0},
         {EntryCheck::pin_controls, field::pin_based_controls, caps.true_pin.must_be_one | (1u << 7)},  // posted
-        {EntryCheck::primary_controls, field::primary_controls, primary_ok | (1u << 21)},              // TPR shadow
+        {EntryCheck::primary_controls, field::primary_controls, primary_ok | (1u << 27)},  // monitor trap flag
+        {EntryCheck::virtual_apic_address, field::primary_controls, primary_ok | primary::use_tpr_shadow,
+         field::virtual_apic_page_address, 0x40010},
+        {EntryCheck::virtual_apic_address, field::primary_controls, primary_ok | primary::use_tpr_shadow,
+         field::virtual_apic_page_address, u64{1} << 39},
+        {EntryCheck::tpr_threshold_reserved, field::primary_controls, primary_ok | primary::use_tpr_shadow,
+         field::tpr_threshold, 0x10},
+        {EntryCheck::tpr_threshold_above_vtpr, field::primary_controls, primary_ok | primary::use_tpr_shadow,
+         field::tpr_threshold, 6},  // VTPR 0x5F: class 5
         {EntryCheck::secondary_controls, field::secondary_controls, secondary::enable_ept | secondary::enable_vmfunc},
         {EntryCheck::cr3_target_count, field::cr3_target_count, 1},
         {EntryCheck::io_bitmap_address, field::primary_controls, primary_ok | primary::use_io_bitmaps,
@@ -716,7 +728,7 @@ TEST_CASE("nested_vmx.entry_checks_each_fail_alone") {
         nv::Vmcs12 v = good;
         nv::write_field(v, c.field, c.value);
         nv::write_field(v, c.second_field, c.second_value);
-        EntryCheck got = nv::check_controls(v, kBits);
+        EntryCheck got = nv::check_controls(v, kBits, kVtpr);
         if (got == EntryCheck::ok) got = nv::check_host_state(v, kBits, true);
         INFO("field " << c.field << " value " << c.value);
         CHECK(static_cast<int>(got) == static_cast<int>(c.expected));
@@ -1003,6 +1015,46 @@ TEST_CASE("nested_vmx.l1_interrupt_exits_and_is_acknowledged_when_l1_asks") {
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::resume);
     CHECK(l1.reflected(iv::exit_reason::external_interrupt));
     CHECK((l1.vmread(iv::field::exit_interruption_info) & iv::intr_info::valid) == 0);
+}
+
+// L1's TPR shadow for L2: vmcs02 runs with L1's virtual-APIC page and threshold (the backend's
+// L2TprShadow), a MOV to CR8 below the threshold is L1's exit, and without it L2's CR8 is L1's
+// own (no L2TprShadow: L0's threshold, whose exit is L0's).
+TEST_CASE("nested_vmx.tpr_shadow_gives_l2_l1s_virtual_apic_page_and_threshold") {
+    RunningL2 l1;
+    constexpr u64 kPage = 0x40000;
+    CHECK(!l1.hw.l1_tpr_shadow);
+    VmExit below{};
+    below.kind = ExitKind::task_priority;
+    CHECK(!l1.l2_exit(below, iv::exit_reason::tpr_below_threshold).stop);
+    CHECK(l1.hw.running_l2());  // L0's threshold: L0's exit
+    REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+    REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    const u64 primary = l1.vmread(iv::field::primary_controls);
+    REQUIRE(completed(l1.vmwrite(iv::field::primary_controls, primary | iv::primary::use_tpr_shadow)));
+    REQUIRE(completed(l1.vmwrite(iv::field::virtual_apic_page_address, kPage)));
+    REQUIRE(completed(l1.vmwrite(iv::field::tpr_threshold, 3)));
+    u8 vtpr = 0x20;  // class 2, below the threshold: VM entry refuses it
+    REQUIRE(l1.host.write(kPage + 0x80, &vtpr, 1));
+    REQUIRE(completed(l1.simple(iv::exit_reason::vmresume)));
+    CHECK(l1.failed_valid());
+    CHECK(l1.error() == 7);
+    CHECK(!l1.hw.running_l2());
+    vtpr = 0x30;
+    REQUIRE(l1.host.write(kPage + 0x80, &vtpr, 1));
+    l1.resume_l2();
+    CHECK(l1.hw.l1_tpr_shadow);
+    CHECK(l1.hw.tpr_shadow.page == kPage);
+    CHECK(l1.hw.tpr_shadow.frame == l1.host.page(kPage).host);
+    CHECK(l1.hw.tpr_shadow.threshold == 3);
+    // Now the threshold is L1's, and so is its exit (a trap: L2's RIP is past the MOV).
+    CHECK(!l1.l2_exit(below, iv::exit_reason::tpr_below_threshold).stop);
+    CHECK(l1.reflected(iv::exit_reason::tpr_below_threshold));
+    // A page that is not L1's memory cannot be given to L2: the domain stops.
+    REQUIRE(completed(l1.vmwrite(iv::field::virtual_apic_page_address, FakeNestedHost::kL1Bytes)));
+    ExitOutcome o = l1.simple(iv::exit_reason::vmresume);
+    CHECK(o.stop);
+    CHECK(o.detail == std::string("nested VMX: L1's virtual-APIC page is not in L1's memory"));
 }
 
 // L1's NMI (the PC's, nested_ops.hpp route_nmi) while L2 runs: with NMI exiting, a VM exit with

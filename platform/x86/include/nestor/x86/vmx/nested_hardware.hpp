@@ -61,6 +61,15 @@ struct L0Controls {
 
 enum class Level : u8 { l1, l2 };  // vmcs01 (L1 as L0 runs it) or vmcs02
 
+// L1's TPR shadow for its L2 (vmcs12's "use TPR shadow"): L2's CR8 is VTPR in L1's virtual-APIC
+// page, at guest-physical `page`, which L0 maps at `frame` (writable RAM of the domain), and a MOV
+// to CR8 below `threshold` is L1's exit.
+struct L2TprShadow {
+    u64 page;
+    paddr frame;
+    u32 threshold;
+};
+
 // L1's control registers and EFER as the VM exit into it loads them (the vmcs12 host state), in
 // L1's view: the backend forces the fixed bits behind its own masks, as for every guest.
 struct L1ControlState {
@@ -102,8 +111,12 @@ public:
     virtual bool write_ok() = 0;
     // vmcs02, whose controls and guest state the component wrote, runs from the next entry; the
     // backend adds its host state and the kernel's `state` becomes vmcs02's guest state. L2's
-    // cached translations are dropped when `flush` (a new shadow, a new L2).
-    virtual void enter_l2(virt::VcpuState& state, bool flush) = 0;
+    // cached translations are dropped when `flush` (a new shadow, a new L2). With `tpr_shadow`
+    // L2's CR8 is L1's TPR shadow for it, and L0's TPR threshold stays vmcs01's alone; without it
+    // L2's CR8 is L1's own (vmcs02 shares vmcs01's virtual-APIC page and L0's threshold), as on a
+    // CPU whose L1 lets L2 write CR8. If L0 unmaps L1's page while L2 runs, vmcs02 no longer
+    // enters: L2's next entry fails (the component stops the domain).
+    virtual void enter_l2(virt::VcpuState& state, bool flush, const L2TprShadow* tpr_shadow) = 0;
     // A VM exit into L1: vmcs01 runs from the next entry, with `control` (and the rest of L1's
     // state the component wrote into vmcs01) as its guest state, no event pending for L1; the
     // kernel's `state` becomes L1's.
