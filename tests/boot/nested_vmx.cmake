@@ -309,6 +309,13 @@ nestor_vmx_l1_test(nested.vmx_l2_takes_l1_interrupt vmx_l2_takes_l1_interrupt AR
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
   --expect "^\\[l1\\] L2's exit reason 18, L1's interrupt taken by L2 before its VMCALL: yes, in all: 1$")
 
+# An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l2_takes_l1_nmi.cpp) without NMI
+# exiting: the second of two self-NMIs of its L2, sent while the first blocks NMIs, reaches L2's
+# handler as soon as its IRET ends the blocking (L0 waits for L2's NMI window), before L2's VMCALL.
+nestor_vmx_l1_test(nested.vmx_l2_takes_l1_nmi vmx_l2_takes_l1_nmi ARGS
+  --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
+  --expect "^\\[l1\\] L2's exit reason 18, both NMIs taken by L2 before its VMCALL: yes, in all: 2$")
+
 # An L1 on Intel VMX in a PC domain with two vCPUs (tests/nested/guests/vmx_l1_init_signal.cpp):
 # the BSP's INIT to the application processor while its L2 runs is L1's VM exit with reason 3,
 # which takes it; the next, in VMX root operation, waits (the AP runs on) until its VMXOFF, after

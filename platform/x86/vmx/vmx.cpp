@@ -114,11 +114,12 @@ public:
     // The VM lost memory (`ept` is its EPT now): no shadow EPT of L2 may go on being used, nor a
     // virtual-APIC page of L1's that is gone.
     void l0_unmapped(const EptBuilder& ept);
-    // While L2 runs, the kernel's interrupt window (VmxVcpu::windows) is L2's: an interrupt of
-    // L1's that L1 lets L2 take (no external-interrupt exiting) waits for L2's IF, and would
-    // otherwise wait for L2's next exit. Into vmcs02 beside L1's own interrupt-window exiting,
-    // whose exits stay L1's; the component routes the kernel's to the kernel.
-    void apply_kernel_interrupt_window();
+    // While L2 runs, the kernel's event windows (VmxVcpu::windows) are L2's: an interrupt or NMI
+    // of L1's that L1 lets L2 take (no external-interrupt / NMI exiting) waits for L2's IF or the
+    // end of its NMI blocking, and would otherwise wait for L2's next exit. Into vmcs02 beside
+    // L1's own window controls, whose exits stay L1's; the component routes the kernel's to the
+    // kernel.
+    void apply_kernel_windows();
     // While L2 runs with L1's TPR shadow for it, vmcs02's TPR threshold is L1's: L0's waits for
     // vmcs01.
     bool l2_tpr_shadow_is_l1s() const { return running_l2_ && l1_tpr_shadow_; }
@@ -138,7 +139,7 @@ private:
     // vmcs02 holds the host state and link pointer: the kernel's on its one CPU, written at the
     // first entry as vmcs01's is at the vCPU's creation.
     bool vmcs02_host_state_ = false;
-    u32 l1_interrupt_window_ = 0;  // L1's interrupt-window exiting in vmcs02, as the component wrote it
+    u32 l1_windows_ = 0;  // L1's interrupt- and NMI-window exiting in vmcs02, as the component wrote them
     // vmcs02's virtual-APIC page: vmcs01's (L2's CR8 is L1's) or, with L1's TPR shadow for L2,
     // L1's page at guest-physical l1_tpr_page_.
     paddr vmcs02_virtual_apic_ = 0;
@@ -155,7 +156,7 @@ public:
     [[noreturn]] bool prepare(VmxVcpu*) { ASSERT_UNREACHABLE(); }
     void release() {}
     void l0_unmapped(const EptBuilder&) {}
-    void apply_kernel_interrupt_window() {}
+    void apply_kernel_windows() {}
     bool l2_tpr_shadow_is_l1s() const { return false; }
     x86::vmx::NestedHardware* lent() { return nullptr; }
 };
@@ -185,8 +186,9 @@ struct VmxVcpu {
     bool flush_pending;    // INVEPT/INVVPID before the first entry
     u32 pin_controls;      // as last written
     u32 primary_controls;  // as last written (the event windows)
-    // The event windows the kernel asked for (kWindowControls of the primary controls): L1's,
-    // so vmcs01's alone; vmcs02's are its L1's own, and the kernel's wait for vmcs01 to run.
+    // The event windows the kernel asked for (kWindowControls of the primary controls): vmcs01's;
+    // while L2 runs vmcs02's too, beside its L1's own (VmxNestedHardware::apply_kernel_windows),
+    // and vmcs01 gets them when it runs again.
     u32 windows;
     u64 tsc_offset;  // the domain's (the kernel's, set_tsc_offset), vmcs01's
     // What vmcs01 has not got yet of the windows, the TSC offset and the TPR threshold, set while
@@ -1287,7 +1289,7 @@ void request_window(VmxVcpu& vcpu, u32 control, bool on) {
         return;
     }
     vcpu.vmcs01_stale = true;
-    if (control == primary::interrupt_window_exiting) vcpu.nested_hardware.apply_kernel_interrupt_window();
+    vcpu.nested_hardware.apply_kernel_windows();
 }
 
 void vmx_request_interrupt_window(VcpuHandle handle, bool on) {
@@ -1575,9 +1577,9 @@ void VmxNestedHardware::enter_l2(VcpuState& state, bool flush, const x86::vmx::L
     v.cr0_mask = vmread(field::cr0_guest_host_mask);
     v.cr0_shadow = vmread(field::cr0_read_shadow);
     v.ia32e_mode = vmread(field::entry_controls) & entry_ctl::ia32e_mode_guest;
-    l1_interrupt_window_ = v.primary_controls & primary::interrupt_window_exiting;
-    if (v.windows & primary::interrupt_window_exiting) [[unlikely]]
-        apply_kernel_interrupt_window();
+    l1_windows_ = v.primary_controls & kWindowControls;
+    if (v.windows) [[unlikely]]
+        apply_kernel_windows();
     if (flush) {
         flush_ept(vmread(field::ept_pointer));
         flush_vpid(controls_.l2_vpid);
@@ -1610,10 +1612,9 @@ void VmxNestedHardware::enter_l1(const x86::vmx::L1ControlState& control, VcpuSt
     if (!caps.save_efer) state.efer = control.efer;
 }
 
-void VmxNestedHardware::apply_kernel_interrupt_window() {
+void VmxNestedHardware::apply_kernel_windows() {
     VmxVcpu& v = *vcpu_;
-    const u32 primary = (v.primary_controls & ~primary::interrupt_window_exiting) | l1_interrupt_window_ |
-                        (v.windows & primary::interrupt_window_exiting);
+    const u32 primary = (v.primary_controls & ~kWindowControls) | l1_windows_ | v.windows;
     if (primary == v.primary_controls || !use(x86::vmx::Level::l2)) return;
     if (vmwrite(field::primary_controls, primary)) v.primary_controls = primary;
 }
