@@ -161,6 +161,18 @@ nestor_l1_boot_test(nested.l1_nmi l1_nmi l1_nmi ARGS
   --expect "^\\[l1\\] L2's self-NMI: exit 0x61, then in L1 after STGI: NMI$"
   --expect "^\\[l1\\] L2 done$")
 
+# An interrupt of an L1's (a PC domain's self-IPI, pending while GIF is clear) and an event L1
+# injects into its L2 with INTR intercepted: the event goes first, and the #VMEXIT(INTR) comes
+# right after its delivery (L0's one-tick timer), not at L2's next exit of its own; after STGI the
+# interrupt is L1's. Under -icount, so that time is instructions: a slice is then the same length
+# on every machine, and the one-tick timer as short.
+nestor_l1_boot_test(nested.l1_interrupt_after_event l1_interrupt_after_event l1_interrupt_after_event ARGS
+  --icount
+  --expect "^\\[l1\\] L1's interrupt after the injected event: exit 0x60, in L2's handler after under 100 steps: yes \\([0-9]+\\)$"
+  --expect "^\\[l1\\] before stgi: 0 interrupts$"
+  --expect "^\\[l1\\] after stgi: 1 interrupts$"
+  --expect "^\\[l1\\] L2 done$")
+
 # An INIT to an L1's application processor (a PC domain with two vCPUs): while its L2 runs and L1
 # intercepts INIT, a #VMEXIT(INIT) that leaves it pending, held by the clear GIF (the AP runs on)
 # until its STGI, after which the AP waits for the startup IPI that starts it again.

@@ -61,7 +61,7 @@ nestor_module_refused_test(nested.module_hash_mismatch_refused
   ",${module_dir}/tests/nested_wrong_version.module nested")
 nestor_module_refused_test(nested.module_corrupt_image_refused "corrupt image: not_elf" ${module_demo_corrupt_manifest}
   ",${not_elf} nested")
-nestor_module_refused_test(nested.module_wrong_version_refused "wrong interface version 13, the kernel's is 12"
+nestor_module_refused_test(nested.module_wrong_version_refused "wrong interface version 14, the kernel's is 13"
   ${module_demo_wrong_version_manifest} ",${module_dir}/tests/nested_wrong_version.module nested")
 nestor_module_refused_test(nested.module_wrong_fingerprint_refused
   "wrong layout fingerprint \\(built against other kernel structures\\)" ${module_demo_wrong_fingerprint_manifest}

@@ -272,11 +272,12 @@ nestor_vmx_l1_test(nested.vmx_l1_nmi vmx_l1_nmi ARGS
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l1_interrupt_window.cpp): its
 # self-IPI waits, interrupts off, for L1's interrupt window; L1 enters L2 injecting an event, which
-# goes first, and then the interrupt is L1's VM exit, acknowledged. The window was L1's alone:
+# goes first, and right after its delivery (before L2 runs an instruction of its handler) the
+# interrupt is L1's VM exit, acknowledged. The window was L1's alone:
 # L1 then runs with interrupts on, not exiting before each instruction for it.
 nestor_vmx_l1_test(nested.vmx_l1_interrupt_window vmx_l1_interrupt_window ARGS
   --expect "^appliance: domain l1: 16 MiB, multiboot entry 0x[0-9a-f]+, nested virtualization on vmx$"
-  --expect "^\\[l1\\] L1's interrupt during L2: exit reason 1, interruption info 0x80000040, L2 spinning: yes$"
+  --expect "^\\[l1\\] L1's interrupt during L2: exit reason 1, interruption info 0x80000040, at L2's handler: yes, its steps 0$"
   --expect "^\\[l1\\] L1 with interrupts on: 1000 steps$")
 
 # An L1 on Intel VMX in a PC domain (tests/nested/guests/vmx_l2_tsc_write.cpp) that offsets its

@@ -449,6 +449,15 @@ Decision exception_for_l2(NestedVcpu& vcpu, u8 vector, bool has_error_code, u32 
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
 
+// vmcb02 still holds an event L1 injected (EVENTINJ.V: L2 has not been entered with it).
+bool event_injected(NestedHardware& hw) { return hw.resources().vmcb02->control.event_inject & arch::event::valid; }
+
+// The #VMEXIT that waits for that event comes right after its delivery, not at L2's next exit.
+Decision after_the_event(NestedHardware& hw) {
+    hw.request_immediate_exit();
+    return resume();
+}
+
 // L1's virtual interrupt: GIF holds it back; while L2 runs, L1 either takes it as a
 // #VMEXIT(INTR) (then, with GIF clear, once it sets GIF again) or lets L2 take it. SVM's
 // #VMEXIT(INTR) never acknowledges the interrupt: L1 takes it itself once it sets GIF.
@@ -464,11 +473,11 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8) {
     case L1Interrupt::vmexit_intr: break;
     }
     // An event L1 injected that L2 has not been entered with yet goes first, as the CPU delivers
-    // EVENTINJ before it recognises an interrupt: the #VMEXIT(INTR) waits for an exit after that
-    // entry (every #VMEXIT clears EVENTINJ.V). Exiting now instead, with the event handed back in
+    // EVENTINJ before it recognises an interrupt: the #VMEXIT(INTR) comes right after that entry
+    // (every #VMEXIT clears EVENTINJ.V). Exiting now instead, with the event handed back in
     // EXITINTINFO, never lets L2 run when L1 raises the interrupt itself to exit at once, as Linux
     // KVM does (a self-IPI) when it injects an interrupt with another one waiting.
-    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
+    if (event_injected(*hw)) return after_the_event(*hw);
     // Between two runs of L2: the exit that got here was L0's and is done, so the state is L2's.
     // An event whose delivery that exit interrupted goes to L1 in EXITINTINFO, as on the CPU.
     VmexitInfo info{x86::svm::exit_code::intr, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
@@ -487,7 +496,7 @@ Decision route_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     if (!l1_intercepts(block->nested.snapshot, x86::svm::exit_code::nmi)) return not_nested();
     // As for an interrupt: an event L1 injected goes first, one whose delivery the last exit
     // interrupted goes to L1 in EXITINTINFO.
-    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
+    if (event_injected(*hw)) return after_the_event(*hw);
     VmexitInfo info{x86::svm::exit_code::nmi, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }
@@ -502,7 +511,7 @@ Decision init_signal(NestedVcpu& vcpu, virt::VcpuState& state) {
     VcpuBlock* block = svm_of(vcpu).block;
     if (!hw || !block || !hw->running_l2()) return resume();
     if (!l1_intercepts(block->nested.snapshot, x86::svm::exit_code::init)) return not_nested();
-    if (hw->resources().vmcb02->control.event_inject & arch::event::valid) return resume();
+    if (event_injected(*hw)) return after_the_event(*hw);
     VmexitInfo info{x86::svm::exit_code::init, 0, 0, hw->resources().vmcb02->control.exit_int_info, 0};
     return vmexit_to_l1(vcpu, *hw, *block, info, state);
 }

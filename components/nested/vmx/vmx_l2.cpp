@@ -382,6 +382,11 @@ bool event_in_flight(NestedHardware& hw) {
     return (hw.read(Level::l2, field::entry_interruption_info) & intr_info::valid) ||
            (hw.read(Level::l2, field::idt_vectoring_info) & intr_info::valid);
 }
+// The exit that takes L1's event comes right after that delivery, as on the CPU.
+Decision after_the_event(NestedHardware& hw) {
+    hw.request_immediate_exit();
+    return resume();
+}
 }  // namespace
 
 Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
@@ -389,7 +394,7 @@ Decision l2_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8 vector) {
     VmxVcpu& vmx = core(vcpu).vmx;
     if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
     if (!(f(*vmx.cache, field::pin_based_controls) & pin::external_interrupt_exiting)) return not_nested();
-    if (event_in_flight(*hw)) return resume();
+    if (event_in_flight(*hw)) return after_the_event(*hw);
     ExitInformation info = bare_exit(exit_reason::external_interrupt);
     // "Acknowledge interrupt on exit": the exit takes the interrupt from L1's interrupt
     // controller, as the CPU's acknowledgement would, and hands L1 its vector (SDM 27.2.2).
@@ -408,7 +413,7 @@ Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     VmxVcpu& vmx = core(vcpu).vmx;
     if (!hw || !vmx.cache || !hw->running_l2()) return not_nested();
     if (!(f(*vmx.cache, field::pin_based_controls) & pin::nmi_exiting)) return not_nested();
-    if (event_in_flight(*hw)) return resume();
+    if (event_in_flight(*hw)) return after_the_event(*hw);
     ExitInformation info = bare_exit(exit_reason::exception_or_nmi);
     info.interruption_info = virt::kVectorNmi | intr_info::type_nmi | intr_info::valid;
     Decision decision = vm_exit(vcpu, *hw, info, state, true, true);

@@ -76,6 +76,7 @@ public:
     void enter_l1(VcpuState& state) override;
     void reset_to_l1() override;
     void write_state(const VcpuState& state) override;
+    void request_immediate_exit() override;
 
     NestedResources& allocated() { return resources_; }  // filled by prepare_nested()
     void mark_shadow_stale() { shadow_stale_ = true; }
@@ -83,6 +84,7 @@ public:
     SvmVcpu* vcpu;
     paddr vmcb01_pa;
     paddr vmcb02_pa;
+    bool immediate_exit;  // the next run's slice is a moment (request_immediate_exit)
 };
 
 }  // namespace
@@ -646,6 +648,10 @@ void take_pending_interrupt() { asm volatile("sti; nop; cli" ::: "memory"); }
 // still names this one only if no other vCPU ran since. Its guest context is loaded here too.
 [[gnu::noinline]] void switch_slice(SvmVcpu* vcpu, u64 time_slice) {
     guest_context_load(vcpu->context);
+    if (vcpu->l2.immediate_exit) [[unlikely]] {
+        vcpu->l2.immediate_exit = false;
+        time_slice = 1;  // expires while GIF is clear: the INTR exit comes after EVENTINJ's delivery
+    }
     if (time_slice) {
         lapic::arm_oneshot(time_slice);
         slice_owner = vcpu;
@@ -760,6 +766,7 @@ void SvmNestedHardware::reset_to_l1() {
     v.vmcb = resources_.vmcb01;
     v.vmcb_pa = vmcb01_pa;
     v.pending_event = 0;
+    immediate_exit = false;
     v.code = &v.codes[0];
     v.parked_l2_root = resources_.vmcb02->control.nested_cr3;
 }
@@ -767,6 +774,12 @@ void SvmNestedHardware::reset_to_l1() {
 void SvmNestedHardware::enter_l1(VcpuState& state) {
     reset_to_l1();
     read_state(*vcpu, resources_.vmcb01->save, state);
+}
+
+// The slice ends at once: no slice owner, so the next run arms the timer (switch_slice).
+void SvmNestedHardware::request_immediate_exit() {
+    immediate_exit = true;
+    slice_owner = nullptr;
 }
 
 void SvmNestedHardware::write_state(const VcpuState& state) {

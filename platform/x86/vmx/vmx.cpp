@@ -105,6 +105,7 @@ public:
     u64 mapping_generation() override;
     void arm_l2_timer(u64 ticks) override;
     void disarm_l2_timer() override;
+    void request_immediate_exit() override;
     u64 l2_timer_left() override;
     bool write_msr(x86::vmx::Level level, u32 index, u64 value) override;
     bool read_msr(x86::vmx::Level level, u32 index, u64& value) override;
@@ -220,6 +221,7 @@ struct VmxVcpu {
     VcpuNestedHardware nested_hardware;  // lent to the nested component when `nested`
     VmxVcpu* next_nested;                // the VM's next vCPU with nested hardware (VmxVm::nested_vcpus)
     L2Timer l2_timer;                    // armed only while L2 runs
+    bool l2_immediate_exit;              // L2's next run exits before its first instruction
     CodePageCache code;
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
@@ -961,6 +963,14 @@ void pause_l2_timer(VmxVcpu& vcpu) {
     return sliced && slice_timer < l1 ? slice_timer : l1;
 }
 
+// vmcs02's timer value: 0 for an immediate exit (NestedHardware::request_immediate_exit; its
+// exit is L0's, as a slice's end), else with L1's timer armed.
+[[gnu::noinline]] u64 timer_for_l2(VmxVcpu& vcpu, u64 slice_timer, bool sliced) {
+    if (!vcpu.l2_immediate_exit) return timer_with_l1s(vcpu, slice_timer, sliced);
+    vcpu.l2_immediate_exit = false;
+    return 0;
+}
+
 // Whether a preemption-timer exit of L2 was L1's timer expiring (else L0's slice ended).
 [[gnu::noinline]] bool l1_timer_expired(VmxVcpu& vcpu) {
     const L2Timer& t = vcpu.l2_timer;
@@ -987,9 +997,9 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     } else {
         slice_owner = nullptr;
     }
-    bool l1_timer = vcpu->l2_timer.armed;
-    if (l1_timer) [[unlikely]]
-        timer = timer_with_l1s(*vcpu, timer, time_slice != 0);
+    const bool l2_timer = vcpu->l2_timer.armed || vcpu->l2_immediate_exit;
+    if (l2_timer) [[unlikely]]
+        timer = timer_for_l2(*vcpu, timer, time_slice != 0);
     if (!make_current(*vcpu)) {
         log::error("vmx: VMPTRLD of {:#x} failed", vcpu->vmcs_pa);
         return entry_instruction_failure(instruction_error::vmptrld_invalid);
@@ -1005,7 +1015,7 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     w(field::guest_rsp, state.reg(Gpr::rsp));
     w(field::guest_rflags, state.rflags | kRflagsFixed1);
     if (caps.load_efer) w(field::guest_efer, state.efer);  // the kernel emulates the guest's WRMSR
-    bool timed = time_slice || l1_timer;
+    bool timed = time_slice || l2_timer;
     u32 pin = timed ? caps.pin_with_timer : caps.pin_without_timer;
     if (pin != vcpu->pin_controls) {
         w(field::pin_based_controls, pin);
@@ -1048,7 +1058,7 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
     bool l1s_timer = false;  // L1's timer for L2 expired: an exit for the nested component
     if (basic_reason == exit_reason::preemption_timer) {
-        l1s_timer = l1_timer && l1_timer_expired(*vcpu);
+        l1s_timer = l2_timer && l1_timer_expired(*vcpu);
         if (!l1s_timer) {
             slice_owner = nullptr;  // the next run starts a slice
             pause_l2_timer(*vcpu);
@@ -1622,6 +1632,7 @@ void VmxNestedHardware::apply_kernel_windows() {
 void VmxNestedHardware::reset_to_l1() {
     if (!running_l2_) return;
     vcpu_->l2_timer.armed = false;  // armed only while L2 runs
+    vcpu_->l2_immediate_exit = false;
     swap_levels();
     running_l2_ = false;
     shadow_stale_ = false;
@@ -1650,6 +1661,8 @@ u64 VmxNestedHardware::mapping_generation() { return vcpu_->vm->mapping_generati
 void VmxNestedHardware::arm_l2_timer(u64 ticks) { vcpu_->l2_timer = L2Timer{true, false, ticks, 0}; }
 
 void VmxNestedHardware::disarm_l2_timer() { vcpu_->l2_timer.armed = false; }
+
+void VmxNestedHardware::request_immediate_exit() { vcpu_->l2_immediate_exit = true; }
 
 u64 VmxNestedHardware::l2_timer_left() {
     const L2Timer& t = vcpu_->l2_timer;

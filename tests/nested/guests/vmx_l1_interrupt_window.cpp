@@ -1,7 +1,8 @@
 // An L1 hypervisor on Intel VMX in a PC domain (nested.vmx_l1_interrupt_window): an interrupt of
 // L1's arrives while L1 runs with interrupts off (a self-IPI), so L0 waits for L1's interrupt
-// window; L1 then enters L2 injecting an event of its own, which goes before L1's interrupt; once
-// L2 runs, L1's interrupt is L1's VM exit, acknowledged on exit. The window L0 waited for is
+// window; L1 then enters L2 injecting an event of its own, which goes before L1's interrupt; right
+// after its delivery, before L2 runs an instruction of the event's handler, L1's interrupt is
+// L1's VM exit, acknowledged on exit (not at L2's next exit of its own). The window L0 waited for is
 // L1's, in L1's VMCS: once the exit took the interrupt, nothing waits, and L1 runs on with
 // interrupts on (a window left open would exit before each of its instructions, forever).
 #include "nestor/apic.hpp"
@@ -14,14 +15,25 @@ using namespace nestor::guest::apic;
 namespace vmx = nestor::guest::vmx;
 namespace iv = nestor::intel_vmx;
 
-// L2 spins, in its code and in the handler of the interrupt L1 injects.
-extern "C" char vmx_l2_window_spin[];
+// L2 spins, in its code and in the handler of the interrupt L1 injects, which counts its steps.
+extern "C" char vmx_l2_window_spin[], vmx_l2_window_handler[];
+extern "C" volatile nestor::guest::u32 vmx_l2_handler_steps;
 asm(R"(
     .pushsection .text
-    .globl vmx_l2_window_spin
+    .globl vmx_l2_window_spin, vmx_l2_window_handler
 vmx_l2_window_spin:
     pause
     jmp vmx_l2_window_spin
+vmx_l2_window_handler:
+    lock incl vmx_l2_handler_steps(%rip)
+    pause
+    jmp vmx_l2_window_handler
+    .popsection
+    .pushsection .data
+    .globl vmx_l2_handler_steps
+    .balign 4
+vmx_l2_handler_steps:
+    .long 0
     .popsection
 )");
 
@@ -40,7 +52,7 @@ u64 address(const void* p) { return reinterpret_cast<u64>(p); }
 
 // L2's IDT: the gate of the injected vector alone (a 64-bit interrupt gate in L1's code segment).
 void build_l2_idt() {
-    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_window_spin), vmx::read_cs());
+    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_window_handler), vmx::read_cs());
 }
 
 // Instructions with interrupts on: none of them may exit for a window nobody waits for.
@@ -78,12 +90,13 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     const u64 reason = vmx::vmread(iv::field::exit_reason);
     const u64 info = vmx::vmread(iv::field::exit_interruption_info);
     const u64 l2_rip = vmx::vmread(iv::field::guest_rip);
-    println("L1's interrupt during L2: exit reason ", reason, ", interruption info ", hex(info), ", L2 spinning: ",
-            l2_rip == address(vmx_l2_window_spin) || l2_rip == address(vmx_l2_window_spin) + 2 ? "yes" : "no");
+    const bool first = l2_rip == address(vmx_l2_window_handler) && vmx_l2_handler_steps == 0;
+    println("L1's interrupt during L2: exit reason ", reason, ", interruption info ", hex(info),
+            ", at L2's handler: ", first ? "yes" : "no", ", its steps ", vmx_l2_handler_steps);
     wrmsr(kMsrX2apicEoi, 0);
     const u64 steps = run_with_interrupts_on();
     println("L1 with interrupts on: ", steps, " steps");
-    const bool ok = reason == iv::exit_reason::external_interrupt &&
+    const bool ok = reason == iv::exit_reason::external_interrupt && first &&
                     info == (iv::intr_info::valid | iv::intr_info::type_external | kL1Vector) && steps == 1000;
     println("done");
     return ok ? 0 : 1;

@@ -83,6 +83,8 @@ public:
         ++resets;
         leave_l2();
     }
+    int immediate_exits = 0;
+    void request_immediate_exit() override { ++immediate_exits; }
     void write_state(const virt::VcpuState& state) override {
         ++state_writes;
         x86::svm::VmcbSave& s = running().save;

@@ -158,6 +158,8 @@ public:
     }
     void disarm_l2_timer() override { timer_armed = false; }
     u64 l2_timer_left() override { return timer_armed ? timer_left : 0; }
+    int immediate_exits = 0;  // requested since the test began
+    void request_immediate_exit() override { ++immediate_exits; }
     // The MSRs L1 could write with WRMSR (a few the vCPU owns), shared by both levels, and the
     // level of the last access.
     std::map<u32, u64> msrs{{x86_regs::kMsrLstar, 0}, {x86_regs::kMsrStar, 0}, {x86_regs::kMsrSysenterEsp, 0}};

@@ -284,9 +284,9 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_during_l2_exits_to_l1") {
 
 // L1's interrupt arrives right after its VMRUN, before L2 was entered: the event L1 injected
 // through EVENTINJ goes first, as on the CPU. The interrupt is held while vmcb02 still holds that
-// event; once L2 was entered (the CPU cleared EVENTINJ.V at the exit) it is a #VMEXIT(INTR) with
-// nothing in EXITINTINFO. (Exiting at once with the event in EXITINTINFO livelocks Linux KVM,
-// which raises a self-IPI whenever it injects with another interrupt waiting.)
+// event, and the backend ends L2's run right after the entry; once L2 was entered (the CPU
+// cleared EVENTINJ.V at the exit) it is a #VMEXIT(INTR) with nothing in EXITINTINFO. (Exiting at once with the event in
+// EXITINTINFO livelocks Linux KVM, which raises a self-IPI whenever it injects with another interrupt waiting.)
 TEST_CASE("nested_svm_wiring.l1_interrupt_waits_for_the_injected_event") {
     L1Fixture l1;
     Vmcb& v = l1.host.vmcb_at(kVmcb12);
@@ -298,7 +298,8 @@ TEST_CASE("nested_svm_wiring.l1_interrupt_waits_for_the_injected_event") {
     REQUIRE(carries_on(l1.vmrun()));
     REQUIRE(l1.vcpu.ops->in_guest_mode(l1.vcpu));
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector).action == nested::Action::resume);
-    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));  // held: L2 is entered with its event first
+    CHECK(l1.vcpu.ops->in_guest_mode(l1.vcpu));  // held: L2 is entered with its event first,
+    CHECK(l1.hw.immediate_exits == 1);           // and leaves again right after its delivery
     l1.vmcb02->control.event_inject = 0;         // entered and delivered; L2's handler runs
     l1.state.rip = 0x5000;
     nested::Decision d = l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kL1Vector);

@@ -1003,6 +1003,7 @@ TEST_CASE("nested_vmx.l1_interrupt_exits_and_is_acknowledged_when_l1_asks") {
     l1.hw.vmcs[1][iv::field::idt_vectoring_info] = iv::intr_info::valid | iv::intr_info::type_hardware_exception | 6;
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::resume);
     CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.immediate_exits == 1);  // the exit comes right after that delivery
     l1.hw.vmcs[1][iv::field::idt_vectoring_info] = 0;
     // The interrupt is taken by the exit (Action::complete): its vector is in the exit's information.
     CHECK(l1.vcpu.ops->route_interrupt(l1.vcpu, l1.state, kVector).action == nested::Action::complete);

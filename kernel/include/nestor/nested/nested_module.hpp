@@ -15,7 +15,7 @@ inline constexpr u32 kModuleMagic = 0x444f4d4e;  // "NMOD" as little-endian byte
 // platform headers): NestedVcpu::hardware, the SVM backend's NestedHardware (its operations and
 // resources, nestor/x86/svm/nested_hardware.hpp) and the VMX backend's
 // (nestor/x86/vmx/nested_hardware.hpp), is part of what this number stands for.
-inline constexpr u32 kModuleInterfaceVersion = 12;
+inline constexpr u32 kModuleInterfaceVersion = 13;
 inline constexpr const char* kModuleEntrySymbol = "nestor_nested_module";
 
 struct ModuleDescriptor {

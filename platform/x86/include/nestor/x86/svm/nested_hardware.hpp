@@ -59,6 +59,11 @@ public:
     // Writes the kernel's `state`, newer than the save area of the VMCB that runs (the backend
     // writes it at the next entry), into it now: for the component to read it from the VMCB.
     virtual void write_state(const virt::VcpuState& state) = 0;
+    // L2's next run ends right after the entry, once the event it delivers (EVENTINJ) is
+    // delivered, as an #VMEXIT(INTR) of L0's (ExitKind::preemption: the APIC timer armed to expire
+    // at once, as KVM's self-IPI): an interrupt, NMI or INIT of L1's that waits for that event is
+    // L1's #VMEXIT then, not at L2's next exit of its own.
+    virtual void request_immediate_exit() = 0;
 
     // vmcb02 runs (from enter_l2 until enter_l1 or reset_to_l1).
     bool running_l2() const { return running_l2_; }

@@ -140,6 +140,11 @@ public:
     virtual void disarm_l2_timer() = 0;
     // The TSC ticks left before L1's timer expires: 0 once it has (or with none armed).
     virtual u64 l2_timer_left() = 0;
+    // L2's next run exits (ExitKind::preemption, L0's) right after the entry, before L2's first
+    // instruction but after the event the entry delivers (the VMX-preemption timer at 0, as KVM's
+    // req_immediate_exit): an interrupt or NMI of L1's that waits for that event is L1's VM exit
+    // then, not at L2's next exit of its own.
+    virtual void request_immediate_exit() = 0;
     // An MSR of the VM-entry / VM-exit MSR lists, as L1's own WRMSR / RDMSR reaches it: only the
     // MSRs the vCPU owns that L0's MSR bitmap lets L1 access without an exit (the SYSCALL MSRs,
     // KERNEL_GS_BASE, TSC_AUX in the CPU; the SYSENTER MSRs in `level`'s VMCS, whose entry and
