@@ -173,6 +173,14 @@ nestor_l1_boot_test(nested.l1_interrupt_after_event l1_interrupt_after_event l1_
   --expect "^\\[l1\\] after stgi: 1 interrupts$"
   --expect "^\\[l1\\] L2 done$")
 
+# An L1 in a PC domain that neither intercepts INTR nor masks with its own IF: its interrupt,
+# pending while its L2 runs with interrupts off, reaches L2's handler as soon as L2 sets IF (L0's
+# interrupt window in vmcb02), before L2's VMMCALL two instructions later.
+nestor_l1_boot_test(nested.l2_takes_l1_interrupt l2_takes_l1_interrupt l2_takes_l1_interrupt ARGS
+  --icount
+  --expect "^\\[l1\\] L2's exit 0x81, L1's interrupt taken by L2 before its VMMCALL: yes, in all: 1$"
+  --expect "^\\[l1\\] L2 done$")
+
 # An INIT to an L1's application processor (a PC domain with two vCPUs): while its L2 runs and L1
 # intercepts INIT, a #VMEXIT(INIT) that leaves it pending, held by the clear GIF (the AP runs on)
 # until its STGI, after which the AP waits for the startup IPI that starts it again.

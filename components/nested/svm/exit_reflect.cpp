@@ -170,7 +170,7 @@ L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u6
     // With V_INTR_MASKING, L1's interrupts are gated by L1's own IF (saved at VMRUN); without,
     // by L2's, as on the CPU.
     bool enabled = masking ? (l1_rflags & kRflagsIf) : (l2_rflags & kRflagsIf);
-    if (!enabled) return L1Interrupt::blocked;
+    if (!enabled) return masking ? L1Interrupt::blocked : L1Interrupt::l2_interrupts_off;
     if (snapshot.control.intercept_misc1 & intercept1::intr) return L1Interrupt::vmexit_intr;
     return L1Interrupt::deliver_to_l2;
 }

@@ -142,8 +142,10 @@ inline void write_vmexit_control(VmcbControl& out, const Vmcb& snapshot, const V
 }
 
 // A physical-interrupt-like event for L1 (its virtual interrupt) while `gif` and in guest mode:
-// held back, a #VMEXIT(INTR) to L1, or delivered through L2's IDT (L1 does not intercept INTR).
-enum class L1Interrupt : u8 { blocked, vmexit_intr, deliver_to_l2 };
+// held back (GIF clear, or L1's IF at VMRUN with V_INTR_MASKING), held by L2's IF (without
+// V_INTR_MASKING: it waits for L2's interrupt window, then is routed again), a #VMEXIT(INTR) to
+// L1, or delivered through L2's IDT (L1 does not intercept INTR).
+enum class L1Interrupt : u8 { blocked, l2_interrupts_off, vmexit_intr, deliver_to_l2 };
 // `l1_rflags` is L1's RFLAGS at VMRUN (vmcb01's while L2 runs).
 L1Interrupt route_l1_interrupt(bool gif, const Vmcb& snapshot, u64 l1_rflags, u64 l2_rflags);
 

@@ -469,6 +469,9 @@ Decision route_interrupt(NestedVcpu& vcpu, virt::VcpuState& state, u8) {
     if (!hw || !block || !hw->running_l2()) return resume();
     switch (route_l1_interrupt(true, block->nested.snapshot, hw->resources().vmcb01->save.rflags, state.rflags)) {
     case L1Interrupt::blocked: return resume();
+    // The kernel's rule for any guest with IF clear: its injection waits for the interrupt window
+    // (L2's: the backend opens it in vmcb02), and the window's exit brings it here again.
+    case L1Interrupt::l2_interrupts_off:
     case L1Interrupt::deliver_to_l2: return not_nested();
     case L1Interrupt::vmexit_intr: break;
     }

@@ -110,6 +110,8 @@ struct SvmVcpu {
     // the CPU shows no NMI blocking, so, as KVM does, an injected NMI blocks the next until the
     // IRET that ends its handler has run.
     u8 windows;
+    // The interrupt window asked for is open in vmcb02 for this run of L2 (open_l2_window).
+    bool l2_window;
     u64 iret_rip;     // where the IRET that exited is (window::iret_seen)
     u64 step_rflags;  // the guest's TF and RF when single-stepping began (window::stepping)
     u64 step_dr6;     // and its DR6
@@ -854,6 +856,27 @@ void close_windows(SvmVcpu& v, VcpuState& state) {
     if (v.windows & window::stepping) state.rflags &= ~(kStepFlags & ~v.step_rflags);
 }
 
+// While L2 runs, the interrupt window asked for is L2's: an interrupt of L1's that L1 lets L2 take
+// (or takes by #VMEXIT(INTR) without V_INTR_MASKING) waits for L2's IF. V_IRQ and the VINTR
+// intercept in vmcb02 for this run only, unless L1 uses them itself (its own virtual interrupt
+// for L2): the interrupt then waits for L2's next exit. The component routes the VINTR exit to
+// the kernel, as L1 does not intercept it.
+void open_l2_window(SvmVcpu& v) {
+    VmcbControl& c = v.vmcb->control;
+    if (!(v.windows & window::interrupt) || (c.int_ctl & int_ctl::v_irq) || (c.intercept_misc1 & intercept1::vintr))
+        return;
+    c.int_ctl |= kVirtualInterrupt;
+    c.intercept_misc1 |= intercept1::vintr;
+    v.l2_window = true;
+}
+
+void close_l2_window(SvmVcpu& v) {
+    VmcbControl& c = v.vmcb->control;
+    c.int_ctl &= ~kVirtualInterrupt;
+    c.intercept_misc1 &= ~intercept1::vintr;
+    v.l2_window = false;
+}
+
 TaskPriority task_priority_of(const VcpuState& state) { return {state.cr8, state.cr8_threshold}; }
 
 // With V_INTR_MASKING the guest's CR8 is V_TPR, and the host's TPR stays its own. A threshold
@@ -877,8 +900,13 @@ TaskPriority task_priority_of(const VcpuState& state) { return {state.cr8, state
 
 // Windows (open_windows) are closed again by svm_run, before the kernel sees the exit.
 VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
-    if (vcpu->windows && vcpu->vmcb == vcpu->vmcb01) [[unlikely]] {
-        if (!open_windows(*vcpu, state)) return nmi_window_open();
+    if (vcpu->windows) [[unlikely]] {
+        if (vcpu->vmcb == vcpu->vmcb01) {
+            if (!open_windows(*vcpu, state)) return nmi_window_open();
+        } else {
+            write_state(state, vcpu->vmcb->save);
+            open_l2_window(*vcpu);
+        }
     } else {
         write_state(state, vcpu->vmcb->save);
     }
@@ -1016,7 +1044,10 @@ bool own_single_step(SvmVcpu& vcpu) {
 // An exit of vmcb01 that may be the backend's own business; false: the kernel's. (An L2's exits of
 // these kinds are L1's, which the nested component reflects, or the kernel's.)
 [[gnu::noinline]] bool handled_here(SvmVcpu& vcpu, VcpuState& state, VmExit& exit) {
-    if (vcpu.vmcb != vcpu.vmcb01) return false;
+    if (vcpu.vmcb != vcpu.vmcb01) {
+        if (vcpu.l2_window) close_l2_window(vcpu);
+        return false;
+    }
     if (vcpu.windows) close_windows(vcpu, state);
     switch (exit.vendor_code) {
     case exit_code::cr4_write: return emulate_cr4_write(vcpu, state);

@@ -220,7 +220,11 @@ TEST_CASE("nested_svm.gif_and_l1_interrupts") {
     v.control.intercept_misc1 &= ~vmcb::intercept1::intr;
     Running no_intr(v);
     CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x202) == L1Interrupt::deliver_to_l2);
-    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x2) == L1Interrupt::blocked);
+    CHECK(route_l1_interrupt(true, no_intr.vcpu->snapshot, l1_rflags, 0x2) == L1Interrupt::l2_interrupts_off);
+    v.control.intercept_misc1 |= vmcb::intercept1::intr;  // the same when L1 intercepts INTR
+    Running intr_no_masking(v);
+    CHECK(route_l1_interrupt(true, intr_no_masking.vcpu->snapshot, l1_rflags, 0x2) == L1Interrupt::l2_interrupts_off);
+    CHECK(route_l1_interrupt(true, intr_no_masking.vcpu->snapshot, l1_rflags, 0x202) == L1Interrupt::vmexit_intr);
 }
 
 TEST_CASE("nested_svm.reflected_instructions_agree_with_the_routing") {
