@@ -5,58 +5,18 @@
 // a few instructions later: the interrupt must reach L2's handler as soon as IF is set, before the
 // VMMCALL, not with L2's next exit.
 #include "l1_common.hpp"
+#include "l2_late_sti.hpp"
 #include "nestor/apic.hpp"
 #include "nestor/x86_tables.hpp"
 
 using namespace l1;
 using namespace nestor::guest::apic;
 
-// L2: a while with interrupts off, then STI and VMMCALL after two instructions. Its handler
-// counts the interrupt and ends it (its EOI reaches L0's local APIC: L1 intercepts no MSR).
-extern "C" char l2_late_sti[], l2_interrupt_handler[];
-extern "C" volatile nestor::guest::u32 l2_interrupts, l2_interrupts_at_vmmcall;
-asm(R"(
-    .pushsection .text
-    .globl l2_late_sti, l2_interrupt_handler
-l2_late_sti:
-    mov $2000, %ecx
-1:  pause
-    loop 1b
-    sti
-    nop
-    nop
-    mov l2_interrupts(%rip), %eax
-    mov %eax, l2_interrupts_at_vmmcall(%rip)
-    vmmcall
-2:  jmp 2b
-l2_interrupt_handler:
-    push %rax
-    push %rcx
-    push %rdx
-    lock incl l2_interrupts(%rip)
-    mov $0x80B, %ecx
-    xor %eax, %eax
-    xor %edx, %edx
-    wrmsr
-    pop %rdx
-    pop %rcx
-    pop %rax
-    iretq
-    .popsection
-    .pushsection .data
-    .globl l2_interrupts, l2_interrupts_at_vmmcall
-    .balign 4
-l2_interrupts:
-    .long 0
-l2_interrupts_at_vmmcall:
-    .long 0
-    .popsection
-)");
+NESTOR_L2_LATE_STI("vmmcall");
 
 namespace {
 
 constexpr u8 kL1Vector = 0x41;  // L1's self-IPI, which L2 takes
-static_assert(kMsrX2apicEoi == 0x80B, "l2_interrupt_handler's WRMSR");
 
 alignas(4096) svm::Vmcb vmcb;
 L2Stack l2_stack;
@@ -78,8 +38,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     vmcb.save.rflags = 0x2;  // interrupts off
     const u64 code = run(vmcb);
     println("L2's exit ", hex(code, 1),
-            ", L1's interrupt taken by L2 before its VMMCALL: ", l2_interrupts_at_vmmcall == 1 ? "yes" : "no",
+            ", L1's interrupt taken by L2 before its VMMCALL: ", l2_interrupts_at_exit == 1 ? "yes" : "no",
             ", in all: ", l2_interrupts);
     println("L2 done");
-    return code == svm::exit_code::vmmcall && l2_interrupts_at_vmmcall == 1 && l2_interrupts == 1 ? 0 : 1;
+    return code == svm::exit_code::vmmcall && l2_interrupts_at_exit == 1 && l2_interrupts == 1 ? 0 : 1;
 }

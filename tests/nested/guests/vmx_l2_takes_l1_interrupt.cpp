@@ -4,6 +4,7 @@
 // interrupts off, so L0 waits for L2's interrupt window, then sets IF and exits with VMCALL a few
 // instructions later: the interrupt must reach L2's handler as soon as IF is set, before the
 // VMCALL, not with L2's next exit.
+#include "l2_late_sti.hpp"
 #include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
@@ -14,52 +15,11 @@ using namespace nestor::guest::apic;
 namespace vmx = nestor::guest::vmx;
 namespace iv = nestor::intel_vmx;
 
-// L2: a while with interrupts off, then STI and VMCALL after two instructions. Its handler
-// counts the interrupt and ends it (its EOI reaches L0's local APIC: L1's MSR bitmap is clear).
-extern "C" char vmx_l2_late_sti[], vmx_l2_interrupt_handler[];
-extern "C" volatile nestor::guest::u32 vmx_l2_interrupts, vmx_l2_interrupts_at_vmcall;
-asm(R"(
-    .pushsection .text
-    .globl vmx_l2_late_sti, vmx_l2_interrupt_handler
-vmx_l2_late_sti:
-    mov $2000, %ecx
-1:  pause
-    loop 1b
-    sti
-    nop
-    nop
-    mov vmx_l2_interrupts(%rip), %eax
-    mov %eax, vmx_l2_interrupts_at_vmcall(%rip)
-    vmcall
-2:  jmp 2b
-vmx_l2_interrupt_handler:
-    push %rax
-    push %rcx
-    push %rdx
-    lock incl vmx_l2_interrupts(%rip)
-    mov $0x80B, %ecx
-    xor %eax, %eax
-    xor %edx, %edx
-    wrmsr
-    pop %rdx
-    pop %rcx
-    pop %rax
-    iretq
-    .popsection
-    .pushsection .data
-    .globl vmx_l2_interrupts, vmx_l2_interrupts_at_vmcall
-    .balign 4
-vmx_l2_interrupts:
-    .long 0
-vmx_l2_interrupts_at_vmcall:
-    .long 0
-    .popsection
-)");
+NESTOR_L2_LATE_STI("vmcall");
 
 namespace {
 
 constexpr u8 kL1Vector = 0x41;  // L1's self-IPI, which L2 takes
-static_assert(kMsrX2apicEoi == 0x80B, "vmx_l2_interrupt_handler's WRMSR");
 
 alignas(4096) u8 vmxon_region[4096];
 alignas(4096) u8 vmcs[4096];
@@ -79,8 +39,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     vmx::write_64bit_controls(0, iv::primary::use_msr_bitmaps, 0);
     vmx::vmwrite(iv::field::msr_bitmap, address(msr_bitmap));
     vmx::write_own_host_state();
-    vmx::write_own_guest_state(address(vmx_l2_late_sti), address(l2_stack + sizeof(l2_stack)));
-    l2_idt[kL1Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_interrupt_handler), vmx::read_cs());
+    vmx::write_own_guest_state(address(l2_late_sti), address(l2_stack + sizeof(l2_stack)));
+    l2_idt[kL1Vector] = nestor::guest::x86::interrupt_gate(address(l2_interrupt_handler), vmx::read_cs());
     vmx::vmwrite(iv::field::guest_idtr_base, address(l2_idt));
     vmx::vmwrite(iv::field::guest_idtr_limit, sizeof(l2_idt) - 1);
     vmx::vmwrite(iv::field::guest_rflags, 0x2);  // interrupts off
@@ -90,8 +50,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     }
     const u64 reason = vmx::vmread(iv::field::exit_reason);
     println("L2's exit reason ", reason,
-            ", L1's interrupt taken by L2 before its VMCALL: ", vmx_l2_interrupts_at_vmcall == 1 ? "yes" : "no",
-            ", in all: ", vmx_l2_interrupts);
+            ", L1's interrupt taken by L2 before its VMCALL: ", l2_interrupts_at_exit == 1 ? "yes" : "no",
+            ", in all: ", l2_interrupts);
     println("done");
-    return reason == iv::exit_reason::vmcall && vmx_l2_interrupts_at_vmcall == 1 && vmx_l2_interrupts == 1 ? 0 : 1;
+    return reason == iv::exit_reason::vmcall && l2_interrupts_at_exit == 1 && l2_interrupts == 1 ? 0 : 1;
 }
