@@ -5,33 +5,12 @@
 // before it has run more than a few instructions (the time L0's one-tick timer takes), not when L2
 // exits on its own: the handler spins for good. After STGI the interrupt is L1's own.
 #include "l1_common.hpp"
+#include "l2_counted_spin.hpp"
 #include "nestor/apic.hpp"
 #include "nestor/x86_tables.hpp"
 
 using namespace l1;
 using namespace nestor::guest::apic;
-
-// L2 spins, in its code and in the handler of the interrupt L1 injects, which counts its steps.
-extern "C" char l2_after_event_spin[], l2_after_event_handler[];
-extern "C" volatile nestor::guest::u32 l2_after_event_steps;
-asm(R"(
-    .pushsection .text
-    .globl l2_after_event_spin, l2_after_event_handler
-l2_after_event_spin:
-    pause
-    jmp l2_after_event_spin
-l2_after_event_handler:
-    lock incl l2_after_event_steps(%rip)
-    pause
-    jmp l2_after_event_handler
-    .popsection
-    .pushsection .data
-    .globl l2_after_event_steps
-    .balign 4
-l2_after_event_steps:
-    .long 0
-    .popsection
-)");
 
 namespace {
 
@@ -63,8 +42,8 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     enable_interrupts();
     wrmsr(kMsrX2apicIcr, kIcrSelf | kModeFixed | kL1Vector);  // pending: GIF is clear
 
-    set_up_l2(vmcb, l2_after_event_spin, l2_stack);
-    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(l2_after_event_handler), vmcb.save.cs.selector);
+    set_up_l2(vmcb, l2_spin, l2_stack);
+    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(l2_counted_handler), vmcb.save.cs.selector);
     vmcb.save.idtr.base = address(l2_idt);
     vmcb.save.idtr.limit = sizeof(l2_idt) - 1;
     vmcb.save.rflags |= 1u << 9;
@@ -75,9 +54,9 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     if (!yield().ok()) return 1;
     svm::vmrun(&vmcb);
     const u64 code = vmcb.control.exit_code;
-    const u32 steps = l2_after_event_steps;
+    const u32 steps = l2_handler_steps;
     const u64 rip = vmcb.save.rip;
-    const bool in_handler = rip >= address(l2_after_event_handler) && rip < address(l2_after_event_handler) + 16;
+    const bool in_handler = rip >= address(l2_counted_handler) && rip < address(l2_counted_handler) + 16;
     const bool soon = in_handler && steps < kFewSteps;
     println("L1's interrupt after the injected event: exit ", hex(code, 1), ", in L2's handler after under ", kFewSteps,
             " steps: ", soon ? "yes" : "no", " (", steps, ")");

@@ -5,6 +5,7 @@
 // L1's VM exit, acknowledged on exit (not at L2's next exit of its own). The window L0 waited for is
 // L1's, in L1's VMCS: once the exit took the interrupt, nothing waits, and L1 runs on with
 // interrupts on (a window left open would exit before each of its instructions, forever).
+#include "l2_counted_spin.hpp"
 #include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 #include "nestor/vmx.hpp"
@@ -14,28 +15,6 @@ using namespace nestor::guest;
 using namespace nestor::guest::apic;
 namespace vmx = nestor::guest::vmx;
 namespace iv = nestor::intel_vmx;
-
-// L2 spins, in its code and in the handler of the interrupt L1 injects, which counts its steps.
-extern "C" char vmx_l2_window_spin[], vmx_l2_window_handler[];
-extern "C" volatile nestor::guest::u32 vmx_l2_handler_steps;
-asm(R"(
-    .pushsection .text
-    .globl vmx_l2_window_spin, vmx_l2_window_handler
-vmx_l2_window_spin:
-    pause
-    jmp vmx_l2_window_spin
-vmx_l2_window_handler:
-    lock incl vmx_l2_handler_steps(%rip)
-    pause
-    jmp vmx_l2_window_handler
-    .popsection
-    .pushsection .data
-    .globl vmx_l2_handler_steps
-    .balign 4
-vmx_l2_handler_steps:
-    .long 0
-    .popsection
-)");
 
 namespace {
 
@@ -52,7 +31,7 @@ u64 address(const void* p) { return reinterpret_cast<u64>(p); }
 
 // L2's IDT: the gate of the injected vector alone (a 64-bit interrupt gate in L1's code segment).
 void build_l2_idt() {
-    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(vmx_l2_window_handler), vmx::read_cs());
+    l2_idt[kL2Vector] = nestor::guest::x86::interrupt_gate(address(l2_counted_handler), vmx::read_cs());
 }
 
 // Instructions with interrupts on: none of them may exit for a window nobody waits for.
@@ -77,7 +56,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     vmx::write_64bit_controls(iv::pin::external_interrupt_exiting, 0, 0);
     vmx::vmwrite(iv::field::exit_controls, vmx::vmread(iv::field::exit_controls) | iv::exit_ctl::acknowledge_interrupt);
     vmx::write_own_host_state();
-    vmx::write_own_guest_state(address(vmx_l2_window_spin), address(l2_stack + sizeof(l2_stack)));
+    vmx::write_own_guest_state(address(l2_spin), address(l2_stack + sizeof(l2_stack)));
     build_l2_idt();
     vmx::vmwrite(iv::field::guest_idtr_base, address(l2_idt));
     vmx::vmwrite(iv::field::guest_idtr_limit, sizeof(l2_idt) - 1);
@@ -90,9 +69,9 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     const u64 reason = vmx::vmread(iv::field::exit_reason);
     const u64 info = vmx::vmread(iv::field::exit_interruption_info);
     const u64 l2_rip = vmx::vmread(iv::field::guest_rip);
-    const bool first = l2_rip == address(vmx_l2_window_handler) && vmx_l2_handler_steps == 0;
+    const bool first = l2_rip == address(l2_counted_handler) && l2_handler_steps == 0;
     println("L1's interrupt during L2: exit reason ", reason, ", interruption info ", hex(info),
-            ", at L2's handler: ", first ? "yes" : "no", ", its steps ", vmx_l2_handler_steps);
+            ", at L2's handler: ", first ? "yes" : "no", ", its steps ", l2_handler_steps);
     wrmsr(kMsrX2apicEoi, 0);
     const u64 steps = run_with_interrupts_on();
     println("L1 with interrupts on: ", steps, " steps");
