@@ -900,18 +900,18 @@ TaskPriority task_priority_of(const VcpuState& state) { return {state.cr8, state
 
 // Windows (open_windows) are closed again by svm_run, before the kernel sees the exit.
 VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
+    Vmcb& vmcb = *vcpu->vmcb;
+    VmcbSave& save = vmcb.save;
     if (vcpu->windows) [[unlikely]] {
-        if (vcpu->vmcb == vcpu->vmcb01) {
+        if (&vmcb == vcpu->vmcb01) {
             if (!open_windows(*vcpu, state)) return nmi_window_open();
         } else {
-            write_state(state, vcpu->vmcb->save);
+            write_state(state, save);
             open_l2_window(*vcpu);
         }
     } else {
-        write_state(state, vcpu->vmcb->save);
+        write_state(state, save);
     }
-    Vmcb& vmcb = *vcpu->vmcb;
-    VmcbSave& save = vmcb.save;
     if (vcpu->efer_in_state) [[unlikely]] {
         write_efer(state, save);
         vcpu->efer_in_state = false;

@@ -169,11 +169,14 @@ template <> struct NestedHardwareSlot<false> {
 };
 using VcpuNestedHardware = NestedHardwareSlot<NESTOR_OPT_NESTED_VIRT != 0>::Type;
 
-// L1's VMX-preemption timer for L2 (NestedHardware::arm_l2_timer), in the host's TSC: `left`
-// ticks to run until L2's first run after it was armed or after L0's slice ended first, then
-// a deadline.
+// What vmcs02's VMX-preemption timer counts besides L0's slice (`active`: either, false on most
+// runs, so that one test passes them by): L1's timer for L2 (NestedHardware::arm_l2_timer), in
+// the host's TSC, `left` ticks to run until L2's first run after it was armed or after L0's slice
+// ended first, then a deadline; and an immediate exit (NestedHardware::request_immediate_exit).
 struct L2Timer {
-    bool armed;
+    bool active;  // l1_armed || immediate_exit
+    bool l1_armed;
+    bool immediate_exit;
     bool counting;
     u64 left;
     u64 deadline;
@@ -220,8 +223,7 @@ struct VmxVcpu {
     GuestContext context;
     VcpuNestedHardware nested_hardware;  // lent to the nested component when `nested`
     VmxVcpu* next_nested;                // the VM's next vCPU with nested hardware (VmxVm::nested_vcpus)
-    L2Timer l2_timer;                    // armed only while L2 runs
-    bool l2_immediate_exit;              // L2's next run exits before its first instruction
+    L2Timer l2_timer;                    // used only while L2 runs
     CodePageCache code;
 };
 static_assert(sizeof(VmxVcpu) <= kPageSize);
@@ -942,7 +944,7 @@ void write_dr6(u64 value) { asm volatile("mov %0, %%dr6" ::"r"(value)); }
 // L0's slice ended while L1's timer for L2 counts: it stops until L2 runs again.
 void pause_l2_timer(VmxVcpu& vcpu) {
     L2Timer& t = vcpu.l2_timer;
-    if (!t.armed || !t.counting) return;
+    if (!t.l1_armed || !t.counting) return;
     u64 now = rdtsc();
     t.left = t.deadline > now ? t.deadline - now : 0;
     t.counting = false;
@@ -966,15 +968,17 @@ void pause_l2_timer(VmxVcpu& vcpu) {
 // vmcs02's timer value: 0 for an immediate exit (NestedHardware::request_immediate_exit; its
 // exit is L0's, as a slice's end), else with L1's timer armed.
 [[gnu::noinline]] u64 timer_for_l2(VmxVcpu& vcpu, u64 slice_timer, bool sliced) {
-    if (!vcpu.l2_immediate_exit) return timer_with_l1s(vcpu, slice_timer, sliced);
-    vcpu.l2_immediate_exit = false;
+    L2Timer& t = vcpu.l2_timer;
+    if (!t.immediate_exit) return timer_with_l1s(vcpu, slice_timer, sliced);
+    t.immediate_exit = false;
+    t.active = t.l1_armed;
     return 0;
 }
 
 // Whether a preemption-timer exit of L2 was L1's timer expiring (else L0's slice ended).
 [[gnu::noinline]] bool l1_timer_expired(VmxVcpu& vcpu) {
     const L2Timer& t = vcpu.l2_timer;
-    return t.armed && t.counting && rdtsc() >= t.deadline;
+    return t.l1_armed && t.counting && rdtsc() >= t.deadline;
 }
 
 // The slice ran out between two runs (an exit came before the timer): the vCPU does not enter.
@@ -997,7 +1001,7 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     } else {
         slice_owner = nullptr;
     }
-    const bool l2_timer = vcpu->l2_timer.armed || vcpu->l2_immediate_exit;
+    const bool l2_timer = vcpu->l2_timer.active;
     if (l2_timer) [[unlikely]]
         timer = timer_for_l2(*vcpu, timer, time_slice != 0);
     if (!make_current(*vcpu)) {
@@ -1631,8 +1635,7 @@ void VmxNestedHardware::apply_kernel_windows() {
 
 void VmxNestedHardware::reset_to_l1() {
     if (!running_l2_) return;
-    vcpu_->l2_timer.armed = false;  // armed only while L2 runs
-    vcpu_->l2_immediate_exit = false;
+    vcpu_->l2_timer = L2Timer{};  // used only while L2 runs
     swap_levels();
     running_l2_ = false;
     shadow_stale_ = false;
@@ -1658,15 +1661,26 @@ void VmxNestedHardware::use_l2_eptp(u64 eptp) {
 
 u64 VmxNestedHardware::mapping_generation() { return vcpu_->vm->mapping_generation; }
 
-void VmxNestedHardware::arm_l2_timer(u64 ticks) { vcpu_->l2_timer = L2Timer{true, false, ticks, 0}; }
+void VmxNestedHardware::arm_l2_timer(u64 ticks) {
+    L2Timer& t = vcpu_->l2_timer;
+    t = L2Timer{true, true, t.immediate_exit, false, ticks, 0};
+}
 
-void VmxNestedHardware::disarm_l2_timer() { vcpu_->l2_timer.armed = false; }
+void VmxNestedHardware::disarm_l2_timer() {
+    L2Timer& t = vcpu_->l2_timer;
+    t.l1_armed = false;
+    t.active = t.immediate_exit;
+}
 
-void VmxNestedHardware::request_immediate_exit() { vcpu_->l2_immediate_exit = true; }
+void VmxNestedHardware::request_immediate_exit() {
+    L2Timer& t = vcpu_->l2_timer;
+    t.immediate_exit = true;
+    t.active = true;
+}
 
 u64 VmxNestedHardware::l2_timer_left() {
     const L2Timer& t = vcpu_->l2_timer;
-    if (!t.armed) return 0;
+    if (!t.l1_armed) return 0;
     if (!t.counting) return t.left;
     u64 now = rdtsc();
     return t.deadline > now ? t.deadline - now : 0;
