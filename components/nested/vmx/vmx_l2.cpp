@@ -428,7 +428,8 @@ Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
 Decision l2_init(NestedVcpu& vcpu, virt::VcpuState& state) {
     NestedHardware* hw = hardware_of(vcpu);
     VmxVcpu& vmx = core(vcpu).vmx;
-    if (!hw || !vmx.cache || !hw->running_l2() || event_in_flight(*hw)) return resume();
+    if (!hw || !vmx.cache || !hw->running_l2()) return resume();
+    if (event_in_flight(*hw)) return after_the_event(*hw);
     Decision decision = vm_exit(vcpu, *hw, bare_exit(exit_reason::init_signal), state, true, true);
     if (decision.action == Action::resume) decision.action = Action::complete;
     return decision;

@@ -1091,6 +1091,7 @@ TEST_CASE("nested_vmx.init_exits_from_l2_and_waits_in_vmx_root_for_vmxoff") {
     l1.hw.vmcs[1][iv::field::idt_vectoring_info] = iv::intr_info::valid | iv::intr_info::type_hardware_exception | 6;
     CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::resume);
     CHECK(l1.hw.running_l2());
+    CHECK(l1.hw.immediate_exits == 1);  // the exit comes right after that delivery
     l1.hw.vmcs[1][iv::field::idt_vectoring_info] = 0;
     CHECK(l1.vcpu.ops->init_signal(l1.vcpu, l1.state).action == nested::Action::complete);
     CHECK(l1.reflected(iv::exit_reason::init_signal));
