@@ -229,29 +229,34 @@ PcEntry prepare_entry(Vm& vm, Vcpu& v, VcpuState& state) {
     return {true, !quiet};
 }
 
-// The rest of an EOI when the local APIC has a vector in service or one requested: the highest
-// in service ends, a level-triggered one's source is told last, after which the entry work runs
-// (it may assert its line again). TPR is synchronised from CR8 only for what reads it.
-[[gnu::noinline]] PcExit end_of_interrupt(pc::PcPlatform& pc, pc::LocalApic& apic, const VcpuState& state) {
-    if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) [[unlikely]] {
-        apic.sync_cr8(state.cr8);
-        apic.tell_source(static_cast<u8>(level_triggered));
-        return {true, true};
-    }
-    if (!apic.any_requested()) return {true, state.cr8_threshold != 0 || pc.woken_others()};
+// The rest of an EOI that ended a level-triggered vector: its source is told last, after which
+// the entry work runs (it may assert its line again). TPR is synchronised from CR8 for what
+// reads it.
+[[gnu::noinline]] PcExit end_level_triggered(pc::LocalApic& apic, const VcpuState& state, u8 vector) {
+    apic.sync_cr8(state.cr8);
+    apic.tell_source(vector);
+    return {true, true};
+}
+
+// The rest of an EOI after which IRR holds a vector: whether it can be delivered now.
+[[gnu::noinline]] PcExit requested_after_eoi(pc::PcPlatform& pc, pc::LocalApic& apic, const VcpuState& state) {
     apic.sync_cr8(state.cr8);  // nothing_new reads TPR; an EOI leaves it alone
     return {true, !apic.nothing_new(state.cr8_threshold) || pc.woken_others()};
 }
 
-// EOI (WRMSR 0x80B) as x2apic_write does it, on a path of its own. An EOI with nothing in service
-// and nothing requested changes nothing the last entry was made with (no register is kept across
-// a call for it); the others are a tail call.
+// EOI (WRMSR 0x80B) as x2apic_write does it, on a path of its own: the highest vector in service
+// ends here (the EOI a guest makes, after each interrupt). When it was edge-triggered and IRR is
+// empty, the EOI changes nothing the last entry was made with (no register is kept across a call
+// for it); the others are a tail call.
 [[gnu::noinline]] PcExit x2apic_eoi(Vm& vm, Vcpu& v, const VmExit& exit, VcpuState& state) {
     pc::PcPlatform& pc = vm.pc->platform;
     pc::LocalApic& apic = pc.apic(v.index);
     if (!exit.instruction_length || !apic.x2apic() || exit.msr.value != 0) return {false, true};
     (void)complete_instruction(exit, state);
-    if (apic.any_in_service() || apic.any_requested()) return end_of_interrupt(pc, apic, state);
+    if (const int level_triggered = apic.end_in_service(); level_triggered >= 0) [[unlikely]]
+        return end_level_triggered(apic, state, static_cast<u8>(level_triggered));
+    if (apic.any_requested()) [[unlikely]]
+        return requested_after_eoi(pc, apic, state);
     return {true, state.cr8_threshold != 0 || pc.woken_others()};
 }
 

@@ -1,8 +1,9 @@
 // A guest of the PC platform (`platform = "pc"`) that drives each device as an operating system
 // would and checks what it sees: the timing leaf, the local APIC's registers and its timer in
 // periodic and TSC-deadline modes, x2APIC and a self IPI, the PIT (a calibration against the
-// timing leaf, and its IRQ 0 through the I/O APIC), the 16550A's transmit interrupt, the RTC, the
-// ACPI tables, PCI configuration space with no device, an unknown MSR, and ACPI S5 to end.
+// timing leaf, and its IRQ 0 through the I/O APIC), the 16550A's transmit interrupt on an edge-
+// and on a level-triggered pin, the RTC, the ACPI tables, PCI configuration space with no device,
+// an unknown MSR, and ACPI S5 to end.
 #include "nestor/apic.hpp"
 #include "nestor/guest.hpp"
 
@@ -12,7 +13,7 @@ using namespace nestor::guest::apic;
 namespace {
 
 constexpr u8 kTimerVector = 0x30, kSelfIpiVector = 0x31, kDeadlineVector = 0x32, kPitVector = 0x33,
-             kSerialVector = 0x34;
+             kSerialVector = 0x34, kLevelVector = 0x35;
 constexpr u16 kPmControl = 0x604;
 constexpr u16 kSleepS5 = (5u << 10) | (1u << 13);  // SLP_TYP 5, SLP_EN
 
@@ -45,13 +46,20 @@ bool wait_for(u8 vector, u32 count, u64 tsc_limit) {
     return true;
 }
 
-void io_apic_route(u32 pin, u8 vector, bool masked) {
-    volatile u32* select = reinterpret_cast<volatile u32*>(kIoApicBase);
-    volatile u32* window = reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow);
-    *select = kIoApicRedirectionTable + 2 * pin + 1;
-    *window = 0;  // destination: APIC 0
-    *select = kIoApicRedirectionTable + 2 * pin;
-    *window = vector | (masked ? kEntryMasked : 0);  // fixed, physical, edge, active high
+volatile u32* io_apic_select() { return reinterpret_cast<volatile u32*>(kIoApicBase); }
+volatile u32* io_apic_window() { return reinterpret_cast<volatile u32*>(kIoApicBase + kIoApicWindow); }
+
+// Fixed, physical, active high, to APIC 0; edge-triggered unless `level`.
+void io_apic_route(u32 pin, u8 vector, bool masked, bool level = false) {
+    *io_apic_select() = kIoApicRedirectionTable + 2 * pin + 1;
+    *io_apic_window() = 0;
+    *io_apic_select() = kIoApicRedirectionTable + 2 * pin;
+    *io_apic_window() = vector | (masked ? kEntryMasked : 0) | (level ? kEntryLevel : 0);
+}
+
+u32 io_apic_entry(u32 pin) {
+    *io_apic_select() = kIoApicRedirectionTable + 2 * pin;
+    return *io_apic_window();
 }
 
 u64 tsc_khz = 0;
@@ -160,6 +168,36 @@ void check_serial_interrupt() {
     io_apic_route(4, kSerialVector, true);
 }
 
+// A level-triggered pin: the UART's IRQ 4 line stays high while its transmitter is empty and
+// that interrupt enabled. The handler sees the pin's remote IRR set (the I/O APIC waits for the
+// EOI); its first EOI (x2APIC) leaves the line high, so the interrupt comes again; the second
+// handler takes the cause away first, and after its EOI nothing comes and remote IRR is clear.
+volatile u32 level_interrupts = 0;
+volatile u32 remote_irr_in_handler = 0;
+
+void on_level_interrupt(u8) {
+    level_interrupts = level_interrupts + 1;
+    if (io_apic_entry(4) & kEntryRemoteIrr) remote_irr_in_handler = remote_irr_in_handler + 1;
+    if (level_interrupts >= 2) outb(0x3F8 + 1, 0x00);  // IER: the cause goes
+    wrmsr(kMsrX2apicEoi, 0);
+}
+
+void check_level_triggered() {
+    set_interrupt_handler(kLevelVector, on_level_interrupt);
+    io_apic_route(4, kLevelVector, false, true);
+    outb(0x3F8 + 4, 0x08);  // MCR: OUT2
+    outb(0x3F8 + 1, 0x02);  // IER: transmitter empty
+    u64 start = rdtsc();
+    while (level_interrupts < 2 && rdtsc() - start < tsc_khz * 100) asm volatile("sti; nop; cli" ::: "memory");
+    const u32 taken = counts[kDeadlineVector];
+    wrmsr(kMsrTscDeadline, rdtsc() + tsc_khz);  // 1 ms for a third that must not come
+    (void)wait_for(kDeadlineVector, taken + 1, tsc_khz * 1000);
+    check(level_interrupts == 2, "level-triggered IRQ 4: again after an EOI while high, not after");
+    check(remote_irr_in_handler == 2, "level-triggered IRQ 4: remote IRR set until the EOI");
+    check((io_apic_entry(4) & kEntryRemoteIrr) == 0, "level-triggered IRQ 4: remote IRR clear after it");
+    io_apic_route(4, kLevelVector, true);
+}
+
 u8 cmos(u8 index) {
     outb(0x70, index);
     return inb(0x71);
@@ -244,6 +282,7 @@ extern "C" int guest_main(const nestor_guest_boot*) {
     check_pit();
     check_serial_interrupt();
     check_x2apic();
+    check_level_triggered();
     check_rtc();
     check_acpi();
     check_no_pci_device();
