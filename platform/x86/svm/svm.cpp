@@ -879,6 +879,17 @@ void close_l2_window(SvmVcpu& v) {
 
 TaskPriority task_priority_of(const VcpuState& state) { return {state.cr8, state.cr8_threshold}; }
 
+// Whether the kernel changed CR8 or the threshold since they were loaded: one 16-bit compare, as
+// it comes before every entry of a PC domain's vCPU.
+[[gnu::always_inline]] inline bool task_priority_changed(const VcpuState& state, const TaskPriority& loaded) {
+    static_assert(__builtin_offsetof(VcpuState, cr8_threshold) == __builtin_offsetof(VcpuState, cr8) + 1 &&
+                  sizeof(TaskPriority) == 2);
+    u16 now = 0, then = 0;
+    __builtin_memcpy(&now, reinterpret_cast<const u8*>(&state) + __builtin_offsetof(VcpuState, cr8), sizeof(now));
+    __builtin_memcpy(&then, &loaded, sizeof(then));
+    return then != now;
+}
+
 // With V_INTR_MASKING the guest's CR8 is V_TPR, and the host's TPR stays its own. A threshold
 // makes CR8 writes exit (emulate_cr8_write): the CPU compares no TPR with a pending interrupt
 // that EVENTINJ has not injected yet. Both are L1's, in vmcb01 even while an L2 runs (which has
@@ -917,7 +928,7 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
         vcpu->efer_in_state = false;
     }
     bool task_priority = vcpu->syncs_task_priority;
-    if (task_priority && task_priority_of(state) != vcpu->task_priority) [[unlikely]]
+    if (task_priority && task_priority_changed(state, vcpu->task_priority)) [[unlikely]]
         load_task_priority(*vcpu, state);
     vmcb.control.event_inject = vcpu->pending_event;
     vcpu->pending_event = 0;

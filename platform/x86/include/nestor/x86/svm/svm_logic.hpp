@@ -103,9 +103,9 @@ template <typename Hardware> [[gnu::always_inline]] inline virt::VmExit decode_e
     case exit_code::vmmcall: with_length(ExitKind::hypercall, InsnOp::vmmcall); break;
     case exit_code::hlt: with_length(ExitKind::hlt, InsnOp::hlt); break;
     case exit_code::msr:
-        exit.msr.value = 0;
         if (c.exit_info_1 == 0) {
             with_length(ExitKind::msr_read, InsnOp::rdmsr);
+            exit.msr.value = 0;
         } else {
             with_length(ExitKind::msr_write, InsnOp::wrmsr);
             exit.msr.value = (state.reg(Gpr::rdx) << 32) | static_cast<u32>(state.reg(Gpr::rax));
