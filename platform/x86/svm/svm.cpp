@@ -126,7 +126,7 @@ struct SvmVcpu {
     // and VcpuState at every exit and entry. Else the guest's CR8 is only V_TPR, its own.
     bool syncs_task_priority;
     TaskPriority task_priority;
-    // VcpuState's CR0 and EFER are the VMCB's (read_state, or read_msr_exit_state after an MSR
+    // VcpuState's CR0 and EFER are the VMCB's (read_state, or ExitHardware::msr_decoded after an MSR
     // exit for EFER): the next entry loads EFER, which the kernel may have changed (an emulated
     // WRMSR). Else they may be older than the VMCB's, which the guest changes without an exit (EFER.LMA).
     bool efer_in_state;
@@ -629,7 +629,7 @@ inline u8 instruction_length(SvmVcpu& vcpu, const VcpuState& state, InsnOp expec
 // What decode_exit (svm_logic.hpp) needs of the guest's memory and of the CPU.
 struct ExitHardware {
     SvmVcpu& vcpu;
-    const VcpuState& state;
+    VcpuState& state;
     [[gnu::always_inline]] u8 instruction_length(InsnOp expected) {
         return virt::instruction_length(vcpu, state, expected);
     }
@@ -637,6 +637,7 @@ struct ExitHardware {
         log::error("svm: machine check while a guest ran: the host's handler takes it");
         host_machine_check();
     }
+    [[gnu::always_inline]] void msr_decoded(VmExit& exit);
 };
 
 // After an INTR exit the interrupt is still pending: a moment with interrupts open lets the host
@@ -710,7 +711,7 @@ inline void write_efer(const VcpuState& state, VmcbSave& save) {
 }
 
 // What every exit's handling reads of the VMCB's state, as the kernel's. CR0 and EFER only the
-// EFER MSR's emulation needs (read_msr_exit_state).
+// EFER MSR's emulation needs (ExitHardware::msr_decoded).
 [[gnu::always_inline]] inline void read_exit_state(const VmcbSave& save, VcpuState& state) {
     state.rip = save.rip;
     state.rflags = save.rflags;
@@ -727,11 +728,15 @@ inline void write_efer(const VcpuState& state, VmcbSave& save) {
 
 // An MSR exit for EFER: the kernel emulates it from VcpuState, and the next entry loads what it
 // wrote. Other MSRs leave both alone, so their next entry has no EFER to load (an x2APIC EOI is
-// an MSR exit after every interrupt).
-[[gnu::always_inline]] inline void read_msr_exit_state(SvmVcpu& vcpu, const VmcbSave& save, VcpuState& state) {
-    if (static_cast<u32>(state.reg(Gpr::rcx)) != kMsrEfer) return;
-    read_control_state(save, state);
-    vcpu.efer_in_state = true;
+// an MSR exit after every interrupt). PAT is the backend's while L1 runs (emulate_pat): its exit
+// decodes as unknown, which svm_run already tests for every exit.
+[[gnu::always_inline]] inline void ExitHardware::msr_decoded(VmExit& exit) {
+    if (exit.msr.index == kMsrEfer) [[unlikely]] {
+        read_control_state(vcpu.vmcb->save, state);
+        vcpu.efer_in_state = true;
+    } else if (exit.msr.index == kMsrPat && vcpu.vmcb == vcpu.vmcb01) [[unlikely]] {
+        exit.kind = ExitKind::unknown;
+    }
 }
 
 // The VMCB's state in full, after a switch between L1 and L2, as the kernel's.
@@ -951,8 +956,6 @@ VmExit run_once(SvmVcpu* vcpu, VcpuState& state, u64 time_slice) {
     vmcb.control.tlb_control = kTlbControlNothing;  // a flush is once; a store costs less than a test
     bool preempted = vmcb.control.exit_code == exit_code::intr && interrupted(vcpu);
     read_exit_state(save, state);
-    if (vmcb.control.exit_code == exit_code::msr) [[unlikely]]
-        read_msr_exit_state(*vcpu, save, state);
     if (task_priority) state.cr8 = vcpu->task_priority.cr8 = static_cast<u8>(vcpu->vmcb01->control.int_ctl & kCr8Max);
     // An event whose delivery the exit interrupted is delivered again on the next entry.
     if (vmcb.control.exit_int_info & event::valid) [[unlikely]]
@@ -1013,11 +1016,12 @@ bool emulate_cr8_write(SvmVcpu& vcpu, VcpuState& state, VmExit& exit) {
 }
 
 // The guest's PAT is the VMCB's G_PAT, which the CPU uses under nested paging; a write with a
-// memory type the SDM does not define #GPs.
+// memory type the SDM does not define #GPs. The exit decoded as unknown (ExitHardware::
+// msr_decoded): EXITINFO1 says whether it was WRMSR.
 bool emulate_pat(SvmVcpu& vcpu, VcpuState& state, const VmExit& exit) {
     if (exit.msr.index != kMsrPat || !exit.instruction_length) return false;
     VmcbSave& s = vcpu.vmcb->save;
-    if (exit.kind == ExitKind::msr_write) {
+    if (vcpu.vmcb->control.exit_info_1 != 0) {
         if (!pat_is_valid(exit.msr.value)) {
             svm_inject_exception(handle_of(&vcpu), 13, true, 0);
             return true;
@@ -1072,13 +1076,12 @@ bool own_single_step(SvmVcpu& vcpu) {
 
 // CR4 and CR8 writes, PAT, an NMI handler's IRET and the single steps towards an NMI window are
 // the backend's business: they reach the kernel only as a CR8 write below the threshold. A few
-// tests for every other exit (the CR writes decode as unknown).
+// tests for every other exit (the CR writes and L1's PAT decode as unknown).
 VmExit svm_run(VcpuHandle handle, VcpuState& state, u64 time_slice) {
     SvmVcpu* vcpu = vcpu_of(handle);
     for (;;) {
         VmExit exit = run_once(vcpu, state, time_slice);
-        bool pat = exit.vendor_code == exit_code::msr && exit.msr.index == kMsrPat;
-        if (exit.kind != ExitKind::unknown && !pat && !vcpu->windows) [[likely]]
+        if (exit.kind != ExitKind::unknown && !vcpu->windows) [[likely]]
             return exit;
         if (!handled_here(*vcpu, state, exit)) return exit;
     }

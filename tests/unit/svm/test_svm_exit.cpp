@@ -27,6 +27,8 @@ struct FakeHardware {
         return length;
     }
     void machine_check() { ++machine_checks; }
+    void msr_decoded(nestor::virt::VmExit&) { ++msrs_decoded; }
+    int msrs_decoded = 0;
 };
 
 VmcbControl exit_of(u64 code, u64 info1 = 0, u64 info2 = 0) {
@@ -117,6 +119,7 @@ TEST_CASE("svm_exit.msr_read_and_write") {
     CHECK(w.kind == ExitKind::msr_write);
     CHECK(w.msr.value == 0x1234'00000D01);
     CHECK(hw.asked == std::vector<InsnOp>{InsnOp::rdmsr, InsnOp::wrmsr});
+    CHECK(hw.msrs_decoded == 2);  // the backend sees both, after their decoding
 }
 
 TEST_CASE("svm_exit.xsetbv_takes_index_and_value") {

@@ -83,8 +83,10 @@ inline bool exception_has_error_code(u8 v) {
 
 // The neutral VmExit of the VMCB's exit. `hw` provides what needs the guest's memory or the
 // CPU: `u8 instruction_length(InsnOp expected)`, the length of the instruction at CS:RIP if it is
-// `expected` (0 if not), and `void machine_check()`, the host's #MC handler. Every case sets the
-// kind and the union member it uses in full, so nothing is zeroed first.
+// `expected` (0 if not), `void machine_check()`, the host's #MC handler, and `void
+// msr_decoded(virt::VmExit&)`, which sees every decoded MSR exit (the backend's own MSRs are
+// told apart there, in the MSR case, not by a test on every exit). Every case sets the kind and
+// the union member it uses in full, so nothing is zeroed first.
 template <typename Hardware> [[gnu::always_inline]] inline virt::VmExit decode_exit(const VmcbControl& c,
                                                                                     const virt::VcpuState& state,
                                                                                     Hardware& hw) {
@@ -111,6 +113,7 @@ template <typename Hardware> [[gnu::always_inline]] inline virt::VmExit decode_e
             exit.msr.value = (state.reg(Gpr::rdx) << 32) | static_cast<u32>(state.reg(Gpr::rax));
         }
         exit.msr.index = static_cast<u32>(state.reg(Gpr::rcx));
+        hw.msr_decoded(exit);
         break;
     case exit_code::ioio: decode_ioio(c.exit_info_1, c.exit_info_2, state, exit); break;
     case exit_code::xsetbv:
