@@ -74,7 +74,8 @@ void give_back(PcState* pc) {
 
 Status<PcError> write_smbios_tables(Vm& vm) {
     u8 tables[kSmbiosBuffer] = {};
-    auto built = pc::build_smbios_tables(tables, sizeof(tables), pc::kSmbiosAddress);
+    const pc::MachineUuid uuid = pc::domain_uuid(vm.name, vm.name ? __builtin_strlen(vm.name) : 0);
+    auto built = pc::build_smbios_tables(tables, sizeof(tables), pc::kSmbiosAddress, uuid);
     if (!built) return fail(PcError::tables_dont_fit);
     if (!vm.memory.write(pc::kSmbiosAddress, tables, built->size)) return fail(PcError::tables_dont_fit);
     return {};

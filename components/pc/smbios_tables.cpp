@@ -1,5 +1,6 @@
 #include "nestor/pc/smbios_tables.hpp"
 
+#include "nestor/lib/sha256.hpp"
 #include "nestor/lib/util.hpp"
 #include "nestor/pc/table_bytes.hpp"
 
@@ -75,7 +76,14 @@ private:
     u8 strings_ = 0;
 };
 
-void write_structures(u8* table) {
+// SMBIOS 2.6 and later store the UUID's first three fields little-endian (DSP0134 7.2.1), the
+// rest as the text writes it.
+void put_uuid(u8* at, const MachineUuid& uuid) {
+    constexpr u8 kOrder[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (usize i = 0; i < 16; ++i) at[i] = uuid.bytes[kOrder[i]];
+}
+
+void write_structures(u8* table, const MachineUuid& uuid) {
     StructureWriter w(table);
     u8* bios = w.begin(kTypeBios, kBiosLength);
     put8(bios + 0x04, w.string(kSmbiosVendor));
@@ -94,7 +102,8 @@ void write_structures(u8* table) {
     u8* system = w.begin(kTypeSystem, kSystemLength);
     put8(system + 0x04, w.string(kSmbiosVendor));
     put8(system + 0x05, w.string(kSmbiosProduct));
-    put8(system + 0x18, kWakeUpPowerSwitch);  // version, serial, UUID, SKU, family: none
+    put_uuid(system + 0x08, uuid);
+    put8(system + 0x18, kWakeUpPowerSwitch);  // version, serial, SKU, family: none
     w.end();
     w.begin(kTypeEndOfTable, kEndOfTableLength);
     w.end();
@@ -124,11 +133,25 @@ const char* smbios_error_name(SmbiosError error) {
 
 usize smbios_tables_size() { return kTableOffset + kTableSize; }
 
-Result<SmbiosLayout, SmbiosError> build_smbios_tables(u8* out, usize capacity, u64 guest_physical) {
+MachineUuid domain_uuid(const char* name, usize length) {
+    constexpr char kPrefix[] = "Nestor domain ";
+    Sha256 hash;
+    hash.update(kPrefix, sizeof(kPrefix) - 1);
+    hash.update(name, length);
+    const Sha256Digest digest = hash.finish();
+    MachineUuid uuid{};
+    copy_bytes(uuid.bytes, digest.bytes, sizeof(uuid.bytes));
+    uuid.bytes[6] = static_cast<u8>((uuid.bytes[6] & 0x0F) | 0x80);  // version 8
+    uuid.bytes[8] = static_cast<u8>((uuid.bytes[8] & 0x3F) | 0x80);  // the RFC's variant
+    return uuid;
+}
+
+Result<SmbiosLayout, SmbiosError> build_smbios_tables(u8* out, usize capacity, u64 guest_physical,
+                                                      const MachineUuid& uuid) {
     if (guest_physical % 16 != 0) return fail(SmbiosError::misaligned_address);
     if (capacity < smbios_tables_size()) return fail(SmbiosError::buffer_too_small);
     for (usize i = kEntryPointLength; i < kTableOffset; ++i) out[i] = 0;
-    write_structures(out + kTableOffset);
+    write_structures(out + kTableOffset, uuid);
     write_entry_point(out, guest_physical + kTableOffset);
     return SmbiosLayout{guest_physical, guest_physical + kTableOffset, kTableSize, smbios_tables_size()};
 }

@@ -110,20 +110,23 @@ nestor_linux_test(two_domains MANIFEST ${linux_manifests}/linux_two_domains.mani
   --expect "^appliance: 2 of 2 domains built, 1 failed or refused$" ${rate_checks})
 
 # 5. The interactive shell (tests/appliances/linux_shell.manifest, console = "input"): at the
-#    prompt, a user types a command that counts the CPUs in /proc/cpuinfo, sees its answer, takes
+#    prompt, a user types a command that counts the CPUs in /proc/cpuinfo and shows the machine's
+#    UUID from the SMBIOS tables (the domain's: SHA-256 of "Nestor domain linux" as a version 8
+#    UUID, computed apart with Python's hashlib), sees its answer, takes
 #    CPU 1 offline and back online through sysfs (Linux parks it with interrupts off, then starts
 #    it again with INIT-SIPI-SIPI), sees both online, and types `poweroff -f`: the domain ends
 #    with status 0. (Busybox's prompt is followed by its cursor-position query, ESC [6n, which
 #    the console shows as ".[6n".)
 set(cpu1 /sys/devices/system/cpu/cpu1/online)
 nestor_linux_test(shell MANIFEST ${linux_manifests}/linux_shell.manifest ARGS --expect-status 0
-  --type-after "^\\[linux\\] [^ ]* # " "echo cpus=$(grep -c ^processor /proc/cpuinfo)\\n"
-  --type-after "^\\[linux\\] cpus=[0-9]+$"
+  --type-after "^\\[linux\\] [^ ]* # "
+  "echo cpus=$(grep -c ^processor /proc/cpuinfo) uuid=$(cat /sys/class/dmi/id/product_uuid)\\n"
+  --type-after "^\\[linux\\] cpus=[0-9]+ uuid="
   "echo 0 > ${cpu1}\\necho 1 > ${cpu1}\\necho online=$(cat /sys/devices/system/cpu/online)\\n"
   --type-after "^\\[linux\\] online=" "poweroff -f\\n"
   --expect "^appliance: domain linux takes the console's input \\(its serial port COM1\\)$"
   --expect "^\\[linux\\] NESTOR-LINUX-READY: 2 CPUs, Linux [0-9]"
-  --expect "^\\[linux\\] cpus=2$"
+  --expect "^\\[linux\\] cpus=2 uuid=099cd10c-56c5-8c71-a330-cd0531af64cd$"
   --expect "^\\[linux\\] \\[ *[0-9.]+\\] smpboot: CPU 1 is now offline$"
   --expect "^appliance: domain linux: vCPU 1 waits for a startup IPI again \\(INIT\\)$"
   --expect "^\\[linux\\] online=0-1$"

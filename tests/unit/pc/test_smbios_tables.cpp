@@ -15,9 +15,15 @@ namespace {
 
 constexpr usize kCapacity = 512;
 
+// SHA-256("Nestor domain test-domain")'s first 16 bytes with version 8 and the RFC's variant set
+// (computed apart, by Python's hashlib): 953338dd-6fa9-81fe-9aae-d36368e6e8bf.
+constexpr char kName[] = "test-domain";
+constexpr MachineUuid kTestDomainUuid{
+    {0x95, 0x33, 0x38, 0xdd, 0x6f, 0xa9, 0x81, 0xfe, 0x9a, 0xae, 0xd3, 0x63, 0x68, 0xe6, 0xe8, 0xbf}};
+
 std::vector<u8> built(u64 address = kSmbiosAddress) {
     std::vector<u8> out(kCapacity, 0xAA);
-    auto layout = build_smbios_tables(out.data(), out.size(), address);
+    auto layout = build_smbios_tables(out.data(), out.size(), address, kTestDomainUuid);
     REQUIRE(layout);
     REQUIRE(layout->entry_point == address);
     REQUIRE(layout->size == smbios_tables_size());
@@ -119,17 +125,34 @@ TEST_CASE("pc.smbios.system_information_names_the_maker_and_product") {
     REQUIRE(system.length == 0x1B);
     CHECK(system.string(system.formatted[0x04]) == kSmbiosVendor);
     CHECK(system.string(system.formatted[0x05]) == kSmbiosProduct);
-    CHECK(system.formatted[0x06] == 0);                                   // no version string
-    for (usize i = 0x08; i < 0x18; ++i) CHECK(system.formatted[i] == 0);  // UUID: not present
-    CHECK(system.formatted[0x18] == 0x06);                                // woken by the power switch
+    CHECK(system.formatted[0x06] == 0);  // no version string
+    // The UUID, its first three fields little-endian (SMBIOS 2.6 and later).
+    const std::vector<u8> uuid(system.formatted + 0x08, system.formatted + 0x18);
+    CHECK(uuid == std::vector<u8>{0xdd, 0x38, 0x33, 0x95, 0xa9, 0x6f, 0xfe, 0x81, 0x9a, 0xae, 0xd3, 0x63, 0x68, 0xe6,
+                                  0xe8, 0xbf});
+    CHECK(system.formatted[0x18] == 0x06);  // woken by the power switch
+}
+
+TEST_CASE("pc.smbios.domain_uuid_is_a_version_8_uuid_of_the_name_alone") {
+    const MachineUuid uuid = domain_uuid(kName, sizeof(kName) - 1);
+    CHECK(std::vector<u8>(uuid.bytes, uuid.bytes + 16) ==
+          std::vector<u8>(kTestDomainUuid.bytes, kTestDomainUuid.bytes + 16));
+    CHECK(uuid.bytes[6] >> 4 == 8);       // version 8
+    CHECK((uuid.bytes[8] >> 6) == 0b10);  // the RFC's variant
+    const MachineUuid again = domain_uuid(kName, sizeof(kName) - 1);
+    CHECK(std::vector<u8>(again.bytes, again.bytes + 16) == std::vector<u8>(uuid.bytes, uuid.bytes + 16));
+    const MachineUuid other = domain_uuid("test-domain2", 12);
+    CHECK(std::vector<u8>(other.bytes, other.bytes + 16) != std::vector<u8>(uuid.bytes, uuid.bytes + 16));
+    const MachineUuid prefix = domain_uuid(kName, 4);  // "test": the length is the name's
+    CHECK(std::vector<u8>(prefix.bytes, prefix.bytes + 16) != std::vector<u8>(uuid.bytes, uuid.bytes + 16));
 }
 
 TEST_CASE("pc.smbios.refuses_a_small_buffer_or_a_misaligned_address_writing_nothing") {
     std::vector<u8> out(kCapacity, 0xAA);
-    auto small = build_smbios_tables(out.data(), smbios_tables_size() - 1, kSmbiosAddress);
+    auto small = build_smbios_tables(out.data(), smbios_tables_size() - 1, kSmbiosAddress, kTestDomainUuid);
     REQUIRE_FALSE(small);
     CHECK(small.error() == SmbiosError::buffer_too_small);
-    auto misaligned = build_smbios_tables(out.data(), out.size(), kSmbiosAddress + 8);
+    auto misaligned = build_smbios_tables(out.data(), out.size(), kSmbiosAddress + 8, kTestDomainUuid);
     REQUIRE_FALSE(misaligned);
     CHECK(misaligned.error() == SmbiosError::misaligned_address);
     for (u8 b : out) CHECK(b == 0xAA);
@@ -160,6 +183,7 @@ TEST_CASE("pc.smbios.dmidecode_reads_the_tables") {
     CHECK(output.find("System Information") != std::string::npos);
     CHECK(output.find("Manufacturer: Nestor") != std::string::npos);
     CHECK(output.find("Product Name: Nestor PC") != std::string::npos);
+    CHECK(output.find("UUID: 953338dd-6fa9-81fe-9aae-d36368e6e8bf") != std::string::npos);
     CHECK(output.find("End Of Table") != std::string::npos);
     for (const char* complaint : {"Invalid", "invalid", "Wrong", "wrong", "corrupt", "Bad", "truncated"})
         CHECK(output.find(complaint) == std::string::npos);
