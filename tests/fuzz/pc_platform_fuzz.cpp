@@ -40,15 +40,52 @@ public:
     void console_line(const char*, usize) override {}
 };
 
-// The ports the platform claims, for operations that pick one of them rather than any port.
-constexpr u16 kPlatformPorts[] = {
-    0x20,  0x21,  0xA0,  0xA1,  0x4D0, 0x4D1, 0x40,  0x41,    0x42,        0x43,        0x61,        0x70,
-    0x71,  0x60,  0x64,  0x80,  0x92,  0xCF8, 0xCF9, 0xCFC,   0xCFD,       0xCFE,       0xCFF,       0x3F8,
-    0x3F9, 0x3FA, 0x3FB, 0x3FC, 0x3FD, 0x3FE, 0x3FF, kPmBase, kPmBase + 2, kPmBase + 4, kPmBase + 8, kPmBase + 11};
+// The platform's port ranges, for operations that pick one of its ports rather than any port.
+struct PortRange {
+    u16 first;
+    u16 count;
+};
+constexpr PortRange kPlatformPorts[] = {
+    {Pic8259Pair::kMasterBase, Pic8259Pair::kRangePorts},
+    {Pic8259Pair::kSlaveBase, Pic8259Pair::kRangePorts},
+    {Pic8259Pair::kElcrBase, Pic8259Pair::kRangePorts},
+    {Pit8254::kFirstPort, Pit8254::kPortCount},
+    {Pit8254::kSystemControlPort, 1},
+    {CmosRtc::kIndexPort, CmosRtc::kPortCount},
+    {SystemPorts::kKeyboardDataPort, 1},
+    {SystemPorts::kKeyboardStatusPort, 1},
+    {SystemPorts::kPostCodePort, 1},
+    {SystemPorts::kSystemControlPortA, 1},
+    {SystemPorts::kPciConfigPorts, SystemPorts::kPciConfigPortCount},
+    {kConsolePort, Serial16550A::kPorts},
+    {kPmBase, kPmPortCount},
+};
 
 // The MSRs of interest besides the x2APIC range.
-constexpr u32 kPlatformMsrs[] = {0x10,  0x1B,  0x3A,  0x3B,  0x8B,  0xFE,  0x179, 0x17A, 0x1A0, 0x200, 0x201,     0x250,
-                                 0x258, 0x277, 0x2FF, 0x400, 0x401, 0x402, 0x6E0, 0x48,  0x49,  0x10A, 0xC0010015};
+namespace regs = x86_regs;
+constexpr u32 kPlatformMsrs[] = {regs::kMsrTsc,
+                                 regs::kMsrApicBase,
+                                 regs::kMsrTscAdjust,
+                                 regs::kMsrSpecCtrl,
+                                 regs::kMsrPredCmd,
+                                 regs::kMsrMtrrCap,
+                                 regs::kMsrArchCapabilities,
+                                 regs::kMsrMcgCap,
+                                 regs::kMsrMcgStatus,
+                                 regs::kMsrMcgCtl,
+                                 regs::kMsrMiscEnable,
+                                 regs::kMsrMtrrPhysBase0,
+                                 regs::kMsrMtrrPhysBase0 + 1,
+                                 regs::kMsrMtrrFix64k00000,
+                                 regs::kMsrMtrrFix16k80000,
+                                 regs::kMsrMtrrFix4kC0000,
+                                 regs::kMsrPat,
+                                 regs::kMsrMtrrDefType,
+                                 regs::kMsrMc0Ctl,
+                                 regs::kMsrMc0Ctl + 1,
+                                 regs::kMsrTscDeadline,
+                                 regs::kMsrPlatformId,
+                                 regs::kMsrDebugCtl};
 
 struct Reader {
     const u8* data;
@@ -72,8 +109,6 @@ struct Reader {
 
 constexpr u8 kIoSizes[] = {1, 2, 4, 1};
 constexpr u8 kMmioSizes[] = {1, 2, 4, 8};
-constexpr u32 kIsr = 0x100;
-constexpr u32 kIrr = 0x200;
 
 struct Fuzz {
     FuzzClock host;
@@ -188,8 +223,10 @@ struct Fuzz {
         }
         if (!apic.any_requested()) FUZZ_ASSERT(vector < 0 && threshold == 0);
         if (apic.nothing_new(threshold)) FUZZ_ASSERT(vector < 0);
-        if (int isr = register_nonzero(apic, kIsr); isr >= 0) FUZZ_ASSERT((isr != 0) == apic.any_in_service());
-        if (int irr = register_nonzero(apic, kIrr); irr >= 0) FUZZ_ASSERT((irr != 0) == apic.any_requested());
+        if (int isr = register_nonzero(apic, LocalApic::kIsr); isr >= 0)
+            FUZZ_ASSERT((isr != 0) == apic.any_in_service());
+        if (int irr = register_nonzero(apic, LocalApic::kIrr); irr >= 0)
+            FUZZ_ASSERT((irr != 0) == apic.any_requested());
     }
 
     // One operation: op, vCPU, a 16-bit selector, a 64-bit value.
@@ -197,10 +234,12 @@ struct Fuzz {
         select(vcpu);
         const bool write = op & 1;
         switch ((op >> 1) % 12) {
-        case 0:  // a port the platform claims
-            port(kPlatformPorts[selector % (sizeof(kPlatformPorts) / sizeof(kPlatformPorts[0]))],
-                 kIoSizes[(selector >> 8) & 3], static_cast<u32>(value), write);
+        case 0: {  // a port the platform claims
+            const PortRange& range = kPlatformPorts[selector % (sizeof(kPlatformPorts) / sizeof(kPlatformPorts[0]))];
+            port(static_cast<u16>(range.first + (selector >> 8) % range.count), kIoSizes[value >> 62],
+                 static_cast<u32>(value), write);
             break;
+        }
         case 1:  // any port
             port(selector, kIoSizes[value >> 62], static_cast<u32>(value), write);
             break;
