@@ -1054,9 +1054,13 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     if (!(raw.reason & exit_reason::entry_failure)) vcpu->launched = true;
     raw.qualification = vmread(field::exit_qualification);
     raw.instruction_length = static_cast<u32>(vmread(field::exit_instruction_length));
-    raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
-    raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
     u32 basic_reason = raw.reason & exit_reason::basic_mask;
+    // Only an exception or NMI exit has interruption information (SDM 28.2.2); the others leave
+    // it 0, as the CPU's invalid field reads.
+    if (basic_reason == exit_reason::exception_or_nmi) [[unlikely]] {
+        raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
+        raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
+    }
     // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
     // host's handler takes it, or the next entry would exit again at once.
     if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
