@@ -1055,8 +1055,8 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     raw.qualification = vmread(field::exit_qualification);
     raw.instruction_length = static_cast<u32>(vmread(field::exit_instruction_length));
     u32 basic_reason = raw.reason & exit_reason::basic_mask;
-    // Only an exception or NMI exit has interruption information (SDM 28.2.2); the others leave
-    // it 0, as the CPU's invalid field reads.
+    // Only an exception or NMI exit has interruption information (SDM 28.2.2): for the others it
+    // stays 0 here, not valid, as the CPU's field says for them.
     if (basic_reason == exit_reason::exception_or_nmi) [[unlikely]] {
         raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
         raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
