@@ -434,8 +434,9 @@ TEST_CASE("pc.lapic.eoi_in_two_halves") {
     CHECK(rig.eoi.vectors.size() == 1);
 }
 
-// The EOI short path asks any_in_service() / any_requested() before it touches ISR: the
-// summaries must follow every vector in and out, within a word and across words.
+// The EOI short path trusts the summaries: end_in_service() finds the highest vector in service
+// through ISR's, and any_requested() says whether IRR needs a look. They must follow every vector
+// in and out, within a word and across words.
 TEST_CASE("pc.lapic.eoi_summaries_follow_isr_and_irr") {
     Rig rig;
     rig.enable();
