@@ -8,6 +8,9 @@
 //    the CR0 / CR4 masks), L0's I/O bitmaps, the merged MSR bitmap, L2's VPID, and an EPT
 //    pointer that is L0's EPT of L1, the empty root or a shadow root L0 allocated;
 //  - every leaf of a shadow EPT maps a frame of L1's RAM;
+//  - while the component counts on the control and host-state checks of the last entry
+//    (L2State::entry_checks_hold), running them all on vmcs12 as it is now passes, but for what
+//    a VM entry checks again anyway (recheck_controls, recheck_host_state);
 //  - at the vCPU's end everything the component allocated is released.
 //
 // Input: 24-byte operations (see run_op) on an L1 that starts in VMX operation with a current
@@ -20,11 +23,14 @@
 #include "../../components/nested/vmx/vmcs12.hpp"
 #include "fuzz_assert.hpp"
 #include "../../components/nested/vmx/vmx_capabilities.hpp"
+#include "../../components/nested/vmx/vmx_entry_checks.hpp"
+#include "../../components/nested/vmx/vmx_l2.hpp"
 #include "fake_vmx_hardware.hpp"
 #include "l1_ram_host.hpp"
 #include "nested_fixture.hpp"
 
 using namespace nested_test;
+namespace nv = nestor::nested::vmx;
 
 namespace {
 
@@ -239,6 +245,23 @@ void check_vmcs02(L1& l1) {
     if (eptp != l0.l1_eptp && eptp != l0.empty_eptp) check_shadow_table(l1.host, eptp & ~u64{0xFFF}, 4);
 }
 
+// The checks a VM entry skips while entry_checks_hold: every check on vmcs12 with what the entry
+// checks again set to values that pass (the "IA-32e mode guest" and L1 mode they passed with, no
+// event to inject, a HOST_RIP below 4 GiB, a VTPR above any threshold) must pass.
+void check_entry_checks_hold(L1& l1) {
+    const nested::VmxVcpu& vmx = nested::core(l1.vcpu).vmx;
+    if (!vmx.cache || vmx.current_vmcs == ~u64{0}) return;
+    const nv::L2State& l2 = reinterpret_cast<const nv::CacheBlock*>(vmx.cache)->l2;
+    if (!l2.entry_checks_hold) return;
+    nv::Vmcs12 v = *vmx.cache;
+    nv::write_field(v, iv::field::entry_controls, l2.checked_entry_controls);
+    nv::write_field(v, iv::field::entry_interruption_info, 0);
+    nv::write_field(v, iv::field::host_rip, 0x1000);
+    const u32 bits = l1.hw.physical_address_bits();
+    FUZZ_ASSERT(nv::check_controls(v, bits, 0xFF) == nv::EntryCheck::ok);
+    FUZZ_ASSERT(nv::check_host_state(v, bits, l2.checked_long_mode) == nv::EntryCheck::ok);
+}
+
 // An exit of L2 with `reason`, decoded as the backend would into the neutral kind.
 void l2_exit(L1& l1, u64 a, u64 b, u64 c) {
     static constexpr u32 kReasons[] = {iv::exit_reason::external_interrupt,
@@ -363,6 +386,7 @@ void run_op(L1& l1, u64 a, u64 b, u64 c) {
         break;
     }
     check_vmcs02(l1);
+    check_entry_checks_hold(l1);
 }
 
 }  // namespace

@@ -6,7 +6,6 @@ namespace {
 using namespace vmcs12_layout;
 
 constexpr u32 kAccessHigh = 1u << 0;
-constexpr u32 kTypeReadOnly = 1;
 
 struct FieldTable {
     FieldInfo fields[kVmcs12FieldCount];
@@ -17,7 +16,7 @@ constexpr FieldTable make_table() {
     for (usize i = 0; i < kVmcs12FieldCount; ++i) {
         u32 e = kEncodings[i];
         t.fields[i] = FieldInfo{e, static_cast<u16>(__builtin_offsetof(Vmcs12, slots) + 8 * i), width_of(e),
-                                ((e >> kTypeShift) & 3) == kTypeReadOnly};
+                                type_of(e) == kTypeReadOnly};
     }
     return t;
 }

@@ -214,6 +214,10 @@ inline constexpr u32 kEncodings[] = {
 static_assert(sizeof(kEncodings) / sizeof(kEncodings[0]) == kVmcs12FieldCount);
 
 inline constexpr u32 kTypeShift = 10;  // bits 11:10: control, read-only data, guest state, host state
+inline constexpr u32 kTypeControl = 0;
+inline constexpr u32 kTypeReadOnly = 1;
+inline constexpr u32 kTypeGuestState = 2;
+inline constexpr u32 kTypeHostState = 3;
 inline constexpr u32 kIndexShift = 1;
 inline constexpr u32 kIndexMask = 0x1FF;
 
@@ -226,6 +230,8 @@ inline constexpr u32 kKeyCount = 4 * 4 * kIndexLimit;
 inline constexpr u32 kNoSlot = 0xFF;
 inline constexpr u32 kKeyBits = (3u << kFieldWidthShift) | (kTypeMask << kTypeShift) | (kIndexMask << kIndexShift);
 static_assert(kVmcs12FieldCount < kNoSlot);
+
+constexpr u32 type_of(u32 encoding) { return (encoding >> kTypeShift) & kTypeMask; }
 
 constexpr u32 key_of(u32 full) {
     return ((full >> kFieldWidthShift) & 3) * 4 * kIndexLimit + ((full >> kTypeShift) & kTypeMask) * kIndexLimit +

@@ -143,6 +143,11 @@ bool bases_canonical(const Vmcs12& v) {
     return true;
 }
 
+bool host_rip_ok(const Vmcs12& v, bool host_64) {
+    u64 rip = read_field(v, field::host_rip);
+    return host_64 ? is_canonical(rip) : (rip >> 32) == 0;
+}
+
 }  // namespace
 
 bool valid_eptp(u64 eptp, u32 bits) {
@@ -182,9 +187,24 @@ EntryCheck check_host_state(const Vmcs12& v, u32 bits, bool l1_long_mode) {
     if (l1_long_mode ? !host_64 : (host_64 || guest_64)) return EntryCheck::host_address_space_size;
     if (host_64 && !(cr4 & kCr4Pae)) return EntryCheck::host_address_space_size;
     if (!host_64 && (cr4 & kCr4Pcide)) return EntryCheck::host_address_space_size;
-    u64 rip = read_field(v, field::host_rip);
-    if (host_64 ? !is_canonical(rip) : (rip >> 32) != 0) return EntryCheck::host_rip;
-    return EntryCheck::ok;
+    return host_rip_ok(v, host_64) ? EntryCheck::ok : EntryCheck::host_rip;
+}
+
+bool changes_entry_checks(u32 encoding) {
+    const u32 type = vmcs12_layout::type_of(encoding);
+    if (type != vmcs12_layout::kTypeControl && type != vmcs12_layout::kTypeHostState) return false;
+    return encoding != field::host_rsp && encoding != field::host_rip;
+}
+
+EntryCheck recheck_controls(const Vmcs12& v, u32 bits, u8 vtpr) {
+    if (read_field(v, field::primary_controls) & primary::use_tpr_shadow)
+        if (EntryCheck check = tpr_shadow_controls(v, bits, vtpr); check != EntryCheck::ok) return check;
+    return event_injection_ok(v) ? EntryCheck::ok : EntryCheck::entry_event_injection;
+}
+
+EntryCheck recheck_host_state(const Vmcs12& v) {
+    bool host_64 = read_field(v, field::exit_controls) & exit_ctl::host_address_space_size;
+    return host_rip_ok(v, host_64) ? EntryCheck::ok : EntryCheck::host_rip;
 }
 
 }  // namespace nestor::nested::vmx

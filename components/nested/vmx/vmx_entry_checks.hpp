@@ -52,6 +52,14 @@ enum class EntryCheck : u8 {
 EntryCheck check_controls(const Vmcs12& vmcs, u32 physical_address_bits, u8 vtpr);
 // The first host-state check it fails, for an L1 whose EFER.LMA is `l1_long_mode`.
 EntryCheck check_host_state(const Vmcs12& vmcs, u32 physical_address_bits, bool l1_long_mode);
+// What of those two L1 can change without a VMWRITE of a control or host-state field: the TPR
+// threshold against VTPR (L1's memory), an injected event against guest CR0.PE (a guest field),
+// and HOST_RIP, which L1s write before each entry (HOST_RSP has no check). Once both passed for
+// vmcs12 as it is, a VM entry after no VMWRITE that changes_entry_checks, and with L1's EFER.LMA
+// as it was, runs only these, in the same order: every other check would pass again.
+EntryCheck recheck_controls(const Vmcs12& vmcs, u32 physical_address_bits, u8 vtpr);
+EntryCheck recheck_host_state(const Vmcs12& vmcs);
+bool changes_entry_checks(u32 encoding);  // a VMWRITE of the full field `encoding`
 // EPTP as INVEPT and VM entry check it: write-back tables, 4-level walks, no A/D flags (not
 // offered), reserved bits clear, inside the physical-address width.
 bool valid_eptp(u64 eptp, u32 physical_address_bits);

@@ -208,7 +208,9 @@ Result vmptrld(InstructionContext& c) {
     release_current(c.vmx, c.host);
     if (!c.host.read(pointer, c.vmx.cache, sizeof(Vmcs12))) return fail_invalid();
     c.vmx.current_vmcs = pointer;
-    l2_state(c.vmx).vmcs02_matches = false;  // vmcs02 was built from another vmcs12
+    L2State& l2 = l2_state(c.vmx);
+    l2.vmcs02_matches = false;  // vmcs02 was built from another vmcs12
+    l2.entry_checks_hold = false;
     return succeed();
 }
 
@@ -260,7 +262,9 @@ Result vmwrite(InstructionContext& c) {
     // Else a later copy of the kept fields from vmcs02 would undo the write.
     if (kept_in_vmcs02(*access.field)) complete_vmcs12(c.vmx, c.hardware);
     write_field(*c.vmx.cache, access, value);
-    l2_state(c.vmx).written.add(*access.field);
+    L2State& l2 = l2_state(c.vmx);
+    l2.written.add(*access.field);
+    if (changes_entry_checks(access.field->encoding)) l2.entry_checks_hold = false;
     return succeed();
 }
 
@@ -284,10 +288,21 @@ Result vmlaunch_or_vmresume(InstructionContext& c, bool launch) {
     u32 launch_state = c.vmx.cache->launch_state;
     if (launch && launch_state != kLaunchStateClear) return vm_fail(c, instruction_error::vmlaunch_nonclear);
     if (!launch && launch_state != kLaunchStateLaunched) return vm_fail(c, instruction_error::vmresume_nonlaunched);
-    if (check_controls(*c.vmx.cache, c.cpu.physical_address_bits, virtual_apic_vtpr(c)) != EntryCheck::ok)
-        return vm_fail(c, instruction_error::entry_invalid_control);
-    if (check_host_state(*c.vmx.cache, c.cpu.physical_address_bits, c.cpu.efer & kEferLma) != EntryCheck::ok)
-        return vm_fail(c, instruction_error::entry_invalid_host_state);
+    const Vmcs12& v = *c.vmx.cache;
+    const u32 bits = c.cpu.physical_address_bits;
+    const bool long_mode = c.cpu.efer & kEferLma;
+    L2State& l2 = l2_state(c.vmx);
+    const u32 entry_controls = static_cast<u32>(read_field(v, field::entry_controls));
+    const bool known =
+        l2.entry_checks_hold && l2.checked_long_mode == long_mode && l2.checked_entry_controls == entry_controls;
+    const u8 vtpr = virtual_apic_vtpr(c);
+    const EntryCheck controls = known ? recheck_controls(v, bits, vtpr) : check_controls(v, bits, vtpr);
+    if (controls != EntryCheck::ok) return vm_fail(c, instruction_error::entry_invalid_control);
+    const EntryCheck host = known ? recheck_host_state(v) : check_host_state(v, bits, long_mode);
+    if (host != EntryCheck::ok) return vm_fail(c, instruction_error::entry_invalid_host_state);
+    l2.entry_checks_hold = true;
+    l2.checked_long_mode = long_mode;
+    l2.checked_entry_controls = entry_controls;
     return {Outcome::enter_l2, launch ? 1u : 0u, nullptr};
 }
 

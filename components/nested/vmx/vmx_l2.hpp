@@ -27,6 +27,13 @@ struct L2State {
     // vmcs12's guest fields kept_in_vmcs02 are stale and vmcs02 holds L2's values: set by a VM
     // exit, cleared by complete_vmcs12.
     bool guest_state_kept;
+    // vmcs12 passed check_controls and check_host_state with L1's EFER.LMA `checked_long_mode`
+    // and the VM-entry controls `checked_entry_controls` (a VM exit changes "IA-32e mode guest"),
+    // and has changed since only where recheck_controls / recheck_host_state look: cleared by a
+    // VMWRITE that changes_entry_checks and by VMPTRLD.
+    bool entry_checks_hold;
+    bool checked_long_mode;
+    u32 checked_entry_controls;
 };
 
 struct CacheBlock {

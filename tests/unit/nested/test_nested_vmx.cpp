@@ -1155,6 +1155,152 @@ TEST_CASE("nested_vmx.vmresume_writes_the_controls_that_stay_put_only_when_l1_ch
     CHECK(v02[iv::field::cr0_read_shadow] == (kCr0 | x86_regs::kCr0Ts));
 }
 
+// After a VM entry whose control and host-state checks passed, VMRESUME runs them all again only
+// when L1 VMWROTE a control or host-state field it checks (or loaded another VMCS); else only
+// those whose inputs change without such a VMWRITE: HOST_RIP, VTPR in L1's memory, and the
+// checks keyed by L1's mode and the "IA-32e mode guest" a VM exit updates.
+TEST_CASE("nested_vmx.vmresume_checks_again_what_changed_since_the_last_entry") {
+    RunningL2 l1;
+    auto exit_to_l1 = [&] {
+        REQUIRE(!l1.l2_instruction(ExitKind::cpuid, iv::exit_reason::cpuid, 2).stop);
+        REQUIRE(l1.reflected(iv::exit_reason::cpuid));
+    };
+    auto refused = [&](u64 error) {
+        REQUIRE(completed(l1.simple(iv::exit_reason::vmresume)));
+        CHECK(l1.failed_valid());
+        CHECK(!l1.hw.running_l2());
+        return l1.error() == error;
+    };
+    exit_to_l1();
+    SECTION("a control field: every control check again") {
+        REQUIRE(completed(l1.vmwrite(iv::field::cr3_target_count, 1)));
+        CHECK(refused(7));
+        REQUIRE(completed(l1.vmwrite(iv::field::cr3_target_count, 0)));
+        l1.resume_l2();
+    }
+    SECTION("a host-state field: every host-state check again") {
+        REQUIRE(completed(l1.vmwrite(iv::field::host_cr3, u64{1} << 40)));
+        CHECK(refused(8));
+        REQUIRE(completed(l1.vmwrite(iv::field::host_cr3, 0x1000)));
+        l1.resume_l2();
+    }
+    SECTION("HOST_RIP, which L1s write before every entry, is checked every time") {
+        REQUIRE(completed(l1.vmwrite(iv::field::host_rip, u64{1} << 47)));
+        CHECK(refused(8));
+        REQUIRE(completed(l1.vmwrite(iv::field::host_rip, 0x7000)));
+        l1.resume_l2();
+    }
+    SECTION("VTPR, in L1's memory, is checked against the threshold every time") {
+        constexpr u64 kPage = 0x40000;
+        u8 vtpr = 0x30;
+        REQUIRE(l1.host.write(kPage + 0x80, &vtpr, 1));
+        const u64 primary = l1.vmread(iv::field::primary_controls);
+        REQUIRE(completed(l1.vmwrite(iv::field::primary_controls, primary | iv::primary::use_tpr_shadow)));
+        REQUIRE(completed(l1.vmwrite(iv::field::virtual_apic_page_address, kPage)));
+        REQUIRE(completed(l1.vmwrite(iv::field::tpr_threshold, 3)));
+        l1.resume_l2();
+        exit_to_l1();
+        vtpr = 0x20;  // class 2, below the threshold: no VMWRITE since the last entry
+        REQUIRE(l1.host.write(kPage + 0x80, &vtpr, 1));
+        CHECK(refused(7));
+        vtpr = 0x30;
+        REQUIRE(l1.host.write(kPage + 0x80, &vtpr, 1));
+        l1.resume_l2();
+    }
+    SECTION("L1's mode: the host address-space size again") {
+        // Not a state L1 reaches through the CPU (VMX operation pins CR0.PG, so EFER.LMA stays),
+        // which the checks do not count on.
+        l1.state.efer = x86_regs::kEferLme;
+        l1.state.mode = CpuMode::protected32;
+        CHECK(refused(8));
+        l1.state.efer = x86_regs::kEferLme | x86_regs::kEferLma;
+        l1.state.mode = CpuMode::long64;
+        l1.resume_l2();
+    }
+    SECTION("a guest field: the checks that passed hold") {
+        REQUIRE(completed(l1.vmwrite(iv::field::guest_rip, 0x4100)));
+        l1.resume_l2();
+        CHECK(l1.hw.vmcs[1][iv::field::guest_rip] == 0x4100);
+    }
+    SECTION("another VMCS, then this one again: every check again") {
+        REQUIRE(completed(l1.vmptrld(kVmcsB)));
+        nv::Vmcs12 a = l1.region(kVmcsA);
+        nv::write_field(a, iv::field::host_cs_selector, 0);  // L1 changed the region meanwhile
+        REQUIRE(l1.host.write(kVmcsA, &a, sizeof(a)));
+        REQUIRE(completed(l1.vmptrld(kVmcsA)));
+        CHECK(refused(8));
+    }
+}
+
+// A 32-bit L1 (no IA-32e host) whose L2 is in IA-32e mode at its exit: the exit sets "IA-32e
+// mode guest", which such an L1 may not enter with (SDM 26.2.4), whether or not it VMWROTE.
+TEST_CASE("nested_vmx.vmresume_of_a_32_bit_l1_checks_the_ia32e_mode_an_exit_stored") {
+    using namespace iv;
+    const nv::Capabilities& caps = nv::capabilities();
+    VmxL1 l1;
+    l1.state.mode = CpuMode::protected32;
+    l1.state.efer = 0;
+    nv::Vmcs12 v = runnable_vmcs12();
+    nv::write_field(v, field::exit_controls, caps.true_exit.must_be_one);
+    nv::write_field(v, field::entry_controls, caps.true_entry.must_be_one);
+    REQUIRE(l1.host.write(kVmcsA, &v, sizeof(v)));
+    REQUIRE(completed(l1.vmxon()));
+    REQUIRE(completed(l1.vmptrld(kVmcsA)));
+    REQUIRE(completed(l1.simple(exit_reason::vmlaunch)));
+    REQUIRE(l1.hw.running_l2());
+    l1.hw.vmcs[1][field::guest_efer] = x86_regs::kEferLme | x86_regs::kEferLma;
+    l1.hw.l2_exits(exit_reason::cpuid, 0, 2);
+    VmExit exit{};
+    exit.kind = ExitKind::cpuid;
+    exit.instruction_length = 2;
+    exit.vendor_code = exit_reason::cpuid;
+    REQUIRE(!l1.run(exit).stop);
+    REQUIRE(!l1.hw.running_l2());
+    REQUIRE((l1.vmread(field::entry_controls) & entry_ctl::ia32e_mode_guest) != 0);
+    REQUIRE(completed(l1.simple(exit_reason::vmresume)));
+    CHECK(l1.failed_valid());
+    CHECK(l1.error() == 8);
+}
+
+// What recheck_controls and recheck_host_state look at, each failing alone.
+TEST_CASE("nested_vmx.entry_rechecks_each_fail_alone") {
+    using namespace iv;
+    using nv::EntryCheck;
+    constexpr u32 kBits = 39;
+    const nv::Vmcs12 good = good_vmcs12();
+    CHECK(nv::recheck_controls(good, kBits, 0xFF) == EntryCheck::ok);
+    CHECK(nv::recheck_host_state(good) == EntryCheck::ok);
+    nv::Vmcs12 v = good;
+    // A #GP with its error code, valid in protected mode only: guest CR0.PE decides.
+    nv::write_field(v, field::entry_interruption_info,
+                    intr_info::valid | intr_info::type_hardware_exception | intr_info::error_code_valid | 13);
+    nv::write_field(v, field::guest_cr0, kCr0);
+    CHECK(nv::recheck_controls(v, kBits, 0xFF) == EntryCheck::ok);
+    nv::write_field(v, field::guest_cr0, 0);
+    CHECK(nv::recheck_controls(v, kBits, 0xFF) == EntryCheck::entry_event_injection);
+    v = good;
+    nv::write_field(v, field::primary_controls, nv::read_field(v, field::primary_controls) | primary::use_tpr_shadow);
+    nv::write_field(v, field::virtual_apic_page_address, 0x40000);
+    nv::write_field(v, field::tpr_threshold, 3);
+    CHECK(nv::recheck_controls(v, kBits, 0x30) == EntryCheck::ok);
+    CHECK(nv::recheck_controls(v, kBits, 0x2F) == EntryCheck::tpr_threshold_above_vtpr);
+    v = good;
+    nv::write_field(v, field::host_rip, u64{1} << 47);
+    CHECK(nv::recheck_host_state(v) == EntryCheck::host_rip);
+    // Which VMWRITEs make the next entry check everything again: controls and host state but
+    // HOST_RSP (no check) and HOST_RIP (checked every time).
+    CHECK(nv::changes_entry_checks(field::primary_controls));
+    CHECK(nv::changes_entry_checks(field::entry_interruption_info));
+    CHECK(nv::changes_entry_checks(field::vpid));
+    CHECK(nv::changes_entry_checks(field::host_cr3));
+    CHECK(nv::changes_entry_checks(field::host_tr_selector));
+    CHECK_FALSE(nv::changes_entry_checks(field::host_rsp));
+    CHECK_FALSE(nv::changes_entry_checks(field::host_rip));
+    CHECK_FALSE(nv::changes_entry_checks(field::guest_rip));
+    CHECK_FALSE(nv::changes_entry_checks(field::guest_cr0));
+    CHECK_FALSE(nv::changes_entry_checks(field::exit_reason));
+}
+
 TEST_CASE("nested_vmx.guest_fields_vmcs02_keeps_after_an_exit_reach_vmcs12_when_needed") {
     using iv::field::guest_ds_selector, iv::field::guest_gs_base, iv::field::guest_tr_limit;
     // L2's state in vmcs02 at its exit, in fields a VM exit leaves in vmcs02 for later.
