@@ -126,9 +126,10 @@ struct SvmVcpu {
     // and VcpuState at every exit and entry. Else the guest's CR8 is only V_TPR, its own.
     bool syncs_task_priority;
     TaskPriority task_priority;
-    // VcpuState's CR0 and EFER are the VMCB's (read_state, or ExitHardware::msr_decoded after an MSR
-    // exit for EFER): the next entry loads EFER, which the kernel may have changed (an emulated
-    // WRMSR). Else they may be older than the VMCB's, which the guest changes without an exit (EFER.LMA).
+    // An MSR exit for EFER read CR0 and EFER into VcpuState (ExitHardware::msr_decoded): the next
+    // entry loads EFER, which the kernel may have changed (an emulated WRMSR). Else VcpuState's
+    // may be older than the VMCB's, which the guest changes without an exit (EFER.LMA), or, just
+    // after a switch between L1 and L2 (read_state), the same.
     bool efer_in_state;
     // Extended state, XCR0 and DR0-DR3, which VMRUN leaves alone: L1 and its L2 share them, as
     // they share the CPU's.
@@ -739,11 +740,12 @@ inline void write_efer(const VcpuState& state, VmcbSave& save) {
     }
 }
 
-// The VMCB's state in full, after a switch between L1 and L2, as the kernel's.
+// The VMCB's state in full, after a switch between L1 and L2, as the kernel's. The VMCB holds the
+// EFER read here: the next entry loads it only if an emulated WRMSR changes it (msr_decoded).
 [[gnu::always_inline]] inline void read_state(SvmVcpu& vcpu, const VmcbSave& save, VcpuState& state) {
     read_exit_state(save, state);
     read_control_state(save, state);
-    vcpu.efer_in_state = true;
+    vcpu.efer_in_state = false;
 }
 
 // vmcb02 becomes the active VMCB. A pending event of L1's goes; vmcb02's EVENTINJ is delivered.
