@@ -103,11 +103,15 @@ private:
     Host& host_;
 };
 
-inline Decision complete(u64 value = 0) { return Decision{Action::complete, value, nullptr}; }
-inline Decision inject_ud() { return Decision{Action::inject_ud, 0, nullptr}; }
-inline Decision inject_gp() { return Decision{Action::inject_gp, 0, nullptr}; }
+inline Decision complete(u64 value = 0) { return Decision{Action::complete, {value}}; }
+inline Decision inject_ud() { return Decision{Action::inject_ud, {}}; }
+inline Decision inject_gp() { return Decision{Action::inject_gp, {}}; }
 inline Decision not_nested() { return Decision{}; }
-inline Decision stop(const char* report) { return Decision{Action::stop, 0, report}; }
-inline Decision resume() { return Decision{Action::resume, 0, nullptr}; }
+inline Decision stop(const char* report) {
+    Decision d{Action::stop, {}};
+    d.report = report;
+    return d;
+}
+inline Decision resume() { return Decision{Action::resume, {}}; }
 
 }  // namespace nestor::nested

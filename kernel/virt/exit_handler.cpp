@@ -137,7 +137,7 @@ ExitOutcome plain_msr(const VmExit& exit, VcpuState& state, ExitEnvironment& env
 }
 
 // Applies what the nested component decided about an exit.
-ExitOutcome apply(const nested::Decision& decision, const VmExit& exit, VcpuState& state, DeviceBus& bus,
+ExitOutcome apply(nested::Decision decision, const VmExit& exit, VcpuState& state, DeviceBus& bus,
                   ExitEnvironment& env) {
     switch (decision.action) {
     case nested::Action::complete:
@@ -458,8 +458,8 @@ ExitOutcome handle_hypercall(const VmExit& exit, VcpuState& state, ExitEnvironme
     return env.hypercall(state);
 }
 
-ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
-                                   DeviceBus& bus, ExitEnvironment& env, const ExitContext& context) {
+ExitOutcome handle_guest_mode_exit(nested::Decision decision, const VmExit& exit, VcpuState& state, DeviceBus& bus,
+                                   ExitEnvironment& env, const ExitContext& context) {
     if (decision.action != nested::Action::not_nested) return apply(decision, exit, state, bus, env);
     // L0's own exit while L2 runs: the rule for every exit, applied to L2's state - except that an
     // exception it raises is L1's when L1 intercepts it.

@@ -77,10 +77,8 @@ Decision decide(NestedVcpu& vcpu, const Result& result, x86::vmx::NestedHardware
     case Outcome::fail_valid: apply_flags(result, state); return complete();
     case Outcome::undefined_opcode: return inject_ud();
     case Outcome::general_protection: return inject_gp();
-    case Outcome::stack_fault: hw.inject_exception(kVectorSs, 0); return Decision{Action::resume, 0, nullptr};
-    case Outcome::page_fault:
-        hw.inject_page_fault(result.address, result.error);
-        return Decision{Action::resume, 0, nullptr};
+    case Outcome::stack_fault: hw.inject_exception(kVectorSs, 0); return resume();
+    case Outcome::page_fault: hw.inject_page_fault(result.address, result.error); return resume();
     case Outcome::stop: break;
     }
     return stop(result.report);

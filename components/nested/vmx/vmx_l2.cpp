@@ -420,7 +420,7 @@ Decision l2_nmi(NestedVcpu& vcpu, virt::VcpuState& state) {
     if (decision.action != Action::resume) return decision;
     hw->write(Level::l1, field::guest_interruptibility, interruptibility::nmi);
     if (!hw->write_ok()) return stop("nested VMX: L0 could not block L1's NMIs after an NMI exit");
-    return Decision{Action::complete, 0, nullptr};
+    return complete();
 }
 
 // INIT while L2 runs is an exit with reason 3 that changes nothing else of L2's (SDM 26.2) and

@@ -26,7 +26,7 @@ bool is_ud(const ExitOutcome& o) { return o.inject && o.vector == kVectorUd; }
 std::string called;
 nested::Decision record(const char* hook) {
     called = hook;
-    return nested::Decision{nested::Action::complete, 0x1234, nullptr};
+    return nested::Decision{nested::Action::complete, {0x1234}};
 }
 nested::NestedOps recording_ops() {
     nested::NestedOps ops{};
@@ -273,7 +273,7 @@ nested::Action answer = nested::Action::resume;
 int guest_exits = 0;
 nested::Decision answer_guest_exit(nested::NestedVcpu&, const VmExit&, VcpuState&) {
     ++guest_exits;
-    return nested::Decision{answer, 0, nullptr};
+    return nested::Decision{answer, {}};
 }
 
 }  // namespace

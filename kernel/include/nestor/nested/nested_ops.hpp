@@ -45,11 +45,16 @@ enum class Action : u8 {
     resume,
 };
 
+// Sixteen bytes, so that it comes back in two registers from every hook (the reflected exit's
+// own return among them): `action` says which member holds.
 struct Decision {
     Action action = Action::not_nested;
-    u64 value = 0;                 // an MSR read's result (complete) or what is left to write (forward)
-    const char* report = nullptr;  // Action::stop: one sentence for the log
+    union {
+        u64 value = 0;       // an MSR read's result (complete) or what is left to write (forward)
+        const char* report;  // Action::stop: one sentence for the log
+    };
 };
+static_assert(sizeof(Decision) == 16);
 
 struct NestedOps;
 struct NestedVcpu;

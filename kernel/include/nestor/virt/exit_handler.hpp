@@ -120,8 +120,8 @@ ExitOutcome handle_other_exit(const VmExit& exit, VcpuState& state, DeviceBus& b
                               const ExitContext& context);
 // An exit of L1's guest (L2) the nested component did not reflect into L1 itself: `decision` is
 // its judgement (NestedVcpu::guest_exit), never Action::resume.
-ExitOutcome handle_guest_mode_exit(const nested::Decision& decision, const VmExit& exit, VcpuState& state,
-                                   DeviceBus& bus, ExitEnvironment& env, const ExitContext& context);
+ExitOutcome handle_guest_mode_exit(nested::Decision decision, const VmExit& exit, VcpuState& state, DeviceBus& bus,
+                                   ExitEnvironment& env, const ExitContext& context);
 
 [[gnu::always_inline]] inline ExitOutcome dispatch_exit(const VmExit& exit, VcpuState& state, DeviceBus& bus,
                                                         ExitEnvironment& env, const ExitContext& context) {
