@@ -991,6 +991,70 @@ void pause_l2_timer(VmxVcpu& vcpu) {
     return exit;
 }
 
+// An event whose delivery the exit interrupted (IDT-vectoring information) is delivered again on
+// the next entry.
+[[gnu::always_inline]] inline void redeliver_interrupted_event(VmxVcpu& vcpu, const RawExit& raw) {
+    u32 vectoring = static_cast<u32>(vmread(field::idt_vectoring_info));
+    if (!(vectoring & intr_info::valid)) [[likely]]
+        return;
+    vcpu.pending_info =
+        vectoring & (intr_info::valid | intr_info::error_code_valid | intr_info::type_mask | intr_info::vector_mask);
+    vcpu.pending_error_code = static_cast<u32>(vmread(field::idt_vectoring_error_code));
+    vcpu.pending_instruction_length = raw.instruction_length;
+    vcpu.event_pending = true;
+    // An NMI whose delivery the exit interrupted left NMIs blocked, and VM entry refuses to
+    // inject one so: its delivery blocks them again (as KVM does).
+    if ((vectoring & intr_info::type_mask) == intr_info::type_nmi) [[unlikely]]
+        vmwrite(field::guest_interruptibility, vmread(field::guest_interruptibility) & ~interruptibility::nmi);
+}
+
+// The exits run_once does not read itself (those decoded_from_state_alone, I/O, EPT violations):
+// what they leave in the VMCS, read and acted on - the qualification, an exception's interruption
+// information, a physical interrupt to take, the preemption timer, an EPT misconfiguration's
+// address, the guest's state, an event whose delivery the exit interrupted, a failed entry's
+// report. True if it was L1's preemption timer for L2 that expired.
+[[gnu::always_inline]] inline bool read_other_exit(VmxVcpu& vcpu, VcpuState& state, RawExit& raw, bool l2_timer) {
+    raw.qualification = vmread(field::exit_qualification);
+    u32 basic_reason = raw.reason & exit_reason::basic_mask;
+    // Only an exception or NMI exit has interruption information (SDM 28.2.2): for the others it
+    // stays 0 here, not valid, as the CPU's field says for them.
+    if (basic_reason == exit_reason::exception_or_nmi) {
+        raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
+        raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
+    }
+    // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
+    // host's handler takes it, or the next entry would exit again at once.
+    if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
+    bool l1s_timer = false;
+    if (basic_reason == exit_reason::preemption_timer) {
+        l1s_timer = l2_timer && l1_timer_expired(vcpu);
+        if (!l1s_timer) {
+            slice_owner = nullptr;  // the next run starts a slice
+            pause_l2_timer(vcpu);
+        }
+    }
+    if (basic_reason == exit_reason::ept_misconfiguration) raw.guest_physical = vmread(field::guest_physical_address);
+    refresh_state(vcpu, state);
+    if (basic_reason == exit_reason::exception_or_nmi || basic_reason == exit_reason::machine_check)
+        intercepted_exception(state, raw);
+
+    redeliver_interrupted_event(vcpu, raw);
+
+    // vmcs02 failing the CPU's checks is L1's error, which the nested component gives L1 as the
+    // VM exit the CPU made: a hostile L1 must not fill the kernel's log with errors.
+    if ((raw.reason & exit_reason::entry_failure) && vcpu.nested_hardware.running_l2())
+        log::debug("vmx: L2's VM entry failed: exit reason {}, qualification {:#x}", basic_reason, raw.qualification);
+    else if (raw.reason & exit_reason::entry_failure)
+        log::error("vmx: VM entry failed: exit reason {} ({}), qualification {:#x}", basic_reason,
+                   basic_reason == exit_reason::invalid_guest_state ? "invalid guest state"
+                   : basic_reason == exit_reason::msr_loading       ? "MSR loading"
+                                                                    : "machine check",
+                   raw.qualification);
+    else if (basic_reason == exit_reason::ept_misconfiguration)
+        log::error("vmx: EPT misconfiguration at guest-physical {:#x}", raw.guest_physical);
+    return l1s_timer;
+}
+
 VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     u64 timer = 0;
     if (time_slice) {
@@ -1052,62 +1116,24 @@ VmExit run_once(VmxVcpu* vcpu, VcpuState& state, u64 time_slice) {
     RawExit raw{};
     raw.reason = static_cast<u32>(vmread(field::exit_reason));
     if (!(raw.reason & exit_reason::entry_failure)) vcpu->launched = true;
-    raw.qualification = vmread(field::exit_qualification);
     raw.instruction_length = static_cast<u32>(vmread(field::exit_instruction_length));
-    u32 basic_reason = raw.reason & exit_reason::basic_mask;
-    // Only an exception or NMI exit has interruption information (SDM 28.2.2): for the others it
-    // stays 0 here, not valid, as the CPU's field says for them.
-    if (basic_reason == exit_reason::exception_or_nmi) [[unlikely]] {
-        raw.interruption_info = static_cast<u32>(vmread(field::exit_interruption_info));
-        raw.interruption_error_code = static_cast<u32>(vmread(field::exit_interruption_error_code));
-    }
-    // A physical interrupt stays pending (not acknowledged on exit): open IF for a moment so the
-    // host's handler takes it, or the next entry would exit again at once.
-    if (basic_reason == exit_reason::external_interrupt) asm volatile("sti; nop; cli" ::: "memory");
     bool l1s_timer = false;  // L1's timer for L2 expired: an exit for the nested component
-    if (basic_reason == exit_reason::preemption_timer) {
-        l1s_timer = l2_timer && l1_timer_expired(*vcpu);
-        if (!l1s_timer) {
-            slice_owner = nullptr;  // the next run starts a slice
-            pause_l2_timer(*vcpu);
-        }
-    }
-    if (basic_reason == exit_reason::ept_violation || basic_reason == exit_reason::ept_misconfiguration) {
+    if (decoded_from_state_alone(raw.reason)) [[likely]] {
+        refresh_state(*vcpu, state);
+    } else if (raw.reason == exit_reason::io_instruction) {
+        raw.qualification = vmread(field::exit_qualification);
+        refresh_state(*vcpu, state);
+    } else if (raw.reason == exit_reason::ept_violation) {  // MMIO; it may come while an event is delivered
+        raw.qualification = vmread(field::exit_qualification);
         raw.guest_physical = vmread(field::guest_physical_address);
-        if (basic_reason == exit_reason::ept_violation && (raw.qualification & ept_qual::nmi_unblocking))
+        if (raw.qualification & ept_qual::nmi_unblocking) [[unlikely]]
             block_nmis_again();
+        refresh_state(*vcpu, state);
+        redeliver_interrupted_event(*vcpu, raw);
+    } else {
+        l1s_timer = read_other_exit(*vcpu, state, raw, l2_timer);
     }
-    refresh_state(*vcpu, state);
     state.cr8 = static_cast<u8>(*vcpu->vtpr >> 4);
-    if (basic_reason == exit_reason::exception_or_nmi || basic_reason == exit_reason::machine_check) [[unlikely]]
-        intercepted_exception(state, raw);
-
-    // An event whose delivery the exit interrupted is delivered again on the next entry.
-    u32 vectoring = static_cast<u32>(vmread(field::idt_vectoring_info));
-    if (vectoring & intr_info::valid) {
-        vcpu->pending_info = vectoring & (intr_info::valid | intr_info::error_code_valid | intr_info::type_mask |
-                                          intr_info::vector_mask);
-        vcpu->pending_error_code = static_cast<u32>(vmread(field::idt_vectoring_error_code));
-        vcpu->pending_instruction_length = raw.instruction_length;
-        vcpu->event_pending = true;
-        // An NMI whose delivery the exit interrupted left NMIs blocked, and VM entry refuses to
-        // inject one so: its delivery blocks them again (as KVM does).
-        if ((vectoring & intr_info::type_mask) == intr_info::type_nmi) [[unlikely]]
-            vmwrite(field::guest_interruptibility, vmread(field::guest_interruptibility) & ~interruptibility::nmi);
-    }
-
-    // vmcs02 failing the CPU's checks is L1's error, which the nested component gives L1 as the
-    // VM exit the CPU made: a hostile L1 must not fill the kernel's log with errors.
-    if ((raw.reason & exit_reason::entry_failure) && vcpu->nested_hardware.running_l2())
-        log::debug("vmx: L2's VM entry failed: exit reason {}, qualification {:#x}", basic_reason, raw.qualification);
-    else if (raw.reason & exit_reason::entry_failure)
-        log::error("vmx: VM entry failed: exit reason {} ({}), qualification {:#x}", basic_reason,
-                   basic_reason == exit_reason::invalid_guest_state ? "invalid guest state"
-                   : basic_reason == exit_reason::msr_loading       ? "MSR loading"
-                                                                    : "machine check",
-                   raw.qualification);
-    else if (basic_reason == exit_reason::ept_misconfiguration)
-        log::error("vmx: EPT misconfiguration at guest-physical {:#x}", raw.guest_physical);
     VmExit exit = decode_exit(raw, state);
     if (l1s_timer) [[unlikely]]
         exit.kind = ExitKind::unknown;  // not a slice's end: NestedHardware::arm_l2_timer

@@ -108,6 +108,36 @@ struct RawExit {
     u64 guest_physical;
 };
 
+// The exits whose handling needs nothing of the VMCS's exit information but the reason and the
+// instruction length (with the guest's state). An exit an instruction causes comes after any
+// event delivery, so its IDT-vectoring information is never valid (SDM 28.2.4); these are
+// decoded without their qualification, which is 0 or unused (SDM 28.2.1), or read where it is
+// needed: a CR access's by its emulation, a VMX instruction's by the nested component. `reason`
+// is the exit reason field: an entry failure (bit 31) is none of them.
+constexpr bool decoded_from_state_alone(u32 reason) {
+    switch (reason) {
+    case exit_reason::cpuid:
+    case exit_reason::vmcall:
+    case exit_reason::hlt:
+    case exit_reason::rdmsr:
+    case exit_reason::wrmsr:
+    case exit_reason::xsetbv:
+    case exit_reason::cr_access:
+    case exit_reason::vmclear:
+    case exit_reason::vmlaunch:
+    case exit_reason::vmptrld:
+    case exit_reason::vmptrst:
+    case exit_reason::vmread:
+    case exit_reason::vmresume:
+    case exit_reason::vmwrite:
+    case exit_reason::vmxoff:
+    case exit_reason::vmxon:
+    case exit_reason::invept:
+    case exit_reason::invvpid: return true;
+    default: return false;
+    }
+}
+
 // An OUT/IN/INS/OUTS from its exit qualification; the value is RAX masked to the size.
 virt::IoExit decode_io(u64 qualification, u64 rax);
 
