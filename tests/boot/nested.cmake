@@ -237,15 +237,17 @@ nestor_l1_boot_test(nested.l1_vmrun_checks l1_vmrun_checks l1_checks ARGS
   ${vmrun_check_expects}
   --expect "^\\[l1\\] good vmcb after 20 checks: exit 0x81, L2 ran$")
 
-# L0's timer while L2 runs: with short slices L2's loop spans dozens of preemptions of the domain
-# (checked below), yet L1's VMRUN ends only with L2's VMMCALL, every register as L2 left it. The
-# watchdog is raised so that a slower emulator cannot make it trip.
+# L0's timer while L2 runs: with short slices L2's loop spans many preemptions of the domain
+# (checked below: at least 5; usually about a hundred, but QEMU on a host busy with other
+# emulators delivers its timer late and took as few as 10), yet L1's VMRUN ends only with L2's
+# VMMCALL, every register as L2 left it. The watchdog is raised so that a slower emulator cannot
+# make it trip.
 nestor_l1_boot_test(nested.l1_l0_timer l1_l0_timer l1_l0_timer ARGS
   --append "nestor.time-slice=1000000 nestor.watchdog=5000"
   --expect "^\\[l1\\] L2 exit 0x81: vmmcall after its loop, rip at the vmmcall yes$"
   --expect "^\\[l1\\] L2 looped 5000000 times of 5000000, its tsc readings within L1's vmrun: yes$"
   --expect "^\\[l1\\] L2's registers intact: yes$"
-  --expect "^appliance: domain l1 was preempted ([5-9][0-9]|[1-9][0-9][0-9]+) times$"
+  --expect "^appliance: domain l1 was preempted ([5-9]|[1-9][0-9]+) times$"
   --expect "^\\[l1\\] L2 done$"
   --reject "without an exit \\(watchdog\\)")
 
