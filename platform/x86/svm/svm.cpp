@@ -505,7 +505,6 @@ Result<VcpuHandle, VirtError> svm_create_vcpu(VmHandle handle, const InitialMode
     const Vmcb& vmcb = *vcpu->vmcb;
     state.cr0 = vmcb.save.cr0;
     state.efer = vmcb.save.efer & ~kEferSvme;
-    state.cs_base = vmcb.save.cs.base;
     state.mode = mode_of(vmcb.save);
     state.rflags = vmcb.save.rflags;
     state.cr8 = 0;
@@ -591,7 +590,7 @@ inline const u8* code_page(SvmVcpu& vcpu, u64 linear_page) {
 // The full decode: prefixes, an instruction crossing into the next page, or a page not cached.
 [[gnu::noinline]] u8 decoded_length(SvmVcpu& vcpu, const VcpuState& state, InsnOp expected) {
     u8 bytes[kMaxInstructionLength];
-    u64 linear = state.cs_base + state.rip;
+    u64 linear = vcpu.vmcb->save.cs.base + state.rip;
     u64 offset = linear & (kPageSize - 1);
     const u8* code = nullptr;
     usize available = kMaxInstructionLength;
@@ -618,7 +617,7 @@ inline const u8* code_page(SvmVcpu& vcpu, u64 linear_page) {
 // The length of the instruction at CS:RIP if it is `expected`; 0 if it cannot be decoded or is
 // something else (the guest changed its code under the exit).
 inline u8 instruction_length(SvmVcpu& vcpu, const VcpuState& state, InsnOp expected) {
-    u64 linear = state.cs_base + state.rip;
+    u64 linear = vcpu.vmcb->save.cs.base + state.rip;
     u64 offset = linear & (kPageSize - 1);
     if (offset + kMaxInstructionLength <= kPageSize) {
         if (const u8* page = code_page(vcpu, linear - offset))
@@ -718,7 +717,6 @@ inline void write_efer(const VcpuState& state, VmcbSave& save) {
     state.rflags = save.rflags;
     state.reg(Gpr::rax) = save.rax;
     state.reg(Gpr::rsp) = save.rsp;
-    state.cs_base = save.cs.base;
     state.mode = mode_of(save);
 }
 
@@ -974,7 +972,7 @@ void svm_inject_exception(VcpuHandle handle, u8 vector, bool has_error_code, u32
 
 // The MOV to control register `cr` that exited, decoded from the guest's code (no decode assists).
 bool decode_cr_write(SvmVcpu& vcpu, const VcpuState& state, u8 cr, MovToCr& mov) {
-    u64 linear = state.cs_base + state.rip;
+    u64 linear = vcpu.vmcb->save.cs.base + state.rip;
     u64 offset = linear & (kPageSize - 1);
     if (offset + 5 > kPageSize) return false;
     const u8* code = code_page(vcpu, linear - offset);
@@ -1155,7 +1153,7 @@ void svm_set_xcr0(VcpuHandle handle, u64 xcr0) { guest_context_set_xcr0(vcpu_of(
 // decoded at every such exit: two page walks would be most of its cost), else through both walks.
 GuestCode svm_guest_code(VcpuHandle handle, const VcpuState& state, u8* scratch, usize size) {
     SvmVcpu* vcpu = vcpu_of(handle);
-    const u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    const u64 linear = code_linear_address(vcpu->vmcb->save.cs.base, state.rip, state.mode == CpuMode::long64);
     const u64 offset = linear & (kPageSize - 1);
     if (offset + size <= kPageSize)
         if (const u8* page = cached_code_page(*vcpu, linear - offset)) return {page + offset, size};

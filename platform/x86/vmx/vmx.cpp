@@ -845,7 +845,6 @@ Result<VcpuHandle, VirtError> vmx_create_vcpu(VmHandle handle, const InitialMode
 
     state.cr0 = s.cr0;
     state.efer = s.efer;
-    state.cs_base = s.cs.base;
     state.rflags = s.rflags;
     state.mode = guest_mode(s.cr0, s.efer, s.rflags, s.cs.access_rights);
     state.cr8 = 0;
@@ -866,7 +865,6 @@ void refresh_state(VmxVcpu& vcpu, VcpuState& state) {
         state.efer = vmread(field::guest_efer);
     else
         state.efer = vcpu.ia32e_mode ? kEferLme | kEferLma : 0;
-    state.cs_base = vmread(field::guest_cs_base);
     state.mode =
         guest_mode(state.cr0, state.efer, state.rflags, static_cast<u32>(vmread(field::guest_cs_access_rights)));
 }
@@ -1404,7 +1402,7 @@ GuestCode vmx_guest_code(VcpuHandle handle, const VcpuState& state, u8* scratch,
     VmxVcpu* vcpu = vcpu_of(handle);
     if (!make_current(*vcpu)) return {scratch, 0};
     GuestPaging paging{vmread(field::guest_cr0), vmread(field::guest_cr3), vmread(field::guest_cr4), state.efer};
-    u64 linear = code_linear_address(state.cs_base, state.rip, state.mode == CpuMode::long64);
+    u64 linear = code_linear_address(vmread(field::guest_cs_base), state.rip, state.mode == CpuMode::long64);
     u64 offset = linear & (kPageSize - 1);
     if (offset + size <= kPageSize)
         if (const u8* page = code_page(*vcpu, paging, linear - offset)) return {page + offset, size};

@@ -122,7 +122,6 @@ private:
         state.reg(virt::Gpr::rsp) = s.rsp;
         state.cr0 = s.cr0;
         state.efer = s.efer & ~kSvme;
-        state.cs_base = s.cs.base;
         bool long_mode = (s.efer & (u64{1} << 10)) && (s.cs.attrib & x86::svm::attrib::long_mode);
         state.mode = long_mode                                     ? virt::CpuMode::long64
                      : !(s.cr0 & 1)                                ? virt::CpuMode::real16

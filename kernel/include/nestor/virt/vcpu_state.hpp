@@ -29,10 +29,10 @@ struct VcpuState {
     // current at least after an MSR exit for EFER and while the nested component switches between
     // L1 and L2 (a backend may leave both older after other exits: only EFER's emulation reads them).
     u64 efer;
-    // Read-only for the kernel, as the others below (the backend refreshes cs_base and mode
-    // after each exit): what the exit handler needs to judge the guest's mode.
+    // Read-only for the kernel, as the others below (the backend refreshes mode after each exit):
+    // what the exit handler needs to judge the guest's mode. The code's linear address is the
+    // backend's business (VirtOps::guest_code reads CS's base where it fetches).
     u64 cr0;
-    u64 cs_base;
     CpuMode mode;
     // The guest's task priority, CR8 (0-15: the local APIC's TPR bits 7:4). The guest writes it
     // without an exit; the backend stores it here after each exit and loads it at each entry, so
