@@ -216,7 +216,6 @@ static_assert(sizeof(kEncodings) / sizeof(kEncodings[0]) == kVmcs12FieldCount);
 inline constexpr u32 kTypeShift = 10;  // bits 11:10: control, read-only data, guest state, host state
 inline constexpr u32 kTypeControl = 0;
 inline constexpr u32 kTypeReadOnly = 1;
-inline constexpr u32 kTypeGuestState = 2;
 inline constexpr u32 kTypeHostState = 3;
 inline constexpr u32 kIndexShift = 1;
 inline constexpr u32 kIndexMask = 0x1FF;

@@ -1217,7 +1217,7 @@ TEST_CASE("nested_vmx.vmresume_checks_again_what_changed_since_the_last_entry") 
         l1.state.mode = CpuMode::long64;
         l1.resume_l2();
     }
-    SECTION("a guest field: the checks that passed hold") {
+    SECTION("a guest field alone: L2 resumes with it") {
         REQUIRE(completed(l1.vmwrite(iv::field::guest_rip, 0x4100)));
         l1.resume_l2();
         CHECK(l1.hw.vmcs[1][iv::field::guest_rip] == 0x4100);
